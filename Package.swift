@@ -1,0 +1,124 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Settings every Swift target shares: Swift 6 strict concurrency plus the upcoming features
+/// the model codebases (Hummingbird, postgres-nio) turn on.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioExtras: Target.Dependency = .product(name: "NIOExtras", package: "swift-nio-extras")
+let nioEmbedded: Target.Dependency = .product(name: "NIOEmbedded", package: "swift-nio")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
+/// A service is a library (its logic, importable by tests) plus a thin executable.
+func service(_ folder: String, library: String, executable: String, dependencies: [Target.Dependency]) -> [Target] {
+    [
+        .target(name: library, dependencies: dependencies, path: "Services/\(folder)/Sources", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: executable,
+            dependencies: [.target(name: library), "CairnService"],
+            path: "Services/\(folder)/main",
+            swiftSettings: swiftSettings
+        ),
+    ]
+}
+
+let package = Package(
+    name: "Cairn",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "cairn", targets: ["cairn"]),
+        .executable(name: "cairn-supervisor", targets: ["cairn-supervisor"]),
+        .executable(name: "cairn-ingest", targets: ["cairn-ingest"]),
+        .executable(name: "cairn-identity", targets: ["cairn-identity"]),
+        .executable(name: "cairn-storage", targets: ["cairn-storage"]),
+        .executable(name: "cairn-reporting", targets: ["cairn-reporting"]),
+        .executable(name: "cairn-export", targets: ["cairn-export"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries: exactly one Swift module wraps each.
+        .systemLibrary(
+            name: "CLibPQ",
+            path: "Shared/CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite3",
+            path: "Shared/CSQLite3",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite3"])]
+        ),
+
+        // Shared libraries.
+        .target(name: "CairnCore", path: "Shared/CairnCore", swiftSettings: swiftSettings),
+        .target(
+            name: "CairnWire",
+            dependencies: ["CairnCore", nioCore, nioPosix, nioExtras, logging, serviceLifecycle],
+            path: "Shared/CairnWire",
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "CairnPostgres", dependencies: ["CLibPQ", "CairnCore", nioPosix, logging], path: "Shared/CairnPostgres", swiftSettings: swiftSettings),
+        .target(name: "CairnSQLite", dependencies: ["CSQLite3"], path: "Shared/CairnSQLite", swiftSettings: swiftSettings),
+        .target(
+            name: "CairnService",
+            dependencies: ["CairnCore", "CairnWire", logging, serviceLifecycle],
+            path: "Shared/CairnService",
+            swiftSettings: swiftSettings
+        ),
+    ]
+        + service("Storage", library: "CairnStorage", executable: "cairn-storage",
+                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
+        + service("Identity", library: "CairnIdentity", executable: "cairn-identity",
+                  dependencies: ["CairnCore", "CairnWire", "CairnService", logging, serviceLifecycle])
+        + service("Ingest", library: "CairnIngest", executable: "cairn-ingest",
+                  dependencies: ["CairnCore", "CairnWire", "CairnSQLite", "CairnService", logging, serviceLifecycle])
+        + service("Reporting", library: "CairnReporting", executable: "cairn-reporting",
+                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
+        + service("Export", library: "CairnExport", executable: "cairn-export",
+                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
+        + service("Supervisor", library: "CairnSupervisor", executable: "cairn-supervisor",
+                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle])
+        + [
+            .target(
+                name: "CairnCLI",
+                dependencies: ["CairnCore", "CairnWire", argumentParser],
+                path: "Services/CLI/Sources",
+                swiftSettings: swiftSettings
+            ),
+            .executableTarget(name: "cairn", dependencies: ["CairnCLI"], path: "Services/CLI/main", swiftSettings: swiftSettings),
+
+            // Tests: one target per library, plus the end-to-end suite against the real stack.
+            .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire"], path: "Tests/CairnTesting", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"], path: "Tests/CairnCoreTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "CairnWireTests",
+                dependencies: ["CairnWire", "CairnCore", nioCore, nioPosix, nioEmbedded, logging, serviceLifecycle],
+                path: "Tests/CairnWireTests",
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(name: "CairnSQLiteTests", dependencies: ["CairnSQLite"], path: "Tests/CairnSQLiteTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnPostgresTests", dependencies: ["CairnPostgres", "CairnTesting"], path: "Tests/CairnPostgresTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnCore", "CairnSQLite"], path: "Tests/CairnIngestTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnIdentityTests", dependencies: ["CairnIdentity", "CairnCore"], path: "Tests/CairnIdentityTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage", "CairnCore", "CairnPostgres", "CairnTesting"], path: "Tests/CairnStorageTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnReportingTests", dependencies: ["CairnReporting", "CairnCore"], path: "Tests/CairnReportingTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnExportTests", dependencies: ["CairnExport", "CairnCore"], path: "Tests/CairnExportTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnSupervisorTests", dependencies: ["CairnSupervisor", "CairnCore"], path: "Tests/CairnSupervisorTests", swiftSettings: swiftSettings),
+            .testTarget(name: "EndToEndTests", dependencies: ["CairnCore", "CairnWire", "CairnTesting"], path: "Tests/EndToEndTests", swiftSettings: swiftSettings),
+        ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,146 @@
+/// A JSON value with ordered object keys.
+///
+/// Cairn moves every event through several hops; Foundation's `JSONSerialization` boxes
+/// every value in an `NSObject` and cannot tell `true` from `1` on Linux, so Cairn parses
+/// and writes JSON itself. Object keys keep their order, so what a sender wrote is what
+/// the next hop sees.
+public enum JSON: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    /// An integer that fits in 64 bits, kept exact.
+    case int(Int64)
+    /// Any other number.
+    case double(Double)
+    case string(String)
+    case array([JSON])
+    case object(JSONObject)
+
+    /// The value for `key` when this is an object, else `nil`.
+    public subscript(key: String) -> JSON? {
+        if case .object(let object) = self { return object[key] }
+        return nil
+    }
+
+    public var stringValue: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+
+    public var intValue: Int64? {
+        switch self {
+        case .int(let value): return value
+        case .double(let value) where value.rounded() == value && abs(value) < 9.2e18: return Int64(value)
+        default: return nil
+        }
+    }
+
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let value): return Double(value)
+        case .double(let value): return value
+        default: return nil
+        }
+    }
+
+    public var boolValue: Bool? {
+        if case .bool(let value) = self { return value }
+        return nil
+    }
+
+    public var arrayValue: [JSON]? {
+        if case .array(let value) = self { return value }
+        return nil
+    }
+
+    public var objectValue: JSONObject? {
+        if case .object(let value) = self { return value }
+        return nil
+    }
+
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    /// A short name of the value's JSON type, for error messages.
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "boolean"
+        case .int, .double: return "number"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
+    }
+}
+
+/// A JSON object: key/value pairs in the order they were written.
+///
+/// Lookups are linear, which beats hashing for the small objects events carry.
+public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionaryLiteral {
+    public private(set) var pairs: [(key: String, value: JSON)]
+
+    public init() { pairs = [] }
+
+    public init(pairs: [(key: String, value: JSON)]) { self.pairs = pairs }
+
+    public init(dictionaryLiteral elements: (String, JSON)...) {
+        pairs = elements.map { (key: $0.0, value: $0.1) }
+    }
+
+    public var count: Int { pairs.count }
+    public var isEmpty: Bool { pairs.isEmpty }
+    public var keys: [String] { pairs.map(\.key) }
+
+    /// Reads or replaces the value for `key`; assigning `nil` removes the key.
+    public subscript(key: String) -> JSON? {
+        get {
+            for pair in pairs where pair.key == key { return pair.value }
+            return nil
+        }
+        set {
+            if let index = pairs.firstIndex(where: { $0.key == key }) {
+                if let newValue { pairs[index].value = newValue } else { pairs.remove(at: index) }
+            } else if let newValue {
+                pairs.append((key: key, value: newValue))
+            }
+        }
+    }
+
+    /// Appends without checking for an existing key; for builders that know keys are unique.
+    public mutating func append(_ key: String, _ value: JSON) {
+        pairs.append((key: key, value: value))
+    }
+
+    public func makeIterator() -> IndexingIterator<[(key: String, value: JSON)]> { pairs.makeIterator() }
+
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+        guard lhs.pairs.count == rhs.pairs.count else { return false }
+        for (left, right) in zip(lhs.pairs, rhs.pairs) where left.key != right.key || left.value != right.value {
+            return false
+        }
+        return true
+    }
+}
+
+extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral, ExpressibleByFloatLiteral
+{
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: JSON...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSON)...) {
+        self = .object(JSONObject(pairs: elements.map { (key: $0.0, value: $0.1) }))
+    }
+    public init(nilLiteral: ()) { self = .null }
+    public init(floatLiteral value: Double) { self = .double(value) }
+}
+
+extension JSON {
+    /// `.string(value)` or `.null` when `value` is nil.
+    public static func optional(_ value: String?) -> JSON { value.map(JSON.string) ?? .null }
+    /// `.int(value)` or `.null` when `value` is nil.
+    public static func optional(_ value: Int?) -> JSON { value.map { .int(Int64($0)) } ?? .null }
+}

@@ -1,0 +1,52 @@
+import NIOPosix
+import Synchronization
+
+/// A small pool of libpq connections whose blocking calls run on NIO's thread pool, so
+/// they never stall Swift's cooperative threads (only two on this hardware).
+public final class PostgresPool: Sendable {
+    public let conninfo: String
+    /// Idle connections kept for reuse. Defaults to `4`.
+    public let maximumIdle: Int
+    private let idle = Mutex<[PostgresConnection]>([])
+
+    public init(conninfo: String, maximumIdle: Int = 4) {
+        self.conninfo = conninfo
+        self.maximumIdle = maximumIdle
+    }
+
+    /// Runs `body` with a connection on a thread-pool thread.
+    ///
+    /// A connection that broke during `body` is discarded, so the next call reconnects.
+    public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive { [self] in
+            let connection = try checkout()
+            do {
+                let value = try body(connection)
+                checkin(connection)
+                return value
+            } catch {
+                checkin(connection)
+                throw error
+            }
+        }
+    }
+
+    /// Closes every idle connection.
+    public func drain() {
+        idle.withLock { $0.removeAll() }
+    }
+
+    private func checkout() throws(PostgresError) -> PostgresConnection {
+        while let connection = idle.withLock({ $0.popLast() }) {
+            if connection.isHealthy { return connection }
+        }
+        return try PostgresConnection(conninfo: conninfo)
+    }
+
+    private func checkin(_ connection: PostgresConnection) {
+        guard connection.isHealthy else { return }
+        idle.withLock { connections in
+            if connections.count < maximumIdle { connections.append(connection) }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+import CairnCore
+
+/// A method handler: takes the request's `params`, returns its `result`, or throws
+/// ``RPCError`` (any other error becomes a JSON-RPC internal error).
+public typealias RPCMethodHandler = @Sendable (JSON) async throws -> JSON
+
+/// Maps JSON-RPC method names to handlers.
+public struct RPCRouter: Sendable {
+    private var handlers: [String: RPCMethodHandler] = [:]
+
+    public init() {}
+
+    public mutating func register(_ method: String, _ handler: @escaping RPCMethodHandler) {
+        handlers[method] = handler
+    }
+
+    public var methods: [String] { handlers.keys.sorted() }
+
+    /// Runs the handler for `method`.
+    /// - Throws: ``RPCError`` for unknown methods and for whatever the handler throws.
+    public func handle(method: String, params: JSON) async throws(RPCError) -> JSON {
+        guard let handler = handlers[method] else {
+            throw RPCError(code: RPCError.methodNotFoundCode, message: "Method not found: \(method)", data: ["code": "method_not_found"])
+        }
+        do {
+            return try await handler(params)
+        } catch let error as RPCError {
+            throw error
+        } catch {
+            throw RPCError(code: RPCError.internalErrorCode, message: "Internal error: \(error)", data: ["code": "internal_error"])
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import CairnCore
+import NIOConcurrencyHelpers
+
+/// A client for a downstream service that reconnects on demand: after the peer restarts,
+/// the next call opens a fresh connection. Callers own retries and backoff.
+public final class ReconnectingClient: Sendable {
+    public let socketPath: String
+    private let maximumFrameSize: Int
+    private let current = NIOLockedValueBox<RPCClient?>(nil)
+
+    public init(socketPath: String, maximumFrameSize: Int = Framing.defaultMaximumFrameSize) {
+        self.socketPath = socketPath
+        self.maximumFrameSize = maximumFrameSize
+    }
+
+    public func call(_ method: String, _ params: JSON) async throws -> JSON {
+        let client = try await connectedClient()
+        do {
+            return try await client.call(method, params)
+        } catch let error as WireError {
+            current.withLockedValue { if $0 === client { $0 = nil } }
+            await client.close()
+            throw error
+        }
+    }
+
+    private func connectedClient() async throws -> RPCClient {
+        if let client = current.withLockedValue({ $0 }), !client.isClosed { return client }
+        let client = try await RPCClient.connect(socketPath: socketPath, maximumFrameSize: maximumFrameSize)
+        // Two callers may race to reconnect; the first connection stored wins.
+        let existing = current.withLockedValue { value -> RPCClient? in
+            if let value, !value.isClosed { return value }
+            value = client
+            return nil
+        }
+        if let existing {
+            await client.close()
+            return existing
+        }
+        return client
+    }
+
+    public func close() async {
+        let client = current.withLockedValue { value -> RPCClient? in
+            defer { value = nil }
+            return value
+        }
+        await client?.close()
+    }
+}
