@@ -14,6 +14,7 @@ let nioExtras: Target.Dependency = .product(name: "NIOExtras", package: "swift-n
 let nioEmbedded: Target.Dependency = .product(name: "NIOEmbedded", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
 /// A service is a library (its logic, importable by tests) plus a thin executable.
@@ -75,7 +76,7 @@ let package = Package(
         .target(name: "CairnSQLite", dependencies: ["CSQLite3"], path: "Shared/CairnSQLite", swiftSettings: swiftSettings),
         .target(
             name: "CairnService",
-            dependencies: ["CairnCore", "CairnWire", logging, serviceLifecycle],
+            dependencies: ["CairnCore", "CairnWire", logging, serviceLifecycle, unixSignals],
             path: "Shared/CairnService",
             swiftSettings: swiftSettings
         ),
@@ -91,7 +92,7 @@ let package = Package(
         + service("Export", library: "CairnExport", executable: "cairn-export",
                   dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
         + service("Supervisor", library: "CairnSupervisor", executable: "cairn-supervisor",
-                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle, unixSignals])
         + [
             .target(
                 name: "CairnCLI",

@@ -1,1 +1,4 @@
-print("x")
+import CairnService
+import CairnStorage
+
+await ServiceHost.run(name: "storage", setup: StorageService.setup)

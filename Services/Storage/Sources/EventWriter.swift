@@ -1,0 +1,165 @@
+import CairnCore
+import CairnPostgres
+import Synchronization
+
+/// The write path: one transaction per batch, events through COPY into a staging table and
+/// then into `events` with `ON CONFLICT DO NOTHING`, so a batch delivered twice leaves
+/// exactly the rows one delivery leaves. User and company upserts ride in the same
+/// transaction and are idempotent too.
+public final class EventWriter: Sendable {
+    /// Month partitions known to exist, by name.
+    private let knownPartitions = Mutex<Set<String>>([])
+
+    public init() {}
+
+    /// What one batch did.
+    public struct Outcome: Sendable, Equatable {
+        public var inserted: Int
+        public var duplicates: Int
+    }
+
+    static let columns = [
+        "app_token", "inserted_at", "internal_event_id", "event_type", "event_name", "user_id", "company_id",
+        "anonymous_id", "source", "hostname", "pathname", "screen_width", "screen_height", "device_type", "user_agent",
+        "operating_system", "browser", "browser_language", "session", "country_code", "metadata", "message_id",
+        "received_at", "origin",
+    ]
+
+    /// Writes `events` and applies the identity upserts in one transaction.
+    public func write(events: [CanonicalEvent], users: JSON, companies: JSON, on connection: PostgresConnection) throws(PostgresError) -> Outcome {
+        try ensurePartitions(for: events, on: connection)
+        let copyData = Self.copyText(events)
+        return try connection.transaction { () throws(PostgresError) -> Outcome in
+            try connection.execute("CREATE TEMP TABLE IF NOT EXISTS events_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+            var inserted = 0
+            if !events.isEmpty {
+                try connection.copyIn("COPY events_staging (\(Self.columns.joined(separator: ", "))) FROM STDIN", data: copyData)
+                inserted = try connection.execute("INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING").affectedRows
+            }
+            if case .array(let rows) = users, !rows.isEmpty {
+                try connection.execute(Self.upsertUsers, [users.serializedString()])
+            }
+            if case .array(let rows) = companies, !rows.isEmpty {
+                try connection.execute(Self.upsertCompanies, [companies.serializedString()])
+            }
+            return Outcome(inserted: inserted, duplicates: events.count - inserted)
+        }
+    }
+
+    /// Creates the month partitions the batch needs; `IF NOT EXISTS` makes it safe to repeat.
+    private func ensurePartitions(for events: [CanonicalEvent], on connection: PostgresConnection) throws(PostgresError) {
+        var needed: [String: (Timestamp, Timestamp)] = [:]
+        for event in events {
+            let bounds = event.insertedAt.utcMonthBounds
+            let parts = bounds.start.utcComponents
+            let name = "events_y\(parts.year)m\(parts.month < 10 ? "0" : "")\(parts.month)"
+            needed[name] = bounds
+        }
+        let missing = knownPartitions.withLock { known in needed.filter { !known.contains($0.key) } }
+        for (name, bounds) in missing.sorted(by: { $0.key < $1.key }) {
+            // Partition names and bounds come from timestamps we formatted, never from input text.
+            try connection.execute(
+                "CREATE TABLE IF NOT EXISTS \(name) PARTITION OF events FOR VALUES FROM ('\(bounds.0.description)') TO ('\(bounds.1.description)')")
+            _ = knownPartitions.withLock { $0.insert(name) }
+        }
+    }
+
+    /// Forgets cached partitions (after a reconnect to a possibly different database).
+    public func resetPartitionCache() {
+        knownPartitions.withLock { $0.removeAll() }
+    }
+
+    /// The events as PostgreSQL COPY text rows, in ``columns`` order.
+    static func copyText(_ events: [CanonicalEvent]) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(events.count * 400)
+        for event in events {
+            append(&out, event.appToken); tab(&out)
+            append(&out, event.insertedAt.description); tab(&out)
+            append(&out, String(event.internalEventIdBigint)); tab(&out)
+            append(&out, event.eventType.rawValue); tab(&out)
+            append(&out, event.eventName); tab(&out)
+            append(&out, event.userId); tab(&out)
+            append(&out, event.companyId); tab(&out)
+            append(&out, event.anonymousId); tab(&out)
+            append(&out, event.source); tab(&out)
+            append(&out, event.hostname); tab(&out)
+            append(&out, event.pathname); tab(&out)
+            append(&out, event.screenWidth.map(String.init)); tab(&out)
+            append(&out, event.screenHeight.map(String.init)); tab(&out)
+            append(&out, event.deviceType); tab(&out)
+            append(&out, event.userAgent); tab(&out)
+            append(&out, event.operatingSystem); tab(&out)
+            append(&out, event.browser); tab(&out)
+            append(&out, event.browserLanguage); tab(&out)
+            append(&out, event.session); tab(&out)
+            append(&out, event.countryCode); tab(&out)
+            appendEscaped(&out, JSON.object(event.metadata).serialized()); tab(&out)
+            append(&out, event.messageId); tab(&out)
+            append(&out, event.receivedAt.description); tab(&out)
+            append(&out, event.origin.rawValue)
+            out.append(0x0A)
+        }
+        return out
+    }
+
+    @inline(__always) private static func tab(_ out: inout [UInt8]) { out.append(0x09) }
+
+    private static func append(_ out: inout [UInt8], _ value: String?) {
+        guard let value else {
+            out.append(0x5C)
+            out.append(UInt8(ascii: "N"))
+            return
+        }
+        appendEscaped(&out, value.utf8)
+    }
+
+    /// COPY text escaping: backslash, tab, newline and carriage return; NUL cannot be stored
+    /// in PostgreSQL text and is dropped.
+    private static func appendEscaped<Bytes: Sequence<UInt8>>(_ out: inout [UInt8], _ bytes: Bytes) {
+        for byte in bytes {
+            switch byte {
+            case 0x5C: out.append(0x5C); out.append(0x5C)
+            case 0x09: out.append(0x5C); out.append(UInt8(ascii: "t"))
+            case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
+            case 0x0D: out.append(0x5C); out.append(UInt8(ascii: "r"))
+            case 0x00: break
+            default: out.append(byte)
+            }
+        }
+    }
+
+    static let upsertUsers = """
+        INSERT INTO users AS u (app_token, user_id, first_seen, last_seen, traits, traits_updated_at, company_id, company_updated_at)
+        SELECT app_token, user_id, first_seen, last_seen, COALESCE(traits, '{}'::jsonb), traits_updated_at, company_id, company_updated_at
+        FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, user_id text, first_seen timestamptz, last_seen timestamptz,
+             traits jsonb, traits_updated_at timestamptz, company_id text, company_updated_at timestamptz)
+        ON CONFLICT (app_token, user_id) DO UPDATE SET
+            first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
+            last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),
+            traits = CASE
+                WHEN EXCLUDED.traits_updated_at IS NULL THEN u.traits
+                WHEN u.traits_updated_at IS NULL OR EXCLUDED.traits_updated_at >= u.traits_updated_at THEN u.traits || EXCLUDED.traits
+                ELSE EXCLUDED.traits || u.traits END,
+            traits_updated_at = GREATEST(u.traits_updated_at, EXCLUDED.traits_updated_at),
+            company_id = CASE
+                WHEN EXCLUDED.company_updated_at IS NOT NULL AND (u.company_updated_at IS NULL OR EXCLUDED.company_updated_at >= u.company_updated_at)
+                THEN EXCLUDED.company_id ELSE u.company_id END,
+            company_updated_at = GREATEST(u.company_updated_at, EXCLUDED.company_updated_at)
+        """
+
+    static let upsertCompanies = """
+        INSERT INTO companies AS c (app_token, company_id, first_seen, last_seen, traits, traits_updated_at)
+        SELECT app_token, company_id, first_seen, last_seen, COALESCE(traits, '{}'::jsonb), traits_updated_at
+        FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, company_id text, first_seen timestamptz, last_seen timestamptz,
+             traits jsonb, traits_updated_at timestamptz)
+        ON CONFLICT (app_token, company_id) DO UPDATE SET
+            first_seen = LEAST(c.first_seen, EXCLUDED.first_seen),
+            last_seen = GREATEST(c.last_seen, EXCLUDED.last_seen),
+            traits = CASE
+                WHEN EXCLUDED.traits_updated_at IS NULL THEN c.traits
+                WHEN c.traits_updated_at IS NULL OR EXCLUDED.traits_updated_at >= c.traits_updated_at THEN c.traits || EXCLUDED.traits
+                ELSE EXCLUDED.traits || c.traits END,
+            traits_updated_at = GREATEST(c.traits_updated_at, EXCLUDED.traits_updated_at)
+        """
+}

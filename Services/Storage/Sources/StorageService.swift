@@ -1,0 +1,117 @@
+import CairnCore
+import CairnPostgres
+import CairnService
+import CairnWire
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The storage service: owns the schema, and commits batches of events (with the identity
+/// upserts identity computed) to PostgreSQL.
+///
+/// Methods:
+/// - `storage.write {events, users, companies}` → `{inserted, duplicates, rejected}`. Events
+///   that fail the canonical checks are returned in `rejected` (by index) instead of failing
+///   the batch, so one bad event cannot block the spool behind it.
+public enum StorageService {
+    public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
+        guard let databaseURL = context.environment.databaseURL else {
+            throw RPCError.application("configuration", "CAIRN_DATABASE_URL is not set; start Cairn with cairn-supervisor, which provides one")
+        }
+        let pool = PostgresPool(conninfo: databaseURL, maximumIdle: 2)
+        let writer = EventWriter()
+        let readiness = DatabaseReadiness()
+        let counters = context.counters
+        let logger = context.logger
+
+        var router = RPCRouter()
+        router.register("storage.write") { params in
+            if let problem = readiness.problem {
+                throw RPCError.application("storage_unavailable", problem)
+            }
+            guard let eventValues = params["events"]?.arrayValue else {
+                throw RPCError.invalidParams("params.events must be an array of canonical events")
+            }
+            var events: [CanonicalEvent] = []
+            events.reserveCapacity(eventValues.count)
+            var rejected: [JSON] = []
+            for (index, value) in eventValues.enumerated() {
+                do throws(EventError) {
+                    events.append(try CanonicalEvent(canonical: value))
+                } catch {
+                    rejected.append(["index": .int(Int64(index)), "code": .string(error.code.rawValue),
+                                     "field": .optional(error.field), "message": .string(error.message)])
+                }
+            }
+            let users = params["users"] ?? .array([])
+            let companies = params["companies"] ?? .array([])
+            let toWrite = events
+            do {
+                let outcome = try await pool.withConnection { connection in
+                    try writer.write(events: toWrite, users: users, companies: companies, on: connection)
+                }
+                counters.add("batches_committed")
+                counters.add("events_inserted", Int64(outcome.inserted))
+                counters.add("events_duplicate", Int64(outcome.duplicates))
+                counters.add("events_rejected", Int64(rejected.count))
+                return ["inserted": .int(Int64(outcome.inserted)), "duplicates": .int(Int64(outcome.duplicates)), "rejected": .array(rejected)]
+            } catch let error as PostgresError {
+                counters.add("write_failures")
+                if error.code == .unavailable {
+                    writer.resetPartitionCache()
+                    logger.warning("write failed, database unavailable", metadata: ["error": "\(error.message)"])
+                    throw RPCError.application("storage_unavailable", error.message)
+                }
+                logger.error("write failed", metadata: ["error": "\(error.message)", "sqlstate": "\(error.sqlState ?? "")"])
+                throw RPCError.application("write_failed", error.message)
+            }
+        }
+
+        return ServiceParts(
+            router: router,
+            background: [SchemaMigrator(pool: pool, readiness: readiness, logger: logger)],
+            healthProblem: { readiness.problem },
+            statusDetails: { ["database": .string(PostgresConfiguration.redacted(databaseURL))] })
+    }
+}
+
+/// Whether the database is migrated and reachable; `problem` says why not.
+final class DatabaseReadiness: Sendable {
+    private let state = Mutex<String?>("applying the schema migrations")
+
+    var problem: String? { state.withLock { $0 } }
+
+    func set(_ problem: String?) {
+        state.withLock { $0 = problem }
+    }
+}
+
+/// Applies the schema at start-up, retrying with backoff until the database answers, and
+/// says once, clearly, why it cannot (not a stack trace per attempt).
+struct SchemaMigrator: Service {
+    let pool: PostgresPool
+    let readiness: DatabaseReadiness
+    let logger: Logger
+
+    func run() async throws {
+        var delay = Duration.milliseconds(200)
+        var lastMessage: String?
+        while !Task.isShuttingDownGracefully {
+            do {
+                let version = try await pool.withConnection { try Schema.migrate($0) }
+                readiness.set(nil)
+                logger.info("schema ready", metadata: ["schema.version": "\(version)"])
+                return
+            } catch {
+                let message = (error as? PostgresError)?.message ?? "\(error)"
+                readiness.set(message)
+                if message != lastMessage {
+                    logger.error("database not ready; retrying", metadata: ["error": "\(message)"])
+                    lastMessage = message
+                }
+            }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import CairnCore
+import CairnWire
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// The parts a service contributes to its process: RPC methods, background work, and a
+/// health check.
+public struct ServiceParts: Sendable {
+    public var router: RPCRouter
+    /// Long-running work beside the socket server (e.g. ingest's forwarder).
+    public var background: [any Service]
+    /// Answers `system.health`: nil when healthy, else the reason it is not.
+    public var healthProblem: @Sendable () async -> String?
+    /// Extra fields for `system.status`.
+    public var statusDetails: @Sendable () async -> JSONObject
+
+    public init(router: RPCRouter, background: [any Service] = [], healthProblem: @escaping @Sendable () async -> String? = { nil },
+                statusDetails: @escaping @Sendable () async -> JSONObject = { JSONObject() }) {
+        self.router = router
+        self.background = background
+        self.healthProblem = healthProblem
+        self.statusDetails = statusDetails
+    }
+}
+
+/// What a service's setup receives.
+public struct ServiceContext: Sendable {
+    public let name: String
+    public let environment: ServiceEnvironment
+    public let logger: Logger
+    public let counters: Counters
+}
+
+/// Runs one Cairn service process: logging, the 0700 run directory, the RPC socket with
+/// `system.health` and `system.status`, background services, a watch on the supervisor,
+/// and graceful shutdown on SIGTERM or SIGINT.
+///
+/// Each executable's `main` is one call to ``run(name:setup:)``.
+public enum ServiceHost {
+    public static let version = CairnVersion.current
+
+    public static func run(name: String, setup: @Sendable (ServiceContext) async throws -> ServiceParts) async -> Never {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+            return handler
+        }
+        let logger = Logger(label: "cairn-\(name)")
+        // Sockets and spool files are private to the owner (DESIGN.md: 0600 in a 0700 directory).
+        umask(0o077)
+        signal(SIGPIPE, SIG_IGN)
+        let environment = ServiceEnvironment.fromProcessEnvironment()
+        do {
+            try RunDirectory.prepare(environment.runDirectory)
+            let counters = Counters()
+            let context = ServiceContext(name: name, environment: environment, logger: logger, counters: counters)
+            let parts = try await setup(context)
+            let started = ContinuousClock.now
+            let startedAt = Timestamp.now()
+            var router = parts.router
+            router.register("system.health") { _ in
+                if let problem = await parts.healthProblem() {
+                    return ["status": "unavailable", "service": .string(name), "reason": .string(problem)]
+                }
+                return ["status": "ok", "service": .string(name)]
+            }
+            router.register("system.status") { _ in
+                var status: JSONObject = [
+                    "service": .string(name), "version": .string(version), "pid": .int(Int64(getpid())),
+                    "started_at": .string(startedAt.description),
+                    "uptime_s": .double(Double((ContinuousClock.now - started).components.seconds)),
+                ]
+                let problem = await parts.healthProblem()
+                status["health"] = .string(problem == nil ? "ok" : "unavailable")
+                if let problem { status["reason"] = .string(problem) }
+                status["counters"] = counters.json
+                for (key, value) in await parts.statusDetails() { status[key] = value }
+                return .object(status)
+            }
+            let server = RPCServer(socketPath: environment.socketPath(of: name), router: router,
+                                   maximumFrameSize: environment.maximumFrameSize, logger: logger)
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = parts.background.map { .init(service: $0) }
+            services.append(.init(service: server))
+            if let supervisorPID = environment.supervisorPID {
+                services.append(.init(service: SupervisorWatch(supervisorPID: supervisorPID, logger: logger),
+                                      successTerminationBehavior: .gracefullyShutdownGroup))
+            }
+            var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration.maximumGracefulShutdownDuration = .seconds(20)
+            let group = ServiceGroup(configuration: configuration)
+            logger.info("started", metadata: ["service": "\(name)", "version": "\(version)", "pid": "\(getpid())"])
+            try await group.run()
+            logger.info("stopped", metadata: ["service": "\(name)"])
+            exit(0)
+        } catch {
+            // One clear line, not a stack trace (the supervisor shows it with the service prefix).
+            logger.critical("cannot run", metadata: ["service": "\(name)", "error": "\(error)"])
+            exit(1)
+        }
+    }
+}
+
+/// Shuts the service down when the supervisor that started it dies, so that children are
+/// never orphaned.
+struct SupervisorWatch: Service {
+    let supervisorPID: Int32
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if getppid() != supervisorPID {
+                logger.warning("supervisor is gone, shutting down", metadata: ["supervisor.pid": "\(supervisorPID)"])
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}
+
+/// Cairn's version, reported in `system.status` and the CLI.
+public enum CairnVersion {
+    public static let current = "0.1.0"
+}
