@@ -86,13 +86,13 @@ let package = Package(
         + service("Identity", library: "CairnIdentity", executable: "cairn-identity",
                   dependencies: ["CairnCore", "CairnWire", "CairnService", logging, serviceLifecycle])
         + service("Ingest", library: "CairnIngest", executable: "cairn-ingest",
-                  dependencies: ["CairnCore", "CairnWire", "CairnSQLite", "CairnService", logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnWire", "CairnSQLite", "CairnService", nioPosix, logging, serviceLifecycle])
         + service("Reporting", library: "CairnReporting", executable: "cairn-reporting",
                   dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
         + service("Export", library: "CairnExport", executable: "cairn-export",
                   dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
         + service("Supervisor", library: "CairnSupervisor", executable: "cairn-supervisor",
-                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle, unixSignals])
+                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle, unixSignals, argumentParser])
         + [
             .target(
                 name: "CairnCLI",

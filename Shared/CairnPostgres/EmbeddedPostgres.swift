@@ -105,6 +105,11 @@ public struct EmbeddedPostgres: Sendable {
         throw PostgresError(.clusterFailed, "the embedded PostgreSQL did not accept connections within \(timeout): \(lastError?.message ?? "")")
     }
 
+    /// Whether the server accepts connections right now.
+    public func isReady() -> Bool {
+        (try? PostgresConnection(conninfo: conninfo(database: "postgres"))) != nil
+    }
+
     /// Creates `database` unless it exists.
     public func createDatabase(_ database: String) throws(PostgresError) {
         let connection = try PostgresConnection(conninfo: conninfo(database: "postgres"))

@@ -81,7 +81,10 @@ public enum ServiceHost {
             }
             let server = RPCServer(socketPath: environment.socketPath(of: name), router: router,
                                    maximumFrameSize: environment.maximumFrameSize, logger: logger)
-            var services: [ServiceGroupConfiguration.ServiceConfiguration] = parts.background.map { .init(service: $0) }
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = parts.background.map {
+                // A background job that finishes (a migration) is done, not a failure.
+                .init(service: $0, successTerminationBehavior: .ignore)
+            }
             services.append(.init(service: server))
             if let supervisorPID = environment.supervisorPID {
                 services.append(.init(service: SupervisorWatch(supervisorPID: supervisorPID, logger: logger),

@@ -67,6 +67,12 @@ public final class RPCClient: Sendable {
     /// - Throws: ``RPCError`` when the peer answered with an error, ``WireError`` when the
     ///   connection failed before an answer came.
     public func call(_ method: String, _ params: JSON = .object(JSONObject())) async throws -> JSON {
+        try await call(method, rawParams: params.serialized())
+    }
+
+    /// Sends one request whose `params` are already-serialised JSON bytes, so a hop that
+    /// only relays events (ingest's forwarder) need not parse and re-encode them.
+    public func call(_ method: String, rawParams: [UInt8]) async throws -> JSON {
         let promise = channel.eventLoop.makePromise(of: JSON.self)
         let registered: Result<Int64, WireError> = state.withLockedValue { state in
             if let reason = state.closedReason { return .failure(reason) }
@@ -82,7 +88,7 @@ public final class RPCClient: Sendable {
         case .success(let value):
             id = value
         }
-        let frame = ByteBuffer(bytes: RPCMessage.request(id: id, method: method, params: params))
+        let frame = ByteBuffer(bytes: RPCMessage.request(id: id, method: method, rawParams: rawParams))
         channel.writeAndFlush(frame).whenFailure { [state] error in
             let waiting = state.withLockedValue { $0.pending.removeValue(forKey: id) }
             waiting?.fail(WireError(.connectionClosed, "write to \(self.socketPath) failed: \(error)"))

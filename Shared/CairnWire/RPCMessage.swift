@@ -5,13 +5,18 @@ import NIOCore
 public enum RPCMessage {
     /// A request's JSON text: `{"jsonrpc":"2.0","id":…,"method":…,"params":…}`.
     public static func request(id: Int64, method: String, params: JSON) -> [UInt8] {
-        var writer = JSONWriter(reservingCapacity: 128)
+        request(id: id, method: method, rawParams: params.serialized())
+    }
+
+    /// A request whose params are already JSON text.
+    public static func request(id: Int64, method: String, rawParams: [UInt8]) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: rawParams.count + 64)
         writer.writeRaw("{\"jsonrpc\":\"2.0\",\"id\":")
         writer.writeRaw(String(id))
         writer.writeRaw(",\"method\":")
         writer.writeString(method)
         writer.writeRaw(",\"params\":")
-        writer.write(params)
+        writer.writeRaw(bytes: rawParams)
         writer.writeRaw("}")
         return writer.bytes
     }

@@ -14,9 +14,13 @@ public final class ReconnectingClient: Sendable {
     }
 
     public func call(_ method: String, _ params: JSON) async throws -> JSON {
+        try await call(method, rawParams: params.serialized())
+    }
+
+    public func call(_ method: String, rawParams: [UInt8]) async throws -> JSON {
         let client = try await connectedClient()
         do {
-            return try await client.call(method, params)
+            return try await client.call(method, rawParams: rawParams)
         } catch let error as WireError {
             current.withLockedValue { if $0 === client { $0 = nil } }
             await client.close()

@@ -1,1 +1,3 @@
-print("x")
+import CairnCLI
+
+await CairnCommand.start()

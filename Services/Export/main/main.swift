@@ -1,1 +1,4 @@
-print("x")
+import CairnExport
+import CairnService
+
+await ServiceHost.run(name: "export", setup: ExportService.setup)

@@ -1,1 +1,4 @@
-print("x")
+import CairnIdentity
+import CairnService
+
+await ServiceHost.run(name: "identity", setup: IdentityService.setup)

@@ -1,1 +1,4 @@
-print("x")
+import CairnIngest
+import CairnService
+
+await ServiceHost.run(name: "ingest", setup: IngestService.setup)

@@ -1,1 +1,4 @@
-print("x")
+import CairnReporting
+import CairnService
+
+await ServiceHost.run(name: "reporting", setup: ReportingService.setup)

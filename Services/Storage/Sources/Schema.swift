@@ -74,8 +74,8 @@ public enum Schema {
     @discardableResult
     public static func migrate(_ connection: PostgresConnection) throws(PostgresError) -> Int {
         try connection.execute("CREATE TABLE IF NOT EXISTS cairn_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        try connection.execute("SELECT pg_advisory_lock(72_617_000)")
-        defer { _ = try? connection.execute("SELECT pg_advisory_unlock(72_617_000)") }
+        try connection.execute("SELECT pg_advisory_lock(72617000)")
+        defer { _ = try? connection.execute("SELECT pg_advisory_unlock(72617000)") }
         let applied = Set(try connection.execute("SELECT version FROM cairn_migrations").rows.compactMap { $0[0].flatMap { Int($0) } })
         for migration in migrations where !applied.contains(migration.version) {
             try connection.transaction { () throws(PostgresError) in

@@ -1,1 +1,3 @@
-print("x")
+import CairnSupervisor
+
+await SupervisorCommand.start()

@@ -1,0 +1,63 @@
+import ArgumentParser
+import CairnCore
+import CairnWire
+import Foundation
+
+/// `cairn`: the command line for a running Cairn stack.
+public struct CairnCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "cairn",
+        abstract: "Ingest, query and export product events with a running Cairn stack.",
+        version: "0.1.0",
+        subcommands: [Ingest.self, Report.self, Export.self, Status.self, DeadLetters.self])
+
+    public init() {}
+
+    /// Parses the command line and runs; the executable's whole `main`.
+    public static func start() async {
+        await main()
+    }
+}
+
+/// Options every command that talks to the stack shares.
+struct ConnectionOptions: ParsableArguments {
+    @Option(name: .long, help: "The stack's socket directory (default: $CAIRN_RUN_DIR, else $CAIRN_DATA_DIR/run, else ./var/run).")
+    var runDir: String?
+
+    var resolvedRunDirectory: String {
+        if let runDir { return runDir }
+        let environment = ProcessInfo.processInfo.environment
+        if let value = environment["CAIRN_RUN_DIR"], !value.isEmpty { return value }
+        let data = environment["CAIRN_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "./var"
+        return data + "/run"
+    }
+
+    /// Calls `method` on `service`, turning connection failures into one readable line.
+    func call(_ service: String, _ method: String, _ params: JSON) async throws -> JSON {
+        let socket = RunDirectory.socketPath(resolvedRunDirectory, service: service)
+        do {
+            return try await RPCClient.withConnection(socketPath: socket) { try await $0.call(method, params) }
+        } catch let error as WireError where error.code == .connectFailed {
+            throw CLIError("cannot reach the \(service) service at \(socket); is the stack running (make run)?")
+        } catch let error as RPCError {
+            throw CLIError(error.message)
+        }
+    }
+}
+
+/// How a report or listing is printed.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json, csv
+}
+
+/// A failure the CLI reports as one line on stderr, with a non-zero exit.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+func isTerminal(_ descriptor: Int32) -> Bool { isatty(descriptor) == 1 }

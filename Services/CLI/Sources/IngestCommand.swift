@@ -1,0 +1,115 @@
+import ArgumentParser
+import CairnCore
+import CairnWire
+import Foundation
+
+extension CairnCommand {
+    /// `cairn ingest FILE --app APP`: sends a file of records to ingest in batches.
+    struct Ingest: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send a file of events (JSON lines or a JSON array) to the ingest service.",
+            discussion: """
+                Each record is validated; good records are acknowledged once durable in the spool, \
+                bad ones are reported with their line number and kept as dead letters. \
+                Exit status: 0 when every record was accepted, 2 when some were rejected, 1 on failure.
+                """)
+
+        @Argument(help: "The file to ingest.", completion: .file())
+        var file: String
+
+        @Option(name: .long, help: "The app the events belong to.")
+        var app: String
+
+        @Option(name: .long, help: "The input format: auto (detect per record) or userpilot.")
+        var format: String = "auto"
+
+        @Option(name: .long, help: "Records per request.")
+        var batchSize: Int = 1000
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func validate() throws {
+            guard batchSize > 0, batchSize <= 50_000 else { throw ValidationError("--batch-size must be between 1 and 50000") }
+            guard EventNormalizer.FormatChoice(rawValue: format) != nil else {
+                throw ValidationError("--format must be one of \(EventNormalizer.FormatChoice.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+
+        func run() async throws {
+            let socket = RunDirectory.socketPath(connection.resolvedRunDirectory, service: "ingest")
+            let client: RPCClient
+            do {
+                client = try await RPCClient.connect(socketPath: socket)
+            } catch {
+                throw CLIError("cannot reach the ingest service at \(socket); is the stack running (make run)?")
+            }
+            do {
+                try await send(with: client)
+                await client.close()
+            } catch {
+                await client.close()
+                throw error
+            }
+        }
+
+        private func send(with client: RPCClient) async throws {
+            var reader = try RecordReader(path: file)
+            let started = ContinuousClock.now
+            let showProgress = isTerminal(2)
+            var accepted: Int64 = 0
+            var rejected: Int64 = 0
+            var errors: [JSON] = []
+            let source = (file as NSString).lastPathComponent
+            let maximumInFlight = 4
+
+            // A few requests in flight keep ingest busy while the next batch is read and encoded.
+            try await withThrowingTaskGroup(of: JSON.self) { group in
+                var inFlight = 0
+                func collect(_ result: JSON) {
+                    accepted += result["accepted"]?.intValue ?? 0
+                    rejected += result["rejected"]?.intValue ?? 0
+                    errors += result["errors"]?.arrayValue ?? []
+                    if showProgress {
+                        printError("\r\u{1B}[K\(accepted + rejected) records sent, \(rejected) rejected", terminator: "")
+                    }
+                }
+                while true {
+                    var records: [JSON] = []
+                    var lines: [JSON] = []
+                    var invalid: [JSON] = []
+                    while records.count < batchSize, let record = try reader.next() {
+                        records.append(.string(record.text))
+                        lines.append(.int(Int64(record.number)))
+                        if !record.isValidUTF8 { invalid.append(.int(Int64(record.number))) }
+                    }
+                    if records.isEmpty { break }
+                    let params: JSON = ["app": .string(app), "format": .string(format), "source": .string(source),
+                                        "records": .array(records), "lines": .array(lines), "invalid_utf8": .array(invalid)]
+                    if inFlight == maximumInFlight, let result = try await group.next() {
+                        collect(result)
+                        inFlight -= 1
+                    }
+                    group.addTask { try await client.call("ingest.submit", params) }
+                    inFlight += 1
+                }
+                for try await result in group { collect(result) }
+            }
+            if showProgress { printError("") }
+            for error in errors.sorted(by: { ($0["record"]?.intValue ?? 0) < ($1["record"]?.intValue ?? 0) }) {
+                let field = error["field"]?.stringValue.map { " field '\($0)'" } ?? ""
+                printError("\(file):\(error["record"]?.intValue ?? 0): \(error["code"]?.stringValue ?? "error"):\(field) \(error["message"]?.stringValue ?? "")")
+            }
+            if rejected > Int64(errors.count) {
+                printError("… and \(rejected - Int64(errors.count)) more rejected records (see `cairn dead-letters --app \(app)`)")
+            }
+            let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
+            let rate = seconds > 0 ? Int(Double(accepted + rejected) / seconds) : 0
+            print("ingested \(file): \(accepted) accepted, \(rejected) rejected in \(String(format: "%.2f", seconds)) s (\(rate) records/s)")
+            if rejected > 0 { throw ExitCode(2) }
+        }
+    }
+}
+
+func printError(_ text: String, terminator: String) {
+    FileHandle.standardError.write(Data((text + terminator).utf8))
+}

@@ -1,0 +1,75 @@
+import CairnCore
+
+/// Prints a `{columns, rows}` result as an aligned table, JSON (`{"rows": [...]}`), or CSV.
+enum TableRenderer {
+    static func render(_ result: JSON, format: OutputFormat) -> String {
+        let rows = result["rows"]?.arrayValue ?? []
+        var columns = result["columns"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        if columns.isEmpty, let first = rows.first?.objectValue { columns = first.keys }
+        switch format {
+        case .json:
+            return JSON.object(["rows": .array(rows)]).serializedString()
+        case .csv:
+            var lines = [columns.map(csvField).joined(separator: ",")]
+            for row in rows {
+                lines.append(columns.map { csvField(text(row[$0])) }.joined(separator: ","))
+            }
+            return lines.joined(separator: "\n")
+        case .table:
+            let cells = rows.map { row in columns.map { text(row[$0]) } }
+            var widths = columns.map(\.count)
+            for row in cells {
+                for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
+            }
+            func line(_ values: [String], numeric: [Bool]) -> String {
+                values.enumerated().map { index, value in
+                    let padding = String(repeating: " ", count: widths[index] - value.count)
+                    return numeric[index] ? padding + value : value + padding
+                }.joined(separator: "  ").trimmingTrailingSpaces()
+            }
+            let numeric = columns.map { column in
+                !rows.isEmpty && rows.allSatisfy { row in
+                    switch row[column] { case .int?, .double?, nil, .null?: return true; default: return false }
+                }
+            }
+            var output = [line(columns, numeric: numeric), line(widths.map { String(repeating: "-", count: $0) }, numeric: numeric)]
+            output += cells.map { line($0, numeric: numeric) }
+            if rows.isEmpty { output.append("(no rows)") }
+            return output.joined(separator: "\n")
+        }
+    }
+
+    static func text(_ value: JSON?) -> String {
+        switch value {
+        case nil, .null?: return ""
+        case .string(let text)?: return text
+        case .int(let number)?: return String(number)
+        case .double(let number)?:
+            return number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(format2(number))
+        case .bool(let flag)?: return flag ? "true" : "false"
+        case let other?: return other.serializedString()
+        }
+    }
+
+    private static func format2(_ number: Double) -> String {
+        let scaled = (number * 100).rounded() / 100
+        return String(scaled)
+    }
+
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingAll("\"", with: "\"\"") + "\""
+    }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var copy = Substring(self)
+        while copy.last == " " { copy.removeLast() }
+        return String(copy)
+    }
+
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}

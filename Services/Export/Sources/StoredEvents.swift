@@ -1,0 +1,94 @@
+import CairnCore
+import CairnPostgres
+
+/// Reads stored events back as canonical events, in event-time order, through a server-side
+/// cursor in one read-only snapshot: one sort, constant memory, consistent under writes.
+public struct StoredEvents {
+    public var app: String
+    public var since: Timestamp?
+    public var until: Timestamp?
+    /// Rows per cursor fetch. Defaults to `5000`.
+    public var pageSize = 5_000
+
+    public init(app: String, since: Timestamp?, until: Timestamp?) {
+        self.app = app
+        self.since = since
+        self.until = until
+    }
+
+    static let columns = """
+        app_token, inserted_at, internal_event_id, event_type, event_name, user_id, company_id, anonymous_id, source,
+        hostname, pathname, screen_width, screen_height, device_type, user_agent, operating_system, browser,
+        browser_language, session, country_code, metadata::text, message_id, received_at, origin
+        """
+
+    /// Calls `body` with each page of events; a row that no longer reads as a canonical event
+    /// is passed to `corrupt` instead of stopping the export.
+    public func forEachPage(
+        on connection: PostgresConnection, _ body: ([CanonicalEvent]) throws -> Void, corrupt: (String, EventError) -> Void
+    ) throws {
+        try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        do {
+            try connection.execute("SET LOCAL TimeZone = 'UTC'")
+            var clauses = ["app_token = $1"]
+            var parameters: [String?] = [app]
+            if let since {
+                parameters.append(since.description)
+                clauses.append("inserted_at >= $\(parameters.count)")
+            }
+            if let until {
+                parameters.append(until.description)
+                clauses.append("inserted_at < $\(parameters.count)")
+            }
+            try connection.execute(
+                "DECLARE export_cursor NO SCROLL CURSOR FOR SELECT \(Self.columns) FROM events WHERE \(clauses.joined(separator: " AND ")) ORDER BY inserted_at, internal_event_id",
+                parameters)
+            while true {
+                let page = try connection.execute("FETCH \(pageSize) FROM export_cursor")
+                if page.rows.isEmpty { break }
+                var events: [CanonicalEvent] = []
+                events.reserveCapacity(page.rows.count)
+                for row in page.rows {
+                    do throws(EventError) {
+                        events.append(try Self.event(from: row))
+                    } catch {
+                        corrupt(row[2] ?? "?", error)
+                    }
+                }
+                try body(events)
+            }
+            try connection.execute("COMMIT")
+        } catch {
+            if connection.isHealthy { _ = try? connection.execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    static func event(from row: [String?]) throws(EventError) -> CanonicalEvent {
+        func time(_ index: Int, _ name: String) throws(EventError) -> Timestamp {
+            guard let text = row[index], let value = Timestamp(parsing: text) else {
+                throw EventError(.invalidField, field: name, "stored value '\(row[index] ?? "NULL")' is not a timestamp")
+            }
+            return value
+        }
+        guard let typeName = row[3], let type = EventType(rawValue: typeName) else {
+            throw EventError(.invalidField, field: "event_type", "stored value '\(row[3] ?? "NULL")' is not an event type")
+        }
+        guard let originName = row[23], let origin = InputFormat(rawValue: originName) else {
+            throw EventError(.invalidField, field: "origin", "stored value '\(row[23] ?? "NULL")' is not an input format")
+        }
+        var metadata = JSONObject()
+        if let text = row[20], case .object(let object)? = try? JSONParser.parse(text) { metadata = object }
+        let event = CanonicalEvent(
+            appToken: row[0] ?? "", eventType: type, eventName: row[4] ?? "", userId: row[5], companyId: row[6],
+            anonymousId: row[7], source: row[8] ?? "", insertedAt: try time(1, "inserted_at"), hostname: row[9],
+            pathname: row[10], screenWidth: row[11].flatMap { Int($0) }, screenHeight: row[12].flatMap { Int($0) },
+            deviceType: row[13], userAgent: row[14], operatingSystem: row[15], browser: row[16], browserLanguage: row[17],
+            session: row[18], countryCode: row[19], metadata: metadata, messageId: row[21],
+            receivedAt: try time(22, "received_at"), origin: origin)
+        if let stored = row[2].flatMap({ Int64($0) }), stored != event.internalEventIdBigint {
+            throw EventError(.invalidField, field: "internal_event_id", "stored id \(stored) does not match the event's key fields")
+        }
+        return event
+    }
+}

@@ -1,0 +1,290 @@
+import CairnCore
+import CairnPostgres
+import CairnService
+import CairnWire
+import Foundation
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Brings the stack up and keeps it up: the database (its own PostgreSQL cluster when
+/// `CAIRN_DATABASE_URL` is unset), then each service in dependency order, each waited on
+/// until `system.health` answers ok; restarts crashed children with exponential backoff;
+/// and on graceful shutdown stops them in reverse order, SIGTERM then SIGKILL after the
+/// stack's deadline.
+public final class StackRunner: Service, Sendable {
+    let stack: StackFile
+    let environment: ServiceEnvironment
+    let binDirectory: String
+    let logger: Logger
+    private let state = Mutex(State())
+    /// A service that ran this long before exiting is restarted with the initial backoff again.
+    static let stableAfter: Duration = .seconds(30)
+
+    struct Child: Sendable {
+        var process: ChildProcess?
+        var state = "starting"
+        var restarts = 0
+        var startedAt = ContinuousClock.now
+        var lastExit: String?
+        var exited = true
+        var recentOutput: [String] = []
+    }
+
+    struct State: Sendable {
+        var stopping = false
+        var phase = "starting"
+        var databaseURL: String?
+        var children: [String: Child] = [:]
+    }
+
+    public init(stack: StackFile, environment: ServiceEnvironment, binDirectory: String, logger: Logger) {
+        self.stack = stack
+        self.environment = environment
+        self.binDirectory = binDirectory
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            do {
+                let databaseURL = try await startDatabase(in: &group)
+                state.withLock { $0.databaseURL = databaseURL }
+                for entry in stack.services {
+                    let command = [try executablePath(entry.executable)] + entry.arguments
+                    var childEnvironment = baseEnvironment(databaseURL: databaseURL)
+                    childEnvironment.merge(entry.environment) { _, new in new }
+                    let finalEnvironment = childEnvironment
+                    group.addTask { await self.supervise(name: entry.name, command: command, environment: finalEnvironment, policy: entry.restart, signal: SIGTERM) }
+                    try await waitUntilHealthy(entry.name)
+                }
+                state.withLock { $0.phase = "running" }
+                logger.info("stack is up", metadata: ["stack": "\(stack.name)", "services": "\(stack.services.map(\.name).joined(separator: ","))", "run.dir": "\(environment.runDirectory)"])
+                try? await gracefulShutdown()
+            } catch is CancellationError where Task.isShuttingDownGracefully {
+                logger.info("start-up interrupted by shutdown")
+            } catch {
+                logger.critical("stack failed to start", metadata: ["error": "\(error)"])
+                await stopAll()
+                throw error
+            }
+            await stopAll()
+        }
+        logger.info("stack stopped")
+    }
+
+    // MARK: - Database
+
+    private func startDatabase(in group: inout ThrowingDiscardingTaskGroup<any Error>) async throws -> String {
+        if let url = environment.databaseURL {
+            do {
+                _ = try await NIOThreadPool.singleton.runIfActive { try PostgresConnection(conninfo: url) }
+            } catch let error as PostgresError {
+                throw SupervisorError(.database, "CAIRN_DATABASE_URL is set but PostgreSQL is unreachable: \(error.message)")
+            }
+            logger.info("using external PostgreSQL", metadata: ["database": "\(PostgresConfiguration.redacted(url))"])
+            return url
+        }
+        let cluster = try EmbeddedPostgres(baseDirectory: environment.dataDirectory + "/postgres")
+        logger.info("starting the embedded PostgreSQL", metadata: ["cluster": "\(cluster.clusterDirectory)", "os.user": "\(cluster.account?.name ?? "(current)")"])
+        try await NIOThreadPool.singleton.runIfActive { try cluster.prepare() }
+        let command = try cluster.serverCommand()
+        var postgresEnvironment = ProcessInfo.processInfo.environment
+        postgresEnvironment["LC_ALL"] = "C"
+        let finalEnvironment = postgresEnvironment
+        group.addTask { await self.supervise(name: "postgres", command: command, environment: finalEnvironment, policy: .always, signal: SIGINT) }
+        do {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while try await !NIOThreadPool.singleton.runIfActive({ cluster.isReady() }) {
+                guard !Task.isShuttingDownGracefully else { throw CancellationError() }
+                guard ContinuousClock.now < deadline else { throw SupervisorError(.database, "no connection within 60 seconds") }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await NIOThreadPool.singleton.runIfActive { try cluster.createDatabase("cairn") }
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            let output = state.withLock { $0.children["postgres"]?.recentOutput.joined(separator: "\n") ?? "" }
+            throw SupervisorError(.database, "the embedded PostgreSQL did not start: \(error)\n\(output)")
+        }
+        return cluster.conninfo(database: "cairn")
+    }
+
+    // MARK: - Children
+
+    private func baseEnvironment(databaseURL: String) -> [String: String] {
+        var values = ProcessInfo.processInfo.environment
+        values["CAIRN_DATA_DIR"] = environment.dataDirectory
+        values["CAIRN_RUN_DIR"] = environment.runDirectory
+        values["CAIRN_DATABASE_URL"] = databaseURL
+        values["CAIRN_SUPERVISOR_PID"] = String(getpid())
+        values["CAIRN_MAX_FRAME_BYTES"] = String(environment.maximumFrameSize)
+        return values
+    }
+
+    private func executablePath(_ executable: String) throws(SupervisorError) -> String {
+        let path = executable.contains("/") ? executable : binDirectory + "/" + executable
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw SupervisorError(.spawnFailed, "cannot find the executable \(path); build with `swift build` first")
+        }
+        return path
+    }
+
+    /// Runs one child until the stack stops, restarting it per `policy` with backoff.
+    private func supervise(name: String, command: [String], environment: [String: String], policy: StackFile.RestartPolicy, signal: Int32) async {
+        var backoff = stack.initialBackoff
+        while true {
+            if state.withLock({ $0.stopping }) { return }
+            let process: ChildProcess
+            do {
+                process = try ChildProcess(name: name, arguments: command, environment: environment) { [weak self] line in
+                    self?.forward(line, from: name)
+                }
+            } catch {
+                logger.error("cannot start service", metadata: ["service": "\(name)", "error": "\(error)"])
+                state.withLock { $0.children[name, default: Child()].state = "failed" }
+                return
+            }
+            let started = ContinuousClock.now
+            state.withLock { state in
+                var child = state.children[name] ?? Child()
+                child.process = process
+                child.state = "running"
+                child.startedAt = started
+                child.exited = false
+                state.children[name] = child
+            }
+            let termination = await process.waitForExit()
+            let stopping = state.withLock { state -> Bool in
+                state.children[name]?.exited = true
+                state.children[name]?.lastExit = termination.description
+                state.children[name]?.state = state.stopping ? "stopped" : "exited"
+                return state.stopping
+            }
+            if stopping { return }
+            let failed = termination != .exited(0)
+            guard policy == .always || (policy == .onFailure && failed) else {
+                logger.warning("service exited and will not be restarted", metadata: ["service": "\(name)", "exit": "\(termination)"])
+                return
+            }
+            if ContinuousClock.now - started > Self.stableAfter { backoff = stack.initialBackoff }
+            let restarts = state.withLock { state -> Int in
+                state.children[name]?.restarts += 1
+                state.children[name]?.state = "restarting"
+                return state.children[name]?.restarts ?? 0
+            }
+            logger.warning("service exited unexpectedly; restarting", metadata: [
+                "service": "\(name)", "exit": "\(termination)", "restart.in": "\(backoff)", "restarts": "\(restarts)",
+            ])
+            let deadline = ContinuousClock.now + backoff
+            while ContinuousClock.now < deadline {
+                if state.withLock({ $0.stopping }) { return }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            backoff = min(backoff * 2, stack.maximumBackoff)
+        }
+    }
+
+    private func forward(_ line: String, from name: String) {
+        state.withLock { state in
+            var lines = state.children[name]?.recentOutput ?? []
+            lines.append(line)
+            if lines.count > 8 { lines.removeFirst(lines.count - 8) }
+            state.children[name]?.recentOutput = lines
+        }
+        let padded = name.padding(toLength: 9, withPad: " ", startingAt: 0)
+        FileHandle.standardError.write(Data("\(padded)| \(line)\n".utf8))
+    }
+
+    private func waitUntilHealthy(_ name: String) async throws {
+        let socket = environment.socketPath(of: name)
+        let clock = ContinuousClock()
+        let deadline = clock.now + stack.healthTimeout
+        var reason = "no answer on \(socket)"
+        while clock.now < deadline {
+            guard !Task.isShuttingDownGracefully else { throw CancellationError() }
+            do {
+                let health = try await RPCClient.withConnection(socketPath: socket) { try await $0.call("system.health") }
+                if health["status"]?.stringValue == "ok" {
+                    logger.info("service is healthy", metadata: ["service": "\(name)"])
+                    return
+                }
+                reason = health["reason"]?.stringValue ?? "unhealthy"
+            } catch {
+                if let exit = state.withLock({ $0.children[name]?.lastExit }) {
+                    reason = "it exited (\(exit)): " + (state.withLock { $0.children[name]?.recentOutput.last } ?? "")
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw SupervisorError(.unhealthy, "service '\(name)' did not become healthy within \(stack.healthTimeout): \(reason)")
+    }
+
+    /// Stops every child, services in reverse dependency order and the database last.
+    private func stopAll() async {
+        state.withLock { $0.stopping = true; $0.phase = "stopping" }
+        for entry in stack.services.reversed() {
+            await stop(entry.name, signal: SIGTERM)
+        }
+        await stop("postgres", signal: SIGINT)
+    }
+
+    private func stop(_ name: String, signal: Int32) async {
+        guard let process = state.withLock({ $0.children[name].flatMap { $0.exited ? nil : $0.process } }) else { return }
+        logger.info("stopping service", metadata: ["service": "\(name)", "pid": "\(process.pid)"])
+        process.send(signal)
+        if await waitForExit(name, within: stack.shutdownTimeout) { return }
+        logger.warning("service did not stop in time; killing it", metadata: ["service": "\(name)", "deadline": "\(stack.shutdownTimeout)"])
+        process.send(SIGKILL)
+        _ = await waitForExit(name, within: .seconds(5))
+    }
+
+    private func waitForExit(_ name: String, within timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if state.withLock({ $0.children[name]?.exited ?? true }) { return true }
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        return false
+    }
+
+    // MARK: - Status
+
+    /// `supervisor.status`: every child's supervision state plus its own `system.status`.
+    public func status() async -> JSON {
+        let (phase, children) = state.withLock { ($0.phase, $0.children) }
+        let names = (children["postgres"] != nil ? ["postgres"] : []) + stack.services.map(\.name)
+        var rows: [JSON] = []
+        for name in names {
+            let child = children[name] ?? Child()
+            var row: JSONObject = [
+                "name": .string(name), "state": .string(child.state), "pid": child.exited ? .null : .int(Int64(child.process?.pid ?? 0)),
+                "restarts": .int(Int64(child.restarts)),
+                "uptime_s": child.exited ? .null : .int((ContinuousClock.now - child.startedAt).components.seconds),
+                "last_exit": .optional(child.lastExit),
+            ]
+            if name != "postgres", !child.exited {
+                do {
+                    row["status"] = try await RPCClient.withConnection(socketPath: environment.socketPath(of: name)) {
+                        try await $0.call("system.status")
+                    }
+                } catch {
+                    row["status"] = ["health": "unreachable", "reason": .string("\(error)")]
+                }
+            }
+            rows.append(.object(row))
+        }
+        return ["stack": .string(stack.name), "phase": .string(phase), "supervisor_pid": .int(Int64(getpid())), "services": .array(rows)]
+    }
+
+    /// nil once every service is up, else what the stack is doing.
+    public var healthProblem: String? {
+        let phase = state.withLock { $0.phase }
+        return phase == "running" ? nil : "stack is \(phase)"
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import CairnService
+import CairnWire
+import Foundation
+
+/// `cairn-supervisor --stack compose/<file>`: runs the whole stack in the foreground.
+public struct SupervisorCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "cairn-supervisor",
+        abstract: "Start Cairn's services from a stack file and keep them running.",
+        version: CairnVersion.current)
+
+    @Option(name: .long, help: "The stack file to run.", completion: .file(extensions: ["json"]))
+    var stack: String = "compose/default.json"
+
+    @Option(name: .long, help: "The data directory (default: $CAIRN_DATA_DIR or ./var).")
+    var dataDir: String?
+
+    @Option(name: .long, help: "The socket directory (default: $CAIRN_RUN_DIR or <data-dir>/run).")
+    var runDir: String?
+
+    public init() {}
+
+    public func run() async throws {
+        let stackFile = try StackFile.load(path: stack)
+        let current = ServiceEnvironment.fromProcessEnvironment()
+        // Children get absolute paths, whatever directory they are started from.
+        let dataDirectory = absolute(dataDir ?? current.dataDirectory)
+        let runDirectory = absolute(runDir ?? ProcessInfo.processInfo.environment["CAIRN_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ServiceEnvironment.defaultRunDirectory(dataDirectory: dataDirectory))
+        setenv("CAIRN_DATA_DIR", dataDirectory, 1)
+        setenv("CAIRN_RUN_DIR", runDirectory, 1)
+        // The supervisor is nobody's child in the stack.
+        unsetenv("CAIRN_SUPERVISOR_PID")
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let binDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+        await ServiceHost.run(name: "supervisor") { context in
+            let runner = StackRunner(stack: stackFile, environment: context.environment, binDirectory: binDirectory, logger: context.logger)
+            var router = RPCRouter()
+            router.register("supervisor.status") { _ in await runner.status() }
+            return ServiceParts(router: router, background: [runner], healthProblem: { runner.healthProblem })
+        }
+    }
+
+    private func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path
+    }
+}
+
+extension SupervisorCommand {
+    /// Parses the command line and runs; the executable's whole `main`.
+    public static func start() async {
+        await main()
+    }
+}

@@ -1,0 +1,23 @@
+/// Why the supervisor could not bring up or keep up the stack.
+public struct SupervisorError: Error, Sendable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        public static let invalidStack = Code(rawValue: "invalid_stack")
+        public static let spawnFailed = Code(rawValue: "spawn_failed")
+        public static let unhealthy = Code(rawValue: "unhealthy")
+        public static let database = Code(rawValue: "database")
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}
