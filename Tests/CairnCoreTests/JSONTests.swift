@@ -1,0 +1,58 @@
+import CairnCore
+import Testing
+
+@Suite struct JSONTests {
+    @Test func parsesAndWritesEveryKind() throws {
+        let text = #"{"s":"a\"b\\c\n\u00e9\ud83d\ude00","i":-42,"big":12345678901234567890,"d":1.5e3,"t":true,"f":false,"n":null,"a":[1,[2,{}]],"o":{"k":"v"}}"#
+        let value = try JSONParser.parse(text)
+        #expect(value["s"]?.stringValue == "a\"b\\c\né😀")
+        #expect(value["i"] == .int(-42))
+        #expect(value["big"]?.doubleValue == 12345678901234567890.0)
+        #expect(value["d"] == .double(1500))
+        #expect(value["t"] == .bool(true))
+        #expect(value["n"] == .null)
+        #expect(value["a"]?.arrayValue?.count == 2)
+        #expect(try JSONParser.parse(value.serializedString()) == value)
+    }
+
+    @Test func keepsKeyOrderAndLastDuplicateWins() throws {
+        let value = try JSONParser.parse(#"{"b":1,"a":2,"b":3}"#)
+        #expect(value.objectValue?.keys == ["b", "a"])
+        #expect(value["b"] == .int(3))
+        #expect(value.serializedString() == #"{"b":3,"a":2}"#)
+    }
+
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\":}", "NaN", "Infinity", "-Infinity", "01", "1.", "1e", "\"abc", "{\"a\" 1}",
+        "[1] x", "\"\u{01}\"", "\"\\x\"", "\"\\ud800\"", "tru", "nul", "{'a':1}", "1e999",
+    ])
+    func refusesInvalidDocuments(_ text: String) {
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
+    }
+
+    @Test func refusesInvalidUTF8() {
+        let bytes: [UInt8] = [0x22, 0xC3, 0x28, 0x22]
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(bytes) }
+    }
+
+    @Test func capsNestingDepth() throws {
+        let deep = String(repeating: "[", count: 300) + String(repeating: "]", count: 300)
+        #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }
+        let fine = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect(try JSONParser.parse(fine).arrayValue != nil)
+    }
+
+    @Test func errorNamesTheOffset() {
+        do {
+            _ = try JSONParser.parse(#"{"a":1,"b":x}"#)
+            Issue.record("expected a parse error")
+        } catch {
+            #expect(error.offset == 11)
+        }
+    }
+
+    @Test func escapesControlCharactersWhenWriting() {
+        let value: JSON = ["k": .string("tab\there\u{01}")]
+        #expect(value.serializedString() == #"{"k":"tab\there\u0001"}"#)
+    }
+}
