@@ -1,4 +1,5 @@
 import CLibPQ
+import Foundation
 
 /// One libpq connection. Not thread-safe: ``PostgresPool`` hands it to one caller at a time.
 ///
@@ -133,9 +134,11 @@ public final class PostgresConnection: @unchecked Sendable {
         return PostgresError(.queryFailed, message, sqlState: state)
     }
 
+    /// libpq's message folded onto one line (it spreads hints over several).
     private static func trimmed(_ text: UnsafePointer<CChar>?) -> String {
         guard let text else { return "" }
-        return String(cString: text).trimmingTrailingWhitespace()
+        return String(cString: text).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
     }
 }
 

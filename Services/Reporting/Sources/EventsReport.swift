@@ -22,6 +22,10 @@ public struct EventsReport: Sendable {
     public var eventName: String?
     public var eventType: EventType?
     public var top: Int?
+    /// The bounds as PostgreSQL reads them: a bare date stays a date, so that it means
+    /// midnight in `--tz` rather than in UTC.
+    private var sinceText: String?
+    private var untilText: String?
 
     /// The most buckets one time series may have, so a typo cannot ask for millions.
     public static let maximumBuckets = 20_000
@@ -29,15 +33,20 @@ public struct EventsReport: Sendable {
     public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
         guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
         self.app = app
-        func bound(_ key: String) throws(RPCError) -> Timestamp? {
+        func bound(_ key: String) throws(RPCError) -> (Timestamp, String)? {
             guard let text = params[key]?.stringValue else { return nil }
             guard let value = TimeBound.parse(text, now: now) else {
                 throw RPCError.application("invalid_time", "--\(key) '\(text)' is neither an RFC 3339 time nor a relative time like 24h or 7d")
             }
-            return value
+            let isBareDate = text.utf8.count == 10 && Timestamp(parsing: text) != nil
+            return (value, isBareDate ? text : value.description)
         }
-        since = try bound("since")
-        until = try bound("until")
+        let sinceBound = try bound("since")
+        let untilBound = try bound("until")
+        since = sinceBound?.0
+        until = untilBound?.0
+        sinceText = sinceBound?.1
+        untilText = untilBound?.1
         if let since, let until, since >= until {
             throw RPCError.application("invalid_time", "--since must be before --until")
         }
@@ -69,8 +78,8 @@ public struct EventsReport: Sendable {
             parameters.append(value)
             clauses.append(clause(first + parameters.count - 1))
         }
-        if let since { add({ "inserted_at >= $\($0)" }, since.description) }
-        if let until { add({ "inserted_at < $\($0)" }, until.description) }
+        if let sinceText { add({ "inserted_at >= $\($0)::timestamptz" }, sinceText) }
+        if let untilText { add({ "inserted_at < $\($0)::timestamptz" }, untilText) }
         if let eventName { add({ "event_name = $\($0)" }, eventName) }
         if let eventType { add({ "event_type = $\($0)" }, eventType.rawValue) }
         return (clauses.joined(separator: " AND "), parameters)
@@ -128,8 +137,8 @@ public struct EventsReport: Sendable {
             ORDER BY b.bucket
             LIMIT \(Self.maximumBuckets + 1)
             """
-        let end = until ?? (since != nil ? Timestamp.now() : nil)
-        let result = try connection.execute(sql, [bucket.rawValue] + parameters + [since?.description, end?.description])
+        let end = untilText ?? (since != nil ? Timestamp.now().description : nil)
+        let result = try connection.execute(sql, [bucket.rawValue] + parameters + [sinceText, end])
         if result.rows.count > Self.maximumBuckets {
             throw PostgresError(.queryFailed, "the range holds more than \(Self.maximumBuckets) \(bucket.rawValue) buckets; narrow --since/--until or use a coarser --by")
         }

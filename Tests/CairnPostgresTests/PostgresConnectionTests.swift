@@ -1,0 +1,93 @@
+import CairnPostgres
+import CairnTesting
+import Testing
+
+@Suite struct PostgresConnectionTests {
+    @Test func bindsParametersNeverSplicesThem() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try connection.execute("CREATE TABLE t (name text, n integer)")
+        let hostile = "x'); DROP TABLE t; --"
+        try connection.execute("INSERT INTO t VALUES ($1, $2)", [hostile, "7"])
+        try connection.execute("INSERT INTO t VALUES ($1, $2)", [nil, nil])
+        let rows = try connection.execute("SELECT name, n FROM t ORDER BY n NULLS LAST").rows
+        #expect(rows.count == 2)
+        #expect(rows[0] == [hostile, "7"])
+        #expect(rows[1] == [nil, nil])
+    }
+
+    @Test func copiesRowsInAndReportsTheCount() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try connection.execute("CREATE TABLE t (a text, b integer)")
+        let copied = try connection.copyIn("COPY t (a, b) FROM STDIN", data: Array("one\t1\ntwo\\tTab\t2\n\\N\t3\n".utf8))
+        #expect(copied == 3)
+        let rows = try connection.execute("SELECT a FROM t ORDER BY b").rows
+        #expect(rows.map { $0[0] } == ["one", "two\tTab", nil])
+    }
+
+    @Test func badCopyDataFailsCleanlyAndTheConnectionStaysUsable() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try connection.execute("CREATE TABLE t (a integer)")
+        #expect(throws: PostgresError.self) { try connection.copyIn("COPY t (a) FROM STDIN", data: Array("not-a-number\n".utf8)) }
+        #expect(try connection.execute("SELECT count(*) FROM t").rows[0][0] == "0")
+    }
+
+    @Test func transactionsRollBackOnError() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try connection.execute("CREATE TABLE t (a integer PRIMARY KEY)")
+        #expect(throws: PostgresError.self) {
+            try connection.transaction { () throws(PostgresError) in
+                try connection.execute("INSERT INTO t VALUES (1)")
+                try connection.execute("INSERT INTO t VALUES (1)")
+            }
+        }
+        #expect(try connection.execute("SELECT count(*) FROM t").rows[0][0] == "0")
+    }
+
+    @Test func queryErrorsCarryTheSQLState() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        do {
+            try connection.execute("SELECT * FROM no_such_table")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.code == .queryFailed)
+            #expect(error.sqlState == "42P01")
+        }
+    }
+
+    @Test func anUnreachableServerIsOneClearMessage() {
+        do {
+            _ = try PostgresConnection(conninfo: "host=/nonexistent/dir port=5999 dbname=x user=y password=secret connect_timeout=1")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.code == .unavailable)
+            #expect(error.message.hasPrefix("cannot connect to PostgreSQL"))
+            #expect(!error.message.contains("secret"))
+            #expect(!error.message.contains("\n"))
+        }
+    }
+
+    @Test func redactsPasswords() {
+        #expect(PostgresConfiguration.redacted("postgresql://u:hunter2@db/x") == "postgresql://u:***@db/x")
+        #expect(PostgresConfiguration.redacted("host=db password=hunter2 dbname=x") == "host=db password=*** dbname=x")
+        #expect(PostgresConfiguration.redacted("postgresql://db/x?password=hunter2&sslmode=off") == "postgresql://db/x?password=***&sslmode=off")
+    }
+
+    @Test func poolRunsOnThreadsAndReconnects() async throws {
+        let pool = PostgresPool(conninfo: try TestPostgres.freshDatabase())
+        let values = try await withThrowingTaskGroup(of: String?.self) { group in
+            for n in 0..<8 {
+                group.addTask { try await pool.withConnection { try $0.execute("SELECT $1::int * 2", [String(n)]).rows[0][0] } }
+            }
+            var all: [String] = []
+            for try await value in group { all.append(value ?? "") }
+            return all.sorted { Int($0)! < Int($1)! }
+        }
+        #expect(values == (0..<8).map { String($0 * 2) })
+        // A connection killed server-side is dropped, and the next call reconnects.
+        _ = try await pool.withConnection { connection in
+            _ = try? connection.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        }
+        let after = try await pool.withConnection { try $0.execute("SELECT 1").rows[0][0] }
+        #expect(after == "1")
+    }
+}

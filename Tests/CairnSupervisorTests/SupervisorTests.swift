@@ -1,0 +1,68 @@
+import CairnCore
+@testable import CairnSupervisor
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct StackFileTests {
+    @Test func ordersServicesByDependency() throws {
+        let stack = try StackFile.parse(try JSONParser.parse("""
+            {"services": [{"name": "ingest", "depends_on": ["identity"]}, {"name": "identity", "depends_on": ["storage"]},
+                          {"name": "storage"}, {"name": "reporting", "depends_on": ["storage"], "restart": "on-failure"}]}
+            """), origin: "test")
+        #expect(stack.services.map(\.name) == ["storage", "identity", "ingest", "reporting"])
+        #expect(stack.services[0].executable == "cairn-storage")
+        #expect(stack.services[3].restart == .onFailure)
+    }
+
+    @Test(arguments: [
+        #"{"services": []}"#,
+        #"{"services": [{"name": "a", "depends_on": ["b"]}]}"#,
+        #"{"services": [{"name": "a", "depends_on": ["b"]}, {"name": "b", "depends_on": ["a"]}]}"#,
+        #"{"services": [{"name": "a"}, {"name": "a"}]}"#,
+        #"{"services": [{"name": "a", "restart": "sometimes"}]}"#,
+        #"{"services": [{"name": "a", "env": {"X": 1}}]}"#,
+    ])
+    func refusesBrokenStacks(_ text: String) throws {
+        let value = try JSONParser.parse(text)
+        #expect(throws: SupervisorError.self) { try StackFile.parse(value, origin: "test") }
+    }
+
+    @Test func theShippedStackFileLoads() throws {
+        let stack = try StackFile.load(path: #filePath.replacingOccurrences(of: "Tests/CairnSupervisorTests/SupervisorTests.swift", with: "compose/default.json"))
+        #expect(stack.services.map(\.name) == ["storage", "identity", "ingest", "reporting", "export"])
+    }
+}
+
+@Suite struct ChildProcessTests {
+    @Test func forwardsOutputAndReportsExitStatus() async throws {
+        let lines = Mutex<[String]>([])
+        let child = try ChildProcess(name: "sh", arguments: ["/bin/sh", "-c", "echo one; echo two >&2; printf three; exit 3"],
+                                     environment: [:]) { line in lines.withLock { $0.append(line) } }
+        #expect(await child.waitForExit() == .exited(3))
+        // Output is read on its own thread; give it a moment to drain.
+        for _ in 0..<100 where lines.withLock({ $0.count }) < 3 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(Set(lines.withLock { $0 }) == ["one", "two", "three"])
+    }
+
+    @Test func reportsSignals() async throws {
+        let child = try ChildProcess(name: "sleep", arguments: ["/bin/sleep", "30"], environment: [:]) { _ in }
+        child.send(SIGKILL)
+        #expect(await child.waitForExit() == .signalled(SIGKILL))
+    }
+
+    @Test func aMissingExecutableIsAClearError() {
+        #expect(throws: SupervisorError.self) {
+            _ = try ChildProcess(name: "x", arguments: ["/nonexistent/program"], environment: [:]) { _ in }
+        }
+    }
+}
+
+extension String {
+    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
+        split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}
