@@ -69,7 +69,7 @@ public final class StackRunner: Service, Sendable {
             } catch is CancellationError where Task.isShuttingDownGracefully {
                 logger.info("start-up interrupted by shutdown")
             } catch {
-                logger.critical("stack failed to start", metadata: ["error": "\(error)"])
+                // The host logs the error once as it exits; here we only clean up.
                 await stopAll()
                 throw error
             }

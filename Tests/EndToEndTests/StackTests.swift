@@ -1,0 +1,169 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real stack, end to end: supervisor, five services, the CLI, and PostgreSQL.
+@Suite(.serialized) struct StackTests {
+    let fixtures = TestStack.repositoryRoot + "/Tests/Fixtures"
+
+    @Test func ingestCountReingestAndExport() async throws {
+        let stack = try await TestStack()
+        do {
+            let first = try await stack.cli(["ingest", fixtures + "/userpilot-sample.jsonl", "--app", "acme"])
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stdout.contains("14 accepted, 0 rejected"))
+            #expect(try await stack.waitForCount(app: "acme", 14) == 14)
+
+            // The same file again stores nothing new.
+            let again = try await stack.cli(["ingest", fixtures + "/userpilot-sample.jsonl", "--app", "acme"])
+            #expect(again.status == 0)
+            try await stack.waitForEmptySpool()
+            #expect(try await stack.storedCount(app: "acme") == 14)
+            let storage = try await stack.call("storage", "system.status")
+            #expect(storage["counters"]?["events_duplicate"] == .int(14))
+
+            // Bad lines are named by number and reason; the good ones are still taken.
+            let mixed = try await stack.cli(["ingest", fixtures + "/userpilot-with-errors.jsonl", "--app", "acme"])
+            #expect(mixed.status == 2)
+            #expect(mixed.stdout.contains("2 accepted, 3 rejected"))
+            #expect(mixed.stderr.contains("userpilot-with-errors.jsonl:2: invalid_json"))
+            #expect(mixed.stderr.contains("userpilot-with-errors.jsonl:3: invalid_field: field 'event_type'"))
+            #expect(mixed.stderr.contains("userpilot-with-errors.jsonl:5: invalid_field: field 'event_name'"))
+            #expect(try await stack.waitForCount(app: "acme", 16) == 16)
+            let dead = try await stack.call("ingest", "ingest.dead_letters", ["app": "acme"])
+            #expect(dead["rows"]?.arrayValue?.count == 3)
+
+            // Counts by day through the CLI, as JSON.
+            let daily = try await stack.cli(["report", "events", "--app", "acme", "--by", "day", "--since", "2024-05-01", "--until", "2024-05-04", "--format", "json"])
+            #expect(daily.status == 0, "\(daily.stderr)")
+            let rows = try JSONParser.parse(daily.stdout)["rows"]?.arrayValue ?? []
+            #expect(rows.map { $0["events"] } == [.int(8), .int(3), .int(2)])
+
+            // Export: the batch files parse and carry every stored event exactly once.
+            let out = stack.directory + "/segment"
+            let export = try await stack.cli(["export", "segment", "--app", "acme", "--out", out])
+            #expect(export.status == 0, "\(export.stderr)")
+            let jsonl = stack.directory + "/events.jsonl"
+            #expect(try await stack.cli(["export", "jsonl", "--app", "acme", "--out", jsonl]).status == 0)
+            let canonical = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n").map { try JSONParser.parse(String($0)) }
+            #expect(canonical.count == 16)
+            var messageIds: [String] = []
+            for file in try FileManager.default.contentsOfDirectory(atPath: out).sorted() {
+                let body = try JSONParser.parse(Array(try #require(FileManager.default.contents(atPath: out + "/" + file))))
+                for message in body["batch"]?.arrayValue ?? [] {
+                    messageIds.append(try #require(message["messageId"]?.stringValue))
+                    #expect(message["userId"] != nil || message["anonymousId"] != nil)
+                }
+            }
+            #expect(messageIds.count == 16)
+            #expect(Set(messageIds) == Set(canonical.map { "cairn-acme-" + ($0["internal_event_id"]?.stringValue ?? "") }))
+
+            let status = try await stack.cli(["status"])
+            #expect(status.status == 0)
+            for service in ["postgres", "storage", "identity", "ingest", "reporting", "export"] {
+                #expect(status.stdout.contains(service))
+            }
+            #expect(try await stack.stop() == 0)
+        } catch {
+            _ = try? await stack.stop(removingFiles: false)
+            throw error
+        }
+    }
+
+    @Test func killedStorageIsRestartedWithNothingLostOrDoubled() async throws {
+        let stack = try await TestStack()
+        do {
+            let file = stack.directory + "/load.jsonl"
+            let total = 30_000
+            try writeGeneratedEvents(count: total, to: file, app: "load")
+            let storagePID = try #require(try await stack.servicePID("storage"))
+            async let ingest = stack.cli(["ingest", file, "--app", "load", "--batch-size", "500"])
+            // Kill storage once it has committed part of the stream.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline {
+                let inserted = (try? await stack.call("storage", "system.status"))?["counters"]?["events_inserted"]?.intValue ?? 0
+                if inserted > 0 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(kill(storagePID, SIGKILL) == 0)
+            let result = try await ingest
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("\(total) accepted"))
+            #expect(try await stack.waitForCount(app: "load", Int64(total)) == Int64(total))
+
+            let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
+            let counts = try connection.execute("SELECT count(*), count(DISTINCT internal_event_id) FROM events WHERE app_token = 'load'").rows[0]
+            #expect(counts == [String(total), String(total)])
+
+            let supervisor = try await stack.call("supervisor", "supervisor.status")
+            let storage = supervisor["services"]?.arrayValue?.first { $0["name"] == "storage" }
+            #expect((storage?["restarts"]?.intValue ?? 0) >= 1)
+            #expect(storage?["pid"]?.intValue != Int64(storagePID))
+            #expect(stack.log.contains("service exited unexpectedly; restarting"))
+            #expect(try await stack.stop() == 0)
+        } catch {
+            _ = try? await stack.stop(removingFiles: false)
+            throw error
+        }
+    }
+
+    @Test func garbageOnEverySocketLeavesEveryServiceUp() async throws {
+        let stack = try await TestStack()
+        do {
+            let services = ["supervisor", "storage", "identity", "ingest", "reporting", "export"]
+            var pids: [String: Int64] = [:]
+            for service in services {
+                pids[service] = try await stack.call(service, "system.status")["pid"]?.intValue
+            }
+            var generator = SystemRandomNumberGenerator()
+            for service in services {
+                let path = RunDirectory.socketPath(stack.runDirectory, service: service)
+                for _ in 0..<10 {
+                    let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+                    var address = sockaddr_un()
+                    address.sun_family = sa_family_t(AF_UNIX)
+                    withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+                        for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
+                    }
+                    _ = withUnsafePointer(to: &address) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                    }
+                    let garbage = (0..<Int.random(in: 1...2000, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                    _ = garbage.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    close(descriptor)
+                }
+                // A well-formed frame with hostile content.
+                _ = try? await stack.call(service, "ingest.submit", ["app": "x", "records": [.string(String(repeating: "[", count: 10_000))]])
+            }
+            for service in services {
+                let health = try await stack.call(service, "system.health")
+                #expect(health["status"] == "ok", "\(service)")
+                #expect(try await stack.call(service, "system.status")["pid"]?.intValue == pids[service], "\(service) was restarted")
+            }
+            #expect(try await stack.stop() == 0)
+        } catch {
+            _ = try? await stack.stop(removingFiles: false)
+            throw error
+        }
+    }
+
+    @Test func anUnreachableDatabaseIsOneClearMessage() async throws {
+        let stack = try await TestStack(environment: ["CAIRN_DATABASE_URL": "host=/nonexistent/cairn port=5999 dbname=cairn user=cairn connect_timeout=2"],
+                                        waitUntilRunning: false)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while stack.supervisor.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!stack.supervisor.isRunning)
+        #expect(stack.supervisor.terminationStatus != 0)
+        let log = stack.log
+        #expect(log.contains("CAIRN_DATABASE_URL is set but PostgreSQL is unreachable"))
+        #expect(!log.contains("Fatal error"))
+        #expect(log.split(separator: "\n").filter { $0.contains("critical") }.count == 1)
+        try await stack.stop()
+    }
+}

@@ -1,0 +1,164 @@
+import CairnCore
+import CairnPostgres
+import CairnTesting
+import CairnWire
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real Cairn stack for one test: the supervisor binary with its embedded PostgreSQL,
+/// in a private data directory, stopped with SIGTERM at the end.
+final class TestStack: @unchecked Sendable {
+    let directory: String
+    let supervisor: Process
+    let logPath: String
+
+    var runDirectory: String { directory + "/var/run" }
+    /// The stack's own database, for checks that go behind the services' backs.
+    var databaseConninfo: String {
+        PostgresConfiguration.unixSocket(directory: directory + "/var/postgres/sock", port: 5432, user: "cairn", database: "cairn")
+    }
+
+    init(environment extra: [String: String] = [:], waitUntilRunning: Bool = true) async throws {
+        let supervisorPath = Binaries.path("cairn-supervisor")
+        guard FileManager.default.isExecutableFile(atPath: supervisorPath) else {
+            throw TestStackError("\(supervisorPath) is missing: run `swift build` (make test does) before the end-to-end tests")
+        }
+        directory = "/tmp/cairn-e2e-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        logPath = directory + "/supervisor.log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        supervisor = Process()
+        supervisor.executableURL = URL(fileURLWithPath: supervisorPath)
+        supervisor.arguments = ["--stack", Self.repositoryRoot + "/compose/default.json"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["CAIRN_DATA_DIR"] = directory + "/var"
+        environment.removeValue(forKey: "CAIRN_RUN_DIR")
+        environment.removeValue(forKey: "CAIRN_DATABASE_URL")
+        environment.merge(extra) { _, new in new }
+        supervisor.environment = environment
+        let log = FileHandle(forWritingAtPath: logPath)
+        supervisor.standardOutput = log
+        supervisor.standardError = log
+        try supervisor.run()
+        if waitUntilRunning { try await self.waitUntilRunning() }
+    }
+
+    static var repositoryRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func waitUntilRunning(timeout: Duration = .seconds(120)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            guard supervisor.isRunning else { throw TestStackError("the supervisor exited during start-up:\n\(log)") }
+            if let status = try? await call("supervisor", "supervisor.status"), status["phase"] == "running" { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw TestStackError("the stack did not come up within \(timeout):\n\(log)")
+    }
+
+    func call(_ service: String, _ method: String, _ params: JSON = .object(JSONObject())) async throws -> JSON {
+        try await RPCClient.withConnection(socketPath: RunDirectory.socketPath(runDirectory, service: service)) {
+            try await $0.call(method, params)
+        }
+    }
+
+    /// Runs the `cairn` CLI against this stack.
+    func cli(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.path("cairn"))
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["CAIRN_RUN_DIR"] = runDirectory
+        process.environment = environment
+        process.currentDirectoryURL = URL(fileURLWithPath: Self.repositoryRoot)
+        let out = directory + "/cli-\(UInt32.random(in: 0...UInt32.max))"
+        _ = FileManager.default.createFile(atPath: out + ".out", contents: nil)
+        _ = FileManager.default.createFile(atPath: out + ".err", contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: out + ".out")
+        process.standardError = FileHandle(forWritingAtPath: out + ".err")
+        try process.run()
+        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        return (process.terminationStatus,
+                (try? String(contentsOfFile: out + ".out", encoding: .utf8)) ?? "",
+                (try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? "")
+    }
+
+    /// The total of `report events` for `app`, through the reporting socket.
+    func storedCount(app: String) async throws -> Int64 {
+        let result = try await call("reporting", "report.events", ["app": .string(app)])
+        return (result["rows"]?.arrayValue ?? []).reduce(0) { $0 + ($1["events"]?.intValue ?? 0) }
+    }
+
+    /// Polls until `app` has `expected` stored events (forwarding is asynchronous).
+    func waitForCount(app: String, _ expected: Int64, timeout: Duration = .seconds(120)) async throws -> Int64 {
+        let deadline = ContinuousClock.now + timeout
+        var count: Int64 = -1
+        while ContinuousClock.now < deadline {
+            count = (try? await storedCount(app: app)) ?? -1
+            if count == expected { return count }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return count
+    }
+
+    /// Polls until the ingest spool is empty: everything acknowledged has been committed.
+    func waitForEmptySpool(timeout: Duration = .seconds(120)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let status = try? await call("ingest", "system.status"), status["spool_depth"] == .int(0) { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestStackError("the spool did not drain within \(timeout)")
+    }
+
+    func servicePID(_ name: String) async throws -> pid_t? {
+        let status = try await call("supervisor", "supervisor.status")
+        let entry = status["services"]?.arrayValue?.first { $0["name"]?.stringValue == name }
+        return entry?["pid"]?.intValue.map { pid_t($0) }
+    }
+
+    /// Stops the stack with SIGTERM and returns the supervisor's exit status.
+    @discardableResult
+    func stop(removingFiles: Bool = true) async throws -> Int32 {
+        if supervisor.isRunning {
+            kill(supervisor.processIdentifier, SIGTERM)
+            let deadline = ContinuousClock.now + .seconds(60)
+            while supervisor.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            if supervisor.isRunning {
+                kill(supervisor.processIdentifier, SIGKILL)
+                throw TestStackError("the supervisor did not stop within 60 s:\n\(log)")
+            }
+        }
+        let status = supervisor.terminationStatus
+        if removingFiles { try? FileManager.default.removeItem(atPath: directory) }
+        return status
+    }
+}
+
+struct TestStackError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Deterministic Userpilot-schema events for load: `count` tracks over `users` users.
+func writeGeneratedEvents(count: Int, to path: String, app: String) throws {
+    var text = ""
+    text.reserveCapacity(count * 200)
+    for n in 0..<count {
+        let second = n % 60
+        let minute = (n / 60) % 60
+        let hour = (n / 3600) % 24
+        let day = 1 + (n / 86_400) % 28
+        let time = String(format: "2024-05-%02dT%02d:%02d:%02d.%06dZ", day, hour, minute, second, n % 1_000_000)
+        text += #"{"event_type":"track","event_name":"Load \#(n % 7)","user_id":"user-\#(n % 997)","inserted_at":"\#(time)","metadata":{"n":\#(n)}}"#
+        text += "\n"
+    }
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+}
