@@ -1,0 +1,30 @@
+# Cairn: two commands do all the setup.
+#   make run    builds and starts the stack on the embedded default, in the foreground (Ctrl-C stops it)
+#   make test   builds and runs every test, starting the PostgreSQL it needs
+SWIFT ?= swift
+STACK ?= compose/default.json
+BENCH_EVENTS ?= 100000
+
+.PHONY: all deps build run test bench clean
+
+all: build
+
+deps:
+	@scripts/ensure-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+run: build
+	.build/debug/cairn-supervisor --stack $(STACK)
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: deps
+	$(SWIFT) build -c release
+	BENCH_EVENTS=$(BENCH_EVENTS) bench/run.sh
+
+clean:
+	rm -rf .build .build-* var

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the system packages Cairn needs, and only those that are missing:
+# libpq (client library and headers), libsqlite3 headers, pkg-config, and the PostgreSQL
+# server that runs the embedded default and the tests.
+set -euo pipefail
+
+missing=()
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+if command -v pkg-config >/dev/null 2>&1; then
+    pkg-config --exists libpq || missing+=(libpq-dev)
+    pkg-config --exists sqlite3 || missing+=(libsqlite3-dev)
+else
+    missing+=(libpq-dev libsqlite3-dev)
+fi
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+fi
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "cairn: installing missing system packages: ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+        echo "cairn: need root (or sudo) to install: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# The server package must not start its own cluster service; Cairn runs its own.
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
