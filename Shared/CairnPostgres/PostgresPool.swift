@@ -31,6 +31,16 @@ public final class PostgresPool: Sendable {
         }
     }
 
+    /// nil when a connection answers `SELECT 1`, else why not: a service's health check.
+    public func healthProblem() async -> String? {
+        do {
+            _ = try await withConnection { try $0.execute("SELECT 1") }
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
     /// Closes every idle connection.
     public func drain() {
         idle.withLock { $0.removeAll() }

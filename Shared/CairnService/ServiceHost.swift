@@ -31,6 +31,14 @@ public struct ServiceContext: Sendable {
     public let environment: ServiceEnvironment
     public let logger: Logger
     public let counters: Counters
+
+    /// The database URL, for services that need one; the supervisor always provides it.
+    public func requireDatabaseURL() throws -> String {
+        guard let url = environment.databaseURL else {
+            throw RPCError.application("configuration", "CAIRN_DATABASE_URL is not set; start Cairn with cairn-supervisor, which provides one")
+        }
+        return url
+    }
 }
 
 /// Runs one Cairn service process: logging, the 0700 run directory, the RPC socket with

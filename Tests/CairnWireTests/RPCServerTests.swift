@@ -23,7 +23,11 @@ func withEchoServer(maximumFrameSize: Int = 1 << 20, _ body: @escaping @Sendable
     let server = RPCServer(socketPath: path, router: router, maximumFrameSize: maximumFrameSize, logger: Logger(label: "test"))
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await server.run() }
-        for _ in 0..<200 where access(path, F_OK) != 0 { try await Task.sleep(for: .milliseconds(10)) }
+        // Ready once it answers: the socket file appears at bind, a moment before its mode is set.
+        for _ in 0..<500 {
+            if (try? await RPCClient.withConnection(socketPath: path, { try await $0.call("echo") })) != nil { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
         do {
             try await body(path)
         } catch {

@@ -12,9 +12,7 @@ import Logging
 /// - `export.jsonl` writes the canonical events, one JSON object per line, to the file `out`.
 public enum ExportService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
-        guard let databaseURL = context.environment.databaseURL else {
-            throw RPCError.application("configuration", "CAIRN_DATABASE_URL is not set; start Cairn with cairn-supervisor, which provides one")
-        }
+        let databaseURL = try context.requireDatabaseURL()
         let pool = PostgresPool(conninfo: databaseURL, maximumIdle: 2)
         let counters = context.counters
         let logger = context.logger
@@ -33,14 +31,7 @@ public enum ExportService {
             counters.add("events_exported", result["events"]?.intValue ?? 0)
             return result
         }
-        return ServiceParts(router: router, healthProblem: {
-            do {
-                _ = try await pool.withConnection { try $0.execute("SELECT 1") }
-                return nil
-            } catch {
-                return "\(error)"
-            }
-        })
+        return ServiceParts(router: router, healthProblem: { await pool.healthProblem() })
     }
 
     private static func run(_ pool: PostgresPool, _ body: @escaping @Sendable (PostgresConnection) throws -> JSON) async throws -> JSON {

@@ -8,9 +8,7 @@ import CairnWire
 /// Methods: `report.events` (see ``EventsReport``).
 public enum ReportingService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
-        guard let databaseURL = context.environment.databaseURL else {
-            throw RPCError.application("configuration", "CAIRN_DATABASE_URL is not set; start Cairn with cairn-supervisor, which provides one")
-        }
+        let databaseURL = try context.requireDatabaseURL()
         let pool = PostgresPool(conninfo: databaseURL, maximumIdle: 4)
         let counters = context.counters
         var router = RPCRouter()
@@ -20,13 +18,6 @@ public enum ReportingService {
             counters.add("reports")
             return table.json
         }
-        return ServiceParts(router: router, healthProblem: {
-            do {
-                _ = try await pool.withConnection { try $0.execute("SELECT 1") }
-                return nil
-            } catch {
-                return "\(error)"
-            }
-        })
+        return ServiceParts(router: router, healthProblem: { await pool.healthProblem() })
     }
 }

@@ -15,9 +15,7 @@ import Synchronization
 ///   the batch, so one bad event cannot block the spool behind it.
 public enum StorageService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
-        guard let databaseURL = context.environment.databaseURL else {
-            throw RPCError.application("configuration", "CAIRN_DATABASE_URL is not set; start Cairn with cairn-supervisor, which provides one")
-        }
+        let databaseURL = try context.requireDatabaseURL()
         let pool = PostgresPool(conninfo: databaseURL, maximumIdle: 2)
         let writer = EventWriter()
         let readiness = DatabaseReadiness()
