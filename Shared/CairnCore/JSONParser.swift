@@ -158,12 +158,15 @@ public struct JSONParser {
     private mutating func parseString() throws(JSONParseError) -> String {
         index += 1
         let start = index
-        // Fast path: no escapes, so the bytes are the string.
+        // Fast path: no escapes, so the bytes are the string. ASCII needs no UTF-8 validation,
+        // and skipping it avoids the generic validator on the hottest path.
+        var isASCII = true
         while index < buffer.count {
             let byte = buffer[index]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeRawBufferPointer(rebasing: buffer[start..<index])
                 index += 1
+                if isASCII { return String(decoding: slice, as: UTF8.self) }
                 guard let string = String(validating: slice, as: UTF8.self) else {
                     index = start
                     throw error("invalid UTF-8 in a string")
@@ -172,6 +175,7 @@ public struct JSONParser {
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw error("unescaped control character in a string") }
+            if byte >= 0x80 { isASCII = false }
             index += 1
         }
         var bytes = [UInt8](UnsafeRawBufferPointer(rebasing: buffer[start..<index]))
