@@ -28,6 +28,11 @@ extension CairnCommand {
 
         @OptionGroup var connection: ConnectionOptions
 
+        /// Records are sent in requests of at most this many bytes.
+        static let batchBytes = 4 << 20
+        /// A record larger than this could not travel in one frame; it is refused here.
+        static let maximumRecordBytes = 8 << 20
+
         func validate() throws {
             guard batchSize > 0, batchSize <= 50_000 else { throw ValidationError("--batch-size must be between 1 and 50000") }
             guard EventNormalizer.FormatChoice(rawValue: format) != nil else {
@@ -77,7 +82,16 @@ extension CairnCommand {
                     var records: [JSON] = []
                     var lines: [JSON] = []
                     var invalid: [JSON] = []
-                    while records.count < batchSize, let record = try reader.next() {
+                    var bytes = 0
+                    // A batch also stops at a few MiB, well inside the 16 MiB frame cap.
+                    while records.count < batchSize, bytes < Self.batchBytes, let record = try reader.next() {
+                        guard record.text.utf8.count <= Self.maximumRecordBytes else {
+                            rejected += 1
+                            errors.append(["record": .int(Int64(record.number)), "code": "record_too_large",
+                                           "message": .string("is \(record.text.utf8.count) bytes; the most one record may have is \(Self.maximumRecordBytes)")])
+                            continue
+                        }
+                        bytes += record.text.utf8.count
                         records.append(.string(record.text))
                         lines.append(.int(Int64(record.number)))
                         if !record.isValidUTF8 { invalid.append(.int(Int64(record.number))) }
