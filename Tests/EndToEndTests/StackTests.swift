@@ -13,8 +13,7 @@ import Glibc
     let fixtures = TestStack.repositoryRoot + "/Tests/Fixtures"
 
     @Test func ingestCountReingestAndExport() async throws {
-        let stack = try await TestStack()
-        do {
+        try await TestStack.with { stack in
             let first = try await stack.cli(["ingest", fixtures + "/userpilot-sample.jsonl", "--app", "acme"])
             #expect(first.status == 0, "\(first.stderr)")
             #expect(first.stdout.contains("14 accepted, 0 rejected"))
@@ -69,16 +68,11 @@ import Glibc
             for service in ["postgres", "storage", "identity", "ingest", "reporting", "export"] {
                 #expect(status.stdout.contains(service))
             }
-            #expect(try await stack.stop() == 0)
-        } catch {
-            _ = try? await stack.stop(removingFiles: false)
-            throw error
         }
     }
 
     @Test func killedStorageIsRestartedWithNothingLostOrDoubled() async throws {
-        let stack = try await TestStack()
-        do {
+        try await TestStack.with { stack in
             let file = stack.directory + "/load.jsonl"
             let total = 30_000
             try writeGeneratedEvents(count: total, to: file, app: "load")
@@ -106,16 +100,11 @@ import Glibc
             #expect((storage?["restarts"]?.intValue ?? 0) >= 1)
             #expect(storage?["pid"]?.intValue != Int64(storagePID))
             #expect(stack.log.contains("service exited unexpectedly; restarting"))
-            #expect(try await stack.stop() == 0)
-        } catch {
-            _ = try? await stack.stop(removingFiles: false)
-            throw error
         }
     }
 
     @Test func garbageOnEverySocketLeavesEveryServiceUp() async throws {
-        let stack = try await TestStack()
-        do {
+        try await TestStack.with { stack in
             let services = ["supervisor", "storage", "identity", "ingest", "reporting", "export"]
             var pids: [String: Int64] = [:]
             for service in services {
@@ -146,10 +135,6 @@ import Glibc
                 #expect(health["status"] == "ok", "\(service)")
                 #expect(try await stack.call(service, "system.status")["pid"]?.intValue == pids[service], "\(service) was restarted")
             }
-            #expect(try await stack.stop() == 0)
-        } catch {
-            _ = try? await stack.stop(removingFiles: false)
-            throw error
         }
     }
 

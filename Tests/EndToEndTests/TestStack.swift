@@ -47,6 +47,19 @@ final class TestStack: @unchecked Sendable {
         if waitUntilRunning { try await self.waitUntilRunning() }
     }
 
+    /// Starts a stack, runs `body`, and checks the stack then stops cleanly (exit 0). On
+    /// failure the stack is stopped too, and its files are kept for a look at the logs.
+    static func with(_ body: (TestStack) async throws -> Void) async throws {
+        let stack = try await TestStack()
+        do {
+            try await body(stack)
+        } catch {
+            _ = try? await stack.stop(removingFiles: false)
+            throw error
+        }
+        #expect(try await stack.stop() == 0, "the supervisor should exit 0 after SIGTERM")
+    }
+
     static var repositoryRoot: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
