@@ -86,7 +86,7 @@ let package = Package(
         + service("Identity", library: "CairnIdentity", executable: "cairn-identity",
                   dependencies: ["CairnCore", "CairnWire", "CairnService", logging, serviceLifecycle])
         + service("Ingest", library: "CairnIngest", executable: "cairn-ingest",
-                  dependencies: ["CairnCore", "CairnWire", "CairnSQLite", "CairnService", nioPosix, logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnWire", "CairnSQLite", "CairnService", nioCore, nioPosix, logging, serviceLifecycle])
         + service("Reporting", library: "CairnReporting", executable: "cairn-reporting",
                   dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
         + service("Export", library: "CairnExport", executable: "cairn-export",

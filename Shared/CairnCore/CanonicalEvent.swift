@@ -20,20 +20,24 @@ public enum EventType: String, Sendable, CaseIterable, Hashable {
 /// The input format an event arrived in (`origin` in the stored row).
 public enum InputFormat: String, Sendable, CaseIterable, Hashable {
     case userpilot
+    case userguiding
+    case userlike
+    case usercom
+    case segment
 }
 
 /// One event in Cairn's canonical shape (DESIGN.md, "The canonical event").
 public struct CanonicalEvent: Sendable, Equatable {
-    public var appToken: String
-    public var eventType: EventType
+    public let appToken: String
+    public let eventType: EventType
     /// Empty for the types whose name the schema leaves empty.
-    public var eventName: String
-    public var userId: String?
-    public var companyId: String?
+    public let eventName: String
+    public let userId: String?
+    public let companyId: String?
     public var anonymousId: String?
     public var source: String
-    public var insertedAt: Timestamp
-    public var internalEventId: UInt64
+    public let insertedAt: Timestamp
+    public let internalEventId: UInt64
     public var hostname: String?
     public var pathname: String?
     public var screenWidth: Int?
@@ -82,7 +86,7 @@ public struct CanonicalEvent: Sendable, Equatable {
         self.messageId = messageId
         self.receivedAt = receivedAt
         self.origin = origin
-        self.internalEventId = Self.computeInternalEventId(
+        internalEventId = Self.computeInternalEventId(
             appToken: appToken, eventType: eventType, eventName: eventName, userId: userId, companyId: companyId,
             insertedAt: insertedAt)
     }

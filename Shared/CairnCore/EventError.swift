@@ -19,6 +19,16 @@ public struct EventError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let unknownField = Code(rawValue: "unknown_field")
         /// The record names another app than the one it was sent to.
         public static let appMismatch = Code(rawValue: "app_mismatch")
+        /// The app is not registered (`cairn apps create`).
+        public static let unknownApp = Code(rawValue: "unknown_app")
+        /// The record is larger than the per-record limit (32 KB; 500 KB for a Segment batch).
+        public static let recordTooLarge = Code(rawValue: "record_too_large")
+        /// The record nests objects and arrays deeper than 32 levels.
+        public static let tooDeep = Code(rawValue: "too_deep")
+        /// The record's bytes are not UTF-8.
+        public static let invalidUTF8 = Code(rawValue: "invalid_utf8")
+        /// A supplied `internal_event_id` differs from the one computed from the key fields.
+        public static let idMismatch = Code(rawValue: "id_mismatch")
     }
 
     public var code: Code

@@ -1,36 +1,121 @@
-/// Turns raw input records into canonical events, choosing the format adapter.
+/// Turns raw input records into canonical events: enforces the record limits, detects or
+/// applies the format, and splits Segment batch envelopes into messages.
 ///
-/// This is the one entry point ingest uses, so new formats plug in here.
+/// This is the one entry point ingest uses, for the CLI and (later) HTTP alike.
 public enum EventNormalizer {
     /// What `--format` asks for: a fixed format, or `auto` to detect per record.
     public enum FormatChoice: String, Sendable, CaseIterable {
-        case auto
-        case userpilot
+        case auto, userpilot, userguiding, userlike, usercom, segment
     }
 
-    /// Parses and normalises one record (one JSON line or one element of a JSON array).
-    public static func normalize(recordBytes: some Collection<UInt8>, format: FormatChoice, app: String, receivedAt: Timestamp) throws(EventError) -> [CanonicalEvent] {
+    /// The largest record: 32 KB, Segment's per-message limit.
+    public static let maximumRecordBytes = 32 * 1024
+    /// The largest Segment batch envelope: 500 KB, Segment's per-request limit; each of its
+    /// messages must still fit ``maximumRecordBytes``.
+    public static let maximumBatchBytes = 500 * 1024
+    /// How deep a record may nest objects and arrays.
+    public static let maximumDepth = 32
+
+    /// A record, or one message of a batch envelope, that was refused.
+    public struct Rejection: Sendable {
+        /// The message's index in a batch envelope (0-based), or nil for the whole record.
+        public var message: Int?
+        public var error: EventError
+        /// The refused record or message, whole.
+        public var raw: [UInt8]
+
+        public init(message: Int?, error: EventError, raw: [UInt8]) {
+            self.message = message
+            self.error = error
+            self.raw = raw
+        }
+    }
+
+    /// What one record became.
+    public struct Outcome: Sendable {
+        public var events: [CanonicalEvent] = []
+        public var rejections: [Rejection] = []
+
+        public init(events: [CanonicalEvent] = [], rejections: [Rejection] = []) {
+            self.events = events
+            self.rejections = rejections
+        }
+    }
+
+    /// Parses and normalises one record (one JSON line, or one element of a JSON array).
+    public static func normalize(recordBytes bytes: [UInt8], format: FormatChoice, context: IngestContext) -> Outcome {
+        guard bytes.count <= maximumBatchBytes else {
+            return refused(EventError(.recordTooLarge, field: nil, "is \(bytes.count) bytes; the limit is \(maximumRecordBytes) bytes per record (\(maximumBatchBytes) for a Segment batch)"), raw: bytes)
+        }
         let value: JSON
         do {
-            value = try JSONParser.parse(recordBytes)
+            value = try JSONParser.parse(bytes, maximumDepth: maximumDepth)
         } catch {
-            throw EventError(.invalidJSON, field: nil, error.description)
+            let code: EventError.Code = error.isDepthExceeded ? .tooDeep : error.isInvalidUTF8 ? .invalidUTF8 : .invalidJSON
+            return refused(EventError(code, field: nil, error.description), raw: bytes)
         }
-        return try normalize(record: value, format: format, app: app, receivedAt: receivedAt)
+        if bytes.count > maximumRecordBytes, !(format == .auto || format == .segment) || value["batch"]?.arrayValue == nil {
+            return refused(EventError(.recordTooLarge, field: nil, "is \(bytes.count) bytes; the limit is \(maximumRecordBytes) bytes per record"), raw: bytes)
+        }
+        return normalize(record: value, format: format, context: context, checkMessageSizes: bytes.count > maximumRecordBytes, raw: bytes)
     }
 
-    public static func normalize(record value: JSON, format: FormatChoice, app: String, receivedAt: Timestamp) throws(EventError) -> [CanonicalEvent] {
+    /// Normalises an already-parsed record.
+    public static func normalize(record value: JSON, format: FormatChoice, context: IngestContext, checkMessageSizes: Bool = true, raw: [UInt8]? = nil) -> Outcome {
         guard case .object(let record) = value else {
-            throw EventError(.invalidEvent, field: nil, "expected a JSON object, found \(value.typeName)")
+            return refused(EventError(.invalidEvent, field: nil, "expected a JSON object, found \(value.typeName)"), raw: raw ?? value.serialized())
         }
-        switch format {
-        case .userpilot:
-            return [try UserpilotAdapter.canonicalize(record, app: app, receivedAt: receivedAt)]
-        case .auto:
-            if UserpilotAdapter.matches(record) {
-                return [try UserpilotAdapter.canonicalize(record, app: app, receivedAt: receivedAt)]
+        let chosen = format == .auto ? detect(record) : format
+        guard let chosen else {
+            return refused(EventError(.invalidEvent, field: nil, "does not match any input format: expected a Userpilot event (event_type), a Userlike callback (event_name, global_ctx), a Segment message (type) or batch (batch), a UserGuiding event (event, payload) or a User.com event (event, user_id)"), raw: raw ?? value.serialized())
+        }
+        if chosen == .segment, let messages = SegmentAdapter.messages(in: record) {
+            var outcome = Outcome()
+            for (index, message) in messages.enumerated() {
+                switch message {
+                case .failure(let error):
+                    outcome.rejections.append(Rejection(message: index, error: error, raw: record["batch"]!.arrayValue![index].serialized()))
+                case .success(let object):
+                    let bytes = JSON.object(object).serialized()
+                    if checkMessageSizes, bytes.count > maximumRecordBytes {
+                        outcome.rejections.append(Rejection(message: index, error: EventError(.recordTooLarge, field: nil, "message is \(bytes.count) bytes; the limit is \(maximumRecordBytes) bytes per message"), raw: bytes))
+                        continue
+                    }
+                    do throws(EventError) {
+                        outcome.events.append(try SegmentAdapter.canonicalize(object, context: context))
+                    } catch {
+                        outcome.rejections.append(Rejection(message: index, error: error, raw: bytes))
+                    }
+                }
             }
-            throw EventError(.invalidEvent, field: nil, "does not match any supported input format (a Userpilot event has an event_type field)")
+            return outcome
         }
+        do throws(EventError) {
+            let event: CanonicalEvent
+            switch chosen {
+            case .userpilot, .auto: event = try UserpilotAdapter.canonicalize(record, context: context)
+            case .userguiding: event = try UserGuidingAdapter.canonicalize(record, context: context)
+            case .userlike: event = try UserlikeAdapter.canonicalize(record, context: context)
+            case .usercom: event = try UserComAdapter.canonicalize(record, context: context)
+            case .segment: event = try SegmentAdapter.canonicalize(record, context: context)
+            }
+            return Outcome(events: [event])
+        } catch {
+            return refused(error, raw: raw ?? value.serialized())
+        }
+    }
+
+    /// The format a record's shape says it is in, or nil.
+    public static func detect(_ record: JSONObject) -> FormatChoice? {
+        if UserpilotAdapter.matches(record) { return .userpilot }
+        if UserlikeAdapter.matches(record) { return .userlike }
+        if SegmentAdapter.matches(record) { return .segment }
+        if UserGuidingAdapter.matches(record) { return .userguiding }
+        if UserComAdapter.matches(record) { return .usercom }
+        return nil
+    }
+
+    private static func refused(_ error: EventError, raw: [UInt8]) -> Outcome {
+        Outcome(rejections: [Rejection(message: nil, error: error, raw: raw)])
     }
 }

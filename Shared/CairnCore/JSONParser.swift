@@ -289,6 +289,10 @@ public struct JSONParseError: Error, Sendable, Equatable, CustomStringConvertibl
     /// The byte offset at which parsing failed.
     public let offset: Int
     public let message: String
+    /// The document was refused for nesting deeper than the limit, not for its syntax.
+    public var isDepthExceeded: Bool { message.hasPrefix("nesting deeper") }
+    /// The document was refused for bytes that are not UTF-8.
+    public var isInvalidUTF8: Bool { message.hasPrefix("invalid UTF-8") }
 
     public var description: String { "invalid JSON at byte \(offset): \(message)" }
 }

@@ -1,139 +1,134 @@
-/// Reads Userpilot-schema events (seed `003_1db99f137823d79d.txt`) exactly as the export
-/// documents them, checking every field it defines.
+/// Reads Userpilot-schema events (seed 003) exactly as the export documents them, checking
+/// every field it defines.
 ///
-/// Decisions the seed leaves open, documented in the README's mapping table:
-/// - The app is the one the record was sent to (`--app` or the write key). A record may
-///   repeat it in `app_token`; a different value is refused rather than silently re-homed.
-/// - `internal_event_id` is always recomputed (DESIGN.md); a value in the record is ignored,
-///   because Userpilot does not publish its exact key encoding.
+/// Decisions where the seed is silent, documented in the README's mapping table:
+/// - A record may carry `app_token`; it must be the token of the app it was sent to.
+/// - A supplied `internal_event_id` must equal the one computed from the key fields.
 /// - The seed's examples carry the object as `attributes`; the field table calls it
 ///   `metadata`. Either is accepted, not both.
 /// - A missing `inserted_at` means the time of receipt.
+/// - Interaction attributes are strings, limited to the set the seed lists for the entity
+///   type; `interaction_id`, when present, is `{entity_type}_{entity_id}` of the event name.
 public enum UserpilotAdapter {
     /// The `source` values the schema lists.
-    public static let sources: Set<String> = ["web-client", "backend-http", "backend-hubspot", "backend-salesforce", "backend-segment"]
+    public static let sources = ["web-client", "backend-http", "backend-hubspot", "backend-salesforce", "backend-segment"]
 
-    static let stringFields: [String] = [
-        "event_name", "user_id", "company_id", "source", "hostname", "pathname", "device_type", "user_agent",
-        "operating_system", "browser", "browser_language", "session", "country_code", "app_token", "internal_event_id",
-        "inserted_at",
+    /// The attributes each interaction entity type carries (seed 003, "Interaction Attributes").
+    public static let interactionAttributes: [String: Set<String>] = [
+        "survey_module": ["feedback", "interaction_id", "is_dismissed", "parent_id", "status", "survey_question", "variant"],
+        "checklist": ["interaction_id", "is_dismissed", "parent_id", "status"],
+        "checklist_task": ["interaction_id", "is_dismissed", "parent_id", "status"],
+        "resource_center": ["article_title", "article_url", "interaction_id", "is_dismissed", "parent_id", "status"],
+        "resource_center_article": ["article_title", "article_url", "interaction_id", "is_dismissed", "parent_id", "status"],
+        "nps": ["feedback", "follow_up_question", "interaction_id", "score", "status", "survey_question", "submission_id"],
+        "experience": ["interaction_id", "is_dismissed", "status", "total_dismissed"],
+        "experience_step": ["interaction_id", "is_dismissed", "status", "total_dismissed"],
+        "experiment": ["interaction_id", "is_dismissed", "never_show_again", "status", "total_dismissed", "variant"],
     ]
-    static let knownFields: Set<String> = Set(stringFields + ["event_type", "screen_width", "screen_height", "metadata", "attributes"])
+
+    static let recordKeys: Set<String> = [
+        "app_token", "event_type", "event_name", "user_id", "company_id", "source", "inserted_at", "internal_event_id",
+        "hostname", "pathname", "screen_width", "screen_height", "device_type", "user_agent", "operating_system", "browser",
+        "browser_language", "session", "country_code", "metadata", "attributes",
+    ]
 
     /// True when the record has the Userpilot shape (an `event_type` field), for `--format auto`.
     public static func matches(_ record: JSONObject) -> Bool {
         record["event_type"] != nil
     }
 
-    /// Turns one Userpilot record into a canonical event for `app`.
+    /// Turns one Userpilot record into a canonical event.
     /// - Throws: ``EventError`` naming the field and what was expected.
-    public static func canonicalize(_ record: JSONObject, app: String, receivedAt: Timestamp) throws(EventError) -> CanonicalEvent {
-        for key in record.keys where !knownFields.contains(key) {
-            throw EventError(.unknownField, field: key, "is not a field of the Userpilot event schema")
-        }
-        func string(_ key: String) throws(EventError) -> String? {
-            switch record[key] {
-            case nil, .null?: return nil
-            case .string(let value)?: return value.isEmpty ? nil : value
-            case let other?: throw EventError(.invalidField, field: key, "expected a string, found \(other.typeName)")
-            }
-        }
-        func pixels(_ key: String) throws(EventError) -> Int? {
-            switch record[key] {
-            case nil, .null?: return nil
-            case let value?:
-                guard let number = value.intValue, number >= 0, number <= 1_000_000 else {
-                    throw EventError(.invalidField, field: key, "expected a non-negative integer number of pixels, found \(value.serializedString())")
-                }
-                return Int(number)
-            }
+    public static func canonicalize(_ record: JSONObject, context: IngestContext) throws(EventError) -> CanonicalEvent {
+        let fields = RecordFields(record)
+        try fields.rejectUnknown(recordKeys, format: "the Userpilot event schema")
+        let allTypes = EventType.allCases.map(\.rawValue)
+        let type = EventType(rawValue: try fields.oneOf("event_type", allTypes, required: true)!)!
+        if let token = try fields.string("app_token"), token != context.appToken {
+            throw EventError(.appMismatch, field: "app_token", "is '\(token)' but the events were sent to the app with token '\(context.appToken)'")
         }
 
-        guard let typeName = try string("event_type") else {
-            throw EventError(.missingField, field: "event_type", "is required (one of \(EventType.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        guard let type = EventType(rawValue: typeName) else {
-            throw EventError(.invalidField, field: "event_type", "expected one of \(EventType.allCases.map(\.rawValue).joined(separator: ", ")), found '\(typeName)'")
-        }
-        if let token = try string("app_token"), token != app {
-            throw EventError(.appMismatch, field: "app_token", "is '\(token)' but the events were sent to app '\(app)'")
-        }
-
-        let name = try string("event_name") ?? ""
+        let name = try fields.string("event_name") ?? ""
         if type.hasEmptyName, !name.isEmpty {
             throw EventError(.invalidField, field: "event_name", "must be empty for \(type.rawValue) events, found '\(name)'")
         }
-        switch type {
-        case .track where name.isEmpty:
+        if type == .track, name.isEmpty {
             throw EventError(.missingField, field: "event_name", "is required for track events")
-        case .trackFeature where name.isEmpty:
+        }
+        if type == .trackFeature, name.isEmpty {
             throw EventError(.missingField, field: "event_name", "is required for track_feature events (the feature tag id)")
-        case .interaction:
-            try checkInteractionName(name)
-        default:
-            break
         }
 
-        let userId = try string("user_id")
-        let companyId = try string("company_id")
+        let userId = try fields.string("user_id")
+        let companyId = try fields.string("company_id")
         if type == .identifyUser, userId == nil {
             throw EventError(.missingField, field: "user_id", "is required for identify_user events")
         }
         if type == .identifyCompany, companyId == nil {
             throw EventError(.missingField, field: "company_id", "is required for identify_company events")
         }
+        let source = try fields.oneOf("source", sources) ?? "web-client"
+        let insertedAt = try fields.timestamp("inserted_at") ?? context.receivedAt
 
-        let source = try string("source") ?? "web-client"
-        guard sources.contains(source) else {
-            throw EventError(.invalidField, field: "source", "expected one of \(sources.sorted().joined(separator: ", ")), found '\(source)'")
-        }
-
-        var insertedAt = receivedAt
-        if let text = try string("inserted_at") {
-            guard let parsed = Timestamp(parsing: text) else {
-                throw EventError(.invalidField, field: "inserted_at", "expected an RFC 3339 UTC timestamp such as 2024-05-01T12:00:00.000000Z, found '\(text)'")
-            }
-            insertedAt = parsed
-        }
-
-        if record["metadata"] != nil, record["attributes"] != nil {
+        if fields.value("metadata") != nil, fields.value("attributes") != nil {
             throw EventError(.invalidField, field: "attributes", "must not be given together with metadata")
         }
-        let metadataKey = record["attributes"] != nil ? "attributes" : "metadata"
-        var metadata = JSONObject()
-        switch record[metadataKey] {
-        case nil, .null?: break
-        case .object(let object)?: metadata = object
-        case let other?: throw EventError(.invalidField, field: metadataKey, "expected an object, found \(other.typeName)")
-        }
+        let metadataKey = fields.value("attributes") != nil ? "attributes" : "metadata"
+        let metadata = try fields.object(metadataKey) ?? JSONObject()
         if type == .pageView || type == .sessionStart || type == .trackFeature, !metadata.isEmpty {
             throw EventError(.invalidField, field: metadataKey, "must be an empty object for \(type.rawValue) events")
         }
+        if type == .interaction {
+            try checkInteraction(name: name, attributes: RecordFields(metadata, path: metadataKey))
+        }
 
-        let country = try string("country_code")
-        if let country, country.utf8.count != 2 || !country.utf8.allSatisfy({ (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) {
+        let country = try fields.string("country_code")
+        if let country, country.utf8.count != 2 || !country.allSatisfy({ $0.isLetter && $0.isASCII }) {
             throw EventError(.invalidField, field: "country_code", "expected a 2-letter country code, found '\(country)'")
         }
-
-        return CanonicalEvent(
-            appToken: app, eventType: type, eventName: name, userId: userId, companyId: companyId, source: source,
-            insertedAt: insertedAt, hostname: try string("hostname"), pathname: try string("pathname"),
-            screenWidth: try pixels("screen_width"), screenHeight: try pixels("screen_height"),
-            deviceType: try string("device_type"), userAgent: try string("user_agent"),
-            operatingSystem: try string("operating_system"), browser: try string("browser"),
-            browserLanguage: try string("browser_language"), session: try string("session"),
-            countryCode: country?.uppercased(), metadata: metadata, receivedAt: receivedAt, origin: .userpilot)
+        let event = CanonicalEvent(
+            appToken: context.appToken, eventType: type, eventName: name, userId: userId, companyId: companyId, source: source,
+            insertedAt: insertedAt, hostname: try fields.string("hostname"), pathname: try fields.string("pathname"),
+            screenWidth: try fields.integer("screen_width", range: 0...1_000_000).map(Int.init),
+            screenHeight: try fields.integer("screen_height", range: 0...1_000_000).map(Int.init),
+            deviceType: try fields.string("device_type"), userAgent: try fields.string("user_agent"),
+            operatingSystem: try fields.string("operating_system"), browser: try fields.string("browser"),
+            browserLanguage: try fields.string("browser_language"), session: try fields.string("session"),
+            countryCode: country?.uppercased(), metadata: metadata, receivedAt: context.receivedAt, origin: .userpilot)
+        if let supplied = try fields.string("internal_event_id"), supplied.lowercased() != event.internalEventIdHex {
+            throw EventError(.idMismatch, field: "internal_event_id", "is '\(supplied)' but the key fields give \(event.internalEventIdHex) (xxHash64 of app_token, event_type, event_name, user_id, company_id, inserted_at)")
+        }
+        return event
     }
 
-    /// Interaction names are `{entity_type}:{entity_id}:{entity_interaction_status}`.
-    static func checkInteractionName(_ name: String) throws(EventError) {
-        let parts = name.split(separator: ":", omittingEmptySubsequences: false)
+    /// Interaction names are `{entity_type}:{entity_id}:{STATUS}`, and the attributes are the
+    /// entity type's set, all strings.
+    static func checkInteraction(name: String, attributes: RecordFields) throws(EventError) {
+        let parts = name.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) else {
-            throw EventError(.invalidField, field: "event_name", "expected {entity_type}:{entity_id}:{status} for interaction events (e.g. checklist:2:SEEN), found '\(name)'")
+            throw EventError(.invalidField, field: "event_name", "expected {entity_type}:{entity_id}:{STATUS} for interaction events (e.g. checklist:2:SEEN), found '\(name)'")
         }
-        let status = parts[2]
-        guard status.utf8.allSatisfy({ (0x41...0x5A).contains($0) || $0 == UInt8(ascii: "_") }) else {
-            throw EventError(.invalidField, field: "event_name", "expected an upper-case interaction status such as SEEN or COMPLETED, found '\(status)'")
+        guard let allowed = interactionAttributes[parts[0]] else {
+            throw EventError(.invalidField, field: "event_name", "entity type '\(parts[0])' is not one of \(interactionAttributes.keys.sorted().joined(separator: ", "))")
+        }
+        guard parts[2].allSatisfy({ ($0.isUppercase && $0.isASCII) || $0 == "_" }) else {
+            throw EventError(.invalidField, field: "event_name", "expected an upper-case interaction status such as SEEN or COMPLETED, found '\(parts[2])'")
+        }
+        try attributes.rejectUnknown(allowed, format: "the \(parts[0]) interaction attributes (\(allowed.sorted().joined(separator: ", ")))")
+        for key in attributes.object.keys {
+            _ = try attributes.string(key, allowEmpty: true)
+        }
+        if let id = try attributes.string("interaction_id"), id != "\(parts[0])_\(parts[1])" {
+            throw EventError(.invalidField, field: attributes.field("interaction_id"), "expected '\(parts[0])_\(parts[1])' to match the event name, found '\(id)'")
+        }
+        for flag in ["is_dismissed", "never_show_again"] {
+            _ = try attributes.oneOf(flag, ["0", "1"])
+        }
+        if parts[0] == "experiment" { _ = try attributes.oneOf("variant", ["A", "B", "C"]) }
+        if parts[0] == "nps", let score = try attributes.string("score") {
+            guard let value = Int(score), (0...10).contains(value) else {
+                throw EventError(.invalidField, field: attributes.field("score"), "expected an NPS score from \"0\" to \"10\", found '\(score)'")
+            }
         }
     }
 }

@@ -102,6 +102,23 @@ public final class SQLiteDatabase: Sendable {
             }
         }
 
+        /// Runs `sql` once per parameter list on one prepared statement, telling `changed` how
+        /// many rows each run changed (0 for an `INSERT OR IGNORE` that hit an existing key).
+        public func executeEach(_ sql: String, _ parameterLists: some Sequence<[SQLiteValue]>, changed: (Int, Int) -> Void) throws(SQLiteError) {
+            let statement = try prepare(sql)
+            defer { sqlite3_finalize(statement) }
+            for (index, parameters) in parameterLists.enumerated() {
+                sqlite3_reset(statement)
+                sqlite3_clear_bindings(statement)
+                try bind(statement, parameters)
+                let status = sqlite3_step(statement)
+                guard status == SQLITE_DONE || status == SQLITE_ROW else {
+                    throw SQLiteError(code(status), String(cString: sqlite3_errmsg(db)))
+                }
+                changed(index, Int(sqlite3_changes(db)))
+            }
+        }
+
         /// Rows changed by the last statement.
         public var changes: Int { Int(sqlite3_changes(db)) }
 

@@ -72,7 +72,7 @@ public final class RPCClient: Sendable {
 
     /// Sends one request whose `params` are already-serialised JSON bytes, so a hop that
     /// only relays events (ingest's forwarder) need not parse and re-encode them.
-    public func call(_ method: String, rawParams: [UInt8]) async throws -> JSON {
+    public func call(_ method: String, rawParams: [UInt8], timeout: TimeAmount? = nil) async throws -> JSON {
         let promise = channel.eventLoop.makePromise(of: JSON.self)
         let registered: Result<Int64, WireError> = state.withLockedValue { state in
             if let reason = state.closedReason { return .failure(reason) }
@@ -92,6 +92,15 @@ public final class RPCClient: Sendable {
         channel.writeAndFlush(frame).whenFailure { [state] error in
             let waiting = state.withLockedValue { $0.pending.removeValue(forKey: id) }
             waiting?.fail(WireError(.connectionClosed, "write to \(self.socketPath) failed: \(error)"))
+        }
+        if let timeout {
+            // A peer that stops answering (stopped, deadlocked) must not hold the caller forever.
+            let expiry = channel.eventLoop.scheduleTask(in: timeout) { [state, channel] in
+                let waiting = state.withLockedValue { $0.pending.removeValue(forKey: id) }
+                waiting?.fail(WireError(.timedOut, "\(method) got no answer within \(timeout)"))
+                channel.close(promise: nil)
+            }
+            promise.futureResult.whenComplete { _ in expiry.cancel() }
         }
         return try await promise.futureResult.get()
     }

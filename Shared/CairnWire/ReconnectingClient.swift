@@ -1,5 +1,6 @@
 import CairnCore
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// A client for a downstream service that reconnects on demand: after the peer restarts,
 /// the next call opens a fresh connection. Callers own retries and backoff.
@@ -17,10 +18,10 @@ public final class ReconnectingClient: Sendable {
         try await call(method, rawParams: params.serialized())
     }
 
-    public func call(_ method: String, rawParams: [UInt8]) async throws -> JSON {
+    public func call(_ method: String, rawParams: [UInt8], timeout: TimeAmount? = nil) async throws -> JSON {
         let client = try await connectedClient()
         do {
-            return try await client.call(method, rawParams: rawParams)
+            return try await client.call(method, rawParams: rawParams, timeout: timeout)
         } catch let error as WireError {
             current.withLockedValue { if $0 === client { $0 = nil } }
             await client.close()

@@ -11,6 +11,7 @@ public struct WireError: Error, Sendable, CustomStringConvertible {
         public static let connectionClosed = Code(rawValue: "connection_closed")
         public static let connectFailed = Code(rawValue: "connect_failed")
         public static let invalidResponse = Code(rawValue: "invalid_response")
+        public static let timedOut = Code(rawValue: "timed_out")
         public static let socketPathTooLong = Code(rawValue: "socket_path_too_long")
         public static let runDirectory = Code(rawValue: "run_directory")
     }

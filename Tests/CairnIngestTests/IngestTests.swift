@@ -4,7 +4,47 @@ import CairnService
 import CairnSQLite
 import CairnWire
 import Foundation
+import Logging
+import Synchronization
 import Testing
+
+/// Storage's app registry, served on a real socket: enough of storage for ingest's unit
+/// tests. The real registry is tested in CairnStorageTests and end to end.
+final class RegistryServer: Sendable {
+    let apps = Mutex<[String: JSON]>([
+        "acme": ["token": "acme", "name": "acme", "personal_data": "hash", "attributes": [:]],
+    ])
+
+    func run(_ body: @Sendable (ReconnectingClient) async throws -> Void) async throws {
+        let directory = "/tmp/cairn-ingest-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
+        try RunDirectory.prepare(directory)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = RunDirectory.socketPath(directory, service: "storage")
+        var router = RPCRouter()
+        router.register("apps.get") { [self] params in
+            guard let key = params["app"]?.stringValue, let app = self.apps.withLock({ $0[key] }) else {
+                throw RPCError.application("unknown_app", "no app is named '\(params["app"]?.stringValue ?? "")'")
+            }
+            return app
+        }
+        let server = RPCServer(socketPath: path, router: router, logger: Logger(label: "registry"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let client = ReconnectingClient(socketPath: path)
+            for _ in 0..<500 {
+                if (try? await client.call("apps.get", ["app": "acme"])) != nil { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            do {
+                try await body(client)
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            group.cancelAll()
+        }
+    }
+}
 
 @Suite struct IngestTests {
     func temporarySpool() throws -> (Spool, String) {
@@ -19,26 +59,116 @@ import Testing
     @Test func submitSpoolsGoodRecordsAndDeadLettersBadOnes() async throws {
         let (spool, path) = try temporarySpool()
         defer { cleanUp(path) }
-        let ingestor = Ingestor(spool: spool, counters: Counters())
-        let records: [JSON] = [
-            .string(#"{"event_type":"track","event_name":"A","user_id":"u1","inserted_at":"2024-05-01T00:00:00Z"}"#),
-            .string(#"{"event_type":"track","event_name":"#),
-            .string(#"{"event_type":"page_view","user_id":"u1","inserted_at":"2024-05-01T00:00:01Z"}"#),
-            .string(#"{"event_type":"nope"}"#),
-            .string("\u{FFFD}garbage"),
-        ]
-        let result = try await ingestor.submit(["app": "acme", "records": .array(records), "lines": [3, 4, 7, 9, 12],
-                                                "invalid_utf8": [12], "source": "file.jsonl"])
-        #expect(result["accepted"] == .int(2))
-        #expect(result["rejected"] == .int(3))
-        let errors = try #require(result["errors"]?.arrayValue)
-        #expect(errors.map { $0["record"] } == [.int(4), .int(9), .int(12)])
-        #expect(errors[1]["field"] == "event_type")
-        #expect(errors[0]["code"] == "invalid_json")
-        #expect(try spool.depth() == 2)
-        let letters = try spool.deadLetters(app: "acme", limit: 10)
-        #expect(letters.count == 3)
-        #expect(letters.contains { $0["record"] == .int(9) && $0["source"] == "file.jsonl" && $0["raw"] == #"{"event_type":"nope"}"# })
+        try await RegistryServer().run { storage in
+            let ingestor = Ingestor(spool: spool, apps: AppDirectory(storage: storage, spool: spool), counters: Counters())
+            let records: [JSON] = [
+                .string(#"{"event_type":"track","event_name":"A","user_id":"u1","inserted_at":"2024-05-01T00:00:00Z"}"#),
+                .string(#"{"event_type":"track","event_name":"#),
+                .string(#"{"event_type":"page_view","user_id":"u1","inserted_at":"2024-05-01T00:00:01Z"}"#),
+                .string(#"{"event_type":"nope"}"#),
+                .string("\u{FFFD}garbage"),
+            ]
+            let params: JSON = ["app": "acme", "records": .array(records), "lines": [3, 4, 7, 9, 12], "invalid_utf8": [12], "source": "file.jsonl"]
+            let result = try await ingestor.submit(params)
+            #expect(result["accepted"] == .int(2))
+            #expect(result["duplicates"] == .int(0))
+            #expect(result["rejected"] == .int(3))
+            let errors = result["errors"]?.arrayValue ?? []
+            #expect(errors.map { $0["record"] } == [.int(4), .int(9), .int(12)])
+            #expect(errors.map { $0["code"] } == ["invalid_json", "invalid_field", "invalid_utf8"])
+            #expect(errors[1]["field"] == "event_type")
+            #expect(try spool.depth() == 2)
+            let letters = try spool.deadLetters(app: "acme", limit: 10)
+            #expect(letters.count == 3)
+            #expect(letters.contains { $0.letter.record == 9 && $0.letter.source == "file.jsonl" && $0.letter.raw == Array(#"{"event_type":"nope"}"#.utf8) })
+        }
+    }
+
+    @Test func theSameEventTwiceIsADuplicateInOneBatchOrTwo() async throws {
+        let (spool, path) = try temporarySpool()
+        defer { cleanUp(path) }
+        try await RegistryServer().run { storage in
+            let ingestor = Ingestor(spool: spool, apps: AppDirectory(storage: storage, spool: spool), counters: Counters())
+            let record = JSON.string(#"{"event_type":"track","event_name":"A","user_id":"u1","inserted_at":"2024-05-01T00:00:00Z"}"#)
+            let first = try await ingestor.submit(["app": "acme", "records": [record, record]])
+            #expect(first["accepted"] == .int(1))
+            #expect(first["duplicates"] == .int(1))
+            let second = try await ingestor.submit(["app": "acme", "records": [record]])
+            #expect(second["accepted"] == .int(0))
+            #expect(second["duplicates"] == .int(1))
+            // Segment messageIds: the same id is one message even with another timestamp.
+            let one = JSON.string(#"{"type":"track","event":"B","userId":"u","messageId":"m-1","timestamp":"2024-05-01T00:00:00Z"}"#)
+            let retried = JSON.string(#"{"type":"track","event":"B","userId":"u","messageId":"m-1","timestamp":"2024-05-01T00:00:09Z"}"#)
+            let third = try await ingestor.submit(["app": "acme", "records": [one, retried]])
+            #expect(third["accepted"] == .int(1))
+            #expect(third["duplicates"] == .int(1))
+            #expect(try spool.depth() == 2)
+        }
+    }
+
+    @Test func anUnknownAppIsRefusedAndItsRecordsKeptForReplay() async throws {
+        let (spool, path) = try temporarySpool()
+        defer { cleanUp(path) }
+        let registry = RegistryServer()
+        try await registry.run { storage in
+            let apps = AppDirectory(storage: storage, spool: spool, freshness: .zero)
+            let ingestor = Ingestor(spool: spool, apps: apps, counters: Counters())
+            let record = JSON.string(#"{"event":"buy","user_id":"u","attributes":{"price":"9.5"}}"#)
+            do {
+                _ = try await ingestor.submit(["app": "shop", "records": [record]])
+                Issue.record("expected unknown_app")
+            } catch let error as RPCError {
+                #expect(error.applicationCode == "unknown_app")
+            }
+            #expect(try spool.deadLetters(app: "shop", limit: 10).first?.letter.error.code == .unknownApp)
+            #expect(try spool.depth() == 0)
+
+            // The app appears with a typed attribute: the replay coerces it.
+            registry.apps.withLock { $0["shop"] = ["token": "shop", "name": "shop", "attributes": ["price": "number"]] }
+            let replay = try await ingestor.replay(["app": "shop"])
+            #expect(replay["replayed"] == .int(1))
+            #expect(replay["accepted"] == .int(1))
+            #expect(try spool.deadLetters(app: "shop", limit: 10).isEmpty)
+            let spooled = try JSONParser.parse(try #require(try spool.peek(limit: 1).first).event)
+            #expect(spooled["metadata"]?["price"] == .double(9.5))
+        }
+    }
+
+    @Test func aReplayThatStillFailsKeepsTheLetterWithTheNewReason() async throws {
+        let (spool, path) = try temporarySpool()
+        defer { cleanUp(path) }
+        let registry = RegistryServer()
+        registry.apps.withLock { $0["acme"] = ["token": "acme", "name": "acme", "attributes": ["price": "number"]] }
+        try await registry.run { storage in
+            let ingestor = Ingestor(spool: spool, apps: AppDirectory(storage: storage, spool: spool, freshness: .zero), counters: Counters())
+            let result = try await ingestor.submit(["app": "acme", "records": [.string(#"{"event":"buy","user_id":"u","attributes":{"price":"cheap"}}"#)]])
+            #expect(result["rejected"] == .int(1))
+            let again = try await ingestor.replay(["app": "acme"])
+            #expect(again["still_rejected"] == .int(1))
+            #expect(try spool.deadLetters(app: "acme", limit: 10).first?.letter.error.field == "attributes.price")
+        }
+    }
+
+    @Test func knownAppsStillResolveWhenStorageIsAway() async throws {
+        let (spool, path) = try temporarySpool()
+        defer { cleanUp(path) }
+        let kept = Mutex<AppDirectory?>(nil)
+        try await RegistryServer().run { storage in
+            let apps = AppDirectory(storage: storage, spool: spool, freshness: .zero)
+            _ = try await apps.resolve("acme")
+            kept.withLock { $0 = apps }
+        }
+        let directory = try #require(kept.withLock { $0 })
+        // The registry server is gone now.
+        #expect(try await directory.resolve("acme").token == "acme")
+        let fresh = AppDirectory(storage: ReconnectingClient(socketPath: "/tmp/cairn-nowhere.sock"), spool: spool)
+        #expect(try await fresh.resolve("acme").token == "acme")
+        do {
+            _ = try await fresh.resolve("never-seen")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.applicationCode == "storage_unavailable")
+        }
     }
 
     @Test func spoolSurvivesReopenAndCompletesInOrder() async throws {
@@ -46,27 +176,17 @@ import Testing
         defer { cleanUp(path) }
         do {
             let spool = try Spool(path: path)
-            let ingestor = Ingestor(spool: spool, counters: Counters())
-            let records: [JSON] = (0..<5).map { .string(#"{"event_type":"track","event_name":"E\#($0)","inserted_at":"2024-05-01T00:00:0\#($0)Z"}"#) }
-            _ = try await ingestor.submit(["app": "acme", "records": .array(records)])
+            let events = (0..<5).map { n in
+                CanonicalEvent(appToken: "acme", eventType: .track, eventName: "E\(n)", userId: nil, companyId: nil, source: "web-client",
+                               insertedAt: Timestamp(parsing: "2024-05-01T00:00:0\(n)Z")!, receivedAt: .now(), origin: .userpilot)
+            }
+            #expect(try spool.append(events: events, deadLetters: []) == (5, 0))
         }
         let reopened = try Spool(path: path)
         let entries = try reopened.peek(limit: 3)
-        #expect(entries.count == 3)
         let names = try entries.map { try JSONParser.parse($0.event)["event_name"]?.stringValue }
         #expect(names == ["E0", "E1", "E2"])
         try reopened.complete(sequences: entries.map(\.sequence), refused: [])
         #expect(try reopened.depth() == 2)
-        #expect(try reopened.peek(limit: 10).first.map { try JSONParser.parse($0.event)["event_name"] } == "E3")
-    }
-
-    @Test func refusesUnknownAppsAndFormatsAsWholeRequests() async throws {
-        let (spool, path) = try temporarySpool()
-        defer { cleanUp(path) }
-        let ingestor = Ingestor(spool: spool, counters: Counters())
-        await #expect(throws: RPCError.self) { _ = try await ingestor.submit(["app": "bad/app", "records": []]) }
-        await #expect(throws: RPCError.self) { _ = try await ingestor.submit(["app": "acme", "format": "csv", "records": []]) }
-        await #expect(throws: RPCError.self) { _ = try await ingestor.submit(["app": "acme"]) }
-        #expect(try spool.depth() == 0)
     }
 }

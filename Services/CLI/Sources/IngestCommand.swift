@@ -20,7 +20,7 @@ extension CairnCommand {
         @Option(name: .long, help: "The app the events belong to.")
         var app: String
 
-        @Option(name: .long, help: "The input format: auto (detect per record) or userpilot.")
+        @Option(name: .long, help: "The input format: auto (detect per record), userpilot, userguiding, userlike, usercom or segment.")
         var format: String = "auto"
 
         @Option(name: .long, help: "Records per request.")
@@ -62,6 +62,7 @@ extension CairnCommand {
             let started = ContinuousClock.now
             let showProgress = isTerminal(2)
             var accepted: Int64 = 0
+            var duplicates: Int64 = 0
             var rejected: Int64 = 0
             var errors: [JSON] = []
             let source = (file as NSString).lastPathComponent
@@ -72,10 +73,11 @@ extension CairnCommand {
                 var inFlight = 0
                 func collect(_ result: JSON) {
                     accepted += result["accepted"]?.intValue ?? 0
+                    duplicates += result["duplicates"]?.intValue ?? 0
                     rejected += result["rejected"]?.intValue ?? 0
                     errors += result["errors"]?.arrayValue ?? []
                     if showProgress {
-                        printError("\r\u{1B}[K\(accepted + rejected) records sent, \(rejected) rejected", terminator: "")
+                        printError("\r\u{1B}[K\(accepted + duplicates + rejected) events, \(rejected) rejected", terminator: "")
                     }
                 }
                 while true {
@@ -88,7 +90,7 @@ extension CairnCommand {
                         guard record.text.utf8.count <= Self.maximumRecordBytes else {
                             rejected += 1
                             errors.append(["record": .int(Int64(record.number)), "code": "record_too_large",
-                                           "message": .string("is \(record.text.utf8.count) bytes; the most one record may have is \(Self.maximumRecordBytes)")])
+                                           "error": .string("is \(record.text.utf8.count) bytes; the most one request may carry is \(Self.maximumRecordBytes)")])
                             continue
                         }
                         bytes += record.text.utf8.count
@@ -109,19 +111,26 @@ extension CairnCommand {
                 for try await result in group { collect(result) }
             }
             if showProgress { printError("") }
-            for error in errors.sorted(by: { ($0["record"]?.intValue ?? 0) < ($1["record"]?.intValue ?? 0) }) {
-                let field = error["field"]?.stringValue.map { " field '\($0)'" } ?? ""
-                printError("\(file):\(error["record"]?.intValue ?? 0): \(error["code"]?.stringValue ?? "error"):\(field) \(error["message"]?.stringValue ?? "")")
+            for error in errors.sorted(by: { ($0["record"]?.intValue ?? 0, $0["message"]?.intValue ?? -1) < ($1["record"]?.intValue ?? 0, $1["message"]?.intValue ?? -1) }) {
+                printError("\(file):" + describe(error))
             }
             if rejected > Int64(errors.count) {
-                printError("… and \(rejected - Int64(errors.count)) more rejected records (see `cairn dead-letters --app \(app)`)")
+                printError("… and \(rejected - Int64(errors.count)) more rejected records (see `cairn deadletters list --app \(app)`)")
             }
             let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
-            let rate = seconds > 0 ? Int(Double(accepted + rejected) / seconds) : 0
-            print("ingested \(file): \(accepted) accepted, \(rejected) rejected in \(String(format: "%.2f", seconds)) s (\(rate) records/s)")
+            let rate = seconds > 0 ? Int(Double(accepted + duplicates + rejected) / seconds) : 0
+            print("ingested \(file): \(accepted) new, \(duplicates) duplicates, \(rejected) rejected in \(String(format: "%.2f", seconds)) s (\(rate) events/s)")
             if rejected > 0 { throw ExitCode(2) }
         }
     }
+}
+
+/// One rejected record as the CLI prints it: `line[:message]: code: field 'f' error`, the same
+/// words ingest sends in the JSON-RPC result and keeps with the dead letter.
+func describe(_ error: JSON) -> String {
+    let message = error["message"]?.intValue.map { " message \($0)" } ?? ""
+    let field = error["field"]?.stringValue.map { " field '\($0)'" } ?? ""
+    return "\(error["record"]?.intValue ?? 0):\(message) \(error["code"]?.stringValue ?? "error"):\(field) \(error["error"]?.stringValue ?? "")"
 }
 
 func printError(_ text: String, terminator: String) {

@@ -38,28 +38,4 @@ extension CairnCommand {
             }
         }
     }
-
-    /// `cairn dead-letters`: the records ingest refused, newest first.
-    struct DeadLetters: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "dead-letters", abstract: "List the records ingest refused, with why.")
-
-        @Option(name: .long, help: "Only this app's dead letters.")
-        var app: String?
-
-        @Option(name: .long, help: "How many to list.")
-        var limit: Int = 50
-
-        @Option(name: .long, help: "Output: table, json or csv.")
-        var format: OutputFormat = .table
-
-        @OptionGroup var connection: ConnectionOptions
-
-        func run() async throws {
-            var params: JSONObject = ["limit": .int(Int64(limit))]
-            if let app { params["app"] = .string(app) }
-            let result = try await connection.call("ingest", "ingest.dead_letters", .object(params))
-            let columns: JSON = ["id", "received_at", "app", "source", "record", "code", "field", "message", "raw"]
-            print(TableRenderer.render(["columns": columns, "rows": result["rows"] ?? .array([])], format: format))
-        }
-    }
 }

@@ -2,6 +2,7 @@ import CairnCore
 import CairnService
 import CairnWire
 import Logging
+import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
@@ -27,7 +28,12 @@ public struct Forwarder: Service {
     public func run() async throws {
         var delay = Duration.milliseconds(100)
         var lastFailure: String?
+        var lastPrune = ContinuousClock.now - .seconds(3600)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if ContinuousClock.now - lastPrune > .seconds(3600) {
+                lastPrune = ContinuousClock.now
+                try? await NIOThreadPool.singleton.runIfActive { [spool] in try spool.pruneSeen() }
+            }
             do {
                 let delivered = try await forwardOneBatch()
                 if lastFailure != nil {
@@ -65,7 +71,7 @@ public struct Forwarder: Service {
             params.append(contentsOf: entry.event)
         }
         params.append(contentsOf: "]}".utf8)
-        let result = try await identity.call("identity.process", rawParams: params)
+        let result = try await identity.call("identity.process", rawParams: params, timeout: .seconds(120))
 
         var refused: [(sequence: Int64, deadLetter: Spool.DeadLetter)] = []
         for rejection in result["rejected"]?.arrayValue ?? [] {
@@ -74,7 +80,7 @@ public struct Forwarder: Service {
             let app = (try? JSONParser.parse(entry.event))?["app_token"]?.stringValue ?? ""
             let error = EventError(EventError.Code(rawValue: rejection["code"]?.stringValue ?? "invalid_event"),
                                    field: rejection["field"]?.stringValue, rejection["message"]?.stringValue ?? "refused by storage")
-            refused.append((entry.sequence, Spool.DeadLetter(app: app, origin: "canonical", source: "storage", record: nil, error: error, raw: entry.event)))
+            refused.append((entry.sequence, Spool.DeadLetter(app: app, format: "canonical", source: "storage", record: nil, error: error, raw: entry.event)))
         }
         let sequences = entries.map(\.sequence)
         let refusedLetters = refused

@@ -4,35 +4,34 @@ import CairnSQLite
 import CairnWire
 import NIOPosix
 
-/// Validates and normalises submitted records, and spools them before answering.
+/// Validates, normalises, deduplicates and spools submitted records before answering.
 ///
 /// `ingest.submit` params:
-/// - `app`: the app the records belong to;
-/// - `format`: `auto` (default) or a format name;
+/// - `app`: the app's name or token; an unknown app is refused (`unknown_app`);
+/// - `format`: `auto` (default) or one format;
 /// - `source`: where the records came from (a file name), kept with dead letters;
 /// - `records`: the records, each a JSON text (one line of a file) or a JSON object;
-/// - `lines`: optional, the 1-based line number of each record, for error messages.
+/// - `lines`: optional, the 1-based line number of each record, for error messages;
+/// - `invalid_utf8`: optional, the line numbers whose bytes were not UTF-8.
 ///
-/// Result: `{accepted, rejected, errors: [{record, code, field, message}]}`. Accepted events
-/// are durable in the spool when this returns; rejected ones are dead letters.
+/// Result: `{accepted, duplicates, rejected, errors: [{record, message?, code, field, error}]}`.
+/// `accepted` counts new events, durable in the spool when this returns; `duplicates` counts
+/// events already accepted before; rejected records are dead letters.
 public struct Ingestor: Sendable {
     let spool: Spool
+    let apps: AppDirectory
     let counters: Counters
     /// How many per-record errors a response lists; all are kept as dead letters.
     public var maximumReportedErrors = 100
 
-    public init(spool: Spool, counters: Counters) {
+    public init(spool: Spool, apps: AppDirectory, counters: Counters) {
         self.spool = spool
+        self.apps = apps
         self.counters = counters
     }
 
     public func submit(_ params: JSON) async throws -> JSON {
-        guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must be a string naming the app") }
-        do throws(EventError) {
-            try AppName.validate(app)
-        } catch {
-            throw RPCError.application("invalid_app", error.description)
-        }
+        guard let appKey = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
         let formatName = params["format"]?.stringValue ?? "auto"
         guard let format = EventNormalizer.FormatChoice(rawValue: formatName) else {
             throw RPCError.application("invalid_format", "unknown format '\(formatName)'; expected one of \(EventNormalizer.FormatChoice.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -40,52 +39,129 @@ public struct Ingestor: Sendable {
         guard let records = params["records"]?.arrayValue else { throw RPCError.invalidParams("params.records must be an array") }
         let lines = params["lines"]?.arrayValue
         let source = params["source"]?.stringValue ?? "rpc"
-        // Lines whose bytes were not UTF-8 arrive lossily decoded; refuse them rather than store altered text.
         let invalidUTF8 = Set((params["invalid_utf8"]?.arrayValue ?? []).compactMap(\.intValue).map(Int.init))
-        let receivedAt = Timestamp.now()
+        func number(_ index: Int) -> Int { lines.flatMap { index < $0.count ? $0[index].intValue.map(Int.init) : nil } ?? index + 1 }
+        func raw(_ record: JSON) -> [UInt8] { record.stringValue.map { Array($0.utf8) } ?? record.serialized() }
 
+        let app: AppDirectory.App
+        do {
+            app = try await apps.resolve(appKey)
+        } catch {
+            if error.applicationCode == "unknown_app" {
+                // Kept, so that `cairn deadletters replay` can take them once the app exists.
+                let letters = records.enumerated().map { index, record in
+                    Spool.DeadLetter(app: appKey, format: formatName, source: source, record: number(index),
+                                     error: EventError(.unknownApp, field: "app", error.message), raw: raw(record))
+                }
+                try await store(events: [], deadLetters: letters)
+                counters.add("events_rejected", Int64(letters.count))
+            }
+            throw error
+        }
+
+        let context = IngestContext(appToken: app.token, receivedAt: .now(), personalData: app.personalData, attributes: app.attributes)
         var events: [CanonicalEvent] = []
         events.reserveCapacity(records.count)
         var deadLetters: [Spool.DeadLetter] = []
         var errors: [JSON] = []
         for (index, record) in records.enumerated() {
-            let number = lines.flatMap { index < $0.count ? $0[index].intValue.map(Int.init) : nil } ?? index + 1
-            let raw: [UInt8]
-            let outcome: Result<[CanonicalEvent], EventError>
+            let line = number(index)
+            let outcome: EventNormalizer.Outcome
             switch record {
-            case .string(let text) where invalidUTF8.contains(number):
-                raw = Array(text.utf8)
-                outcome = .failure(EventError(.invalidJSON, field: nil, "the record is not valid UTF-8"))
+            case .string where invalidUTF8.contains(line):
+                outcome = EventNormalizer.Outcome(rejections: [.init(message: nil, error: EventError(.invalidUTF8, field: nil, "the record is not valid UTF-8"), raw: raw(record))])
             case .string(let text):
-                raw = Array(text.utf8)
-                outcome = Result { () throws(EventError) in try EventNormalizer.normalize(recordBytes: raw, format: format, app: app, receivedAt: receivedAt) }
+                outcome = EventNormalizer.normalize(recordBytes: Array(text.utf8), format: format, context: context)
             default:
-                raw = record.serialized()
-                outcome = Result { () throws(EventError) in try EventNormalizer.normalize(record: record, format: format, app: app, receivedAt: receivedAt) }
+                outcome = EventNormalizer.normalize(record: record, format: format, context: context)
             }
-            switch outcome {
-            case .success(let normalized):
-                events.append(contentsOf: normalized)
-            case .failure(let error):
-                deadLetters.append(Spool.DeadLetter(app: app, origin: formatName, source: source, record: number, error: error, raw: raw))
+            events.append(contentsOf: outcome.events)
+            for rejection in outcome.rejections {
+                deadLetters.append(Spool.DeadLetter(app: app.token, format: rejection.message == nil ? formatName : "segment", source: source,
+                                                    record: line, message: rejection.message, error: rejection.error, raw: rejection.raw))
                 if errors.count < maximumReportedErrors {
-                    errors.append(["record": .int(Int64(number)), "code": .string(error.code.rawValue),
-                                   "field": .optional(error.field), "message": .string(error.message)])
+                    errors.append(Self.errorJSON(record: line, message: rejection.message, rejection.error))
                 }
             }
         }
-        let accepted = events
-        let refused = deadLetters
+        let counts = try await store(events: events, deadLetters: deadLetters)
+        counters.add("requests")
+        counters.add("events_accepted", Int64(counts.new))
+        counters.add("events_duplicate", Int64(counts.duplicates))
+        counters.add("events_rejected", Int64(deadLetters.count))
+        return ["accepted": .int(Int64(counts.new)), "duplicates": .int(Int64(counts.duplicates)),
+                "rejected": .int(Int64(deadLetters.count)), "errors": .array(errors)]
+    }
+
+    /// `ingest.deadletters.replay {app?, ids?}`: runs dead letters through ingest again, for
+    /// example after the attribute they needed was registered.
+    public func replay(_ params: JSON) async throws -> JSON {
+        // The app may be named by name or token, and its letters stored under either.
+        var appKeys: Set<String>?
+        if let appKey = params["app"]?.stringValue {
+            appKeys = [appKey]
+            if let app = try? await apps.resolve(appKey) { appKeys?.formUnion([app.name, app.token]) }
+        }
+        let ids = params["ids"]?.arrayValue?.compactMap(\.intValue)
+        let letters = try await NIOThreadPool.singleton.runIfActive { [spool] in
+            try spool.deadLetters(app: nil, ids: ids, limit: 100_000)
+        }
+        var accepted: [Int64] = []
+        var events: [CanonicalEvent] = []
+        var refused: [(id: Int64, error: EventError)] = []
+        var errors: [JSON] = []
+        let receivedAt = Timestamp.now()
+        for stored in letters where appKeys?.contains(stored.letter.app) ?? true {
+            let app: AppDirectory.App
+            do {
+                app = try await apps.resolve(stored.letter.app)
+            } catch {
+                guard error.applicationCode == "unknown_app" else { throw error }
+                refused.append((stored.id, EventError(.unknownApp, field: "app", error.message)))
+                continue
+            }
+            let context = IngestContext(appToken: app.token, receivedAt: receivedAt, personalData: app.personalData, attributes: app.attributes)
+            let format = EventNormalizer.FormatChoice(rawValue: stored.letter.format) ?? .auto
+            let outcome = EventNormalizer.normalize(recordBytes: stored.letter.raw, format: format, context: context)
+            if let rejection = outcome.rejections.first {
+                refused.append((stored.id, rejection.error))
+                if errors.count < maximumReportedErrors {
+                    errors.append(["id": .int(stored.id), "code": .string(rejection.error.code.rawValue),
+                                   "field": .optional(rejection.error.field), "error": .string(rejection.error.message)])
+                }
+            } else {
+                accepted.append(stored.id)
+                events.append(contentsOf: outcome.events)
+            }
+        }
+        let toSpool = events
+        let (done, again) = (accepted, refused)
+        let counts = try await NIOThreadPool.singleton.runIfActive { [spool] in
+            try spool.resolveReplay(accepted: done, events: toSpool, stillRefused: again)
+        }
+        counters.add("events_replayed", Int64(counts.new))
+        return ["replayed": .int(Int64(accepted.count)), "accepted": .int(Int64(counts.new)), "duplicates": .int(Int64(counts.duplicates)),
+                "still_rejected": .int(Int64(refused.count)), "errors": .array(errors)]
+    }
+
+    /// The same words on the wire as on the CLI: `{record, message?, code, field, error}`.
+    static func errorJSON(record: Int, message: Int?, _ error: EventError) -> JSON {
+        var object: JSONObject = ["record": .int(Int64(record))]
+        if let message { object["message"] = .int(Int64(message)) }
+        object["code"] = .string(error.code.rawValue)
+        object["field"] = .optional(error.field)
+        object["error"] = .string(error.message)
+        return .object(object)
+    }
+
+    @discardableResult
+    private func store(events: [CanonicalEvent], deadLetters: [Spool.DeadLetter]) async throws -> (new: Int, duplicates: Int) {
         do {
-            try await NIOThreadPool.singleton.runIfActive { [spool] in
-                try spool.append(events: accepted, deadLetters: refused)
+            return try await NIOThreadPool.singleton.runIfActive { [spool] in
+                try spool.append(events: events, deadLetters: deadLetters)
             }
         } catch let error as SQLiteError {
             throw SpoolFailure.rpcError(error)
         }
-        counters.add("requests")
-        counters.add("events_accepted", Int64(events.count))
-        counters.add("events_rejected", Int64(deadLetters.count))
-        return ["accepted": .int(Int64(events.count)), "rejected": .int(Int64(deadLetters.count)), "errors": .array(errors)]
     }
 }

@@ -1,30 +1,38 @@
 import CairnCore
 import CairnSQLite
 
-/// Ingest's durable queue: accepted events wait here, in arrival order, until storage has
-/// committed them; rejected records are kept as dead letters with the reason.
+/// Ingest's durable state in SQLite: the queue of accepted events awaiting storage, the
+/// dead letters, the set of event and message ids already accepted (for deduplication),
+/// and a copy of the app settings so that ingest keeps working while the database is away.
 ///
 /// WAL with `synchronous=FULL`, so a batch whose transaction returned survives a crash or a
 /// power cut: that is the moment ingest may acknowledge.
 public final class Spool: Sendable {
     private let database: SQLiteDatabase
+    /// Accepted ids are remembered this many days for deduplication (storage's primary key
+    /// catches an `internal_event_id` repeat after that; a `messageId` repeat it does not).
+    public static let dedupWindowDays: Int64 = 30
 
-    /// One record ingest refused, kept with why.
+    /// One record or message ingest refused, kept whole with why.
     public struct DeadLetter: Sendable {
         public var app: String
-        public var origin: String
-        /// Where it came from: a file name, `http`, or `forwarder`.
+        /// The `--format` it was read with (`auto`, `segment`, …), for replay.
+        public var format: String
+        /// Where it came from: a file name, `http`, or `storage`.
         public var source: String
         /// The 1-based line or element number in `source`, when known.
         public var record: Int?
+        /// Its index in a Segment batch envelope, when it was one message of one.
+        public var message: Int?
         public var error: EventError
         public var raw: [UInt8]
 
-        public init(app: String, origin: String, source: String, record: Int?, error: EventError, raw: [UInt8]) {
+        public init(app: String, format: String, source: String, record: Int?, message: Int? = nil, error: EventError, raw: [UInt8]) {
             self.app = app
-            self.origin = origin
+            self.format = format
             self.source = source
             self.record = record
+            self.message = message
             self.error = error
             self.raw = raw
         }
@@ -52,27 +60,53 @@ public final class Spool: Sendable {
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
                     received_at TEXT NOT NULL,
                     app TEXT NOT NULL,
-                    origin TEXT NOT NULL,
+                    format TEXT NOT NULL,
                     source TEXT NOT NULL,
                     record INTEGER,
+                    message INTEGER,
                     error_code TEXT NOT NULL,
                     error_field TEXT,
                     error_message TEXT NOT NULL,
                     raw BLOB NOT NULL
                 );
+                CREATE INDEX IF NOT EXISTS dead_letters_app ON dead_letters (app, id);
+                CREATE TABLE IF NOT EXISTS seen_events (app TEXT NOT NULL, id INTEGER NOT NULL, day INTEGER NOT NULL, PRIMARY KEY (app, id)) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS seen_messages (app TEXT NOT NULL, message_id TEXT NOT NULL, day INTEGER NOT NULL, PRIMARY KEY (app, message_id)) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS app_cache (key TEXT PRIMARY KEY, config BLOB NOT NULL);
                 """)
         }
     }
 
-    /// Appends accepted events and dead letters in one durable transaction.
-    public func append(events: [CanonicalEvent], deadLetters: [DeadLetter]) throws(SQLiteError) {
-        guard !events.isEmpty || !deadLetters.isEmpty else { return }
-        let now = Timestamp.now().description
-        try database.transaction { (connection) throws(SQLiteError) in
+    /// Appends events and dead letters in one durable transaction, skipping events already
+    /// accepted (same `internal_event_id`, or same sender `message_id`, within the window).
+    /// - Returns: how many events were new and how many were duplicates.
+    @discardableResult
+    public func append(events: [CanonicalEvent], deadLetters: [DeadLetter]) throws(SQLiteError) -> (new: Int, duplicates: Int) {
+        guard !events.isEmpty || !deadLetters.isEmpty else { return (0, 0) }
+        let now = Timestamp.now()
+        let day = SQLiteValue.integer(now.microseconds / 86_400_000_000)
+        return try database.transaction { (connection) throws(SQLiteError) -> (new: Int, duplicates: Int) in
+            var isDuplicate = [Bool](repeating: false, count: events.count)
+            let withMessageIds = events.indices.filter { events[$0].messageId != nil }
+            try connection.executeEach(
+                "INSERT OR IGNORE INTO seen_messages (app, message_id, day) VALUES (?1, ?2, ?3)",
+                withMessageIds.lazy.map { [.text(events[$0].appToken), .text(events[$0].messageId!), day] }
+            ) { index, changed in
+                if changed == 0 { isDuplicate[withMessageIds[index]] = true }
+            }
+            let candidates = events.indices.filter { !isDuplicate[$0] }
+            try connection.executeEach(
+                "INSERT OR IGNORE INTO seen_events (app, id, day) VALUES (?1, ?2, ?3)",
+                candidates.lazy.map { [.text(events[$0].appToken), .integer(events[$0].internalEventIdBigint), day] }
+            ) { index, changed in
+                if changed == 0 { isDuplicate[candidates[index]] = true }
+            }
+            let fresh = events.indices.filter { !isDuplicate[$0] }
             try connection.executeMany(
                 "INSERT INTO spool (app, event) VALUES (?1, ?2)",
-                events.lazy.map { [.text($0.appToken), .blob($0.json.serialized())] })
-            try Self.insert(deadLetters, receivedAt: now, on: connection)
+                fresh.lazy.map { [.text(events[$0].appToken), .blob(events[$0].json.serialized())] })
+            try Self.insert(deadLetters, receivedAt: now.description, on: connection)
+            return (fresh.count, events.count - fresh.count)
         }
     }
 
@@ -97,6 +131,15 @@ public final class Spool: Sendable {
         }
     }
 
+    /// Forgets accepted ids older than the deduplication window.
+    public func pruneSeen() throws(SQLiteError) {
+        let cutoff = SQLiteValue.integer(Timestamp.now().microseconds / 86_400_000_000 - Self.dedupWindowDays)
+        try database.withConnection { (connection) throws(SQLiteError) in
+            try connection.executeMany("DELETE FROM seen_events WHERE day < ?1", [[cutoff]])
+            try connection.executeMany("DELETE FROM seen_messages WHERE day < ?1", [[cutoff]])
+        }
+    }
+
     public func depth() throws(SQLiteError) -> Int64 {
         try count("SELECT count(*) FROM spool")
     }
@@ -105,24 +148,75 @@ public final class Spool: Sendable {
         try count("SELECT count(*) FROM dead_letters")
     }
 
-    /// The newest dead letters, optionally for one app, newest first.
-    public func deadLetters(app: String?, limit: Int) throws(SQLiteError) -> [JSON] {
-        try database.withConnection { (connection) throws(SQLiteError) -> [JSON] in
-            var rows: [JSON] = []
+    /// A stored dead letter, with its row id.
+    public struct StoredDeadLetter: Sendable {
+        public var id: Int64
+        public var receivedAt: String
+        public var letter: DeadLetter
+
+        public var json: JSON {
+            ["id": .int(id), "received_at": .string(receivedAt), "app": .string(letter.app), "format": .string(letter.format),
+             "source": .string(letter.source), "record": .optional(letter.record), "message": .optional(letter.message),
+             "code": .string(letter.error.code.rawValue), "field": .optional(letter.error.field), "error": .string(letter.error.message),
+             "raw": .string(String(decoding: letter.raw, as: UTF8.self))]
+        }
+    }
+
+    /// Dead letters, newest first, optionally for one app and/or only the given ids.
+    public func deadLetters(app: String?, ids: [Int64]? = nil, limit: Int) throws(SQLiteError) -> [StoredDeadLetter] {
+        try database.withConnection { (connection) throws(SQLiteError) -> [StoredDeadLetter] in
+            var rows: [StoredDeadLetter] = []
+            let idList = ids.map { JSON.array($0.map(JSON.int)).serializedString() }
             let sql = """
-                SELECT id, received_at, app, origin, source, record, error_code, error_field, error_message, raw
-                FROM dead_letters WHERE (?1 IS NULL OR app = ?1) ORDER BY id DESC LIMIT ?2
+                SELECT id, received_at, app, format, source, record, message, error_code, error_field, error_message, raw
+                FROM dead_letters
+                WHERE (?1 IS NULL OR app = ?1) AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))
+                ORDER BY id DESC LIMIT ?3
                 """
-            try connection.query(sql, [app.map(SQLiteValue.text) ?? .null, .integer(Int64(limit))]) { row in
-                rows.append([
-                    "id": .int(row.integer(0)), "received_at": .optional(row.text(1)), "app": .optional(row.text(2)),
-                    "origin": .optional(row.text(3)), "source": .optional(row.text(4)),
-                    "record": row.isNull(5) ? .null : .int(row.integer(5)), "code": .optional(row.text(6)),
-                    "field": .optional(row.text(7)), "message": .optional(row.text(8)),
-                    "raw": .string(String(decoding: row.blob(9), as: UTF8.self)),
-                ])
+            try connection.query(sql, [app.map(SQLiteValue.text) ?? .null, idList.map(SQLiteValue.text) ?? .null, .integer(Int64(limit))]) { row in
+                let error = EventError(EventError.Code(rawValue: row.text(7) ?? ""), field: row.text(8), row.text(9) ?? "")
+                rows.append(StoredDeadLetter(
+                    id: row.integer(0), receivedAt: row.text(1) ?? "",
+                    letter: DeadLetter(app: row.text(2) ?? "", format: row.text(3) ?? "auto", source: row.text(4) ?? "",
+                                       record: row.isNull(5) ? nil : Int(row.integer(5)), message: row.isNull(6) ? nil : Int(row.integer(6)),
+                                       error: error, raw: row.blob(10))))
             }
             return rows
+        }
+    }
+
+    /// After a replay: spools the accepted events, then removes their dead letters and records
+    /// the new reason for those refused again. A crash in between leaves a dead letter whose
+    /// next replay is counted as a duplicate, never stored twice.
+    public func resolveReplay(accepted: [Int64], events: [CanonicalEvent], stillRefused: [(id: Int64, error: EventError)]) throws(SQLiteError) -> (new: Int, duplicates: Int) {
+        let counts = try append(events: events, deadLetters: [])
+        try database.transaction { (connection) throws(SQLiteError) in
+            try connection.executeMany("DELETE FROM dead_letters WHERE id = ?1", accepted.lazy.map { [.integer($0)] })
+            try connection.executeMany(
+                "UPDATE dead_letters SET error_code = ?2, error_field = ?3, error_message = ?4 WHERE id = ?1",
+                stillRefused.lazy.map { [.integer($0.id), .text($0.error.code.rawValue), $0.error.field.map(SQLiteValue.text) ?? .null, .text($0.error.message)] })
+        }
+        return counts
+    }
+
+    /// The cached settings of an app, by token or name.
+    public func cachedApp(_ key: String) throws(SQLiteError) -> [UInt8]? {
+        try database.withConnection { (connection) throws(SQLiteError) -> [UInt8]? in
+            var config: [UInt8]?
+            try connection.query("SELECT config FROM app_cache WHERE key = ?1", [.text(key)]) { row in config = row.blob(0) }
+            return config
+        }
+    }
+
+    public func cacheApp(keys: [String], config: [UInt8]) throws(SQLiteError) {
+        try database.withConnection { (connection) throws(SQLiteError) in
+            try connection.executeMany("INSERT OR REPLACE INTO app_cache (key, config) VALUES (?1, ?2)", keys.map { [.text($0), .blob(config)] })
+        }
+    }
+
+    public func forgetApp(_ key: String) throws(SQLiteError) {
+        try database.withConnection { (connection) throws(SQLiteError) in
+            try connection.executeMany("DELETE FROM app_cache WHERE key = ?1", [[.text(key)]])
         }
     }
 
@@ -138,13 +232,14 @@ public final class Spool: Sendable {
         guard !deadLetters.isEmpty else { return }
         try connection.executeMany(
             """
-            INSERT INTO dead_letters (received_at, app, origin, source, record, error_code, error_field, error_message, raw)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            INSERT INTO dead_letters (received_at, app, format, source, record, message, error_code, error_field, error_message, raw)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
             """,
             deadLetters.lazy.map { letter in
-                [.text(receivedAt), .text(letter.app), .text(letter.origin), .text(letter.source),
-                 letter.record.map { .integer(Int64($0)) } ?? .null, .text(letter.error.code.rawValue),
-                 letter.error.field.map(SQLiteValue.text) ?? .null, .text(letter.error.message), .blob(letter.raw)]
+                [.text(receivedAt), .text(letter.app), .text(letter.format), .text(letter.source),
+                 letter.record.map { .integer(Int64($0)) } ?? .null, letter.message.map { .integer(Int64($0)) } ?? .null,
+                 .text(letter.error.code.rawValue), letter.error.field.map(SQLiteValue.text) ?? .null, .text(letter.error.message),
+                 .blob(letter.raw)]
             })
     }
 }

@@ -65,6 +65,33 @@ public enum StorageService {
             }
         }
 
+        // The app registry: each method runs in one pooled connection.
+        let registry: [(String, @Sendable (JSON, PostgresConnection) throws -> JSON)] = [
+            ("apps.create", { params, connection in try AppRegistry.create(params, on: connection) }),
+            ("apps.list", { _, connection in try AppRegistry.list(on: connection) }),
+            ("apps.rotate_key", { params, connection in try AppRegistry.rotateKey(params, on: connection) }),
+            ("apps.configure", { params, connection in try AppRegistry.configure(params, on: connection) }),
+            ("attributes.set", { params, connection in try AppRegistry.setAttribute(params, on: connection) }),
+            ("attributes.list", { params, connection in try AppRegistry.listAttributes(params, on: connection) }),
+            ("apps.get", { params, connection in
+                guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
+                guard let found = try AppRegistry.find(app, on: connection) else {
+                    throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+                }
+                return found
+            }),
+        ]
+        for (method, body) in registry {
+            router.register(method) { params in
+                if let problem = readiness.problem { throw RPCError.application("storage_unavailable", problem) }
+                do {
+                    return try await pool.withConnection { connection in try body(params, connection) }
+                } catch let error as PostgresError {
+                    throw RPCError.application(error.code == .unavailable ? "storage_unavailable" : "query_failed", error.message)
+                }
+            }
+        }
+
         return ServiceParts(
             router: router,
             background: [SchemaMigrator(pool: pool, readiness: readiness, logger: logger)],

@@ -1,0 +1,188 @@
+import ArgumentParser
+import CairnCore
+import Foundation
+
+extension CairnCommand {
+    /// `cairn apps`: the apps (tenants) events are sent to.
+    struct Apps: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create and list apps, rotate their write keys, and set how personal data is stored.",
+            subcommands: [Create.self, List.self, RotateKey.self, Configure.self])
+    }
+
+    /// `cairn attributes`: the typed event attributes of an app (User.com's attribute registry).
+    struct Attributes: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register event attribute types (string, number, date, boolean, json).",
+            subcommands: [Set.self, List.self])
+    }
+
+    /// `cairn deadletters`: the records ingest refused, with why.
+    struct DeadLetters: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "deadletters",
+            abstract: "List refused records, or replay them through ingest.",
+            subcommands: [List.self, Replay.self])
+    }
+}
+
+extension CairnCommand.Apps {
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an app; prints its token and write key (the key is shown only now).")
+
+        @Argument(help: "The app's name.")
+        var name: String
+
+        @Option(name: .long, help: "The app token events are stored under (default: the name); e.g. a Userpilot app token to import its exports.")
+        var token: String?
+
+        @Option(name: .long, help: "Personal data in events (Userlike's client_email, client_name): keep, hash or drop.")
+        var personalData: String = "hash"
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params: JSONObject = ["name": .string(name), "personal_data": .string(personalData)]
+            if let token { params["token"] = .string(token) }
+            let result = try await connection.call("storage", "apps.create", .object(params))
+            print("app:           \(result["name"]?.stringValue ?? name)")
+            print("app token:     \(result["token"]?.stringValue ?? "")")
+            print("write key:     \(result["write_key"]?.stringValue ?? "")")
+            print("personal data: \(result["personal_data"]?.stringValue ?? "")")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the apps.")
+
+        @Option(name: .long, help: "Output: table, json or csv.")
+        var format: OutputFormat = .table
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            print(TableRenderer.render(try await connection.call("storage", "apps.list", .object(JSONObject())), format: format))
+        }
+    }
+
+    struct RotateKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rotate-key", abstract: "Issue a new write key; the old one stops working.")
+
+        @Option(name: .long, help: "The app's name or token.")
+        var app: String
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            let result = try await connection.call("storage", "apps.rotate_key", ["app": .string(app)])
+            print("write key: \(result["write_key"]?.stringValue ?? "")")
+        }
+    }
+
+    struct Configure: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change an app's settings.")
+
+        @Option(name: .long, help: "The app's name or token.")
+        var app: String
+
+        @Option(name: .long, help: "Personal data in events: keep, hash or drop.")
+        var personalData: String
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            let result = try await connection.call("storage", "apps.configure", ["app": .string(app), "personal_data": .string(personalData)])
+            print("\(result["name"]?.stringValue ?? app): personal data \(result["personal_data"]?.stringValue ?? "")")
+        }
+    }
+}
+
+extension CairnCommand.Attributes {
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register (or change) the type of an event attribute.")
+
+        @Option(name: .long, help: "The app's name or token.")
+        var app: String
+
+        @Option(name: .long, help: "The attribute's name, e.g. price.")
+        var name: String
+
+        @Option(name: .long, help: "string, number, date, boolean or json.")
+        var type: String
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            let result = try await connection.call("storage", "attributes.set", ["app": .string(app), "name": .string(name), "type": .string(type)])
+            print("\(result["app"]?.stringValue ?? app): \(result["name"]?.stringValue ?? name) is \(result["type"]?.stringValue ?? type)")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List an app's registered attributes.")
+
+        @Option(name: .long, help: "The app's name or token.")
+        var app: String
+
+        @Option(name: .long, help: "Output: table, json or csv.")
+        var format: OutputFormat = .table
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            print(TableRenderer.render(try await connection.call("storage", "attributes.list", ["app": .string(app)]), format: format))
+        }
+    }
+}
+
+extension CairnCommand.DeadLetters {
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List refused records, newest first, with their reasons.")
+
+        @Option(name: .long, help: "Only this app's dead letters (name or token).")
+        var app: String?
+
+        @Option(name: .long, help: "How many to list.")
+        var limit: Int = 50
+
+        @Option(name: .long, help: "Output: table, json or csv.")
+        var format: OutputFormat = .table
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params: JSONObject = ["limit": .int(Int64(limit))]
+            if let app { params["app"] = .string(app) }
+            let result = try await connection.call("ingest", "ingest.deadletters.list", .object(params))
+            let columns: JSON = ["id", "received_at", "app", "source", "record", "message", "code", "field", "error", "raw"]
+            print(TableRenderer.render(["columns": columns, "rows": result["rows"] ?? .array([])], format: format))
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run dead letters through ingest again, e.g. after registering an attribute or creating an app.")
+
+        @Option(name: .long, help: "Only this app's dead letters (name or token).")
+        var app: String?
+
+        @Option(name: .long, parsing: .upToNextOption, help: "Only these dead-letter ids.")
+        var id: [Int64] = []
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params: JSONObject = [:]
+            if let app { params["app"] = .string(app) }
+            if !id.isEmpty { params["ids"] = .array(id.map(JSON.int)) }
+            let result = try await connection.call("ingest", "ingest.deadletters.replay", .object(params))
+            for error in result["errors"]?.arrayValue ?? [] {
+                let field = error["field"]?.stringValue.map { " field '\($0)'" } ?? ""
+                printError("dead letter \(error["id"]?.intValue ?? 0): \(error["code"]?.stringValue ?? ""):\(field) \(error["error"]?.stringValue ?? "")")
+            }
+            print("replayed \(result["replayed"]?.intValue ?? 0) dead letters: \(result["accepted"]?.intValue ?? 0) new, \(result["duplicates"]?.intValue ?? 0) duplicates; \(result["still_rejected"]?.intValue ?? 0) still rejected")
+            if (result["still_rejected"]?.intValue ?? 0) > 0 { throw ExitCode(2) }
+        }
+    }
+}

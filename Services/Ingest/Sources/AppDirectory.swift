@@ -1,0 +1,75 @@
+import CairnCore
+import CairnWire
+import NIOPosix
+import Synchronization
+
+/// The settings of the apps ingest serves, fetched from storage's registry and cached, in
+/// memory and in the spool's database, so that ingest keeps acknowledging for known apps
+/// while PostgreSQL or storage is away.
+public final class AppDirectory: Sendable {
+    /// One app's settings as ingest needs them.
+    public struct App: Sendable {
+        public var token: String
+        public var name: String
+        public var personalData: PersonalDataMode
+        public var attributes: AttributeRegistry
+
+        init?(_ value: JSON) {
+            guard let token = value["token"]?.stringValue, let name = value["name"]?.stringValue else { return nil }
+            self.token = token
+            self.name = name
+            personalData = value["personal_data"]?.stringValue.flatMap(PersonalDataMode.init(rawValue:)) ?? .hash
+            var types: [String: AttributeType] = [:]
+            for (attribute, type) in value["attributes"]?.objectValue ?? JSONObject() {
+                if let type = type.stringValue.flatMap(AttributeType.init(rawValue:)) { types[attribute] = type }
+            }
+            attributes = AttributeRegistry(types: types)
+        }
+    }
+
+    /// How long a fetched app is used before asking storage again, so that a newly
+    /// registered attribute or setting takes effect within this time. Defaults to 2 seconds.
+    public let freshness: Duration
+    private let storage: ReconnectingClient
+    private let spool: Spool
+    private let cache = Mutex<[String: (app: App, fetched: ContinuousClock.Instant)]>([:])
+
+    public init(storage: ReconnectingClient, spool: Spool, freshness: Duration = .seconds(2)) {
+        self.storage = storage
+        self.spool = spool
+        self.freshness = freshness
+    }
+
+    /// The app named `key` (its name or token).
+    /// - Throws: ``RPCError`` `unknown_app` when the registry has no such app, or
+    ///   `storage_unavailable` when it cannot be asked and nothing is cached.
+    public func resolve(_ key: String) async throws(RPCError) -> App {
+        let cached = cache.withLock { $0[key] }
+        if let cached, ContinuousClock.now - cached.fetched < freshness { return cached.app }
+        do {
+            let value = try await storage.call("apps.get", ["app": .string(key)])
+            guard let app = App(value) else { throw RPCError.application("storage_unavailable", "storage sent an app without a token") }
+            let now = ContinuousClock.now
+            cache.withLock {
+                $0[app.token] = (app, now)
+                $0[app.name] = (app, now)
+                $0[key] = (app, now)
+            }
+            let bytes = value.serialized()
+            try? await NIOThreadPool.singleton.runIfActive { [spool] in try spool.cacheApp(keys: Array(Set([key, app.token, app.name])), config: bytes) }
+            return app
+        } catch let error as RPCError where error.applicationCode == "unknown_app" {
+            cache.withLock { $0[key] = nil }
+            try? await NIOThreadPool.singleton.runIfActive { [spool] in try spool.forgetApp(key) }
+            throw error
+        } catch {
+            // Storage or the database is away: last known settings keep ingest acknowledging.
+            if let cached { return cached.app }
+            if let bytes = try? await NIOThreadPool.singleton.runIfActive({ [spool] in try spool.cachedApp(key) }),
+                let value = try? JSONParser.parse(bytes), let app = App(value) {
+                return app
+            }
+            throw RPCError.application("storage_unavailable", "cannot look up app '\(key)': \(error); nothing was accepted, retry later")
+        }
+    }
+}

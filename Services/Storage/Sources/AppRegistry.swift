@@ -1,0 +1,126 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+
+/// Apps (tenants) and their settings: token, name, hashed write key, what to do with
+/// personal data, and registered attribute types. Every value is a bound parameter.
+///
+/// Methods served by storage:
+/// - `apps.create {name, token?, personal_data?}` → `{name, token, write_key, personal_data}`;
+///   the write key is shown once and stored only as its SHA-256;
+/// - `apps.list` → `{rows}`; `apps.get {app}` (name or token) → the app with its attributes;
+/// - `apps.rotate_key {app}` → `{name, token, write_key}`; `apps.configure {app, personal_data}`;
+/// - `attributes.set {app, name, type}`; `attributes.list {app}` → `{rows}`.
+public enum AppRegistry {
+    /// Looks an app up by token or name.
+    public static func find(_ app: String, on connection: PostgresConnection) throws(PostgresError) -> JSON? {
+        let rows = try connection.execute("SELECT token, name, personal_data, created_at FROM apps WHERE token = $1 OR name = $1 ORDER BY token = $1 DESC LIMIT 1", [app]).rows
+        guard let row = rows.first else { return nil }
+        let token = row[0] ?? ""
+        var attributes = JSONObject()
+        for attribute in try connection.execute("SELECT name, type FROM app_attributes WHERE app_token = $1 ORDER BY name", [token]).rows {
+            attributes.append(attribute[0] ?? "", .optional(attribute[1]))
+        }
+        return ["token": .string(token), "name": .optional(row[1]), "personal_data": .optional(row[2]),
+                "created_at": .optional(row[3]), "attributes": .object(attributes)]
+    }
+
+    public static func create(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
+        guard let name = params["name"]?.stringValue else { throw RPCError.invalidParams("params.name must name the app") }
+        let token = params["token"]?.stringValue ?? name
+        do throws(EventError) {
+            try AppName.validate(name)
+            try AppName.validate(token)
+        } catch {
+            throw RPCError.application("invalid_app", error.description)
+        }
+        let personalData = try personalDataMode(params["personal_data"]?.stringValue ?? PersonalDataMode.hash.rawValue)
+        let writeKey = WriteKey.generate()
+        let inserted = try connection.execute(
+            "INSERT INTO apps (token, name, write_key_hash, personal_data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            [token, name, WriteKey.hash(writeKey), personalData.rawValue])
+        guard inserted.affectedRows == 1 else {
+            throw RPCError.application("app_exists", "an app named '\(name)' or with token '\(token)' already exists")
+        }
+        return ["name": .string(name), "token": .string(token), "write_key": .string(writeKey), "personal_data": .string(personalData.rawValue)]
+    }
+
+    public static func list(on connection: PostgresConnection) throws(PostgresError) -> JSON {
+        let rows = try connection.execute("""
+            SELECT a.name, a.token, a.personal_data, to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                   (SELECT count(*) FROM app_attributes t WHERE t.app_token = a.token)
+            FROM apps a ORDER BY a.name
+            """).rows
+        return ["columns": ["name", "token", "personal_data", "created_at", "attributes"],
+                "rows": .array(rows.map { row in
+                    ["name": .optional(row[0]), "token": .optional(row[1]), "personal_data": .optional(row[2]),
+                     "created_at": .optional(row[3]), "attributes": .int(Int64(row[4] ?? "0") ?? 0)]
+                })]
+    }
+
+    public static func rotateKey(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
+        let app = try existing(params, on: connection)
+        let writeKey = WriteKey.generate()
+        try connection.execute("UPDATE apps SET write_key_hash = $2, key_rotated_at = now() WHERE token = $1", [app.token, WriteKey.hash(writeKey)])
+        return ["name": .string(app.name), "token": .string(app.token), "write_key": .string(writeKey)]
+    }
+
+    public static func configure(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
+        let app = try existing(params, on: connection)
+        if let mode = params["personal_data"]?.stringValue {
+            try connection.execute("UPDATE apps SET personal_data = $2 WHERE token = $1", [app.token, try personalDataMode(mode).rawValue])
+        }
+        return try find(app.token, on: connection) ?? .null
+    }
+
+    public static func setAttribute(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
+        let app = try existing(params, on: connection)
+        guard let name = params["name"]?.stringValue, !name.isEmpty, name.utf8.count <= 128 else {
+            throw RPCError.invalidParams("params.name must name the attribute (1 to 128 characters)")
+        }
+        guard let typeName = params["type"]?.stringValue, let type = AttributeType(rawValue: typeName) else {
+            throw RPCError.application("invalid_type", "--type must be one of \(AttributeType.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        try connection.execute("""
+            INSERT INTO app_attributes (app_token, name, type) VALUES ($1, $2, $3)
+            ON CONFLICT (app_token, name) DO UPDATE SET type = EXCLUDED.type, updated_at = now()
+            """, [app.token, name, type.rawValue])
+        return ["app": .string(app.name), "name": .string(name), "type": .string(type.rawValue)]
+    }
+
+    public static func listAttributes(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
+        let app = try existing(params, on: connection)
+        let rows = try connection.execute(
+            "SELECT name, type, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM app_attributes WHERE app_token = $1 ORDER BY name",
+            [app.token]).rows
+        return ["columns": ["name", "type", "updated_at"],
+                "rows": .array(rows.map { ["name": .optional($0[0]), "type": .optional($0[1]), "updated_at": .optional($0[2])] })]
+    }
+
+    private static func existing(_ params: JSON, on connection: PostgresConnection) throws -> (token: String, name: String) {
+        guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
+        guard let found = try find(app, on: connection), let token = found["token"]?.stringValue, let name = found["name"]?.stringValue else {
+            throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+        }
+        return (token, name)
+    }
+
+    private static func personalDataMode(_ text: String) throws(RPCError) -> PersonalDataMode {
+        guard let mode = PersonalDataMode(rawValue: text) else {
+            throw RPCError.application("invalid_setting", "personal data must be one of keep, hash, drop; found '\(text)'")
+        }
+        return mode
+    }
+}
+
+/// Write keys: random, shown once, stored as SHA-256 hex.
+public enum WriteKey {
+    /// 32 characters from a URL-safe alphabet, from the system's random source.
+    public static func generate() -> String {
+        let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<32).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
+    }
+
+    public static func hash(_ key: String) -> String { SHA256.hex(Array(key.utf8)) }
+}

@@ -1,0 +1,175 @@
+/// Reads Segment Spec messages (segment-api.md §2): `track`, `identify`, `group`, `page`,
+/// `screen` and `alias`, alone or in a `{"batch": […]}` envelope.
+///
+/// | Segment | canonical |
+/// |---|---|
+/// | `track` | `track`, `event` → `event_name`, `properties` → `metadata` |
+/// | `track` named like a UserGuiding event (`Guide Started`, …) | the UserGuiding event (seed 001), checked like the native form |
+/// | `identify` | `identify_user`, `traits` → `metadata` |
+/// | `group` | `identify_company`, `groupId` → `company_id`, `traits` → `metadata` |
+/// | `page`, `screen` | `page_view`; `name`, `category` and `properties` → `metadata` |
+/// | `alias` | `identify_user` with `userId` → `user_id` and `previousId` → `anonymous_id` |
+///
+/// `null` is absent. The envelope's `context` is merged into each message's (the message's
+/// own keys win). `timestamp` (else `originalTimestamp`, else the time of receipt) is the
+/// event time, taken as sent: Segment's clock-skew correction would make the event time,
+/// and so `internal_event_id`, differ between retries of the same message.
+public enum SegmentAdapter {
+    public static let types = ["track", "identify", "group", "page", "screen", "alias"]
+
+    /// True for a Segment message (`type`) or a batch envelope (`batch`), for `--format auto`.
+    public static func matches(_ record: JSONObject) -> Bool {
+        record["type"]?.stringValue != nil || record["batch"]?.arrayValue != nil
+    }
+
+    /// The messages of a record: the record itself, or each element of its `batch` with the
+    /// envelope's `context` merged in. Elements that are not objects come back as errors.
+    public static func messages(in record: JSONObject) -> [Result<JSONObject, EventError>]? {
+        guard let batch = record["batch"]?.arrayValue else { return nil }
+        let shared = record["context"]?.objectValue
+        return batch.enumerated().map { index, element in
+            guard case .object(var message) = element else {
+                return .failure(EventError(.invalidEvent, field: "batch[\(index)]", "expected a message object, found \(element.typeName)"))
+            }
+            if let shared {
+                var context = shared
+                for (key, value) in message["context"]?.objectValue ?? JSONObject() where !value.isNull { context[key] = value }
+                message["context"] = .object(context)
+            }
+            return .success(message)
+        }
+    }
+
+    public static func canonicalize(_ message: JSONObject, context ingest: IngestContext) throws(EventError) -> CanonicalEvent {
+        let fields = RecordFields(message)
+        let type = try fields.oneOf("type", types, required: true)!
+        let userId = try fields.identifier("userId")
+        let anonymousId = try fields.identifier("anonymousId")
+        let messageId = try fields.string("messageId")
+        if let messageId, messageId.count >= 100 {
+            throw EventError(.invalidField, field: "messageId", "must be fewer than 100 characters, found \(messageId.count)")
+        }
+        let sentTime = try fields.timestamp("timestamp")
+        let originalTime = try fields.timestamp("originalTimestamp")
+        let time = sentTime ?? originalTime ?? ingest.receivedAt
+        let contextFields = RecordFields(try fields.object("context") ?? JSONObject(), path: "context")
+        let device = try DeviceFields(contextFields)
+
+        var eventType: EventType
+        var name = ""
+        var metadata = JSONObject()
+        var user = userId
+        var anonymous = anonymousId
+        var company = try contextFields.identifier("groupId")
+        switch type {
+        case "track":
+            let event = try fields.string("event", required: true)!
+            let properties = RecordFields(try fields.object("properties") ?? JSONObject(), path: "properties")
+            if let kind = UserGuidingCatalog.byTitle[event] {
+                // Segment's UserGuiding source (seed 001): the same event as the native form.
+                let checked = try UserGuidingAdapter.properties(of: kind, from: properties, segmentForm: true, alsoAllowed: ["user_id", "question_name"])
+                var userGuidingProperties = checked
+                if let questionName = try properties.string("question_name") { userGuidingProperties.append("question_name", .string(questionName)) }
+                let propertyUser = try properties.identifier("user_id")
+                try requireIdentity(userId ?? propertyUser, anonymousId)
+                var event = UserGuidingAdapter.event(
+                    kind: kind, properties: userGuidingProperties, userId: userId ?? propertyUser, anonymousId: anonymousId, insertedAt: time,
+                    messageId: messageId, source: "backend-segment", origin: .segment, context: ingest)
+                device.apply(to: &event)
+                return event
+            }
+            eventType = .track
+            name = event
+            metadata = properties.object
+        case "identify":
+            eventType = .identifyUser
+            metadata = try fields.object("traits") ?? JSONObject()
+        case "group":
+            eventType = .identifyCompany
+            company = try fields.identifier("groupId", required: true)
+            metadata = try fields.object("traits") ?? JSONObject()
+        case "page", "screen":
+            eventType = .pageView
+            var properties = try fields.object("properties") ?? JSONObject()
+            for key in ["name", "category"] {
+                if let value = try fields.string(key), properties[key] == nil { properties[key] = .string(value) }
+            }
+            if type == "screen" { properties["screen"] = .bool(true) }
+            metadata = properties
+        default:  // alias
+            eventType = .identifyUser
+            user = try fields.identifier("userId", required: true)
+            anonymous = try fields.identifier("previousId", required: true)
+        }
+        try requireIdentity(user, anonymous)
+        var event = CanonicalEvent(
+            appToken: ingest.appToken, eventType: eventType, eventName: name, userId: user, companyId: company, anonymousId: anonymous,
+            source: "backend-segment", insertedAt: time, metadata: metadata, messageId: messageId, receivedAt: ingest.receivedAt, origin: .segment)
+        device.apply(to: &event)
+        if eventType == .pageView, let url = metadata["url"]?.stringValue, let page = PageURL.split(url) {
+            event.hostname = page.hostname
+            event.pathname = page.pathname
+        } else if eventType == .pageView, let path = metadata["path"]?.stringValue {
+            event.pathname = path
+        }
+        return event
+    }
+
+    private static func requireIdentity(_ userId: String?, _ anonymousId: String?) throws(EventError) {
+        if userId == nil && anonymousId == nil {
+            throw EventError(.missingField, field: "userId", "or anonymousId is required (Segment's no_user_anon_id)")
+        }
+    }
+
+    /// The `context` keys that map onto the canonical device and page fields (§2.3).
+    struct DeviceFields {
+        var hostname: String?
+        var pathname: String?
+        var userAgent: String?
+        var operatingSystem: String?
+        var deviceType: String?
+        var screenWidth: Int?
+        var screenHeight: Int?
+        var locale: String?
+        var countryCode: String?
+        var session: String?
+
+        init(_ context: RecordFields) throws(EventError) {
+            if let page = try context.object("page") {
+                let pageFields = RecordFields(page, path: context.field("page"))
+                if let url = try pageFields.string("url"), let parts = PageURL.split(url) {
+                    hostname = parts.hostname
+                    pathname = parts.pathname
+                }
+                if pathname == nil { pathname = try pageFields.string("path") }
+            }
+            userAgent = try context.string("userAgent")
+            if let os = try context.object("os") { operatingSystem = try RecordFields(os, path: context.field("os")).string("name") }
+            if let device = try context.object("device") { deviceType = try RecordFields(device, path: context.field("device")).string("type") }
+            if let screen = try context.object("screen") {
+                let screenFields = RecordFields(screen, path: context.field("screen"))
+                screenWidth = try screenFields.integer("width", range: 0...1_000_000).map(Int.init)
+                screenHeight = try screenFields.integer("height", range: 0...1_000_000).map(Int.init)
+            }
+            locale = try context.string("locale")
+            if let location = try context.object("location"), let country = location["country"]?.stringValue,
+                country.utf8.count == 2, country.allSatisfy({ $0.isLetter && $0.isASCII }) {
+                countryCode = country.uppercased()
+            }
+            session = try context.identifier("sessionId")
+        }
+
+        func apply(to event: inout CanonicalEvent) {
+            event.hostname = event.hostname ?? hostname
+            event.pathname = event.pathname ?? pathname
+            event.userAgent = userAgent
+            event.operatingSystem = operatingSystem
+            event.deviceType = deviceType
+            event.screenWidth = screenWidth
+            event.screenHeight = screenHeight
+            event.browserLanguage = locale
+            event.countryCode = countryCode
+            event.session = session
+        }
+    }
+}

@@ -1,0 +1,31 @@
+/// Reads User.com custom events (seed 004) in Cairn's record shape
+/// `{"event": "app_created", "user_id": "…", "timestamp": "…", "attributes": {…}}`.
+///
+/// A leading `event.` on the name, as `userengage('event.app_created', …)` writes it, is
+/// dropped. Every event belongs to a user (seed 004), so `user_id` is required. Attributes
+/// are typed by the app's registry: registered ones are coerced (a value that cannot be is
+/// an error naming the attribute), unregistered ones are stored as strings unless they are
+/// JSON objects or arrays.
+public enum UserComAdapter {
+    static let recordKeys: Set<String> = ["event", "user_id", "timestamp", "attributes"]
+
+    /// True for the User.com shape (`event` without UserGuiding's `payload` or Segment's `type`), for `--format auto`.
+    public static func matches(_ record: JSONObject) -> Bool {
+        record["event"]?.stringValue != nil && record["payload"] == nil && record["type"] == nil && record["event_type"] == nil
+    }
+
+    public static func canonicalize(_ record: JSONObject, context: IngestContext) throws(EventError) -> CanonicalEvent {
+        let fields = RecordFields(record)
+        try fields.rejectUnknown(recordKeys, format: "a User.com event (event, user_id, timestamp, attributes)")
+        var name = try fields.string("event", required: true)!
+        if name.hasPrefix("event.") { name.removeFirst("event.".count) }
+        guard !name.isEmpty else { throw EventError(.missingField, field: "event", "must name the event after 'event.'") }
+        let userId = try fields.identifier("user_id", required: true)!
+        let attributes = try fields.object("attributes") ?? JSONObject()
+        return CanonicalEvent(
+            appToken: context.appToken, eventType: .track, eventName: name, userId: userId, companyId: nil,
+            source: "web-client", insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt,
+            metadata: try context.attributes.coerce(attributes, fieldPrefix: "attributes"),
+            receivedAt: context.receivedAt, origin: .usercom)
+    }
+}

@@ -1,0 +1,133 @@
+/// Reads UserGuiding events (seed 000) in Cairn's record shape
+/// `{"event": "guide started", "payload": {…}, "user_id": "…", "timestamp": "…"}`, and the
+/// same events as Segment `track` calls from Segment's UserGuiding source (seed 001), into
+/// one canonical form: a `track` named with the Title Case name, with snake_case properties.
+///
+/// Payloads are checked field by field against ``UserGuidingCatalog``: required fields,
+/// types, the enumerations (`action`, `emojiScore`, `questionType`, `role`, fallback `type`),
+/// and the survey rules (`score` only with rating questions, `emojiScore` only with emoji and
+/// thumbs questions, `choices` only with Multiple Choice, `feedback` only with Written Feedback).
+public enum UserGuidingAdapter {
+    static let recordKeys: Set<String> = ["event", "payload", "user_id", "timestamp"]
+
+    /// True for the native record shape (`event` plus a `payload` object), for `--format auto`.
+    public static func matches(_ record: JSONObject) -> Bool {
+        record["event"]?.stringValue != nil && record["payload"]?.objectValue != nil
+    }
+
+    public static func canonicalize(_ record: JSONObject, context: IngestContext) throws(EventError) -> CanonicalEvent {
+        let fields = RecordFields(record)
+        try fields.rejectUnknown(recordKeys, format: "a UserGuiding record (event, payload, user_id, timestamp)")
+        var name = try fields.string("event", required: true)!.lowercased()
+        // Integrations label the events "guide started (userguiding)"; the label is not part of the name.
+        if name.hasSuffix(" (userguiding)") { name = String(name.dropLast(" (userguiding)".count)) }
+        guard let kind = UserGuidingCatalog.byName[name] else {
+            throw EventError(.invalidField, field: "event", "is not one of the 25 UserGuiding events (e.g. 'guide started', 'survey question answer'), found '\(name)'")
+        }
+        let payload = RecordFields(try fields.object("payload", required: true)!, path: "payload")
+        let properties = try self.properties(of: kind, from: payload, segmentForm: false)
+        return event(kind: kind, properties: properties, userId: try fields.string("user_id"), anonymousId: nil,
+                     insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt, messageId: nil,
+                     source: "web-client", origin: .userguiding, context: context)
+    }
+
+    /// Builds the canonical event both forms share.
+    static func event(kind: UserGuidingCatalog.Kind, properties: JSONObject, userId: String?, anonymousId: String?,
+                      insertedAt: Timestamp, messageId: String?, source: String, origin: InputFormat, context: IngestContext) -> CanonicalEvent {
+        let page = properties["page_url"]?.stringValue.flatMap(PageURL.split)
+        return CanonicalEvent(
+            appToken: context.appToken, eventType: .track, eventName: kind.title, userId: userId, companyId: nil,
+            anonymousId: anonymousId, source: source, insertedAt: insertedAt, hostname: page?.hostname, pathname: page?.pathname,
+            metadata: properties, messageId: messageId, receivedAt: context.receivedAt, origin: origin)
+    }
+
+    /// Checks a payload (native names) or a Segment `properties` object (snake_case names)
+    /// against `kind`, returning the canonical properties under snake_case names.
+    static func properties(of kind: UserGuidingCatalog.Kind, from fields: RecordFields, segmentForm: Bool,
+                           alsoAllowed: Set<String> = []) throws(EventError) -> JSONObject {
+        let names = kind.fields.map { segmentForm ? $0.snakeName : $0.name }
+        try fields.rejectUnknown(Set(names).union(alsoAllowed), format: "the '\(kind.name)' payload (fields: \(names.joined(separator: ", ")))")
+        var properties = JSONObject()
+        for field in kind.fields {
+            let key = segmentForm ? field.snakeName : field.name
+            let value: JSON?
+            switch field.type {
+            case .string:
+                value = try fields.string(key, required: field.required, allowEmpty: true).map(JSON.string)
+            case .identifier:
+                // Seed 000 types ids as strings; seed 001 as ints. Both become strings.
+                if segmentForm {
+                    value = try fields.identifier(key, required: field.required).map(JSON.string)
+                } else {
+                    value = try fields.string(key, required: field.required).map(JSON.string)
+                }
+            case .integer:
+                value = try fields.integer(key, required: field.required).map(JSON.int)
+            case .oneOf(let allowed):
+                value = try fields.oneOf(key, allowed, required: field.required).map(JSON.string)
+            }
+            if let value { properties.append(field.snakeName, value) }
+        }
+        try checkRules(kind, properties, fields: fields, segmentForm: segmentForm)
+        return properties
+    }
+
+    /// The rules between fields that the seed states in prose.
+    private static func checkRules(_ kind: UserGuidingCatalog.Kind, _ properties: JSONObject, fields: RecordFields, segmentForm: Bool) throws(EventError) {
+        func name(_ native: String) -> String { fields.field(segmentForm ? UserGuidingCatalog.snakeCase(native) : native) }
+        switch kind.name {
+        case "survey question answer":
+            let type = properties["question_type"]?.stringValue ?? ""
+            let has = { (key: String) in properties[key] != nil }
+            if UserGuidingCatalog.ratingQuestionTypes.contains(type) {
+                guard let score = properties["score"]?.intValue else {
+                    throw EventError(.missingField, field: name("score"), "is required when questionType is '\(type)'")
+                }
+                let range: ClosedRange<Int64> = type == "Star Rating" || type == "Number Rating (5)" ? 0...5 : 0...10
+                guard range.contains(score) else {
+                    throw EventError(.invalidField, field: name("score"), "expected \(range.lowerBound) to \(range.upperBound) for '\(type)', found \(score)")
+                }
+            } else if has("score") {
+                throw EventError(.invalidField, field: name("score"), "is only allowed with the rating question types (\(UserGuidingCatalog.ratingQuestionTypes.joined(separator: ", "))), not '\(type)'")
+            }
+            if UserGuidingCatalog.emojiQuestionTypes.contains(type) {
+                guard let emoji = properties["emoji_score"]?.stringValue else {
+                    throw EventError(.missingField, field: name("emojiScore"), "is required when questionType is '\(type)'")
+                }
+                let allowed: [String]
+                switch type {
+                case "Thumbs Up/Down": allowed = ["Positive", "Negative"]
+                case "Emoji Rating (3)": allowed = UserGuidingCatalog.feedbackEmojiScores
+                default: allowed = UserGuidingCatalog.surveyEmojiScores
+                }
+                guard allowed.contains(emoji) else {
+                    throw EventError(.invalidField, field: name("emojiScore"), "expected one of \(allowed.map { "'\($0)'" }.joined(separator: ", ")) for '\(type)', found '\(emoji)'")
+                }
+            } else if has("emoji_score") {
+                throw EventError(.invalidField, field: name("emojiScore"), "is only allowed with the emoji and thumbs question types, not '\(type)'")
+            }
+            if type == "Multiple Choice" {
+                if !has("choices") { throw EventError(.missingField, field: name("choices"), "is required when questionType is 'Multiple Choice'") }
+            } else if has("choices") {
+                throw EventError(.invalidField, field: name("choices"), "is only allowed when questionType is 'Multiple Choice', not '\(type)'")
+            }
+            if type == "Written Feedback" {
+                if !has("feedback") { throw EventError(.missingField, field: name("feedback"), "is required when questionType is 'Written Feedback'") }
+            } else if has("feedback") {
+                throw EventError(.invalidField, field: name("feedback"), "is only allowed when questionType is 'Written Feedback', not '\(type)'")
+            }
+        case "product updates feedback":
+            if properties["emoji_score"] == nil && properties["feedback"] == nil {
+                throw EventError(.missingField, field: name("emojiScore"), "or feedback is required: the payload carries a score, feedback, or both")
+            }
+        case "ai assistant fallback action click":
+            if properties["type"]?.stringValue == "url" {
+                if properties["url"] == nil { throw EventError(.missingField, field: name("url"), "is required when type is 'url'") }
+            } else if properties["url"] != nil {
+                throw EventError(.invalidField, field: name("url"), "is only allowed when type is 'url'")
+            }
+        default:
+            break
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import CairnCore
+import Testing
+
+@Suite struct NormalizerTests {
+    @Test func detectsEveryFormatInAMixedFile() throws {
+        let events = try fixtureLines("mixed.jsonl").map { try event($0) }
+        #expect(events.map(\.origin) == [.userpilot, .userguiding, .userlike, .usercom, .segment])
+    }
+
+    @Test func refusesRecordsThatAreNotEvents() {
+        #expect(failure("[1,2]")?.code == .invalidEvent)
+        #expect(failure(#"{"hello":"world"}"#)?.code == .invalidEvent)
+        #expect(failure("{not json")?.code == .invalidJSON)
+        #expect(failure(#"{"event_type":"track","event_name":"A"}"#, format: .userlike)?.field == "event_type")
+    }
+
+    @Test func enforcesTheRecordLimits() {
+        let big = #"{"event_type":"track","event_name":"A","metadata":{"x":""# + String(repeating: "x", count: 33_000) + #""}}"#
+        #expect(failure(big)?.code == .recordTooLarge)
+        let deep = #"{"event_type":"track","event_name":"A","metadata":"# + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "}"
+        #expect(failure(deep)?.code == .tooDeep)
+        let fine = #"{"event_type":"track","event_name":"A","metadata":{"a":"# + String(repeating: "[", count: 20) + String(repeating: "]", count: 20) + "}}"
+        #expect(failure(fine) == nil)
+        let invalid: [UInt8] = Array(#"{"event_type":"track","event_name":""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)
+        let outcome = EventNormalizer.normalize(recordBytes: invalid, format: .auto, context: testContext)
+        #expect(outcome.rejections.first?.error.code == .invalidUTF8)
+    }
+
+    @Test func aBatchMayExceedOneRecordButNotItsMessages() {
+        let message = #"{"type":"track","event":"A","userId":"u","properties":{"p":""# + String(repeating: "p", count: 20_000) + #""}}"#
+        let batch = #"{"batch":["# + message + "," + message + "]}"
+        let outcome = EventNormalizer.normalize(recordBytes: Array(batch.utf8), format: .auto, context: testContext)
+        #expect(outcome.events.count == 2)
+        let huge = #"{"type":"track","event":"A","userId":"u","properties":{"p":""# + String(repeating: "p", count: 40_000) + #""}}"#
+        let mixed = EventNormalizer.normalize(recordBytes: Array((#"{"batch":["# + huge + "," + message + "]}").utf8), format: .auto, context: testContext)
+        #expect(mixed.events.count == 1)
+        #expect(mixed.rejections.first?.error.code == .recordTooLarge)
+        #expect(mixed.rejections.first?.message == 0)
+    }
+
+    @Test(arguments: ["2024-05-01T12:00:00Z", "2024-05-01T12:00:00.1Z", "2024-05-01T12:00:00.123456789+05:30", "2024-05-01t12:00:00z", "2024-05-01T12:00:00-00:00"])
+    func acceptsEveryRFC3339Form(_ time: String) throws {
+        #expect(throws: Never.self) { _ = try event(#"{"event_type":"track","event_name":"A","inserted_at":""# + time + #""}"#) }
+    }
+
+    @Test func sha256MatchesTheStandardVectors() {
+        #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    }
+}

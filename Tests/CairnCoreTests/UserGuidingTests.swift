@@ -1,0 +1,108 @@
+import CairnCore
+import Testing
+
+@Suite struct UserGuidingTests {
+    @Test func everyDocumentedKindIsInTheCatalogueAndTheFixture() throws {
+        #expect(UserGuidingCatalog.kinds.count == 25)
+        let events = try fixtureLines("userguiding.jsonl").map { try event($0, format: .userguiding) }
+        #expect(Set(events.map(\.eventName)) == Set(UserGuidingCatalog.kinds.map(\.title)))
+        for event in events {
+            #expect(event.eventType == .track)
+            #expect(event.origin == .userguiding)
+            #expect(event.hostname == "panel.userguiding.com")
+            #expect(event.pathname == "/dashboard")
+            #expect(event.metadata["page_url"] == "https://panel.userguiding.com/dashboard")
+        }
+    }
+
+    @Test func mapsPayloadFieldsToSnakeCaseProperties() throws {
+        let click = try event(#"{"event":"guide button click","payload":{"guideId":"1","guideName":"Guide Name","step":"1","buttonId":"b","type":"custom","action":"dismiss-guide","ctaText":"Go","pageUrl":"https://x.io/a"},"user_id":"u","timestamp":"2024-05-01T10:00:00Z"}"#)
+        #expect(click.eventName == "Guide Button Click")
+        #expect(click.metadata.keys == ["guide_id", "guide_name", "page_url", "step", "button_id", "type", "action", "cta_text"])
+        #expect(click.metadata["guide_id"] == "1")
+        #expect(click.userId == "u")
+        #expect(click.insertedAt.description == "2024-05-01T10:00:00.000000Z")
+        let labelled = try event(#"{"event":"guide started (userguiding)","payload":{"guideId":"1","guideName":"G","pageUrl":"https://x.io/"}}"#)
+        #expect(labelled.eventName == "Guide Started")
+        #expect(labelled.userId == nil)
+        #expect(labelled.insertedAt == testContext.receivedAt)
+    }
+
+    @Test func theSegmentSourceFormGivesTheSameCanonicalEvents() throws {
+        let native = try fixtureLines("userguiding.jsonl").map { try event($0) }
+        let segment = try fixtureLines("userguiding-segment.jsonl").map { try event($0) }
+        #expect(segment.count == 14)
+        for event in segment {
+            let twin = try #require(native.first { $0.eventName == event.eventName && $0.insertedAt == event.insertedAt })
+            #expect(event.internalEventId == twin.internalEventId, "\(event.eventName)")
+            #expect(event.metadata == twin.metadata, "\(event.eventName)")
+            #expect(event.userId == twin.userId)
+            #expect(event.origin == .segment)
+            #expect(event.messageId != nil)
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"questionType":"NPS Rating","score":11}"#, "payload.score", EventError.Code.invalidField),
+        (#"{"questionType":"Star Rating","score":6}"#, "payload.score", .invalidField),
+        (#"{"questionType":"NPS Rating"}"#, "payload.score", .missingField),
+        (#"{"questionType":"Multiple Choice","choices":"A","score":3}"#, "payload.score", .invalidField),
+        (#"{"questionType":"Emoji Rating (5)","emojiScore":"Ecstatic"}"#, "payload.emojiScore", .invalidField),
+        (#"{"questionType":"Thumbs Up/Down","emojiScore":"Neutral"}"#, "payload.emojiScore", .invalidField),
+        (#"{"questionType":"Emoji Rating (3)","emojiScore":"Slightly Positive"}"#, "payload.emojiScore", .invalidField),
+        (#"{"questionType":"Written Feedback","feedback":"x","emojiScore":"Positive"}"#, "payload.emojiScore", .invalidField),
+        (#"{"questionType":"Multiple Choice"}"#, "payload.choices", .missingField),
+        (#"{"questionType":"Written Feedback","choices":"A"}"#, "payload.choices", .invalidField),
+        (#"{"questionType":"Written Feedback"}"#, "payload.feedback", .missingField),
+        (#"{"questionType":"Star Rating","score":4,"feedback":"x"}"#, "payload.feedback", .invalidField),
+        (#"{"questionType":"Slider","score":4}"#, "payload.questionType", .invalidField),
+    ])
+    func surveyAnswerRules(_ answer: String, field: String, code: EventError.Code) throws {
+        let base = #"{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"https://x.io/","#
+        let record = #"{"event":"survey question answer","payload":"# + base + answer.dropFirst() + "}"
+        let error = try #require(failure(record))
+        #expect(error.field == field)
+        #expect(error.code == code)
+    }
+
+    @Test func validSurveyAnswersPass() throws {
+        for (type, extra) in [("Star Rating", #""score":5"#), ("Number Rating (5)", #""score":0"#), ("Number Rating (10)", #""score":10"#),
+                              ("Emoji Rating (3)", #""emojiScore":"Neutral""#), ("Emoji Rating (5)", #""emojiScore":"Slightly Negative""#)] {
+            let record = #"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"https://x.io/","questionType":""# + type + #"","# + extra + "}}"
+            #expect(throws: Never.self) { _ = try event(record) }
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"event":"guide exploded","payload":{}}"#, "event", EventError.Code.invalidField),
+        (#"{"event":"guide started","payload":{"guideId":"1","guideName":"G"}}"#, "payload.pageUrl", .missingField),
+        (#"{"event":"guide started","payload":{"guideId":1,"guideName":"G","pageUrl":"u"}}"#, "payload.guideId", .invalidField),
+        (#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u","extra":1}}"#, "payload.extra", .unknownField),
+        (#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u"},"userId":"x"}"#, "userId", .unknownField),
+        (#"{"event":"guide button click","payload":{"guideId":"1","guideName":"G","step":"1","buttonId":"b","type":"c","action":"explode","ctaText":"t","pageUrl":"u"}}"#, "payload.action", .invalidField),
+        (#"{"event":"ai assistant message receive","payload":{"threadId":"t","role":"user","message":"m","pageUrl":"u"}}"#, "payload.role", .invalidField),
+        (#"{"event":"ai assistant fallback action click","payload":{"threadId":"t","type":"url","pageUrl":"u"}}"#, "payload.url", .missingField),
+        (#"{"event":"ai assistant fallback action click","payload":{"threadId":"t","type":"javascript","url":"x","pageUrl":"u"}}"#, "payload.url", .invalidField),
+        (#"{"event":"ai assistant fallback action click","payload":{"threadId":"t","type":"python","pageUrl":"u"}}"#, "payload.type", .invalidField),
+        (#"{"event":"product updates feedback","payload":{"postId":"1","postName":"P","pageUrl":"u"}}"#, "payload.emojiScore", .missingField),
+        (#"{"event":"product updates feedback","payload":{"postId":"1","postName":"P","emojiScore":"Slightly Positive","pageUrl":"u"}}"#, "payload.emojiScore", .invalidField),
+        (#"{"event":"knowledge base feedback","payload":{"articleId":"1","articleName":"A","pageUrl":"u"}}"#, "payload.emojiScore", .missingField),
+        (#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u"},"timestamp":"yesterday"}"#, "timestamp", .invalidField),
+    ])
+    func refusesWhatTheSeedDoesNotAllow(record: String, field: String, code: EventError.Code) throws {
+        let error = try #require(failure(record))
+        #expect(error.field == field)
+        #expect(error.code == code)
+    }
+
+    @Test func segmentFormIsCheckedToo() throws {
+        let wrongType = failure(#"{"type":"track","event":"Guide Started","userId":"u","properties":{"guide_id":1.5,"guide_name":"G","page_url":"u"}}"#)
+        #expect(wrongType?.field == "properties.guide_id")
+        let unknown = failure(#"{"type":"track","event":"Survey Shown","userId":"u","properties":{"survey_id":1,"survey_name":"S","page_url":"u","colour":"red"}}"#)
+        #expect(unknown?.code == .unknownField)
+        let fromProperty = try event(#"{"type":"track","event":"Survey Shown","properties":{"survey_id":7,"survey_name":"S","page_url":"https://a.b/c","user_id":"u-7"}}"#)
+        #expect(fromProperty.userId == "u-7")
+        #expect(fromProperty.metadata["survey_id"] == "7")
+        #expect(fromProperty.metadata["user_id"] == nil)
+    }
+}

@@ -1,0 +1,69 @@
+import CairnCore
+import CairnPostgres
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension StackTests {
+    @Test func everyFormatThroughTheCLI() async throws {
+        try await TestStack.with { stack in
+            #expect(try await stack.cli(["apps", "create", "acme"]).status == 0)
+            let typed = try await stack.cli(["attributes", "set", "--app", "acme", "--name", "price", "--type", "number"])
+            #expect(typed.status == 0, "\(typed.stderr)")
+            let listed = try await stack.cli(["attributes", "list", "--app", "acme", "--format", "csv"])
+            #expect(listed.stdout.contains("price,number"))
+
+            let expectations: [(file: String, format: String, summary: String)] = [
+                ("userpilot-sample.jsonl", "userpilot", "14 new, 0 duplicates, 0 rejected"),
+                ("userpilot-interactions.jsonl", "auto", "9 new, 0 duplicates, 0 rejected"),
+                ("userguiding.jsonl", "userguiding", "32 new, 0 duplicates, 0 rejected"),
+                // The Segment-source form of UserGuiding events is the same events again.
+                ("userguiding-segment.jsonl", "segment", "0 new, 14 duplicates, 0 rejected"),
+                ("userlike.jsonl", "userlike", "35 new, 0 duplicates, 0 rejected"),
+                ("usercom.jsonl", "usercom", "4 new, 0 duplicates, 0 rejected"),
+                ("segment.jsonl", "auto", "8 new, 0 duplicates, 0 rejected"),
+                ("mixed.jsonl", "auto", "3 new, 2 duplicates, 0 rejected"),
+            ]
+            for expectation in expectations {
+                let result = try await stack.cli(["ingest", TestStack.repositoryRoot + "/Tests/Fixtures/" + expectation.file, "--app", "acme", "--format", expectation.format])
+                #expect(result.status == 0, "\(expectation.file): \(result.stderr)")
+                #expect(result.stdout.contains(expectation.summary), "\(expectation.file): \(result.stdout)")
+            }
+            #expect(try await stack.waitForCount(app: "acme", 105) == 105)
+
+            let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
+            let origins = try connection.execute("SELECT origin, count(*) FROM events GROUP BY 1 ORDER BY 1").rows
+            #expect(origins == [["segment", "8"], ["usercom", "5"], ["userguiding", "33"], ["userlike", "36"], ["userpilot", "23"]])
+            // A registered number is stored as a JSON number; the unregistered stay strings.
+            let prices = try connection.execute("SELECT jsonb_typeof(metadata->'price'), jsonb_typeof(metadata->'items') FROM events WHERE origin = 'usercom' AND event_name = 'purchase' ORDER BY inserted_at").rows
+            #expect(prices == [["number", "string"], ["number", "string"]])
+            // Userlike's personal data is hashed by default.
+            let emails = try connection.execute("SELECT count(*) FROM events WHERE metadata ? 'client_email'").rows[0][0]
+            #expect(emails == "0")
+            let hashed = try connection.execute("SELECT count(*) FROM events WHERE metadata ? 'client_email_sha256'").rows[0][0]
+            #expect(hashed == "31")
+        }
+    }
+
+    @Test func anAcknowledgedEventSurvivesSIGKILLOfIngest() async throws {
+        try await TestStack.with { stack in
+            #expect(try await stack.cli(["apps", "create", "acme"]).status == 0)
+            let identityPID = try #require(try await stack.servicePID("identity"))
+            let ingestPID = try #require(try await stack.servicePID("ingest"))
+            // With identity frozen, the acknowledged event can only be in ingest's spool.
+            kill(identityPID, SIGSTOP)
+            let file = stack.directory + "/one.jsonl"
+            try #"{"event_type":"track","event_name":"Paid","user_id":"u-1","inserted_at":"2024-05-01T00:00:00Z"}"#.write(toFile: file, atomically: true, encoding: .utf8)
+            let result = try await stack.cli(["ingest", file, "--app", "acme"])
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout.contains("1 new"))
+            kill(ingestPID, SIGKILL)
+            kill(identityPID, SIGCONT)
+            #expect(try await stack.waitForCount(app: "acme", 1) == 1)
+            #expect(try await stack.servicePID("ingest") != ingestPID)
+        }
+    }
+}
