@@ -101,6 +101,8 @@ let package = Package(
                 swiftSettings: swiftSettings
             ),
             .executableTarget(name: "cairn", dependencies: ["CairnCLI"], path: "Services/CLI/main", swiftSettings: swiftSettings),
+            // `make bench`: the format layer alone, per format.
+            .executableTarget(name: "cairn-format-bench", dependencies: ["CairnCore"], path: "bench/FormatBench", swiftSettings: swiftSettings),
 
             // Tests: one target per library, plus the end-to-end suite against the real stack.
             .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire"], path: "Tests/CairnTesting", swiftSettings: swiftSettings),

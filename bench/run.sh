@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: pushes a generated file of $BENCH_EVENTS Userpilot events through a running
 # release-built stack, end to end, and prints events/s from the moment `cairn ingest` starts
-# until the last row is committed in PostgreSQL.
+# until the last row is committed in PostgreSQL; then times the format layer alone, per
+# format, on one core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +45,8 @@ if ! [ -S "$data/postgres/sock/.s.PGSQL.5432" ]; then
     psql_count() { psql "host=$sock user=cairn dbname=cairn" -Atc "SELECT count(*) FROM events WHERE app_token = 'bench'" 2>/dev/null || echo 0; }
 fi
 
+"$bin/cairn" apps create bench >/dev/null
+
 start=$(date +%s.%N)
 "$bin/cairn" ingest "$work/events.jsonl" --app bench --batch-size 2000 >"$work/ingest.out"
 acked=$(date +%s.%N)
@@ -56,3 +59,6 @@ n, start, acked, done = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 print(f"bench: {n} events, ingest acknowledged in {acked - start:.2f} s, all committed in {done - start:.2f} s")
 print(f"bench: end to end {n / (done - start):,.0f} events/s (acknowledgement rate {n / (acked - start):,.0f} events/s)")
 PY
+
+echo
+"$bin/cairn-format-bench"
