@@ -94,6 +94,7 @@ import Testing
     @Test func readsStoredEventsBackInTimeOrder() throws {
         let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
         try Schema.migrate(connection)
+        _ = try AppRegistry.create(["name": "acme"], on: connection)
         let events = (0..<12).map { event(.track, "E\($0)", metadata: ["n": .int(Int64($0))], at: "2024-05-\(10 + $0)T00:00:00Z") }
         _ = try EventWriter().write(events: events.reversed(), users: .array([]), companies: .array([]), on: connection)
         var reader = StoredEvents(app: "acme", since: Timestamp(parsing: "2024-05-11"), until: Timestamp(parsing: "2024-05-21"))

@@ -10,6 +10,8 @@ import Testing
     func seeded() throws -> PostgresConnection {
         let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
         try Schema.migrate(connection)
+        _ = try AppRegistry.create(["name": "acme"], on: connection)
+        _ = try AppRegistry.create(["name": "other"], on: connection)
         func event(_ name: String, _ type: EventType, _ at: String, app: String = "acme") -> CanonicalEvent {
             CanonicalEvent(appToken: app, eventType: type, eventName: type.hasEmptyName ? "" : name, userId: "u", companyId: nil,
                            source: "web-client", insertedAt: Timestamp(parsing: at)!, receivedAt: Timestamp(parsing: at)!, origin: .userpilot)
@@ -46,6 +48,18 @@ import Testing
         #expect(berlin.rows.map { $0[1] } == [1, 1, 1])
         let hourly = try EventsReport(params: ["app": "acme", "by": "hour", "since": "2024-05-01T10:00:00Z", "until": "2024-05-01T12:00:00Z"]).run(on: connection)
         #expect(hourly.rows == [["2024-05-01 10:00", 2], ["2024-05-01 11:00", 0]])
+    }
+
+    @Test func findsTheAppByNameOrTokenAndRefusesUnknownApps() throws {
+        let connection = try seeded()
+        _ = try AppRegistry.create(["name": "shop", "token": "NX-shop-1"], on: connection)
+        #expect(try EventsReport(params: ["app": "shop"]).run(on: connection).rows.isEmpty)
+        do {
+            _ = try EventsReport(params: ["app": "nobody"]).run(on: connection)
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.applicationCode == "unknown_app")
+        }
     }
 
     @Test func refusesBadParametersClearly() throws {

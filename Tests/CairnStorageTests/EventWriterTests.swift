@@ -2,6 +2,7 @@ import CairnCore
 @testable import CairnStorage
 import CairnPostgres
 import CairnTesting
+import CairnWire
 import Testing
 
 func makeEvent(_ name: String, user: String?, company: String? = nil, at: String, type: EventType = .track,
@@ -80,5 +81,47 @@ func makeEvent(_ name: String, user: String?, company: String? = nil, at: String
         #expect(text.contains("line\\nbreak"))
         #expect(text.hasSuffix("\n"))
         #expect(text.split(separator: "\t", omittingEmptySubsequences: false).count == EventWriter.columns.count)
+    }
+}
+
+@Suite struct AppRegistryTests {
+    func migrated() throws -> PostgresConnection {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try Schema.migrate(connection)
+        return connection
+    }
+
+    @Test func createsAppsWithHashedKeysAndFindsThemByNameOrToken() throws {
+        let connection = try migrated()
+        let created = try AppRegistry.create(["name": "acme", "token": "NX-42"], on: connection)
+        let key = try #require(created["write_key"]?.stringValue)
+        #expect(key.count == 32)
+        let stored = try connection.execute("SELECT write_key_hash FROM apps").rows[0][0]
+        #expect(stored == WriteKey.hash(key))
+        #expect(stored != key)
+        #expect(try AppRegistry.find("acme", on: connection)?["token"] == "NX-42")
+        #expect(try AppRegistry.find("NX-42", on: connection)?["name"] == "acme")
+        #expect(try AppRegistry.find("nobody", on: connection) == nil)
+        #expect(try AppRegistry.find("acme", on: connection)?["personal_data"] == "hash")
+        #expect(throws: RPCError.self) { _ = try AppRegistry.create(["name": "acme"], on: connection) }
+        #expect(throws: RPCError.self) { _ = try AppRegistry.create(["name": "bad/name"], on: connection) }
+        let rotated = try AppRegistry.rotateKey(["app": "acme"], on: connection)
+        #expect(rotated["write_key"] != created["write_key"])
+        #expect(try connection.execute("SELECT write_key_hash FROM apps").rows[0][0] == WriteKey.hash(rotated["write_key"]!.stringValue!))
+    }
+
+    @Test func registersAttributeTypesAndSettings() throws {
+        let connection = try migrated()
+        _ = try AppRegistry.create(["name": "acme"], on: connection)
+        _ = try AppRegistry.setAttribute(["app": "acme", "name": "price", "type": "number"], on: connection)
+        _ = try AppRegistry.setAttribute(["app": "acme", "name": "price", "type": "string"], on: connection)
+        _ = try AppRegistry.setAttribute(["app": "acme", "name": "paid_at", "type": "date"], on: connection)
+        #expect(throws: RPCError.self) { _ = try AppRegistry.setAttribute(["app": "acme", "name": "x", "type": "money"], on: connection) }
+        #expect(throws: RPCError.self) { _ = try AppRegistry.setAttribute(["app": "nobody", "name": "x", "type": "number"], on: connection) }
+        let app = try #require(try AppRegistry.find("acme", on: connection))
+        #expect(app["attributes"] == ["paid_at": "date", "price": "string"])
+        _ = try AppRegistry.configure(["app": "acme", "personal_data": "drop"], on: connection)
+        #expect(try AppRegistry.find("acme", on: connection)?["personal_data"] == "drop")
+        #expect(throws: RPCError.self) { _ = try AppRegistry.configure(["app": "acme", "personal_data": "publish"], on: connection) }
     }
 }

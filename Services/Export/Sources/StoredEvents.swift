@@ -1,5 +1,6 @@
 import CairnCore
 import CairnPostgres
+import CairnWire
 
 /// Reads stored events back as canonical events, in event-time order, through a server-side
 /// cursor in one read-only snapshot: one sort, constant memory, consistent under writes.
@@ -30,8 +31,11 @@ public struct StoredEvents {
         try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         do {
             try connection.execute("SET LOCAL TimeZone = 'UTC'")
+            guard let token = try connection.appToken(for: app) else {
+                throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            }
             var clauses = ["app_token = $1"]
-            var parameters: [String?] = [app]
+            var parameters: [String?] = [token]
             if let since {
                 parameters.append(since.description)
                 clauses.append("inserted_at >= $\(parameters.count)")

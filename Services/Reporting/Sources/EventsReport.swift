@@ -86,13 +86,18 @@ public struct EventsReport: Sendable {
     }
 
     public func run(on connection: PostgresConnection) throws(RPCError) -> ReportTable {
+        let table: ReportTable?
         do {
-            return try connection.transaction { () throws(PostgresError) -> ReportTable in
+            table = try connection.transaction { () throws(PostgresError) -> ReportTable? in
                 try connection.execute("SET TRANSACTION READ ONLY")
                 // Calendar buckets follow --tz; set per transaction through a bound parameter.
                 try connection.execute("SELECT set_config('TimeZone', $1, true)", [timeZone])
-                if let bucket { return try series(bucket, on: connection) }
-                return try byName(on: connection)
+                // --app may name the app or give its token; rows are stored under the token.
+                guard let token = try connection.appToken(for: app) else { return nil }
+                var report = self
+                report.app = token
+                if let bucket { return try report.series(bucket, on: connection) }
+                return try report.byName(on: connection)
             }
         } catch {
             if error.sqlState == "22023" || error.message.contains("time zone") {
@@ -100,6 +105,10 @@ public struct EventsReport: Sendable {
             }
             throw RPCError.application(error.code == .unavailable ? "storage_unavailable" : "query_failed", error.message)
         }
+        guard let table else {
+            throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+        }
+        return table
     }
 
     private func byName(on connection: PostgresConnection) throws(PostgresError) -> ReportTable {
