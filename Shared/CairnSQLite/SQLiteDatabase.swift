@@ -89,17 +89,7 @@ public final class SQLiteDatabase: Sendable {
 
         /// Runs `sql` once per parameter list, reusing one prepared statement.
         public func executeMany(_ sql: String, _ parameterLists: some Sequence<[SQLiteValue]>) throws(SQLiteError) {
-            let statement = try prepare(sql)
-            defer { sqlite3_finalize(statement) }
-            for parameters in parameterLists {
-                sqlite3_reset(statement)
-                sqlite3_clear_bindings(statement)
-                try bind(statement, parameters)
-                let status = sqlite3_step(statement)
-                guard status == SQLITE_DONE || status == SQLITE_ROW else {
-                    throw SQLiteError(code(status), String(cString: sqlite3_errmsg(db)))
-                }
-            }
+            try executeEach(sql, parameterLists) { _, _ in }
         }
 
         /// Runs `sql` once per parameter list on one prepared statement, telling `changed` how

@@ -12,13 +12,14 @@ func makeEvent(_ name: String, user: String?, company: String? = nil, at: String
                    receivedAt: Timestamp(parsing: "2024-07-01T00:00:00Z")!, origin: .userpilot)
 }
 
-@Suite struct EventWriterTests {
-    func migrated() throws -> PostgresConnection {
-        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
-        try Schema.migrate(connection)
-        return connection
-    }
+/// A connection to a fresh database with Cairn's schema.
+func migrated() throws -> PostgresConnection {
+    let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+    try Schema.migrate(connection)
+    return connection
+}
 
+@Suite struct EventWriterTests {
     @Test func migrationIsRepeatable() throws {
         let connection = try migrated()
         #expect(try Schema.migrate(connection) == Schema.migrations.last!.version)
@@ -85,12 +86,6 @@ func makeEvent(_ name: String, user: String?, company: String? = nil, at: String
 }
 
 @Suite struct AppRegistryTests {
-    func migrated() throws -> PostgresConnection {
-        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
-        try Schema.migrate(connection)
-        return connection
-    }
-
     @Test func createsAppsWithHashedKeysAndFindsThemByNameOrToken() throws {
         let connection = try migrated()
         let created = try AppRegistry.create(["name": "acme", "token": "NX-42"], on: connection)
