@@ -54,7 +54,17 @@ with open(args.out, "w") as out:
             status = rng.choice(statuses)
             number = rng.randrange(1, 60)
             event["event_name"] = f"{entity}:{number}:{status}"
-            event["metadata"] = {"interaction_id": f"{entity}_{number}", "status": status, "is_dismissed": "1" if status == "DISMISSED" else "0"}
+            # Each entity type carries its own attribute set (seed 003).
+            attributes = {"interaction_id": f"{entity}_{number}", "status": status}
+            if entity == "nps":
+                attributes.update({"score": str(rng.randrange(11)), "survey_question": "How likely is it that you would recommend us?"})
+            else:
+                attributes["is_dismissed"] = "1" if status == "DISMISSED" else "0"
+            if entity == "experiment":
+                attributes.update({"variant": rng.choice(["A", "B", "C"]), "never_show_again": "0", "total_dismissed": "0"})
+            if entity == "survey_module":
+                attributes["variant"] = "multiple_choice"
+            event["metadata"] = attributes
         elif kind == "track_feature":
             event["event_name"] = f"feature-{rng.randrange(40)}"
         elif kind == "identify_user":

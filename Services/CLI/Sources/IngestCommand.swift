@@ -75,7 +75,8 @@ extension CairnCommand {
                     accepted += result["accepted"]?.intValue ?? 0
                     duplicates += result["duplicates"]?.intValue ?? 0
                     rejected += result["rejected"]?.intValue ?? 0
-                    errors += result["errors"]?.arrayValue ?? []
+                    // Every rejected record is a dead letter; the terminal gets the first hundred.
+                    errors += (result["errors"]?.arrayValue ?? []).prefix(max(0, 100 - errors.count))
                     if showProgress {
                         printError("\r\u{1B}[K\(accepted + duplicates + rejected) events, \(rejected) rejected", terminator: "")
                     }
