@@ -144,6 +144,8 @@ final class RegistryServer: Sendable {
             let result = try await ingestor.submit(["app": "acme", "records": [.string(#"{"event":"buy","user_id":"u","attributes":{"price":"cheap"}}"#)]])
             #expect(result["rejected"] == .int(1))
             let again = try await ingestor.replay(["app": "acme"])
+            #expect(again["replayed"] == .int(1))
+            #expect(again["accepted"] == .int(0))
             #expect(again["still_rejected"] == .int(1))
             #expect(try spool.deadLetters(app: "acme", limit: 10).first?.letter.error.field == "attributes.price")
         }

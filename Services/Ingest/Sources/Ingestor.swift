@@ -140,7 +140,7 @@ public struct Ingestor: Sendable {
             try spool.resolveReplay(accepted: done, events: toSpool, stillRefused: again)
         }
         counters.add("events_replayed", Int64(counts.new))
-        return ["replayed": .int(Int64(accepted.count)), "accepted": .int(Int64(counts.new)), "duplicates": .int(Int64(counts.duplicates)),
+        return ["replayed": .int(Int64(accepted.count + refused.count)), "accepted": .int(Int64(counts.new)), "duplicates": .int(Int64(counts.duplicates)),
                 "still_rejected": .int(Int64(refused.count)), "errors": .array(errors)]
     }
 
