@@ -90,6 +90,20 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    /// ``transaction(_:)`` for bodies that also throw errors of their own (an RPC refusal
+    /// found half-way): any error rolls back and is rethrown as it is.
+    public func inTransaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            if isHealthy { _ = try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
     private func consume(_ result: OpaquePointer?, sql: String) throws(PostgresError) -> PostgresResult {
         guard let result else { throw connectionError("no result") }
         defer { PQclear(result) }

@@ -6,9 +6,9 @@ import CairnWire
 import Testing
 
 func makeEvent(_ name: String, user: String?, company: String? = nil, at: String, type: EventType = .track,
-               metadata: JSONObject = [:], app: String = "acme") -> CanonicalEvent {
+               metadata: JSONObject = [:], app: String = "acme", anonymous: String? = nil) -> CanonicalEvent {
     CanonicalEvent(appToken: app, eventType: type, eventName: type.hasEmptyName ? "" : name, userId: user, companyId: company,
-                   source: "web-client", insertedAt: Timestamp(parsing: at)!, metadata: metadata,
+                   anonymousId: anonymous, source: "web-client", insertedAt: Timestamp(parsing: at)!, metadata: metadata,
                    receivedAt: Timestamp(parsing: "2024-07-01T00:00:00Z")!, origin: .userpilot)
 }
 
@@ -53,26 +53,44 @@ func migrated() throws -> PostgresConnection {
         #expect(id == String(events[2].internalEventIdBigint))
     }
 
-    @Test func userUpsertsAreIdempotentAndOrderIndependent() throws {
+    @Test func userUpsertsMergeTraitsKeyByKeyWhateverTheOrder() throws {
         let connection = try migrated()
         let writer = EventWriter()
         let older: JSON = [["app_token": "acme", "user_id": "u1", "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-02T00:00:00Z",
-                            "traits": ["plan": "free", "email": "a@x"], "traits_updated_at": "2024-05-02T00:00:00Z",
+                            "traits": ["plan": "free", "email": "a@x"],
+                            "trait_times": ["plan": "2024-05-02T00:00:00Z", "email": "2024-05-02T00:00:00Z"],
                             "company_id": "c-old", "company_updated_at": "2024-05-02T00:00:00Z"]]
         let newer: JSON = [["app_token": "acme", "user_id": "u1", "first_seen": "2024-05-03T00:00:00Z", "last_seen": "2024-05-04T00:00:00Z",
-                            "traits": ["plan": "pro"], "traits_updated_at": "2024-05-04T00:00:00Z",
+                            "traits": ["plan": "pro"], "trait_times": ["plan": "2024-05-04T00:00:00Z"],
                             "company_id": "c-new", "company_updated_at": "2024-05-04T00:00:00Z"]]
         // The newer batch arrives first, then the older one, then both again.
         for users in [newer, older, newer, older] {
             _ = try writer.write(events: [], users: users, companies: .array([]), on: connection)
         }
-        let row = try connection.execute("SELECT first_seen, last_seen, traits->>'plan', traits->>'email', company_id FROM users").rows
+        let row = try connection.execute("SELECT first_seen, last_seen, traits->>'plan', traits->>'email', company_id, trait_times->>'plan' FROM users").rows
         #expect(row.count == 1)
         #expect(row[0][0]?.hasPrefix("2024-05-01") == true)
         #expect(row[0][1]?.hasPrefix("2024-05-04") == true)
         #expect(row[0][2] == "pro")
         #expect(row[0][3] == "a@x")
         #expect(row[0][4] == "c-new")
+        #expect(row[0][5]?.hasPrefix("2024-05-04") == true)
+    }
+
+    @Test func aliasesKeepTheEarliestIdentificationAndNeverSwallowAUser() throws {
+        let connection = try migrated()
+        let writer = EventWriter()
+        func alias(_ anonymous: String, _ user: String, _ at: String) -> JSON {
+            [["app_token": "acme", "alias_id": .string(anonymous), "user_id": .string(user), "aliased_at": .string(at)]]
+        }
+        let user: JSON = [["app_token": "acme", "user_id": "u-known", "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-01T00:00:00Z"]]
+        _ = try writer.write(events: [], users: user, companies: .array([]), on: connection)
+        _ = try writer.write(events: [], users: .array([]), companies: .array([]), aliases: alias("device", "u2", "2024-05-02T00:00:00Z"), on: connection)
+        _ = try writer.write(events: [], users: .array([]), companies: .array([]), aliases: alias("device", "u1", "2024-05-01T00:00:00Z"), on: connection)
+        _ = try writer.write(events: [], users: .array([]), companies: .array([]), aliases: alias("device", "u3", "2024-05-03T00:00:00Z"), on: connection)
+        _ = try writer.write(events: [], users: .array([]), companies: .array([]), aliases: alias("u-known", "u1", "2024-05-01T00:00:00Z"), on: connection)
+        let rows = try connection.execute("SELECT alias_id, user_id FROM identity_aliases ORDER BY alias_id").rows
+        #expect(rows == [["device", "u1"]])
     }
 
     @Test func copyTextEscapesEverythingCopyCares() {

@@ -1,24 +1,51 @@
 import CairnCore
 
-/// The users and companies one batch of events names, folded into one upsert row per key.
+/// The users, companies, memberships and aliases one batch of events names, folded into one
+/// upsert row per key.
 ///
-/// Folding follows the rules storage applies across batches, so one batch and many give the
-/// same state: first and last seen are the extremes of event time, traits merge key by key
-/// with the later event winning, and a user's company is the one on their latest event that
-/// names one (a user belongs to one company at a time, seed 003).
+/// Folding follows the rules storage applies across batches, so one batch and many, in any
+/// order, give the same state:
+/// - first and last seen are the extremes of event time;
+/// - traits merge key by key: the later event time wins, and at equal times the greater
+///   value (as JSON text), so arrival order never matters;
+/// - a user's company is the one on their latest event that names one (seed 003), and every
+///   (user, company) pair keeps its first and last sighting for "company as of that time";
+/// - an identify carrying both an anonymous id and a user id aliases the anonymous id to the
+///   user; the earliest identification of an anonymous id wins. Ids on PostHog's illegal list
+///   never alias.
 public struct IdentityBatch: Sendable {
-    struct Entity {
-        var firstSeen: Timestamp
-        var lastSeen: Timestamp
-        var traits = JSONObject()
-        var traitsUpdatedAt: Timestamp?
-        var companyId: String?
-        var companyUpdatedAt: Timestamp?
+    struct Trait: Sendable {
+        var value: JSON
+        var time: Timestamp
+        var text: String
     }
 
-    private var users: [String: [String: Entity]] = [:]
-    private var companies: [String: [String: Entity]] = [:]
-    private var traitEvents: [(isUser: Bool, app: String, id: String, at: Timestamp, traits: JSONObject)] = []
+    struct Entity: Sendable {
+        var firstSeen: Timestamp
+        var lastSeen: Timestamp
+        var traits: [String: Trait] = [:]
+        var company: (id: String, time: Timestamp)?
+    }
+
+    private var users: [Key: Entity] = [:]
+    private var companies: [Key: Entity] = [:]
+    private var memberships: [MembershipKey: (first: Timestamp, last: Timestamp)] = [:]
+    private var aliases: [Key: (user: String, time: Timestamp)] = [:]
+    /// Aliases refused because an id is on the illegal list.
+    public private(set) var refusedAliases = 0
+
+    struct Key: Hashable, Comparable, Sendable {
+        var app: String
+        var id: String
+        static func < (lhs: Key, rhs: Key) -> Bool { (lhs.app, lhs.id) < (rhs.app, rhs.id) }
+    }
+
+    struct MembershipKey: Hashable, Comparable, Sendable {
+        var app: String
+        var user: String
+        var company: String
+        static func < (lhs: MembershipKey, rhs: MembershipKey) -> Bool { (lhs.app, lhs.user, lhs.company) < (rhs.app, rhs.user, rhs.company) }
+    }
 
     public init() {}
 
@@ -29,69 +56,88 @@ public struct IdentityBatch: Sendable {
         else { return }
         let userId = event["user_id"]?.stringValue
         let companyId = event["company_id"]?.stringValue
+        let anonymousId = event["anonymous_id"]?.stringValue
         if let userId {
-            users[app, default: [:]][userId, default: Entity(firstSeen: time, lastSeen: time)].see(time)
+            let key = Key(app: app, id: userId)
+            users[key, default: Entity(firstSeen: time, lastSeen: time)].see(time)
             if let companyId {
-                users[app]![userId]!.assignCompany(companyId, at: time)
+                users[key]!.assignCompany(companyId, at: time)
+                let membership = MembershipKey(app: app, user: userId, company: companyId)
+                let seen = memberships[membership] ?? (time, time)
+                memberships[membership] = (min(seen.first, time), max(seen.last, time))
             }
             if type == EventType.identifyUser.rawValue, let traits = event["metadata"]?.objectValue {
-                traitEvents.append((true, app, userId, time, traits))
+                users[key]!.merge(traits, at: time)
+            }
+            if type == EventType.identifyUser.rawValue, let anonymousId, anonymousId != userId {
+                if IllegalIds.contains(anonymousId) || IllegalIds.contains(userId) {
+                    refusedAliases += 1
+                } else {
+                    let aliasKey = Key(app: app, id: anonymousId)
+                    if let existing = aliases[aliasKey], (existing.time, existing.user) <= (time, userId) {
+                        // The earliest identification of an anonymous id wins.
+                    } else {
+                        aliases[aliasKey] = (userId, time)
+                    }
+                }
             }
         }
         if let companyId {
-            companies[app, default: [:]][companyId, default: Entity(firstSeen: time, lastSeen: time)].see(time)
+            let key = Key(app: app, id: companyId)
+            companies[key, default: Entity(firstSeen: time, lastSeen: time)].see(time)
             if type == EventType.identifyCompany.rawValue, let traits = event["metadata"]?.objectValue {
-                traitEvents.append((false, app, companyId, time, traits))
+                companies[key]!.merge(traits, at: time)
             }
         }
     }
 
     /// The user upsert rows, for `storage.write`'s `users`.
-    public mutating func userRows() -> JSON {
-        applyTraits()
-        return rows(users, idKey: "user_id", includeCompany: true)
-    }
+    public func userRows() -> JSON { rows(users, idKey: "user_id", includeCompany: true) }
 
     /// The company upsert rows, for `storage.write`'s `companies`.
-    public mutating func companyRows() -> JSON {
-        applyTraits()
-        return rows(companies, idKey: "company_id", includeCompany: false)
+    public func companyRows() -> JSON { rows(companies, idKey: "company_id", includeCompany: false) }
+
+    /// The (user, company) sightings, for `storage.write`'s `memberships`.
+    public func membershipRows() -> JSON {
+        .array(memberships.keys.sorted().map { key in
+            let seen = memberships[key]!
+            return ["app_token": .string(key.app), "user_id": .string(key.user), "company_id": .string(key.company),
+                    "first_seen": .string(seen.first.description), "last_seen": .string(seen.last.description)]
+        })
     }
 
-    /// Applies identify traits in event-time order, so the later value of each key wins.
-    private mutating func applyTraits() {
-        guard !traitEvents.isEmpty else { return }
-        for change in traitEvents.sorted(by: { $0.at < $1.at }) {
-            if change.isUser {
-                users[change.app]?[change.id]?.merge(change.traits, at: change.at)
-            } else {
-                companies[change.app]?[change.id]?.merge(change.traits, at: change.at)
-            }
-        }
-        traitEvents.removeAll()
+    /// The anonymous-id aliases, for `storage.write`'s `aliases`.
+    public func aliasRows() -> JSON {
+        .array(aliases.keys.sorted().map { key in
+            let alias = aliases[key]!
+            return ["app_token": .string(key.app), "alias_id": .string(key.id), "user_id": .string(alias.user),
+                    "aliased_at": .string(alias.time.description)]
+        })
     }
 
-    private func rows(_ entities: [String: [String: Entity]], idKey: String, includeCompany: Bool) -> JSON {
-        var rows: [JSON] = []
-        for (app, byId) in entities.sorted(by: { $0.key < $1.key }) {
-            for (id, entity) in byId.sorted(by: { $0.key < $1.key }) {
-                var row = JSONObject()
-                row.append("app_token", .string(app))
-                row.append(idKey, .string(id))
-                row.append("first_seen", .string(entity.firstSeen.description))
-                row.append("last_seen", .string(entity.lastSeen.description))
-                if let at = entity.traitsUpdatedAt {
-                    row["traits"] = .object(entity.traits)
-                    row["traits_updated_at"] = .string(at.description)
-                }
-                if includeCompany, let companyId = entity.companyId, let at = entity.companyUpdatedAt {
-                    row["company_id"] = .string(companyId)
-                    row["company_updated_at"] = .string(at.description)
-                }
-                rows.append(.object(row))
+    private func rows(_ entities: [Key: Entity], idKey: String, includeCompany: Bool) -> JSON {
+        // Sorted, so concurrent upserts lock rows in one order.
+        .array(entities.keys.sorted().map { key in
+            let entity = entities[key]!
+            var row = JSONObject()
+            row.append("app_token", .string(key.app))
+            row.append(idKey, .string(key.id))
+            row.append("first_seen", .string(entity.firstSeen.description))
+            row.append("last_seen", .string(entity.lastSeen.description))
+            var traits = JSONObject()
+            var times = JSONObject()
+            for name in entity.traits.keys.sorted() {
+                traits.append(name, entity.traits[name]!.value)
+                times.append(name, .string(entity.traits[name]!.time.description))
             }
-        }
-        return .array(rows)
+            row.append("traits", .object(traits))
+            row.append("trait_times", .object(times))
+            if includeCompany, let company = entity.company {
+                row.append("company_id", .string(company.id))
+                row.append("company_updated_at", .string(company.time.description))
+            }
+            return .object(row)
+        })
     }
 }
 
@@ -101,14 +147,32 @@ extension IdentityBatch.Entity {
         lastSeen = max(lastSeen, time)
     }
 
+    /// The latest sighting wins; at equal times the greater company id, for determinism.
     mutating func assignCompany(_ id: String, at time: Timestamp) {
-        if let current = companyUpdatedAt, current > time { return }
-        companyId = id
-        companyUpdatedAt = time
+        if let current = company, (current.time, current.id) >= (time, id) { return }
+        company = (id, time)
     }
 
     mutating func merge(_ newTraits: JSONObject, at time: Timestamp) {
-        for (key, value) in newTraits { traits[key] = value }
-        traitsUpdatedAt = max(traitsUpdatedAt ?? time, time)
+        for (key, value) in newTraits {
+            let text = value.serializedString()
+            if let current = traits[key], (current.time, current.text) >= (time, text) { continue }
+            traits[key] = IdentityBatch.Trait(value: value, time: time, text: text)
+        }
     }
 }
+
+/// Ids that must never be aliased (PostHog's list): placeholders that many visitors share.
+public enum IllegalIds {
+    static let caseInsensitive: Set<String> = [
+        "anonymous", "guest", "distinctid", "distinct_id", "id", "not_authenticated", "email", "undefined", "true", "false",
+        "user", "user_id", "userid", "anonymous_id", "anonymousid",
+    ]
+    static let caseSensitive: Set<String> = ["[object Object]", "NaN", "None", "none", "null", "0", "-1"]
+
+    public static func contains(_ id: String) -> Bool {
+        let trimmed = String(id.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+        return trimmed.isEmpty || caseSensitive.contains(trimmed) || caseInsensitive.contains(trimmed.lowercased())
+    }
+}
+

@@ -26,7 +26,10 @@ public enum IdentityService {
             let companies = batch.companyRows()
             let result: JSON
             do {
-                result = try await storage.call("storage.write", ["events": .array(events), "users": users, "companies": companies])
+                result = try await storage.call("storage.write", [
+                    "events": .array(events), "users": users, "companies": companies,
+                    "memberships": batch.membershipRows(), "aliases": batch.aliasRows(),
+                ])
             } catch let error as RPCError {
                 throw error
             } catch {
@@ -36,6 +39,7 @@ public enum IdentityService {
             counters.add("events", Int64(events.count))
             counters.add("users_seen", Int64(users.arrayValue?.count ?? 0))
             counters.add("companies_seen", Int64(companies.arrayValue?.count ?? 0))
+            counters.add("aliases_refused_illegal_id", Int64(batch.refusedAliases))
             return result
         }
         return ServiceParts(router: router)

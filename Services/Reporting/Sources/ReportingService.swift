@@ -18,6 +18,15 @@ public enum ReportingService {
             counters.add("reports")
             return table.json
         }
+        for (method, body) in [("users.show", IdentityViews.user), ("companies.show", IdentityViews.company)] as [(String, @Sendable (JSON, PostgresConnection) throws -> JSON)] {
+            router.register(method) { params in
+                do {
+                    return try await pool.withConnection { connection in try body(params, connection) }
+                } catch let error as PostgresError {
+                    throw RPCError.application(error.code == .unavailable ? "storage_unavailable" : "query_failed", error.message)
+                }
+            }
+        }
         return ServiceParts(router: router, healthProblem: { await pool.healthProblem() })
     }
 }

@@ -26,7 +26,8 @@ public final class EventWriter: Sendable {
     ]
 
     /// Writes `events` and applies the identity upserts in one transaction.
-    public func write(events: [CanonicalEvent], users: JSON, companies: JSON, on connection: PostgresConnection) throws(PostgresError) -> Outcome {
+    public func write(events: [CanonicalEvent], users: JSON, companies: JSON, memberships: JSON = .array([]), aliases: JSON = .array([]),
+                      on connection: PostgresConnection) throws(PostgresError) -> Outcome {
         try ensurePartitions(for: events, on: connection)
         let copyData = Self.copyText(events)
         return try connection.transaction { () throws(PostgresError) -> Outcome in
@@ -41,6 +42,12 @@ public final class EventWriter: Sendable {
             }
             if case .array(let rows) = companies, !rows.isEmpty {
                 try connection.execute(Self.upsertCompanies, [companies.serializedString()])
+            }
+            if case .array(let rows) = memberships, !rows.isEmpty {
+                try connection.execute(Self.upsertMemberships, [memberships.serializedString()])
+            }
+            if case .array(let rows) = aliases, !rows.isEmpty {
+                try connection.execute(Self.upsertAliases, [aliases.serializedString()])
             }
             return Outcome(inserted: inserted, duplicates: events.count - inserted)
         }
@@ -130,36 +137,58 @@ public final class EventWriter: Sendable {
     }
 
     static let upsertUsers = """
-        INSERT INTO users AS u (app_token, user_id, first_seen, last_seen, traits, traits_updated_at, company_id, company_updated_at)
-        SELECT app_token, user_id, first_seen, last_seen, COALESCE(traits, '{}'::jsonb), traits_updated_at, company_id, company_updated_at
+        INSERT INTO users AS u (app_token, user_id, first_seen, last_seen, traits, trait_times, traits_updated_at, company_id, company_updated_at)
+        SELECT app_token, user_id, first_seen, last_seen, COALESCE(traits, '{}'::jsonb), COALESCE(trait_times, '{}'::jsonb),
+               (SELECT max(value::text::timestamptz) FROM jsonb_each_text(COALESCE(trait_times, '{}'::jsonb))), company_id, company_updated_at
         FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, user_id text, first_seen timestamptz, last_seen timestamptz,
-             traits jsonb, traits_updated_at timestamptz, company_id text, company_updated_at timestamptz)
+             traits jsonb, trait_times jsonb, company_id text, company_updated_at timestamptz)
         ON CONFLICT (app_token, user_id) DO UPDATE SET
             first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
             last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),
-            traits = CASE
-                WHEN EXCLUDED.traits_updated_at IS NULL THEN u.traits
-                WHEN u.traits_updated_at IS NULL OR EXCLUDED.traits_updated_at >= u.traits_updated_at THEN u.traits || EXCLUDED.traits
-                ELSE EXCLUDED.traits || u.traits END,
+            traits = cairn_merge_traits(u.traits, u.trait_times, EXCLUDED.traits, EXCLUDED.trait_times),
+            trait_times = cairn_merge_trait_times(u.traits, u.trait_times, EXCLUDED.traits, EXCLUDED.trait_times),
             traits_updated_at = GREATEST(u.traits_updated_at, EXCLUDED.traits_updated_at),
             company_id = CASE
-                WHEN EXCLUDED.company_updated_at IS NOT NULL AND (u.company_updated_at IS NULL OR EXCLUDED.company_updated_at >= u.company_updated_at)
+                WHEN EXCLUDED.company_updated_at IS NOT NULL AND (u.company_updated_at IS NULL OR EXCLUDED.company_updated_at > u.company_updated_at
+                     OR (EXCLUDED.company_updated_at = u.company_updated_at AND EXCLUDED.company_id > u.company_id))
                 THEN EXCLUDED.company_id ELSE u.company_id END,
             company_updated_at = GREATEST(u.company_updated_at, EXCLUDED.company_updated_at)
         """
 
     static let upsertCompanies = """
-        INSERT INTO companies AS c (app_token, company_id, first_seen, last_seen, traits, traits_updated_at)
-        SELECT app_token, company_id, first_seen, last_seen, COALESCE(traits, '{}'::jsonb), traits_updated_at
+        INSERT INTO companies AS c (app_token, company_id, first_seen, last_seen, traits, trait_times, traits_updated_at)
+        SELECT app_token, company_id, first_seen, last_seen, COALESCE(traits, '{}'::jsonb), COALESCE(trait_times, '{}'::jsonb),
+               (SELECT max(value::text::timestamptz) FROM jsonb_each_text(COALESCE(trait_times, '{}'::jsonb)))
         FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, company_id text, first_seen timestamptz, last_seen timestamptz,
-             traits jsonb, traits_updated_at timestamptz)
+             traits jsonb, trait_times jsonb)
         ON CONFLICT (app_token, company_id) DO UPDATE SET
             first_seen = LEAST(c.first_seen, EXCLUDED.first_seen),
             last_seen = GREATEST(c.last_seen, EXCLUDED.last_seen),
-            traits = CASE
-                WHEN EXCLUDED.traits_updated_at IS NULL THEN c.traits
-                WHEN c.traits_updated_at IS NULL OR EXCLUDED.traits_updated_at >= c.traits_updated_at THEN c.traits || EXCLUDED.traits
-                ELSE EXCLUDED.traits || c.traits END,
+            traits = cairn_merge_traits(c.traits, c.trait_times, EXCLUDED.traits, EXCLUDED.trait_times),
+            trait_times = cairn_merge_trait_times(c.traits, c.trait_times, EXCLUDED.traits, EXCLUDED.trait_times),
             traits_updated_at = GREATEST(c.traits_updated_at, EXCLUDED.traits_updated_at)
+        """
+
+    static let upsertMemberships = """
+        INSERT INTO user_companies AS m (app_token, user_id, company_id, first_seen, last_seen)
+        SELECT app_token, user_id, company_id, first_seen, last_seen
+        FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, user_id text, company_id text, first_seen timestamptz, last_seen timestamptz)
+        ON CONFLICT (app_token, user_id, company_id) DO UPDATE SET
+            first_seen = LEAST(m.first_seen, EXCLUDED.first_seen),
+            last_seen = GREATEST(m.last_seen, EXCLUDED.last_seen)
+        """
+
+    /// An anonymous id joins the user it was identified as, resolved through merges. The
+    /// earliest identification wins (then the smaller user id), so arrival order never
+    /// matters; an id that is itself an identified user is never aliased away (PostHog's
+    /// rule: two identified users are never merged silently).
+    static let upsertAliases = """
+        INSERT INTO identity_aliases AS a (app_token, alias_kind, alias_id, user_id, aliased_at, reason)
+        SELECT x.app_token, 'anonymous', x.alias_id, COALESCE(m.user_id, x.user_id), x.aliased_at, 'identify'
+        FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, alias_id text, user_id text, aliased_at timestamptz)
+        LEFT JOIN identity_aliases m ON m.app_token = x.app_token AND m.alias_kind = 'user' AND m.alias_id = x.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.app_token = x.app_token AND u.user_id = x.alias_id)
+        ON CONFLICT (app_token, alias_kind, alias_id) DO UPDATE SET user_id = EXCLUDED.user_id, aliased_at = EXCLUDED.aliased_at
+        WHERE EXCLUDED.aliased_at < a.aliased_at OR (EXCLUDED.aliased_at = a.aliased_at AND EXCLUDED.user_id < a.user_id)
         """
 }

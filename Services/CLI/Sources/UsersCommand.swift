@@ -1,0 +1,108 @@
+import ArgumentParser
+import CairnCore
+import Foundation
+
+extension CairnCommand {
+    /// `cairn users`: one person as identity resolved them, and explicit merges.
+    struct Users: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Inspect users and merge two identified users.",
+            subcommands: [Show.self, Merge.self])
+    }
+
+    /// `cairn companies`: one company with its traits and members.
+    struct Companies: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Inspect companies.", subcommands: [Show.self])
+    }
+}
+
+/// Prints a JSON object as `key: value` lines, nested arrays of objects as indented tables.
+func printRecord(_ record: JSON, format: OutputFormat) {
+    guard format != .json else {
+        print(record.serializedString())
+        return
+    }
+    for (key, value) in record.objectValue ?? JSONObject() {
+        switch value {
+        case .array(let rows) where rows.allSatisfy({ $0.objectValue != nil }):
+            print("\(key):" + (rows.isEmpty ? " (none)" : ""))
+            if !rows.isEmpty {
+                let table = TableRenderer.render(["rows": value], format: .table)
+                print(table.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+            }
+        case .object(let object):
+            print("\(key):" + (object.isEmpty ? " (none)" : ""))
+            for (name, item) in object { print("  \(name): \(TableRenderer.text(item))") }
+        default:
+            print("\(key): \(TableRenderer.text(value))")
+        }
+    }
+}
+
+extension CairnCommand.Users {
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a user: traits, company, aliases, merges, first and last seen, and event count.")
+
+        @Option(name: .long, help: "The app's name or token.")
+        var app: String
+
+        @Option(name: .long, help: "The user id (an id merged into another user shows that user).")
+        var user: String
+
+        @Option(name: .long, help: "Output: table or json.")
+        var format: OutputFormat = .table
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            printRecord(try await connection.call("reporting", "users.show", ["app": .string(app), "user": .string(user)]), format: format)
+        }
+    }
+
+    struct Merge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Merge one identified user into another; their events, aliases and traits follow (the target's traits win).")
+
+        @Option(name: .long, help: "The app's name or token.")
+        var app: String
+
+        @Option(name: .long, help: "The user to merge away.")
+        var from: String
+
+        @Option(name: .long, help: "The user that remains.")
+        var into: String
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            let result = try await connection.call("storage", "users.merge", ["app": .string(app), "from": .string(from), "into": .string(into)])
+            if result["merged"] == .bool(true) {
+                print("merged \(result["from"]?.stringValue ?? from) into \(result["into"]?.stringValue ?? into)")
+            } else {
+                print("\(from) and \(into) are already the same user (\(result["into"]?.stringValue ?? into))")
+            }
+        }
+    }
+}
+
+extension CairnCommand.Companies {
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a company: traits, first and last seen, and members.")
+
+        @Option(name: .long, help: "The app's name or token.")
+        var app: String
+
+        @Option(name: .long, help: "The company id.")
+        var company: String
+
+        @Option(name: .long, help: "Output: table or json.")
+        var format: OutputFormat = .table
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            printRecord(try await connection.call("reporting", "companies.show", ["app": .string(app), "company": .string(company)]), format: format)
+        }
+    }
+}

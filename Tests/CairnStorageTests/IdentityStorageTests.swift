@@ -1,0 +1,59 @@
+import CairnCore
+import CairnPostgres
+@testable import CairnStorage
+import CairnTesting
+import CairnWire
+import Testing
+
+@Suite struct IdentityStorageTests {
+    /// acme with users u1, u2, u3; u1 identified anonymous device-1.
+    func seeded() throws -> PostgresConnection {
+        let connection = try migrated()
+        _ = try AppRegistry.create(["name": "acme"], on: connection)
+        let writer = EventWriter()
+        let events = [
+            makeEvent("Viewed", user: nil, at: "2024-05-01T09:00:00Z", anonymous: "device-1"),
+            makeEvent("Signed up", user: "u1", at: "2024-05-01T09:05:00Z", anonymous: "device-1"),
+            makeEvent("Paid", user: "u2", at: "2024-05-02T09:00:00Z"),
+            makeEvent("Paid", user: "u3", at: "2024-05-03T09:00:00Z"),
+        ]
+        var users: [JSON] = []
+        for (user, plan) in [("u1", "pro"), ("u2", "free"), ("u3", "team")] {
+            users.append(["app_token": "acme", "user_id": .string(user), "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-03T00:00:00Z",
+                          "traits": ["plan": .string(plan), "only_\(user)": true], "trait_times": ["plan": "2024-05-01T00:00:00Z", "only_\(user)": "2024-05-01T00:00:00Z"]])
+        }
+        _ = try writer.write(events: events, users: .array(users), companies: .array([]),
+                             aliases: [["app_token": "acme", "alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:05:00Z"]],
+                             on: connection)
+        return connection
+    }
+
+    @Test func anonymousEventsResolveToTheUserTheyBecame() throws {
+        let connection = try seeded()
+        let people = try connection.execute("SELECT event_name, person FROM events_resolved ORDER BY inserted_at").rows
+        #expect(people.map { $0[1] } == ["u1", "u1", "u2", "u3"])
+    }
+
+    @Test func mergesAreExplicitTransitiveAndRepeatable() throws {
+        let connection = try seeded()
+        let first = try UserMerge.merge(["app": "acme", "from": "u1", "into": "u2"], on: connection)
+        #expect(first["merged"] == .bool(true))
+        // u2's traits win conflicts; u1's fill the gaps.
+        let traits = try connection.execute("SELECT traits->>'plan', traits->>'only_u1' FROM users WHERE user_id = 'u2'").rows[0]
+        #expect(traits == ["free", "true"])
+        _ = try UserMerge.merge(["app": "acme", "from": "u2", "into": "u3"], on: connection)
+        // Transitive: u1's and its anonymous device's events now resolve to u3.
+        let people = try connection.execute("SELECT DISTINCT person FROM events_resolved").rows
+        #expect(people == [["u3"]])
+        let aliases = try connection.execute("SELECT alias_kind, alias_id, user_id FROM identity_aliases ORDER BY alias_kind, alias_id").rows
+        #expect(aliases == [["anonymous", "device-1", "u3"], ["user", "u1", "u3"], ["user", "u2", "u3"]])
+        let again = try UserMerge.merge(["app": "acme", "from": "u1", "into": "u3"], on: connection)
+        #expect(again["merged"] == .bool(false))
+        #expect(throws: RPCError.self) { _ = try UserMerge.merge(["app": "acme", "from": "nobody", "into": "u3"], on: connection) }
+        // An identify of the merged-away user later still lands on the survivor.
+        _ = try EventWriter().write(events: [], users: .array([]), companies: .array([]),
+                                    aliases: [["app_token": "acme", "alias_id": "device-9", "user_id": "u1", "aliased_at": "2024-05-05T00:00:00Z"]],
+                                    on: connection)
+        #expect(try connection.execute("SELECT user_id FROM identity_aliases WHERE alias_id = 'device-9'").rows == [["u3"]])
+    }
+}
