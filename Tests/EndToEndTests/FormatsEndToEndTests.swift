@@ -67,3 +67,44 @@ extension StackTests {
         }
     }
 }
+
+extension StackTests {
+    @Test func anonymousVisitorsBecomeUsersAndUsersMergeOnRequest() async throws {
+        try await TestStack.with { stack in
+            #expect(try await stack.cli(["apps", "create", "acme"]).status == 0)
+            let ingest = try await stack.cli(["ingest", TestStack.repositoryRoot + "/Tests/Fixtures/identity.jsonl", "--app", "acme"])
+            #expect(ingest.status == 0, "\(ingest.stderr)")
+            _ = try await stack.waitForCount(app: "acme", 8)
+
+            let shown = try await stack.cli(["users", "show", "--app", "acme", "--user", "ada", "--format", "json"])
+            #expect(shown.status == 0, "\(shown.stderr)")
+            let ada = try JSONParser.parse(shown.stdout)
+            // The two anonymous events from before the identify count as ada's.
+            #expect(ada["events"] == .int(6))
+            #expect(ada["traits"]?["plan"] == "pro")
+            #expect(ada["traits"]?["email"] == "ada@acme.io")
+            #expect(ada["company_id"] == "acme-inc")
+            #expect(ada["first_seen"] == "2024-05-01T09:03:00.000000Z")
+            #expect(ada["aliases"]?.arrayValue?.map { $0["id"] } == ["device-A"])
+
+            let company = try JSONParser.parse(try await stack.cli(["companies", "show", "--app", "acme", "--company", "acme-inc", "--format", "json"]).stdout)
+            #expect(company["traits"]?["name"] == "Acme Inc")
+            #expect(company["members"]?.arrayValue?.map { $0["user_id"] } == ["ada"])
+
+            let merged = try await stack.cli(["users", "merge", "--app", "acme", "--from", "ada-work", "--into", "ada"])
+            #expect(merged.stdout.contains("merged ada-work into ada"), "\(merged.stdout) \(merged.stderr)")
+            let after = try JSONParser.parse(try await stack.cli(["users", "show", "--app", "acme", "--user", "ada-work", "--format", "json"]).stdout)
+            #expect(after["user_id"] == "ada")
+            #expect(after["events"] == .int(7))
+            #expect(after["traits"]?["email"] == "ada@acme.io")
+            #expect(after["merged_from"]?.arrayValue?.map { $0["user_id"] } == ["ada-work"])
+
+            // "undefined" is never aliased; the identify itself is kept.
+            let identity = try await stack.call("identity", "system.status")
+            #expect(identity["counters"]?["aliases_refused_illegal_id"] == .int(1))
+            let unknown = try await stack.cli(["users", "show", "--app", "acme", "--user", "nobody"])
+            #expect(unknown.status == 1)
+            #expect(unknown.stderr.contains("has no user 'nobody'"))
+        }
+    }
+}
