@@ -86,6 +86,9 @@ extension StackTests {
             #expect(ada["company_id"] == "acme-inc")
             #expect(ada["first_seen"] == "2024-05-01T09:03:00.000000Z")
             #expect(ada["aliases"]?.arrayValue?.map { $0["id"] } == ["device-A"])
+            // Sessions include the anonymous visit: 09:00–09:05 on May 1st, then May 3rd.
+            #expect(ada["sessions"]?.arrayValue?.map { $0["started_at"] } == ["2024-05-01T09:00:00Z", "2024-05-03T10:00:00Z"])
+            #expect(ada["sessions"]?.arrayValue?.map { $0["events"] } == [.int(5), .int(1)])
 
             let company = try JSONParser.parse(try await stack.cli(["companies", "show", "--app", "acme", "--company", "acme-inc", "--format", "json"]).stdout)
             #expect(company["traits"]?["name"] == "Acme Inc")

@@ -31,6 +31,10 @@ public enum IdentityViews {
         let merges = try connection.execute(
             "SELECT from_user, to_char(merged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM identity_merges WHERE app_token = $1 AND into_user = $2 ORDER BY merged_at",
             [token, user]).rows
+        let sessions = try connection.execute("""
+            SELECT session, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), to_char(ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), events
+            FROM user_sessions WHERE app_token = $1 AND person = $2 ORDER BY session
+            """, [token, user]).rows
         return [
             "user_id": .string(user), "requested": .string(requested),
             "first_seen": .optional(row[0]), "last_seen": .optional(row[1]),
@@ -38,6 +42,7 @@ public enum IdentityViews {
             "company_id": .optional(row[3]),
             "aliases": .array(aliases.map { ["kind": .optional($0[0]), "id": .optional($0[1]), "reason": .optional($0[2]), "since": .optional($0[3])] }),
             "merged_from": .array(merges.map { ["user_id": .optional($0[0]), "merged_at": .optional($0[1])] }),
+            "sessions": .array(sessions.map { ["session": .int(Int64($0[0] ?? "0") ?? 0), "started_at": .optional($0[1]), "ended_at": .optional($0[2]), "events": .int(Int64($0[3] ?? "0") ?? 0)] }),
             "events": .int(Int64(count ?? "0") ?? 0),
         ]
     }

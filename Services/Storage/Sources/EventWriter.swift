@@ -27,7 +27,7 @@ public final class EventWriter: Sendable {
 
     /// Writes `events` and applies the identity upserts in one transaction.
     public func write(events: [CanonicalEvent], users: JSON, companies: JSON, memberships: JSON = .array([]), aliases: JSON = .array([]),
-                      on connection: PostgresConnection) throws(PostgresError) -> Outcome {
+                      sessions: JSON = .array([]), on connection: PostgresConnection) throws(PostgresError) -> Outcome {
         try ensurePartitions(for: events, on: connection)
         let copyData = Self.copyText(events)
         return try connection.transaction { () throws(PostgresError) -> Outcome in
@@ -48,6 +48,18 @@ public final class EventWriter: Sendable {
             }
             if case .array(let rows) = aliases, !rows.isEmpty {
                 try connection.execute(Self.upsertAliases, [aliases.serializedString()])
+            }
+            if case .array(let rows) = sessions, !rows.isEmpty {
+                // Each listed person's sessions are replaced whole: they are recomputed from the full history.
+                try connection.execute("""
+                    DELETE FROM user_sessions s USING jsonb_to_recordset($1::jsonb) AS x(app_token text, person text)
+                    WHERE s.app_token = x.app_token AND s.person = x.person
+                    """, [sessions.serializedString()])
+                try connection.execute("""
+                    INSERT INTO user_sessions (app_token, person, session, started_at, ended_at, events)
+                    SELECT x.app_token, x.person, (s->>0)::integer, (s->>1)::timestamptz, (s->>2)::timestamptz, (s->>3)::integer
+                    FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, person text, sessions jsonb), jsonb_array_elements(x.sessions) AS s
+                    """, [sessions.serializedString()])
             }
             return Outcome(inserted: inserted, duplicates: events.count - inserted)
         }

@@ -168,6 +168,24 @@ public enum Schema {
                   AND e.user_id IS NULL
             """,
         ]),
+        (4, [
+            // Sessions computed by identity from each person's event times (a lookup by time
+            // range, never written into the events). A person is a user id, or
+            // 'anonymous:<id>' for a visitor not yet identified.
+            """
+            CREATE TABLE user_sessions (
+                app_token text NOT NULL,
+                person text NOT NULL,
+                session integer NOT NULL,
+                started_at timestamptz NOT NULL,
+                ended_at timestamptz NOT NULL,
+                events integer NOT NULL,
+                PRIMARY KEY (app_token, person, session)
+            )
+            """,
+            "ALTER TABLE apps ADD COLUMN session_inactivity_s integer NOT NULL DEFAULT 1800 CHECK (session_inactivity_s > 0)",
+            "ALTER TABLE apps ADD COLUMN session_max_length_s integer NOT NULL DEFAULT 86400 CHECK (session_max_length_s > 0)",
+        ]),
     ]
 
     /// Applies the migrations not yet applied, each in its own transaction, serialised

@@ -45,10 +45,12 @@ public enum StorageService {
             let companies = params["companies"] ?? .array([])
             let memberships = params["memberships"] ?? .array([])
             let aliases = params["aliases"] ?? .array([])
+            let sessions = params["sessions"] ?? .array([])
             let toWrite = events
             do {
                 let outcome = try await pool.withConnection { connection in
-                    try writer.write(events: toWrite, users: users, companies: companies, memberships: memberships, aliases: aliases, on: connection)
+                    try writer.write(events: toWrite, users: users, companies: companies, memberships: memberships, aliases: aliases,
+                                     sessions: sessions, on: connection)
                 }
                 counters.add("batches_committed")
                 counters.add("events_inserted", Int64(outcome.inserted))
@@ -76,6 +78,7 @@ public enum StorageService {
             ("attributes.set", { params, connection in try AppRegistry.setAttribute(params, on: connection) }),
             ("attributes.list", { params, connection in try AppRegistry.listAttributes(params, on: connection) }),
             ("users.merge", { params, connection in try UserMerge.merge(params, on: connection) }),
+            ("identity.context", { params, connection in try IdentityContext.load(params, on: connection) }),
             ("apps.get", { params, connection in
                 guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
                 guard let found = try AppRegistry.find(app, on: connection) else {

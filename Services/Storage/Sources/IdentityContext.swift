@@ -1,0 +1,84 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+
+/// `identity.context`: what identity needs from the database to place one batch's events:
+/// who each anonymous id belongs to, the stored event history of each person it has not
+/// cached, and the app's session settings.
+///
+/// Params: `app_token`, `user_ids`, `anonymous_ids` (of events without a user id),
+/// `new_aliases` (`[{alias_id, user_id, aliased_at}]` from the batch), `cached` (persons whose
+/// history identity already holds). Result: `{aliases: {anonymous_id: user}, histories:
+/// {person: [packed points]}, users: {merged user: survivor}, inactivity_s, max_length_s}`.
+public enum IdentityContext {
+    public static func load(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
+        guard let token = params["app_token"]?.stringValue else { throw RPCError.invalidParams("params.app_token is required") }
+        let userIds = (params["user_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let anonymousIds = (params["anonymous_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let cached = Set((params["cached"]?.arrayValue ?? []).compactMap(\.stringValue))
+        let settings = try connection.execute("SELECT session_inactivity_s, session_max_length_s FROM apps WHERE token = $1", [token]).rows.first
+
+        // Users merged away resolve to their survivor.
+        var finalUser: [String: String] = [:]
+        for row in try connection.execute(
+            "SELECT alias_id, user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = ANY($2::text[])",
+            [token, PostgresArray.text(userIds + (params["new_aliases"]?.arrayValue ?? []).compactMap { $0["user_id"]?.stringValue })]).rows {
+            if let from = row[0], let to = row[1] { finalUser[from] = to }
+        }
+        // Anonymous ids: the stored alias, unless the batch identifies them earlier.
+        var aliases: [String: (user: String, time: String)] = [:]
+        for row in try connection.execute("""
+            SELECT alias_id, user_id, to_char(aliased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+            FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'anonymous' AND alias_id = ANY($2::text[])
+            """, [token, PostgresArray.text(anonymousIds)]).rows {
+            if let anonymous = row[0], let user = row[1], let time = row[2] { aliases[anonymous] = (user, time) }
+        }
+        for alias in params["new_aliases"]?.arrayValue ?? [] {
+            guard let anonymous = alias["alias_id"]?.stringValue, let user = alias["user_id"]?.stringValue,
+                let time = alias["aliased_at"]?.stringValue.flatMap(Timestamp.init(parsing:))?.description else { continue }
+            let candidate = (user: finalUser[user] ?? user, time: time)
+            if let stored = aliases[anonymous], (stored.time, stored.user) <= (candidate.time, candidate.user) { continue }
+            aliases[anonymous] = candidate
+        }
+
+        // Histories of the persons identity does not hold yet.
+        var persons = Set(userIds.map { finalUser[$0] ?? $0 })
+        for anonymous in anonymousIds { persons.insert(aliases[anonymous]?.user ?? "anonymous:" + anonymous) }
+        var histories = JSONObject()
+        for person in persons.subtracting(cached).sorted() {
+            histories.append(person, .array(try history(of: person, token: token, aliases: aliases, on: connection).map(JSON.int)))
+        }
+        var aliasObject = JSONObject()
+        for (anonymous, alias) in aliases.sorted(by: { $0.key < $1.key }) { aliasObject.append(anonymous, .string(alias.user)) }
+        var userObject = JSONObject()
+        for (from, to) in finalUser.sorted(by: { $0.key < $1.key }) { userObject.append(from, .string(to)) }
+        return ["aliases": .object(aliasObject), "users": .object(userObject), "histories": .object(histories),
+                "inactivity_s": .int(Int64(settings?[0] ?? "1800") ?? 1800), "max_length_s": .int(Int64(settings?[1] ?? "86400") ?? 86400)]
+    }
+
+    /// The packed session points (time × 2, minus 1 for `session_start`) of a person's stored events.
+    static func history(of person: String, token: String, aliases: [String: (user: String, time: String)], on connection: PostgresConnection) throws -> [Int64] {
+        let rows: [[String?]]
+        if person.hasPrefix("anonymous:") {
+            rows = try connection.execute("""
+                SELECT (extract(epoch FROM inserted_at) * 1000000)::bigint, event_type = 'session_start'
+                FROM events WHERE app_token = $1 AND user_id IS NULL AND anonymous_id = $2
+                """, [token, String(person.dropFirst("anonymous:".count))]).rows
+        } else {
+            let merged = try connection.execute(
+                "SELECT alias_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND user_id = $2", [token, person]).rows.compactMap { $0[0] }
+            var anonymous = Set(try connection.execute(
+                "SELECT alias_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'anonymous' AND user_id = $2", [token, person]).rows.compactMap { $0[0] })
+            for (id, alias) in aliases where alias.user == person { anonymous.insert(id) }
+            rows = try connection.execute("""
+                SELECT (extract(epoch FROM inserted_at) * 1000000)::bigint, event_type = 'session_start'
+                FROM events WHERE app_token = $1
+                  AND (user_id = ANY($2::text[]) OR (user_id IS NULL AND anonymous_id = ANY($3::text[])))
+                """, [token, PostgresArray.text([person] + merged), PostgresArray.text(Array(anonymous))]).rows
+        }
+        return rows.compactMap { row in
+            guard let micros = row[0].flatMap({ Int64($0) }) else { return nil }
+            return micros * 2 + (row[1] == "t" ? 0 : 1)
+        }
+    }
+}
