@@ -111,3 +111,43 @@ extension StackTests {
         }
     }
 }
+
+extension StackTests {
+    @Test func aDeletedUserLeavesNoTraceAndStaysDeleted() async throws {
+        try await TestStack.with { stack in
+            #expect(try await stack.cli(["apps", "create", "acme"]).status == 0)
+            let fixture = TestStack.repositoryRoot + "/Tests/Fixtures/identity.jsonl"
+            #expect(try await stack.cli(["ingest", fixture, "--app", "acme"]).status == 0)
+            // A refused record that names ada, kept as a dead letter.
+            let bad = stack.directory + "/bad.jsonl"
+            try #"{"type":"track","userId":"ada","properties":{"note":"no event name"}}"#.write(toFile: bad, atomically: true, encoding: .utf8)
+            #expect(try await stack.cli(["ingest", bad, "--app", "acme"]).status == 2)
+            _ = try await stack.waitForCount(app: "acme", 8)
+
+            let deleted = try await stack.cli(["users", "delete", "--app", "acme", "--user", "ada"])
+            #expect(deleted.status == 0, "\(deleted.stderr)")
+            #expect(deleted.stdout.contains("events: 6"), "\(deleted.stdout)")
+            #expect(deleted.stdout.contains("dead letters: 1"), "\(deleted.stdout)")
+
+            let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
+            let traces = try connection.execute("""
+                SELECT (SELECT count(*) FROM events WHERE user_id = 'ada' OR anonymous_id = 'device-A' OR metadata::text LIKE '%ada@acme.io%')
+                     + (SELECT count(*) FROM users WHERE user_id = 'ada' OR traits::text LIKE '%ada@acme.io%')
+                     + (SELECT count(*) FROM identity_aliases WHERE user_id = 'ada' OR alias_id IN ('ada', 'device-A'))
+                     + (SELECT count(*) FROM user_sessions WHERE person IN ('ada', 'anonymous:device-A'))
+                     + (SELECT count(*) FROM user_companies WHERE user_id = 'ada')
+                """).rows[0][0]
+            #expect(traces == "0")
+            #expect(try await stack.cli(["deadletters", "list", "--app", "acme", "--format", "json"]).stdout.contains("ada") == false)
+            #expect(try await stack.cli(["users", "show", "--app", "acme", "--user", "ada"]).status == 1)
+            // Other people are untouched.
+            #expect(try connection.execute("SELECT count(*) FROM events WHERE user_id = 'ada-work'").rows[0][0] == "1")
+
+            // Sending ada's events again stores none of them, and says so.
+            let again = try await stack.cli(["ingest", fixture, "--app", "acme"])
+            #expect(again.stdout.contains("6 suppressed"), "\(again.stdout)")
+            try await stack.waitForEmptySpool()
+            #expect(try connection.execute("SELECT count(*) FROM events WHERE user_id = 'ada' OR anonymous_id = 'device-A'").rows[0][0] == "0")
+        }
+    }
+}

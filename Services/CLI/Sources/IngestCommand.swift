@@ -63,6 +63,7 @@ extension CairnCommand {
             let showProgress = isTerminal(2)
             var accepted: Int64 = 0
             var duplicates: Int64 = 0
+            var suppressed: Int64 = 0
             var rejected: Int64 = 0
             var errors: [JSON] = []
             let source = (file as NSString).lastPathComponent
@@ -74,6 +75,7 @@ extension CairnCommand {
                 func collect(_ result: JSON) {
                     accepted += result["accepted"]?.intValue ?? 0
                     duplicates += result["duplicates"]?.intValue ?? 0
+                    suppressed += result["suppressed"]?.intValue ?? 0
                     rejected += result["rejected"]?.intValue ?? 0
                     // Every rejected record is a dead letter; the terminal gets the first hundred.
                     errors += (result["errors"]?.arrayValue ?? []).prefix(max(0, 100 - errors.count))
@@ -120,7 +122,8 @@ extension CairnCommand {
             }
             let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
             let rate = seconds > 0 ? Int(Double(accepted + duplicates + rejected) / seconds) : 0
-            print("ingested \(file): \(accepted) new, \(duplicates) duplicates, \(rejected) rejected in \(String(format: "%.2f", seconds)) s (\(rate) events/s)")
+            let erased = suppressed > 0 ? ", \(suppressed) suppressed (erased users)" : ""
+            print("ingested \(file): \(accepted) new, \(duplicates) duplicates\(erased), \(rejected) rejected in \(String(format: "%.2f", seconds)) s (\(rate) events/s)")
             if rejected > 0 { throw ExitCode(2) }
         }
     }

@@ -7,7 +7,7 @@ extension CairnCommand {
     struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Inspect users and merge two identified users.",
-            subcommands: [Show.self, Merge.self])
+            subcommands: [Show.self, Merge.self, Delete.self])
     }
 
     /// `cairn companies`: one company with its traits and members.
@@ -82,6 +82,36 @@ extension CairnCommand.Users {
             } else {
                 print("\(from) and \(into) are already the same user (\(result["into"]?.stringValue ?? into))")
             }
+        }
+    }
+}
+
+extension CairnCommand.Users {
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Erase a user everywhere (events, traits, aliases, sessions, spool, dead letters) and drop their later events.")
+
+        @Option(name: .long, help: "The app's name or token.")
+        var app: String
+
+        @Option(name: .long, help: "The user id.")
+        var user: String
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            let erased = try await connection.call("storage", "users.delete", ["app": .string(app), "user": .string(user)])
+            let purged = try await connection.call("ingest", "ingest.suppress", [
+                "app_token": erased["app_token"] ?? .string(app), "user_ids": erased["user_ids"] ?? .array([]),
+                "anonymous_ids": erased["anonymous_ids"] ?? .array([]),
+            ])
+            let removed = erased["removed"]?.objectValue ?? JSONObject()
+            print("deleted user \(erased["user"]?.stringValue ?? user) of app \(app):")
+            for (what, count) in removed { print("  \(what): \(TableRenderer.text(count))") }
+            print("  spooled events: \(TableRenderer.text(purged["spooled_events"]))")
+            print("  dead letters: \(TableRenderer.text(purged["dead_letters"]))")
+            let ids = ((erased["user_ids"]?.arrayValue ?? []) + (erased["anonymous_ids"]?.arrayValue ?? [])).compactMap(\.stringValue)
+            print("suppressed ids (later events are dropped and counted): \(ids.joined(separator: ", "))")
         }
     }
 }

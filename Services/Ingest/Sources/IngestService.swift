@@ -18,7 +18,8 @@ public enum IngestService {
                                           maximumFrameSize: context.environment.maximumFrameSize)
         let storage = ReconnectingClient(socketPath: context.environment.socketPath(of: "storage"),
                                          maximumFrameSize: context.environment.maximumFrameSize)
-        let ingestor = Ingestor(spool: spool, apps: AppDirectory(storage: storage, spool: spool), counters: context.counters)
+        let ingestor = Ingestor(spool: spool, apps: AppDirectory(storage: storage, spool: spool), counters: context.counters,
+                                suppressions: Suppressions(try spool.suppressedKeys()))
         let forwarder = Forwarder(spool: spool, identity: identity, counters: context.counters, logger: context.logger)
 
         var router = RPCRouter()
@@ -30,6 +31,7 @@ public enum IngestService {
             return ["rows": .array(rows.map(\.json))]
         }
         router.register("ingest.deadletters.replay") { params in try await ingestor.replay(params) }
+        router.register("ingest.suppress") { params in try await ingestor.suppress(params) }
         return ServiceParts(
             router: router, background: [forwarder],
             statusDetails: {

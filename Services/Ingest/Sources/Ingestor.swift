@@ -21,13 +21,15 @@ public struct Ingestor: Sendable {
     let spool: Spool
     let apps: AppDirectory
     let counters: Counters
+    let suppressions: Suppressions
     /// How many per-record errors a response lists; all are kept as dead letters.
     public var maximumReportedErrors = 100
 
-    public init(spool: Spool, apps: AppDirectory, counters: Counters) {
+    public init(spool: Spool, apps: AppDirectory, counters: Counters, suppressions: Suppressions = Suppressions()) {
         self.spool = spool
         self.apps = apps
         self.counters = counters
+        self.suppressions = suppressions
     }
 
     public func submit(_ params: JSON) async throws -> JSON {
@@ -84,12 +86,25 @@ public struct Ingestor: Sendable {
                 }
             }
         }
+        // Erased people stay erased: their events are dropped here, and counted.
+        var dropped: [String: Int] = [:]
+        events.removeAll { event in
+            guard let key = suppressions.match(event) else { return false }
+            dropped[key, default: 0] += 1
+            return true
+        }
+        if !dropped.isEmpty {
+            let counts = dropped
+            try? await NIOThreadPool.singleton.runIfActive { [spool] in try spool.countDropped(counts) }
+        }
+        let suppressed = dropped.values.reduce(0, +)
         let counts = try await store(events: events, deadLetters: deadLetters)
+        counters.add("events_suppressed", Int64(suppressed))
         counters.add("requests")
         counters.add("events_accepted", Int64(counts.new))
         counters.add("events_duplicate", Int64(counts.duplicates))
         counters.add("events_rejected", Int64(deadLetters.count))
-        return ["accepted": .int(Int64(counts.new)), "duplicates": .int(Int64(counts.duplicates)),
+        return ["accepted": .int(Int64(counts.new)), "duplicates": .int(Int64(counts.duplicates)), "suppressed": .int(Int64(suppressed)),
                 "rejected": .int(Int64(deadLetters.count)), "errors": .array(errors)]
     }
 
@@ -142,6 +157,20 @@ public struct Ingestor: Sendable {
         counters.add("events_replayed", Int64(counts.new))
         return ["replayed": .int(Int64(accepted.count + refused.count)), "accepted": .int(Int64(counts.new)), "duplicates": .int(Int64(counts.duplicates)),
                 "still_rejected": .int(Int64(refused.count)), "errors": .array(errors)]
+    }
+
+    /// `ingest.suppress {app_token, user_ids, anonymous_ids}`: after storage erased a person,
+    /// forgets them here too (spool and dead letters) and drops their later events.
+    public func suppress(_ params: JSON) async throws -> JSON {
+        guard let token = params["app_token"]?.stringValue else { throw RPCError.invalidParams("params.app_token is required") }
+        let userIds = (params["user_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let anonymousIds = (params["anonymous_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let name = (try? await apps.resolve(token))?.name
+        suppressions.add(app: token, userIds: userIds, anonymousIds: anonymousIds)
+        let removed = try await NIOThreadPool.singleton.runIfActive { [spool] in
+            try spool.suppress(app: token, appNames: name.map { [$0] } ?? [], userIds: userIds, anonymousIds: anonymousIds)
+        }
+        return ["spooled_events": .int(Int64(removed.spool)), "dead_letters": .int(Int64(removed.deadLetters))]
     }
 
     /// The same words on the wire as on the CLI: `{record, message?, code, field, error}`.

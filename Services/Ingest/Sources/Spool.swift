@@ -73,6 +73,7 @@ public final class Spool: Sendable {
                 CREATE TABLE IF NOT EXISTS seen_events (app TEXT NOT NULL, id INTEGER NOT NULL, day INTEGER NOT NULL, PRIMARY KEY (app, id)) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS seen_messages (app TEXT NOT NULL, message_id TEXT NOT NULL, day INTEGER NOT NULL, PRIMARY KEY (app, message_id)) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS app_cache (key TEXT PRIMARY KEY, config BLOB NOT NULL);
+                CREATE TABLE IF NOT EXISTS suppressed (app TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (app, kind, id)) WITHOUT ROWID;
                 """)
         }
     }
@@ -197,6 +198,56 @@ public final class Spool: Sendable {
                 stillRefused.lazy.map { [.integer($0.id), .text($0.error.code.rawValue), $0.error.field.map(SQLiteValue.text) ?? .null, .text($0.error.message)] })
         }
         return counts
+    }
+
+    /// Erases a person from ingest: records the suppression, and deletes their spooled events
+    /// and every dead letter that names one of their ids.
+    /// - Returns: how many spooled events and dead letters were removed.
+    public func suppress(app: String, appNames: [String], userIds: [String], anonymousIds: [String]) throws(SQLiteError) -> (spool: Int, deadLetters: Int) {
+        let users = SQLiteValue.text(JSON.array(userIds.map(JSON.string)).serializedString())
+        let anonymous = SQLiteValue.text(JSON.array(anonymousIds.map(JSON.string)).serializedString())
+        let everyId = SQLiteValue.text(JSON.array((userIds + anonymousIds).map(JSON.string)).serializedString())
+        let apps = SQLiteValue.text(JSON.array(([app] + appNames).map(JSON.string)).serializedString())
+        return try database.transaction { (connection) throws(SQLiteError) -> (spool: Int, deadLetters: Int) in
+            try connection.executeMany("INSERT OR IGNORE INTO suppressed (app, kind, id) VALUES (?1, ?2, ?3)",
+                                       userIds.map { [.text(app), .text("user"), .text($0)] } + anonymousIds.map { [.text(app), .text("anonymous"), .text($0)] })
+            try connection.executeMany("""
+                DELETE FROM spool WHERE app = ?1 AND (
+                    json_extract(CAST(event AS TEXT), '$.user_id') IN (SELECT value FROM json_each(?2))
+                    OR (json_extract(CAST(event AS TEXT), '$.user_id') IS NULL
+                        AND json_extract(CAST(event AS TEXT), '$.anonymous_id') IN (SELECT value FROM json_each(?3))))
+                """, [[.text(app), users, anonymous]])
+            let spooled = connection.changes
+            // A dead letter is raw input in any format: any quoted mention of an id removes it.
+            try connection.executeMany("""
+                DELETE FROM dead_letters WHERE app IN (SELECT value FROM json_each(?1))
+                  AND EXISTS (SELECT 1 FROM json_each(?2) j WHERE instr(CAST(raw AS TEXT), '"' || j.value || '"') > 0)
+                """, [[apps, everyId]])
+            return (spooled, connection.changes)
+        }
+    }
+
+    /// Every suppressed person, as `app␟kind␟id` keys.
+    public func suppressedKeys() throws(SQLiteError) -> Set<String> {
+        try database.withConnection { (connection) throws(SQLiteError) -> Set<String> in
+            var keys = Set<String>()
+            try connection.query("SELECT app, kind, id FROM suppressed") { row in
+                keys.insert(Suppressions.key(app: row.text(0) ?? "", kind: row.text(1) ?? "", id: row.text(2) ?? ""))
+            }
+            return keys
+        }
+    }
+
+    /// Adds to the dropped counts of suppressions.
+    public func countDropped(_ counts: [String: Int]) throws(SQLiteError) {
+        guard !counts.isEmpty else { return }
+        try database.withConnection { (connection) throws(SQLiteError) in
+            try connection.executeMany("UPDATE suppressed SET dropped = dropped + ?4 WHERE app = ?1 AND kind = ?2 AND id = ?3",
+                                       counts.map { key, count in
+                                           let parts = key.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+                                           return [.text(parts[0]), .text(parts[1]), .text(parts[2]), .integer(Int64(count))]
+                                       })
+        }
     }
 
     /// The cached settings of an app, by token or name.

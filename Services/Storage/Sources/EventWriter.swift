@@ -16,6 +16,8 @@ public final class EventWriter: Sendable {
     public struct Outcome: Sendable, Equatable {
         public var inserted: Int
         public var duplicates: Int
+        /// Events dropped because they name an erased person.
+        public var suppressed: Int = 0
     }
 
     static let columns = [
@@ -33,8 +35,10 @@ public final class EventWriter: Sendable {
         return try connection.transaction { () throws(PostgresError) -> Outcome in
             try connection.execute("CREATE TEMP TABLE IF NOT EXISTS events_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
             var inserted = 0
+            var suppressed = 0
             if !events.isEmpty {
                 try connection.copyIn("COPY events_staging (\(Self.columns.joined(separator: ", "))) FROM STDIN", data: copyData)
+                suppressed = Int(try connection.execute(Self.dropSuppressedEvents).rows.first?[0].flatMap { Int($0) } ?? 0)
                 inserted = try connection.execute("INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING").affectedRows
             }
             if case .array(let rows) = users, !rows.isEmpty {
@@ -59,9 +63,11 @@ public final class EventWriter: Sendable {
                     INSERT INTO user_sessions (app_token, person, session, started_at, ended_at, events)
                     SELECT x.app_token, x.person, (s->>0)::integer, (s->>1)::timestamptz, (s->>2)::timestamptz, (s->>3)::integer
                     FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, person text, sessions jsonb), jsonb_array_elements(x.sessions) AS s
+                    WHERE NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.app_token = x.app_token
+                                      AND ((p.kind = 'user' AND p.id = x.person) OR (p.kind = 'anonymous' AND 'anonymous:' || p.id = x.person)))
                     """, [sessions.serializedString()])
             }
-            return Outcome(inserted: inserted, duplicates: events.count - inserted)
+            return Outcome(inserted: inserted, duplicates: events.count - inserted - suppressed, suppressed: suppressed)
         }
     }
 
@@ -148,12 +154,30 @@ public final class EventWriter: Sendable {
         }
     }
 
+    /// Erased people stay erased: their events never reach `events`, and each suppression
+    /// counts what it dropped. Returns the number of events dropped.
+    static let dropSuppressedEvents = """
+        WITH dropped AS (
+            DELETE FROM events_staging s USING suppressions p
+            WHERE p.app_token = s.app_token
+              AND ((p.kind = 'user' AND p.id = s.user_id) OR (p.kind = 'anonymous' AND s.user_id IS NULL AND p.id = s.anonymous_id))
+            RETURNING p.app_token, p.kind, p.id
+        ), counted AS (
+            UPDATE suppressions q SET dropped = q.dropped + c.n
+            FROM (SELECT app_token, kind, id, count(*) AS n FROM dropped GROUP BY 1, 2, 3) c
+            WHERE q.app_token = c.app_token AND q.kind = c.kind AND q.id = c.id
+            RETURNING c.n
+        )
+        SELECT COALESCE(sum(n), 0) FROM counted
+        """
+
     static let upsertUsers = """
         INSERT INTO users AS u (app_token, user_id, first_seen, last_seen, traits, trait_times, traits_updated_at, company_id, company_updated_at)
         SELECT app_token, user_id, first_seen, last_seen, COALESCE(traits, '{}'::jsonb), COALESCE(trait_times, '{}'::jsonb),
                (SELECT max(value::text::timestamptz) FROM jsonb_each_text(COALESCE(trait_times, '{}'::jsonb))), company_id, company_updated_at
         FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, user_id text, first_seen timestamptz, last_seen timestamptz,
              traits jsonb, trait_times jsonb, company_id text, company_updated_at timestamptz)
+        WHERE NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.app_token = x.app_token AND p.kind = 'user' AND p.id = x.user_id)
         ON CONFLICT (app_token, user_id) DO UPDATE SET
             first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
             last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),
@@ -185,6 +209,7 @@ public final class EventWriter: Sendable {
         INSERT INTO user_companies AS m (app_token, user_id, company_id, first_seen, last_seen)
         SELECT app_token, user_id, company_id, first_seen, last_seen
         FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, user_id text, company_id text, first_seen timestamptz, last_seen timestamptz)
+        WHERE NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.app_token = x.app_token AND p.kind = 'user' AND p.id = x.user_id)
         ON CONFLICT (app_token, user_id, company_id) DO UPDATE SET
             first_seen = LEAST(m.first_seen, EXCLUDED.first_seen),
             last_seen = GREATEST(m.last_seen, EXCLUDED.last_seen)
@@ -200,6 +225,8 @@ public final class EventWriter: Sendable {
         FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, alias_id text, user_id text, aliased_at timestamptz)
         LEFT JOIN identity_aliases m ON m.app_token = x.app_token AND m.alias_kind = 'user' AND m.alias_id = x.user_id
         WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.app_token = x.app_token AND u.user_id = x.alias_id)
+          AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.app_token = x.app_token
+                          AND ((p.kind = 'user' AND p.id = x.user_id) OR (p.kind = 'anonymous' AND p.id = x.alias_id)))
         ON CONFLICT (app_token, alias_kind, alias_id) DO UPDATE SET user_id = EXCLUDED.user_id, aliased_at = EXCLUDED.aliased_at
         WHERE EXCLUDED.aliased_at < a.aliased_at OR (EXCLUDED.aliased_at = a.aliased_at AND EXCLUDED.user_id < a.user_id)
         """

@@ -186,6 +186,19 @@ public enum Schema {
             "ALTER TABLE apps ADD COLUMN session_inactivity_s integer NOT NULL DEFAULT 1800 CHECK (session_inactivity_s > 0)",
             "ALTER TABLE apps ADD COLUMN session_max_length_s integer NOT NULL DEFAULT 86400 CHECK (session_max_length_s > 0)",
         ]),
+        (5, [
+            // Erased people: later events naming them are dropped on the write path, and counted.
+            """
+            CREATE TABLE suppressions (
+                app_token text NOT NULL,
+                kind text NOT NULL CHECK (kind IN ('user', 'anonymous')),
+                id text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                dropped bigint NOT NULL DEFAULT 0,
+                PRIMARY KEY (app_token, kind, id)
+            )
+            """,
+        ]),
     ]
 
     /// Applies the migrations not yet applied, each in its own transaction, serialised

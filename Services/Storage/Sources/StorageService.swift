@@ -55,8 +55,10 @@ public enum StorageService {
                 counters.add("batches_committed")
                 counters.add("events_inserted", Int64(outcome.inserted))
                 counters.add("events_duplicate", Int64(outcome.duplicates))
+                counters.add("events_suppressed", Int64(outcome.suppressed))
                 counters.add("events_rejected", Int64(rejected.count))
-                return ["inserted": .int(Int64(outcome.inserted)), "duplicates": .int(Int64(outcome.duplicates)), "rejected": .array(rejected)]
+                return ["inserted": .int(Int64(outcome.inserted)), "duplicates": .int(Int64(outcome.duplicates)),
+                        "suppressed": .int(Int64(outcome.suppressed)), "rejected": .array(rejected)]
             } catch let error as PostgresError {
                 counters.add("write_failures")
                 if error.code == .unavailable {
@@ -79,6 +81,7 @@ public enum StorageService {
             ("attributes.list", { params, connection in try AppRegistry.listAttributes(params, on: connection) }),
             ("users.merge", { params, connection in try UserMerge.merge(params, on: connection) }),
             ("identity.context", { params, connection in try IdentityContext.load(params, on: connection) }),
+            ("users.delete", { params, connection in try UserErasure.delete(params, on: connection) }),
             ("apps.get", { params, connection in
                 guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
                 guard let found = try AppRegistry.find(app, on: connection) else {

@@ -1,0 +1,58 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+
+/// `users.delete {app, user}`: the right-to-erasure path in PostgreSQL. In one transaction it
+/// removes the user, every user merged into them, their anonymous ids, traits, memberships,
+/// sessions and all their events, and records suppressions so that later events naming any
+/// of those ids are dropped (and counted) by the write path.
+///
+/// Result: what was removed, and the ids suppressed (ingest purges its spool and dead
+/// letters of them next).
+public enum UserErasure {
+    public static func delete(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
+        guard let app = params["app"]?.stringValue, let requested = params["user"]?.stringValue else {
+            throw RPCError.invalidParams("params.app and params.user are required")
+        }
+        guard let token = try connection.appToken(for: app) else {
+            throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+        }
+        return try connection.inTransaction { () throws -> JSON in
+            let user = try connection.execute("SELECT user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = $2",
+                                              [token, requested]).rows.first?[0] ?? requested
+            let known = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, user]).rows
+            let aliasRows = try connection.execute("SELECT alias_kind, alias_id FROM identity_aliases WHERE app_token = $1 AND user_id = $2", [token, user]).rows
+            let userIds = [user] + aliasRows.filter { $0[0] == "user" }.compactMap { $0[1] }
+            let anonymousIds = aliasRows.filter { $0[0] == "anonymous" }.compactMap { $0[1] }
+            guard !known.isEmpty || !aliasRows.isEmpty else {
+                throw RPCError.application("unknown_user", "app '\(app)' has no user '\(requested)'")
+            }
+            let users = PostgresArray.text(userIds)
+            let anonymous = PostgresArray.text(anonymousIds)
+            let persons = PostgresArray.text(userIds + anonymousIds.map { "anonymous:" + $0 })
+            func count(_ sql: String, _ parameters: [String?]) throws(PostgresError) -> Int64 {
+                Int64(try connection.execute(sql, parameters).affectedRows)
+            }
+            let events = try count("""
+                DELETE FROM events WHERE app_token = $1
+                  AND (user_id = ANY($2::text[]) OR (user_id IS NULL AND anonymous_id = ANY($3::text[])))
+                """, [token, users, anonymous])
+            let userRows = try count("DELETE FROM users WHERE app_token = $1 AND (user_id = ANY($2::text[]) OR merged_into = ANY($2::text[]))", [token, users])
+            let memberships = try count("DELETE FROM user_companies WHERE app_token = $1 AND user_id = ANY($2::text[])", [token, users])
+            let aliases = try count("DELETE FROM identity_aliases WHERE app_token = $1 AND (user_id = ANY($2::text[]) OR alias_id = ANY($2::text[]) OR alias_id = ANY($3::text[]))", [token, users, anonymous])
+            let merges = try count("DELETE FROM identity_merges WHERE app_token = $1 AND (into_user = ANY($2::text[]) OR from_user = ANY($2::text[]))", [token, users])
+            let sessions = try count("DELETE FROM user_sessions WHERE app_token = $1 AND person = ANY($2::text[])", [token, persons])
+            try connection.execute("""
+                INSERT INTO suppressions (app_token, kind, id)
+                SELECT $1, 'user', unnest($2::text[]) UNION ALL SELECT $1, 'anonymous', unnest($3::text[])
+                ON CONFLICT DO NOTHING
+                """, [token, users, anonymous])
+            return [
+                "app_token": .string(token), "user": .string(user),
+                "user_ids": .array(userIds.map(JSON.string)), "anonymous_ids": .array(anonymousIds.map(JSON.string)),
+                "removed": ["events": .int(events), "users": .int(userRows), "aliases": .int(aliases), "memberships": .int(memberships),
+                            "sessions": .int(sessions), "merges": .int(merges)],
+            ]
+        }
+    }
+}
