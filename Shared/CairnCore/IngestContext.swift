@@ -8,12 +8,16 @@ public struct IngestContext: Sendable {
     public var personalData: PersonalDataMode
     /// The app's registered attribute types (User.com's event attributes).
     public var attributes: AttributeRegistry
+    /// Whether a Userlike contact's `client_email` identifies them as a user. Defaults to false.
+    public var identifyUserlikeByEmail: Bool
 
-    public init(appToken: String, receivedAt: Timestamp, personalData: PersonalDataMode = .hash, attributes: AttributeRegistry = AttributeRegistry()) {
+    public init(appToken: String, receivedAt: Timestamp, personalData: PersonalDataMode = .hash, attributes: AttributeRegistry = AttributeRegistry(),
+                identifyUserlikeByEmail: Bool = false) {
         self.appToken = appToken
         self.receivedAt = receivedAt
         self.personalData = personalData
         self.attributes = attributes
+        self.identifyUserlikeByEmail = identifyUserlikeByEmail
     }
 }
 

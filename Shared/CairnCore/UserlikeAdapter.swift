@@ -6,6 +6,8 @@
 ///   `chat_id` as a string; so are they checked and stored.
 /// - `client_email` and `client_name` are personal data, kept, hashed (`client_email_sha256`)
 ///   or dropped as the app's setting says (default: hashed).
+/// - When the app enables it, `client_email` identifies the contact: the event's `user_id` is
+///   the email (kept) or its SHA-256 (otherwise), and identity aliases `client_uuid` to it.
 public enum UserlikeAdapter {
     /// Every event name the seed lists (35; the seed is the source of truth).
     public static let eventNames: [String] = [
@@ -47,6 +49,7 @@ public enum UserlikeAdapter {
             metadata.append("widget_lang", .string(language.lowercased()))
         }
         var sessionId: String?
+        var userId: String?
         if let sessionObject = try fields.object("session_ctx") {
             let session = RecordFields(sessionObject, path: "session_ctx")
             try session.rejectUnknown(sessionKeys, format: "Userlike's session context (\(sessionKeys.sorted().joined(separator: ", ")))")
@@ -55,13 +58,18 @@ public enum UserlikeAdapter {
             if let operatorId = try session.integer("operator_id") { metadata.append("operator_id", .int(operatorId)) }
             if let operatorName = try session.string("operator_name") { metadata.append("operator_name", .string(operatorName)) }
             if let custom = try session.object("custom_data") { metadata.append("custom_data", .object(custom)) }
+            if context.identifyUserlikeByEmail, let email = try session.string("client_email") {
+                // The contact becomes a user: the email itself when personal data is kept, else its hash.
+                let normalized = email.trimmingWhitespace().lowercased()
+                userId = context.personalData == .keep ? normalized : SHA256.hex(Array(normalized.utf8))
+            }
             for key in ["client_email", "client_name"] {
                 guard let value = try session.string(key), let stored = context.personalData.apply(value) else { continue }
                 metadata.append(context.personalData == .hash ? key + "_sha256" : key, .string(stored))
             }
         }
         return CanonicalEvent(
-            appToken: context.appToken, eventType: .track, eventName: name, userId: nil, companyId: nil, anonymousId: clientUUID,
+            appToken: context.appToken, eventType: .track, eventName: name, userId: userId, companyId: nil, anonymousId: clientUUID,
             source: "web-client", insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt, session: sessionId,
             metadata: metadata, receivedAt: context.receivedAt, origin: .userlike)
     }

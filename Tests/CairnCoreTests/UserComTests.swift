@@ -50,3 +50,15 @@ import Testing
         #expect(error.field == field)
     }
 }
+
+@Suite struct UserComUserDataTests {
+    @Test func userDataUpsertsAUser() throws {
+        let identify = try event(#"{"user_id":"u-1","timestamp":"2024-05-01T00:00:00Z","user_data":{"email":"a@b.c","plan":"pro"}}"#)
+        #expect(identify.eventType == .identifyUser)
+        #expect(identify.origin == .usercom)
+        #expect(identify.userId == "u-1")
+        #expect(identify.metadata["plan"] == "pro")
+        #expect(failure(#"{"user_data":{"plan":"pro"}}"#)?.field == "user_id")
+        #expect(failure(#"{"user_id":"u","user_data":{},"extra":1}"#)?.code == .unknownField)
+    }
+}

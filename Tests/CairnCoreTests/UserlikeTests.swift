@@ -55,3 +55,19 @@ import Testing
         #expect(error.code == code)
     }
 }
+
+@Suite struct UserlikeIdentificationTests {
+    @Test func clientEmailIdentifiesTheContactWhenTheAppSaysSo() throws {
+        let line = try fixtureLines("userlike.jsonl")[10]
+        #expect(try event(line).userId == nil)
+        var enabled = testContext
+        enabled.identifyUserlikeByEmail = true
+        let hashed = try event(line, context: enabled)
+        #expect(hashed.userId == SHA256.hex(Array("ada@example.com".utf8)))
+        #expect(hashed.anonymousId == "7f3c2a9e-5b1d-4c8e-9a2f-0d6b4e1c3a57")
+        enabled.personalData = .keep
+        #expect(try event(line, context: enabled).userId == "ada@example.com")
+        // Without an email there is nobody to identify.
+        #expect(try event(try fixtureLines("userlike.jsonl")[0], context: enabled).userId == nil)
+    }
+}

@@ -84,3 +84,15 @@ import Testing
         #expect(companies[0]["company_id"] == "c1")
     }
 }
+
+@Suite struct UserlikeAliasTests {
+    @Test func anIdentifiedUserlikeContactAliasesItsClientUUID() throws {
+        let event = CanonicalEvent(appToken: "acme", eventType: .track, eventName: "chat_started", userId: "ada@example.com", companyId: nil,
+                                   anonymousId: "client-uuid-1", source: "web-client", insertedAt: Timestamp(parsing: "2024-05-01T00:00:00Z")!,
+                                   receivedAt: Timestamp(parsing: "2024-05-01T00:00:00Z")!, origin: .userlike)
+        var batch = IdentityBatch()
+        batch.add(event.json)
+        #expect(batch.aliasRows().arrayValue?.first?["alias_id"] == "client-uuid-1")
+        #expect(batch.aliasRows().arrayValue?.first?["user_id"] == "ada@example.com")
+    }
+}

@@ -57,3 +57,25 @@ import Testing
         #expect(try connection.execute("SELECT user_id FROM identity_aliases WHERE alias_id = 'device-9'").rows == [["u3"]])
     }
 }
+
+@Suite struct MembershipTests {
+    @Test func anEventWithoutACompanyGetsTheUsersCompanyAsOfItsTime() throws {
+        let connection = try migrated()
+        _ = try AppRegistry.create(["name": "acme"], on: connection)
+        let writer = EventWriter()
+        let events = [
+            makeEvent("Joined", user: "u1", company: "old-co", at: "2024-05-01T00:00:00Z"),
+            makeEvent("Clicked", user: "u1", at: "2024-05-02T00:00:00Z"),
+            makeEvent("Moved", user: "u1", company: "new-co", at: "2024-05-10T00:00:00Z"),
+            makeEvent("Clicked", user: "u1", at: "2024-05-11T00:00:00Z"),
+            makeEvent("Clicked", user: "u1", at: "2024-04-01T00:00:00Z"),
+        ]
+        let memberships: JSON = [
+            ["app_token": "acme", "user_id": "u1", "company_id": "old-co", "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-01T00:00:00Z"],
+            ["app_token": "acme", "user_id": "u1", "company_id": "new-co", "first_seen": "2024-05-10T00:00:00Z", "last_seen": "2024-05-10T00:00:00Z"],
+        ]
+        _ = try writer.write(events: events, users: .array([]), companies: .array([]), memberships: memberships, on: connection)
+        let rows = try connection.execute("SELECT inserted_at::date::text, company FROM events_resolved ORDER BY inserted_at").rows
+        #expect(rows == [["2024-04-01", nil], ["2024-05-01", "old-co"], ["2024-05-02", "old-co"], ["2024-05-10", "new-co"], ["2024-05-11", "new-co"]])
+    }
+}

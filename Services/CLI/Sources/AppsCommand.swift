@@ -87,13 +87,29 @@ extension CairnCommand.Apps {
         var app: String
 
         @Option(name: .long, help: "Personal data in events: keep, hash or drop.")
-        var personalData: String
+        var personalData: String?
+
+        @Option(name: .long, help: "Inactivity after which a new session starts, e.g. 30m.")
+        var sessionInactivity: String?
+
+        @Option(name: .long, help: "The longest a session lasts, e.g. 24h.")
+        var sessionMaxLength: String?
+
+        @Option(name: .long, help: "Whether a Userlike contact's client_email identifies them (true or false).")
+        var identifyUserlikeByEmail: Bool?
 
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            let result = try await connection.call("storage", "apps.configure", ["app": .string(app), "personal_data": .string(personalData)])
-            print("\(result["name"]?.stringValue ?? app): personal data \(result["personal_data"]?.stringValue ?? "")")
+            var params: JSONObject = ["app": .string(app)]
+            if let personalData { params["personal_data"] = .string(personalData) }
+            if let sessionInactivity { params["session_inactivity"] = .string(sessionInactivity) }
+            if let sessionMaxLength { params["session_max_length"] = .string(sessionMaxLength) }
+            if let identifyUserlikeByEmail { params["identify_userlike_by_email"] = .bool(identifyUserlikeByEmail) }
+            let result = try await connection.call("storage", "apps.configure", .object(params))
+            print("\(result["name"]?.stringValue ?? app): personal data \(result["personal_data"]?.stringValue ?? ""), "
+                  + "sessions end after \(result["session_inactivity_s"]?.intValue ?? 0) s idle or \(result["session_max_length_s"]?.intValue ?? 0) s long, "
+                  + "Userlike email identifies: \(result["identify_userlike_by_email"]?.boolValue ?? false)")
         }
     }
 }

@@ -69,7 +69,9 @@ public struct IdentityBatch: Sendable {
             if type == EventType.identifyUser.rawValue, let traits = event["metadata"]?.objectValue {
                 users[key]!.merge(traits, at: time)
             }
-            if type == EventType.identifyUser.rawValue, let anonymousId, anonymousId != userId {
+            // Identifies alias; so do Userlike events once client_email identifies the contact.
+            let identifies = type == EventType.identifyUser.rawValue || event["origin"]?.stringValue == InputFormat.userlike.rawValue
+            if identifies, let anonymousId, anonymousId != userId {
                 if IllegalIds.contains(anonymousId) || IllegalIds.contains(userId) {
                     refusedAliases += 1
                 } else {

@@ -13,6 +13,7 @@ public final class AppDirectory: Sendable {
         public var name: String
         public var personalData: PersonalDataMode
         public var attributes: AttributeRegistry
+        public var identifyUserlikeByEmail: Bool
 
         init?(_ value: JSON) {
             guard let token = value["token"]?.stringValue, let name = value["name"]?.stringValue else { return nil }
@@ -24,6 +25,13 @@ public final class AppDirectory: Sendable {
                 if let type = type.stringValue.flatMap(AttributeType.init(rawValue:)) { types[attribute] = type }
             }
             attributes = AttributeRegistry(types: types)
+            identifyUserlikeByEmail = value["identify_userlike_by_email"]?.boolValue ?? false
+        }
+
+        /// What normalising this app's records needs.
+        public func context(receivedAt: Timestamp) -> IngestContext {
+            IngestContext(appToken: token, receivedAt: receivedAt, personalData: personalData, attributes: attributes,
+                          identifyUserlikeByEmail: identifyUserlikeByEmail)
         }
     }
 

@@ -61,7 +61,7 @@ public struct Ingestor: Sendable {
             throw error
         }
 
-        let context = IngestContext(appToken: app.token, receivedAt: .now(), personalData: app.personalData, attributes: app.attributes)
+        let context = app.context(receivedAt: .now())
         var events: [CanonicalEvent] = []
         events.reserveCapacity(records.count)
         var deadLetters: [Spool.DeadLetter] = []
@@ -135,7 +135,7 @@ public struct Ingestor: Sendable {
                 refused.append((stored.id, EventError(.unknownApp, field: "app", error.message)))
                 continue
             }
-            let context = IngestContext(appToken: app.token, receivedAt: receivedAt, personalData: app.personalData, attributes: app.attributes)
+            let context = app.context(receivedAt: receivedAt)
             let format = EventNormalizer.FormatChoice(rawValue: stored.letter.format) ?? .auto
             let outcome = EventNormalizer.normalize(recordBytes: stored.letter.raw, format: format, context: context)
             if let rejection = outcome.rejections.first {

@@ -14,7 +14,10 @@ import CairnWire
 public enum AppRegistry {
     /// Looks an app up by token or name.
     public static func find(_ app: String, on connection: PostgresConnection) throws(PostgresError) -> JSON? {
-        let rows = try connection.execute("SELECT token, name, personal_data, created_at FROM apps WHERE token = $1 OR name = $1 ORDER BY token = $1 DESC LIMIT 1", [app]).rows
+        let rows = try connection.execute("""
+            SELECT token, name, personal_data, created_at, session_inactivity_s, session_max_length_s, identify_userlike_by_email
+            FROM apps WHERE token = $1 OR name = $1 ORDER BY token = $1 DESC LIMIT 1
+            """, [app]).rows
         guard let row = rows.first else { return nil }
         let token = row[0] ?? ""
         var attributes = JSONObject()
@@ -22,7 +25,9 @@ public enum AppRegistry {
             attributes.append(attribute[0] ?? "", .optional(attribute[1]))
         }
         return ["token": .string(token), "name": .optional(row[1]), "personal_data": .optional(row[2]),
-                "created_at": .optional(row[3]), "attributes": .object(attributes)]
+                "created_at": .optional(row[3]), "session_inactivity_s": .int(Int64(row[4] ?? "1800") ?? 1800),
+                "session_max_length_s": .int(Int64(row[5] ?? "86400") ?? 86400),
+                "identify_userlike_by_email": .bool(row[6] == "t"), "attributes": .object(attributes)]
     }
 
     public static func create(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
@@ -69,6 +74,17 @@ public enum AppRegistry {
         let app = try existing(params, on: connection)
         if let mode = params["personal_data"]?.stringValue {
             try connection.execute("UPDATE apps SET personal_data = $2 WHERE token = $1", [app.token, try personalDataMode(mode).rawValue])
+        }
+        for (key, column) in [("session_inactivity", "session_inactivity_s"), ("session_max_length", "session_max_length_s")] {
+            guard let text = params[key]?.stringValue else { continue }
+            guard let seconds = TimeBound.seconds(text), seconds > 0 else {
+                throw RPCError.application("invalid_setting", "\(key) must be a length such as 30m or 24h; found '\(text)'")
+            }
+            // Column names come from the fixed list above; the value is bound.
+            try connection.execute("UPDATE apps SET \(column) = $2 WHERE token = $1", [app.token, String(seconds)])
+        }
+        if let flag = params["identify_userlike_by_email"]?.boolValue {
+            try connection.execute("UPDATE apps SET identify_userlike_by_email = $2 WHERE token = $1", [app.token, flag ? "true" : "false"])
         }
         return try find(app.token, on: connection) ?? .null
     }
