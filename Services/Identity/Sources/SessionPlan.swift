@@ -45,8 +45,10 @@ struct SessionPlan: Sendable {
                 }
                 points[person, default: []].append(Sessionizer.Point(time: time, isSessionStart: event["event_type"]?.stringValue == EventType.sessionStart.rawValue))
             }
-            // A visitor identified now stops being a person of their own.
-            let forget = anonymousIds.filter { aliasMap[$0] != nil }.map { "anonymous:" + $0 }
+            // A visitor identified now stops being a person of their own, whether or not their
+            // anonymous events are in this batch.
+            let forget = Array(Set(anonymousIds.filter { aliasMap[$0] != nil } + newAliases.compactMap { $0["alias_id"]?.stringValue }))
+                .sorted().map { "anonymous:" + $0 }
             var histories: [String: SessionHistory] = [:]
             for (person, new) in points.sorted(by: { $0.key < $1.key }) {
                 var history = (absorbing.contains(person) ? nil : cache.history(app: app, person: person))
