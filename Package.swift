@@ -103,6 +103,7 @@ let package = Package(
             .executableTarget(name: "cairn", dependencies: ["CairnCLI"], path: "Services/CLI/main", swiftSettings: swiftSettings),
             // `make bench`: the format layer alone, per format.
             .executableTarget(name: "cairn-format-bench", dependencies: ["CairnCore"], path: "bench/FormatBench", swiftSettings: swiftSettings),
+            .executableTarget(name: "cairn-identity-bench", dependencies: ["CairnCore", "CairnIdentity"], path: "bench/IdentityBench", swiftSettings: swiftSettings),
 
             // Tests: one target per library, plus the end-to-end suite against the real stack.
             .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire"], path: "Tests/CairnTesting", swiftSettings: swiftSettings),

@@ -62,3 +62,5 @@ PY
 
 echo
 "$bin/cairn-format-bench"
+echo
+"$bin/cairn-identity-bench"

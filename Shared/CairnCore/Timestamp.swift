@@ -196,16 +196,19 @@ private func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
     return (quotient, remainder)
 }
 
+/// Appends `value` as exactly `width` decimal digits, zero-padded, without a temporary array
+/// (this runs several times for every timestamp Cairn writes).
+@inline(__always)
 private func appendPadded(_ out: inout [UInt8], _ value: Int64, width: Int) {
-    var digits = [UInt8](repeating: UInt8(ascii: "0"), count: width)
+    let start = out.count
+    for _ in 0..<width { out.append(UInt8(ascii: "0")) }
     var remaining = value
-    var position = width - 1
-    while position >= 0 {
-        digits[position] = UInt8(ascii: "0") + UInt8(remaining % 10)
+    var position = start + width - 1
+    while position >= start {
+        out[position] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: remaining % 10)
         remaining /= 10
         position -= 1
     }
-    out.append(contentsOf: digits)
 }
 
 #if canImport(Glibc)

@@ -173,6 +173,8 @@ public enum IllegalIds {
     static let caseSensitive: Set<String> = ["[object Object]", "NaN", "None", "none", "null", "0", "-1"]
 
     public static func contains(_ id: String) -> Bool {
+        // Ordinary ids have no surrounding space and are longer than any listed word: decide fast.
+        if id.utf8.count > 20, let first = id.utf8.first, first > 0x20, let last = id.utf8.last, last > 0x20 { return false }
         let trimmed = String(id.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
         return trimmed.isEmpty || caseSensitive.contains(trimmed) || caseInsensitive.contains(trimmed.lowercased())
     }

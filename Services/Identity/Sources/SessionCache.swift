@@ -6,23 +6,26 @@ import Synchronization
 ///
 /// Bounded: past ``capacity`` persons, half are forgotten at random; a forgotten history is
 /// simply read again from the database when that person is next seen.
-final class SessionCache: Sendable {
+public final class SessionCache: Sendable {
     private let histories = Mutex<[String: SessionHistory]>([:])
-    let capacity: Int
+    public let capacity: Int
 
-    init(capacity: Int = 1_000_000) {
+    public init(capacity: Int = 1_000_000) {
         self.capacity = capacity
     }
 
     static func key(app: String, person: String) -> String { app + "\u{1F}" + person }
 
-    func history(app: String, person: String) -> SessionHistory? {
+    /// How many persons' histories are held.
+    public var count: Int { histories.withLock { $0.count } }
+
+    public func history(app: String, person: String) -> SessionHistory? {
         histories.withLock { $0[Self.key(app: app, person: person)] }
     }
 
     /// Stores histories that storage has committed, and forgets persons that no longer exist
     /// on their own (anonymous ids that joined a user).
-    func commit(app: String, _ updated: [String: SessionHistory], forget: [String]) {
+    public func commit(app: String, _ updated: [String: SessionHistory], forget: [String]) {
         histories.withLock { cache in
             for person in forget { cache[Self.key(app: app, person: person)] = nil }
             for (person, history) in updated { cache[Self.key(app: app, person: person)] = history }
@@ -32,7 +35,7 @@ final class SessionCache: Sendable {
         }
     }
 
-    func cachedPersons(app: String, among persons: [String]) -> [String] {
+    public func cachedPersons(app: String, among persons: [String]) -> [String] {
         histories.withLock { cache in persons.filter { cache[Self.key(app: app, person: $0)] != nil } }
     }
 }
