@@ -192,3 +192,33 @@ final class RegistryServer: Sendable {
         #expect(try reopened.depth() == 2)
     }
 }
+
+@Suite struct SuppressionTests {
+    @Test func anErasedPersonLeavesTheSpoolAndDeadLettersAndLaterEventsAreDropped() async throws {
+        let path = "/tmp/cairn-spool-\(getpid())-suppress.sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let spool = try Spool(path: path)
+        try await RegistryServer().run { storage in
+            let suppressions = Suppressions(try spool.suppressedKeys())
+            let ingestor = Ingestor(spool: spool, apps: AppDirectory(storage: storage, spool: spool), counters: Counters(), suppressions: suppressions)
+            let records: [JSON] = [
+                .string(#"{"type":"track","event":"A","userId":"ada","timestamp":"2024-05-01T00:00:00Z"}"#),
+                .string(#"{"type":"track","event":"B","anonymousId":"device-A","timestamp":"2024-05-01T00:00:01Z"}"#),
+                .string(#"{"type":"track","event":"C","userId":"bob","timestamp":"2024-05-01T00:00:02Z"}"#),
+                .string(#"{"type":"track","userId":"ada"}"#),
+            ]
+            let first = try await ingestor.submit(["app": "acme", "records": .array(records)])
+            #expect(first["accepted"] == .int(3))
+            let removed = try await ingestor.suppress(["app_token": "acme", "user_ids": ["ada"], "anonymous_ids": ["device-A"]])
+            #expect(removed["spooled_events"] == .int(2))
+            #expect(removed["dead_letters"] == .int(1))
+            #expect(try spool.depth() == 1)
+            let again = try await ingestor.submit(["app": "acme", "records": .array(Array(records.prefix(3)))])
+            #expect(again["suppressed"] == .int(2))
+            #expect(again["accepted"] == .int(0))
+            #expect(again["duplicates"] == .int(1))
+            // The suppression outlives a restart.
+            #expect(try Spool(path: path).suppressedKeys().count == 2)
+        }
+    }
+}

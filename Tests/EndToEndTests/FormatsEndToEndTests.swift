@@ -101,6 +101,8 @@ extension StackTests {
             #expect(after["events"] == .int(7))
             #expect(after["traits"]?["email"] == "ada@acme.io")
             #expect(after["merged_from"]?.arrayValue?.map { $0["user_id"] } == ["ada-work"])
+            // The survivor's sessions now include the merged user's visit on May 4th.
+            #expect(after["sessions"]?.arrayValue?.map { $0["started_at"] } == ["2024-05-01T09:00:00Z", "2024-05-03T10:00:00Z", "2024-05-04T10:00:00Z"])
 
             // "undefined" is never aliased; the identify itself is kept.
             let identity = try await stack.call("identity", "system.status")

@@ -77,6 +77,12 @@ extension CairnCommand.Users {
 
         func run() async throws {
             let result = try await connection.call("storage", "users.merge", ["app": .string(app), "from": .string(from), "into": .string(into)])
+            if result["merged"] == .bool(true), let token = result["app_token"] {
+                // The survivor's sessions now span both histories.
+                _ = try await connection.call("identity", "identity.refresh", [
+                    "app_token": token, "persons": [result["into"] ?? .string(into)], "forget": [result["from"] ?? .string(from)],
+                ])
+            }
             if result["merged"] == .bool(true) {
                 print("merged \(result["from"]?.stringValue ?? from) into \(result["into"]?.stringValue ?? into)")
             } else {
@@ -105,6 +111,8 @@ extension CairnCommand.Users {
                 "app_token": erased["app_token"] ?? .string(app), "user_ids": erased["user_ids"] ?? .array([]),
                 "anonymous_ids": erased["anonymous_ids"] ?? .array([]),
             ])
+            let forget = (erased["user_ids"]?.arrayValue ?? []) + (erased["anonymous_ids"]?.arrayValue ?? []).compactMap { $0.stringValue.map { JSON.string("anonymous:" + $0) } }
+            _ = try await connection.call("identity", "identity.refresh", ["app_token": erased["app_token"] ?? .string(app), "forget": .array(forget)])
             let removed = erased["removed"]?.objectValue ?? JSONObject()
             print("deleted user \(erased["user"]?.stringValue ?? user) of app \(app):")
             for (what, count) in removed { print("  \(what): \(TableRenderer.text(count))") }

@@ -51,6 +51,30 @@ public enum IdentityService {
             counters.add("sessions_recomputed_persons", Int64(plan.rows.arrayValue?.count ?? 0))
             return result
         }
+        // After a merge or an erasure in storage: forget what changed, and recompute the
+        // sessions of the persons that remain from their stored history.
+        router.register("identity.refresh") { params in
+            guard let app = params["app_token"]?.stringValue else { throw RPCError.invalidParams("params.app_token is required") }
+            let persons = (params["persons"]?.arrayValue ?? []).compactMap(\.stringValue)
+            let forget = (params["forget"]?.arrayValue ?? []).compactMap(\.stringValue)
+            cache.commit(app: app, [:], forget: persons + forget)
+            guard !persons.isEmpty || !forget.isEmpty else { return ["persons": 0] }
+            let context = try await storage.call("identity.context", ["app_token": .string(app), "user_ids": .array(persons.map(JSON.string))])
+            let sessionizer = Sessionizer(inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
+                                          maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400))
+            var rows: [JSON] = forget.map { ["app_token": .string(app), "person": .string($0), "sessions": .array([])] }
+            var histories: [String: SessionHistory] = [:]
+            for person in persons {
+                let history = SessionHistory(points: (context["histories"]?[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:)))
+                histories[person] = history
+                rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array(sessionizer.sessions(of: history.points).map {
+                    [.int(Int64($0.number)), .string($0.start.description), .string($0.end.description), .int(Int64($0.events))]
+                })])
+            }
+            _ = try await storage.call("storage.write", ["events": [], "sessions": .array(rows)])
+            cache.commit(app: app, histories, forget: [])
+            return ["persons": .int(Int64(rows.count))]
+        }
         return ServiceParts(router: router)
     }
 }

@@ -52,7 +52,7 @@ public enum UserMerge {
                 INSERT INTO identity_merges (app_token, from_user, into_user) VALUES ($1, $2, $3)
                 ON CONFLICT (app_token, from_user) DO UPDATE SET into_user = EXCLUDED.into_user, merged_at = now()
                 """, [token, source, target])
-            return ["from": .string(source), "into": .string(target), "merged": true, "aliases_moved": .int(Int64(moved))]
+            return ["app_token": .string(token), "from": .string(source), "into": .string(target), "merged": true, "aliases_moved": .int(Int64(moved))]
         }
     }
 }
