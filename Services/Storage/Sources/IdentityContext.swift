@@ -41,13 +41,12 @@ public enum IdentityContext {
             aliases[anonymous] = candidate
         }
 
-        // Histories of the persons identity does not hold yet.
+        // Histories of the persons identity does not hold yet, read in three queries for the
+        // whole batch rather than per person.
         var persons = Set(userIds.map { finalUser[$0] ?? $0 })
         for anonymous in anonymousIds { persons.insert(aliases[anonymous]?.user ?? "anonymous:" + anonymous) }
-        var histories = JSONObject()
-        for person in persons.subtracting(cached).sorted() {
-            histories.append(person, .array(try history(of: person, token: token, aliases: aliases, on: connection).map(JSON.int)))
-        }
+        let wanted = persons.subtracting(cached)
+        let histories = try self.histories(of: wanted, token: token, aliases: aliases, on: connection)
         var aliasObject = JSONObject()
         for (anonymous, alias) in aliases.sorted(by: { $0.key < $1.key }) { aliasObject.append(anonymous, .string(alias.user)) }
         var userObject = JSONObject()
@@ -56,29 +55,38 @@ public enum IdentityContext {
                 "inactivity_s": .int(Int64(settings?[0] ?? "1800") ?? 1800), "max_length_s": .int(Int64(settings?[1] ?? "86400") ?? 86400)]
     }
 
-    /// The packed session points (time × 2, minus 1 for `session_start`) of a person's stored events.
-    static func history(of person: String, token: String, aliases: [String: (user: String, time: String)], on connection: PostgresConnection) throws -> [Int64] {
-        let rows: [[String?]]
-        if person.hasPrefix("anonymous:") {
-            rows = try connection.execute("""
-                SELECT (extract(epoch FROM inserted_at) * 1000000)::bigint, event_type = 'session_start'
-                FROM events WHERE app_token = $1 AND user_id IS NULL AND anonymous_id = $2
-                """, [token, String(person.dropFirst("anonymous:".count))]).rows
-        } else {
-            let merged = try connection.execute(
-                "SELECT alias_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND user_id = $2", [token, person]).rows.compactMap { $0[0] }
-            var anonymous = Set(try connection.execute(
-                "SELECT alias_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'anonymous' AND user_id = $2", [token, person]).rows.compactMap { $0[0] })
-            for (id, alias) in aliases where alias.user == person { anonymous.insert(id) }
-            rows = try connection.execute("""
-                SELECT (extract(epoch FROM inserted_at) * 1000000)::bigint, event_type = 'session_start'
-                FROM events WHERE app_token = $1
-                  AND (user_id = ANY($2::text[]) OR (user_id IS NULL AND anonymous_id = ANY($3::text[])))
-                """, [token, PostgresArray.text([person] + merged), PostgresArray.text(Array(anonymous))]).rows
+    /// The packed session points (time × 2, minus 1 for `session_start`) of the stored events
+    /// of each of `persons`: their own, those of users merged into them, and their anonymous
+    /// events from before they identified.
+    static func histories(of persons: Set<String>, token: String, aliases: [String: (user: String, time: String)],
+                          on connection: PostgresConnection) throws -> JSONObject {
+        guard !persons.isEmpty else { return JSONObject() }
+        let users = persons.filter { !$0.hasPrefix("anonymous:") }
+        // Which stored ids belong to which person.
+        var owner: [String: String] = [:]          // user id → person
+        var anonymousOwner: [String: String] = [:] // anonymous id → person
+        for user in users { owner[user] = user }
+        for person in persons where person.hasPrefix("anonymous:") { anonymousOwner[String(person.dropFirst("anonymous:".count))] = person }
+        for row in try connection.execute(
+            "SELECT alias_kind, alias_id, user_id FROM identity_aliases WHERE app_token = $1 AND user_id = ANY($2::text[])",
+            [token, PostgresArray.text(users.sorted())]).rows {
+            guard let kind = row[0], let id = row[1], let user = row[2] else { continue }
+            if kind == "user" { owner[id] = user } else { anonymousOwner[id] = user }
         }
-        return rows.compactMap { row in
-            guard let micros = row[0].flatMap({ Int64($0) }) else { return nil }
-            return micros * 2 + (row[1] == "t" ? 0 : 1)
+        for (id, alias) in aliases where users.contains(alias.user) { anonymousOwner[id] = alias.user }
+        var points: [String: [Int64]] = [:]
+        for row in try connection.execute("""
+            SELECT user_id, anonymous_id, (extract(epoch FROM inserted_at) * 1000000)::bigint, event_type = 'session_start'
+            FROM events WHERE app_token = $1
+              AND (user_id = ANY($2::text[]) OR (user_id IS NULL AND anonymous_id = ANY($3::text[])))
+            """, [token, PostgresArray.text(owner.keys.sorted()), PostgresArray.text(anonymousOwner.keys.sorted())]).rows {
+            guard let micros = row[2].flatMap({ Int64($0) }) else { continue }
+            let person = row[0].flatMap { owner[$0] } ?? row[1].flatMap { anonymousOwner[$0] }
+            guard let person else { continue }
+            points[person, default: []].append(micros * 2 + (row[3] == "t" ? 0 : 1))
         }
+        var result = JSONObject()
+        for person in persons.sorted() { result.append(person, .array((points[person] ?? []).map(JSON.int))) }
+        return result
     }
 }
