@@ -79,3 +79,31 @@ import Testing
         #expect(rows == [["2024-04-01", nil], ["2024-05-01", "old-co"], ["2024-05-02", "old-co"], ["2024-05-10", "new-co"], ["2024-05-11", "new-co"]])
     }
 }
+
+@Suite struct IdentityContextTests {
+    @Test func returnsAliasesHistoriesAndTheAppsSessionLimits() throws {
+        let connection = try migrated()
+        _ = try AppRegistry.create(["name": "acme"], on: connection)
+        _ = try AppRegistry.configure(["app": "acme", "session_inactivity": "10m", "session_max_length": "2h"], on: connection)
+        #expect(throws: RPCError.self) { _ = try AppRegistry.configure(["app": "acme", "session_inactivity": "soon"], on: connection) }
+        let events = [
+            makeEvent("Seen", user: nil, at: "2024-05-01T09:00:00Z", anonymous: "device-1"),
+            makeEvent("Seen", user: "u1", at: "2024-05-01T09:05:00Z"),
+            makeEvent("", user: "u1", at: "2024-05-01T10:00:00Z", type: .sessionStart),
+        ]
+        _ = try EventWriter().write(events: events, users: .array([]), companies: .array([]), on: connection)
+        let context = try IdentityContext.load([
+            "app_token": "acme", "user_ids": ["u1"], "anonymous_ids": ["device-1"],
+            "new_aliases": [["alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:05:00Z"]],
+        ], on: connection)
+        #expect(context["inactivity_s"] == .int(600))
+        #expect(context["max_length_s"] == .int(7200))
+        #expect(context["aliases"]?["device-1"] == "u1")
+        // u1's history holds the visitor's event, its own, and the session start (packed even).
+        let points = context["histories"]?["u1"]?.arrayValue?.compactMap(\.intValue).sorted() ?? []
+        #expect(points.count == 3)
+        #expect(points.filter { $0 % 2 == 0 }.count == 1)
+        let cached = try IdentityContext.load(["app_token": "acme", "user_ids": ["u1"], "cached": ["u1"]], on: connection)
+        #expect(cached["histories"]?.objectValue?.isEmpty == true)
+    }
+}
