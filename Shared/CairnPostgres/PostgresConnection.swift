@@ -79,19 +79,18 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Runs `body` inside `BEGIN … COMMIT`, rolling back if it throws.
     public func transaction<T>(_ body: () throws(PostgresError) -> T) throws(PostgresError) -> T {
-        try execute("BEGIN")
         do {
-            let value = try body()
-            try execute("COMMIT")
-            return value
-        } catch {
-            if isHealthy { _ = try? execute("ROLLBACK") }
+            return try inTransaction(body)
+        } catch let error as PostgresError {
             throw error
+        } catch {
+            // `body` throws only PostgresError; nothing else can reach here.
+            throw PostgresError(.queryFailed, "\(error)")
         }
     }
 
-    /// ``transaction(_:)`` for bodies that also throw errors of their own (an RPC refusal
-    /// found half-way): any error rolls back and is rethrown as it is.
+    /// Runs `body` inside `BEGIN … COMMIT`; any error rolls back and is rethrown as it is, for
+    /// bodies that also throw errors of their own (an RPC refusal found half-way).
     public func inTransaction<T>(_ body: () throws -> T) throws -> T {
         try execute("BEGIN")
         do {
