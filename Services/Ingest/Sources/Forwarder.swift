@@ -15,8 +15,8 @@ public struct Forwarder: Service {
     let identity: ReconnectingClient
     let counters: Counters
     let logger: Logger
-    /// Events per `identity.process` call. Defaults to `2000`.
-    public var batchSize = 2000
+    /// Events per `identity.process` call. Defaults to `5000`.
+    public var batchSize = 5000
 
     public init(spool: Spool, identity: ReconnectingClient, counters: Counters, logger: Logger) {
         self.spool = spool

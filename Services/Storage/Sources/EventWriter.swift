@@ -181,8 +181,11 @@ public final class EventWriter: Sendable {
         ON CONFLICT (app_token, user_id) DO UPDATE SET
             first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
             last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),
-            traits = cairn_merge_traits(u.traits, u.trait_times, EXCLUDED.traits, EXCLUDED.trait_times),
-            trait_times = cairn_merge_trait_times(u.traits, u.trait_times, EXCLUDED.traits, EXCLUDED.trait_times),
+            -- Most batches carry no traits for most users: skip the per-key merge then.
+            traits = CASE WHEN EXCLUDED.trait_times = '{}'::jsonb THEN u.traits
+                          ELSE cairn_merge_traits(u.traits, u.trait_times, EXCLUDED.traits, EXCLUDED.trait_times) END,
+            trait_times = CASE WHEN EXCLUDED.trait_times = '{}'::jsonb THEN u.trait_times
+                               ELSE cairn_merge_trait_times(u.traits, u.trait_times, EXCLUDED.traits, EXCLUDED.trait_times) END,
             traits_updated_at = GREATEST(u.traits_updated_at, EXCLUDED.traits_updated_at),
             company_id = CASE
                 WHEN EXCLUDED.company_updated_at IS NOT NULL AND (u.company_updated_at IS NULL OR EXCLUDED.company_updated_at > u.company_updated_at
@@ -200,8 +203,10 @@ public final class EventWriter: Sendable {
         ON CONFLICT (app_token, company_id) DO UPDATE SET
             first_seen = LEAST(c.first_seen, EXCLUDED.first_seen),
             last_seen = GREATEST(c.last_seen, EXCLUDED.last_seen),
-            traits = cairn_merge_traits(c.traits, c.trait_times, EXCLUDED.traits, EXCLUDED.trait_times),
-            trait_times = cairn_merge_trait_times(c.traits, c.trait_times, EXCLUDED.traits, EXCLUDED.trait_times),
+            traits = CASE WHEN EXCLUDED.trait_times = '{}'::jsonb THEN c.traits
+                          ELSE cairn_merge_traits(c.traits, c.trait_times, EXCLUDED.traits, EXCLUDED.trait_times) END,
+            trait_times = CASE WHEN EXCLUDED.trait_times = '{}'::jsonb THEN c.trait_times
+                               ELSE cairn_merge_trait_times(c.traits, c.trait_times, EXCLUDED.traits, EXCLUDED.trait_times) END,
             traits_updated_at = GREATEST(c.traits_updated_at, EXCLUDED.traits_updated_at)
         """
 
