@@ -58,7 +58,7 @@ import Testing
             _ = try EventsReport(params: ["app": "nobody"]).run(on: connection)
             Issue.record("expected an error")
         } catch {
-            #expect(error.applicationCode == "unknown_app")
+            #expect((error as? RPCError)?.applicationCode == "unknown_app")
         }
     }
 
@@ -72,7 +72,7 @@ import Testing
             _ = try EventsReport(params: ["app": "acme", "by": "day", "tz": "Mars/Olympus"]).run(on: connection)
             Issue.record("expected an error")
         } catch {
-            #expect(error.applicationCode == "invalid_time_zone")
+            #expect((error as? RPCError)?.applicationCode == "invalid_time_zone")
         }
     }
 }

@@ -1,0 +1,162 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+
+/// What every report shares: the app, the period, the calendar time zone and the time limit,
+/// and running the report's queries in one read-only transaction with all of them applied.
+///
+/// Params: `app` (name or token), `since`, `until` (RFC 3339, a bare date in `tz`, or relative
+/// such as `24h`), `tz` (default `UTC`), `timeout_s` (default 30).
+public struct ReportScope: Sendable {
+    public var app: String
+    public var since: Timestamp?
+    public var until: Timestamp?
+    public var timeZone: String
+    /// A report running longer is cancelled in PostgreSQL. Defaults to 30 seconds.
+    public var timeoutSeconds: Int
+    /// The bounds as PostgreSQL reads them: a bare date stays a date, so that it means
+    /// midnight in `--tz` rather than in UTC.
+    var sinceText: String?
+    var untilText: String?
+
+    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
+        guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
+        self.app = app
+        func bound(_ key: String) throws(RPCError) -> (Timestamp, String)? {
+            guard let text = params[key]?.stringValue else { return nil }
+            guard let value = TimeBound.parse(text, now: now) else {
+                throw RPCError.application("invalid_time", "--\(key) '\(text)' is neither an RFC 3339 time nor a relative time like 24h or 7d")
+            }
+            let isBareDate = text.utf8.count == 10 && Timestamp(parsing: text) != nil
+            return (value, isBareDate ? text : value.description)
+        }
+        let sinceBound = try bound("since")
+        let untilBound = try bound("until")
+        since = sinceBound?.0
+        until = untilBound?.0
+        sinceText = sinceBound?.1
+        untilText = untilBound?.1
+        if let since, let until, since >= until {
+            throw RPCError.application("invalid_time", "--since must be before --until")
+        }
+        timeZone = params["tz"]?.stringValue ?? "UTC"
+        timeoutSeconds = Int(params["timeout_s"]?.intValue ?? 30)
+        guard timeoutSeconds > 0 else { throw RPCError.application("invalid_timeout", "the report timeout must be positive") }
+    }
+
+    /// Runs `body` with the app's token in a read-only transaction using the scope's time
+    /// zone and time limit; turns database failures into report errors that say what happened.
+    public func run<T>(on connection: PostgresConnection, _ body: (_ token: String) throws -> T) throws -> T {
+        do {
+            return try connection.inTransaction { () throws -> T in
+                try connection.execute("SET TRANSACTION READ ONLY")
+                // Calendar buckets follow --tz; set per transaction through bound parameters.
+                try connection.execute("SELECT set_config('TimeZone', $1, true), set_config('statement_timeout', $2, true)",
+                                       [timeZone, String(timeoutSeconds * 1000)])
+                guard let token = try connection.appToken(for: app) else {
+                    throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+                }
+                return try body(token)
+            }
+        } catch let error as PostgresError {
+            if error.sqlState == "57014" {
+                throw RPCError.application("report_timeout", "the report ran longer than \(timeoutSeconds) s and was cancelled in PostgreSQL; narrow --since/--until")
+            }
+            if error.sqlState == "22023" || error.message.contains("time zone") {
+                throw RPCError.application("invalid_time_zone", "--tz '\(timeZone)' is not a time zone PostgreSQL knows (e.g. UTC, Europe/Berlin)")
+            }
+            throw RPCError.application(error.code == .unavailable ? "storage_unavailable" : "query_failed", error.message)
+        }
+    }
+
+    /// The period's conditions on `inserted_at`, with their parameters numbered from `first`.
+    func timeFilter(startingAt first: Int) -> (clauses: [String], parameters: [String?]) {
+        var clauses: [String] = []
+        var parameters: [String?] = []
+        if let sinceText {
+            parameters.append(sinceText)
+            clauses.append("inserted_at >= $\(first + parameters.count - 1)::timestamptz")
+        }
+        if let untilText {
+            parameters.append(untilText)
+            clauses.append("inserted_at < $\(first + parameters.count - 1)::timestamptz")
+        }
+        return (clauses, parameters)
+    }
+
+    /// Calendar buckets for time series.
+    public enum Bucket: String, Sendable, CaseIterable {
+        case hour, day, week, month
+    }
+
+    /// The most buckets one time series may have, so a typo cannot ask for millions.
+    public static let maximumBuckets = 20_000
+
+    /// A gap-filled time series: `measure` (e.g. `count(*)`) per bucket of `source` rows that
+    /// meet `conditions` (whose parameters start at `$2`; `$1` is the bucket unit). With a
+    /// start, every bucket up to the end is listed, zeros included.
+    func series(_ bucket: Bucket, measure: String, source: String, conditions: [String], parameters: [String?],
+                on connection: PostgresConnection) throws -> [[JSON]] {
+        let format = bucket == .hour ? "YYYY-MM-DD HH24:00" : "YYYY-MM-DD"
+        let sql = """
+            WITH counts AS (
+                SELECT date_trunc($1, inserted_at) AS bucket, \(measure) AS value
+                FROM \(source) WHERE \(conditions.joined(separator: " AND ")) GROUP BY 1
+            ), bounds AS (
+                SELECT COALESCE(date_trunc($1, $\(parameters.count + 2)::timestamptz), (SELECT min(bucket) FROM counts)) AS first,
+                       COALESCE($\(parameters.count + 3)::timestamptz - interval '1 microsecond', (SELECT max(bucket) FROM counts)) AS last
+            ), buckets AS (
+                SELECT generate_series(first, last, ('1 ' || $1)::interval) AS bucket FROM bounds
+                WHERE first IS NOT NULL AND last IS NOT NULL
+            )
+            SELECT to_char(b.bucket, '\(format)'), COALESCE(c.value, 0)
+            FROM buckets b LEFT JOIN counts c USING (bucket)
+            ORDER BY b.bucket
+            LIMIT \(Self.maximumBuckets + 1)
+            """
+        let end = untilText ?? (since != nil ? Timestamp.now().description : nil)
+        let rows = try connection.execute(sql, [bucket.rawValue] + parameters + [sinceText, end]).rows
+        if rows.count > Self.maximumBuckets {
+            throw RPCError.application("too_many_buckets", "the range holds more than \(Self.maximumBuckets) \(bucket.rawValue) buckets; narrow --since/--until or use a coarser --by")
+        }
+        return rows.map { [.optional($0[0]), .int(Int64($0[1] ?? "0") ?? 0)] }
+    }
+
+    /// Refuses an event name the app has never stored, suggesting a close one.
+    func requireEvent(_ name: String, token: String, on connection: PostgresConnection) throws {
+        let exists = try connection.execute("SELECT 1 FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1", [token, name]).rows
+        guard exists.isEmpty else { return }
+        let names = try connection.execute(
+            "SELECT DISTINCT event_name FROM events WHERE app_token = $1 AND event_name <> '' LIMIT 5000", [token]).rows.compactMap { $0[0] }
+        throw RPCError.application("unknown_event", "app '\(app)' has no event named '\(name)'" + Suggestion.phrase(for: name, among: names))
+    }
+}
+
+/// "Did you mean …?" for names a person mistyped.
+enum Suggestion {
+    /// `; did you mean 'X'?` for the closest of `candidates` within a small edit distance, or "".
+    static func phrase(for name: String, among candidates: [String]) -> String {
+        let lowered = Array(name.lowercased())
+        var best: (String, Int)?
+        for candidate in candidates {
+            let distance = editDistance(lowered, Array(candidate.lowercased()))
+            if distance <= max(2, lowered.count / 3), distance < (best?.1 ?? Int.max) { best = (candidate, distance) }
+        }
+        return best.map { "; did you mean '\($0.0)'?" } ?? ""
+    }
+
+    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+}
