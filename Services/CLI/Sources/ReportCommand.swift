@@ -31,7 +31,7 @@ extension CairnCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Answer questions about stored events.",
-            subcommands: [Events.self])
+            subcommands: [Events.self, Uniques.self, Stats.self, Timeline.self])
     }
 }
 
@@ -64,6 +64,77 @@ extension CairnCommand.Report {
             if let top { params["top"] = .int(Int64(top)) }
             let result = try await connection.call("reporting", "report.events", .object(params))
             print(TableRenderer.render(result, format: report.format))
+        }
+    }
+}
+
+extension CairnCommand.Report {
+    /// `cairn report uniques --by day|week|month [--event NAME]`: DAU, WAU, MAU.
+    struct Uniques: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Count unique people per day, week or month (an anonymous visitor who signed up counts once).")
+
+        @OptionGroup var report: ReportOptions
+
+        @Option(name: .long, help: "day, week or month.")
+        var by: String
+
+        @Option(name: .long, help: "Only people who did this event.")
+        var event: String?
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params = report.params
+            params["by"] = .string(by)
+            if let event { params["event"] = .string(event) }
+            print(TableRenderer.render(try await connection.call("reporting", "report.uniques", .object(params)), format: report.format))
+        }
+    }
+
+    /// `cairn report stats --event NAME --attr A`: statistics of a numeric attribute.
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Count, sum, min, max, average and percentiles of a numeric attribute of one event.")
+
+        @OptionGroup var report: ReportOptions
+
+        @Option(name: .long, help: "The event name, e.g. purchase.")
+        var event: String
+
+        @Option(name: .long, help: "The numeric attribute, e.g. price.")
+        var attr: String
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params = report.params
+            params["event"] = .string(event)
+            params["attr"] = .string(attr)
+            print(TableRenderer.render(try await connection.call("reporting", "report.stats", .object(params)), format: report.format))
+        }
+    }
+
+    /// `cairn report timeline --user U`: one person's events in order.
+    struct Timeline: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List one person's events in order, with attributes and session, including their anonymous events from before they identified.")
+
+        @OptionGroup var report: ReportOptions
+
+        @Option(name: .long, help: "The user id.")
+        var user: String
+
+        @Option(name: .long, help: "At most this many events (the latest).")
+        var limit: Int = 1000
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params = report.params
+            params["user"] = .string(user)
+            params["limit"] = .int(Int64(limit))
+            print(TableRenderer.render(try await connection.call("reporting", "report.timeline", .object(params)), format: report.format))
         }
     }
 }

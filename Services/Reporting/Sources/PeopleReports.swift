@@ -1,0 +1,160 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+
+/// `report.uniques`: unique people per calendar bucket (DAU, WAU, MAU), counted as identity
+/// resolves them: an anonymous visitor who later identified is the user, once.
+///
+/// Params: those of ``ReportScope``, `by` (`day|week|month`, required), `event` (only people
+/// who did it).
+public struct UniquesReport: Sendable {
+    public var scope: ReportScope
+    public var bucket: ReportScope.Bucket
+    public var eventName: String?
+
+    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
+        scope = try ReportScope(params: params, now: now)
+        guard let name = params["by"]?.stringValue, let bucket = ReportScope.Bucket(rawValue: name), bucket != .hour else {
+            throw RPCError.application("invalid_bucket", "--by must be one of day, week, month; found '\(params["by"]?.stringValue ?? "")'")
+        }
+        self.bucket = bucket
+        eventName = params["event"]?.stringValue
+    }
+
+    public func run(on connection: PostgresConnection) throws -> ReportTable {
+        try scope.run(on: connection) { token in
+            if let eventName { try scope.requireEvent(eventName, token: token, on: connection) }
+            var conditions = ["app_token = $2", "person IS NOT NULL"]
+            var parameters: [String?] = [token]
+            let time = scope.timeFilter(startingAt: 3)
+            conditions += time.clauses
+            parameters += time.parameters
+            if let eventName {
+                parameters.append(eventName)
+                conditions.append("event_name = $\(parameters.count + 1)")
+            }
+            let rows = try scope.series(bucket, measure: "count(DISTINCT person)", source: "events_resolved",
+                                        conditions: conditions, parameters: parameters, on: connection)
+            return ReportTable(columns: [bucket.rawValue, "people"], rows: rows)
+        }
+    }
+}
+
+/// `report.stats`: count, sum, min, max, average and percentiles of one numeric attribute of
+/// one event, e.g. revenue over the last 24 hours (seed 004's "Get statistics").
+///
+/// Registered numbers are stored as JSON numbers; an unregistered attribute stored as a
+/// numeric string counts too. Other values are left out, and counted as `non_numeric`.
+public struct StatsReport: Sendable {
+    public var scope: ReportScope
+    public var eventName: String
+    public var attribute: String
+
+    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
+        scope = try ReportScope(params: params, now: now)
+        guard let event = params["event"]?.stringValue else { throw RPCError.application("missing_option", "report stats needs --event NAME") }
+        guard let attribute = params["attr"]?.stringValue else { throw RPCError.application("missing_option", "report stats needs --attr NAME") }
+        eventName = event
+        self.attribute = attribute
+    }
+
+    public func run(on connection: PostgresConnection) throws -> ReportTable {
+        try scope.run(on: connection) { token in
+            try scope.requireEvent(eventName, token: token, on: connection)
+            let present = try connection.execute(
+                "SELECT 1 FROM events WHERE app_token = $1 AND event_name = $2 AND metadata ? $3 LIMIT 1", [token, eventName, attribute]).rows
+            if present.isEmpty {
+                let keys = try connection.execute("""
+                    SELECT DISTINCT jsonb_object_keys(metadata) FROM (SELECT metadata FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1000) s
+                    """, [token, eventName]).rows.compactMap { $0[0] }
+                throw RPCError.application("unknown_attribute", "event '\(eventName)' has no attribute '\(attribute)'" + Suggestion.phrase(for: attribute, among: keys))
+            }
+            var conditions = ["app_token = $1", "event_name = $2", "metadata ? $3"]
+            var parameters: [String?] = [token, eventName, attribute]
+            let time = scope.timeFilter(startingAt: 4)
+            conditions += time.clauses
+            parameters += time.parameters
+            let row = try connection.execute("""
+                WITH raw AS (
+                    SELECT metadata->$3 AS value FROM events WHERE \(conditions.joined(separator: " AND "))
+                ), numbers AS (
+                    SELECT CASE
+                        WHEN jsonb_typeof(value) = 'number' THEN (value #>> '{}')::numeric
+                        WHEN jsonb_typeof(value) = 'string' AND (value #>> '{}') ~ '^\\s*-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?\\s*$'
+                            THEN trim(value #>> '{}')::numeric
+                    END AS n FROM raw
+                )
+                SELECT count(n), sum(n), min(n), max(n), round(avg(n), 6),
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY n), percentile_cont(0.9) WITHIN GROUP (ORDER BY n),
+                       percentile_cont(0.99) WITHIN GROUP (ORDER BY n), count(*) - count(n)
+                FROM numbers
+                """, parameters).rows[0]
+            func number(_ text: String?) -> JSON {
+                guard let text else { return .null }
+                if let integer = Int64(text) { return .int(integer) }
+                return Double(text).map(JSON.double) ?? .null
+            }
+            return ReportTable(
+                columns: ["event", "attribute", "count", "sum", "min", "max", "avg", "p50", "p90", "p99", "non_numeric"],
+                rows: [[.string(eventName), .string(attribute)] + row.map(number)])
+        }
+    }
+}
+
+/// `report.timeline`: one person's events in time order, with their attributes and computed
+/// session (the User.com timeline), including their anonymous events from before they
+/// identified and those of users merged into them.
+public struct TimelineReport: Sendable {
+    public var scope: ReportScope
+    public var user: String
+    /// At most this many events, newest last. Defaults to 1000.
+    public var limit: Int
+
+    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
+        scope = try ReportScope(params: params, now: now)
+        guard let user = params["user"]?.stringValue else { throw RPCError.application("missing_option", "report timeline needs --user ID") }
+        self.user = user
+        limit = Int(params["limit"]?.intValue ?? 1000)
+        guard (1...100_000).contains(limit) else { throw RPCError.application("invalid_limit", "--limit must be from 1 to 100000") }
+    }
+
+    public func run(on connection: PostgresConnection) throws -> ReportTable {
+        try scope.run(on: connection) { token in
+            let person = try connection.execute(
+                "SELECT user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = $2", [token, user]).rows.first?[0] ?? user
+            let aliases = try connection.execute("SELECT alias_kind, alias_id FROM identity_aliases WHERE app_token = $1 AND user_id = $2", [token, person]).rows
+            let userIds = [person] + aliases.filter { $0[0] == "user" }.compactMap { $0[1] }
+            let anonymousIds = aliases.filter { $0[0] == "anonymous" }.compactMap { $0[1] }
+            let known = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, person]).rows
+            if known.isEmpty && anonymousIds.isEmpty {
+                let exists = try connection.execute("SELECT 1 FROM events WHERE app_token = $1 AND user_id = $2 LIMIT 1", [token, person]).rows
+                guard !exists.isEmpty else { throw RPCError.application("unknown_user", "app '\(scope.app)' has no user '\(user)'") }
+            }
+            var conditions = ["e.app_token = $1", "(e.user_id = ANY($2::text[]) OR (e.user_id IS NULL AND e.anonymous_id = ANY($3::text[])))"]
+            var parameters: [String?] = [token, PostgresArray.text(userIds), PostgresArray.text(anonymousIds), person]
+            let time = scope.timeFilter(startingAt: 5)
+            conditions += time.clauses.map { "e." + $0 }
+            parameters += time.parameters
+            parameters.append(String(limit))
+            let rows = try connection.execute("""
+                SELECT * FROM (
+                    SELECT to_char(e.inserted_at, 'YYYY-MM-DD"T"HH24:MI:SS.US'), e.event_type, e.event_name,
+                           COALESCE(e.user_id, 'anonymous:' || e.anonymous_id), s.session, e.metadata::text, e.inserted_at
+                    FROM events e
+                    LEFT JOIN user_sessions s ON s.app_token = e.app_token AND s.person = $4
+                         AND e.inserted_at BETWEEN s.started_at AND s.ended_at
+                    WHERE \(conditions.joined(separator: " AND "))
+                    ORDER BY e.inserted_at DESC, e.internal_event_id DESC
+                    LIMIT $\(parameters.count)
+                ) latest ORDER BY 7, 1
+                """, parameters).rows
+            return ReportTable(
+                columns: ["time", "event_type", "event_name", "as", "session", "attributes"],
+                rows: rows.map { row in
+                    [.optional(row[0]), .optional(row[1]), .optional(row[2]), .optional(row[3]),
+                     row[4].flatMap { Int64($0) }.map(JSON.int) ?? .null,
+                     .string(row[5] ?? "{}")]
+                })
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import CairnCore
+import CairnPostgres
+import CairnReporting
+@testable import CairnStorage
+import CairnTesting
+import CairnWire
+import Testing
+
+/// A hand-built app: ada browses anonymously as device-A on May 1st and signs up the same
+/// day; bob buys twice on May 1st and once on May 2nd; carol only on May 8th (the next week).
+@Suite struct PeopleReportsTests {
+    func seeded() throws -> PostgresConnection {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try Schema.migrate(connection)
+        _ = try AppRegistry.create(["name": "shop"], on: connection)
+        func event(_ name: String, user: String?, anonymous: String? = nil, at: String, _ metadata: JSONObject = [:]) -> CanonicalEvent {
+            CanonicalEvent(appToken: "shop", eventType: .track, eventName: name, userId: user, companyId: nil, anonymousId: anonymous,
+                           source: "web-client", insertedAt: Timestamp(parsing: at)!, metadata: metadata,
+                           receivedAt: Timestamp(parsing: at)!, origin: .usercom)
+        }
+        let events = [
+            event("viewed", user: nil, anonymous: "device-A", at: "2024-05-01T08:00:00Z"),
+            event("viewed", user: nil, anonymous: "device-A", at: "2024-05-01T08:05:00Z"),
+            event("signed_up", user: "ada", anonymous: "device-A", at: "2024-05-01T08:10:00Z"),
+            event("purchase", user: "bob", at: "2024-05-01T09:00:00Z", ["price": 10, "items": 1]),
+            event("purchase", user: "bob", at: "2024-05-01T10:00:00Z", ["price": "30.5", "items": 3]),
+            event("purchase", user: "bob", at: "2024-05-02T09:00:00Z", ["price": 20, "items": 2]),
+            event("purchase", user: "carol", at: "2024-05-08T09:00:00Z", ["price": "free", "items": 1]),
+        ]
+        _ = try EventWriter().write(events: events, users: [
+            ["app_token": "shop", "user_id": "ada", "first_seen": "2024-05-01T08:10:00Z", "last_seen": "2024-05-01T08:10:00Z"],
+        ], companies: .array([]), aliases: [["app_token": "shop", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-01T08:10:00Z"]],
+        on: connection)
+        return connection
+    }
+
+    @Test func uniquesCountAVisitorWhoSignedUpOnce() throws {
+        let connection = try seeded()
+        // May 1st: ada (3 events, two of them anonymous) and bob = 2; May 2nd: bob = 1.
+        let daily = try UniquesReport(params: ["app": "shop", "by": "day", "since": "2024-05-01", "until": "2024-05-03"]).run(on: connection)
+        #expect(daily.rows == [["2024-05-01", 2], ["2024-05-02", 1]])
+        // Weeks start on Monday: April 29th holds ada and bob; May 6th holds carol.
+        let weekly = try UniquesReport(params: ["app": "shop", "by": "week", "since": "2024-04-29", "until": "2024-05-13"]).run(on: connection)
+        #expect(weekly.rows == [["2024-04-29", 2], ["2024-05-06", 1]])
+        let buyers = try UniquesReport(params: ["app": "shop", "by": "month", "event": "purchase"]).run(on: connection)
+        #expect(buyers.rows == [["2024-05-01", 2]])
+        // An empty range is an empty result, not an error.
+        let empty = try UniquesReport(params: ["app": "shop", "by": "day", "since": "2023-01-01", "until": "2023-01-03"]).run(on: connection)
+        #expect(empty.rows == [["2023-01-01", 0], ["2023-01-02", 0]])
+    }
+
+    @Test func statsOfANumericAttribute() throws {
+        let connection = try seeded()
+        // bob's prices 10, 30.5, 20 are numbers; carol's "free" is not.
+        let stats = try StatsReport(params: ["app": "shop", "event": "purchase", "attr": "price"]).run(on: connection)
+        let row = try #require(stats.rows.first)
+        let values = Dictionary(uniqueKeysWithValues: zip(stats.columns, row))
+        #expect(values["count"] == .int(3))
+        #expect(values["sum"] == .double(60.5))
+        #expect(values["min"] == .int(10))
+        #expect(values["max"] == .double(30.5))
+        #expect(values["p50"] == .int(20))
+        #expect(values["non_numeric"] == .int(1))
+        #expect(values["avg"]?.doubleValue.map { abs($0 - 60.5 / 3) < 0.0001 } == true)
+        // The last day only: items 2.
+        let lastDay = try StatsReport(params: ["app": "shop", "event": "purchase", "attr": "items", "since": "2024-05-02", "until": "2024-05-03"]).run(on: connection)
+        #expect(Dictionary(uniqueKeysWithValues: zip(lastDay.columns, lastDay.rows[0]))["sum"] == .int(2))
+    }
+
+    @Test func unknownNamesAreRefusedWithASuggestion() throws {
+        let connection = try seeded()
+        do {
+            _ = try StatsReport(params: ["app": "shop", "event": "purchse", "attr": "price"]).run(on: connection)
+            Issue.record("expected an error")
+        } catch {
+            let rpc = try #require(error as? RPCError)
+            #expect(rpc.applicationCode == "unknown_event")
+            #expect(rpc.message.contains("did you mean 'purchase'?"))
+        }
+        do {
+            _ = try StatsReport(params: ["app": "shop", "event": "purchase", "attr": "prize"]).run(on: connection)
+            Issue.record("expected an error")
+        } catch {
+            #expect((error as? RPCError)?.message.contains("did you mean 'price'?") == true)
+        }
+        #expect(throws: RPCError.self) { try UniquesReport(params: ["app": "shop", "by": "hour"]) }
+    }
+
+    @Test func theTimelineIncludesTheAnonymousVisitInOrder() throws {
+        let connection = try seeded()
+        let timeline = try TimelineReport(params: ["app": "shop", "user": "ada"]).run(on: connection)
+        #expect(timeline.rows.map { $0[2] } == ["viewed", "viewed", "signed_up"])
+        #expect(timeline.rows.map { $0[3] } == ["anonymous:device-A", "anonymous:device-A", "ada"])
+        let limited = try TimelineReport(params: ["app": "shop", "user": "bob", "limit": 2]).run(on: connection)
+        #expect(limited.rows.map { $0[0] } == ["2024-05-01T10:00:00.000000", "2024-05-02T09:00:00.000000"])
+        #expect(limited.rows[0][5].stringValue?.contains("30.5") == true)
+        #expect(throws: RPCError.self) { _ = try TimelineReport(params: ["app": "shop", "user": "nobody"]).run(on: connection) }
+    }
+
+    @Test func aReportPastItsTimeoutIsCancelled() throws {
+        let connection = try seeded()
+        var scope = try ReportScope(params: ["app": "shop", "timeout_s": 1])
+        scope.timeoutSeconds = 1
+        do {
+            _ = try scope.run(on: connection) { _ in try connection.execute("SELECT pg_sleep(3)") }
+            Issue.record("expected a timeout")
+        } catch {
+            #expect((error as? RPCError)?.applicationCode == "report_timeout")
+        }
+    }
+}
