@@ -31,7 +31,7 @@ extension CairnCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Answer questions about stored events.",
-            subcommands: [Events.self, Uniques.self, Stats.self, Timeline.self])
+            subcommands: [Events.self, Uniques.self, Stats.self, Timeline.self, Funnel.self, Sessions.self, Companies.self])
     }
 }
 
@@ -135,6 +135,66 @@ extension CairnCommand.Report {
             params["user"] = .string(user)
             params["limit"] = .int(Int64(limit))
             print(TableRenderer.render(try await connection.call("reporting", "report.timeline", .object(params)), format: report.format))
+        }
+    }
+}
+
+extension CairnCommand.Report {
+    /// `cairn report funnel --step A --step B [--within 7d] [--by-trait plan]`.
+    struct Funnel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Conversion and drop-off through ordered steps, with the median time between steps; each person counts once.")
+
+        @OptionGroup var report: ReportOptions
+
+        @Option(name: .long, help: "A step's event name; give two or more, in order.")
+        var step: [String] = []
+
+        @Option(name: .long, help: "All steps within this long of the first, e.g. 7d.")
+        var within: String?
+
+        @Option(name: .long, help: "One funnel per value of this user trait, e.g. plan.")
+        var byTrait: String?
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params = report.params
+            params["steps"] = .array(step.map(JSON.string))
+            if let within { params["within"] = .string(within) }
+            if let byTrait { params["by_trait"] = .string(byTrait) }
+            print(TableRenderer.render(try await connection.call("reporting", "report.funnel", .object(params)), format: report.format))
+        }
+    }
+
+    /// `cairn report sessions`.
+    struct Sessions: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Session count, median and p90 length, events per session and bounce rate (sessions starting in the period).")
+
+        @OptionGroup var report: ReportOptions
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            print(TableRenderer.render(try await connection.call("reporting", "report.sessions", .object(report.params)), format: report.format))
+        }
+    }
+
+    /// `cairn report companies [--top N]`.
+    struct Companies: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Active people and events per company.")
+
+        @OptionGroup var report: ReportOptions
+
+        @Option(name: .long, help: "Only the N most active companies.")
+        var top: Int = 100
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params = report.params
+            params["top"] = .int(Int64(top))
+            print(TableRenderer.render(try await connection.call("reporting", "report.companies", .object(params)), format: report.format))
         }
     }
 }

@@ -69,17 +69,17 @@ public struct ReportScope: Sendable {
         }
     }
 
-    /// The period's conditions on `inserted_at`, with their parameters numbered from `first`.
-    func timeFilter(startingAt first: Int) -> (clauses: [String], parameters: [String?]) {
+    /// The period's conditions on `column` (default `inserted_at`), with their parameters numbered from `first`.
+    func timeFilter(startingAt first: Int, column: String = "inserted_at") -> (clauses: [String], parameters: [String?]) {
         var clauses: [String] = []
         var parameters: [String?] = []
         if let sinceText {
             parameters.append(sinceText)
-            clauses.append("inserted_at >= $\(first + parameters.count - 1)::timestamptz")
+            clauses.append("\(column) >= $\(first + parameters.count - 1)::timestamptz")
         }
         if let untilText {
             parameters.append(untilText)
-            clauses.append("inserted_at < $\(first + parameters.count - 1)::timestamptz")
+            clauses.append("\(column) < $\(first + parameters.count - 1)::timestamptz")
         }
         return (clauses, parameters)
     }

@@ -18,6 +18,9 @@ public enum ReportingService {
             ("report.uniques", { params in let report = try UniquesReport(params: params); return { try report.run(on: $0) } }),
             ("report.stats", { params in let report = try StatsReport(params: params); return { try report.run(on: $0) } }),
             ("report.timeline", { params in let report = try TimelineReport(params: params); return { try report.run(on: $0) } }),
+            ("report.sessions", { params in let report = try SessionsReport(params: params); return { try report.run(on: $0) } }),
+            ("report.companies", { params in let report = try CompaniesReport(params: params); return { try report.run(on: $0) } }),
+            ("report.funnel", { params in let report = try FunnelReport(params: params); return { try report.run(on: $0) } }),
         ]
         for (method, prepare) in reports {
             router.register(method) { params in

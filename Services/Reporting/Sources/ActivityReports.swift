@@ -1,0 +1,77 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+
+/// `report.sessions`: the server-computed sessions that start in the period: how many, their
+/// median and p90 length, events per session, and the bounce rate (one-event sessions).
+public struct SessionsReport: Sendable {
+    public var scope: ReportScope
+
+    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
+        scope = try ReportScope(params: params, now: now)
+    }
+
+    public func run(on connection: PostgresConnection) throws -> ReportTable {
+        try scope.run(on: connection) { token in
+            var conditions = ["app_token = $1"]
+            var parameters: [String?] = [token]
+            let time = scope.timeFilter(startingAt: 2, column: "started_at")
+            conditions += time.clauses
+            parameters += time.parameters
+            let row = try connection.execute("""
+                SELECT count(*), count(DISTINCT person),
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ended_at - started_at)),
+                       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM ended_at - started_at)),
+                       round(avg(events), 2),
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY events),
+                       round(100.0 * count(*) FILTER (WHERE events = 1) / NULLIF(count(*), 0), 2)
+                FROM user_sessions WHERE \(conditions.joined(separator: " AND "))
+                """, parameters).rows[0]
+            return ReportTable(
+                columns: ["sessions", "people", "median_seconds", "p90_seconds", "events_per_session", "median_events", "bounce_rate_percent"],
+                rows: [row.map(ReportValue.number)])
+        }
+    }
+}
+
+/// `report.companies`: active people and events per company, an event's company being its
+/// own or its user's as of its time.
+public struct CompaniesReport: Sendable {
+    public var scope: ReportScope
+    public var top: Int
+
+    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
+        scope = try ReportScope(params: params, now: now)
+        top = Int(params["top"]?.intValue ?? 100)
+        guard top > 0 else { throw RPCError.application("invalid_top", "--top must be a positive number") }
+    }
+
+    public func run(on connection: PostgresConnection) throws -> ReportTable {
+        try scope.run(on: connection) { token in
+            var conditions = ["r.app_token = $1", "r.company IS NOT NULL"]
+            var parameters: [String?] = [token]
+            let time = scope.timeFilter(startingAt: 2)
+            conditions += time.clauses.map { "r." + $0 }
+            parameters += time.parameters
+            parameters.append(String(top))
+            let rows = try connection.execute("""
+                SELECT r.company, c.traits->>'name', count(DISTINCT r.person) FILTER (WHERE r.person IS NOT NULL), count(*)
+                FROM events_resolved r LEFT JOIN companies c ON c.app_token = r.app_token AND c.company_id = r.company
+                WHERE \(conditions.joined(separator: " AND "))
+                GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1 LIMIT $\(parameters.count)
+                """, parameters).rows
+            return ReportTable(columns: ["company", "name", "active_people", "events"],
+                               rows: rows.map { [.optional($0[0]), .optional($0[1]), ReportValue.number($0[2]), ReportValue.number($0[3])] })
+        }
+    }
+}
+
+/// Reading PostgreSQL's text output of numbers back into JSON numbers.
+enum ReportValue {
+    static func number(_ text: String?) -> JSON {
+        guard let text else { return .null }
+        if let integer = Int64(text) { return .int(integer) }
+        return Double(text).map(JSON.double) ?? .string(text)
+    }
+}
+

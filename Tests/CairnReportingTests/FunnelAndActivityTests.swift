@@ -1,0 +1,91 @@
+import CairnCore
+import CairnPostgres
+import CairnReporting
+@testable import CairnStorage
+import CairnTesting
+import CairnWire
+import Testing
+
+/// ada: views anonymously, signs up (identified), buys 2 hours later.
+/// bob: views, signs up 8 days later (outside a 7-day window), buys.
+/// carol: signs up, then views (wrong order), never buys.
+/// dan: views twice, nothing else.
+@Suite struct FunnelAndActivityTests {
+    func seeded() throws -> PostgresConnection {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try Schema.migrate(connection)
+        _ = try AppRegistry.create(["name": "shop"], on: connection)
+        func event(_ name: String, _ user: String?, _ at: String, anonymous: String? = nil, company: String? = nil) -> CanonicalEvent {
+            CanonicalEvent(appToken: "shop", eventType: .track, eventName: name, userId: user, companyId: company, anonymousId: anonymous,
+                           source: "web-client", insertedAt: Timestamp(parsing: at)!, receivedAt: Timestamp(parsing: at)!, origin: .segment)
+        }
+        let events = [
+            event("viewed", nil, "2024-05-01T08:00:00Z", anonymous: "device-A"),
+            event("signed_up", "ada", "2024-05-01T08:10:00Z", anonymous: "device-A", company: "acme"),
+            event("purchase", "ada", "2024-05-01T10:10:00Z"),
+            event("viewed", "bob", "2024-05-01T09:00:00Z", company: "acme"),
+            event("signed_up", "bob", "2024-05-09T09:00:00Z"),
+            event("purchase", "bob", "2024-05-09T10:00:00Z"),
+            event("signed_up", "carol", "2024-05-02T09:00:00Z", company: "globex"),
+            event("viewed", "carol", "2024-05-02T09:30:00Z"),
+            event("viewed", "dan", "2024-05-03T09:00:00Z"),
+            event("viewed", "dan", "2024-05-03T09:01:00Z"),
+        ]
+        let users: JSON = .array(["ada", "bob", "carol", "dan"].map { user in
+            ["app_token": "shop", "user_id": .string(user), "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-10T00:00:00Z",
+             "traits": ["plan": .string(user == "ada" || user == "bob" ? "pro" : "free")], "trait_times": ["plan": "2024-05-01T00:00:00Z"]]
+        })
+        let memberships: JSON = [
+            ["app_token": "shop", "user_id": "ada", "company_id": "acme", "first_seen": "2024-05-01T08:10:00Z", "last_seen": "2024-05-01T08:10:00Z"],
+            ["app_token": "shop", "user_id": "bob", "company_id": "acme", "first_seen": "2024-05-01T09:00:00Z", "last_seen": "2024-05-01T09:00:00Z"],
+            ["app_token": "shop", "user_id": "carol", "company_id": "globex", "first_seen": "2024-05-02T09:00:00Z", "last_seen": "2024-05-02T09:00:00Z"],
+        ]
+        let sessions: JSON = [
+            ["app_token": "shop", "person": "ada", "sessions": [[1, "2024-05-01T08:00:00Z", "2024-05-01T08:10:00Z", 2], [2, "2024-05-01T10:10:00Z", "2024-05-01T10:10:00Z", 1]]],
+            ["app_token": "shop", "person": "dan", "sessions": [[1, "2024-05-03T09:00:00Z", "2024-05-03T09:01:00Z", 2]]],
+        ]
+        _ = try EventWriter().write(events: events, users: users, companies: [["app_token": "shop", "company_id": "acme", "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-01T00:00:00Z", "traits": ["name": "Acme"], "trait_times": ["name": "2024-05-01T00:00:00Z"]]],
+                                    memberships: memberships, aliases: [["app_token": "shop", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-01T08:10:00Z"]],
+                                    sessions: sessions, on: connection)
+        return connection
+    }
+
+    @Test func funnelIsStrictCountsEachPersonOnceAndCrossesIdentification() throws {
+        let connection = try seeded()
+        let funnel = try FunnelReport(params: ["app": "shop", "steps": ["viewed", "signed_up", "purchase"]]).run(on: connection)
+        // viewed: ada (anonymously), bob, carol, dan = 4. signed_up after viewed: ada, bob = 2
+        // (carol signed up before she viewed). purchase after that: ada, bob = 2.
+        #expect(funnel.rows.map { $0[2] } == [.int(4), .int(2), .int(2)])
+        #expect(funnel.rows.map { $0[3] } == [.double(100), .double(50), .double(50)])
+        #expect(funnel.rows.map { $0[4] } == [.int(0), .int(2), .int(0)])
+        // Median from viewed to signed_up: ada 10 min, bob 8 days → (600 + 691200) / 2.
+        #expect(funnel.rows[1][5] == .double((600 + 691_200) / 2))
+        let week = try FunnelReport(params: ["app": "shop", "steps": ["viewed", "signed_up", "purchase"], "within": "7d"]).run(on: connection)
+        #expect(week.rows.map { $0[2] } == [.int(4), .int(1), .int(1)])
+        let byPlan = try FunnelReport(params: ["app": "shop", "steps": ["viewed", "signed_up"], "by_trait": "plan"]).run(on: connection)
+        #expect(byPlan.columns.first == "plan")
+        #expect(byPlan.rows.map { [$0[0], $0[3]] } == [["free", .int(2)], ["free", .int(0)], ["pro", .int(2)], ["pro", .int(2)]])
+        #expect(throws: RPCError.self) { try FunnelReport(params: ["app": "shop", "steps": ["viewed"]]) }
+    }
+
+    @Test func sessionsSummarise() throws {
+        let connection = try seeded()
+        let sessions = try SessionsReport(params: ["app": "shop"]).run(on: connection)
+        // Three sessions of 600 s, 0 s and 60 s; 2, 1 and 2 events; one bounce of three.
+        let row = Dictionary(uniqueKeysWithValues: zip(sessions.columns, sessions.rows[0]))
+        #expect(row["sessions"] == .int(3))
+        #expect(row["people"] == .int(2))
+        #expect(row["median_seconds"] == .int(60))
+        #expect(row["bounce_rate_percent"] == .double(33.33))
+        let empty = try SessionsReport(params: ["app": "shop", "since": "2023-01-01", "until": "2023-02-01"]).run(on: connection)
+        #expect(empty.rows[0][0] == .int(0))
+    }
+
+    @Test func companiesCountPeopleByTheirCompanyAtEachEvent() throws {
+        let connection = try seeded()
+        let companies = try CompaniesReport(params: ["app": "shop"]).run(on: connection)
+        // acme: ada (sign-up, then her purchase as of that time) and bob (all his events) → 2 people, 5 events.
+        // globex: carol's two events. dan has no company.
+        #expect(companies.rows == [["acme", "Acme", 2, 5], ["globex", nil, 1, 2]])
+    }
+}
