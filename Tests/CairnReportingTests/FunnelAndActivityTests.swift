@@ -89,3 +89,22 @@ import Testing
         #expect(companies.rows == [["acme", "Acme", 2, 5], ["globex", nil, 1, 2]])
     }
 }
+
+extension FunnelAndActivityTests {
+    @Test func retentionCohortsByFirstStartAndCountsReturnsPerDay() throws {
+        let connection = try seeded()
+        // Cohorts by first "viewed": May 1st (ada via device-A, bob), May 2nd (carol), May 3rd (dan).
+        // Returns ("purchase"): ada on May 1st (period 0); bob on May 9th (period 8).
+        let table = try RetentionReport(params: ["app": "shop", "start_event": "viewed", "return_event": "purchase", "by": "day", "periods": 8]).run(on: connection)
+        #expect(table.rows.map { $0[0] } == ["2024-05-01", "2024-05-02", "2024-05-03"])
+        #expect(table.rows.map { $0[1] } == [2, 1, 1])
+        let first = Dictionary(uniqueKeysWithValues: zip(table.columns, table.rows[0]))
+        #expect(first["period_0"] == .int(1))
+        #expect(first["period_0_percent"] == .double(50))
+        #expect(first["period_1"] == .int(0))
+        #expect(first["period_8"] == .int(1))
+        let weekly = try RetentionReport(params: ["app": "shop", "start_event": "viewed", "return_event": "purchase", "by": "week", "periods": 2]).run(on: connection)
+        // All four started in the week of April 29th; ada returned that week, bob the next.
+        #expect(weekly.rows.map { Array($0.prefix(6)) } == [["2024-04-29", 4, 1, .double(25), 1, .double(25)]])
+    }
+}

@@ -31,7 +31,7 @@ extension CairnCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Answer questions about stored events.",
-            subcommands: [Events.self, Uniques.self, Stats.self, Timeline.self, Funnel.self, Sessions.self, Companies.self])
+            subcommands: [Events.self, Uniques.self, Stats.self, Timeline.self, Funnel.self, Retention.self, Sessions.self, Companies.self])
     }
 }
 
@@ -195,6 +195,39 @@ extension CairnCommand.Report {
             var params = report.params
             params["top"] = .int(Int64(top))
             print(TableRenderer.render(try await connection.call("reporting", "report.companies", .object(params)), format: report.format))
+        }
+    }
+}
+
+extension CairnCommand.Report {
+    /// `cairn report retention --start-event A --return-event B --by day|week [--periods N]`.
+    struct Retention: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A cohort table: of the people who first did A in each day or week, how many did B in each following one.")
+
+        @OptionGroup var report: ReportOptions
+
+        @Option(name: .long, help: "The event that puts a person in a cohort.")
+        var startEvent: String
+
+        @Option(name: .long, help: "The event that counts as coming back.")
+        var returnEvent: String
+
+        @Option(name: .long, help: "day or week.")
+        var by: String = "week"
+
+        @Option(name: .long, help: "How many periods after the cohort's own.")
+        var periods: Int = 8
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params = report.params
+            params["start_event"] = .string(startEvent)
+            params["return_event"] = .string(returnEvent)
+            params["by"] = .string(by)
+            params["periods"] = .int(Int64(periods))
+            print(TableRenderer.render(try await connection.call("reporting", "report.retention", .object(params)), format: report.format))
         }
     }
 }

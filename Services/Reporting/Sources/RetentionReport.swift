@@ -1,0 +1,80 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+
+/// `report.retention`: a cohort table. A person joins the cohort of the day or week of their
+/// first `start_event` in the period; period k counts the cohort's people who did
+/// `return_event` (at or after their start) in the k-th day or week after the cohort's.
+/// Calendar buckets follow `tz`; periods are counted in calendar days, so DST changes nothing.
+public struct RetentionReport: Sendable {
+    public var scope: ReportScope
+    public var startEvent: String
+    public var returnEvent: String
+    public var bucket: ReportScope.Bucket
+    /// Periods after the cohort's own (period 0). Defaults to 8.
+    public var periods: Int
+
+    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
+        scope = try ReportScope(params: params, now: now)
+        guard let start = params["start_event"]?.stringValue, let back = params["return_event"]?.stringValue else {
+            throw RPCError.application("missing_option", "report retention needs --start-event NAME and --return-event NAME")
+        }
+        startEvent = start
+        returnEvent = back
+        let name = params["by"]?.stringValue ?? "week"
+        guard let bucket = ReportScope.Bucket(rawValue: name), bucket == .day || bucket == .week else {
+            throw RPCError.application("invalid_bucket", "--by must be day or week; found '\(name)'")
+        }
+        self.bucket = bucket
+        periods = Int(params["periods"]?.intValue ?? 8)
+        guard (0...366).contains(periods) else { throw RPCError.application("invalid_periods", "--periods must be from 0 to 366") }
+    }
+
+    public func run(on connection: PostgresConnection) throws -> ReportTable {
+        try scope.run(on: connection) { token in
+            try scope.requireEvent(startEvent, token: token, on: connection)
+            try scope.requireEvent(returnEvent, token: token, on: connection)
+            var conditions = ["app_token = $1", "event_name = $2", "person IS NOT NULL"]
+            var parameters: [String?] = [token, startEvent, returnEvent, bucket.rawValue]
+            let time = scope.timeFilter(startingAt: 5)
+            conditions += time.clauses
+            parameters += time.parameters
+            let days = bucket == .week ? 7 : 1
+            let rows = try connection.execute("""
+                WITH cohorts AS (
+                    SELECT person, min(inserted_at) AS first, date_trunc($4, min(inserted_at)) AS cohort
+                    FROM events_resolved WHERE \(conditions.joined(separator: " AND ")) GROUP BY person
+                ), returns AS (
+                    SELECT DISTINCT c.person, ((date_trunc($4, r.inserted_at)::date - c.cohort::date) / \(days)) AS period
+                    FROM cohorts c JOIN events_resolved r
+                      ON r.app_token = $1 AND r.person = c.person AND r.event_name = $3 AND r.inserted_at >= c.first
+                )
+                SELECT to_char(c.cohort, 'YYYY-MM-DD'), c.person, r.period
+                FROM cohorts c LEFT JOIN returns r USING (person)
+                ORDER BY 1, 2, 3
+                """, parameters).rows
+            var people: [String: Set<String>] = [:]
+            var retained: [String: [Int: Set<String>]] = [:]
+            for row in rows {
+                guard let cohort = row[0], let person = row[1] else { continue }
+                people[cohort, default: []].insert(person)
+                if let period = row[2].flatMap({ Int($0) }), (0...periods).contains(period) {
+                    retained[cohort, default: [:]][period, default: []].insert(person)
+                }
+            }
+            var table: [[JSON]] = []
+            for cohort in people.keys.sorted() {
+                let size = people[cohort]!.count
+                var row: [JSON] = [.string(cohort), .int(Int64(size))]
+                for period in 0...periods {
+                    let count = retained[cohort]?[period]?.count ?? 0
+                    row.append(.int(Int64(count)))
+                    row.append(.double(size == 0 ? 0 : (Double(count) * 10_000 / Double(size)).rounded() / 100))
+                }
+                table.append(row)
+            }
+            let columns = ["cohort", "people"] + (0...periods).flatMap { ["period_\($0)", "period_\($0)_percent"] }
+            return ReportTable(columns: columns, rows: table)
+        }
+    }
+}
