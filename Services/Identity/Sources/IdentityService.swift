@@ -67,9 +67,7 @@ public enum IdentityService {
             for person in persons {
                 let history = SessionHistory(points: (context["histories"]?[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:)))
                 histories[person] = history
-                rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array(sessionizer.sessions(of: history.points).map {
-                    [.int(Int64($0.number)), .string($0.start.description), .string($0.end.description), .int(Int64($0.events))]
-                })])
+                rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array(sessionizer.sessions(of: history.points).map(\.json))])
             }
             _ = try await storage.call("storage.write", ["events": [], "sessions": .array(rows)])
             cache.commit(app: app, histories, forget: [])

@@ -97,10 +97,7 @@ public struct SessionPlan: Sendable {
                 ?? SessionHistory(points: (histories[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:)))
             history.insert(new)
             updated[person] = history
-            let sessions = sessionizer.sessions(of: history.points).map { session -> JSON in
-                [.int(Int64(session.number)), .string(session.start.description), .string(session.end.description), .int(Int64(session.events))]
-            }
-            rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array(sessions)])
+            rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array(sessionizer.sessions(of: history.points).map(\.json))])
         }
         for person in forget where updated[person] == nil {
             rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array([])])

@@ -42,6 +42,11 @@ public struct Sessionizer: Sendable, Equatable {
         public var start: Timestamp
         public var end: Timestamp
         public var events: Int
+
+        /// `[number, start, end, events]`, as `storage.write`'s `sessions` rows carry it.
+        public var json: JSON {
+            [.int(Int64(number)), .string(start.description), .string(end.description), .int(Int64(events))]
+        }
     }
 
     /// The sessions of a history given as sorted, distinct points.

@@ -89,14 +89,9 @@ public struct StatsReport: Sendable {
                        percentile_cont(0.99) WITHIN GROUP (ORDER BY n), count(*) - count(n)
                 FROM numbers
                 """, parameters).rows[0]
-            func number(_ text: String?) -> JSON {
-                guard let text else { return .null }
-                if let integer = Int64(text) { return .int(integer) }
-                return Double(text).map(JSON.double) ?? .null
-            }
             return ReportTable(
                 columns: ["event", "attribute", "count", "sum", "min", "max", "avg", "p50", "p90", "p99", "non_numeric"],
-                rows: [[.string(eventName), .string(attribute)] + row.map(number)])
+                rows: [[.string(eventName), .string(attribute)] + row.map(ReportValue.number)])
         }
     }
 }
