@@ -108,3 +108,51 @@ extension FunnelAndActivityTests {
         #expect(weekly.rows.map { Array($0.prefix(6)) } == [["2024-04-29", 4, 1, .double(25), 1, .double(25)]])
     }
 }
+
+@Suite struct UsersReportTests {
+    /// From PeopleReportsTests' shop: bob buys 3 times (price 10, "30.5", 20; items 1, 3, 2),
+    /// carol once (price "free"); ada views anonymously and signs up.
+    func shop() throws -> PostgresConnection { try PeopleReportsTests().seeded() }
+
+    func people(_ params: JSON, on connection: PostgresConnection) throws -> [JSON] {
+        try UsersReport(params: params).run(on: connection).rows.map { $0[0] }
+    }
+
+    @Test func filtersOnEventsTheirAttributesAndTheirCounts() throws {
+        let connection = try shop()
+        #expect(try people(["app": "shop", "did": "purchase"], on: connection) == ["bob", "carol"])
+        #expect(try people(["app": "shop", "did": "purchase", "times": ">2"], on: connection) == ["bob"])
+        #expect(try people(["app": "shop", "did": "purchase", "times": "1"], on: connection) == ["carol"])
+        let rows = try UsersReport(params: ["app": "shop", "did": "purchase", "where": "price > 15"]).run(on: connection).rows
+        // 30.5 (a numeric string) and 20 count; 10 does not; "free" is not a number.
+        #expect(rows.map { [$0[0], $0[1]] } == [["bob", 2]])
+        #expect(try people(["app": "shop", "did": "purchase", "where": "price > 15 and items >= 3"], on: connection) == ["bob"])
+        #expect(try people(["app": "shop", "did": "purchase", "where": "price > 150"], on: connection) == [])
+        #expect(try people(["app": "shop", "did": "viewed", "not_did": ["purchase"]], on: connection) == ["ada"])
+        #expect(try people(["app": "shop", "did": "purchase", "since": "2024-05-02"], on: connection) == ["bob", "carol"])
+    }
+
+    @Test func filtersOnTraits() throws {
+        let connection = try FunnelAndActivityTests().seeded()
+        #expect(try people(["app": "shop", "did": "viewed", "traits": ["plan = 'pro'"]], on: connection) == ["ada", "bob"])
+        #expect(try people(["app": "shop", "traits": ["plan in ('free')"]], on: connection) == ["carol", "dan"])
+        // ada and bob both have three events (ada's anonymous view included): ties go by name.
+        #expect(try people(["app": "shop", "traits": ["not plan = 'free'"]], on: connection) == ["ada", "bob"])
+    }
+
+    @Test func unknownNamesAndBadOptionsAreClear() throws {
+        let connection = try shop()
+        func message(_ params: JSON) -> String? {
+            do {
+                _ = try UsersReport(params: params).run(on: connection)
+                return nil
+            } catch {
+                return (error as? RPCError)?.message
+            }
+        }
+        #expect(message(["app": "shop", "did": "purchse"])?.contains("did you mean 'purchase'?") == true)
+        #expect(message(["app": "shop", "did": "purchase", "where": "prize > 1"])?.contains("did you mean 'price'?") == true)
+        #expect(message(["app": "shop", "did": "purchase", "times": "lots"])?.contains("--times expects a count") == true)
+        #expect(message(["app": "shop"])?.contains("needs --did") == true)
+    }
+}

@@ -31,7 +31,7 @@ extension CairnCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Answer questions about stored events.",
-            subcommands: [Events.self, Uniques.self, Stats.self, Timeline.self, Funnel.self, Retention.self, Sessions.self, Companies.self])
+            subcommands: [Events.self, Uniques.self, Stats.self, Users.self, Timeline.self, Funnel.self, Retention.self, Sessions.self, Companies.self])
     }
 }
 
@@ -228,6 +228,52 @@ extension CairnCommand.Report {
             params["by"] = .string(by)
             params["periods"] = .int(Int64(periods))
             print(TableRenderer.render(try await connection.call("reporting", "report.retention", .object(params)), format: report.format))
+        }
+    }
+}
+
+extension CairnCommand.Report {
+    /// `cairn report users --did NAME [--times '>5'] [--where COND] [--not-did NAME] [--trait COND]`.
+    struct Users: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "People matching every condition, with how often they did the event.",
+            discussion: """
+                Conditions: name op value, with op one of = != > >= < <=, or name in (a, b), name not in (…), \
+                name contains 'text'; combined with and, or, not and parentheses. Values are numbers, 'text', \
+                true, false, or dates such as 2024-05-01. Example: --did purchase --where "price > 150 and color = 'teal'".
+                """)
+
+        @OptionGroup var report: ReportOptions
+
+        @Option(name: .long, help: "People who did this event.")
+        var did: String?
+
+        @Option(name: .long, help: "How often, e.g. '>5', '>=2' or '3' (default: at least once).")
+        var times: String?
+
+        @Option(name: .long, help: "Only count --did events whose attributes match, e.g. 'price > 150'.")
+        var `where`: String?
+
+        @Option(name: .long, help: "People who did not do this event in the period (repeatable).")
+        var notDid: [String] = []
+
+        @Option(name: .long, help: "A condition on user traits, e.g. \"plan = 'pro'\" (repeatable).")
+        var trait: [String] = []
+
+        @Option(name: .long, help: "At most this many people.")
+        var limit: Int = 1000
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params = report.params
+            if let did { params["did"] = .string(did) }
+            if let times { params["times"] = .string(times) }
+            if let `where` { params["where"] = .string(`where`) }
+            params["not_did"] = .array(notDid.map(JSON.string))
+            params["traits"] = .array(trait.map(JSON.string))
+            params["limit"] = .int(Int64(limit))
+            print(TableRenderer.render(try await connection.call("reporting", "report.users", .object(params)), format: report.format))
         }
     }
 }

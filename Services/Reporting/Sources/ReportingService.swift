@@ -22,6 +22,7 @@ public enum ReportingService {
             ("report.companies", { params in let report = try CompaniesReport(params: params); return { try report.run(on: $0) } }),
             ("report.funnel", { params in let report = try FunnelReport(params: params); return { try report.run(on: $0) } }),
             ("report.retention", { params in let report = try RetentionReport(params: params); return { try report.run(on: $0) } }),
+            ("report.users", { params in let report = try UsersReport(params: params); return { try report.run(on: $0) } }),
         ]
         for (method, prepare) in reports {
             router.register(method) { params in

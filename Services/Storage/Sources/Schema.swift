@@ -221,6 +221,18 @@ public enum Schema {
             """,
             "ALTER TABLE apps ADD COLUMN identify_userlike_by_email boolean NOT NULL DEFAULT false",
         ]),
+        (7, [
+            // Report conditions compare dates stored as text; a text that is not a time never matches.
+            """
+            CREATE FUNCTION cairn_try_timestamptz(value text) RETURNS timestamptz STABLE LANGUAGE plpgsql AS $$
+            BEGIN
+                RETURN value::timestamptz;
+            EXCEPTION WHEN others THEN
+                RETURN NULL;
+            END
+            $$
+            """,
+        ]),
     ]
 
     /// Applies the migrations not yet applied, each in its own transaction, serialised

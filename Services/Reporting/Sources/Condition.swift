@@ -1,0 +1,237 @@
+import CairnCore
+import CairnWire
+
+/// The small condition language of `report users --where` and `--trait`.
+///
+/// ```
+/// condition  := clause (("and" | "or") clause)*     -- "and" binds tighter than "or"
+/// clause     := "not" clause | "(" condition ")" | comparison
+/// comparison := name op value | name ["not"] "in" "(" value ("," value)* ")" | name "contains" value
+/// op         := "=" | "!=" | "<>" | ">" | ">=" | "<" | "<="
+/// value      := number | 'text' | "text" | true | false | 2024-05-01 | 2024-05-01T12:00:00Z
+/// ```
+///
+/// A condition is parsed into a tree and compiled to SQL in which every name and value is a
+/// bound parameter: nothing the user typed is pasted into SQL. Comparisons are typed by the
+/// value: a number compares numerically, a date as a time, `true`/`false` as a boolean, text
+/// as text. An attribute whose stored value does not read as that type does not match.
+public indirect enum Condition: Sendable, Equatable {
+    case compare(name: String, op: String, value: Literal)
+    case member(name: String, values: [Literal], negated: Bool)
+    case contains(name: String, value: Literal)
+    case not(Condition)
+    case and(Condition, Condition)
+    case or(Condition, Condition)
+
+    public enum Literal: Sendable, Equatable {
+        case number(Double)
+        case text(String)
+        case boolean(Bool)
+        case date(Timestamp)
+    }
+
+    /// Parses `text`.
+    /// - Throws: ``RPCError`` `invalid_condition` naming the position and what was expected.
+    public static func parse(_ text: String) throws(RPCError) -> Condition {
+        var parser = ConditionParser(text: text)
+        let condition = try parser.parseOr()
+        parser.skipSpace()
+        guard parser.atEnd else { throw parser.error("expected 'and', 'or' or the end of the condition") }
+        return condition
+    }
+
+    /// SQL over the JSON object `column` (e.g. `r.metadata`), appending values to `parameters`.
+    public func sql(on column: String, parameters: inout [String?]) -> String {
+        func bind(_ value: String) -> String {
+            parameters.append(value)
+            return "$\(parameters.count)"
+        }
+        /// The attribute read as the literal's type (NULL when it does not read as one).
+        func left(_ name: String, as literal: Literal) -> String {
+            let key = bind(name) + "::text"
+            switch literal {
+            case .number:
+                return "(CASE WHEN jsonb_typeof(\(column)->\(key)) = 'number' OR (\(column)->>\(key)) ~ '^\\s*-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?\\s*$' THEN (\(column)->>\(key))::numeric END)"
+            case .text:
+                return "(\(column)->>\(key))"
+            case .boolean:
+                return "(CASE WHEN (\(column)->>\(key)) IN ('true', 'false') THEN (\(column)->>\(key))::boolean END)"
+            case .date:
+                return "(CASE WHEN (\(column)->>\(key)) ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}' THEN cairn_try_timestamptz(\(column)->>\(key)) END)"
+            }
+        }
+        /// The literal, bound, as its SQL type.
+        func right(_ literal: Literal) -> String {
+            switch literal {
+            case .number(let number): return "\(bind(String(number)))::numeric"
+            case .text(let text): return "\(bind(text))::text"
+            case .boolean(let flag): return "\(bind(flag ? "true" : "false"))::boolean"
+            case .date(let time): return "\(bind(time.description))::timestamptz"
+            }
+        }
+        switch self {
+        case .compare(let name, let op, let value):
+            let attribute = left(name, as: value)
+            return "(\(attribute) \(op == "<>" ? "!=" : op) \(right(value)))"
+        case .member(let name, let values, let negated):
+            guard let first = values.first else { return negated ? "TRUE" : "FALSE" }
+            let attribute = left(name, as: first)
+            return "(\(attribute) \(negated ? "NOT IN" : "IN") (\(values.map(right).joined(separator: ", "))))"
+        case .contains(let name, let value):
+            let key = bind(name) + "::text"
+            let needle: String
+            if case .text(let text) = value { needle = text } else { needle = "\(value)" }
+            return "(strpos(lower(\(column)->>\(key)), lower(\(bind(needle)))) > 0)"
+        case .not(let inner):
+            return "(NOT COALESCE(\(inner.sql(on: column, parameters: &parameters)), FALSE))"
+        case .and(let left, let right):
+            return "(\(left.sql(on: column, parameters: &parameters)) AND \(right.sql(on: column, parameters: &parameters)))"
+        case .or(let left, let right):
+            return "(\(left.sql(on: column, parameters: &parameters)) OR \(right.sql(on: column, parameters: &parameters)))"
+        }
+    }
+
+    /// The attribute names the condition mentions.
+    public var names: [String] {
+        switch self {
+        case .compare(let name, _, _), .member(let name, _, _), .contains(let name, _): return [name]
+        case .not(let inner): return inner.names
+        case .and(let left, let right), .or(let left, let right): return left.names + right.names
+        }
+    }
+}
+
+struct ConditionParser {
+    let characters: [Character]
+    let text: String
+    var index = 0
+
+    init(text: String) {
+        self.text = text
+        characters = Array(text)
+    }
+
+    var atEnd: Bool { index >= characters.count }
+
+    func error(_ expected: String) -> RPCError {
+        let found = atEnd ? "the end" : "'\(String(characters[index...].prefix(12)))'"
+        return RPCError.application("invalid_condition", "in '\(text)' at position \(index + 1): \(expected), found \(found)")
+    }
+
+    mutating func skipSpace() {
+        while !atEnd, characters[index].isWhitespace { index += 1 }
+    }
+
+    /// Consumes `word` (case-insensitive) when it stands as a whole word here.
+    mutating func keyword(_ word: String) -> Bool {
+        skipSpace()
+        let end = index + word.count
+        guard end <= characters.count, String(characters[index..<end]).lowercased() == word else { return false }
+        if end < characters.count, characters[end].isLetter || characters[end].isNumber || characters[end] == "_" { return false }
+        index = end
+        return true
+    }
+
+    mutating func parseOr() throws(RPCError) -> Condition {
+        var left = try parseAnd()
+        while keyword("or") { left = .or(left, try parseAnd()) }
+        return left
+    }
+
+    mutating func parseAnd() throws(RPCError) -> Condition {
+        var left = try parseClause()
+        while keyword("and") { left = .and(left, try parseClause()) }
+        return left
+    }
+
+    mutating func parseClause() throws(RPCError) -> Condition {
+        if keyword("not") { return .not(try parseClause()) }
+        skipSpace()
+        if !atEnd, characters[index] == "(" {
+            index += 1
+            let inner = try parseOr()
+            skipSpace()
+            guard !atEnd, characters[index] == ")" else { throw error("expected ')'") }
+            index += 1
+            return inner
+        }
+        let name = try parseName()
+        if keyword("contains") { return .contains(name: name, value: try parseValue()) }
+        let negated = keyword("not")
+        if keyword("in") { return .member(name: name, values: try parseList(), negated: negated) }
+        if negated { throw error("expected 'in' after 'not'") }
+        skipSpace()
+        for op in [">=", "<=", "!=", "<>", "=", ">", "<"] {
+            let end = index + op.count
+            if end <= characters.count, String(characters[index..<end]) == op {
+                index = end
+                return .compare(name: name, op: op, value: try parseValue())
+            }
+        }
+        throw error("expected a comparison (=, !=, >, >=, <, <=), 'in' or 'contains' after '\(name)'")
+    }
+
+    mutating func parseName() throws(RPCError) -> String {
+        skipSpace()
+        let start = index
+        while !atEnd, characters[index].isLetter || characters[index].isNumber || characters[index] == "_" || characters[index] == "." || characters[index] == "$" {
+            index += 1
+        }
+        guard index > start, !characters[start].isNumber else {
+            index = start
+            throw error("expected an attribute name")
+        }
+        return String(characters[start..<index])
+    }
+
+    mutating func parseList() throws(RPCError) -> [Condition.Literal] {
+        skipSpace()
+        guard !atEnd, characters[index] == "(" else { throw error("expected '(' to start the list") }
+        index += 1
+        var values = [try parseValue()]
+        while true {
+            skipSpace()
+            guard !atEnd else { throw error("expected ',' or ')'") }
+            if characters[index] == ")" {
+                index += 1
+                return values
+            }
+            guard characters[index] == "," else { throw error("expected ',' or ')'") }
+            index += 1
+            values.append(try parseValue())
+        }
+    }
+
+    mutating func parseValue() throws(RPCError) -> Condition.Literal {
+        skipSpace()
+        guard !atEnd else { throw error("expected a value (a number, 'text', true, false or a date)") }
+        let quote = characters[index]
+        if quote == "'" || quote == "\"" {
+            index += 1
+            var value = ""
+            while !atEnd {
+                if characters[index] == quote {
+                    if index + 1 < characters.count, characters[index + 1] == quote {
+                        value.append(quote)
+                        index += 2
+                        continue
+                    }
+                    index += 1
+                    return .text(value)
+                }
+                value.append(characters[index])
+                index += 1
+            }
+            throw error("expected a closing \(quote)")
+        }
+        if keyword("true") { return .boolean(true) }
+        if keyword("false") { return .boolean(false) }
+        let start = index
+        while !atEnd, !characters[index].isWhitespace, characters[index] != ")", characters[index] != "," { index += 1 }
+        let token = String(characters[start..<index])
+        if token.count >= 10, token.first?.isNumber == true, token.contains("-"), let time = Timestamp(parsing: token) { return .date(time) }
+        if let number = Double(token), number.isFinite { return .number(number) }
+        index = start
+        throw error("expected a value (a number, 'text', true, false or a date such as 2024-05-01)")
+    }
+}

@@ -1,0 +1,122 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+
+/// `report.users`: the people who match every condition, with how often they did the event.
+///
+/// Params: those of ``ReportScope``; `did` (an event name) with `times` (`>5`, `>=2`, `3`, …;
+/// default at least once) and `where` (a ``Condition`` on that event's attributes: only
+/// matching events count); `not_did` (event names they must not have done in the period);
+/// `traits` (``Condition``s on their user traits); `limit` (default 1000). Seed 004's examples:
+/// people who bought more than five times (`did purchase, times >5`), or who spent more than
+/// 150 in one payment (`did payment, where price > 150`).
+public struct UsersReport: Sendable {
+    public var scope: ReportScope
+    public var did: String?
+    public var times: (op: String, count: Int64)
+    public var condition: Condition?
+    public var notDid: [String]
+    public var traits: [Condition]
+    public var limit: Int
+
+    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
+        scope = try ReportScope(params: params, now: now)
+        did = params["did"]?.stringValue
+        notDid = (params["not_did"]?.arrayValue ?? []).compactMap(\.stringValue)
+        var traits: [Condition] = []
+        for text in (params["traits"]?.arrayValue ?? []).compactMap(\.stringValue) { traits.append(try Condition.parse(text)) }
+        self.traits = traits
+        if let text = params["where"]?.stringValue {
+            guard did != nil else { throw RPCError.application("missing_option", "--where filters the events of --did; give --did NAME") }
+            condition = try Condition.parse(text)
+        }
+        times = (">=", 1)
+        if let text = params["times"]?.stringValue {
+            guard did != nil else { throw RPCError.application("missing_option", "--times counts the events of --did; give --did NAME") }
+            times = try Self.parseTimes(text)
+        }
+        guard did != nil || !traits.isEmpty else {
+            throw RPCError.application("missing_option", "report users needs --did NAME or --trait CONDITION")
+        }
+        limit = Int(params["limit"]?.intValue ?? 1000)
+        guard (1...100_000).contains(limit) else { throw RPCError.application("invalid_limit", "--limit must be from 1 to 100000") }
+    }
+
+    /// `>5`, `>= 2`, `<3`, `!=0`, or a bare number meaning exactly that many.
+    static func parseTimes(_ text: String) throws(RPCError) -> (op: String, count: Int64) {
+        let trimmed = text.filter { !$0.isWhitespace }
+        for op in [">=", "<=", "!=", ">", "<", "="] where trimmed.hasPrefix(op) {
+            guard let count = Int64(trimmed.dropFirst(op.count)), count >= 0 else { break }
+            return (op, count)
+        }
+        if let count = Int64(trimmed), count >= 0 { return ("=", count) }
+        throw RPCError.application("invalid_times", "--times expects a count with an optional comparison, such as '>5', '>=2' or '3'; found '\(text)'")
+    }
+
+    public func run(on connection: PostgresConnection) throws -> ReportTable {
+        try scope.run(on: connection) { token in
+            for name in ([did].compactMap { $0 } + notDid) { try scope.requireEvent(name, token: token, on: connection) }
+            try checkNames(token: token, on: connection)
+            var parameters: [String?] = [token]
+            let time = scope.timeFilter(startingAt: 2)
+            parameters += time.parameters
+            func timeOn(_ alias: String) -> String { time.clauses.map { " AND \(alias).\($0)" }.joined() }
+            var notDidSQL = ""
+            if !notDid.isEmpty {
+                parameters.append(PostgresArray.text(notDid))
+                notDidSQL = " AND NOT EXISTS (SELECT 1 FROM events_resolved x WHERE x.app_token = $1 AND x.person = base.person AND x.event_name = ANY($\(parameters.count)::text[])\(timeOn("x")))"
+            }
+            var traitSQL = ""
+            for trait in traits { traitSQL += " AND COALESCE(" + trait.sql(on: "u.traits", parameters: &parameters) + ", FALSE)" }
+            let base: String
+            if let did {
+                parameters.append(did)
+                let eventParameter = parameters.count
+                let whereSQL = condition.map { " AND COALESCE(" + $0.sql(on: "r.metadata", parameters: &parameters) + ", FALSE)" } ?? ""
+                parameters.append(String(times.count))
+                base = """
+                    SELECT r.person, count(*) AS n, max(r.inserted_at) AS last
+                    FROM events_resolved r
+                    WHERE r.app_token = $1\(timeOn("r")) AND r.event_name = $\(eventParameter) AND r.person IS NOT NULL\(whereSQL)
+                    GROUP BY r.person HAVING count(*) \(times.op) $\(parameters.count)
+                    """
+            } else {
+                base = """
+                    SELECT u0.user_id AS person,
+                           (SELECT count(*) FROM events_resolved r WHERE r.app_token = $1 AND r.person = u0.user_id\(timeOn("r"))) AS n,
+                           u0.last_seen AS last
+                    FROM users u0 WHERE u0.app_token = $1 AND u0.merged_into IS NULL
+                    """
+            }
+            parameters.append(String(limit))
+            let rows = try connection.execute("""
+                SELECT base.person, base.n, to_char(base.last, 'YYYY-MM-DD"T"HH24:MI:SS'), u.traits::text
+                FROM (\(base)) base LEFT JOIN users u ON u.app_token = $1 AND u.user_id = base.person
+                WHERE TRUE\(notDidSQL)\(traitSQL)
+                ORDER BY base.n DESC, base.person LIMIT $\(parameters.count)
+                """, parameters).rows
+            return ReportTable(columns: ["user", did.map { "\($0)_events" } ?? "events", "last_event", "traits"],
+                               rows: rows.map { [.optional($0[0]), ReportValue.number($0[1]), .optional($0[2]), .string($0[3] ?? "{}")] })
+        }
+    }
+
+    /// Refuses attribute and trait names nothing has, suggesting close ones.
+    private func checkNames(token: String, on connection: PostgresConnection) throws {
+        if let did, let condition {
+            let keys = try connection.execute("""
+                SELECT DISTINCT jsonb_object_keys(metadata) FROM (SELECT metadata FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1000) s
+                """, [token, did]).rows.compactMap { $0[0] }
+            for name in condition.names where !keys.contains(name) {
+                throw RPCError.application("unknown_attribute", "event '\(did)' has no attribute '\(name)'" + Suggestion.phrase(for: name, among: keys))
+            }
+        }
+        if !traits.isEmpty {
+            let keys = try connection.execute("""
+                SELECT DISTINCT jsonb_object_keys(traits) FROM (SELECT traits FROM users WHERE app_token = $1 LIMIT 5000) s
+                """, [token]).rows.compactMap { $0[0] }
+            for name in traits.flatMap(\.names) where !keys.contains(name) {
+                throw RPCError.application("unknown_trait", "no user of app '\(scope.app)' has the trait '\(name)'" + Suggestion.phrase(for: name, among: keys))
+            }
+        }
+    }
+}
