@@ -40,8 +40,9 @@ public struct ReportScope: Sendable {
             throw RPCError.application("invalid_time", "--since must be before --until")
         }
         timeZone = params["tz"]?.stringValue ?? "UTC"
-        timeoutSeconds = Int(params["timeout_s"]?.intValue ?? 30)
-        guard timeoutSeconds > 0 else { throw RPCError.application("invalid_timeout", "the report timeout must be positive") }
+        let timeout = params["timeout_s"]?.intValue ?? 30
+        guard (1...3600).contains(timeout) else { throw RPCError.application("invalid_timeout", "the report timeout must be from 1 to 3600 seconds") }
+        timeoutSeconds = Int(timeout)
     }
 
     /// Runs `body` with the app's token in a read-only transaction using the scope's time
