@@ -31,7 +31,8 @@ extension CairnCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Answer questions about stored events.",
-            subcommands: [Events.self, Uniques.self, Stats.self, Users.self, Timeline.self, Funnel.self, Retention.self, Sessions.self, Companies.self])
+            subcommands: [Events.self, Uniques.self, Stats.self, Users.self, Timeline.self, Funnel.self, Retention.self, Sessions.self,
+                          Engagement.self, Companies.self])
     }
 }
 
@@ -274,6 +275,31 @@ extension CairnCommand.Report {
             params["traits"] = .array(trait.map(JSON.string))
             params["limit"] = .int(Int64(limit))
             print(TableRenderer.render(try await connection.call("reporting", "report.users", .object(params)), format: report.format))
+        }
+    }
+}
+
+extension CairnCommand.Report {
+    /// `cairn report engagement --entity flow|checklist|survey|nps|resource_center|experiment|hotspot|banner|chat [--id ID]`.
+    struct Engagement: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One view of engagement across tools: seen, started, completed and dismissed; survey answers, NPS, experiment variants, the chat funnel.")
+
+        @OptionGroup var report: ReportOptions
+
+        @Option(name: .long, help: "flow, checklist, survey, nps, resource_center, experiment, hotspot, banner or chat.")
+        var entity: String
+
+        @Option(name: .long, help: "One entity id (for a survey: its answer distribution per question).")
+        var id: String?
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params = report.params
+            params["entity"] = .string(entity)
+            if let id { params["id"] = .string(id) }
+            print(TableRenderer.render(try await connection.call("reporting", "report.engagement", .object(params)), format: report.format))
         }
     }
 }

@@ -23,6 +23,7 @@ public enum ReportingService {
             ("report.funnel", { params in let report = try FunnelReport(params: params); return { try report.run(on: $0) } }),
             ("report.retention", { params in let report = try RetentionReport(params: params); return { try report.run(on: $0) } }),
             ("report.users", { params in let report = try UsersReport(params: params); return { try report.run(on: $0) } }),
+            ("report.engagement", { params in let report = try EngagementReport(params: params); return { try report.run(on: $0) } }),
         ]
         for (method, prepare) in reports {
             router.register(method) { params in
