@@ -109,3 +109,41 @@ import Testing
         }
     }
 }
+
+@Suite struct ReportEdgeCaseTests {
+    @Test func calendarBucketsFollowTheTimeZoneAcrossDST() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try Schema.migrate(connection)
+        _ = try AppRegistry.create(["name": "app"], on: connection)
+        func event(_ at: String) -> CanonicalEvent {
+            CanonicalEvent(appToken: "app", eventType: .track, eventName: "tick", userId: "u", companyId: nil, source: "web-client",
+                           insertedAt: Timestamp(parsing: at)!, receivedAt: Timestamp(parsing: at)!, origin: .userpilot)
+        }
+        // Berlin moves from UTC+1 to UTC+2 at 01:00 UTC on March 31st 2024.
+        _ = try EventWriter().write(events: [event("2024-03-30T22:30:00Z"), event("2024-03-30T23:30:00Z"), event("2024-03-31T00:30:00Z"),
+                                             event("2024-03-31T01:30:00Z"), event("2024-03-31T22:30:00Z")],
+                                    users: .array([]), companies: .array([]), on: connection)
+        // Local times: Mar 30 23:30, Mar 31 00:30, 01:30, 03:30, Apr 1 00:30.
+        let daily = try EventsReport(params: ["app": "app", "by": "day", "tz": "Europe/Berlin", "since": "2024-03-30", "until": "2024-04-02"]).run(on: connection)
+        #expect(daily.rows == [["2024-03-30", 1], ["2024-03-31", 3], ["2024-04-01", 1]])
+        // The hour from 02:00 to 03:00 does not exist that night, so it has no bucket.
+        let hourly = try EventsReport(params: ["app": "app", "by": "hour", "tz": "Europe/Berlin", "since": "2024-03-31", "until": "2024-03-31T04:00:00+02:00"]).run(on: connection)
+        #expect(hourly.rows == [["2024-03-31 00:00", 1], ["2024-03-31 01:00", 1], ["2024-03-31 03:00", 1]])
+    }
+
+    @Test func erasedAndDuplicateEventsAreNotCounted() throws {
+        let connection = try PeopleReportsTests().seeded()
+        // The same purchase again changes nothing.
+        let again = CanonicalEvent(appToken: "shop", eventType: .track, eventName: "purchase", userId: "bob", companyId: nil, source: "web-client",
+                                   insertedAt: Timestamp(parsing: "2024-05-01T09:00:00Z")!, metadata: ["price": 10, "items": 1],
+                                   receivedAt: Timestamp(parsing: "2024-05-01T09:00:00Z")!, origin: .usercom)
+        _ = try EventWriter().write(events: [again], users: .array([]), companies: .array([]), on: connection)
+        let before = try UniquesReport(params: ["app": "shop", "by": "month"]).run(on: connection)
+        #expect(before.rows == [["2024-05-01", 3]])
+        #expect(try StatsReport(params: ["app": "shop", "event": "purchase", "attr": "price"]).run(on: connection).rows[0][2] == .int(3))
+        _ = try UserErasure.delete(["app": "shop", "user": "ada"], on: connection)
+        let after = try UniquesReport(params: ["app": "shop", "by": "month"]).run(on: connection)
+        #expect(after.rows == [["2024-05-01", 2]])
+        #expect(throws: RPCError.self) { _ = try TimelineReport(params: ["app": "shop", "user": "ada"]).run(on: connection) }
+    }
+}
