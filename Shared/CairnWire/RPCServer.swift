@@ -38,7 +38,7 @@ public struct RPCServer: Service {
             .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try Framing.install(on: channel, maximumFrameSize: maximumFrameSize)
-                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    return try Self.wrapConnection(channel)
                 }
             }
         // Sockets are 0600 (DESIGN.md); the service also runs with umask 077, so there is no window.
@@ -61,6 +61,18 @@ public struct RPCServer: Service {
         } onGracefulShutdown: {
             server.channel.close(promise: nil)
         }
+    }
+
+    /// Wraps an accepted connection so that it closes itself if it is dropped unserved.
+    ///
+    /// Connections the kernel accepted but the accept loop never reached (the loop was
+    /// cancelled, or shutdown closed the listener) are released without being served. NIO's
+    /// newer initialiser traps on that ("Deinited NIOAsyncWriter without calling finish()"),
+    /// which would crash a service while it shuts down. Closing on deinit is exactly right for
+    /// such connections, so this uses the initialiser that does it; its deprecation warning is
+    /// the one deliberate warning in the build.
+    private static func wrapConnection(_ channel: any Channel) throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(synchronouslyWrapping: channel)
     }
 
     private func serve(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
@@ -99,3 +111,4 @@ public struct RPCServer: Service {
         }
     }
 }
+

@@ -168,3 +168,16 @@ func withEchoServer(maximumFrameSize: Int = 1 << 20, _ body: @escaping @Sendable
         rmdir(directory)
     }
 }
+
+@Suite struct ShutdownRaceTests {
+    /// Connections queued at the listener when the server stops must be closed, not trap.
+    @Test func connectionsLeftInTheAcceptQueueAtShutdownDoNotCrash() async throws {
+        for _ in 0..<15 {
+            try await withEchoServer { path in
+                var sockets: [RawSocket] = []
+                for _ in 0..<40 { if let socket = try? RawSocket(path: path) { sockets.append(socket) } }
+                #expect(!sockets.isEmpty)
+            }
+        }
+    }
+}
