@@ -15,6 +15,8 @@ parser.add_argument("--app", default="bench")
 parser.add_argument("--users", type=int, default=100_000)
 parser.add_argument("--companies", type=int, default=2_000)
 parser.add_argument("--days", type=int, default=30)
+parser.add_argument("--formats", choices=["userpilot", "all"], default="userpilot",
+                    help="all: every input format in realistic proportions")
 args = parser.parse_args()
 
 rng = random.Random(42)
@@ -28,6 +30,38 @@ entities = ["experience", "checklist", "resource_center", "survey_module", "nps"
 kinds = ["page_view"] * 40 + ["track"] * 25 + ["interaction"] * 20 + ["session_start"] * 8 + \
         ["identify_user"] * 4 + ["identify_company"] * 1 + ["track_feature"] * 2
 
+def other_format(i, user, at, rng):
+    """One record in a format other than Userpilot, or None to write a Userpilot one."""
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    roll = i % 10
+    if roll < 3:  # Segment: tracks, identifies with anonymous ids, pages
+        kind = rng.random()
+        if kind < 0.6:
+            return {"type": "track", "event": rng.choice(["Purchased", "Report Exported", "Invite Sent"]), "userId": f"user-{user}",
+                    "properties": {"price": rng.randrange(1, 500), "items": rng.randrange(1, 9)}, "timestamp": stamp, "messageId": f"m-{i}"}
+        if kind < 0.8:
+            return {"type": "identify", "userId": f"user-{user}", "anonymousId": f"anon-{user}",
+                    "traits": {"plan": rng.choice(["free", "pro", "enterprise"])}, "timestamp": stamp, "messageId": f"m-{i}"}
+        return {"type": "page", "anonymousId": f"anon-{user}", "properties": {"url": "https://app.example.com/pricing"},
+                "timestamp": stamp, "messageId": f"m-{i}"}
+    if roll == 3:  # UserGuiding
+        guide = str(rng.randrange(1, 30))
+        event = rng.choice(["guide started", "guide completed", "survey question answer"])
+        if event == "survey question answer":
+            payload = {"surveyId": "1", "surveyName": "NPS", "questionId": "q1", "questionType": "NPS Rating",
+                       "surveyQuestion": "How likely?", "score": rng.randrange(11), "pageUrl": "https://app.example.com/"}
+        else:
+            payload = {"guideId": guide, "guideName": f"Guide {guide}", "pageUrl": "https://app.example.com/"}
+        return {"event": event, "payload": payload, "user_id": f"user-{user}", "timestamp": stamp}
+    if roll == 4:  # Userlike
+        return {"event_name": rng.choice(["button_displayed", "chat_requested", "chat_started"]),
+                "global_ctx": {"client_uuid": f"client-{user}", "widget_id": 1}, "timestamp": stamp}
+    if roll == 5:  # User.com
+        return {"event": "event.purchase", "user_id": f"user-{user}", "timestamp": stamp,
+                "attributes": {"price": str(rng.randrange(1, 500)), "color": rng.choice(["teal", "red"])}}
+    return None
+
+
 with open(args.out, "w") as out:
     for i in range(args.count):
         user = rng.randrange(args.users)
@@ -35,6 +69,12 @@ with open(args.out, "w") as out:
         kind = rng.choice(kinds)
         micros = rng.randrange(span)
         at = start + timedelta(microseconds=micros)
+        if args.formats == "all":
+            record = other_format(i, user, at, rng)
+            if record is not None:
+                out.write(json.dumps(record, separators=(",", ":")))
+                out.write("\n")
+                continue
         event = {
             "app_token": args.app, "event_type": kind, "event_name": "",
             "user_id": f"user-{user}", "company_id": f"company-{company}",

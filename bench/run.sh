@@ -64,3 +64,5 @@ echo
 "$bin/cairn-format-bench"
 echo
 "$bin/cairn-identity-bench"
+echo
+python3 bench/reports.py

@@ -3,6 +3,7 @@ import CairnPostgres
 @testable import CairnStorage
 import CairnTesting
 import CairnWire
+import Logging
 import Testing
 
 @Suite struct IdentityStorageTests {
@@ -105,5 +106,16 @@ import Testing
         #expect(points.filter { $0 % 2 == 0 }.count == 1)
         let cached = try IdentityContext.load(["app_token": "acme", "user_ids": ["u1"], "cached": ["u1"]], on: connection)
         #expect(cached["histories"]?.objectValue?.isEmpty == true)
+    }
+}
+
+@Suite struct StatisticsKeeperTests {
+    @Test func analyzesOnceEnoughRowsChanged() throws {
+        let keeper = StatisticsKeeper(pool: PostgresPool(conninfo: "host=/nonexistent"), logger: .init(label: "test"))
+        #expect(!keeper.isDue)
+        keeper.record(9_999)
+        #expect(!keeper.isDue)
+        keeper.record(1)
+        #expect(keeper.isDue)
     }
 }

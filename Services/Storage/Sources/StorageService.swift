@@ -19,6 +19,7 @@ public enum StorageService {
         let pool = PostgresPool(conninfo: databaseURL, maximumIdle: 2)
         let writer = EventWriter()
         let readiness = DatabaseReadiness()
+        let statistics = StatisticsKeeper(pool: pool, logger: context.logger)
         let counters = context.counters
         let logger = context.logger
 
@@ -52,6 +53,7 @@ public enum StorageService {
                     try writer.write(events: toWrite, users: users, companies: companies, memberships: memberships, aliases: aliases,
                                      sessions: sessions, on: connection)
                 }
+                statistics.record(outcome.inserted)
                 counters.add("batches_committed")
                 counters.add("events_inserted", Int64(outcome.inserted))
                 counters.add("events_duplicate", Int64(outcome.duplicates))
@@ -103,7 +105,7 @@ public enum StorageService {
 
         return ServiceParts(
             router: router,
-            background: [SchemaMigrator(pool: pool, readiness: readiness, logger: logger)],
+            background: [SchemaMigrator(pool: pool, readiness: readiness, logger: logger), statistics],
             healthProblem: { readiness.problem },
             statusDetails: { ["database": .string(PostgresConfiguration.redacted(databaseURL))] })
     }

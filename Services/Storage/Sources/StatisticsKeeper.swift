@@ -1,0 +1,56 @@
+import CairnPostgres
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Keeps the planner's statistics fresh as events arrive.
+///
+/// Autovacuum never analyzes a partitioned table, and a month partition filled by a bulk load
+/// keeps its empty-table estimates until it gets to it. Reports planned on those estimates
+/// pick nested loops over the whole month (seen: 30 s instead of 0.2 s for `report uniques`
+/// on 200,000 events). So once enough rows have changed since the last run, storage
+/// analyzes the event and identity tables itself, off the write path.
+final class StatisticsKeeper: Service, Sendable {
+    private let pool: PostgresPool
+    private let logger: Logger
+    /// Rows written since the last ANALYZE, and the event count it saw.
+    private let state = Mutex<(pending: Int, analyzedRows: Int)>((0, 0))
+    /// Re-analyze after this many new rows, or a tenth of the table, whichever is larger.
+    static let minimumChange = 10_000
+
+    init(pool: PostgresPool, logger: Logger) {
+        self.pool = pool
+        self.logger = logger
+    }
+
+    /// Counts rows a committed batch wrote.
+    func record(_ rows: Int) {
+        state.withLock { $0.pending += rows }
+    }
+
+    var isDue: Bool {
+        state.withLock { $0.pending >= max(Self.minimumChange, $0.analyzedRows / 10) }
+    }
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) }
+            guard isDue else { continue }
+            let pending = state.withLock { state -> Int in
+                defer { state.pending = 0 }
+                return state.pending
+            }
+            do {
+                let rows = try await pool.withConnection { connection -> Int in
+                    try connection.execute("ANALYZE events, users, companies, user_companies, identity_aliases, user_sessions")
+                    return Int(try connection.execute("SELECT COALESCE(sum(reltuples), 0)::bigint FROM pg_class WHERE relispartition AND relname LIKE 'events_y%'").rows.first?[0] ?? "0") ?? 0
+                }
+                state.withLock { $0.analyzedRows = rows }
+                logger.debug("statistics refreshed", metadata: ["rows.changed": "\(pending)", "events.estimated": "\(rows)"])
+            } catch {
+                state.withLock { $0.pending += pending }
+                logger.debug("statistics refresh failed; will retry", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""make bench, reports: loads BENCH_REPORT_EVENTS generated events in every input format
+(default 1,000,000; 100,000 users; 30 days) into a fresh release-built stack, then times
+every report 5 times through the CLI and prints the p50 against the issue's targets."""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+events = int(os.environ.get("BENCH_REPORT_EVENTS", "1000000"))
+if events <= 0:
+    sys.exit(0)
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+bin_dir = os.path.join(root, ".build", "release")
+work = tempfile.mkdtemp(prefix="cairn-reports-")
+os.chmod(work, 0o755)  # the embedded PostgreSQL runs as an unprivileged user and must reach it
+env = dict(os.environ, CAIRN_DATA_DIR=os.path.join(work, "var"))
+env.pop("CAIRN_RUN_DIR", None)
+env.pop("CAIRN_DATABASE_URL", None)
+
+
+def cairn(*args, check=True):
+    return subprocess.run([os.path.join(bin_dir, "cairn"), *args], env=env, capture_output=True, text=True, check=check)
+
+
+supervisor = None
+try:
+    print(f"reports: generating {events:,} events in every format", file=sys.stderr)
+    data = os.path.join(work, "events.jsonl")
+    subprocess.run([sys.executable, os.path.join(root, "bench", "generate.py"), str(events), data, "--app", "reports", "--formats", "all"], check=True)
+    log = open(os.path.join(work, "supervisor.log"), "w")
+    supervisor = subprocess.Popen([os.path.join(bin_dir, "cairn-supervisor"), "--stack", os.path.join(root, "compose", "default.json")],
+                                  env=env, stdout=log, stderr=log)
+    for _ in range(600):
+        status = cairn("status", "--format", "json", check=False)
+        if '"phase":"running"' in status.stdout:
+            break
+        time.sleep(0.2)
+    cairn("apps", "create", "reports")
+    cairn("attributes", "set", "--app", "reports", "--name", "price", "--type", "number")
+    started = time.perf_counter()
+    cairn("ingest", data, "--app", "reports", "--batch-size", "2000", check=False)
+    while True:
+        stored = json.loads(cairn("report", "events", "--app", "reports", "--format", "json").stdout)["rows"]
+        total = sum(row["events"] for row in stored)
+        spool = json.loads(cairn("status", "--format", "json").stdout)
+        depth = next((s["status"].get("spool_depth", 0) for s in spool["services"] if s["name"] == "ingest"), 0)
+        if depth == 0 and total > 0:
+            break
+        time.sleep(1)
+    loaded = time.perf_counter() - started
+    print(f"reports: loaded {total:,} stored events in {loaded:.1f} s ({total / loaded:,.0f} events/s end to end)")
+
+    reports = [
+        ("events", ["report", "events"], 0.1),
+        ("uniques", ["report", "uniques", "--by", "day"], 0.1),
+        ("stats", ["report", "stats", "--event", "Purchased", "--attr", "price"], 0.1),
+        ("engagement", ["report", "engagement", "--entity", "flow"], 0.1),
+        ("companies", ["report", "companies", "--top", "20"], 0.1),
+        ("users", ["report", "users", "--did", "Purchased", "--times", ">2", "--limit", "100"], 1.0),
+        ("funnel", ["report", "funnel", "--step", "Guide Started", "--step", "Guide Completed", "--within", "7d"], 1.0),
+        ("retention", ["report", "retention", "--start-event", "Purchased", "--return-event", "Purchased", "--by", "week", "--periods", "4"], 1.0),
+        ("sessions", ["report", "sessions"], 1.0),
+    ]
+    print(f"{'report':<12}{'p50 ms':>10}{'target ms':>11}  result")
+    for name, args, target in reports:
+        times = []
+        for _ in range(5):
+            began = time.perf_counter()
+            result = cairn(*args, "--app", "reports", "--format", "json", check=False)
+            times.append(time.perf_counter() - began)
+            if result.returncode != 0:
+                print(f"{name:<12} failed: {result.stderr.strip()[:200]}")
+                break
+        p50 = statistics.median(times) * 1000
+        verdict = "met" if p50 <= target * 1000 else "MISSED"
+        print(f"{name:<12}{p50:>10.0f}{target * 1000:>11.0f}  {verdict}")
+finally:
+    if supervisor is not None:
+        supervisor.terminate()
+        supervisor.wait(timeout=60)
+    shutil.rmtree(work, ignore_errors=True)
