@@ -25,6 +25,11 @@ struct ReportOptions: ParsableArguments {
         if let until { object["until"] = .string(until) }
         return object
     }
+
+    /// Asks the reporting service for `method` and prints the table it answers in `format`.
+    func show(_ method: String, _ params: JSONObject, via connection: ConnectionOptions) async throws {
+        print(TableRenderer.render(try await connection.call("reporting", method, .object(params)), format: format))
+    }
 }
 
 extension CairnCommand {
@@ -63,8 +68,7 @@ extension CairnCommand.Report {
             if let event { params["event"] = .string(event) }
             if let type { params["type"] = .string(type) }
             if let top { params["top"] = .int(Int64(top)) }
-            let result = try await connection.call("reporting", "report.events", .object(params))
-            print(TableRenderer.render(result, format: report.format))
+            try await report.show("report.events", params, via: connection)
         }
     }
 }
@@ -89,7 +93,7 @@ extension CairnCommand.Report {
             var params = report.params
             params["by"] = .string(by)
             if let event { params["event"] = .string(event) }
-            print(TableRenderer.render(try await connection.call("reporting", "report.uniques", .object(params)), format: report.format))
+            try await report.show("report.uniques", params, via: connection)
         }
     }
 
@@ -112,7 +116,7 @@ extension CairnCommand.Report {
             var params = report.params
             params["event"] = .string(event)
             params["attr"] = .string(attr)
-            print(TableRenderer.render(try await connection.call("reporting", "report.stats", .object(params)), format: report.format))
+            try await report.show("report.stats", params, via: connection)
         }
     }
 
@@ -135,7 +139,7 @@ extension CairnCommand.Report {
             var params = report.params
             params["user"] = .string(user)
             params["limit"] = .int(Int64(limit))
-            print(TableRenderer.render(try await connection.call("reporting", "report.timeline", .object(params)), format: report.format))
+            try await report.show("report.timeline", params, via: connection)
         }
     }
 }
@@ -164,7 +168,7 @@ extension CairnCommand.Report {
             params["steps"] = .array(step.map(JSON.string))
             if let within { params["within"] = .string(within) }
             if let byTrait { params["by_trait"] = .string(byTrait) }
-            print(TableRenderer.render(try await connection.call("reporting", "report.funnel", .object(params)), format: report.format))
+            try await report.show("report.funnel", params, via: connection)
         }
     }
 
@@ -177,7 +181,7 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            print(TableRenderer.render(try await connection.call("reporting", "report.sessions", .object(report.params)), format: report.format))
+            try await report.show("report.sessions", report.params, via: connection)
         }
     }
 
@@ -195,7 +199,7 @@ extension CairnCommand.Report {
         func run() async throws {
             var params = report.params
             params["top"] = .int(Int64(top))
-            print(TableRenderer.render(try await connection.call("reporting", "report.companies", .object(params)), format: report.format))
+            try await report.show("report.companies", params, via: connection)
         }
     }
 }
@@ -228,7 +232,7 @@ extension CairnCommand.Report {
             params["return_event"] = .string(returnEvent)
             params["by"] = .string(by)
             params["periods"] = .int(Int64(periods))
-            print(TableRenderer.render(try await connection.call("reporting", "report.retention", .object(params)), format: report.format))
+            try await report.show("report.retention", params, via: connection)
         }
     }
 }
@@ -274,7 +278,7 @@ extension CairnCommand.Report {
             params["not_did"] = .array(notDid.map(JSON.string))
             params["traits"] = .array(trait.map(JSON.string))
             params["limit"] = .int(Int64(limit))
-            print(TableRenderer.render(try await connection.call("reporting", "report.users", .object(params)), format: report.format))
+            try await report.show("report.users", params, via: connection)
         }
     }
 }
@@ -299,7 +303,7 @@ extension CairnCommand.Report {
             var params = report.params
             params["entity"] = .string(entity)
             if let id { params["id"] = .string(id) }
-            print(TableRenderer.render(try await connection.call("reporting", "report.engagement", .object(params)), format: report.format))
+            try await report.show("report.engagement", params, via: connection)
         }
     }
 }

@@ -10,8 +10,8 @@ public enum IdentityViews {
     public static func user(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
         let (token, app) = try resolveApp(params, on: connection)
         guard let requested = params["user"]?.stringValue else { throw RPCError.invalidParams("params.user must name the user") }
-        let user = try connection.execute("SELECT user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = $2",
-                                          [token, requested]).rows.first?[0] ?? requested
+        let person = try connection.resolvedPerson(requested, token: token)
+        let user = person.userId
         guard let row = try connection.execute("""
             SELECT to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
                    traits::text, company_id
@@ -22,12 +22,10 @@ public enum IdentityViews {
         let aliases = try connection.execute(
             "SELECT alias_kind, alias_id, reason, to_char(aliased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM identity_aliases WHERE app_token = $1 AND user_id = $2 ORDER BY aliased_at, alias_id",
             [token, user]).rows
-        let userIds = [user] + aliases.filter { $0[0] == "user" }.compactMap { $0[1] }
-        let anonymousIds = aliases.filter { $0[0] == "anonymous" }.compactMap { $0[1] }
         let count = try connection.execute("""
             SELECT count(*) FROM events WHERE app_token = $1
               AND (user_id = ANY($2::text[]) OR (user_id IS NULL AND anonymous_id = ANY($3::text[])))
-            """, [token, PostgresArray.text(userIds), PostgresArray.text(anonymousIds)]).rows[0][0]
+            """, [token, PostgresArray.text(person.userIds), PostgresArray.text(person.anonymousIds)]).rows[0][0]
         let merges = try connection.execute(
             "SELECT from_user, to_char(merged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM identity_merges WHERE app_token = $1 AND into_user = $2 ORDER BY merged_at",
             [token, user]).rows

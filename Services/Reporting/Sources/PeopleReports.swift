@@ -61,14 +61,7 @@ public struct StatsReport: Sendable {
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
             try scope.requireEvent(eventName, token: token, on: connection)
-            let present = try connection.execute(
-                "SELECT 1 FROM events WHERE app_token = $1 AND event_name = $2 AND metadata ? $3 LIMIT 1", [token, eventName, attribute]).rows
-            if present.isEmpty {
-                let keys = try connection.execute("""
-                    SELECT DISTINCT jsonb_object_keys(metadata) FROM (SELECT metadata FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1000) s
-                    """, [token, eventName]).rows.compactMap { $0[0] }
-                throw RPCError.application("unknown_attribute", "event '\(eventName)' has no attribute '\(attribute)'" + Suggestion.phrase(for: attribute, among: keys))
-            }
+            try scope.requireAttributes([attribute], of: eventName, token: token, on: connection)
             var conditions = ["app_token = $1", "event_name = $2", "metadata ? $3"]
             var parameters: [String?] = [token, eventName, attribute]
             let time = scope.timeFilter(startingAt: 4)
@@ -115,11 +108,8 @@ public struct TimelineReport: Sendable {
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
-            let person = try connection.execute(
-                "SELECT user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = $2", [token, user]).rows.first?[0] ?? user
-            let aliases = try connection.execute("SELECT alias_kind, alias_id FROM identity_aliases WHERE app_token = $1 AND user_id = $2", [token, person]).rows
-            let userIds = [person] + aliases.filter { $0[0] == "user" }.compactMap { $0[1] }
-            let anonymousIds = aliases.filter { $0[0] == "anonymous" }.compactMap { $0[1] }
+            let resolved = try connection.resolvedPerson(user, token: token)
+            let (person, userIds, anonymousIds) = (resolved.userId, resolved.userIds, resolved.anonymousIds)
             let known = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, person]).rows
             if known.isEmpty && anonymousIds.isEmpty {
                 let exists = try connection.execute("SELECT 1 FROM events WHERE app_token = $1 AND user_id = $2 LIMIT 1", [token, person]).rows

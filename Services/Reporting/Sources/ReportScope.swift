@@ -131,6 +131,20 @@ public struct ReportScope: Sendable {
             "SELECT DISTINCT event_name FROM events WHERE app_token = $1 AND event_name <> '' LIMIT 5000", [token]).rows.compactMap { $0[0] }
         throw RPCError.application("unknown_event", "app '\(app)' has no event named '\(name)'" + Suggestion.phrase(for: name, among: names))
     }
+
+    /// Refuses attribute names no `event` of the app carries, suggesting a close one from a
+    /// sample of the keys it does carry.
+    func requireAttributes(_ names: [String], of event: String, token: String, on connection: PostgresConnection) throws {
+        for name in names {
+            let present = try connection.execute(
+                "SELECT 1 FROM events WHERE app_token = $1 AND event_name = $2 AND metadata ? $3 LIMIT 1", [token, event, name]).rows
+            guard present.isEmpty else { continue }
+            let keys = try connection.execute("""
+                SELECT DISTINCT jsonb_object_keys(metadata) FROM (SELECT metadata FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1000) s
+                """, [token, event]).rows.compactMap { $0[0] }
+            throw RPCError.application("unknown_attribute", "event '\(event)' has no attribute '\(name)'" + Suggestion.phrase(for: name, among: keys))
+        }
+    }
 }
 
 /// "Did you mean …?" for names a person mistyped.

@@ -103,12 +103,7 @@ public struct UsersReport: Sendable {
     /// Refuses attribute and trait names nothing has, suggesting close ones.
     private func checkNames(token: String, on connection: PostgresConnection) throws {
         if let did, let condition {
-            let keys = try connection.execute("""
-                SELECT DISTINCT jsonb_object_keys(metadata) FROM (SELECT metadata FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1000) s
-                """, [token, did]).rows.compactMap { $0[0] }
-            for name in condition.names where !keys.contains(name) {
-                throw RPCError.application("unknown_attribute", "event '\(did)' has no attribute '\(name)'" + Suggestion.phrase(for: name, among: keys))
-            }
+            try scope.requireAttributes(condition.names, of: did, token: token, on: connection)
         }
         if !traits.isEmpty {
             let keys = try connection.execute("""

@@ -18,13 +18,10 @@ public enum UserErasure {
             throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
         }
         return try connection.inTransaction { () throws -> JSON in
-            let user = try connection.execute("SELECT user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = $2",
-                                              [token, requested]).rows.first?[0] ?? requested
+            let person = try connection.resolvedPerson(requested, token: token)
+            let (user, userIds, anonymousIds) = (person.userId, person.userIds, person.anonymousIds)
             let known = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, user]).rows
-            let aliasRows = try connection.execute("SELECT alias_kind, alias_id FROM identity_aliases WHERE app_token = $1 AND user_id = $2", [token, user]).rows
-            let userIds = [user] + aliasRows.filter { $0[0] == "user" }.compactMap { $0[1] }
-            let anonymousIds = aliasRows.filter { $0[0] == "anonymous" }.compactMap { $0[1] }
-            guard !known.isEmpty || !aliasRows.isEmpty else {
+            guard !known.isEmpty || person.hasAliases else {
                 throw RPCError.application("unknown_user", "app '\(app)' has no user '\(requested)'")
             }
             let users = PostgresArray.text(userIds)

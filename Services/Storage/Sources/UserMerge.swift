@@ -18,12 +18,8 @@ public enum UserMerge {
             throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
         }
         return try connection.inTransaction { () throws -> JSON in
-            func final(_ user: String) throws(PostgresError) -> String {
-                try connection.execute("SELECT user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = $2",
-                                       [token, user]).rows.first?[0] ?? user
-            }
-            let source = try final(from)
-            let target = try final(into)
+            let source = try connection.survivingUser(from, token: token)
+            let target = try connection.survivingUser(into, token: token)
             for user in [from, into] {
                 let exists = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, user]).rows
                 guard !exists.isEmpty else { throw RPCError.application("unknown_user", "app '\(app)' has no user '\(user)'") }
