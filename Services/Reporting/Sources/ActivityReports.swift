@@ -48,6 +48,16 @@ public struct CompaniesReport: Sendable {
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
+            if scope.since == nil && scope.until == nil {
+                // All time: counted ahead per company and person.
+                let rows = try connection.execute("""
+                    SELECT r.company, c.traits->>'name', count(*), sum(r.events)
+                    FROM rollup_company_people r LEFT JOIN companies c ON c.app_token = r.app_token AND c.company_id = r.company
+                    WHERE r.app_token = $1
+                    GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1 LIMIT $2
+                    """, [token, String(top)]).rows
+                return table(rows)
+            }
             var conditions = ["r.app_token = $1", "r.company IS NOT NULL"]
             var parameters: [String?] = [token]
             let time = scope.timeFilter(startingAt: 2)
@@ -60,9 +70,13 @@ public struct CompaniesReport: Sendable {
                 WHERE \(conditions.joined(separator: " AND "))
                 GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1 LIMIT $\(parameters.count)
                 """, parameters).rows
-            return ReportTable(columns: ["company", "name", "active_people", "events"],
-                               rows: rows.map { [.optional($0[0]), .optional($0[1]), ReportValue.number($0[2]), ReportValue.number($0[3])] })
+            return table(rows)
         }
+    }
+
+    private func table(_ rows: [[String?]]) -> ReportTable {
+        ReportTable(columns: ["company", "name", "active_people", "events"],
+                    rows: rows.map { [.optional($0[0]), .optional($0[1]), ReportValue.number($0[2]), ReportValue.number($0[3])] })
     }
 }
 

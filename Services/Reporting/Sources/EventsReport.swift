@@ -54,16 +54,52 @@ public struct EventsReport: Sendable {
         return (clauses, parameters)
     }
 
+    /// The app's events in the period as `(inserted_at, event_type, event_name, n)`: whole UTC
+    /// hours from `rollup_event_counts` (with `inserted_at` the hour), and the partial hours
+    /// at either end of the period one event at a time from `events`. Parameters from `first`.
+    private func hourlySource(token: String, startingAt first: Int) -> (sql: String, parameters: [String?]) {
+        let (app, since, until) = ("$\(first)", "$\(first + 1)::timestamptz", "$\(first + 2)::timestamptz")
+        var parameters: [String?] = [token, scope.sinceText, scope.untilText]
+        var filters = ""
+        if let eventName {
+            parameters.append(eventName)
+            filters += " AND event_name = $\(first + parameters.count - 1)"
+        }
+        if let eventType {
+            parameters.append(eventType.rawValue)
+            filters += " AND event_type = $\(first + parameters.count - 1)"
+        }
+        let firstWholeHour = "(date_trunc('hour', \(since) AT TIME ZONE 'UTC' - interval '1 microsecond') AT TIME ZONE 'UTC' + interval '1 hour')"
+        let lastWholeHourEnd = "(date_trunc('hour', \(until) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+        let sql = """
+            (SELECT hour AS inserted_at, event_type, event_name, events AS n FROM rollup_event_counts
+             WHERE app_token = \(app)\(filters)
+               AND hour >= COALESCE(\(firstWholeHour), '-infinity') AND hour < COALESCE(\(lastWholeHourEnd), 'infinity')
+             UNION ALL
+             SELECT inserted_at, event_type, event_name, 1 FROM events
+             WHERE app_token = \(app)\(filters)
+               AND ((inserted_at >= \(since) AND inserted_at < LEAST(\(firstWholeHour), \(until)))
+                 OR (inserted_at >= GREATEST(\(lastWholeHourEnd), \(firstWholeHour)) AND inserted_at < \(until)))) AS hourly
+            """
+        return (sql, parameters)
+    }
+
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
             if let bucket {
+                // The rollup's UTC hours fit inside the calendar's buckets only when the zone is whole hours off UTC.
+                if try scope.zoneHasWholeHourOffset(on: connection) {
+                    let source = hourlySource(token: token, startingAt: 2)
+                    let rows = try scope.series(bucket, measure: "sum(n)", source: source.sql, conditions: ["true"], parameters: source.parameters, on: connection)
+                    return ReportTable(columns: [bucket.rawValue, "events"], rows: rows)
+                }
                 let (clauses, parameters) = filter(token: token, startingAt: 2)
                 let rows = try scope.series(bucket, measure: "count(*)", source: "events", conditions: clauses, parameters: parameters, on: connection)
                 return ReportTable(columns: [bucket.rawValue, "events"], rows: rows)
             }
-            let (clauses, parameters) = filter(token: token, startingAt: 1)
-            var sql = "SELECT event_type, event_name, count(*) FROM events WHERE \(clauses.joined(separator: " AND ")) GROUP BY 1, 2 ORDER BY 3 DESC, 2, 1"
-            var all = parameters
+            let source = hourlySource(token: token, startingAt: 1)
+            var sql = "SELECT event_type, event_name, sum(n) FROM \(source.sql) GROUP BY 1, 2 ORDER BY 3 DESC, 2, 1"
+            var all = source.parameters
             if let top {
                 all.append(String(top))
                 sql += " LIMIT $\(all.count)"

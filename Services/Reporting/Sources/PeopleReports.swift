@@ -24,6 +24,16 @@ public struct UniquesReport: Sendable {
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
             if let eventName { try scope.requireEvent(eventName, token: token, on: connection) }
+            // Whole UTC days, weeks and months are counted ahead, as people resolve today.
+            if eventName == nil, scope.isUTC, try scope.boundsAligned(to: bucket.rawValue, on: connection) {
+                var conditions = ["true"]
+                let time = scope.timeFilter(startingAt: 4)
+                conditions += time.clauses
+                let source = "(SELECT period::timestamp AT TIME ZONE 'UTC' AS inserted_at, people FROM rollup_period_people WHERE app_token = $2 AND grain = $3) AS periods"
+                let rows = try scope.series(bucket, measure: "sum(people)", source: source, conditions: conditions,
+                                            parameters: [token, bucket.rawValue] + time.parameters, on: connection)
+                return ReportTable(columns: [bucket.rawValue, "people"], rows: rows)
+            }
             var conditions = ["app_token = $2", "person IS NOT NULL"]
             var parameters: [String?] = [token]
             let time = scope.timeFilter(startingAt: 3)
@@ -62,21 +72,17 @@ public struct StatsReport: Sendable {
         try scope.run(on: connection) { token in
             try scope.requireEvent(eventName, token: token, on: connection)
             try scope.requireAttributes([attribute], of: eventName, token: token, on: connection)
-            var conditions = ["app_token = $1", "event_name = $2", "metadata ? $3"]
+            // A registered number's values are kept apart from the events; any other attribute is read from them.
+            let registered = try connection.execute(
+                "SELECT 1 FROM app_attributes WHERE app_token = $1 AND name = $2 AND type = 'number'", [token, attribute]).rows
+            let numbers = registered.isEmpty
+                ? "SELECT cairn_jsonb_numeric(metadata -> $3) AS n FROM events WHERE app_token = $1 AND event_name = $2 AND metadata ? $3"
+                : "SELECT value AS n FROM rollup_attribute_values WHERE app_token = $1 AND event_name = $2 AND attribute = $3"
             var parameters: [String?] = [token, eventName, attribute]
             let time = scope.timeFilter(startingAt: 4)
-            conditions += time.clauses
             parameters += time.parameters
             let row = try connection.execute("""
-                WITH raw AS (
-                    SELECT metadata->$3 AS value FROM events WHERE \(conditions.joined(separator: " AND "))
-                ), numbers AS (
-                    SELECT CASE
-                        WHEN jsonb_typeof(value) = 'number' THEN (value #>> '{}')::numeric
-                        WHEN jsonb_typeof(value) = 'string' AND (value #>> '{}') ~ '^\\s*-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?\\s*$'
-                            THEN trim(value #>> '{}')::numeric
-                    END AS n FROM raw
-                )
+                WITH numbers AS (\(([numbers] + time.clauses).joined(separator: " AND ")))
                 SELECT count(n), sum(n), min(n), max(n), round(avg(n), 6),
                        percentile_cont(0.5) WITHIN GROUP (ORDER BY n), percentile_cont(0.9) WITHIN GROUP (ORDER BY n),
                        percentile_cont(0.99) WITHIN GROUP (ORDER BY n), count(*) - count(n)

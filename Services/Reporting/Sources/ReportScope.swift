@@ -52,7 +52,8 @@ public struct ReportScope: Sendable {
             return try connection.inTransaction { () throws -> T in
                 try connection.execute("SET TRANSACTION READ ONLY")
                 // Calendar buckets follow --tz; set per transaction through bound parameters.
-                try connection.execute("SELECT set_config('TimeZone', $1, true), set_config('statement_timeout', $2, true)",
+                // Reports sort and hash hundreds of thousands of rows: let them do it in memory.
+                try connection.execute("SELECT set_config('TimeZone', $1, true), set_config('statement_timeout', $2, true), set_config('work_mem', '64MB', true)",
                                        [timeZone, String(timeoutSeconds * 1000)])
                 guard let token = try connection.appToken(for: app) else {
                     throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
@@ -83,6 +84,37 @@ public struct ReportScope: Sendable {
             clauses.append("\(column) < $\(first + parameters.count - 1)::timestamptz")
         }
         return (clauses, parameters)
+    }
+
+    /// Zone names that are UTC at every instant, so UTC rollups serve their calendar buckets.
+    static let utcZoneNames: Set<String> = [
+        "utc", "etc/utc", "gmt", "etc/gmt", "uct", "etc/uct", "universal", "etc/universal", "zulu", "etc/zulu",
+        "gmt0", "etc/gmt0", "greenwich", "etc/greenwich", "z",
+    ]
+
+    /// Whether `--tz` is UTC itself, so that days, weeks and months kept in UTC are its calendar.
+    var isUTC: Bool { Self.utcZoneNames.contains(timeZone.lowercased()) }
+
+    /// Whether the period's bounds (when given) fall on UTC `unit` boundaries, the only
+    /// instants at which a rollup kept in UTC `unit`s can start or stop.
+    func boundsAligned(to unit: String, on connection: PostgresConnection) throws -> Bool {
+        if sinceText == nil && untilText == nil { return true }
+        let row = try connection.execute("""
+            SELECT bool_and(date_trunc($1, b AT TIME ZONE 'UTC') = b AT TIME ZONE 'UTC')
+            FROM unnest(ARRAY[$2::timestamptz, $3::timestamptz]) AS b WHERE b IS NOT NULL
+            """, [unit, sinceText, untilText]).rows.first
+        return row?[0] == "t"
+    }
+
+    /// Whether the session's `--tz` is offset from UTC by whole hours today, so that UTC
+    /// hours fall inside its calendar days.
+    func zoneHasWholeHourOffset(on connection: PostgresConnection) throws -> Bool {
+        if isUTC { return true }
+        let row = try connection.execute("""
+            SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE lower(name) = lower(current_setting('TimeZone'))
+                           AND extract(minute FROM utc_offset) = 0 AND extract(second FROM utc_offset) = 0)
+            """).rows.first
+        return row?[0] == "t"
     }
 
     /// Calendar buckets for time series.

@@ -233,6 +233,301 @@ public enum Schema {
             $$
             """,
         ]),
+        (8, rollups),
+    ]
+
+    /// Rollups that let the common reports read thousands of rows instead of every event
+    /// (README, "Reports": which report reads which). Triggers keep them exact on every write
+    /// path (the event writer, a bulk COPY, erasure, merges), in the writing transaction:
+    ///
+    /// - `rollup_event_counts`: events per UTC hour, type and name; added on insert,
+    ///   subtracted on delete.
+    /// - `rollup_person_periods`: which people were active in which UTC day, week and month,
+    ///   and `rollup_period_people`: how many, per period.
+    /// - `rollup_company_people`: events per company and person, all time, the company being
+    ///   the one `events_resolved` gives.
+    /// - `rollup_attribute_values`: the values of attributes registered as numbers.
+    ///
+    /// People and companies are resolved through `events_resolved`, so they change when an
+    /// alias, a merge or a membership does: those writes re-derive the rows of every person
+    /// they touch from that person's events. One advisory lock serialises the maintenance, so
+    /// two writers never derive from snapshots that miss each other's rows.
+    static let rollups: [String] = [
+        """
+        CREATE TABLE rollup_event_counts (
+            app_token text NOT NULL,
+            hour timestamptz NOT NULL,
+            event_type text NOT NULL,
+            event_name text NOT NULL,
+            events bigint NOT NULL,
+            PRIMARY KEY (app_token, hour, event_type, event_name)
+        )
+        """,
+        """
+        CREATE TABLE rollup_person_periods (
+            app_token text NOT NULL,
+            grain text NOT NULL CHECK (grain IN ('day', 'week', 'month')),
+            period date NOT NULL,
+            person text NOT NULL,
+            PRIMARY KEY (app_token, grain, period, person)
+        )
+        """,
+        "CREATE INDEX rollup_person_periods_person ON rollup_person_periods (app_token, person)",
+        """
+        CREATE TABLE rollup_period_people (
+            app_token text NOT NULL,
+            grain text NOT NULL,
+            period date NOT NULL,
+            people bigint NOT NULL,
+            PRIMARY KEY (app_token, grain, period)
+        )
+        """,
+        """
+        CREATE TABLE rollup_company_people (
+            app_token text NOT NULL,
+            company text NOT NULL,
+            person text NOT NULL,
+            events bigint NOT NULL,
+            PRIMARY KEY (app_token, company, person)
+        )
+        """,
+        "CREATE INDEX rollup_company_people_person ON rollup_company_people (app_token, person)",
+        """
+        CREATE FUNCTION cairn_rollup_lock() RETURNS void LANGUAGE sql AS $$
+            SELECT pg_advisory_xact_lock(72617001)
+        $$
+        """,
+        // A JSON value as a number: a JSON number, or a string that spells one; otherwise NULL.
+        """
+        CREATE FUNCTION cairn_jsonb_numeric(value jsonb) RETURNS numeric IMMUTABLE LANGUAGE sql AS $$
+            SELECT CASE
+                WHEN jsonb_typeof(value) = 'number' THEN (value #>> '{}')::numeric
+                WHEN jsonb_typeof(value) = 'string' AND (value #>> '{}') ~ '^\\s*-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?\\s*$'
+                    THEN trim(value #>> '{}')::numeric
+            END
+        $$
+        """,
+        // The values of attributes registered as numbers, one narrow row per event carrying
+        // one, NULL when it is not a number: `report stats` reads these instead of the events.
+        """
+        CREATE TABLE rollup_attribute_values (
+            app_token text NOT NULL,
+            event_name text NOT NULL,
+            attribute text NOT NULL,
+            inserted_at timestamptz NOT NULL,
+            internal_event_id bigint NOT NULL,
+            value numeric,
+            PRIMARY KEY (app_token, event_name, attribute, inserted_at, internal_event_id)
+        )
+        """,
+        // Registering an attribute as a number fills its values in; any other type drops them.
+        """
+        CREATE FUNCTION cairn_rollup_attributes_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'UPDATE' AND OLD.type = NEW.type THEN
+                RETURN NULL;
+            END IF;
+            IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                DELETE FROM rollup_attribute_values v WHERE v.app_token = OLD.app_token AND v.attribute = OLD.name;
+            END IF;
+            IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.type = 'number' THEN
+                INSERT INTO rollup_attribute_values (app_token, event_name, attribute, inserted_at, internal_event_id, value)
+                SELECT e.app_token, e.event_name, NEW.name, e.inserted_at, e.internal_event_id, cairn_jsonb_numeric(e.metadata -> NEW.name)
+                FROM events e WHERE e.app_token = NEW.app_token AND e.metadata ? NEW.name;
+            END IF;
+            RETURN NULL;
+        END
+        $$
+        """,
+        "CREATE TRIGGER rollup_attributes_changed AFTER INSERT OR UPDATE OF type OR DELETE ON app_attributes FOR EACH ROW EXECUTE FUNCTION cairn_rollup_attributes_changed()",
+        // Adds the resolved rows of the events keyed in `cairn_rollup_keys` to the person rollups.
+        """
+        CREATE FUNCTION cairn_rollup_add_keyed() RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_delta (app_token text, inserted_at timestamptz, person text, company text) ON COMMIT DELETE ROWS;
+            DELETE FROM cairn_rollup_delta;
+            INSERT INTO cairn_rollup_delta
+            SELECT r.app_token, r.inserted_at, r.person, r.company
+            FROM cairn_rollup_keys k
+            JOIN events_resolved r ON r.app_token = k.app_token AND r.internal_event_id = k.internal_event_id AND r.inserted_at = k.inserted_at
+            WHERE r.person IS NOT NULL;
+            WITH added AS (
+                INSERT INTO rollup_person_periods (app_token, grain, period, person)
+                SELECT DISTINCT d.app_token, g.grain, date_trunc(g.grain, d.inserted_at AT TIME ZONE 'UTC')::date, d.person
+                FROM cairn_rollup_delta d CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(grain)
+                ORDER BY 1, 2, 3, 4
+                ON CONFLICT DO NOTHING
+                RETURNING app_token, grain, period
+            )
+            INSERT INTO rollup_period_people AS p (app_token, grain, period, people)
+            SELECT app_token, grain, period, count(*) FROM added GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT (app_token, grain, period) DO UPDATE SET people = p.people + EXCLUDED.people;
+            INSERT INTO rollup_company_people AS c (app_token, company, person, events)
+            SELECT app_token, company, person, count(*) FROM cairn_rollup_delta WHERE company IS NOT NULL
+            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT (app_token, company, person) DO UPDATE SET events = c.events + EXCLUDED.events;
+            DELETE FROM cairn_rollup_keys;
+        END
+        $$
+        """,
+        // Re-derives the person rollups of every (app_token, person) in `cairn_rollup_affected`
+        // from the events that may resolve to them: their own, those of ids aliased to them,
+        // and (for 'anonymous:<id>') the anonymous id's.
+        """
+        CREATE FUNCTION cairn_rollup_refresh() RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_keys (app_token text, internal_event_id bigint, inserted_at timestamptz) ON COMMIT DELETE ROWS;
+            WITH removed AS (
+                DELETE FROM rollup_person_periods r USING cairn_rollup_affected a WHERE r.app_token = a.app_token AND r.person = a.person
+                RETURNING r.app_token, r.grain, r.period
+            )
+            UPDATE rollup_period_people p SET people = p.people - x.n
+            FROM (SELECT app_token, grain, period, count(*) AS n FROM removed GROUP BY 1, 2, 3) x
+            WHERE p.app_token = x.app_token AND p.grain = x.grain AND p.period = x.period;
+            DELETE FROM rollup_company_people r USING cairn_rollup_affected a WHERE r.app_token = a.app_token AND r.person = a.person;
+            INSERT INTO cairn_rollup_keys
+            WITH ids AS (
+                SELECT a.app_token, CASE WHEN a.person LIKE 'anonymous:%' THEN NULL ELSE a.person END AS user_id,
+                       CASE WHEN a.person LIKE 'anonymous:%' THEN substr(a.person, 11) END AS anonymous_id
+                FROM cairn_rollup_affected a
+                UNION
+                SELECT i.app_token, CASE WHEN i.alias_kind = 'user' THEN i.alias_id END, CASE WHEN i.alias_kind = 'anonymous' THEN i.alias_id END
+                FROM identity_aliases i JOIN cairn_rollup_affected a ON i.app_token = a.app_token AND i.user_id = a.person
+            )
+            SELECT e.app_token, e.internal_event_id, e.inserted_at FROM ids JOIN events e ON e.app_token = ids.app_token AND e.user_id = ids.user_id
+            UNION
+            SELECT e.app_token, e.internal_event_id, e.inserted_at FROM ids JOIN events e
+                ON e.app_token = ids.app_token AND e.anonymous_id = ids.anonymous_id AND e.user_id IS NULL;
+            -- Only rows that still resolve to an affected person: the others belong to someone unaffected.
+            DELETE FROM cairn_rollup_keys k WHERE NOT EXISTS (
+                SELECT 1 FROM events_resolved r JOIN cairn_rollup_affected a ON a.app_token = r.app_token AND a.person = r.person
+                WHERE r.app_token = k.app_token AND r.internal_event_id = k.internal_event_id AND r.inserted_at = k.inserted_at);
+            PERFORM cairn_rollup_add_keyed();
+            DELETE FROM rollup_period_people WHERE people <= 0;
+            DELETE FROM cairn_rollup_affected;
+        END
+        $$
+        """,
+        """
+        CREATE FUNCTION cairn_rollup_events_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM cairn_rollup_lock();
+            INSERT INTO rollup_event_counts AS c (app_token, hour, event_type, event_name, events)
+            SELECT app_token, date_trunc('hour', inserted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', event_type, event_name, count(*)
+            FROM new_rows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            ON CONFLICT (app_token, hour, event_type, event_name) DO UPDATE SET events = c.events + EXCLUDED.events;
+            INSERT INTO rollup_attribute_values (app_token, event_name, attribute, inserted_at, internal_event_id, value)
+            SELECT n.app_token, n.event_name, a.name, n.inserted_at, n.internal_event_id, cairn_jsonb_numeric(n.metadata -> a.name)
+            FROM new_rows n JOIN app_attributes a ON a.app_token = n.app_token AND a.type = 'number' AND n.metadata ? a.name
+            ON CONFLICT DO NOTHING;
+            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_keys (app_token text, internal_event_id bigint, inserted_at timestamptz) ON COMMIT DELETE ROWS;
+            INSERT INTO cairn_rollup_keys SELECT app_token, internal_event_id, inserted_at FROM new_rows;
+            PERFORM cairn_rollup_add_keyed();
+            RETURN NULL;
+        END
+        $$
+        """,
+        """
+        CREATE FUNCTION cairn_rollup_events_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM cairn_rollup_lock();
+            UPDATE rollup_event_counts c SET events = c.events - o.n
+            FROM (SELECT app_token, date_trunc('hour', inserted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, event_type, event_name, count(*) AS n
+                  FROM old_rows GROUP BY 1, 2, 3, 4) o
+            WHERE c.app_token = o.app_token AND c.hour = o.hour AND c.event_type = o.event_type AND c.event_name = o.event_name;
+            DELETE FROM rollup_event_counts WHERE events <= 0;
+            DELETE FROM rollup_attribute_values v USING old_rows o
+            WHERE v.app_token = o.app_token AND v.event_name = o.event_name AND v.inserted_at = o.inserted_at AND v.internal_event_id = o.internal_event_id;
+            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_affected (app_token text, person text) ON COMMIT DELETE ROWS;
+            -- Everyone the deleted rows may have counted for: their raw ids and what those resolve to.
+            INSERT INTO cairn_rollup_affected
+            WITH raw AS (
+                SELECT DISTINCT app_token, COALESCE(user_id, 'anonymous:' || anonymous_id) AS person, user_id, anonymous_id FROM old_rows
+            )
+            SELECT app_token, person FROM raw WHERE person IS NOT NULL
+            UNION
+            SELECT i.app_token, i.user_id FROM raw JOIN identity_aliases i ON i.app_token = raw.app_token
+                AND ((i.alias_kind = 'user' AND i.alias_id = raw.user_id) OR (i.alias_kind = 'anonymous' AND i.alias_id = raw.anonymous_id));
+            PERFORM cairn_rollup_refresh();
+            RETURN NULL;
+        END
+        $$
+        """,
+        // An alias or merge moves events between people: both sides are re-derived.
+        """
+        CREATE FUNCTION cairn_rollup_aliases_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM cairn_rollup_lock();
+            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_affected (app_token text, person text) ON COMMIT DELETE ROWS;
+            IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                INSERT INTO cairn_rollup_affected
+                SELECT app_token, user_id FROM new_rows
+                UNION SELECT app_token, CASE WHEN alias_kind = 'anonymous' THEN 'anonymous:' || alias_id ELSE alias_id END FROM new_rows;
+            END IF;
+            IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                INSERT INTO cairn_rollup_affected
+                SELECT app_token, user_id FROM old_rows
+                UNION SELECT app_token, CASE WHEN alias_kind = 'anonymous' THEN 'anonymous:' || alias_id ELSE alias_id END FROM old_rows;
+            END IF;
+            DELETE FROM cairn_rollup_affected a USING cairn_rollup_affected b
+            WHERE a.ctid > b.ctid AND a.app_token = b.app_token AND a.person = b.person;
+            PERFORM cairn_rollup_refresh();
+            RETURN NULL;
+        END
+        $$
+        """,
+        // A membership that starts earlier, or a new one, changes which company events count for.
+        """
+        CREATE FUNCTION cairn_rollup_memberships_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM cairn_rollup_lock();
+            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_affected (app_token text, person text) ON COMMIT DELETE ROWS;
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO cairn_rollup_affected SELECT DISTINCT app_token, user_id FROM new_rows;
+            ELSIF TG_OP = 'UPDATE' THEN
+                INSERT INTO cairn_rollup_affected
+                SELECT DISTINCT n.app_token, n.user_id FROM new_rows n JOIN old_rows o
+                    ON o.app_token = n.app_token AND o.user_id = n.user_id AND o.company_id = n.company_id
+                WHERE o.first_seen IS DISTINCT FROM n.first_seen;
+            ELSE
+                INSERT INTO cairn_rollup_affected SELECT DISTINCT app_token, user_id FROM old_rows;
+            END IF;
+            PERFORM cairn_rollup_refresh();
+            RETURN NULL;
+        END
+        $$
+        """,
+        "CREATE TRIGGER rollup_events_inserted AFTER INSERT ON events REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cairn_rollup_events_inserted()",
+        "CREATE TRIGGER rollup_events_deleted AFTER DELETE ON events REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION cairn_rollup_events_deleted()",
+        "CREATE TRIGGER rollup_aliases_inserted AFTER INSERT ON identity_aliases REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cairn_rollup_aliases_changed()",
+        "CREATE TRIGGER rollup_aliases_updated AFTER UPDATE ON identity_aliases REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cairn_rollup_aliases_changed()",
+        "CREATE TRIGGER rollup_aliases_deleted AFTER DELETE ON identity_aliases REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION cairn_rollup_aliases_changed()",
+        "CREATE TRIGGER rollup_memberships_inserted AFTER INSERT ON user_companies REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cairn_rollup_memberships_changed()",
+        "CREATE TRIGGER rollup_memberships_updated AFTER UPDATE ON user_companies REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cairn_rollup_memberships_changed()",
+        "CREATE TRIGGER rollup_memberships_deleted AFTER DELETE ON user_companies REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION cairn_rollup_memberships_changed()",
+        // Existing events, once.
+        """
+        INSERT INTO rollup_event_counts (app_token, hour, event_type, event_name, events)
+        SELECT app_token, date_trunc('hour', inserted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', event_type, event_name, count(*) FROM events GROUP BY 1, 2, 3, 4
+        """,
+        """
+        INSERT INTO rollup_person_periods (app_token, grain, period, person)
+        SELECT DISTINCT r.app_token, g.grain, date_trunc(g.grain, r.inserted_at AT TIME ZONE 'UTC')::date, r.person
+        FROM events_resolved r CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(grain) WHERE r.person IS NOT NULL
+        """,
+        """
+        INSERT INTO rollup_company_people (app_token, company, person, events)
+        SELECT app_token, company, person, count(*) FROM events_resolved WHERE person IS NOT NULL AND company IS NOT NULL GROUP BY 1, 2, 3
+        """,
+        """
+        INSERT INTO rollup_attribute_values (app_token, event_name, attribute, inserted_at, internal_event_id, value)
+        SELECT e.app_token, e.event_name, a.name, e.inserted_at, e.internal_event_id, cairn_jsonb_numeric(e.metadata -> a.name)
+        FROM events e JOIN app_attributes a ON a.app_token = e.app_token AND a.type = 'number' AND e.metadata ? a.name
+        """,
+        """
+        INSERT INTO rollup_period_people (app_token, grain, period, people)
+        SELECT app_token, grain, period, count(*) FROM rollup_person_periods GROUP BY 1, 2, 3
+        """,
     ]
 
     /// Applies the migrations not yet applied, each in its own transaction, serialised
