@@ -64,6 +64,12 @@ import Testing
         #expect(Array(flows["userpilot"]![3...9]) == [3, 1, 1, 1, .double(33.33), .double(33.33), .double(33.33)])
         // UserGuiding guide 7: p4 started and completed, p5 dismissed (its "next" click is not a stage).
         #expect(Array(flows["userguiding"]![3...6]) == [2, 1, 1, 1])
+        // Over a period the counts come from the events rather than the rollup, and agree with it.
+        let ranged = try EngagementReport(params: ["app": "app", "entity": "flow", "since": "2024-05-01", "until": "2024-05-02"]).run(on: connection)
+        #expect(ranged.rows == table.rows)
+        // The first three and a half minutes: p1 saw and completed flow 7, p2 only saw it.
+        let early = try EngagementReport(params: ["app": "app", "entity": "flow", "until": "2024-05-01T00:03:30Z"]).run(on: connection)
+        #expect(early.rows.map { Array($0[1...6]) } == [["userpilot", "7", 2, 1, 1, 0]])
     }
 
     @Test func npsFromEachPersonsLatestAnswer() throws {

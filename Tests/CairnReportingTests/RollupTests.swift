@@ -116,6 +116,31 @@ import Testing
         #expect(try stats() == (.int(1), .int(10)))
     }
 
+    /// A database that held events before the rollups existed gets them filled in by the migration.
+    @Test func theMigrationFillsTheRollupsFromExistingEvents() throws {
+        let older = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        #expect(try Schema.migrate(older, upTo: 7) == 7)
+        _ = try AppRegistry.create(["name": "shop"], on: older)
+        _ = try AppRegistry.setAttribute(["app": "shop", "name": "price", "type": "number"], on: older)
+        _ = try writer.write(events: [
+            event("viewed", user: nil, anonymous: "device-A", at: "2024-05-01T08:00:00Z"),
+            event("Guide Started", user: nil, anonymous: "device-A", at: "2024-05-01T08:01:00Z", ["guide_id": "7"]),
+            event("purchase", user: "ada", at: "2024-05-02T09:00:00Z", ["price": 12]),
+        ], users: [user("ada")], companies: .array([]),
+        aliases: [["app_token": "shop", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-02T09:00:00Z"]], on: older)
+        try Schema.migrate(older)
+        // ada (as device-A on May 1st, herself on May 2nd): one person each day and in the week.
+        let daily = try UniquesReport(params: ["app": "shop", "by": "day", "since": "2024-05-01", "until": "2024-05-03"]).run(on: older)
+        #expect(daily.rows == [["2024-05-01", 1], ["2024-05-02", 1]])
+        let counts = try EventsReport(params: ["app": "shop"]).run(on: older)
+        #expect(counts.rows.map { [$0[1], $0[2]] } == [["Guide Started", 1], ["purchase", 1], ["viewed", 1]])
+        let stats = try StatsReport(params: ["app": "shop", "event": "purchase", "attr": "price"]).run(on: older)
+        #expect(Dictionary(uniqueKeysWithValues: zip(stats.columns, stats.rows[0]))["sum"] == .int(12))
+        // Her anonymous guide start counts for her: seen and started by one person.
+        let flows = try EngagementReport(params: ["app": "shop", "entity": "flow"]).run(on: older)
+        #expect(flows.rows.map { Array($0[1...5]) } == [["userguiding", "7", 1, 1, 0]])
+    }
+
     /// Outside UTC, or over a period that cuts a day, the same questions are answered from
     /// the events themselves; the answers must agree with the rollups where both apply.
     @Test func theRawPathAgreesWithTheRollups() throws {

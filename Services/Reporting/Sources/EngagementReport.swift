@@ -2,31 +2,17 @@ import CairnCore
 import CairnPostgres
 import CairnWire
 
-/// `report.engagement`: one view of in-app engagement across tools. A UserGuiding guide and
-/// a Userpilot flow (experience) are both flows; each entity reports the people who saw,
-/// started, completed and dismissed it, and the rates against those who saw it.
+/// `report.engagement`: one view of in-app engagement across tools (``EngagementCatalog``):
+/// each entity reports the people who saw, started, completed and dismissed it, and the
+/// rates against those who saw it. Surveys add the answer distribution per question; NPS
+/// adds promoters (9–10), passives (7–8), detractors (0–6) and the score, from each
+/// person's latest answer; experiments add the split per variant with completion per variant.
 ///
-/// | entity | Userpilot (`{entity}:{id}:{STATUS}`) | UserGuiding / Userlike |
-/// |---|---|---|
-/// | flow | `experience`, `experience_step` | Guide Started (seen, started), Guide Completed, Guide Button Click with `dismiss-guide` |
-/// | checklist | `checklist`, `checklist_task` | Checklist Item Trigger, Checklist Item Url Click (seen, started), Checklist Completed |
-/// | survey | `survey_module` | Survey Shown (seen), Survey Question Answer (started) |
-/// | nps | `nps` | Survey Question Answer with `NPS Rating` |
-/// | resource_center | `resource_center`, `resource_center_article` | Resource Center … events (seen, started) |
-/// | experiment | `experiment` (with `variant`) | — |
-/// | hotspot | — | Hotspot Interacted (seen), Hotspot Button Click (started; dismissed for dismiss/close) |
-/// | banner | — | Banner Button Click (seen, started) |
-/// | chat | — | Userlike: button_displayed, chat_requested, chat_started, rating_submit |
-///
-/// Userpilot statuses map as: SEEN → seen; STARTED, ENGAGED, SUBMITTED_* → started;
-/// COMPLETED → completed (and started); DISMISSED → dismissed. Every stage implies seen.
-/// Surveys add the answer distribution per question; NPS adds promoters (9–10), passives
-/// (7–8), detractors (0–6) and the score, from each person's latest answer; experiments add
-/// the split per variant with completion per variant.
+/// Events are classified in PostgreSQL by `cairn_engagement_stages`, generated from the catalog.
+/// Over all time the stage counts come from `rollup_engagement_people`; over a period, from
+/// the events.
 public struct EngagementReport: Sendable {
-    public enum Entity: String, Sendable, CaseIterable {
-        case flow, checklist, survey, nps, resource_center, experiment, hotspot, banner, chat
-    }
+    public typealias Entity = EngagementCatalog.Entity
 
     public var scope: ReportScope
     public var entity: Entity
@@ -54,94 +40,88 @@ public struct EngagementReport: Sendable {
         var metadata: JSONObject
     }
 
-    static let prefixes: [Entity: [String]] = [
-        .flow: ["experience", "experience_step"], .checklist: ["checklist", "checklist_task"], .survey: ["survey_module"],
-        .nps: ["nps"], .resource_center: ["resource_center", "resource_center_article"], .experiment: ["experiment"],
-    ]
-
-    static let namedEvents: [Entity: [String]] = [
-        .flow: ["Guide Started", "Guide Completed", "Guide Button Click"],
-        .checklist: ["Checklist Item Trigger", "Checklist Item Url Click", "Checklist Completed"],
-        .survey: ["Survey Shown", "Survey Question Answer"],
-        .nps: ["Survey Question Answer"],
-        .resource_center: ["Resource Center Guide Trigger", "Resource Center Survey Trigger", "Resource Center Checklist Guide Trigger",
-                           "Resource Center Checklist Item Url Click", "Resource Center External URL Click", "Resource Center Article Link Click"],
-        .hotspot: ["Hotspot Interacted", "Hotspot Button Click"],
-        .banner: ["Banner Button Click"],
-        .chat: ["button_displayed", "chat_requested", "chat_started", "rating_submit"],
-    ]
-
-    /// The stages a Userpilot interaction status stands for.
-    static func stages(ofStatus status: String) -> Set<String> {
-        switch status {
-        case "SEEN": return ["seen"]
-        case "COMPLETED": return ["seen", "started", "completed"]
-        case "DISMISSED": return ["seen", "dismissed"]
-        default: return ["seen", "started"]  // STARTED, ENGAGED, SUBMITTED_SCORE, SUBMITTED_FEEDBACK, …
-        }
-    }
-
-    /// The id and stages of a named (UserGuiding or Userlike) event, or nil when it is not this entity's.
-    func classify(name: String, metadata: JSONObject) -> (id: String, stages: Set<String>)? {
-        func value(_ key: String) -> String { metadata[key]?.stringValue ?? metadata[key].map { $0.serializedString() } ?? "" }
-        switch (entity, name) {
-        case (.flow, "Guide Started"): return (value("guide_id"), ["seen", "started"])
-        case (.flow, "Guide Completed"): return (value("guide_id"), ["seen", "started", "completed"])
-        case (.flow, "Guide Button Click"):
-            return metadata["action"]?.stringValue == "dismiss-guide" ? (value("guide_id"), ["seen", "dismissed"]) : nil
-        case (.checklist, "Checklist Completed"): return (value("checklist_id"), ["seen", "started", "completed"])
-        case (.checklist, _): return (value("checklist_id"), ["seen", "started"])
-        case (.survey, "Survey Shown"): return (value("survey_id"), ["seen"])
-        case (.survey, "Survey Question Answer"): return (value("survey_id"), ["seen", "started"])
-        case (.nps, "Survey Question Answer"):
-            return metadata["question_type"]?.stringValue == "NPS Rating" ? (value("survey_id"), ["seen", "started", "completed"]) : nil
-        case (.resource_center, _): return (value("resource_center_id"), ["seen", "started"])
-        case (.hotspot, "Hotspot Interacted"): return (value("hotspot_group_id"), ["seen"])
-        case (.hotspot, "Hotspot Button Click"):
-            let action = metadata["action"]?.stringValue ?? ""
-            return (value("hotspot_group_id"), action == "dismiss-hotspot" || action == "close-hotspot" ? ["seen", "dismissed"] : ["seen", "started"])
-        case (.banner, _): return (value("banner_id"), ["seen", "started"])
-        case (.chat, let event):
-            let stage = ["button_displayed": "seen", "chat_requested": "started", "chat_started": "completed", "rating_submit": "rated"][event] ?? "seen"
-            let implied: [String: Set<String>] = ["seen": ["seen"], "started": ["seen", "started"], "completed": ["seen", "started", "completed"], "rated": ["rated"]]
-            return (metadata["widget_id"].map { ScalarText.of($0) } ?? "", implied[stage] ?? [stage])
-        default: return nil
-        }
-    }
-
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
-            var conditions = ["app_token = $1", "person IS NOT NULL"]
-            var parameters: [String?] = [token, PostgresArray.text(Self.prefixes[entity] ?? []), PostgresArray.text(Self.namedEvents[entity] ?? [])]
-            let time = scope.timeFilter(startingAt: 4)
-            conditions += time.clauses
-            parameters += time.parameters
-            let rows = try connection.execute("""
-                SELECT person, event_type, event_name, (extract(epoch FROM inserted_at) * 1000000)::bigint, metadata::text
-                FROM events_resolved
-                WHERE \(conditions.joined(separator: " AND "))
-                  AND ((event_type = 'interaction' AND split_part(event_name, ':', 1) = ANY($2::text[])) OR event_name = ANY($3::text[]))
-                ORDER BY 4
-                """, parameters).rows
-            var sightings: [Sighting] = []
-            for row in rows {
-                guard let person = row[0], let name = row[2], let time = row[3].flatMap({ Int64($0) }) else { continue }
-                let metadata = (try? JSONParser.parse(row[4] ?? "{}"))?.objectValue ?? JSONObject()
-                if row[1] == "interaction" {
-                    let parts = name.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-                    guard parts.count == 3 else { continue }
-                    sightings.append(Sighting(person: person, tool: "userpilot", id: parts[1], stages: Self.stages(ofStatus: parts[2]), time: time, metadata: metadata))
-                } else if let (id, stages) = classify(name: name, metadata: metadata) {
-                    sightings.append(Sighting(person: person, tool: entity == .chat ? "userlike" : "userguiding", id: id, stages: stages, time: time, metadata: metadata))
-                }
-            }
-            if let id { sightings = sightings.filter { $0.id == id } }
             switch entity {
-            case .nps: return nps(sightings)
-            case .experiment: return experiment(sightings)
-            case .survey where id != nil: return answers(sightings)
-            default: return funnel(sightings)
+            case .nps: return nps(try sightings(token: token, on: connection))
+            case .experiment: return experiment(try sightings(token: token, on: connection))
+            case .survey where id != nil: return answers(try sightings(token: token, on: connection))
+            default: return funnel(try stagePeople(token: token, on: connection))
             }
+        }
+    }
+
+    /// The conditions that keep only the events that can be this entity's, so that the
+    /// classifier runs on those alone and indexes on event names apply; parameters from `first`.
+    private func candidates(startingAt first: Int) -> (sql: String, parameters: [String?]) {
+        // LIKE patterns: the prefix literally (`_` escaped), then ':'.
+        let patterns = EngagementCatalog.userpilotPrefixes.filter { $0.entity == entity }.map {
+            $0.prefix.split(separator: "_", omittingEmptySubsequences: false).joined(separator: "\\_") + ":%"
+        }
+        let names = Array(Set(EngagementCatalog.namedEvents.filter { $0.entity == entity }.map(\.event))).sorted()
+        var parameters: [String?] = [PostgresArray.text(names)]
+        var alternatives = ["event_name = ANY($\(first)::text[])"]
+        for pattern in patterns {
+            parameters.append(pattern)
+            alternatives.append("(event_type = 'interaction' AND event_name LIKE $\(first + parameters.count - 1))")
+        }
+        return ("(" + alternatives.joined(separator: " OR ") + ")", parameters)
+    }
+
+    /// People per (tool, id, stage).
+    private func stagePeople(token: String, on connection: PostgresConnection) throws -> [(tool: String, id: String, stage: String, people: Int)] {
+        var parameters: [String?] = [token, entity.rawValue, id]
+        let sql: String
+        if scope.since == nil && scope.until == nil {
+            sql = """
+                SELECT tool, id, stage, count(*) FROM rollup_engagement_people
+                WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
+                GROUP BY 1, 2, 3
+                """
+        } else {
+            let filter = candidates(startingAt: 4)
+            parameters += filter.parameters
+            let time = scope.timeFilter(startingAt: parameters.count + 1)
+            parameters += time.parameters
+            sql = """
+                SELECT tool, id, stage, count(DISTINCT person) FROM (
+                    SELECT cairn_engagement_tool($2, r.event_type) AS tool, cairn_engagement_id($2, r.event_type, r.event_name, r.metadata) AS id,
+                           cairn_engagement_stages($2, r.event_type, r.event_name, r.metadata) AS stages, r.person
+                    FROM events_resolved r
+                    WHERE \((["r.app_token = $1", "r.person IS NOT NULL", filter.sql] + time.clauses).joined(separator: " AND "))
+                ) s CROSS JOIN unnest(s.stages) AS stage
+                WHERE $3::text IS NULL OR id = $3
+                GROUP BY 1, 2, 3
+                """
+        }
+        return try connection.execute(sql, parameters).rows.map { row in
+            (row[0] ?? "", row[1] ?? "", row[2] ?? "", Int(row[3] ?? "0") ?? 0)
+        }
+    }
+
+    /// Every sighting of the entity in the period, oldest first, with its attributes.
+    private func sightings(token: String, on connection: PostgresConnection) throws -> [Sighting] {
+        var parameters: [String?] = [token, entity.rawValue, id]
+        let filter = candidates(startingAt: 4)
+        parameters += filter.parameters
+        let time = scope.timeFilter(startingAt: parameters.count + 1)
+        parameters += time.parameters
+        let rows = try connection.execute("""
+            SELECT person, tool, id, array_to_string(stages, ','), time, metadata FROM (
+                SELECT r.person, cairn_engagement_tool($2, r.event_type) AS tool, cairn_engagement_id($2, r.event_type, r.event_name, r.metadata) AS id,
+                       cairn_engagement_stages($2, r.event_type, r.event_name, r.metadata) AS stages,
+                       (extract(epoch FROM r.inserted_at) * 1000000)::bigint AS time, r.internal_event_id, r.metadata::text AS metadata
+                FROM events_resolved r
+                WHERE \((["r.app_token = $1", "r.person IS NOT NULL", filter.sql] + time.clauses).joined(separator: " AND "))
+            ) s
+            WHERE stages IS NOT NULL AND ($3::text IS NULL OR id = $3)
+            ORDER BY time, internal_event_id
+            """, parameters).rows
+        return rows.compactMap { row in
+            guard let person = row[0], let time = row[4].flatMap({ Int64($0) }) else { return nil }
+            let stages = Set((row[3] ?? "").split(separator: ",").map(String.init))
+            let metadata = (try? JSONParser.parse(row[5] ?? "{}"))?.objectValue ?? JSONObject()
+            return Sighting(person: person, tool: row[1] ?? "", id: row[2] ?? "", stages: stages, time: time, metadata: metadata)
         }
     }
 
@@ -150,20 +130,18 @@ public struct EngagementReport: Sendable {
     }
 
     /// Seen, started, completed and dismissed people per id, with rates against seen.
-    private func funnel(_ sightings: [Sighting]) -> ReportTable {
-        var people: [String: [String: Set<String>]] = [:]
-        for sighting in sightings {
-            for stage in sighting.stages { people[sighting.tool + "\u{1F}" + sighting.id, default: [:]][stage, default: []].insert(sighting.person) }
-        }
+    private func funnel(_ counts: [(tool: String, id: String, stage: String, people: Int)]) -> ReportTable {
+        var people: [String: [String: Int]] = [:]
+        for count in counts { people[count.tool + "\u{1F}" + count.id, default: [:]][count.stage] = count.people }
         let extra = entity == .chat ? ["rated"] : []
         let stages = ["seen", "started", "completed", "dismissed"] + extra
         var rows: [[JSON]] = []
         for id in people.keys.sorted() {
-            let seen = people[id]?["seen"]?.count ?? 0
+            let seen = people[id]?["seen"] ?? 0
             let parts = id.split(separator: "\u{1F}", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             var row: [JSON] = [.string(entity.rawValue), .string(parts[0]), .string(parts.count > 1 ? parts[1] : "")]
-            for stage in stages { row.append(.int(Int64(people[id]?[stage]?.count ?? 0))) }
-            for stage in stages.dropFirst() { row.append(rate(people[id]?[stage]?.count ?? 0, seen)) }
+            for stage in stages { row.append(.int(Int64(people[id]?[stage] ?? 0))) }
+            for stage in stages.dropFirst() { row.append(rate(people[id]?[stage] ?? 0, seen)) }
             rows.append(row)
         }
         return ReportTable(columns: ["entity", "tool", "id"] + stages + stages.dropFirst().map { "\($0)_percent" }, rows: rows)

@@ -1,3 +1,4 @@
+import CairnCore
 import CairnPostgres
 
 /// Cairn's PostgreSQL schema, as ordered migrations. Storage owns it (DESIGN.md); the other
@@ -247,6 +248,7 @@ public enum Schema {
     /// - `rollup_company_people`: events per company and person, all time, the company being
     ///   the one `events_resolved` gives.
     /// - `rollup_attribute_values`: the values of attributes registered as numbers.
+    /// - `rollup_engagement_people`: who reached which stage of which engagement entity.
     ///
     /// People and companies are resolved through `events_resolved`, so they change when an
     /// alias, a merge or a membership does: those writes re-derive the rows of every person
@@ -340,14 +342,29 @@ public enum Schema {
         $$
         """,
         "CREATE TRIGGER rollup_attributes_changed AFTER INSERT OR UPDATE OF type OR DELETE ON app_attributes FOR EACH ROW EXECUTE FUNCTION cairn_rollup_attributes_changed()",
+    ] + engagementClassifier + [
+        // Who reached which stage of which engagement entity, all time (`report engagement`).
+        """
+        CREATE TABLE rollup_engagement_people (
+            app_token text NOT NULL,
+            entity text NOT NULL,
+            tool text NOT NULL,
+            id text NOT NULL,
+            stage text NOT NULL,
+            person text NOT NULL,
+            PRIMARY KEY (app_token, entity, tool, id, stage, person)
+        )
+        """,
+        "CREATE INDEX rollup_engagement_people_person ON rollup_engagement_people (app_token, person)",
         // Adds the resolved rows of the events keyed in `cairn_rollup_keys` to the person rollups.
         """
         CREATE FUNCTION cairn_rollup_add_keyed() RETURNS void LANGUAGE plpgsql AS $$
         BEGIN
-            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_delta (app_token text, inserted_at timestamptz, person text, company text) ON COMMIT DELETE ROWS;
+            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_delta (app_token text, inserted_at timestamptz, person text, company text,
+                event_type text, event_name text, metadata jsonb) ON COMMIT DELETE ROWS;
             DELETE FROM cairn_rollup_delta;
             INSERT INTO cairn_rollup_delta
-            SELECT r.app_token, r.inserted_at, r.person, r.company
+            SELECT r.app_token, r.inserted_at, r.person, r.company, r.event_type, r.event_name, r.metadata
             FROM cairn_rollup_keys k
             JOIN events_resolved r ON r.app_token = k.app_token AND r.internal_event_id = k.internal_event_id AND r.inserted_at = k.inserted_at
             WHERE r.person IS NOT NULL;
@@ -366,6 +383,14 @@ public enum Schema {
             SELECT app_token, company, person, count(*) FROM cairn_rollup_delta WHERE company IS NOT NULL
             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
             ON CONFLICT (app_token, company, person) DO UPDATE SET events = c.events + EXCLUDED.events;
+            INSERT INTO rollup_engagement_people (app_token, entity, tool, id, stage, person)
+            SELECT DISTINCT d.app_token, g.entity, cairn_engagement_tool(g.entity, d.event_type),
+                   cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata), stage, d.person
+            FROM cairn_rollup_delta d
+            CROSS JOIN unnest(cairn_engagement_entities()) AS g(entity)
+            CROSS JOIN LATERAL unnest(cairn_engagement_stages(g.entity, d.event_type, d.event_name, d.metadata)) AS stage
+            ORDER BY 1, 2, 3, 4, 5, 6
+            ON CONFLICT DO NOTHING;
             DELETE FROM cairn_rollup_keys;
         END
         $$
@@ -385,6 +410,7 @@ public enum Schema {
             FROM (SELECT app_token, grain, period, count(*) AS n FROM removed GROUP BY 1, 2, 3) x
             WHERE p.app_token = x.app_token AND p.grain = x.grain AND p.period = x.period;
             DELETE FROM rollup_company_people r USING cairn_rollup_affected a WHERE r.app_token = a.app_token AND r.person = a.person;
+            DELETE FROM rollup_engagement_people r USING cairn_rollup_affected a WHERE r.app_token = a.app_token AND r.person = a.person;
             INSERT INTO cairn_rollup_keys
             WITH ids AS (
                 SELECT a.app_token, CASE WHEN a.person LIKE 'anonymous:%' THEN NULL ELSE a.person END AS user_id,
@@ -510,41 +536,92 @@ public enum Schema {
         INSERT INTO rollup_event_counts (app_token, hour, event_type, event_name, events)
         SELECT app_token, date_trunc('hour', inserted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', event_type, event_name, count(*) FROM events GROUP BY 1, 2, 3, 4
         """,
-        """
-        INSERT INTO rollup_person_periods (app_token, grain, period, person)
-        SELECT DISTINCT r.app_token, g.grain, date_trunc(g.grain, r.inserted_at AT TIME ZONE 'UTC')::date, r.person
-        FROM events_resolved r CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(grain) WHERE r.person IS NOT NULL
-        """,
-        """
-        INSERT INTO rollup_company_people (app_token, company, person, events)
-        SELECT app_token, company, person, count(*) FROM events_resolved WHERE person IS NOT NULL AND company IS NOT NULL GROUP BY 1, 2, 3
-        """,
+        // Every existing event through the same path new ones take.
+        "CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_keys (app_token text, internal_event_id bigint, inserted_at timestamptz) ON COMMIT DELETE ROWS",
+        "INSERT INTO cairn_rollup_keys SELECT app_token, internal_event_id, inserted_at FROM events",
+        "SELECT cairn_rollup_add_keyed()",
         """
         INSERT INTO rollup_attribute_values (app_token, event_name, attribute, inserted_at, internal_event_id, value)
         SELECT e.app_token, e.event_name, a.name, e.inserted_at, e.internal_event_id, cairn_jsonb_numeric(e.metadata -> a.name)
         FROM events e JOIN app_attributes a ON a.app_token = e.app_token AND a.type = 'number' AND e.metadata ? a.name
         """,
-        """
-        INSERT INTO rollup_period_people (app_token, grain, period, people)
-        SELECT app_token, grain, period, count(*) FROM rollup_person_periods GROUP BY 1, 2, 3
-        """,
     ]
+
+    /// The engagement classifier, generated from ``EngagementCatalog`` as plain SQL expressions
+    /// that PostgreSQL inlines into the queries that call them:
+    /// `cairn_engagement_stages(entity, event_type, event_name, metadata)` gives the stages an
+    /// event stands for in `entity` (NULL when it is not one of its sightings),
+    /// `cairn_engagement_tool(entity, event_type)` and `cairn_engagement_id(entity, event_type,
+    /// event_name, metadata)` the tool and the entity's id there.
+    static var engagementClassifier: [String] {
+        func literal(_ text: String) -> String { "'" + text.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'" }
+        func array(_ items: [String]) -> String { "ARRAY[" + items.map(literal).joined(separator: ", ") + "]::text[]" }
+        let prefixEntity = EngagementCatalog.userpilotPrefixes.map { "WHEN \(literal($0.prefix)) THEN \(literal($0.entity.rawValue))" }
+        let statuses = EngagementCatalog.userpilotStatuses.map { "WHEN \(literal($0.status)) THEN \(array($0.stages))" }
+        let named = EngagementCatalog.namedEvents.map { named -> String in
+            var stages = array(named.stages)
+            if let condition = named.condition {
+                stages = "CASE WHEN metadata ->> \(literal(condition.key)) IN (\(condition.values.map(literal).joined(separator: ", "))) THEN \(stages) ELSE \(named.otherwise.map(array) ?? "NULL::text[]") END"
+            }
+            return "WHEN entity = \(literal(named.entity.rawValue)) AND event_name = \(literal(named.event)) THEN \(stages)"
+        }
+        var idKeys: [String: String] = [:]
+        var tools: [String: String] = [:]
+        for named in EngagementCatalog.namedEvents {
+            idKeys[named.entity.rawValue] = named.idKey
+            tools[named.entity.rawValue] = named.tool
+        }
+        return [
+            """
+            CREATE FUNCTION cairn_engagement_stages(entity text, event_type text, event_name text, metadata jsonb)
+            RETURNS text[] IMMUTABLE LANGUAGE sql AS $$
+                SELECT CASE WHEN event_type = 'interaction' THEN
+                    CASE WHEN length(event_name) - length(replace(event_name, ':', '')) = 2
+                              AND (CASE split_part(event_name, ':', 1) \(prefixEntity.joined(separator: " ")) END) = entity
+                         THEN CASE split_part(event_name, ':', 3) \(statuses.joined(separator: " ")) ELSE \(array(EngagementCatalog.userpilotOtherStatus)) END
+                    END
+                ELSE CASE
+                    \(named.joined(separator: "\n            "))
+                END END
+            $$
+            """,
+            """
+            CREATE FUNCTION cairn_engagement_tool(entity text, event_type text) RETURNS text IMMUTABLE LANGUAGE sql AS $$
+                SELECT CASE WHEN event_type = 'interaction' THEN 'userpilot'
+                            \(tools.sorted { $0.key < $1.key }.map { "WHEN entity = \(literal($0.key)) THEN \(literal($0.value))" }.joined(separator: " ")) END
+            $$
+            """,
+            """
+            CREATE FUNCTION cairn_engagement_id(entity text, event_type text, event_name text, metadata jsonb) RETURNS text IMMUTABLE LANGUAGE sql AS $$
+                SELECT CASE WHEN event_type = 'interaction' THEN split_part(event_name, ':', 2)
+                            ELSE COALESCE(metadata ->> CASE \(idKeys.sorted { $0.key < $1.key }.map { "WHEN entity = \(literal($0.key)) THEN \(literal($0.value))" }.joined(separator: " ")) END, '') END
+            $$
+            """,
+            // Every entity, for the rollup to classify each event against.
+            """
+            CREATE FUNCTION cairn_engagement_entities() RETURNS text[] IMMUTABLE LANGUAGE sql AS $$
+                SELECT \(array(EngagementCatalog.Entity.allCases.map(\.rawValue)))
+            $$
+            """,
+        ]
+    }
 
     /// Applies the migrations not yet applied, each in its own transaction, serialised
     /// across processes by an advisory lock.
     /// - Returns: the schema version now in place.
+    /// - Parameter target: stop after this version (tests use it to build an older database).
     @discardableResult
-    public static func migrate(_ connection: PostgresConnection) throws(PostgresError) -> Int {
+    public static func migrate(_ connection: PostgresConnection, upTo target: Int = .max) throws(PostgresError) -> Int {
         try connection.execute("CREATE TABLE IF NOT EXISTS cairn_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
         try connection.execute("SELECT pg_advisory_lock(72617000)")
         defer { _ = try? connection.execute("SELECT pg_advisory_unlock(72617000)") }
         let applied = Set(try connection.execute("SELECT version FROM cairn_migrations").rows.compactMap { $0[0].flatMap { Int($0) } })
-        for migration in migrations where !applied.contains(migration.version) {
+        for migration in migrations where !applied.contains(migration.version) && migration.version <= target {
             try connection.transaction { () throws(PostgresError) in
                 for statement in migration.statements { try connection.execute(statement) }
                 try connection.execute("INSERT INTO cairn_migrations (version) VALUES ($1)", [String(migration.version)])
             }
         }
-        return migrations.last?.version ?? 0
+        return min(target, migrations.last?.version ?? 0)
     }
 }
