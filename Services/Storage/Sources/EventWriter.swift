@@ -39,7 +39,6 @@ public final class EventWriter: Sendable {
             if !events.isEmpty {
                 try connection.copyIn("COPY events_staging (\(Self.columns.joined(separator: ", "))) FROM STDIN", data: copyData)
                 suppressed = Int(try connection.execute(Self.dropSuppressedEvents).rows.first?[0].flatMap { Int($0) } ?? 0)
-                inserted = try connection.execute("INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING").affectedRows
             }
             if case .array(let rows) = users, !rows.isEmpty {
                 try connection.execute(Self.upsertUsers, [users.serializedString()])
@@ -52,6 +51,11 @@ public final class EventWriter: Sendable {
             }
             if case .array(let rows) = aliases, !rows.isEmpty {
                 try connection.execute(Self.upsertAliases, [aliases.serializedString()])
+            }
+            // Identity first, events after: the rollup triggers then resolve the new events
+            // once, and re-derive only the people whose earlier events identity moved.
+            if !events.isEmpty {
+                inserted = try connection.execute("INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING").affectedRows
             }
             if case .array(let rows) = sessions, !rows.isEmpty {
                 // Each listed person's sessions are replaced whole: they are recomputed from the full history.

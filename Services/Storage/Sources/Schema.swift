@@ -271,10 +271,10 @@ public enum Schema {
             grain text NOT NULL CHECK (grain IN ('day', 'week', 'month')),
             period date NOT NULL,
             person text NOT NULL,
-            PRIMARY KEY (app_token, grain, period, person)
+            -- Person first: re-deriving a person deletes by it; counts live in rollup_period_people.
+            PRIMARY KEY (app_token, person, grain, period)
         )
         """,
-        "CREATE INDEX rollup_person_periods_person ON rollup_person_periods (app_token, person)",
         """
         CREATE TABLE rollup_period_people (
             app_token text NOT NULL,
@@ -290,10 +290,10 @@ public enum Schema {
             company text NOT NULL,
             person text NOT NULL,
             events bigint NOT NULL,
-            PRIMARY KEY (app_token, company, person)
+            -- Person first: re-deriving a person deletes by it; the report reads the app's rows whole.
+            PRIMARY KEY (app_token, person, company)
         )
         """,
-        "CREATE INDEX rollup_company_people_person ON rollup_company_people (app_token, person)",
         """
         CREATE FUNCTION cairn_rollup_lock() RETURNS void LANGUAGE sql AS $$
             SELECT pg_advisory_xact_lock(72617001)
@@ -329,13 +329,15 @@ public enum Schema {
             IF TG_OP = 'UPDATE' AND OLD.type = NEW.type THEN
                 RETURN NULL;
             END IF;
+            PERFORM cairn_rollup_lock();
             IF TG_OP IN ('UPDATE', 'DELETE') THEN
                 DELETE FROM rollup_attribute_values v WHERE v.app_token = OLD.app_token AND v.attribute = OLD.name;
             END IF;
             IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.type = 'number' THEN
                 INSERT INTO rollup_attribute_values (app_token, event_name, attribute, inserted_at, internal_event_id, value)
                 SELECT e.app_token, e.event_name, NEW.name, e.inserted_at, e.internal_event_id, cairn_jsonb_numeric(e.metadata -> NEW.name)
-                FROM events e WHERE e.app_token = NEW.app_token AND e.metadata ? NEW.name;
+                FROM events e WHERE e.app_token = NEW.app_token AND e.metadata ? NEW.name
+                ON CONFLICT DO NOTHING;
             END IF;
             RETURN NULL;
         END
@@ -356,10 +358,12 @@ public enum Schema {
         )
         """,
         "CREATE INDEX rollup_engagement_people_person ON rollup_engagement_people (app_token, person)",
-        // Adds the resolved rows of the events keyed in `cairn_rollup_keys` to the person rollups.
+        // Adds the resolved rows of the events keyed in `cairn_rollup_keys` to the person rollups;
+        // with `only_affected`, only the rows that resolve to a person in `cairn_rollup_affected`.
         """
-        CREATE FUNCTION cairn_rollup_add_keyed() RETURNS void LANGUAGE plpgsql AS $$
+        CREATE FUNCTION cairn_rollup_add_keyed(only_affected boolean) RETURNS void LANGUAGE plpgsql AS $$
         BEGIN
+            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_affected (app_token text, person text) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_delta (app_token text, inserted_at timestamptz, person text, company text,
                 event_type text, event_name text, metadata jsonb) ON COMMIT DELETE ROWS;
             DELETE FROM cairn_rollup_delta;
@@ -367,10 +371,11 @@ public enum Schema {
             SELECT r.app_token, r.inserted_at, r.person, r.company, r.event_type, r.event_name, r.metadata
             FROM cairn_rollup_keys k
             JOIN events_resolved r ON r.app_token = k.app_token AND r.internal_event_id = k.internal_event_id AND r.inserted_at = k.inserted_at
-            WHERE r.person IS NOT NULL;
+            WHERE r.person IS NOT NULL
+              AND (NOT only_affected OR (r.app_token, r.person) IN (SELECT app_token, person FROM cairn_rollup_affected));
             WITH added AS (
-                INSERT INTO rollup_person_periods (app_token, grain, period, person)
-                SELECT DISTINCT d.app_token, g.grain, date_trunc(g.grain, d.inserted_at AT TIME ZONE 'UTC')::date, d.person
+                INSERT INTO rollup_person_periods (app_token, person, grain, period)
+                SELECT DISTINCT d.app_token, d.person, g.grain, date_trunc(g.grain, d.inserted_at AT TIME ZONE 'UTC')::date
                 FROM cairn_rollup_delta d CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(grain)
                 ORDER BY 1, 2, 3, 4
                 ON CONFLICT DO NOTHING
@@ -381,14 +386,15 @@ public enum Schema {
             ON CONFLICT (app_token, grain, period) DO UPDATE SET people = p.people + EXCLUDED.people;
             INSERT INTO rollup_company_people AS c (app_token, company, person, events)
             SELECT app_token, company, person, count(*) FROM cairn_rollup_delta WHERE company IS NOT NULL
-            GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-            ON CONFLICT (app_token, company, person) DO UPDATE SET events = c.events + EXCLUDED.events;
+            GROUP BY 1, 2, 3 ORDER BY 1, 3, 2
+            ON CONFLICT (app_token, person, company) DO UPDATE SET events = c.events + EXCLUDED.events;
             INSERT INTO rollup_engagement_people (app_token, entity, tool, id, stage, person)
             SELECT DISTINCT d.app_token, g.entity, cairn_engagement_tool(g.entity, d.event_type),
                    cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata), stage, d.person
             FROM cairn_rollup_delta d
             CROSS JOIN unnest(cairn_engagement_entities()) AS g(entity)
             CROSS JOIN LATERAL unnest(cairn_engagement_stages(g.entity, d.event_type, d.event_name, d.metadata)) AS stage
+            WHERE cairn_engagement_candidate(d.event_type, d.event_name)
             ORDER BY 1, 2, 3, 4, 5, 6
             ON CONFLICT DO NOTHING;
             DELETE FROM cairn_rollup_keys;
@@ -425,10 +431,7 @@ public enum Schema {
             SELECT e.app_token, e.internal_event_id, e.inserted_at FROM ids JOIN events e
                 ON e.app_token = ids.app_token AND e.anonymous_id = ids.anonymous_id AND e.user_id IS NULL;
             -- Only rows that still resolve to an affected person: the others belong to someone unaffected.
-            DELETE FROM cairn_rollup_keys k WHERE NOT EXISTS (
-                SELECT 1 FROM events_resolved r JOIN cairn_rollup_affected a ON a.app_token = r.app_token AND a.person = r.person
-                WHERE r.app_token = k.app_token AND r.internal_event_id = k.internal_event_id AND r.inserted_at = k.inserted_at);
-            PERFORM cairn_rollup_add_keyed();
+            PERFORM cairn_rollup_add_keyed(true);
             DELETE FROM rollup_period_people WHERE people <= 0;
             DELETE FROM cairn_rollup_affected;
         END
@@ -448,7 +451,7 @@ public enum Schema {
             ON CONFLICT DO NOTHING;
             CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_keys (app_token text, internal_event_id bigint, inserted_at timestamptz) ON COMMIT DELETE ROWS;
             INSERT INTO cairn_rollup_keys SELECT app_token, internal_event_id, inserted_at FROM new_rows;
-            PERFORM cairn_rollup_add_keyed();
+            PERFORM cairn_rollup_add_keyed(false);
             RETURN NULL;
         END
         $$
@@ -539,7 +542,7 @@ public enum Schema {
         // Every existing event through the same path new ones take.
         "CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_keys (app_token text, internal_event_id bigint, inserted_at timestamptz) ON COMMIT DELETE ROWS",
         "INSERT INTO cairn_rollup_keys SELECT app_token, internal_event_id, inserted_at FROM events",
-        "SELECT cairn_rollup_add_keyed()",
+        "SELECT cairn_rollup_add_keyed(false)",
         """
         INSERT INTO rollup_attribute_values (app_token, event_name, attribute, inserted_at, internal_event_id, value)
         SELECT e.app_token, e.event_name, a.name, e.inserted_at, e.internal_event_id, cairn_jsonb_numeric(e.metadata -> a.name)
@@ -595,6 +598,12 @@ public enum Schema {
             CREATE FUNCTION cairn_engagement_id(entity text, event_type text, event_name text, metadata jsonb) RETURNS text IMMUTABLE LANGUAGE sql AS $$
                 SELECT CASE WHEN event_type = 'interaction' THEN split_part(event_name, ':', 2)
                             ELSE COALESCE(metadata ->> CASE \(idKeys.sorted { $0.key < $1.key }.map { "WHEN entity = \(literal($0.key)) THEN \(literal($0.value))" }.joined(separator: " ")) END, '') END
+            $$
+            """,
+            // Whether an event can be a sighting at all: the rollup classifies only those.
+            """
+            CREATE FUNCTION cairn_engagement_candidate(event_type text, event_name text) RETURNS boolean IMMUTABLE LANGUAGE sql AS $$
+                SELECT event_type = 'interaction' OR event_name = ANY (\(array(Array(Set(EngagementCatalog.namedEvents.map(\.event))).sorted())))
             $$
             """,
             // Every entity, for the rollup to classify each event against.

@@ -18,6 +18,11 @@ import Glibc
 /// and on graceful shutdown stops them in reverse order, SIGTERM then SIGKILL after the
 /// stack's deadline.
 public final class StackRunner: Service, Sendable {
+    /// The embedded server's settings beyond PostgreSQL's defaults: the rollup triggers probe
+    /// several indexes per event, and the default 128 MB of shared buffers cannot keep the
+    /// event and rollup indexes of a million events warm.
+    static let embeddedSettings = ["shared_buffers": "256MB"]
+
     let stack: StackFile
     let environment: ServiceEnvironment
     let binDirectory: String
@@ -90,7 +95,7 @@ public final class StackRunner: Service, Sendable {
             logger.info("using external PostgreSQL", metadata: ["database": "\(PostgresConfiguration.redacted(url))"])
             return url
         }
-        let cluster = try EmbeddedPostgres(baseDirectory: environment.dataDirectory + "/postgres")
+        let cluster = try EmbeddedPostgres(baseDirectory: environment.dataDirectory + "/postgres", settings: Self.embeddedSettings)
         logger.info("starting the embedded PostgreSQL", metadata: ["cluster": "\(cluster.clusterDirectory)", "os.user": "\(cluster.account?.name ?? "(current)")"])
         try await NIOThreadPool.singleton.runIfActive { try cluster.prepare() }
         let command = try cluster.serverCommand()
