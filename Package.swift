@@ -120,7 +120,7 @@ let package = Package(
             .testTarget(name: "CairnIdentityTests", dependencies: ["CairnIdentity", "CairnCore"], path: "Tests/CairnIdentityTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage", "CairnCore", "CairnPostgres", "CairnTesting", "CairnWire", logging], path: "Tests/CairnStorageTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnReportingTests", dependencies: ["CairnReporting", "CairnCore", "CairnWire", "CairnStorage", "CairnPostgres", "CairnTesting"], path: "Tests/CairnReportingTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnExportTests", dependencies: ["CairnExport", "CairnCore", "CairnStorage", "CairnPostgres", "CairnTesting"], path: "Tests/CairnExportTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnExportTests", dependencies: ["CairnExport", "CairnCore", "CairnStorage", "CairnPostgres", "CairnTesting", logging], path: "Tests/CairnExportTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnSupervisorTests", dependencies: ["CairnSupervisor", "CairnCore"], path: "Tests/CairnSupervisorTests", swiftSettings: swiftSettings),
             .testTarget(name: "EndToEndTests", dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnTesting"], path: "Tests/EndToEndTests", swiftSettings: swiftSettings),
         ],

@@ -79,6 +79,22 @@ try:
         p50 = statistics.median(times) * 1000
         verdict = "met" if p50 <= target * 1000 else "MISSED"
         print(f"{name:<12}{p50:>10.0f}{target * 1000:>11.0f}  {verdict}")
+
+    # Export: every stored event to Segment batch files, and the export service's peak memory.
+    export_pid = next(s["pid"] for s in json.loads(cairn("status", "--format", "json").stdout)["services"] if s["name"] == "export")
+    out = os.path.join(work, "segment")
+    began = time.perf_counter()
+    result = cairn("export", "segment", "--app", "reports", "--out", out, check=False)
+    took = time.perf_counter() - began
+    if result.returncode != 0:
+        print(f"export failed: {result.stderr.strip()[:200]}")
+    else:
+        exported = int(result.stdout.split()[1])  # "exported N messages in M batch files to DIR"
+        peak_kb = next(int(line.split()[1]) for line in open(f"/proc/{export_pid}/status") if line.startswith("VmHWM:"))
+        rate = exported / took
+        print(f"export: {exported:,} events to Segment batch files in {took:.1f} s: {rate:,.0f} events/s "
+              f"(target 100,000: {'met' if rate >= 100_000 else 'MISSED'}); export service peak {peak_kb / 1024:.0f} MB resident "
+              f"(target under 200 MB: {'met' if peak_kb < 200 * 1024 else 'MISSED'})")
 finally:
     if supervisor is not None:
         supervisor.terminate()

@@ -4,6 +4,7 @@ import CairnPostgres
 import CairnStorage
 import CairnTesting
 import Foundation
+import Logging
 import Testing
 
 @Suite struct ExportTests {
@@ -104,5 +105,42 @@ import Testing
         #expect(seen.map(\.eventName) == (1...10).map { "E\($0)" })
         #expect(seen.first?.metadata["n"] == .int(1))
         #expect(seen == Array(events[1...10]))
+    }
+    /// device-A browses at 09:00, is identified as ada at 09:10, and ada buys at 09:20: the
+    /// alias goes out between the page and the identify, the same message on every export.
+    @Test func aliasesGoOutAsAliasMessagesInTimeOrder() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try Schema.migrate(connection)
+        _ = try AppRegistry.create(["name": "acme"], on: connection)
+        func at(_ time: String) -> Timestamp { Timestamp(parsing: "2024-05-01T\(time):00Z")! }
+        let events = [
+            CanonicalEvent(appToken: "acme", eventType: .pageView, eventName: "", userId: nil, companyId: nil, anonymousId: "device-A",
+                           source: "web-client", insertedAt: at("09:00"), pathname: "/", receivedAt: at("09:00"), origin: .segment),
+            CanonicalEvent(appToken: "acme", eventType: .identifyUser, eventName: "", userId: "ada", companyId: nil, anonymousId: "device-A",
+                           source: "web-client", insertedAt: at("09:10"), receivedAt: at("09:10"), origin: .segment),
+            CanonicalEvent(appToken: "acme", eventType: .track, eventName: "Purchased", userId: "ada", companyId: nil,
+                           source: "web-client", insertedAt: at("09:20"), receivedAt: at("09:20"), origin: .segment),
+        ]
+        _ = try EventWriter().write(events: events, users: [["app_token": "acme", "user_id": "ada", "first_seen": "2024-05-01T09:10:00Z", "last_seen": "2024-05-01T09:20:00Z"]],
+                                    companies: .array([]), aliases: [["app_token": "acme", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-01T09:10:00Z"]],
+                                    on: connection)
+        func export() throws -> [JSON] {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-alias-\(UInt64.random(in: 0...UInt64.max))").path
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let result = try ExportService.exportSegment(try .init(params: ["app": "acme", "out": .string(directory)]), on: connection, logger: .init(label: "test"))
+            #expect(result["messages"] == 4)
+            let file = try #require(FileManager.default.contents(atPath: directory + "/batch-000001.json"))
+            return try JSONParser.parse(Array(file))["batch"]?.arrayValue ?? []
+        }
+        let batch = try export()
+        #expect(batch.map { $0["type"]?.stringValue ?? "" } == ["page", "alias", "identify", "track"])
+        let alias = batch[1]
+        #expect(alias["previousId"] == "device-A")
+        #expect(alias["userId"] == "ada")
+        #expect(alias["timestamp"] == "2024-05-01T09:10:00.000Z")
+        let messageId = try #require(alias["messageId"]?.stringValue)
+        #expect(messageId.hasPrefix("cairn-acme-alias-") && messageId.count < 100)
+        // A second export carries the same messageIds, so downstream deduplicates it.
+        #expect(try export().map { $0["messageId"] } == batch.map { $0["messageId"] })
     }
 }

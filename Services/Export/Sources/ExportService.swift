@@ -74,8 +74,18 @@ public enum ExportService {
         var writer = try BatchFileWriter(directory: request.out, sentAt: .now())
         var truncated = 0
         var skipped: [JSON] = []
-        try StoredEvents(app: request.app, since: request.since, until: request.until).forEachPage(on: connection) { events in
+        var links: [StoredAlias] = []
+        var nextLink = 0
+        /// Aliases go out in time order among the events: each before the first event after it.
+        func sendLinks(through time: Timestamp?) throws {
+            while nextLink < links.count, time.map({ links[nextLink].aliasedAt <= $0 }) ?? true {
+                try writer.append(JSON.object(SegmentMapper.message(for: links[nextLink])).serialized())
+                nextLink += 1
+            }
+        }
+        try StoredEvents(app: request.app, since: request.since, until: request.until).forEachPage(on: connection, aliases: { links = $0 }) { events in
             for event in events {
+                try sendLinks(through: event.insertedAt)
                 guard let fitted = SegmentMapper.fitted(SegmentMapper.message(for: event)) else {
                     skipped.append(["internal_event_id": .string(event.internalEventIdHex), "reason": "message larger than 32000 bytes even without properties"])
                     continue
@@ -87,6 +97,7 @@ public enum ExportService {
             logger.error("skipping unreadable stored event", metadata: ["internal_event_id": "\(id)", "error": "\(error)"])
             skipped.append(["internal_event_id": .string(id), "reason": .string(error.description)])
         }
+        try sendLinks(through: nil)
         try writer.flush()
         return ["directory": .string(request.out), "files": .int(Int64(writer.filesWritten)),
                 "messages": .int(Int64(writer.messagesWritten)), "truncated": .int(Int64(truncated)),

@@ -11,6 +11,7 @@ import CairnCore
 /// | `identify_user` | `identify` with the metadata as traits |
 /// | `identify_company` | `group` with `groupId` and the metadata as traits |
 /// | `page_view` | `page` with `path` and `url` |
+/// | an alias recorded by identity | `alias` with `previousId` and `userId`, at its time |
 public enum SegmentMapper {
     /// Segment's per-message limit, with the margin the official libraries keep.
     public static let maximumMessageBytes = 32_000
@@ -76,6 +77,20 @@ public enum SegmentMapper {
         message.append("timestamp", .string(event.insertedAt.iso8601Milliseconds))
         message.append("context", .object(context(for: event)))
         return message
+    }
+
+    /// An identity link as a Segment `alias`: `previousId` is now `userId`. Its `messageId`
+    /// hashes the link, so re-exporting it is deduplicated and a changed link is a new message.
+    public static func message(for alias: StoredAlias) -> JSONObject {
+        let link = XXHash64.hash(alias.previousId + "\u{1F}" + alias.userId)
+        return [
+            "type": "alias",
+            "previousId": .string(alias.previousId),
+            "userId": .string(alias.userId),
+            "messageId": .string("cairn-\(alias.appToken)-alias-\(CanonicalEvent.hex(link))"),
+            "timestamp": .string(alias.aliasedAt.iso8601Milliseconds),
+            "context": ["integration": ["name": "cairn", "version": .string(exporterVersion)]],
+        ]
     }
 
     static func context(for event: CanonicalEvent) -> JSONObject {

@@ -2,6 +2,15 @@ import CairnCore
 import CairnPostgres
 import CairnWire
 
+/// An identity link recorded by storage: `previousId` (an anonymous id, or a user merged away)
+/// now resolves to `userId`.
+public struct StoredAlias: Sendable, Equatable {
+    public var appToken: String
+    public var previousId: String
+    public var userId: String
+    public var aliasedAt: Timestamp
+}
+
 /// Reads stored events back as canonical events, in event-time order, through a server-side
 /// cursor in one read-only snapshot: one sort, constant memory, consistent under writes.
 public struct StoredEvents {
@@ -23,10 +32,12 @@ public struct StoredEvents {
         browser_language, session, country_code, metadata::text, message_id, received_at, origin
         """
 
-    /// Calls `body` with each page of events; a row that no longer reads as a canonical event
-    /// is passed to `corrupt` instead of stopping the export.
+    /// Calls `aliases` once with the identity links recorded in the period (oldest first), then
+    /// `body` with each page of events, all from one snapshot; a row that no longer reads as a
+    /// canonical event is passed to `corrupt` instead of stopping the export.
     public func forEachPage(
-        on connection: PostgresConnection, _ body: ([CanonicalEvent]) throws -> Void, corrupt: (String, EventError) -> Void
+        on connection: PostgresConnection, aliases: ([StoredAlias]) throws -> Void = { _ in },
+        _ body: ([CanonicalEvent]) throws -> Void, corrupt: (String, EventError) -> Void
     ) throws {
         try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         do {
@@ -34,18 +45,31 @@ public struct StoredEvents {
             guard let token = try connection.appToken(for: app) else {
                 throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
             }
-            var clauses = ["app_token = $1"]
             var parameters: [String?] = [token]
+            var bounds: [(op: String, parameter: Int)] = []
             if let since {
                 parameters.append(since.description)
-                clauses.append("inserted_at >= $\(parameters.count)")
+                bounds.append((">=", parameters.count))
             }
             if let until {
                 parameters.append(until.description)
-                clauses.append("inserted_at < $\(parameters.count)")
+                bounds.append(("<", parameters.count))
             }
+            /// The app and the period, on the time column `column`.
+            func conditions(_ column: String) -> String {
+                (["app_token = $1"] + bounds.map { "\(column) \($0.op) $\($0.parameter)" }).joined(separator: " AND ")
+            }
+            let links = try connection.execute("""
+                SELECT alias_id, user_id, aliased_at FROM identity_aliases
+                WHERE \(conditions("aliased_at"))
+                ORDER BY aliased_at, alias_kind, alias_id
+                """, parameters).rows
+            try aliases(links.compactMap { row in
+                guard let previous = row[0], let user = row[1], let at = row[2].flatMap({ Timestamp(parsing: $0) }) else { return nil }
+                return StoredAlias(appToken: token, previousId: previous, userId: user, aliasedAt: at)
+            })
             try connection.execute(
-                "DECLARE export_cursor NO SCROLL CURSOR FOR SELECT \(Self.columns) FROM events WHERE \(clauses.joined(separator: " AND ")) ORDER BY inserted_at, internal_event_id",
+                "DECLARE export_cursor NO SCROLL CURSOR FOR SELECT \(Self.columns) FROM events WHERE \(conditions("inserted_at")) ORDER BY inserted_at, internal_event_id",
                 parameters)
             while true {
                 let page = try connection.execute("FETCH \(pageSize) FROM export_cursor")
