@@ -16,6 +16,8 @@ let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let httpClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
+let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 
 /// A service is a library (its logic, importable by tests) plus a thin executable.
 func service(_ folder: String, library: String, executable: String, dependencies: [Target.Dependency]) -> [Target] {
@@ -48,6 +50,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries: exactly one Swift module wraps each.
@@ -56,6 +59,12 @@ let package = Package(
             path: "Shared/CLibPQ",
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"]), .brew(["libpq"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            path: "Shared/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
         .systemLibrary(
             name: "CSQLite3",
@@ -74,6 +83,7 @@ let package = Package(
         ),
         .target(name: "CairnPostgres", dependencies: ["CLibPQ", "CairnCore", nioPosix, logging], path: "Shared/CairnPostgres", swiftSettings: swiftSettings),
         .target(name: "CairnSQLite", dependencies: ["CSQLite3"], path: "Shared/CairnSQLite", swiftSettings: swiftSettings),
+        .target(name: "CairnGzip", dependencies: ["CZlib"], path: "Shared/CairnGzip", swiftSettings: swiftSettings),
         .target(
             name: "CairnService",
             dependencies: ["CairnCore", "CairnWire", logging, serviceLifecycle, unixSignals],
@@ -90,7 +100,7 @@ let package = Package(
         + service("Reporting", library: "CairnReporting", executable: "cairn-reporting",
                   dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
         + service("Export", library: "CairnExport", executable: "cairn-export",
-                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", "CairnGzip", httpClient, logging, serviceLifecycle])
         + service("Supervisor", library: "CairnSupervisor", executable: "cairn-supervisor",
                   dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle, unixSignals, argumentParser])
         + [
@@ -106,7 +116,7 @@ let package = Package(
             .executableTarget(name: "cairn-identity-bench", dependencies: ["CairnCore", "CairnIdentity"], path: "bench/IdentityBench", swiftSettings: swiftSettings),
 
             // Tests: one target per library, plus the end-to-end suite against the real stack.
-            .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire"], path: "Tests/CairnTesting", swiftSettings: swiftSettings),
+            .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire", "CairnGzip", nioCore, nioPosix, nioHTTP1], path: "Tests/CairnTesting", swiftSettings: swiftSettings),
             .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"], path: "Tests/CairnCoreTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "CairnWireTests",
@@ -120,7 +130,7 @@ let package = Package(
             .testTarget(name: "CairnIdentityTests", dependencies: ["CairnIdentity", "CairnCore"], path: "Tests/CairnIdentityTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage", "CairnCore", "CairnPostgres", "CairnTesting", "CairnWire", logging], path: "Tests/CairnStorageTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnReportingTests", dependencies: ["CairnReporting", "CairnCore", "CairnWire", "CairnStorage", "CairnPostgres", "CairnTesting"], path: "Tests/CairnReportingTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnExportTests", dependencies: ["CairnExport", "CairnCore", "CairnStorage", "CairnPostgres", "CairnTesting", logging], path: "Tests/CairnExportTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnExportTests", dependencies: ["CairnExport", "CairnCore", "CairnStorage", "CairnPostgres", "CairnTesting", "CairnGzip", "CairnWire", logging, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnExportTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnSupervisorTests", dependencies: ["CairnSupervisor", "CairnCore"], path: "Tests/CairnSupervisorTests", swiftSettings: swiftSettings),
             .testTarget(name: "EndToEndTests", dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnTesting"], path: "Tests/EndToEndTests", swiftSettings: swiftSettings),
         ],

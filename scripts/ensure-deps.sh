@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages Cairn needs, and only those that are missing:
-# libpq (client library and headers), libsqlite3 headers, pkg-config, and the PostgreSQL
+# libpq (client library and headers), libsqlite3 and zlib headers, pkg-config, and the PostgreSQL
 # server that runs the embedded default and the tests.
 set -euo pipefail
 
@@ -9,8 +9,9 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if command -v pkg-config >/dev/null 2>&1; then
     pkg-config --exists libpq || missing+=(libpq-dev)
     pkg-config --exists sqlite3 || missing+=(libsqlite3-dev)
+    pkg-config --exists zlib || missing+=(zlib1g-dev)
 else
-    missing+=(libpq-dev libsqlite3-dev)
+    missing+=(libpq-dev libsqlite3-dev zlib1g-dev)
 fi
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     missing+=(postgresql)

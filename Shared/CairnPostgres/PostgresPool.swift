@@ -31,6 +31,17 @@ public final class PostgresPool: Sendable {
         }
     }
 
+    /// Runs `body` with one connection held across its awaits, so that a transaction or a
+    /// cursor can span asynchronous work (an HTTP delivery between two fetches). Each
+    /// ``PostgresSession/run(_:)`` still executes on a thread-pool thread.
+    public func withSession<T: Sendable>(_ body: (PostgresSession) async throws -> T) async throws -> T {
+        let connection = try await NIOThreadPool.singleton.runIfActive { [self] in try checkout() }
+        // A session that fails may have left a transaction open: its connection is dropped, not pooled.
+        let value = try await body(PostgresSession(connection: connection))
+        checkin(connection)
+        return value
+    }
+
     /// nil when a connection answers `SELECT 1`, else why not: a service's health check.
     public func healthProblem() async -> String? {
         do {
@@ -58,5 +69,15 @@ public final class PostgresPool: Sendable {
         idle.withLock { connections in
             if connections.count < maximumIdle { connections.append(connection) }
         }
+    }
+}
+
+/// One pooled connection lent to ``PostgresPool/withSession(_:)``.
+public struct PostgresSession: Sendable {
+    let connection: PostgresConnection
+
+    /// Runs blocking `body` on a thread-pool thread with the session's connection.
+    public func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive { [connection] in try body(connection) }
     }
 }

@@ -1,10 +1,12 @@
 import CairnCore
 @testable import CairnExport
+import CairnGzip
 import CairnPostgres
 import CairnStorage
 import CairnTesting
 import Foundation
 import Logging
+import CairnWire
 import Testing
 
 @Suite struct ExportTests {
@@ -108,8 +110,9 @@ import Testing
     }
     /// device-A browses at 09:00, is identified as ada at 09:10, and ada buys at 09:20: the
     /// alias goes out between the page and the identify, the same message on every export.
-    @Test func aliasesGoOutAsAliasMessagesInTimeOrder() throws {
-        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+    @Test func aliasesGoOutAsAliasMessagesInTimeOrder() async throws {
+        let conninfo = try TestPostgres.freshDatabase()
+        let connection = try PostgresConnection(conninfo: conninfo)
         try Schema.migrate(connection)
         _ = try AppRegistry.create(["name": "acme"], on: connection)
         func at(_ time: String) -> Timestamp { Timestamp(parsing: "2024-05-01T\(time):00Z")! }
@@ -124,15 +127,17 @@ import Testing
         _ = try EventWriter().write(events: events, users: [["app_token": "acme", "user_id": "ada", "first_seen": "2024-05-01T09:10:00Z", "last_seen": "2024-05-01T09:20:00Z"]],
                                     companies: .array([]), aliases: [["app_token": "acme", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-01T09:10:00Z"]],
                                     on: connection)
-        func export() throws -> [JSON] {
+        let pool = PostgresPool(conninfo: conninfo)
+        func export() async throws -> [JSON] {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-alias-\(UInt64.random(in: 0...UInt64.max))").path
             defer { try? FileManager.default.removeItem(atPath: directory) }
-            let result = try ExportService.exportSegment(try .init(params: ["app": "acme", "out": .string(directory)]), on: connection, logger: .init(label: "test"))
+            var writer = try BatchFileWriter(directory: directory, sentAt: .now())
+            let result = try await ExportService.exportSegment(try .init(params: ["app": "acme"]), pool: pool, into: &writer, logger: .init(label: "test"))
             #expect(result["messages"] == 4)
             let file = try #require(FileManager.default.contents(atPath: directory + "/batch-000001.json"))
             return try JSONParser.parse(Array(file))["batch"]?.arrayValue ?? []
         }
-        let batch = try export()
+        let batch = try await export()
         #expect(batch.map { $0["type"]?.stringValue ?? "" } == ["page", "alias", "identify", "track"])
         let alias = batch[1]
         #expect(alias["previousId"] == "device-A")
@@ -141,6 +146,146 @@ import Testing
         let messageId = try #require(alias["messageId"]?.stringValue)
         #expect(messageId.hasPrefix("cairn-acme-alias-") && messageId.count < 100)
         // A second export carries the same messageIds, so downstream deduplicates it.
-        #expect(try export().map { $0["messageId"] } == batch.map { $0["messageId"] })
+        #expect(try await export().map { $0["messageId"] } == batch.map { $0["messageId"] })
+    }
+}
+
+/// Delivery to a real HTTP endpoint (``TestReceiver``), and Segment's retry rules.
+@Suite struct HTTPDeliveryTests {
+    /// Fast retries, so that a test of five attempts takes milliseconds.
+    static var quick: RetryPolicy {
+        var policy = RetryPolicy()
+        policy.maximumAttempts = 4
+        policy.initialBackoff = .milliseconds(5)
+        policy.maximumBackoff = .milliseconds(20)
+        policy.attemptTimeout = .milliseconds(300)
+        return policy
+    }
+
+    @Test func retriesServerErrorsAndRateLimitsThenDelivers() async throws {
+        let receiver = try await TestReceiver(script: [.init(status: 500), .init(status: 429, headers: [("Retry-After", "0")]), .init(status: 503)])
+        let destination = try SegmentHTTPDestination(url: receiver.url, writeKey: "abc123", gzip: true, retry: Self.quick)
+        let body = Array(#"{"batch":[{"type":"track","event":"A","userId":"u"}],"sentAt":"2024-05-01T00:00:00.000Z"}"#.utf8)
+        let delivery = await destination.send(body)
+        try await receiver.shutdown()
+        #expect(delivery.delivered)
+        #expect(delivery.attempts == 4)
+        let requests = receiver.requests
+        #expect(requests.count == 4)
+        // Segment's documented example: the key abc123 with its trailing colon.
+        #expect(requests.allSatisfy { $0.header("Authorization") == "Basic YWJjMTIzOg==" })
+        #expect(requests.allSatisfy { $0.method == "POST" && $0.uri == "/v1/batch" && $0.header("Content-Encoding") == "gzip" })
+        #expect(try requests.map { try $0.decodedBody() }.allSatisfy { $0 == body })
+        #expect(requests.map { $0.header("X-Retry-Count") } == [nil, "1", "2", "3"])
+    }
+
+    @Test func aClientErrorIsFinalAndKeepsTheResponse() async throws {
+        let receiver = try await TestReceiver(script: [.init(status: 400, body: #"{"code":"invalid","message":"batch too large"}"#)])
+        let destination = try SegmentHTTPDestination(url: receiver.url + "/custom/batch", writeKey: "k", retry: Self.quick)
+        let delivery = await destination.send(Array(#"{"batch":[]}"#.utf8))
+        try await receiver.shutdown()
+        #expect(!delivery.delivered)
+        #expect(!delivery.unavailable)
+        #expect(delivery.attempts == 1)
+        #expect(delivery.status == 400)
+        #expect(delivery.detail.contains("batch too large"))
+        #expect(receiver.requests.map(\.uri) == ["/custom/batch"])
+    }
+
+    @Test func anUnreachableEndpointIsRetriedThenReportedUnavailable() async throws {
+        let receiver = try await TestReceiver()
+        let url = receiver.url
+        try await receiver.shutdown()  // nothing listens on the port any more
+        let delivery = await (try SegmentHTTPDestination(url: url, writeKey: "k", retry: Self.quick)).send(Array("{}".utf8))
+        #expect(!delivery.delivered)
+        #expect(delivery.unavailable)
+        #expect(delivery.status == nil)
+        #expect(delivery.attempts == 4)
+    }
+
+    @Test func backoffGrowsWithJitterAndHonoursRetryAfter() {
+        var policy = RetryPolicy()
+        policy.initialBackoff = .milliseconds(500)
+        policy.maximumBackoff = .seconds(60)
+        for attempt in 1...12 {
+            let ceiling = min(60_000, 500 << (attempt - 1))
+            let delay = policy.delay(afterAttempt: attempt, retryAfter: nil)
+            #expect(delay >= .milliseconds(ceiling / 2) && delay <= .milliseconds(ceiling), "attempt \(attempt): \(delay)")
+        }
+        #expect(policy.delay(afterAttempt: 1, retryAfter: .seconds(7)) == .seconds(7))
+        #expect(policy.delay(afterAttempt: 1, retryAfter: .seconds(10_000)) == .seconds(300))
+        #expect([408, 429, 500, 502, 503, 504].allSatisfy(RetryPolicy.isRetryable))
+        #expect(![400, 401, 403, 404, 413, 422].contains(where: RetryPolicy.isRetryable))
+    }
+
+    @Test func refusesADestinationThatIsNotHTTP() {
+        #expect(throws: RPCError.self) { try SegmentHTTPDestination(url: "ftp://example.com", writeKey: "k") }
+        #expect(throws: RPCError.self) { try SegmentHTTPDestination(url: "http://example.com", writeKey: "") }
+        #expect((try? SegmentHTTPDestination(url: "https://api.segment.io", writeKey: "k"))?.url == "https://api.segment.io/v1/batch")
+    }
+
+    /// The stored events of an app go out whole over HTTP: every message once, in batches
+    /// within Segment's limits; a batch refused with 400 is reported and the rest delivered.
+    @Test func anExportDeliversEveryMessageAndReportsARefusedBatch() async throws {
+        let conninfo = try TestPostgres.freshDatabase()
+        let connection = try PostgresConnection(conninfo: conninfo)
+        try Schema.migrate(connection)
+        _ = try AppRegistry.create(["name": "acme"], on: connection)
+        // 3,000 events: more than one batch of 2,500 messages.
+        let events = (0..<3000).map { index in
+            CanonicalEvent(appToken: "acme", eventType: .track, eventName: "Clicked", userId: "u\(index % 50)", companyId: nil, source: "web-client",
+                           insertedAt: Timestamp(microseconds: Timestamp(parsing: "2024-05-01T00:00:00Z")!.microseconds + Int64(index) * 1_000_000),
+                           metadata: ["n": .int(Int64(index))], receivedAt: .now(), origin: .segment)
+        }
+        _ = try EventWriter().write(events: events, users: .array([]), companies: .array([]), on: connection)
+        let pool = PostgresPool(conninfo: conninfo)
+
+        let receiver = try await TestReceiver()
+        var sender = HTTPBatchSender(destination: try SegmentHTTPDestination(url: receiver.url, writeKey: "k", retry: Self.quick))
+        let request = try ExportService.ExportRequest(params: ["app": "acme"])
+        let summary = try await ExportService.exportSegment(request, pool: pool, into: &sender, logger: Logger(label: "test"))
+        #expect(summary["messages"] == 3000)
+        #expect(sender.messagesDelivered == 3000)
+        #expect(sender.batchesSent == 2)
+        var messageIds: [String] = []
+        for received in receiver.requests {
+            let body = try JSONParser.parse(try received.decodedBody())
+            let batch = try #require(body["batch"]?.arrayValue)
+            #expect(batch.count <= BatchAssembler.maximumMessages)
+            #expect(received.body.count <= BatchAssembler.maximumBatchBytes)
+            messageIds += batch.compactMap { $0["messageId"]?.stringValue }
+        }
+        #expect(messageIds.count == 3000 && Set(messageIds).count == 3000)
+        try await receiver.shutdown()
+
+        // The first batch is refused for good: it is reported, and the second still goes.
+        let refusing = try await TestReceiver(script: [.init(status: 400, body: #"{"code":"bad","message":"no"}"#)])
+        var second = HTTPBatchSender(destination: try SegmentHTTPDestination(url: refusing.url, writeKey: "k", retry: Self.quick))
+        let partial = try await ExportService.exportSegment(request, pool: pool, into: &second, logger: Logger(label: "test"))
+        try await refusing.shutdown()
+        #expect(partial["stopped"] == false)
+        #expect(refusing.requests.count == 2)
+        #expect(second.failures.count == 1)
+        #expect(second.failures.first?["status"] == 400)
+        #expect(second.failures.first?["response"]?.stringValue?.contains("no") == true)
+        // The refused batch is the first request's; everything after it was delivered.
+        let refused = try JSONParser.parse(try refusing.requests[0].decodedBody())["batch"]?.arrayValue?.count ?? 0
+        #expect(refused > 0 && second.failures.first?["messages"] == .int(Int64(refused)))
+        #expect(second.messagesDelivered == 3000 - refused)
+    }
+}
+
+@Suite struct GzipTests {
+    @Test func roundTripsAndRefusesBadOrHugeInput() throws {
+        let text = Array(String(repeating: "cairn ", count: 10_000).utf8)
+        let packed = try Gzip.compress(text)
+        #expect(packed.count < text.count / 10)
+        #expect(Array(packed.prefix(2)) == [0x1F, 0x8B])  // a gzip member, as Content-Encoding: gzip means
+        #expect(try Gzip.decompress(packed, limit: text.count) == text)
+        // Two members back to back read as one body (RFC 1952 allows it).
+        #expect(try Gzip.decompress(packed + (try Gzip.compress(Array("!".utf8))), limit: text.count + 1) == text + Array("!".utf8))
+        #expect(throws: Gzip.Failure.self) { try Gzip.decompress(packed, limit: text.count - 1) }
+        #expect(throws: Gzip.Failure.self) { try Gzip.decompress(Array(packed.prefix(packed.count / 2)), limit: text.count) }
+        #expect(throws: Gzip.Failure.self) { try Gzip.decompress(Array("not gzip".utf8), limit: 100) }
     }
 }

@@ -1,5 +1,6 @@
 import CairnCore
 import CairnPostgres
+import CairnTesting
 import CairnWire
 import Foundation
 import Testing
@@ -74,6 +75,43 @@ import Glibc
             for service in ["postgres", "storage", "identity", "ingest", "reporting", "export"] {
                 #expect(status.stdout.contains(service))
             }
+        }
+    }
+
+    /// `cairn export segment --to` against a real HTTP endpoint: Basic auth with the write
+    /// key, gzip, every stored event once; a refused batch is named and the exit status is 2.
+    @Test func exportsToASegmentEndpointThroughTheCLI() async throws {
+        try await TestStack.with { stack in
+            #expect(try await stack.cli(["apps", "create", "acme"]).status == 0)
+            #expect(try await stack.cli(["ingest", fixtures + "/userpilot-sample.jsonl", "--app", "acme"]).status == 0)
+            #expect(try await stack.waitForCount(app: "acme", 14) == 14)
+            try await stack.waitForEmptySpool()
+
+            let receiver = try await TestReceiver()
+            let sent = try await stack.cli(["export", "segment", "--app", "acme", "--to", receiver.url, "--write-key", "secret-key", "--gzip"])
+            try await receiver.shutdown()
+            #expect(sent.status == 0, "\(sent.stderr)")
+            let requests = receiver.requests
+            #expect(requests.count == 1)
+            #expect(requests.first?.header("Authorization") == "Basic " + Data("secret-key:".utf8).base64EncodedString())
+            #expect(requests.first?.header("Content-Encoding") == "gzip")
+            let batch = try JSONParser.parse(try #require(requests.first).decodedBody())["batch"]?.arrayValue ?? []
+            let events = batch.filter { $0["type"] != "alias" }
+            #expect(events.count == 14)
+            #expect(Set(events.compactMap { $0["messageId"]?.stringValue }).count == 14)
+            #expect(sent.stdout.contains("delivered \(batch.count) of \(batch.count) messages in 1 batches"), "\(sent.stdout)")
+
+            let refusing = try await TestReceiver(script: [.init(status: 400, body: #"{"code":"invalid","message":"rejected here"}"#)])
+            let refused = try await stack.cli(["export", "segment", "--app", "acme", "--to", refusing.url, "--write-key", "k"])
+            try await refusing.shutdown()
+            #expect(refused.status == 2)
+            #expect(refused.stderr.contains("batch 1 (\(batch.count) messages) failed after 1 attempts: HTTP 400: "), "\(refused.stderr)")
+            #expect(refused.stderr.contains("rejected here"))
+            #expect(refusing.requests.count == 1)
+
+            let status = try await stack.cli(["status"])
+            #expect(status.stdout.contains("http_exports=2"))
+            #expect(!status.stdout.contains("secret-key"))
         }
     }
 

@@ -21,8 +21,9 @@ struct ExportOptions: ParsableArguments {
     @Option(name: .long, help: "End of the period (exclusive).")
     var until: String?
 
-    func params(out: String) -> JSON {
-        var object: JSONObject = ["app": .string(app), "out": .string(absolute(out))]
+    func params(out: String?) -> JSON {
+        var object: JSONObject = ["app": .string(app)]
+        if let out { object["out"] = .string(absolute(out)) }
         if let since { object["since"] = .string(since) }
         if let until { object["until"] = .string(until) }
         return .object(object)
@@ -34,29 +35,69 @@ struct ExportOptions: ParsableArguments {
 }
 
 extension CairnCommand.Export {
-    /// `cairn export segment --app A --out DIR`.
+    /// `cairn export segment --app A (--out DIR | --to URL --write-key K [--gzip])`.
     struct Segment: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write Segment /v1/batch files (batch-000001.json, …) into a directory.",
-            discussion: "Existing batch-*.json files in the directory are replaced.")
+            abstract: "Write Segment /v1/batch files into a directory, or POST the batches to a Segment-compatible endpoint.",
+            discussion: """
+                With --out, existing batch-*.json files in the directory are replaced. With --to, each batch is \
+                POSTed with Basic auth (the write key as the username); network errors, 408, 429 (honouring \
+                Retry-After) and 5xx are retried with exponential backoff and jitter, and any other 4xx fails \
+                the batch, which is reported. The export stops when the endpoint stays unavailable.
+                """)
 
         @OptionGroup var export: ExportOptions
 
         @Option(name: .long, help: "The directory to write batch files into.", completion: .directory)
-        var out: String
+        var out: String?
+
+        @Option(name: .long, help: "A Segment-compatible endpoint: a batch URL, or an origin such as https://api.segment.io.")
+        var to: String?
+
+        @Option(name: .customLong("write-key"), help: "The destination's write key (with --to).")
+        var writeKey: String?
+
+        @Flag(name: .long, help: "Send the batches gzip-compressed (with --to).")
+        var gzip = false
 
         @OptionGroup var connection: ConnectionOptions
 
+        func validate() throws {
+            guard (out == nil) != (to == nil) else { throw ValidationError("give exactly one of --out DIR or --to URL") }
+            if to != nil && (writeKey ?? "").isEmpty { throw ValidationError("--to needs --write-key") }
+        }
+
         func run() async throws {
-            let result = try await connection.call("export", "export.segment", export.params(out: out))
-            print("exported \(result["messages"]?.intValue ?? 0) messages in \(result["files"]?.intValue ?? 0) batch files to \(result["directory"]?.stringValue ?? out)"
-                  + ((result["truncated"]?.intValue ?? 0) > 0 ? " (\(result["truncated"]!.intValue!) cut down to fit 32000 bytes)" : ""))
-            if let skipped = result["skipped"]?.intValue, skipped > 0 {
-                for entry in result["skipped_events"]?.arrayValue ?? [] {
-                    printError("skipped \(entry["internal_event_id"]?.stringValue ?? "?"): \(entry["reason"]?.stringValue ?? "")")
+            if let to {
+                var params = export.params(out: nil).objectValue ?? JSONObject()
+                params["to"] = .string(to)
+                params["write_key"] = .optional(writeKey)
+                params["gzip"] = .bool(gzip)
+                let result = try await connection.call("export", "export.segment", .object(params))
+                let failed = result["failed_batches"]?.arrayValue ?? []
+                print("delivered \(result["delivered"]?.intValue ?? 0) of \(result["messages"]?.intValue ?? 0) messages in \(result["batches"]?.intValue ?? 0) batches to \(result["destination"]?.stringValue ?? to)")
+                for batch in failed {
+                    printError("batch \(batch["batch"]?.intValue ?? 0) (\(batch["messages"]?.intValue ?? 0) messages) failed after \(batch["attempts"]?.intValue ?? 0) attempts: "
+                               + "\(batch["status"]?.intValue.map { "HTTP \($0)" } ?? "no response"): \(batch["response"]?.stringValue ?? "")")
                 }
-                throw ExitCode(2)
+                if result["stopped"]?.boolValue == true { printError("stopped: the destination stayed unavailable; run the export again to resume (messageIds repeat, so the destination deduplicates)") }
+                try reportSkipped(result)
+                if !failed.isEmpty || result["stopped"]?.boolValue == true { throw ExitCode(2) }
+                return
             }
+            let result = try await connection.call("export", "export.segment", export.params(out: out))
+            print("exported \(result["messages"]?.intValue ?? 0) messages in \(result["files"]?.intValue ?? 0) batch files to \(result["directory"]?.stringValue ?? out ?? "")"
+                  + ((result["truncated"]?.intValue ?? 0) > 0 ? " (\(result["truncated"]!.intValue!) cut down to fit 32000 bytes)" : ""))
+            try reportSkipped(result)
+        }
+
+        /// Names the messages that could not be sent at all; exit status 2 when there are any.
+        private func reportSkipped(_ result: JSON) throws {
+            guard let skipped = result["skipped"]?.intValue, skipped > 0 else { return }
+            for entry in result["skipped_events"]?.arrayValue ?? [] {
+                printError("skipped \(entry["internal_event_id"]?.stringValue ?? "?"): \(entry["reason"]?.stringValue ?? "")")
+            }
+            throw ExitCode(2)
         }
     }
 

@@ -8,7 +8,8 @@ import Logging
 /// The export service: hands stored events on as Segment batch files or canonical JSON lines.
 ///
 /// Methods (params `app`, `since`, `until`, `out`):
-/// - `export.segment` writes numbered Segment batch files into the directory `out`;
+/// - `export.segment` writes numbered Segment batch files into the directory `out`, or, with
+///   `to` (a URL), `write_key` and `gzip`, POSTs the batches to a Segment-compatible endpoint;
 /// - `export.jsonl` writes the canonical events, one JSON object per line, to the file `out`.
 public enum ExportService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
@@ -19,14 +20,36 @@ public enum ExportService {
         var router = RPCRouter()
         router.register("export.segment") { params in
             let request = try ExportRequest(params: params)
-            let result = try await run(pool) { connection in try exportSegment(request, on: connection, logger: logger) }
-            counters.add("segment_exports")
+            let result: JSON
+            if let url = params["to"]?.stringValue {
+                guard let key = params["write_key"]?.stringValue else { throw RPCError.invalidParams("params.write_key is required with params.to") }
+                let destination = try SegmentHTTPDestination(url: url, writeKey: key, gzip: params["gzip"]?.boolValue ?? false)
+                var sender = HTTPBatchSender(destination: destination)
+                var summary = try await guarded { try await exportSegment(request, pool: pool, into: &sender, logger: logger) }
+                summary["destination"] = .string(destination.url)
+                summary["batches"] = .int(Int64(sender.batchesSent))
+                summary["delivered"] = .int(Int64(sender.messagesDelivered))
+                summary["failed_batches"] = .array(sender.failures)
+                result = .object(summary)
+                counters.add("http_exports")
+                counters.add("messages_delivered", Int64(sender.messagesDelivered))
+                counters.add("batches_failed", Int64(sender.failures.count))
+            } else {
+                guard request.out != nil else { throw RPCError.invalidParams("params.out (a directory) or params.to (a URL) is required") }
+                var writer = try BatchFileWriter(directory: request.out!, sentAt: .now())
+                var summary = try await guarded { try await exportSegment(request, pool: pool, into: &writer, logger: logger) }
+                summary["directory"] = .string(writer.directory)
+                summary["files"] = .int(Int64(writer.filesWritten))
+                result = .object(summary)
+                counters.add("segment_exports")
+            }
             counters.add("messages_exported", result["messages"]?.intValue ?? 0)
             return result
         }
         router.register("export.jsonl") { params in
             let request = try ExportRequest(params: params)
-            let result = try await run(pool) { connection in try exportJSONLines(request, on: connection) }
+            guard request.out != nil else { throw RPCError.invalidParams("params.out must be an absolute path") }
+            let result = try await guarded { try await pool.withConnection { connection in try exportJSONLines(request, on: connection) } }
             counters.add("jsonl_exports")
             counters.add("events_exported", result["events"]?.intValue ?? 0)
             return result
@@ -34,9 +57,10 @@ public enum ExportService {
         return ServiceParts(router: router, healthProblem: { await pool.healthProblem() })
     }
 
-    private static func run(_ pool: PostgresPool, _ body: @escaping @Sendable (PostgresConnection) throws -> JSON) async throws -> JSON {
+    /// Turns database failures into export errors that say what happened.
+    private static func guarded<T>(_ body: () async throws -> T) async throws -> T {
         do {
-            return try await pool.withConnection(body)
+            return try await body()
         } catch let error as PostgresError {
             throw RPCError.application(error.code == .unavailable ? "storage_unavailable" : "query_failed", error.message)
         } catch let error as RPCError {
@@ -50,13 +74,12 @@ public enum ExportService {
         var app: String
         var since: Timestamp?
         var until: Timestamp?
-        var out: String
+        var out: String?
 
         init(params: JSON) throws(RPCError) {
             guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
-            guard let out = params["out"]?.stringValue, out.hasPrefix("/") else {
-                throw RPCError.invalidParams("params.out must be an absolute path")
-            }
+            let out = params["out"]?.stringValue
+            if let out, !out.hasPrefix("/") { throw RPCError.invalidParams("params.out must be an absolute path") }
             self.app = app
             self.out = out
             let now = Timestamp.now()
@@ -70,42 +93,59 @@ public enum ExportService {
         }
     }
 
-    static func exportSegment(_ request: ExportRequest, on connection: PostgresConnection, logger: Logger) throws -> JSON {
-        var writer = try BatchFileWriter(directory: request.out, sentAt: .now())
-        var truncated = 0
-        var skipped: [JSON] = []
-        var links: [StoredAlias] = []
-        var nextLink = 0
-        /// Aliases go out in time order among the events: each before the first event after it.
-        func sendLinks(through time: Timestamp?) throws {
-            while nextLink < links.count, time.map({ links[nextLink].aliasedAt <= $0 }) ?? true {
-                try writer.append(JSON.object(SegmentMapper.message(for: links[nextLink])).serialized())
-                nextLink += 1
-            }
-        }
-        try StoredEvents(app: request.app, since: request.since, until: request.until).forEachPage(on: connection, aliases: { links = $0 }) { events in
-            for event in events {
-                try sendLinks(through: event.insertedAt)
-                guard let fitted = SegmentMapper.fitted(SegmentMapper.message(for: event)) else {
-                    skipped.append(["internal_event_id": .string(event.internalEventIdHex), "reason": "message larger than 32000 bytes even without properties"])
-                    continue
+    /// Every stored event of the period, and every alias, as Segment messages into `sink`, in
+    /// time order: one snapshot read through a cursor, with the sink's work (files, HTTP)
+    /// between fetches. Stops early when the sink says its destination is unavailable.
+    static func exportSegment<Sink: SegmentSink>(_ request: ExportRequest, pool: PostgresPool, into sink: inout Sink, logger: Logger) async throws -> JSONObject {
+        let reader = StoredEvents(app: request.app, since: request.since, until: request.until)
+        return try await pool.withSession { session in
+            var messages = 0
+            var truncated = 0
+            var skipped: [JSON] = []
+            var stopped = false
+            let links = try await session.run { try reader.open(on: $0) }
+            var nextLink = 0
+            /// Aliases go out in time order among the events: each before the first event after it.
+            func sendLinks(through time: Timestamp?) async throws {
+                while !stopped, nextLink < links.count, time.map({ links[nextLink].aliasedAt <= $0 }) ?? true {
+                    stopped = try await !sink.send(JSON.object(SegmentMapper.message(for: links[nextLink])).serialized())
+                    messages += 1
+                    nextLink += 1
                 }
-                if fitted.truncated { truncated += 1 }
-                try writer.append(fitted.bytes)
             }
-        } corrupt: { id, error in
-            logger.error("skipping unreadable stored event", metadata: ["internal_event_id": "\(id)", "error": "\(error)"])
-            skipped.append(["internal_event_id": .string(id), "reason": .string(error.description)])
+            pages: while let page = try await session.run({ try reader.nextPage(on: $0) }) {
+                for (id, error) in page.corrupt {
+                    logger.error("skipping unreadable stored event", metadata: ["internal_event_id": "\(id)", "error": "\(error)"])
+                    skipped.append(["internal_event_id": .string(id), "reason": .string(error.description)])
+                }
+                for event in page.events {
+                    try await sendLinks(through: event.insertedAt)
+                    if stopped { break pages }
+                    guard let fitted = SegmentMapper.fitted(SegmentMapper.message(for: event)) else {
+                        skipped.append(["internal_event_id": .string(event.internalEventIdHex), "reason": "message larger than 32000 bytes even without properties"])
+                        continue
+                    }
+                    if fitted.truncated { truncated += 1 }
+                    stopped = try await !sink.send(fitted.bytes)
+                    messages += 1
+                    if stopped { break pages }
+                }
+            }
+            try await sendLinks(through: nil)
+            if !stopped { stopped = try await !sink.finish() }
+            if stopped {
+                try await session.run { reader.abandon(on: $0) }
+            } else {
+                try await session.run { try reader.close(on: $0) }
+            }
+            return ["messages": .int(Int64(messages)), "truncated": .int(Int64(truncated)), "stopped": .bool(stopped),
+                    "skipped": .int(Int64(skipped.count)), "skipped_events": .array(Array(skipped.prefix(100)))]
         }
-        try sendLinks(through: nil)
-        try writer.flush()
-        return ["directory": .string(request.out), "files": .int(Int64(writer.filesWritten)),
-                "messages": .int(Int64(writer.messagesWritten)), "truncated": .int(Int64(truncated)),
-                "skipped": .int(Int64(skipped.count)), "skipped_events": .array(Array(skipped.prefix(100)))]
     }
 
     static func exportJSONLines(_ request: ExportRequest, on connection: PostgresConnection) throws -> JSON {
-        let temporary = request.out + ".tmp"
+        let out = request.out ?? ""
+        let temporary = out + ".tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: nil) , let handle = FileHandle(forWritingAtPath: temporary) else {
             throw RPCError.application("export_failed", "cannot create \(temporary)")
         }
@@ -121,13 +161,13 @@ public enum ExportService {
                 count += events.count
             } corrupt: { _, _ in }
             try handle.close()
-            _ = try? FileManager.default.removeItem(atPath: request.out)
-            try FileManager.default.moveItem(atPath: temporary, toPath: request.out)
+            _ = try? FileManager.default.removeItem(atPath: out)
+            try FileManager.default.moveItem(atPath: temporary, toPath: out)
         } catch {
             try? handle.close()
             try? FileManager.default.removeItem(atPath: temporary)
             throw error
         }
-        return ["file": .string(request.out), "events": .int(Int64(count))]
+        return ["file": .string(out), "events": .int(Int64(count))]
     }
 }

@@ -13,7 +13,7 @@ public struct StoredAlias: Sendable, Equatable {
 
 /// Reads stored events back as canonical events, in event-time order, through a server-side
 /// cursor in one read-only snapshot: one sort, constant memory, consistent under writes.
-public struct StoredEvents {
+public struct StoredEvents: Sendable {
     public var app: String
     public var since: Timestamp?
     public var until: Timestamp?
@@ -39,57 +39,84 @@ public struct StoredEvents {
         on connection: PostgresConnection, aliases: ([StoredAlias]) throws -> Void = { _ in },
         _ body: ([CanonicalEvent]) throws -> Void, corrupt: (String, EventError) -> Void
     ) throws {
-        try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         do {
-            try connection.execute("SET LOCAL TimeZone = 'UTC'")
-            guard let token = try connection.appToken(for: app) else {
-                throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            try aliases(try open(on: connection))
+            while let page = try nextPage(on: connection) {
+                for (id, error) in page.corrupt { corrupt(id, error) }
+                try body(page.events)
             }
-            var parameters: [String?] = [token]
-            var bounds: [(op: String, parameter: Int)] = []
-            if let since {
-                parameters.append(since.description)
-                bounds.append((">=", parameters.count))
-            }
-            if let until {
-                parameters.append(until.description)
-                bounds.append(("<", parameters.count))
-            }
-            /// The app and the period, on the time column `column`.
-            func conditions(_ column: String) -> String {
-                (["app_token = $1"] + bounds.map { "\(column) \($0.op) $\($0.parameter)" }).joined(separator: " AND ")
-            }
-            let links = try connection.execute("""
-                SELECT alias_id, user_id, aliased_at FROM identity_aliases
-                WHERE \(conditions("aliased_at"))
-                ORDER BY aliased_at, alias_kind, alias_id
-                """, parameters).rows
-            try aliases(links.compactMap { row in
-                guard let previous = row[0], let user = row[1], let at = row[2].flatMap({ Timestamp(parsing: $0) }) else { return nil }
-                return StoredAlias(appToken: token, previousId: previous, userId: user, aliasedAt: at)
-            })
-            try connection.execute(
-                "DECLARE export_cursor NO SCROLL CURSOR FOR SELECT \(Self.columns) FROM events WHERE \(conditions("inserted_at")) ORDER BY inserted_at, internal_event_id",
-                parameters)
-            while true {
-                let page = try connection.execute("FETCH \(pageSize) FROM export_cursor")
-                if page.rows.isEmpty { break }
-                var events: [CanonicalEvent] = []
-                events.reserveCapacity(page.rows.count)
-                for row in page.rows {
-                    do throws(EventError) {
-                        events.append(try Self.event(from: row))
-                    } catch {
-                        corrupt(row[2] ?? "?", error)
-                    }
-                }
-                try body(events)
-            }
-            try connection.execute("COMMIT")
+            try close(on: connection)
         } catch {
-            if connection.isHealthy { _ = try? connection.execute("ROLLBACK") }
+            abandon(on: connection)
             throw error
         }
+    }
+
+    /// One page of the cursor: the events that read back, and the ids of those that did not.
+    public struct Page: Sendable {
+        public var events: [CanonicalEvent]
+        public var corrupt: [(id: String, error: EventError)]
+    }
+
+    /// Starts the snapshot and the cursor; returns the identity links recorded in the period.
+    public func open(on connection: PostgresConnection) throws -> [StoredAlias] {
+        try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try connection.execute("SET LOCAL TimeZone = 'UTC'")
+        guard let token = try connection.appToken(for: app) else {
+            throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+        }
+        var parameters: [String?] = [token]
+        var bounds: [(op: String, parameter: Int)] = []
+        if let since {
+            parameters.append(since.description)
+            bounds.append((">=", parameters.count))
+        }
+        if let until {
+            parameters.append(until.description)
+            bounds.append(("<", parameters.count))
+        }
+        /// The app and the period, on the time column `column`.
+        func conditions(_ column: String) -> String {
+            (["app_token = $1"] + bounds.map { "\(column) \($0.op) $\($0.parameter)" }).joined(separator: " AND ")
+        }
+        let links = try connection.execute("""
+            SELECT alias_id, user_id, aliased_at FROM identity_aliases
+            WHERE \(conditions("aliased_at"))
+            ORDER BY aliased_at, alias_kind, alias_id
+            """, parameters).rows
+        try connection.execute(
+            "DECLARE export_cursor NO SCROLL CURSOR FOR SELECT \(Self.columns) FROM events WHERE \(conditions("inserted_at")) ORDER BY inserted_at, internal_event_id",
+            parameters)
+        return links.compactMap { row in
+            guard let previous = row[0], let user = row[1], let at = row[2].flatMap({ Timestamp(parsing: $0) }) else { return nil }
+            return StoredAlias(appToken: token, previousId: previous, userId: user, aliasedAt: at)
+        }
+    }
+
+    /// The next page of events in time order, or nil when the cursor is done.
+    public func nextPage(on connection: PostgresConnection) throws -> Page? {
+        let rows = try connection.execute("FETCH \(pageSize) FROM export_cursor").rows
+        if rows.isEmpty { return nil }
+        var page = Page(events: [], corrupt: [])
+        page.events.reserveCapacity(rows.count)
+        for row in rows {
+            do throws(EventError) {
+                page.events.append(try Self.event(from: row))
+            } catch {
+                page.corrupt.append((row[2] ?? "?", error))
+            }
+        }
+        return page
+    }
+
+    /// Ends the snapshot.
+    public func close(on connection: PostgresConnection) throws {
+        try connection.execute("COMMIT")
+    }
+
+    /// Ends the snapshot after a failure, leaving the connection reusable.
+    public func abandon(on connection: PostgresConnection) {
+        if connection.isHealthy { _ = try? connection.execute("ROLLBACK") }
     }
 
     static func event(from row: [String?]) throws(EventError) -> CanonicalEvent {
