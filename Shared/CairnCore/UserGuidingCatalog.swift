@@ -113,6 +113,12 @@ public enum UserGuidingCatalog {
         Kind(name: "ai assistant guide trigger", title: "AI Assistant Guide Trigger", fields: thread + guide + [pageUrl], inSegmentSource: false),
     ]
 
+    /// The properties seed 001 (Segment's UserGuiding source) types `int`; every other
+    /// property there is `str`. Export gives these as JSON integers when the value is one.
+    public static let segmentIntegerProperties: Set<String> = [
+        "guide_id", "hotspot_group_id", "hotspot_id", "checklist_id", "resource_center_id", "survey_id", "score",
+    ]
+
     public static let byName: [String: Kind] = Dictionary(uniqueKeysWithValues: kinds.map { ($0.name, $0) })
     public static let byTitle: [String: Kind] = Dictionary(uniqueKeysWithValues: kinds.map { ($0.title, $0) })
 }

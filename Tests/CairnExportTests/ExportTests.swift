@@ -52,6 +52,20 @@ import Testing
         #expect(SegmentMapper.message(for: event(.sessionStart))["event"] == "Session Started")
     }
 
+    /// Seed 001: `Guide Started` carries `guide_id` (int), `guide_name` and `page_url` (str),
+    /// and `user_id`; an id that is not a number stays a string.
+    @Test func userGuidingEventsKeepTheSegmentSourceNamesAndTypes() {
+        let guide = SegmentMapper.message(for: event(.track, "Guide Started", metadata: ["guide_id": "12", "guide_name": "Tour", "page_url": "https://a.io/x"]))
+        #expect(guide["event"] == "Guide Started")
+        #expect(guide["properties"] == ["guide_id": 12, "guide_name": "Tour", "page_url": "https://a.io/x", "user_id": "u1"])
+        let answer = SegmentMapper.message(for: event(.track, "Survey Question Answer", metadata: ["survey_id": "s-9", "question_id": "7", "score": 9]))
+        #expect(answer["properties"]?["survey_id"] == "s-9")
+        #expect(answer["properties"]?["question_id"] == "7")  // seed 001 types it str
+        #expect(answer["properties"]?["score"] == 9)
+        // Any other track event keeps its values as they are.
+        #expect(SegmentMapper.message(for: event(.track, "Clicked", metadata: ["guide_id": "12"]))["properties"]?["guide_id"] == "12")
+    }
+
     @Test func cutsDownOversizedMessagesByTheDocumentedRule() throws {
         let long = String(repeating: "x", count: 40_000)
         let fitted = try #require(SegmentMapper.fitted(SegmentMapper.message(for: event(.track, "Big", metadata: ["blob": .string(long)]))))

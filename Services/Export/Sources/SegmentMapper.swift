@@ -4,7 +4,7 @@ import CairnCore
 ///
 /// | canonical | Segment |
 /// |---|---|
-/// | `track` | `track`, the event's own name |
+/// | `track` | `track`, the event's own name; UserGuiding events with seed 001's property types |
 /// | `interaction` | `track`, `{Entity} {Status}` (e.g. `Experience Dismissed`) with `{entity}_id` |
 /// | `track_feature` | `track` `Feature Used` with `feature_id` |
 /// | `session_start` | `track` `Session Started` with `session` |
@@ -30,7 +30,7 @@ public enum SegmentMapper {
         case .track:
             message.append("type", "track")
             message.append("event", .string(event.eventName))
-            message.append("properties", .object(properties))
+            message.append("properties", .object(UserGuidingCatalog.byTitle[event.eventName] == nil ? properties : userGuidingTyped(properties, userId: event.userId)))
         case .interaction:
             let parts = event.eventName.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
             let entity = parts.first ?? "interaction"
@@ -91,6 +91,22 @@ public enum SegmentMapper {
             "timestamp": .string(alias.aliasedAt.iso8601Milliseconds),
             "context": ["integration": ["name": "cairn", "version": .string(exporterVersion)]],
         ]
+    }
+
+    /// A UserGuiding event's properties as Segment's UserGuiding source sends them (seed 001):
+    /// the ids and score it types `int` as integers where the value is one, and `user_id`.
+    static func userGuidingTyped(_ properties: JSONObject, userId: String?) -> JSONObject {
+        var typed = JSONObject()
+        for (key, value) in properties {
+            if UserGuidingCatalog.segmentIntegerProperties.contains(key), let text = value.stringValue,
+               let number = Int64(text), String(number) == text {
+                typed[key] = .int(number)
+            } else {
+                typed[key] = value
+            }
+        }
+        if typed["user_id"] == nil, let userId { typed["user_id"] = .string(userId) }
+        return typed
     }
 
     static func context(for event: CanonicalEvent) -> JSONObject {
