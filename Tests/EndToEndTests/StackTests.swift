@@ -115,6 +115,40 @@ import Glibc
         }
     }
 
+    /// Events exported as Segment batches and ingested again as Segment messages into a
+    /// second app answer the same questions: the same people per day, the same funnel, the
+    /// same guide engagement.
+    @Test func aSegmentExportRoundTripsIntoTheSameReportNumbers() async throws {
+        try await TestStack.with { stack in
+            for app in ["origin", "copy"] { #expect(try await stack.cli(["apps", "create", app]).status == 0) }
+            for fixture in ["identity.jsonl", "userguiding.jsonl", "segment.jsonl"] {
+                #expect(try await stack.cli(["ingest", fixtures + "/" + fixture, "--app", "origin"]).status == 0)
+            }
+            try await stack.waitForEmptySpool()
+            let out = stack.directory + "/round-trip"
+            let exported = try await stack.cli(["export", "segment", "--app", "origin", "--out", out])
+            #expect(exported.status == 0, "\(exported.stderr)")
+            for file in try FileManager.default.contentsOfDirectory(atPath: out).sorted() {
+                let ingested = try await stack.cli(["ingest", out + "/" + file, "--app", "copy", "--format", "segment"])
+                #expect(ingested.status == 0, "\(ingested.stdout) \(ingested.stderr)")
+            }
+            try await stack.waitForEmptySpool()
+            let questions: [[String]] = [
+                ["report", "uniques", "--by", "day"],
+                ["report", "funnel", "--step", "Signup Started", "--step", "Signup Completed"],
+                ["report", "engagement", "--entity", "flow"],
+                ["report", "users", "--did", "Guide Started"],
+            ]
+            for question in questions {
+                let original = try await stack.cli(question + ["--app", "origin", "--format", "json"])
+                let copy = try await stack.cli(question + ["--app", "copy", "--format", "json"])
+                #expect(original.status == 0 && copy.status == 0, "\(question): \(original.stderr) \(copy.stderr)")
+                #expect(try JSONParser.parse(original.stdout)["rows"]?.arrayValue?.isEmpty == false, "\(question) has no rows")
+                #expect(copy.stdout == original.stdout, "\(question):\n\(original.stdout)\n\(copy.stdout)")
+            }
+        }
+    }
+
     @Test func killedStorageIsRestartedWithNothingLostOrDoubled() async throws {
         try await TestStack.with { stack in
             let file = stack.directory + "/load.jsonl"

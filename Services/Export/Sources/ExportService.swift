@@ -105,9 +105,11 @@ public enum ExportService {
             var stopped = false
             let links = try await session.run { try reader.open(on: $0) }
             var nextLink = 0
-            /// Aliases go out in time order among the events: each before the first event after it.
-            func sendLinks(through time: Timestamp?) async throws {
-                while !stopped, nextLink < links.count, time.map({ links[nextLink].aliasedAt <= $0 }) ?? true {
+            /// Aliases go out in time order among the events: each after the events of its own
+            /// time and before the first later one. After, because re-ingested Segment turns an
+            /// alias into an identify that would otherwise shadow the real identify of that instant.
+            func sendLinks(before time: Timestamp?) async throws {
+                while !stopped, nextLink < links.count, time.map({ links[nextLink].aliasedAt < $0 }) ?? true {
                     stopped = try await !sink.send(JSON.object(SegmentMapper.message(for: links[nextLink])).serialized())
                     messages += 1
                     nextLink += 1
@@ -119,7 +121,7 @@ public enum ExportService {
                     skipped.append(["internal_event_id": .string(id), "reason": .string(error.description)])
                 }
                 for event in page.events {
-                    try await sendLinks(through: event.insertedAt)
+                    try await sendLinks(before: event.insertedAt)
                     if stopped { break pages }
                     guard let fitted = SegmentMapper.fitted(SegmentMapper.message(for: event)) else {
                         skipped.append(["internal_event_id": .string(event.internalEventIdHex), "reason": "message larger than 32000 bytes even without properties"])
@@ -131,7 +133,7 @@ public enum ExportService {
                     if stopped { break pages }
                 }
             }
-            try await sendLinks(through: nil)
+            try await sendLinks(before: nil)
             if !stopped { stopped = try await !sink.finish() }
             if stopped {
                 try await session.run { reader.abandon(on: $0) }
