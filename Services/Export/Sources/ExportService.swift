@@ -35,12 +35,14 @@ public enum ExportService {
                 counters.add("messages_delivered", Int64(sender.messagesDelivered))
                 counters.add("batches_failed", Int64(sender.failures.count))
             } else {
-                guard request.out != nil else { throw RPCError.invalidParams("params.out (a directory) or params.to (a URL) is required") }
-                var writer = try BatchFileWriter(directory: request.out!, sentAt: .now())
-                var summary = try await guarded { try await exportSegment(request, pool: pool, into: &writer, logger: logger) }
-                summary["directory"] = .string(writer.directory)
-                summary["files"] = .int(Int64(writer.filesWritten))
-                result = .object(summary)
+                guard let out = request.out else { throw RPCError.invalidParams("params.out (a directory) or params.to (a URL) is required") }
+                result = .object(try await guarded {
+                    var writer = try BatchFileWriter(directory: out, sentAt: .now())
+                    var summary = try await exportSegment(request, pool: pool, into: &writer, logger: logger)
+                    summary["directory"] = .string(writer.directory)
+                    summary["files"] = .int(Int64(writer.filesWritten))
+                    return summary
+                })
                 counters.add("segment_exports")
             }
             counters.add("messages_exported", result["messages"]?.intValue ?? 0)
@@ -48,8 +50,8 @@ public enum ExportService {
         }
         router.register("export.jsonl") { params in
             let request = try ExportRequest(params: params)
-            guard request.out != nil else { throw RPCError.invalidParams("params.out must be an absolute path") }
-            let result = try await guarded { try await pool.withConnection { connection in try exportJSONLines(request, on: connection) } }
+            guard let out = request.out else { throw RPCError.invalidParams("params.out must be an absolute path") }
+            let result = try await guarded { try await pool.withConnection { connection in try exportJSONLines(request, to: out, on: connection) } }
             counters.add("jsonl_exports")
             counters.add("events_exported", result["events"]?.intValue ?? 0)
             return result
@@ -145,8 +147,7 @@ public enum ExportService {
         }
     }
 
-    static func exportJSONLines(_ request: ExportRequest, on connection: PostgresConnection) throws -> JSON {
-        let out = request.out ?? ""
+    static func exportJSONLines(_ request: ExportRequest, to out: String, on connection: PostgresConnection) throws -> JSON {
         let temporary = out + ".tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: nil) , let handle = FileHandle(forWritingAtPath: temporary) else {
             throw RPCError.application("export_failed", "cannot create \(temporary)")
