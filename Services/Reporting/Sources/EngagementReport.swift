@@ -51,21 +51,32 @@ public struct EngagementReport: Sendable {
         }
     }
 
-    /// The conditions that keep only the events that can be this entity's, so that the
-    /// classifier runs on those alone and indexes on event names apply; parameters from `first`.
-    private func candidates(startingAt first: Int) -> (sql: String, parameters: [String?]) {
+    /// The app's events in the period that can be this entity's, classified, as a subquery
+    /// with `person`, `tool`, `id` and `stages` (plus `extra` columns). Parameters: `$1` the
+    /// app, `$2` the entity, `$3` the id or NULL, then the name filters and the period. Only
+    /// events whose names can match reach the classifier, so indexes on names apply.
+    private func classifiedEvents(token: String, extra: String = "") -> (sql: String, parameters: [String?]) {
+        var parameters: [String?] = [token, entity.rawValue, id]
         // LIKE patterns: the prefix literally (`_` escaped), then ':'.
         let patterns = EngagementCatalog.userpilotPrefixes.filter { $0.entity == entity }.map {
             $0.prefix.split(separator: "_", omittingEmptySubsequences: false).joined(separator: "\\_") + ":%"
         }
-        let names = Array(Set(EngagementCatalog.namedEvents.filter { $0.entity == entity }.map(\.event))).sorted()
-        var parameters: [String?] = [PostgresArray.text(names)]
-        var alternatives = ["event_name = ANY($\(first)::text[])"]
+        parameters.append(PostgresArray.text(Array(Set(EngagementCatalog.namedEvents.filter { $0.entity == entity }.map(\.event))).sorted()))
+        var alternatives = ["r.event_name = ANY($\(parameters.count)::text[])"]
         for pattern in patterns {
             parameters.append(pattern)
-            alternatives.append("(event_type = 'interaction' AND event_name LIKE $\(first + parameters.count - 1))")
+            alternatives.append("(r.event_type = 'interaction' AND r.event_name LIKE $\(parameters.count))")
         }
-        return ("(" + alternatives.joined(separator: " OR ") + ")", parameters)
+        let time = scope.timeFilter(startingAt: parameters.count + 1, column: "r.inserted_at")
+        parameters += time.parameters
+        let conditions = ["r.app_token = $1", "r.person IS NOT NULL", "(" + alternatives.joined(separator: " OR ") + ")"] + time.clauses
+        let sql = """
+            (SELECT r.person, cairn_engagement_tool($2, r.event_type) AS tool, cairn_engagement_id($2, r.event_type, r.event_name, r.metadata) AS id,
+                    cairn_engagement_stages($2, r.event_type, r.event_name, r.metadata) AS stages\(extra)
+             FROM events_resolved r
+             WHERE \(conditions.joined(separator: " AND "))) AS classified
+            """
+        return (sql, parameters)
     }
 
     /// People per (tool, id, stage).
@@ -79,17 +90,10 @@ public struct EngagementReport: Sendable {
                 GROUP BY 1, 2, 3
                 """
         } else {
-            let filter = candidates(startingAt: 4)
-            parameters += filter.parameters
-            let time = scope.timeFilter(startingAt: parameters.count + 1)
-            parameters += time.parameters
+            let events = classifiedEvents(token: token)
+            parameters = events.parameters
             sql = """
-                SELECT tool, id, stage, count(DISTINCT person) FROM (
-                    SELECT cairn_engagement_tool($2, r.event_type) AS tool, cairn_engagement_id($2, r.event_type, r.event_name, r.metadata) AS id,
-                           cairn_engagement_stages($2, r.event_type, r.event_name, r.metadata) AS stages, r.person
-                    FROM events_resolved r
-                    WHERE \((["r.app_token = $1", "r.person IS NOT NULL", filter.sql] + time.clauses).joined(separator: " AND "))
-                ) s CROSS JOIN unnest(s.stages) AS stage
+                SELECT tool, id, stage, count(DISTINCT person) FROM \(events.sql) CROSS JOIN unnest(classified.stages) AS stage
                 WHERE $3::text IS NULL OR id = $3
                 GROUP BY 1, 2, 3
                 """
@@ -101,22 +105,12 @@ public struct EngagementReport: Sendable {
 
     /// Every sighting of the entity in the period, oldest first, with its attributes.
     private func sightings(token: String, on connection: PostgresConnection) throws -> [Sighting] {
-        var parameters: [String?] = [token, entity.rawValue, id]
-        let filter = candidates(startingAt: 4)
-        parameters += filter.parameters
-        let time = scope.timeFilter(startingAt: parameters.count + 1)
-        parameters += time.parameters
+        let events = classifiedEvents(token: token, extra: ", (extract(epoch FROM r.inserted_at) * 1000000)::bigint AS time, r.internal_event_id, r.metadata::text AS metadata")
         let rows = try connection.execute("""
-            SELECT person, tool, id, array_to_string(stages, ','), time, metadata FROM (
-                SELECT r.person, cairn_engagement_tool($2, r.event_type) AS tool, cairn_engagement_id($2, r.event_type, r.event_name, r.metadata) AS id,
-                       cairn_engagement_stages($2, r.event_type, r.event_name, r.metadata) AS stages,
-                       (extract(epoch FROM r.inserted_at) * 1000000)::bigint AS time, r.internal_event_id, r.metadata::text AS metadata
-                FROM events_resolved r
-                WHERE \((["r.app_token = $1", "r.person IS NOT NULL", filter.sql] + time.clauses).joined(separator: " AND "))
-            ) s
+            SELECT person, tool, id, array_to_string(stages, ','), time, metadata FROM \(events.sql)
             WHERE stages IS NOT NULL AND ($3::text IS NULL OR id = $3)
             ORDER BY time, internal_event_id
-            """, parameters).rows
+            """, events.parameters).rows
         return rows.compactMap { row in
             guard let person = row[0], let time = row[4].flatMap({ Int64($0) }) else { return nil }
             let stages = Set((row[3] ?? "").split(separator: ",").map(String.init))

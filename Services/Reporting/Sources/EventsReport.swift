@@ -36,13 +36,10 @@ public struct EventsReport: Sendable {
         }
     }
 
-    /// The WHERE conditions and their parameters, numbered from `first` (`$first` is the app).
-    private func filter(token: String, startingAt first: Int) -> (clauses: [String], parameters: [String?]) {
-        var clauses = ["app_token = $\(first)"]
-        var parameters: [String?] = [token]
-        let time = scope.timeFilter(startingAt: first + 1)
-        clauses += time.clauses
-        parameters += time.parameters
+    /// The `--event` and `--type` conditions and their parameters, numbered from `first`.
+    private func nameAndType(startingAt first: Int) -> (clauses: [String], parameters: [String?]) {
+        var clauses: [String] = []
+        var parameters: [String?] = []
         if let eventName {
             parameters.append(eventName)
             clauses.append("event_name = $\(first + parameters.count - 1)")
@@ -54,21 +51,21 @@ public struct EventsReport: Sendable {
         return (clauses, parameters)
     }
 
+    /// The WHERE conditions and their parameters, numbered from `first` (`$first` is the app).
+    private func filter(token: String, startingAt first: Int) -> (clauses: [String], parameters: [String?]) {
+        let time = scope.timeFilter(startingAt: first + 1)
+        let named = nameAndType(startingAt: first + 1 + time.parameters.count)
+        return (["app_token = $\(first)"] + time.clauses + named.clauses, [token] + time.parameters + named.parameters)
+    }
+
     /// The app's events in the period as `(inserted_at, event_type, event_name, n)`: whole UTC
     /// hours from `rollup_event_counts` (with `inserted_at` the hour), and the partial hours
     /// at either end of the period one event at a time from `events`. Parameters from `first`.
     private func hourlySource(token: String, startingAt first: Int) -> (sql: String, parameters: [String?]) {
         let (app, since, until) = ("$\(first)", "$\(first + 1)::timestamptz", "$\(first + 2)::timestamptz")
-        var parameters: [String?] = [token, scope.sinceText, scope.untilText]
-        var filters = ""
-        if let eventName {
-            parameters.append(eventName)
-            filters += " AND event_name = $\(first + parameters.count - 1)"
-        }
-        if let eventType {
-            parameters.append(eventType.rawValue)
-            filters += " AND event_type = $\(first + parameters.count - 1)"
-        }
+        let named = nameAndType(startingAt: first + 3)
+        let parameters: [String?] = [token, scope.sinceText, scope.untilText] + named.parameters
+        let filters = named.clauses.map { " AND " + $0 }.joined()
         let firstWholeHour = "(date_trunc('hour', \(since) AT TIME ZONE 'UTC' - interval '1 microsecond') AT TIME ZONE 'UTC' + interval '1 hour')"
         let lastWholeHourEnd = "(date_trunc('hour', \(until) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
         let sql = """

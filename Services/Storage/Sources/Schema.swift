@@ -253,7 +253,8 @@ public enum Schema {
     /// People and companies are resolved through `events_resolved`, so they change when an
     /// alias, a merge or a membership does: those writes re-derive the rows of every person
     /// they touch from that person's events. One advisory lock serialises the maintenance, so
-    /// two writers never derive from snapshots that miss each other's rows.
+    /// two writers never derive from snapshots that miss each other's rows. A person listed
+    /// twice for re-derivation is harmless: each step deletes or inserts a row once.
     static let rollups: [String] = [
         """
         CREATE TABLE rollup_event_counts (
@@ -294,9 +295,18 @@ public enum Schema {
             PRIMARY KEY (app_token, person, company)
         )
         """,
+        // Every rollup maintenance starts here: the lock that serialises it, and this
+        // session's scratch tables (emptied at commit): the events to add, their resolved rows,
+        // and the people to re-derive.
         """
-        CREATE FUNCTION cairn_rollup_lock() RETURNS void LANGUAGE sql AS $$
-            SELECT pg_advisory_xact_lock(72617001)
+        CREATE FUNCTION cairn_rollup_begin() RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_advisory_xact_lock(72617001);
+            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_keys (app_token text, internal_event_id bigint, inserted_at timestamptz) ON COMMIT DELETE ROWS;
+            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_delta (app_token text, inserted_at timestamptz, person text, company text,
+                event_type text, event_name text, metadata jsonb) ON COMMIT DELETE ROWS;
+            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_affected (app_token text, person text) ON COMMIT DELETE ROWS;
+        END
         $$
         """,
         // A JSON value as a number: a JSON number, or a string that spells one; otherwise NULL.
@@ -329,7 +339,7 @@ public enum Schema {
             IF TG_OP = 'UPDATE' AND OLD.type = NEW.type THEN
                 RETURN NULL;
             END IF;
-            PERFORM cairn_rollup_lock();
+            PERFORM cairn_rollup_begin();
             IF TG_OP IN ('UPDATE', 'DELETE') THEN
                 DELETE FROM rollup_attribute_values v WHERE v.app_token = OLD.app_token AND v.attribute = OLD.name;
             END IF;
@@ -363,9 +373,6 @@ public enum Schema {
         """
         CREATE FUNCTION cairn_rollup_add_keyed(only_affected boolean) RETURNS void LANGUAGE plpgsql AS $$
         BEGIN
-            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_affected (app_token text, person text) ON COMMIT DELETE ROWS;
-            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_delta (app_token text, inserted_at timestamptz, person text, company text,
-                event_type text, event_name text, metadata jsonb) ON COMMIT DELETE ROWS;
             DELETE FROM cairn_rollup_delta;
             INSERT INTO cairn_rollup_delta
             SELECT r.app_token, r.inserted_at, r.person, r.company, r.event_type, r.event_name, r.metadata
@@ -407,7 +414,6 @@ public enum Schema {
         """
         CREATE FUNCTION cairn_rollup_refresh() RETURNS void LANGUAGE plpgsql AS $$
         BEGIN
-            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_keys (app_token text, internal_event_id bigint, inserted_at timestamptz) ON COMMIT DELETE ROWS;
             WITH removed AS (
                 DELETE FROM rollup_person_periods r USING cairn_rollup_affected a WHERE r.app_token = a.app_token AND r.person = a.person
                 RETURNING r.app_token, r.grain, r.period
@@ -440,7 +446,7 @@ public enum Schema {
         """
         CREATE FUNCTION cairn_rollup_events_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM cairn_rollup_lock();
+            PERFORM cairn_rollup_begin();
             INSERT INTO rollup_event_counts AS c (app_token, hour, event_type, event_name, events)
             SELECT app_token, date_trunc('hour', inserted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', event_type, event_name, count(*)
             FROM new_rows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
@@ -449,7 +455,6 @@ public enum Schema {
             SELECT n.app_token, n.event_name, a.name, n.inserted_at, n.internal_event_id, cairn_jsonb_numeric(n.metadata -> a.name)
             FROM new_rows n JOIN app_attributes a ON a.app_token = n.app_token AND a.type = 'number' AND n.metadata ? a.name
             ON CONFLICT DO NOTHING;
-            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_keys (app_token text, internal_event_id bigint, inserted_at timestamptz) ON COMMIT DELETE ROWS;
             INSERT INTO cairn_rollup_keys SELECT app_token, internal_event_id, inserted_at FROM new_rows;
             PERFORM cairn_rollup_add_keyed(false);
             RETURN NULL;
@@ -459,7 +464,7 @@ public enum Schema {
         """
         CREATE FUNCTION cairn_rollup_events_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM cairn_rollup_lock();
+            PERFORM cairn_rollup_begin();
             UPDATE rollup_event_counts c SET events = c.events - o.n
             FROM (SELECT app_token, date_trunc('hour', inserted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, event_type, event_name, count(*) AS n
                   FROM old_rows GROUP BY 1, 2, 3, 4) o
@@ -467,7 +472,6 @@ public enum Schema {
             DELETE FROM rollup_event_counts WHERE events <= 0;
             DELETE FROM rollup_attribute_values v USING old_rows o
             WHERE v.app_token = o.app_token AND v.event_name = o.event_name AND v.inserted_at = o.inserted_at AND v.internal_event_id = o.internal_event_id;
-            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_affected (app_token text, person text) ON COMMIT DELETE ROWS;
             -- Everyone the deleted rows may have counted for: their raw ids and what those resolve to.
             INSERT INTO cairn_rollup_affected
             WITH raw AS (
@@ -486,8 +490,7 @@ public enum Schema {
         """
         CREATE FUNCTION cairn_rollup_aliases_changed() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM cairn_rollup_lock();
-            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_affected (app_token text, person text) ON COMMIT DELETE ROWS;
+            PERFORM cairn_rollup_begin();
             IF TG_OP IN ('INSERT', 'UPDATE') THEN
                 INSERT INTO cairn_rollup_affected
                 SELECT app_token, user_id FROM new_rows
@@ -498,8 +501,6 @@ public enum Schema {
                 SELECT app_token, user_id FROM old_rows
                 UNION SELECT app_token, CASE WHEN alias_kind = 'anonymous' THEN 'anonymous:' || alias_id ELSE alias_id END FROM old_rows;
             END IF;
-            DELETE FROM cairn_rollup_affected a USING cairn_rollup_affected b
-            WHERE a.ctid > b.ctid AND a.app_token = b.app_token AND a.person = b.person;
             PERFORM cairn_rollup_refresh();
             RETURN NULL;
         END
@@ -509,8 +510,7 @@ public enum Schema {
         """
         CREATE FUNCTION cairn_rollup_memberships_changed() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM cairn_rollup_lock();
-            CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_affected (app_token text, person text) ON COMMIT DELETE ROWS;
+            PERFORM cairn_rollup_begin();
             IF TG_OP = 'INSERT' THEN
                 INSERT INTO cairn_rollup_affected SELECT DISTINCT app_token, user_id FROM new_rows;
             ELSIF TG_OP = 'UPDATE' THEN
@@ -540,7 +540,7 @@ public enum Schema {
         SELECT app_token, date_trunc('hour', inserted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', event_type, event_name, count(*) FROM events GROUP BY 1, 2, 3, 4
         """,
         // Every existing event through the same path new ones take.
-        "CREATE TEMP TABLE IF NOT EXISTS cairn_rollup_keys (app_token text, internal_event_id bigint, inserted_at timestamptz) ON COMMIT DELETE ROWS",
+        "SELECT cairn_rollup_begin()",
         "INSERT INTO cairn_rollup_keys SELECT app_token, internal_event_id, inserted_at FROM events",
         "SELECT cairn_rollup_add_keyed(false)",
         """
