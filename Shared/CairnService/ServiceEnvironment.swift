@@ -1,3 +1,4 @@
+import CairnCore
 import CairnWire
 import Foundation
 
@@ -14,14 +15,30 @@ public struct ServiceEnvironment: Sendable {
     public var maximumFrameSize: Int
     /// `CAIRN_SUPERVISOR_PID`: set by the supervisor so a child can notice it died.
     public var supervisorPID: Int32?
+    /// `CAIRN_SERVICE_SETTINGS`: the service's `settings` object from the stack file, as JSON
+    /// text; nil when the stack file gives none.
+    public var settingsText: String?
+
+    public static let settingsVariable = "CAIRN_SERVICE_SETTINGS"
 
     public init(dataDirectory: String, runDirectory: String? = nil, databaseURL: String? = nil,
-                maximumFrameSize: Int = Framing.defaultMaximumFrameSize, supervisorPID: Int32? = nil) {
+                maximumFrameSize: Int = Framing.defaultMaximumFrameSize, supervisorPID: Int32? = nil, settingsText: String? = nil) {
         self.dataDirectory = dataDirectory
         self.runDirectory = runDirectory ?? Self.defaultRunDirectory(dataDirectory: dataDirectory)
         self.databaseURL = databaseURL
         self.maximumFrameSize = maximumFrameSize
         self.supervisorPID = supervisorPID
+        self.settingsText = settingsText
+    }
+
+    /// The service's settings object (empty without any); a text that is not a JSON object is
+    /// a configuration error.
+    public func settings() throws -> JSONObject {
+        guard let settingsText else { return JSONObject() }
+        guard case .object(let object)? = try? JSONParser.parse(Array(settingsText.utf8)) else {
+            throw RPCError.application("configuration", "\(Self.settingsVariable) is not a JSON object")
+        }
+        return object
     }
 
     /// Reads the `CAIRN_*` variables.
@@ -32,7 +49,8 @@ public struct ServiceEnvironment: Sendable {
             runDirectory: environment["CAIRN_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 },
             databaseURL: environment["CAIRN_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 },
             maximumFrameSize: environment["CAIRN_MAX_FRAME_BYTES"].flatMap { Int($0) } ?? Framing.defaultMaximumFrameSize,
-            supervisorPID: environment["CAIRN_SUPERVISOR_PID"].flatMap { Int32($0) })
+            supervisorPID: environment["CAIRN_SUPERVISOR_PID"].flatMap { Int32($0) },
+            settingsText: environment[settingsVariable].flatMap { $0.isEmpty ? nil : $0 })
     }
 
     public static func defaultRunDirectory(dataDirectory: String) -> String {

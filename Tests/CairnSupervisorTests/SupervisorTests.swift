@@ -16,6 +16,14 @@ import Glibc
         #expect(stack.services.map(\.name) == ["storage", "identity", "ingest", "reporting"])
         #expect(stack.services[0].executable == "cairn-storage")
         #expect(stack.services[3].restart == .onFailure)
+        #expect(stack.services.allSatisfy { $0.settings == nil })
+    }
+
+    @Test func keepsAServicesSettingsForIt() throws {
+        let stack = try StackFile.parse(try JSONParser.parse("""
+            {"services": [{"name": "export", "settings": {"destinations": [{"name": "w", "app": "acme"}]}}]}
+            """), origin: "test")
+        #expect(stack.services[0].settings?["destinations"]?.arrayValue?.first?["app"] == "acme")
     }
 
     @Test(arguments: [
@@ -25,6 +33,7 @@ import Glibc
         #"{"services": [{"name": "a"}, {"name": "a"}]}"#,
         #"{"services": [{"name": "a", "restart": "sometimes"}]}"#,
         #"{"services": [{"name": "a", "env": {"X": 1}}]}"#,
+        #"{"services": [{"name": "a", "settings": [1]}]}"#,
     ])
     func refusesBrokenStacks(_ text: String) throws {
         let value = try JSONParser.parse(text)

@@ -5,18 +5,22 @@ import NIOPosix
 import Synchronization
 
 /// A real HTTP/1.1 server on 127.0.0.1 that records every request it gets and answers each
-/// with the next scripted reply (then `200 {"success":true}` once the script runs out): a
-/// Segment-compatible endpoint whose failures a test chooses.
+/// with the next scripted reply (then `afterScript`, by default `200 {"success":true}`, once
+/// the script runs out): a Segment-compatible endpoint whose failures a test chooses.
 public final class TestReceiver: Sendable {
     public struct Reply: Sendable {
         public var status: Int
         public var headers: [(String, String)]
         public var body: String
+        /// How long the server waits before answering: a slow endpoint, so a test can act
+        /// while a request is in flight.
+        public var delay: Duration
 
-        public init(status: Int, headers: [(String, String)] = [], body: String = #"{"success":true}"#) {
+        public init(status: Int, headers: [(String, String)] = [], body: String = #"{"success":true}"#, delay: Duration = .zero) {
             self.status = status
             self.headers = headers
             self.body = body
+            self.delay = delay
         }
     }
 
@@ -37,12 +41,12 @@ public final class TestReceiver: Sendable {
 
     /// What the server has seen, and what it answers next; shared with every connection.
     final class Recorder: Sendable {
-        let state = Mutex<(script: [Reply], requests: [Request])>(([], []))
+        let state = Mutex<(script: [Reply], afterScript: Reply, requests: [Request])>(([], Reply(status: 200), []))
 
         func record(_ request: Request) -> Reply {
             state.withLock { state in
                 state.requests.append(request)
-                return state.script.isEmpty ? Reply(status: 200) : state.script.removeFirst()
+                return state.script.isEmpty ? state.afterScript : state.script.removeFirst()
             }
         }
     }
@@ -51,8 +55,11 @@ public final class TestReceiver: Sendable {
     private let channel: any Channel
     public let port: Int
 
-    public init(script: [Reply] = []) async throws {
-        recorder.state.withLock { $0.script = script }
+    public init(script: [Reply] = [], afterScript: Reply = Reply(status: 200)) async throws {
+        recorder.state.withLock {
+            $0.script = script
+            $0.afterScript = afterScript
+        }
         let recorder = self.recorder
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -96,12 +103,21 @@ public final class TestReceiver: Sendable {
                 guard let head else { return }
                 let reply = recorder.record(Request(method: "\(head.method)", uri: head.uri,
                                                     headers: head.headers.map { ($0.name, $0.value) }, body: body))
+                self.head = nil
                 var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(reply.body.utf8.count))])
                 for (name, value) in reply.headers { headers.add(name: name, value: value) }
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: reply.status), headers: headers))), promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-                self.head = nil
+                let response = HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: reply.status), headers: headers)
+                let answer = { [self] in
+                    context.write(wrapOutboundOut(.head(response)), promise: nil)
+                    context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
+                    context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                }
+                if reply.delay > .zero {
+                    let loopBound = NIOLoopBound(answer, eventLoop: context.eventLoop)
+                    context.eventLoop.scheduleTask(in: TimeAmount(reply.delay)) { loopBound.value() }
+                } else {
+                    answer()
+                }
             }
         }
     }

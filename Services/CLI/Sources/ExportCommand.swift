@@ -6,7 +6,7 @@ extension CairnCommand {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Hand stored events on to the rest of the data stack.",
-            subcommands: [Segment.self, JSONLines.self])
+            subcommands: [Segment.self, JSONLines.self, Status.self])
     }
 }
 
@@ -117,6 +117,53 @@ extension CairnCommand.Export {
         func run() async throws {
             let result = try await connection.call("export", "export.jsonl", export.params(out: out))
             print("exported \(result["events"]?.intValue ?? 0) events to \(result["file"]?.stringValue ?? out)")
+        }
+    }
+}
+
+extension CairnCommand.Export {
+    /// `cairn export status`: each continuous destination's checkpoint, lag, last error and totals.
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show each continuous destination's state, checkpoint, lag, totals and last error.",
+            discussion: """
+                Continuous destinations are declared in the stack file (settings.destinations of the export \
+                service). pending counts the messages committed after the checkpoint; lag_s is how long the \
+                oldest of them has waited since Cairn received it.
+                """)
+
+        @Option(name: .long, help: "Output: table, json or csv.")
+        var format: OutputFormat = .table
+
+        @OptionGroup var connection: ConnectionOptions
+
+        static let columns = ["destination", "app", "state", "pending", "lag_s", "delivered", "batches", "failed", "failed_batches",
+                              "skipped", "checkpoint", "last_delivered_at", "last_error", "last_error_at", "url"]
+
+        func run() async throws {
+            let result = try await connection.call("export", "export.status", .object(JSONObject()))
+            let rows = result["destinations"]?.arrayValue ?? []
+            if rows.isEmpty && format == .table {
+                print("no continuous destinations: declare them under settings.destinations of the export service in the stack file")
+                return
+            }
+            guard format == .table else {
+                print(TableRenderer.render(["columns": .array(Self.columns.map(JSON.string)), "rows": .array(rows)], format: format))
+                return
+            }
+            // One block per destination: the errors are too long for a table's columns.
+            for row in rows {
+                func text(_ key: String) -> String { TableRenderer.text(row[key]) }
+                print("\(text("destination")) (app \(text("app"))) → \(text("url"))")
+                print("  state       \(text("state"))" + (row["state_detail"]?.stringValue.map { ": \($0)" } ?? ""))
+                print("  checkpoint  \(text("checkpoint"))")
+                print("  pending     \(text("pending")) messages, lag \(text("lag_s")) s")
+                print("  delivered   \(text("delivered")) messages in \(text("batches")) batches, last at \(row["last_delivered_at"]?.stringValue ?? "never")")
+                print("  failed      \(text("failed")) messages in \(text("failed_batches")) refused batches; \(text("skipped")) skipped")
+                if let error = row["last_error"]?.stringValue {
+                    print("  last error  \(error) (at \(text("last_error_at")))")
+                }
+            }
         }
     }
 }

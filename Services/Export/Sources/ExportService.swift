@@ -10,7 +10,11 @@ import Logging
 /// Methods (params `app`, `since`, `until`, `out`):
 /// - `export.segment` writes numbered Segment batch files into the directory `out`, or, with
 ///   `to` (a URL), `write_key` and `gzip`, POSTs the batches to a Segment-compatible endpoint;
-/// - `export.jsonl` writes the canonical events, one JSON object per line, to the file `out`.
+/// - `export.jsonl` writes the canonical events, one JSON object per line, to the file `out`;
+/// - `export.status` lists each continuous destination's checkpoint, totals, lag and last error.
+///
+/// Continuous destinations come from the stack file's `settings.destinations` (see
+/// ``ContinuousDestination``) and run beside the socket server until shutdown.
 public enum ExportService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
         let databaseURL = try context.requireDatabaseURL()
@@ -56,7 +60,28 @@ public enum ExportService {
             counters.add("events_exported", result["events"]?.intValue ?? 0)
             return result
         }
-        return ServiceParts(router: router, healthProblem: { await pool.healthProblem() })
+        let destinations = try ContinuousDestination.parse(settings: try context.environment.settings(), environment: ProcessInfo.processInfo.environment)
+        let followers = destinations.map { Follower(destination: $0, pool: pool, logger: logger) }
+        router.register("export.status") { _ in
+            var rows = try await guarded { try await pool.withConnection { try ExportCheckpoints.status(on: $0) } }
+            for index in rows.indices {
+                let follower = followers.first { $0.destination.name == rows[index]["destination"]?.stringValue }
+                for (key, value) in follower?.state.json ?? ["state": "not configured"] { rows[index][key] = value }
+            }
+            // A configured destination that has not written its checkpoint yet (its app does not exist, say).
+            for follower in followers where !rows.contains(where: { $0["destination"]?.stringValue == follower.destination.name }) {
+                var row: JSONObject = ["destination": .string(follower.destination.name), "app": .string(follower.destination.app),
+                                       "url": .string(follower.destination.endpoint.url), "checkpoint": "none yet"]
+                for (key, value) in follower.state.json { row[key] = value }
+                rows.append(row)
+            }
+            return ["destinations": .array(rows.map(JSON.object))]
+        }
+        for destination in destinations {
+            logger.info("continuous export", metadata: ["destination": "\(destination.name)", "app": "\(destination.app)", "url": "\(destination.endpoint.url)"])
+        }
+        return ServiceParts(router: router, background: followers.isEmpty ? [] : [ContinuousExport(followers: followers)],
+                            healthProblem: { await pool.healthProblem() })
     }
 
     /// Turns database failures into export errors that say what happened.

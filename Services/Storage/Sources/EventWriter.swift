@@ -236,7 +236,7 @@ public final class EventWriter: Sendable {
         WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.app_token = x.app_token AND u.user_id = x.alias_id)
           AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.app_token = x.app_token
                           AND ((p.kind = 'user' AND p.id = x.user_id) OR (p.kind = 'anonymous' AND p.id = x.alias_id)))
-        ON CONFLICT (app_token, alias_kind, alias_id) DO UPDATE SET user_id = EXCLUDED.user_id, aliased_at = EXCLUDED.aliased_at
+        ON CONFLICT (app_token, alias_kind, alias_id) DO UPDATE SET user_id = EXCLUDED.user_id, aliased_at = EXCLUDED.aliased_at, stored_xid = cairn_xid()
         WHERE EXCLUDED.aliased_at < a.aliased_at OR (EXCLUDED.aliased_at = a.aliased_at AND EXCLUDED.user_id < a.user_id)
         """
 }

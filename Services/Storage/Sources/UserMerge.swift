@@ -30,7 +30,7 @@ public enum UserMerge {
             try connection.execute("""
                 INSERT INTO identity_aliases (app_token, alias_kind, alias_id, user_id, aliased_at, reason)
                 VALUES ($1, 'user', $2, $3, now(), 'merge')
-                ON CONFLICT (app_token, alias_kind, alias_id) DO UPDATE SET user_id = EXCLUDED.user_id, reason = 'merge'
+                ON CONFLICT (app_token, alias_kind, alias_id) DO UPDATE SET user_id = EXCLUDED.user_id, reason = 'merge', stored_xid = cairn_xid()
                 """, [token, source, target])
             // Keep aliases flat: whatever resolved to the source now resolves to the target.
             let moved = try connection.execute("UPDATE identity_aliases SET user_id = $3 WHERE app_token = $1 AND user_id = $2", [token, source, target]).affectedRows

@@ -6,7 +6,7 @@ import Foundation
 /// ```json
 /// {"name": "default",
 ///  "services": [{"name": "storage", "executable": "cairn-storage", "depends_on": [],
-///                "args": [], "env": {}, "restart": "always"}],
+///                "args": [], "env": {}, "settings": {}, "restart": "always"}],
 ///  "restart_backoff_ms": {"initial": 250, "max": 30000},
 ///  "health_timeout_s": 60, "shutdown_timeout_s": 15}
 /// ```
@@ -26,6 +26,9 @@ public struct StackFile: Sendable, Equatable {
         public var dependsOn: [String]
         public var arguments: [String]
         public var environment: [String: String]
+        /// Service-specific configuration (the export service's destinations), handed to the
+        /// service as JSON in `CAIRN_SERVICE_SETTINGS`.
+        public var settings: JSON?
         public var restart: RestartPolicy
     }
 
@@ -72,12 +75,14 @@ public struct StackFile: Sendable, Equatable {
                 guard let text = value.stringValue else { throw fail("services[\(index)].env.\(key) must be a string") }
                 environment[key] = text
             }
+            let settings = entry["settings"]
+            if let settings, settings.objectValue == nil { throw fail("services[\(index)].settings must be an object") }
             let policyName = entry["restart"]?.stringValue ?? "always"
             guard let policy = RestartPolicy(rawValue: policyName) else {
                 throw fail("services[\(index)].restart must be always, on-failure or never")
             }
             services.append(ServiceEntry(name: name, executable: executable, dependsOn: dependsOn, arguments: arguments,
-                                         environment: environment, restart: policy))
+                                         environment: environment, settings: settings, restart: policy))
         }
         let stack = StackFile(
             name: value["name"]?.stringValue ?? "stack", services: try order(services, fail: fail),

@@ -64,6 +64,7 @@ public final class StackRunner: Service, Sendable {
                     let command = [try executablePath(entry.executable)] + entry.arguments
                     var childEnvironment = baseEnvironment(databaseURL: databaseURL)
                     childEnvironment.merge(entry.environment) { _, new in new }
+                    if let settings = entry.settings { childEnvironment[ServiceEnvironment.settingsVariable] = settings.serializedString() }
                     let finalEnvironment = childEnvironment
                     group.addTask { await self.supervise(name: entry.name, command: command, environment: finalEnvironment, policy: entry.restart, signal: SIGTERM) }
                     try await waitUntilHealthy(entry.name)
@@ -129,6 +130,8 @@ public final class StackRunner: Service, Sendable {
         values["CAIRN_DATABASE_URL"] = databaseURL
         values["CAIRN_SUPERVISOR_PID"] = String(getpid())
         values["CAIRN_MAX_FRAME_BYTES"] = String(environment.maximumFrameSize)
+        // Settings belong to one service each; none leak in from the supervisor's own environment.
+        values.removeValue(forKey: ServiceEnvironment.settingsVariable)
         return values
     }
 

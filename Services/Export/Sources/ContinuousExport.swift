@@ -1,0 +1,499 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// A destination declared in the stack file: the export service follows one app's stored
+/// events and identity links and POSTs them to a Segment-compatible endpoint as they are
+/// committed, keeping a checkpoint in PostgreSQL after every batch the endpoint acknowledged.
+///
+/// ```json
+/// "settings": {"destinations": [
+///   {"name": "warehouse", "app": "acme", "url": "https://api.segment.io",
+///    "write_key_env": "WAREHOUSE_WRITE_KEY", "gzip": true, "start": "beginning",
+///    "poll_interval_ms": 1000, "retry": {"max_attempts": 10, "initial_backoff_ms": 500,
+///    "max_backoff_ms": 60000, "attempt_timeout_ms": 30000}}]}
+/// ```
+public struct ContinuousDestination: Sendable {
+    /// Names the checkpoint: renaming a destination starts it over.
+    public var name: String
+    public var app: String
+    public var endpoint: SegmentHTTPDestination
+    /// Where a destination without a checkpoint starts: the app's first stored event, or the
+    /// first one committed after it starts.
+    public var startsAtBeginning: Bool
+    /// How often a caught-up destination looks for new events.
+    public var pollInterval: Duration
+    /// Rows read in one snapshot, so that a long catch-up never holds one snapshot open for
+    /// long. Defaults to `100_000`.
+    public var rowsPerSnapshot = 100_000
+
+    /// The destinations of a service's settings; the write key comes from the environment
+    /// variable `write_key_env` names (or, for local endpoints, `write_key` itself).
+    public static func parse(settings: JSONObject, environment: [String: String]) throws(RPCError) -> [ContinuousDestination] {
+        guard let list = settings["destinations"] else { return [] }
+        guard let entries = list.arrayValue else { throw invalid("settings.destinations must be an array") }
+        var destinations: [ContinuousDestination] = []
+        for (index, entry) in entries.enumerated() {
+            let path = "settings.destinations[\(index)]"
+            guard entry.objectValue != nil else { throw invalid("\(path) must be an object") }
+            guard let name = entry["name"]?.stringValue, !name.isEmpty,
+                  name.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }) else {
+                throw invalid("\(path).name must be a non-empty name of letters, digits, '-', '_' or '.'")
+            }
+            guard !destinations.contains(where: { $0.name == name }) else { throw invalid("\(path).name '\(name)' is used twice") }
+            guard let app = entry["app"]?.stringValue, !app.isEmpty else { throw invalid("\(path).app must name the app to export") }
+            guard let url = entry["url"]?.stringValue else { throw invalid("\(path).url must be the endpoint's URL") }
+            let writeKey: String
+            if let variable = entry["write_key_env"]?.stringValue {
+                guard let value = environment[variable], !value.isEmpty else {
+                    throw invalid("\(path).write_key_env names \(variable), which is not set in the export service's environment")
+                }
+                writeKey = value
+            } else if let value = entry["write_key"]?.stringValue {
+                writeKey = value
+            } else {
+                throw invalid("\(path) needs write_key_env (the variable holding the write key) or write_key")
+            }
+            func flag(_ key: String) throws(RPCError) -> Bool? {
+                guard let value = entry[key] else { return nil }
+                guard let bool = value.boolValue else { throw invalid("\(path).\(key) must be true or false") }
+                return bool
+            }
+            func milliseconds(_ object: JSON?, _ key: String, at scope: String, minimum: Int64) throws(RPCError) -> Duration? {
+                guard let value = object?[key] else { return nil }
+                guard let number = value.intValue, number >= minimum else { throw invalid("\(scope).\(key) must be a whole number of at least \(minimum)") }
+                return .milliseconds(number)
+            }
+            let start = entry["start"]?.stringValue ?? "beginning"
+            guard entry["start"] == nil || ["beginning", "now"].contains(start) else { throw invalid("\(path).start must be \"beginning\" or \"now\"") }
+            var retry = RetryPolicy()
+            if let object = entry["retry"] {
+                guard object.objectValue != nil else { throw invalid("\(path).retry must be an object") }
+                if let attempts = object["max_attempts"] {
+                    guard let count = attempts.intValue, count >= 1 else { throw invalid("\(path).retry.max_attempts must be at least 1") }
+                    retry.maximumAttempts = Int(count)
+                }
+                retry.initialBackoff = try milliseconds(object, "initial_backoff_ms", at: "\(path).retry", minimum: 1) ?? retry.initialBackoff
+                retry.maximumBackoff = try milliseconds(object, "max_backoff_ms", at: "\(path).retry", minimum: 1) ?? retry.maximumBackoff
+                retry.attemptTimeout = try milliseconds(object, "attempt_timeout_ms", at: "\(path).retry", minimum: 10) ?? retry.attemptTimeout
+            }
+            let endpoint: SegmentHTTPDestination
+            do {
+                endpoint = try SegmentHTTPDestination(url: url, writeKey: writeKey, gzip: try flag("gzip") ?? false, retry: retry)
+            } catch {
+                throw invalid("\(path).url '\(url)' is not an http:// or https:// URL")
+            }
+            destinations.append(ContinuousDestination(
+                name: name, app: app, endpoint: endpoint, startsAtBeginning: start == "beginning",
+                pollInterval: try milliseconds(entry, "poll_interval_ms", at: path, minimum: 10) ?? .seconds(1)))
+        }
+        return destinations
+    }
+
+    private static func invalid(_ message: String) -> RPCError {
+        RPCError.application("invalid_destination", message)
+    }
+}
+
+/// Where a destination's stream stands: the last message it acknowledged or refused for good.
+///
+/// The stream is every event and identity link of the app in the order (transaction that
+/// stored it, event time, events before links, event id or link key). Transactions are read
+/// only once none older is still running, so the order never changes behind a checkpoint.
+struct StreamPosition: Sendable, Equatable {
+    var xid: Int64
+    /// The time as PostgreSQL wrote it, handed back unparsed (it may be `-infinity`).
+    var at: String
+    var eventId: Int64
+    var aliasKind: String
+    var aliasId: String
+
+    /// After an event: the links of its transaction and time follow it.
+    static func event(xid: Int64, at: String, id: Int64) -> StreamPosition {
+        StreamPosition(xid: xid, at: at, eventId: id, aliasKind: "", aliasId: "")
+    }
+
+    /// After a link: every event of its transaction and time went before it.
+    static func alias(xid: Int64, at: String, kind: String, id: String) -> StreamPosition {
+        StreamPosition(xid: xid, at: at, eventId: .max, aliasKind: kind, aliasId: id)
+    }
+}
+
+/// The checkpoints and refused batches of continuous destinations, in PostgreSQL.
+enum ExportCheckpoints {
+    /// The destination's position, creating its checkpoint the first time: at the start, or
+    /// for `start: now` just before the oldest transaction of this database still running.
+    static func open(_ destination: ContinuousDestination, token: String, on connection: PostgresConnection) throws(PostgresError) -> StreamPosition {
+        let row = try connection.execute("""
+            INSERT INTO export_checkpoints AS c (app_token, destination, url, after_xid, after_at)
+            SELECT $1, $2, $3, CASE WHEN $4 THEN -1 ELSE (\(horizon))::bigint - 1 END,
+                   CASE WHEN $4 THEN '-infinity'::timestamptz ELSE 'infinity'::timestamptz END
+            ON CONFLICT (app_token, destination) DO UPDATE SET url = EXCLUDED.url
+            RETURNING after_xid, after_at::text, after_event_id, after_alias_kind, after_alias_id
+            """, [token, destination.name, destination.endpoint.url, destination.startsAtBeginning ? "true" : "false"]).rows.first
+        guard let row, let xid = row[0].flatMap({ Int64($0) }), let at = row[1], let eventId = row[2].flatMap({ Int64($0) }) else {
+            throw PostgresError(.queryFailed, "export_checkpoints gave no position for \(destination.name)")
+        }
+        return StreamPosition(xid: xid, at: at, eventId: eventId, aliasKind: row[3] ?? "", aliasId: row[4] ?? "")
+    }
+
+    /// What one checkpoint write records besides the new position.
+    struct Progress: Sendable {
+        var delivered = 0
+        var refused = 0
+        var skipped = 0
+    }
+
+    /// Moves the checkpoint to `position`, adding `progress` to the totals, in one statement.
+    static func advance(_ name: String, token: String, to position: StreamPosition, _ progress: Progress, on connection: PostgresConnection) throws(PostgresError) {
+        try connection.execute("""
+            UPDATE export_checkpoints SET
+                after_xid = $3, after_at = $4::timestamptz, after_event_id = $5, after_alias_kind = $6, after_alias_id = $7,
+                delivered_messages = delivered_messages + $8, delivered_batches = delivered_batches + sign($8::bigint),
+                failed_messages = failed_messages + $9, failed_batches = failed_batches + sign($9::bigint),
+                skipped_messages = skipped_messages + $10,
+                last_delivered_at = CASE WHEN $8::bigint > 0 THEN now() ELSE last_delivered_at END, updated_at = now()
+            WHERE app_token = $1 AND destination = $2
+            """, [token, name, String(position.xid), position.at, String(position.eventId), position.aliasKind, position.aliasId,
+                  String(progress.delivered), String(progress.refused), String(progress.skipped)])
+    }
+
+    /// Keeps a batch refused for good, with the response, and moves past it, in one transaction.
+    static func refuse(_ name: String, token: String, through position: StreamPosition, _ progress: Progress, body: [UInt8],
+                       delivery: SegmentHTTPDestination.Delivery, on connection: PostgresConnection) throws(PostgresError) {
+        try connection.transaction { () throws(PostgresError) in
+            try connection.execute("""
+                INSERT INTO export_failed_batches (app_token, destination, status, response, messages, body) VALUES ($1, $2, $3, $4, $5, $6)
+                """, [token, name, String(delivery.status ?? 0), delivery.detail, String(progress.refused), String(decoding: body, as: UTF8.self)])
+            try advance(name, token: token, to: position, progress, on: connection)
+            try recordError(name, token: token, Self.describe(delivery), on: connection)
+        }
+    }
+
+    static func recordError(_ name: String, token: String, _ message: String, on connection: PostgresConnection) throws(PostgresError) {
+        try connection.execute(
+            "UPDATE export_checkpoints SET last_error = $3, last_error_at = now(), updated_at = now() WHERE app_token = $1 AND destination = $2",
+            [token, name, message])
+    }
+
+    /// One line on what became of a delivery that failed.
+    static func describe(_ delivery: SegmentHTTPDestination.Delivery) -> String {
+        "\(delivery.status.map { "HTTP \($0)" } ?? "no response") after \(delivery.attempts) attempt\(delivery.attempts == 1 ? "" : "s"): \(delivery.detail.prefix(500))"
+    }
+
+    /// The first transaction id whose rows the snapshot may not show yet: the oldest one
+    /// still running in this database (a running transaction of another database on the same
+    /// server cannot hold rows of ours), else the first id not yet assigned. Every row below
+    /// it that will ever be committed already is, so a checkpoint below it is final.
+    ///
+    /// A running transaction counts as another database's only when `pg_stat_activity` says
+    /// so; one that ended meanwhile, or that the view hides, counts as ours, which only
+    /// delays delivery until the next snapshot. `backend_xid` is 32 bits: running ids never
+    /// share them.
+    static let horizon = """
+        SELECT COALESCE(
+            (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+             WHERE x::text::bigint % 4294967296 NOT IN (
+                 SELECT backend_xid::text::bigint FROM pg_stat_activity
+                 WHERE backend_xid IS NOT NULL AND datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database()))),
+            pg_snapshot_xmax(pg_current_snapshot())::text::bigint)::text
+        """
+
+    /// Every checkpoint with its totals and what is still to send: `export.status`.
+    static func status(on connection: PostgresConnection) throws(PostgresError) -> [JSONObject] {
+        try connection.execute("SET TimeZone = 'UTC'")
+        let rows = try connection.execute("""
+            SELECT c.destination, a.name, c.app_token, c.url, c.after_xid, c.after_at::text, c.delivered_messages, c.delivered_batches,
+                   c.failed_messages, c.failed_batches, c.skipped_messages, c.last_delivered_at::text, c.last_error, c.last_error_at::text,
+                   e.pending, round(extract(epoch FROM now() - e.oldest)::numeric, 3)::text, l.pending
+            FROM export_checkpoints c
+            LEFT JOIN apps a ON a.token = c.app_token
+            CROSS JOIN LATERAL (
+                SELECT count(*) AS pending, min(received_at) AS oldest FROM events
+                WHERE app_token = c.app_token AND stored_xid >= c.after_xid
+                  AND (stored_xid, inserted_at, internal_event_id) > (c.after_xid, c.after_at, c.after_event_id)
+            ) e
+            CROSS JOIN LATERAL (
+                SELECT count(*) AS pending FROM identity_aliases
+                WHERE app_token = c.app_token AND stored_xid >= c.after_xid
+                  AND (stored_xid, aliased_at, alias_kind COLLATE "C", alias_id COLLATE "C")
+                      > (c.after_xid, c.after_at, c.after_alias_kind COLLATE "C", c.after_alias_id COLLATE "C")
+            ) l
+            ORDER BY c.destination, a.name
+            """).rows
+        return rows.map { row in
+            func int(_ index: Int) -> JSON { row[index].flatMap { Int64($0) }.map { .int($0) } ?? .null }
+            let pending = (row[14].flatMap { Int64($0) } ?? 0) + (row[16].flatMap { Int64($0) } ?? 0)
+            return [
+                "destination": .optional(row[0]), "app": .optional(row[1] ?? row[2]), "url": .optional(row[3]),
+                "checkpoint": .string(row[4] == "-1" ? "start" : "xid \(row[4] ?? "?") at \(row[5] ?? "?")"),
+                "delivered": int(6), "batches": int(7), "failed": int(8), "failed_batches": int(9), "skipped": int(10),
+                "pending": .int(pending), "lag_s": row[15].flatMap { Double($0) }.map { .double($0) } ?? .double(0),
+                "last_delivered_at": .optional(row[11]), "last_error": .optional(row[12]), "last_error_at": .optional(row[13]),
+            ]
+        }
+    }
+}
+
+/// What a follower is doing, for `export.status`.
+final class FollowerState: Sendable {
+    private let state = Mutex<(phase: String, detail: String?)>(("starting", nil))
+
+    func set(_ phase: String, _ detail: String? = nil) {
+        state.withLock { $0 = (phase, detail) }
+    }
+
+    var json: JSONObject {
+        state.withLock { state in ["state": .string(state.phase), "state_detail": .optional(state.detail)] }
+    }
+}
+
+/// Follows one ``ContinuousDestination``: reads what was committed after its checkpoint in
+/// snapshots, sends it in batches, and moves the checkpoint after each batch the endpoint
+/// answered for good. Killed at any moment, it repeats at most the batch in flight, whose
+/// messages carry the same `messageId`s the second time.
+struct Follower: Sendable {
+    let destination: ContinuousDestination
+    let pool: PostgresPool
+    let logger: Logger
+    let state = FollowerState()
+
+    enum Outcome: Equatable {
+        /// Everything committed has been handed on.
+        case caughtUp
+        /// The snapshot's row limit was reached: read on at once.
+        case more
+        /// The endpoint stayed unavailable through a whole retry round.
+        case unavailable
+        case waitingForApp
+    }
+
+    func run() async {
+        var databaseBackoff: Duration = .seconds(1)
+        while !Task.isCancelled {
+            var pause: Duration
+            do {
+                let outcome = try await followOnce()
+                databaseBackoff = .seconds(1)
+                switch outcome {
+                case .caughtUp: pause = destination.pollInterval
+                case .more: pause = .zero
+                case .unavailable: pause = destination.endpoint.retry.maximumBackoff
+                case .waitingForApp: pause = max(destination.pollInterval, .seconds(1))
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.error("continuous export failed; retrying", metadata: ["destination": "\(destination.name)", "error": "\(error)"])
+                state.set("retrying", "\(error)")
+                pause = databaseBackoff
+                databaseBackoff = min(databaseBackoff * 2, .seconds(30))
+            }
+            if pause > .zero { try? await Task.sleep(for: pause) }
+        }
+    }
+
+    /// One snapshot's worth: everything committed after the checkpoint, up to the row limit.
+    func followOnce() async throws -> Outcome {
+        let destination = self.destination
+        guard let token = try await pool.withConnection({ try $0.appToken(for: destination.app) }) else {
+            state.set("waiting for app", "no app is named '\(destination.app)' yet")
+            return .waitingForApp
+        }
+        let start = try await pool.withConnection { try ExportCheckpoints.open(destination, token: token, on: $0) }
+        let limit = destination.rowsPerSnapshot
+        return try await pool.withSession { session in
+            let aliases = try await session.run { connection in
+                try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try connection.execute("SET LOCAL TimeZone = 'UTC'")
+                let horizon = try connection.execute(ExportCheckpoints.horizon).rows.first?[0] ?? nil
+                guard let horizon else { throw PostgresError(.queryFailed, "no snapshot horizon") }
+                let below = "stored_xid < \(Int64(horizon) ?? 0)"
+                try connection.execute("""
+                    DECLARE follow_cursor NO SCROLL CURSOR FOR
+                    SELECT stored_xid, \(StoredEvents.columns) FROM events
+                    WHERE app_token = $1 AND stored_xid >= $2 AND \(below)
+                      AND (stored_xid, inserted_at, internal_event_id) > ($2, $3::timestamptz, $4::bigint)
+                    ORDER BY stored_xid, inserted_at, internal_event_id
+                    LIMIT $5
+                    """, [token, String(start.xid), start.at, String(start.eventId), String(limit)])
+                return try connection.execute("""
+                    SELECT stored_xid, aliased_at::text, alias_kind, alias_id, user_id FROM identity_aliases
+                    WHERE app_token = $1 AND stored_xid >= $2 AND \(below)
+                      AND (stored_xid, aliased_at, alias_kind COLLATE "C", alias_id COLLATE "C") > ($2, $3::timestamptz, $4 COLLATE "C", $5 COLLATE "C")
+                    ORDER BY stored_xid, aliased_at, alias_kind COLLATE "C", alias_id COLLATE "C"
+                    LIMIT $6
+                    """, [token, String(start.xid), start.at, start.aliasKind, start.aliasId, String(limit)]).rows
+            }
+            var run = DeliveryRun(destination: destination, token: token, pool: pool, logger: logger, start: start)
+            let outcome = try await run.stream(aliases: aliases, session: session)
+            _ = try await session.run { try $0.execute("COMMIT") }
+            state.set(outcome == .unavailable ? "retrying" : (outcome == .more ? "catching up" : "following"), run.lastFailure)
+            return outcome
+        }
+    }
+}
+
+/// One snapshot's delivery: merges the events cursor with the identity links in stream
+/// order, assembles batches, sends them, and moves the checkpoint after each answer.
+struct DeliveryRun {
+    let destination: ContinuousDestination
+    let token: String
+    let pool: PostgresPool
+    let logger: Logger
+    private var batch = BatchAssembler()
+    /// The last message taken into a batch or skipped.
+    private var consumed: StreamPosition
+    private var checkpointed: StreamPosition
+    /// Messages skipped since the checkpoint last moved; counted when it next moves.
+    private var skipped = 0
+    /// The last failure this run saw, for the status.
+    private(set) var lastFailure: String?
+
+    init(destination: ContinuousDestination, token: String, pool: PostgresPool, logger: Logger, start: StreamPosition) {
+        self.destination = destination
+        self.token = token
+        self.pool = pool
+        self.logger = logger
+        consumed = start
+        checkpointed = start
+    }
+
+    /// An identity link read from the snapshot, with its place in the stream.
+    struct Link {
+        var xid: Int64
+        var time: Timestamp
+        var alias: StoredAlias
+        var position: StreamPosition
+    }
+
+    mutating func stream(aliases rows: [[String?]], session: PostgresSession) async throws -> Follower.Outcome {
+        let token = self.token
+        let links: [Link] = rows.compactMap { row in
+            guard let xid = row[0].flatMap({ Int64($0) }), let at = row[1], let time = Timestamp(parsing: at),
+                  let kind = row[2], let previous = row[3], let user = row[4] else { return nil }
+            return Link(xid: xid, time: time, alias: StoredAlias(appToken: token, previousId: previous, userId: user, aliasedAt: time),
+                        position: .alias(xid: xid, at: at, kind: kind, id: previous))
+        }
+        let limit = destination.rowsPerSnapshot
+        let linksCapped = rows.count >= limit
+        var nextLink = 0
+        var events = 0
+        /// Links go before the first event of a later transaction or time.
+        func linksBefore(_ xid: Int64, _ time: Timestamp) -> Bool {
+            nextLink < links.count && (links[nextLink].xid, links[nextLink].time.microseconds) < (xid, time.microseconds)
+        }
+        pages: while true {
+            let rows = try await session.run { try $0.execute("FETCH 5000 FROM follow_cursor").rows }
+            if rows.isEmpty { break }
+            events += rows.count
+            for row in rows {
+                guard let xid = row[0].flatMap({ Int64($0) }), let at = row[2], let time = Timestamp(parsing: at),
+                      let id = row[3].flatMap({ Int64($0) }) else { continue }
+                // Links were read up to a limit: past the last one read, the order is unknown.
+                if linksCapped, let last = links.last, (xid, time.microseconds) > (last.xid, last.time.microseconds) { break pages }
+                while linksBefore(xid, time) {
+                    let link = links[nextLink]
+                    nextLink += 1
+                    guard try await take(JSON.object(SegmentMapper.message(for: link.alias)).serialized(), at: link.position) else { return .unavailable }
+                }
+                let position = StreamPosition.event(xid: xid, at: at, id: id)
+                let message: [UInt8]?
+                do throws(EventError) {
+                    let event = try StoredEvents.event(from: Array(row.dropFirst()))
+                    message = SegmentMapper.fitted(SegmentMapper.message(for: event))?.bytes
+                    if message == nil {
+                        logger.warning("skipping a message larger than 32000 bytes even without properties",
+                                       metadata: ["destination": "\(destination.name)", "internal_event_id": "\(event.internalEventIdHex)"])
+                    }
+                } catch {
+                    logger.error("skipping unreadable stored event", metadata: ["destination": "\(destination.name)", "internal_event_id": "\(id)", "error": "\(error)"])
+                    message = nil
+                }
+                guard try await take(message, at: position) else { return .unavailable }
+            }
+        }
+        let eventsCapped = events >= limit
+        if !eventsCapped {
+            while nextLink < links.count {
+                let link = links[nextLink]
+                nextLink += 1
+                guard try await take(JSON.object(SegmentMapper.message(for: link.alias)).serialized(), at: link.position) else { return .unavailable }
+            }
+        }
+        guard try await flush() else { return .unavailable }
+        return eventsCapped || linksCapped ? .more : .caughtUp
+    }
+
+    /// Adds one message (nil: skipped) to the batch, sending the batch first when it is full;
+    /// false when the endpoint is unavailable.
+    private mutating func take(_ message: [UInt8]?, at position: StreamPosition) async throws -> Bool {
+        if let message {
+            if !batch.fits(message) {
+                guard try await ship() else { return false }
+            }
+            batch.append(message)
+        } else {
+            skipped += 1
+        }
+        consumed = position
+        return true
+    }
+
+    /// Sends what is pending; with nothing to send, still records skipped messages.
+    mutating func flush() async throws -> Bool {
+        if !batch.isEmpty { return try await ship() }
+        if consumed != checkpointed { try await moveCheckpoint(ExportCheckpoints.Progress(skipped: skipped)) }
+        return true
+    }
+
+    /// Sends the pending batch and moves the checkpoint past it once the endpoint answered for
+    /// good: accepted, or refused with a final status (the batch is then kept, with the answer).
+    private mutating func ship() async throws -> Bool {
+        let (body, count) = batch.take(sentAt: .now())
+        let delivery = await destination.endpoint.send(body)
+        if Task.isCancelled { throw CancellationError() }
+        if delivery.delivered {
+            try await moveCheckpoint(ExportCheckpoints.Progress(delivered: count, skipped: skipped))
+            return true
+        }
+        let description = ExportCheckpoints.describe(delivery)
+        lastFailure = description
+        let (name, token, position) = (destination.name, token, consumed)
+        if delivery.unavailable {
+            logger.error("destination unavailable; will retry", metadata: ["destination": "\(name)", "error": "\(description)"])
+            try await pool.withConnection { try ExportCheckpoints.recordError(name, token: token, description, on: $0) }
+            return false
+        }
+        logger.error("destination refused a batch; it is kept in export_failed_batches", metadata: ["destination": "\(name)", "messages": "\(count)", "error": "\(description)"])
+        let progress = ExportCheckpoints.Progress(refused: count, skipped: skipped)
+        try await pool.withConnection { try ExportCheckpoints.refuse(name, token: token, through: position, progress, body: body, delivery: delivery, on: $0) }
+        checkpointed = position
+        skipped = 0
+        return true
+    }
+
+    private mutating func moveCheckpoint(_ progress: ExportCheckpoints.Progress) async throws {
+        let (name, token, position) = (destination.name, token, consumed)
+        try await pool.withConnection { try ExportCheckpoints.advance(name, token: token, to: position, progress, on: $0) }
+        checkpointed = position
+        skipped = 0
+    }
+}
+
+/// Runs every continuous destination of the export service until shutdown.
+struct ContinuousExport: Service {
+    let followers: [Follower]
+
+    func run() async throws {
+        let followers = self.followers
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                for follower in followers { group.addTask { await follower.run() } }
+            }
+        }
+    }
+}
