@@ -149,6 +149,75 @@ import Glibc
         }
     }
 
+    /// A destination declared in the stack file follows the events as they are committed.
+    /// SIGKILLed mid-run, the export service is restarted and resumes from its checkpoint:
+    /// every event arrives, and the only repeats are the messages of the batch that was in
+    /// flight, sent again with the same messageIds.
+    @Test func continuousExportSurvivesSIGKILLRepeatingOnlyTheBatchInFlight() async throws {
+        // A slow endpoint, so that a batch is in flight when the kill lands.
+        let receiver = try await TestReceiver(afterScript: .init(status: 200, delay: .milliseconds(250)))
+        let settings: JSON = ["destinations": [[
+            "name": "warehouse", "app": "load", "url": .string(receiver.url), "write_key_env": "CAIRN_TEST_WRITE_KEY",
+            "gzip": true, "poll_interval_ms": 100,
+        ]]]
+        let key = "continuous-secret-\(UInt32.random(in: 0...UInt32.max))"
+        try await TestStack.with(environment: ["CAIRN_TEST_WRITE_KEY": key], stack: try TestStack.defaultStack(settings: settings, for: "export")) { stack in
+            let total = 12_000
+            let file = stack.directory + "/load.jsonl"
+            try writeGeneratedEvents(count: total, to: file, app: "load")
+            #expect(try await stack.cli(["apps", "create", "load"]).status == 0)
+            let ingested = try await stack.cli(["ingest", file, "--app", "load"])
+            #expect(ingested.status == 0, "\(ingested.stderr)")
+
+            func messageIds(_ request: TestReceiver.Request) throws -> [String] {
+                (try JSONParser.parse(try request.decodedBody())["batch"]?.arrayValue ?? []).compactMap { $0["messageId"]?.stringValue }
+            }
+            var deadline = ContinuousClock.now + .seconds(60)
+            while receiver.requests.count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            let exportPID = try #require(try await stack.servicePID("export"))
+            #expect(kill(exportPID, SIGKILL) == 0)
+            let receivedAtKill = Set(try receiver.requests.flatMap(messageIds))
+            #expect(!receivedAtKill.isEmpty && receivedAtKill.count < total, "the kill should land mid-run")
+
+            deadline = ContinuousClock.now + .seconds(120)
+            while Set(try receiver.requests.flatMap(messageIds)).count < total, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let requests = receiver.requests
+            let batches = try requests.map(messageIds)
+            let all = batches.flatMap { $0 }
+            #expect(Set(all).count == total, "every event arrives")
+            var seen: [String: Int] = [:]
+            for id in all { seen[id, default: 0] += 1 }
+            let repeated = Set(seen.filter { $0.value > 1 }.keys)
+            #expect(seen.values.allSatisfy { $0 <= 2 })
+            // Every repeat belongs to one batch, and is sent again in one later batch.
+            #expect(repeated.isEmpty || batches.contains { repeated.isSubset(of: Set($0)) }, "repeats: \(repeated.count)")
+            #expect(repeated.count <= 2_500, "at most one batch repeats")
+            #expect(requests.allSatisfy { $0.header("Authorization") == "Basic " + Data((key + ":").utf8).base64EncodedString() })
+
+            let supervisor = try await stack.call("supervisor", "supervisor.status")
+            let export = supervisor["services"]?.arrayValue?.first { $0["name"] == "export" }
+            #expect((export?["restarts"]?.intValue ?? 0) >= 1 && export?["pid"]?.intValue != Int64(exportPID))
+
+            // The checkpoint counted each message once, and nothing is left to send.
+            var row: JSON?
+            deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                let status = try await stack.cli(["export", "status", "--format", "json"])
+                row = try JSONParser.parse(Array(status.stdout.utf8))["rows"]?.arrayValue?.first
+                if row?["pending"] == 0 && row?["delivered"] == .int(Int64(total)) { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(row?["destination"] == "warehouse" && row?["state"] == "following")
+            #expect(row?["pending"] == 0 && row?["delivered"] == .int(Int64(total)) && row?["failed"] == 0, "\(row.map { $0.serializedString() } ?? "no status")")
+            let table = try await stack.cli(["export", "status"])
+            #expect(table.stdout.contains("warehouse (app load)") && table.stdout.contains("pending     0 messages"), "\(table.stdout)")
+            #expect(!stack.log.contains(key), "the write key must never be logged")
+        }
+        try await receiver.shutdown()
+    }
+
     @Test func killedStorageIsRestartedWithNothingLostOrDoubled() async throws {
         try await TestStack.with { stack in
             let file = stack.directory + "/load.jsonl"

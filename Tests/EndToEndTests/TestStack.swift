@@ -22,7 +22,8 @@ final class TestStack: @unchecked Sendable {
         PostgresConfiguration.unixSocket(directory: directory + "/var/postgres/sock", port: 5432, user: "cairn", database: "cairn")
     }
 
-    init(environment extra: [String: String] = [:], waitUntilRunning: Bool = true) async throws {
+    /// - Parameter stack: a stack file's JSON to run instead of `compose/default.json`.
+    init(environment extra: [String: String] = [:], stack: JSON? = nil, waitUntilRunning: Bool = true) async throws {
         let supervisorPath = Binaries.path("cairn-supervisor")
         guard FileManager.default.isExecutableFile(atPath: supervisorPath) else {
             throw TestStackError("\(supervisorPath) is missing: run `swift build` (make test does) before the end-to-end tests")
@@ -33,7 +34,12 @@ final class TestStack: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         supervisor = Process()
         supervisor.executableURL = URL(fileURLWithPath: supervisorPath)
-        supervisor.arguments = ["--stack", Self.repositoryRoot + "/compose/default.json"]
+        var stackPath = Self.repositoryRoot + "/compose/default.json"
+        if let stack {
+            stackPath = directory + "/stack.json"
+            try Data(stack.serialized()).write(to: URL(fileURLWithPath: stackPath))
+        }
+        supervisor.arguments = ["--stack", stackPath]
         var environment = ProcessInfo.processInfo.environment
         environment["CAIRN_DATA_DIR"] = directory + "/var"
         environment.removeValue(forKey: "CAIRN_RUN_DIR")
@@ -49,8 +55,8 @@ final class TestStack: @unchecked Sendable {
 
     /// Starts a stack, runs `body`, and checks the stack then stops cleanly (exit 0). On
     /// failure the stack is stopped too, and its files are kept for a look at the logs.
-    static func with(_ body: (TestStack) async throws -> Void) async throws {
-        let stack = try await TestStack()
+    static func with(environment: [String: String] = [:], stack file: JSON? = nil, _ body: (TestStack) async throws -> Void) async throws {
+        let stack = try await TestStack(environment: environment, stack: file)
         do {
             try await body(stack)
         } catch {
@@ -58,6 +64,21 @@ final class TestStack: @unchecked Sendable {
             throw error
         }
         #expect(try await stack.stop() == 0, "the supervisor should exit 0 after SIGTERM")
+    }
+
+    /// `compose/default.json` with `settings` given to the service `service`.
+    static func defaultStack(settings: JSON, for service: String) throws -> JSON {
+        let data = try #require(FileManager.default.contents(atPath: repositoryRoot + "/compose/default.json"))
+        guard case .object(var stack) = try JSONParser.parse(Array(data)), var services = stack["services"]?.arrayValue else {
+            throw TestStackError("compose/default.json is not a stack file")
+        }
+        for index in services.indices where services[index]["name"]?.stringValue == service {
+            guard case .object(var entry) = services[index] else { continue }
+            entry["settings"] = settings
+            services[index] = .object(entry)
+        }
+        stack["services"] = .array(services)
+        return .object(stack)
     }
 
     static var repositoryRoot: String {
