@@ -152,6 +152,17 @@ import Testing
         try await down.shutdown()
     }
 
+    @Test func theExampleStackFileDeclaresAValidDestination() throws {
+        let path = #filePath.replacingOccurrences(of: "Tests/CairnExportTests/ContinuousExportTests.swift", with: "compose/continuous-export.json")
+        let stack = try JSONParser.parse(Array(try #require(FileManager.default.contents(atPath: path))))
+        let export = try #require(stack["services"]?.arrayValue?.first { $0["name"] == "export" })
+        let settings = try #require(export["settings"]?.objectValue)
+        #expect(throws: RPCError.self) { try ContinuousDestination.parse(settings: settings, environment: [:]) }
+        let destinations = try ContinuousDestination.parse(settings: settings, environment: ["SEGMENT_WRITE_KEY": "key"])
+        #expect(destinations.map(\.name) == ["segment"])
+        #expect(destinations.first?.endpoint.url == "https://api.segment.io/v1/batch" && destinations.first?.endpoint.gzip == true)
+    }
+
     @Test func refusesBrokenDestinations() {
         func parse(_ entry: JSON, environment: [String: String] = [:]) throws {
             _ = try ContinuousDestination.parse(settings: ["destinations": [entry]], environment: environment)
