@@ -128,13 +128,23 @@ enum ExportCheckpoints {
     /// The destination's position, creating its checkpoint the first time: at the start, or
     /// for `start: now` just before the oldest transaction of this database still running.
     static func open(_ destination: ContinuousDestination, token: String, on connection: PostgresConnection) throws(PostgresError) -> StreamPosition {
-        let row = try connection.execute("""
-            INSERT INTO export_checkpoints AS c (app_token, destination, url, after_xid, after_at)
-            SELECT $1, $2, $3, CASE WHEN $4 THEN -1 ELSE (\(horizon))::bigint - 1 END,
-                   CASE WHEN $4 THEN '-infinity'::timestamptz ELSE 'infinity'::timestamptz END
-            ON CONFLICT (app_token, destination) DO UPDATE SET url = EXCLUDED.url
-            RETURNING after_xid, after_at::text, after_event_id, after_alias_kind, after_alias_id
-            """, [token, destination.name, destination.endpoint.url, destination.startsAtBeginning ? "true" : "false"]).rows.first
+        let select = """
+            SELECT after_xid, after_at::text, after_event_id, after_alias_kind, after_alias_id, url FROM export_checkpoints
+            WHERE app_token = $1 AND destination = $2
+            """
+        var row = try connection.execute(select, [token, destination.name]).rows.first
+        if row == nil {
+            try connection.execute("""
+                INSERT INTO export_checkpoints (app_token, destination, url, after_xid, after_at)
+                SELECT $1, $2, $3, CASE WHEN $4 THEN -1 ELSE (\(horizon))::bigint - 1 END,
+                       CASE WHEN $4 THEN '-infinity'::timestamptz ELSE 'infinity'::timestamptz END
+                ON CONFLICT (app_token, destination) DO NOTHING
+                """, [token, destination.name, destination.endpoint.url, destination.startsAtBeginning ? "true" : "false"])
+            row = try connection.execute(select, [token, destination.name]).rows.first
+        } else if row?[5] != destination.endpoint.url {
+            // The same destination moved to another URL: the checkpoint stays, the status shows where it goes.
+            try connection.execute("UPDATE export_checkpoints SET url = $3 WHERE app_token = $1 AND destination = $2", [token, destination.name, destination.endpoint.url])
+        }
         guard let row, let xid = row[0].flatMap({ Int64($0) }), let at = row[1], let eventId = row[2].flatMap({ Int64($0) }) else {
             throw PostgresError(.queryFailed, "export_checkpoints gave no position for \(destination.name)")
         }
@@ -310,8 +320,8 @@ struct Follower: Sendable {
                 try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 try connection.execute("SET LOCAL TimeZone = 'UTC'")
                 let horizon = try connection.execute(ExportCheckpoints.horizon).rows.first?[0] ?? nil
-                guard let horizon else { throw PostgresError(.queryFailed, "no snapshot horizon") }
-                let below = "stored_xid < \(Int64(horizon) ?? 0)"
+                guard let horizon = horizon.flatMap({ Int64($0) }) else { throw PostgresError(.queryFailed, "no snapshot horizon") }
+                let below = "stored_xid < \(horizon)"
                 try connection.execute("""
                     DECLARE follow_cursor NO SCROLL CURSOR FOR
                     SELECT stored_xid, \(StoredEvents.columns) FROM events
