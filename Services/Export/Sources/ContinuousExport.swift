@@ -28,8 +28,10 @@ public struct ContinuousDestination: Sendable {
     /// How often a caught-up destination looks for new events.
     public var pollInterval: Duration
     /// Rows read in one snapshot, so that a long catch-up never holds one snapshot open for
-    /// long. Defaults to `100_000`.
-    public var rowsPerSnapshot = 100_000
+    /// long. Defaults to `1_000_000`.
+    public var rowsPerSnapshot = 1_000_000
+    /// The longest one snapshot is read. Defaults to 30 s.
+    public var snapshotDuration: Duration = .seconds(30)
 
     /// The destinations of a service's settings; the write key comes from the environment
     /// variable `write_key_env` names (or, for local endpoints, `write_key` itself).
@@ -275,7 +277,7 @@ struct Follower: Sendable {
     enum Outcome: Equatable {
         /// Everything committed has been handed on.
         case caughtUp
-        /// The snapshot's row limit was reached: read on at once.
+        /// The snapshot's row or time limit was reached: read on at once.
         case more
         /// The endpoint stayed unavailable through a whole retry round.
         case unavailable
@@ -328,8 +330,7 @@ struct Follower: Sendable {
                     WHERE app_token = $1 AND stored_xid >= $2 AND \(below)
                       AND (stored_xid, inserted_at, internal_event_id) > ($2, $3::timestamptz, $4::bigint)
                     ORDER BY stored_xid, inserted_at, internal_event_id
-                    LIMIT $5
-                    """, [token, String(start.xid), start.at, String(start.eventId), String(limit)])
+                    """, [token, String(start.xid), start.at, String(start.eventId)])
                 return try connection.execute("""
                     SELECT stored_xid, aliased_at::text, alias_kind, alias_id, user_id FROM identity_aliases
                     WHERE app_token = $1 AND stored_xid >= $2 AND \(below)
@@ -396,7 +397,13 @@ struct DeliveryRun {
         func linksBefore(_ xid: Int64, _ time: Timestamp) -> Bool {
             nextLink < links.count && (links[nextLink].xid, links[nextLink].time.microseconds) < (xid, time.microseconds)
         }
+        let began = ContinuousClock.now
+        var eventsCapped = false
         pages: while true {
+            if events >= limit || ContinuousClock.now - began > destination.snapshotDuration {
+                eventsCapped = true
+                break
+            }
             let rows = try await session.run { try $0.execute("FETCH 5000 FROM follow_cursor").rows }
             if rows.isEmpty { break }
             events += rows.count
@@ -426,7 +433,6 @@ struct DeliveryRun {
                 guard try await take(message, at: position) else { return .unavailable }
             }
         }
-        let eventsCapped = events >= limit
         if !eventsCapped {
             while nextLink < links.count {
                 let link = links[nextLink]
