@@ -259,6 +259,13 @@ final class FollowerState: Sendable {
         state.withLock { $0 = (phase, detail) }
     }
 
+    /// The app exists: a follower that was waiting for it, or just started, now follows.
+    func appFound() {
+        state.withLock { state in
+            if state.phase == "starting" || state.phase == "waiting for app" { state = ("following", nil) }
+        }
+    }
+
     var json: JSONObject {
         state.withLock { state in ["state": .string(state.phase), "state_detail": .optional(state.detail)] }
     }
@@ -315,6 +322,7 @@ struct Follower: Sendable {
             state.set("waiting for app", "no app is named '\(destination.app)' yet")
             return .waitingForApp
         }
+        state.appFound()
         let start = try await pool.withConnection { try ExportCheckpoints.open(destination, token: token, on: $0) }
         let limit = destination.rowsPerSnapshot
         return try await pool.withSession { session in
