@@ -18,6 +18,7 @@ let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swi
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let httpClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
+let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
 
 /// A service is a library (its logic, importable by tests) plus a thin executable.
 func service(_ folder: String, library: String, executable: String, dependencies: [Target.Dependency]) -> [Target] {
@@ -51,6 +52,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Without its default traits: no swift-configuration, and no Foundation beyond ours.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
         // System libraries: exactly one Swift module wraps each.
@@ -96,7 +99,7 @@ let package = Package(
         + service("Identity", library: "CairnIdentity", executable: "cairn-identity",
                   dependencies: ["CairnCore", "CairnWire", "CairnService", logging, serviceLifecycle])
         + service("Ingest", library: "CairnIngest", executable: "cairn-ingest",
-                  dependencies: ["CairnCore", "CairnWire", "CairnSQLite", "CairnService", nioCore, nioPosix, logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnWire", "CairnSQLite", "CairnService", "CairnGzip", hummingbird, nioCore, nioPosix, logging, serviceLifecycle])
         + service("Reporting", library: "CairnReporting", executable: "cairn-reporting",
                   dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
         + service("Export", library: "CairnExport", executable: "cairn-export",

@@ -5,6 +5,9 @@ import CZlib
 public enum Gzip {
     public struct Failure: Error, Sendable, CustomStringConvertible {
         public let description: String
+        /// The input expanded past the caller's limit (a decompression bomb, or just too big),
+        /// as opposed to input that is not gzip at all.
+        public var exceedsLimit = false
     }
 
     /// `bytes` as one gzip member.
@@ -55,7 +58,7 @@ public enum Gzip {
                 }
                 output.append(contentsOf: chunk[0..<produced])
                 if output.count > limit {
-                    failure = Failure(description: "the body expands past \(limit) bytes")
+                    failure = Failure(description: "the body expands past \(limit) bytes", exceedsLimit: true)
                     return
                 }
                 if status == Z_STREAM_END {

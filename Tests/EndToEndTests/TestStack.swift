@@ -44,6 +44,8 @@ final class TestStack: @unchecked Sendable {
         environment["CAIRN_DATA_DIR"] = directory + "/var"
         environment.removeValue(forKey: "CAIRN_RUN_DIR")
         environment.removeValue(forKey: "CAIRN_DATABASE_URL")
+        // Any free port: stacks of parallel tests, or a `make run`, never collide.
+        environment["CAIRN_HTTP_ADDR"] = "127.0.0.1:0"
         environment.merge(extra) { _, new in new }
         supervisor.environment = environment
         let log = FileHandle(forWritingAtPath: logPath)
@@ -150,6 +152,13 @@ final class TestStack: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(100))
         }
         throw TestStackError("the spool did not drain within \(timeout)")
+    }
+
+    /// The ingest service's HTTP base URL, as it bound it.
+    func httpURL() async throws -> String {
+        let status = try await call("ingest", "system.status")
+        guard let address = status["http_address"]?.stringValue else { throw TestStackError("ingest reports no HTTP address: \(status.serializedString())") }
+        return "http://" + address
     }
 
     func servicePID(_ name: String) async throws -> pid_t? {

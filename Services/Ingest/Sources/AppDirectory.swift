@@ -52,10 +52,23 @@ public final class AppDirectory: Sendable {
     /// - Throws: ``RPCError`` `unknown_app` when the registry has no such app, or
     ///   `storage_unavailable` when it cannot be asked and nothing is cached.
     public func resolve(_ key: String) async throws(RPCError) -> App {
+        try await lookup(cacheKey: key, method: "apps.get", params: ["app": .string(key)], unknownCode: "unknown_app")
+    }
+
+    /// The app whose write key is `writeKey`. Only its SHA-256 is sent to storage or cached.
+    /// - Throws: ``RPCError`` `unknown_write_key`, or `storage_unavailable` as ``resolve(_:)``.
+    public func resolve(writeKey: String) async throws(RPCError) -> App {
+        let hash = WriteKey.hash(writeKey)
+        return try await lookup(cacheKey: "key:" + hash, method: "apps.authenticate", params: ["write_key_hash": .string(hash)], unknownCode: "unknown_write_key")
+    }
+
+    /// One lookup, fresh from storage when the cached answer is older than ``freshness``;
+    /// the last known answer when storage cannot be asked.
+    private func lookup(cacheKey key: String, method: String, params: JSON, unknownCode: String) async throws(RPCError) -> App {
         let cached = cache.withLock { $0[key] }
         if let cached, ContinuousClock.now - cached.fetched < freshness { return cached.app }
         do {
-            let value = try await storage.call("apps.get", ["app": .string(key)])
+            let value = try await storage.call(method, params)
             guard let app = App(value) else { throw RPCError.application("storage_unavailable", "storage sent an app without a token") }
             let now = ContinuousClock.now
             cache.withLock {
@@ -66,7 +79,7 @@ public final class AppDirectory: Sendable {
             let bytes = value.serialized()
             try? await NIOThreadPool.singleton.runIfActive { [spool] in try spool.cacheApp(keys: Array(Set([key, app.token, app.name])), config: bytes) }
             return app
-        } catch let error as RPCError where error.applicationCode == "unknown_app" {
+        } catch let error as RPCError where error.applicationCode == unknownCode {
             cache.withLock { $0[key] = nil }
             try? await NIOThreadPool.singleton.runIfActive { [spool] in try spool.forgetApp(key) }
             throw error
@@ -77,7 +90,7 @@ public final class AppDirectory: Sendable {
                 let value = try? JSONParser.parse(bytes), let app = App(value) {
                 return app
             }
-            throw RPCError.application("storage_unavailable", "cannot look up app '\(key)': \(error); nothing was accepted, retry later")
+            throw RPCError.application("storage_unavailable", "cannot look up app '\(key.hasPrefix("key:") ? "by write key" : key)': \(error); nothing was accepted, retry later")
         }
     }
 }

@@ -2,13 +2,19 @@ import CairnCore
 import CairnService
 import CairnWire
 import Foundation
+import Hummingbird
+import Logging
+import NIOCore
 import NIOPosix
+import Synchronization
 
 /// The ingest service: validates, normalises and spools events, acknowledging only once
 /// they are durable, then forwards them downstream.
 ///
 /// Methods: `ingest.submit` and `ingest.deadletters.replay` (see ``Ingestor``), and
-/// `ingest.deadletters.list {app?, limit?}`.
+/// `ingest.deadletters.list {app?, limit?}`. Beside the socket, an HTTP listener
+/// (``HTTPIngest``) on `CAIRN_HTTP_ADDR`, else the stack file's `settings.http_address`,
+/// else `127.0.0.1:8088`.
 public enum IngestService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
         let spoolDirectory = context.environment.dataDirectory + "/spool"
@@ -18,8 +24,23 @@ public enum IngestService {
                                           maximumFrameSize: context.environment.maximumFrameSize)
         let storage = ReconnectingClient(socketPath: context.environment.socketPath(of: "storage"),
                                          maximumFrameSize: context.environment.maximumFrameSize)
-        let ingestor = Ingestor(spool: spool, apps: AppDirectory(storage: storage, spool: spool), counters: context.counters,
-                                suppressions: Suppressions(try spool.suppressedKeys()))
+        let settings = try IngestSettings(context.environment.settings(), environment: ProcessInfo.processInfo.environment)
+        let apps = AppDirectory(storage: storage, spool: spool)
+        let metrics = IngestMetrics()
+        let ingestor = Ingestor(spool: spool, apps: apps, counters: context.counters,
+                                suppressions: Suppressions(try spool.suppressedKeys()), metrics: metrics)
+        let http = HTTPIngest(ingestor: ingestor, apps: apps, spool: spool, metrics: metrics, highWaterMark: settings.highWaterMark)
+        let boundAddress = Mutex<String?>(nil)
+        let logger = context.logger
+        let server = Application(
+            responder: CallbackResponder<BasicRequestContext> { request, _ in await http.respond(to: request) },
+            configuration: ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "cairn"),
+            onServerRunning: { channel in
+                let address = channel.localAddress.map { "\($0.ipAddress ?? settings.host):\($0.port ?? settings.port)" }
+                boundAddress.withLock { $0 = address }
+                logger.info("HTTP ingest listening", metadata: ["http.address": "\(address ?? "?")"])
+            },
+            logger: Logger(label: "cairn-ingest.http"))
         let forwarder = Forwarder(spool: spool, identity: identity, counters: context.counters, logger: context.logger)
 
         var router = RPCRouter()
@@ -33,11 +54,34 @@ public enum IngestService {
         router.register("ingest.deadletters.replay") { params in try await ingestor.replay(params) }
         router.register("ingest.suppress") { params in try await ingestor.suppress(params) }
         return ServiceParts(
-            router: router, background: [forwarder],
+            router: router, background: [forwarder, server],
+            healthProblem: { boundAddress.withLock { $0 } == nil ? "the HTTP listener on \(settings.host):\(settings.port) is not up yet" : nil },
             statusDetails: {
                 let depth = (try? await NIOThreadPool.singleton.runIfActive { try spool.depth() }) ?? -1
                 let dead = (try? await NIOThreadPool.singleton.runIfActive { try spool.deadLetterCount() }) ?? -1
-                return ["spool_depth": .int(depth), "dead_letters": .int(dead)]
+                return ["spool_depth": .int(depth), "dead_letters": .int(dead), "http_address": .optional(boundAddress.withLock { $0 })]
             })
+    }
+}
+
+/// The ingest service's settings: the stack file's `settings`, overridden by the environment.
+struct IngestSettings {
+    var host = "127.0.0.1"
+    var port = 8088
+    /// Spooled events above which HTTP requests get `429`. Defaults to 1,000,000.
+    var highWaterMark: Int64 = 1_000_000
+
+    init(_ settings: JSONObject, environment: [String: String]) throws(RPCError) {
+        if let address = environment["CAIRN_HTTP_ADDR"].flatMap({ $0.isEmpty ? nil : $0 }) ?? settings["http_address"]?.stringValue {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
+                throw RPCError.application("configuration", "the HTTP address '\(address)' is not host:port (CAIRN_HTTP_ADDR or settings.http_address)")
+            }
+            host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            self.port = port
+        }
+        if let mark = environment["CAIRN_SPOOL_HIGH_WATER_MARK"].flatMap({ Int64($0) }) ?? settings["spool_high_water_mark"]?.intValue {
+            guard mark > 0 else { throw RPCError.application("configuration", "the spool high-water mark must be positive") }
+            highWaterMark = mark
+        }
     }
 }

@@ -22,14 +22,19 @@ public struct Ingestor: Sendable {
     let apps: AppDirectory
     let counters: Counters
     let suppressions: Suppressions
+    let commit: GroupCommit
+    /// Per-app totals for `/metrics`.
+    let metrics: IngestMetrics
     /// How many per-record errors a response lists; all are kept as dead letters.
     public var maximumReportedErrors = 100
 
-    public init(spool: Spool, apps: AppDirectory, counters: Counters, suppressions: Suppressions = Suppressions()) {
+    public init(spool: Spool, apps: AppDirectory, counters: Counters, suppressions: Suppressions = Suppressions(), metrics: IngestMetrics = IngestMetrics()) {
         self.spool = spool
         self.apps = apps
         self.counters = counters
         self.suppressions = suppressions
+        self.commit = GroupCommit(spool: spool)
+        self.metrics = metrics
     }
 
     public func submit(_ params: JSON) async throws -> JSON {
@@ -61,13 +66,44 @@ public struct Ingestor: Sendable {
             throw error
         }
 
+        let result = try await accept(records, app: app, format: format, formatName: formatName, source: source,
+                                      invalidUTF8: invalidUTF8, recordNumber: number)
+        return result.json
+    }
+
+    /// What one request's records became.
+    public struct Accepted: Sendable {
+        /// New events, durable in the spool.
+        public var accepted = 0
+        /// Events accepted before (same `internal_event_id` or `messageId`).
+        public var duplicates = 0
+        /// Events of erased people, dropped.
+        public var suppressed = 0
+        /// Records or messages refused, now dead letters.
+        public var rejected = 0
+        /// The first ``Ingestor/maximumReportedErrors`` refusals, as `{record, message?, code, field, error}`.
+        public var errors: [JSON] = []
+
+        public var json: JSON {
+            ["accepted": .int(Int64(accepted)), "duplicates": .int(Int64(duplicates)), "suppressed": .int(Int64(suppressed)),
+             "rejected": .int(Int64(rejected)), "errors": .array(errors)]
+        }
+    }
+
+    /// Normalises `records` for `app`, drops erased people's events, and spools the rest with
+    /// the refused records as dead letters, through the group commit: the CLI's path and
+    /// HTTP's. Returns once everything is durable.
+    /// - Parameter recordNumber: the number a record is reported under (a line of a file).
+    public func accept(_ records: [JSON], app: AppDirectory.App, format: EventNormalizer.FormatChoice, formatName: String, source: String,
+                       invalidUTF8: Set<Int> = [], recordNumber: (Int) -> Int = { $0 + 1 }) async throws -> Accepted {
+        func raw(_ record: JSON) -> [UInt8] { record.stringValue.map { Array($0.utf8) } ?? record.serialized() }
         let context = app.context(receivedAt: .now())
         var events: [CanonicalEvent] = []
         events.reserveCapacity(records.count)
         var deadLetters: [Spool.DeadLetter] = []
         var errors: [JSON] = []
         for (index, record) in records.enumerated() {
-            let line = number(index)
+            let line = recordNumber(index)
             let outcome: EventNormalizer.Outcome
             switch record {
             case .string where invalidUTF8.contains(line):
@@ -104,8 +140,8 @@ public struct Ingestor: Sendable {
         counters.add("events_accepted", Int64(counts.new))
         counters.add("events_duplicate", Int64(counts.duplicates))
         counters.add("events_rejected", Int64(deadLetters.count))
-        return ["accepted": .int(Int64(counts.new)), "duplicates": .int(Int64(counts.duplicates)), "suppressed": .int(Int64(suppressed)),
-                "rejected": .int(Int64(deadLetters.count)), "errors": .array(errors)]
+        metrics.add(app: app.name, accepted: counts.new, rejected: deadLetters.count, duplicates: counts.duplicates)
+        return Accepted(accepted: counts.new, duplicates: counts.duplicates, suppressed: suppressed, rejected: deadLetters.count, errors: errors)
     }
 
     /// `ingest.deadletters.replay {app?, ids?}`: runs dead letters through ingest again, for
@@ -186,9 +222,7 @@ public struct Ingestor: Sendable {
     @discardableResult
     private func store(events: [CanonicalEvent], deadLetters: [Spool.DeadLetter]) async throws -> (new: Int, duplicates: Int) {
         do {
-            return try await NIOThreadPool.singleton.runIfActive { [spool] in
-                try spool.append(events: events, deadLetters: deadLetters)
-            }
+            return try await commit.append(events: events, deadLetters: deadLetters)
         } catch let error as SQLiteError {
             throw SpoolFailure.rpcError(error)
         }

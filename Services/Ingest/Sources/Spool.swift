@@ -83,10 +83,20 @@ public final class Spool: Sendable {
     /// - Returns: how many events were new and how many were duplicates.
     @discardableResult
     public func append(events: [CanonicalEvent], deadLetters: [DeadLetter]) throws(SQLiteError) -> (new: Int, duplicates: Int) {
-        guard !events.isEmpty || !deadLetters.isEmpty else { return (0, 0) }
+        try append([(events, deadLetters)])[0]
+    }
+
+    /// Appends several requests' events and dead letters in one durable transaction (group
+    /// commit: one sync for all of them), in order, so a repeat across requests counts as a
+    /// duplicate of the earlier one.
+    /// - Returns: per request, how many of its events were new and how many were duplicates.
+    public func append(_ requests: [(events: [CanonicalEvent], deadLetters: [DeadLetter])]) throws(SQLiteError) -> [(new: Int, duplicates: Int)] {
+        let events = requests.flatMap(\.events)
+        let deadLetters = requests.flatMap(\.deadLetters)
+        guard !events.isEmpty || !deadLetters.isEmpty else { return requests.map { _ in (0, 0) } }
         let now = Timestamp.now()
         let day = SQLiteValue.integer(now.microseconds / 86_400_000_000)
-        return try database.transaction { (connection) throws(SQLiteError) -> (new: Int, duplicates: Int) in
+        let isDuplicate = try database.transaction { (connection) throws(SQLiteError) -> [Bool] in
             var isDuplicate = [Bool](repeating: false, count: events.count)
             let withMessageIds = events.indices.filter { events[$0].messageId != nil }
             try connection.executeEach(
@@ -107,8 +117,16 @@ public final class Spool: Sendable {
                 "INSERT INTO spool (app, event) VALUES (?1, ?2)",
                 fresh.lazy.map { [.text(events[$0].appToken), .blob(events[$0].json.serialized())] })
             try Self.insert(deadLetters, receivedAt: now.description, on: connection)
-            return (fresh.count, events.count - fresh.count)
+            return isDuplicate
         }
+        var counts: [(new: Int, duplicates: Int)] = []
+        var offset = 0
+        for request in requests {
+            let duplicates = isDuplicate[offset..<(offset + request.events.count)].lazy.filter { $0 }.count
+            counts.append((request.events.count - duplicates, duplicates))
+            offset += request.events.count
+        }
+        return counts
     }
 
     /// The oldest `limit` entries.
@@ -143,6 +161,20 @@ public final class Spool: Sendable {
 
     public func depth() throws(SQLiteError) -> Int64 {
         try count("SELECT count(*) FROM spool")
+    }
+
+    /// The spool's depth from its first and last sequence numbers: two index lookups, cheap
+    /// enough for every request's backpressure check (the forwarder removes entries in order,
+    /// so there are few gaps).
+    public func approximateDepth() throws(SQLiteError) -> Int64 {
+        try count("SELECT COALESCE(max(seq) - min(seq) + 1, 0) FROM spool")
+    }
+
+    /// When the oldest spooled event was received, or nil when the spool is empty: how far
+    /// the forwarder is behind.
+    public func oldestReceivedAt() throws(SQLiteError) -> Timestamp? {
+        guard let entry = try peek(limit: 1).first, case .object(let event)? = try? JSONParser.parse(entry.event) else { return nil }
+        return event["received_at"]?.stringValue.flatMap { Timestamp(parsing: $0) }
     }
 
     public func deadLetterCount() throws(SQLiteError) -> Int64 {

@@ -9,15 +9,26 @@ import CairnWire
 /// - `apps.create {name, token?, personal_data?}` → `{name, token, write_key, personal_data}`;
 ///   the write key is shown once and stored only as its SHA-256;
 /// - `apps.list` → `{rows}`; `apps.get {app}` (name or token) → the app with its attributes;
+/// - `apps.authenticate {write_key_hash}` → the app whose write key has that SHA-256;
 /// - `apps.rotate_key {app}` → `{name, token, write_key}`; `apps.configure {app, personal_data}`;
 /// - `attributes.set {app, name, type}`; `attributes.list {app}` → `{rows}`.
 public enum AppRegistry {
     /// Looks an app up by token or name.
     public static func find(_ app: String, on connection: PostgresConnection) throws(PostgresError) -> JSON? {
+        try find(where: "token = $1 OR name = $1 ORDER BY token = $1 DESC", app, on: connection)
+    }
+
+    /// Looks an app up by the SHA-256 of its write key (``WriteKey/hash(_:)``): how HTTP
+    /// ingest authenticates, without the key itself ever leaving ingest.
+    public static func find(writeKeyHash: String, on connection: PostgresConnection) throws(PostgresError) -> JSON? {
+        try find(where: "write_key_hash = $1", writeKeyHash, on: connection)
+    }
+
+    private static func find(where condition: String, _ value: String, on connection: PostgresConnection) throws(PostgresError) -> JSON? {
         let rows = try connection.execute("""
             SELECT token, name, personal_data, created_at, session_inactivity_s, session_max_length_s, identify_userlike_by_email
-            FROM apps WHERE token = $1 OR name = $1 ORDER BY token = $1 DESC LIMIT 1
-            """, [app]).rows
+            FROM apps WHERE \(condition) LIMIT 1
+            """, [value]).rows
         guard let row = rows.first else { return nil }
         let token = row[0] ?? ""
         var attributes = JSONObject()
@@ -127,16 +138,4 @@ public enum AppRegistry {
         }
         return mode
     }
-}
-
-/// Write keys: random, shown once, stored as SHA-256 hex.
-public enum WriteKey {
-    /// 32 characters from a URL-safe alphabet, from the system's random source.
-    public static func generate() -> String {
-        let alphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
-        var generator = SystemRandomNumberGenerator()
-        return String((0..<32).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] })
-    }
-
-    public static func hash(_ key: String) -> String { SHA256.hex(Array(key.utf8)) }
 }

@@ -91,6 +91,13 @@ public enum StorageService {
                 }
                 return found
             }),
+            ("apps.authenticate", { params, connection in
+                guard let hash = params["write_key_hash"]?.stringValue else { throw RPCError.invalidParams("params.write_key_hash is required") }
+                guard let found = try AppRegistry.find(writeKeyHash: hash, on: connection) else {
+                    throw RPCError.application("unknown_write_key", "no app has this write key")
+                }
+                return found
+            }),
         ]
         for (method, body) in registry {
             router.register(method) { params in

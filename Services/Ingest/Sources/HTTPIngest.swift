@@ -1,0 +1,335 @@
+import CairnCore
+import CairnGzip
+import CairnWire
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Ingest over HTTP/1.1: Segment's HTTP Tracking API, as the official client libraries send
+/// it (segment-api.md §5.5), one route per vendor format, `GET /health` and `GET /metrics`.
+///
+/// Every route answers only after the events are durable in the spool, through the same
+/// ``Ingestor`` as the CLI's socket, and so through the same group commit.
+public struct HTTPIngest: Sendable {
+    /// Segment's limits (segment-api.md §1.6), in bytes of uncompressed JSON.
+    public static let maximumMessageBytes = 32 * 1024
+    public static let maximumBatchBytes = 500 * 1024
+    public static let maximumBatchMessages = 2_500
+
+    let ingestor: Ingestor
+    let apps: AppDirectory
+    let spool: Spool
+    let metrics: IngestMetrics
+    /// Spooled events above which requests get `429`: backpressure while the pipeline
+    /// downstream catches up. Nothing is dropped.
+    let highWaterMark: Int64
+    private let depth: SpoolDepth
+
+    public init(ingestor: Ingestor, apps: AppDirectory, spool: Spool, metrics: IngestMetrics, highWaterMark: Int64) {
+        self.ingestor = ingestor
+        self.apps = apps
+        self.spool = spool
+        self.metrics = metrics
+        self.highWaterMark = highWaterMark
+        depth = SpoolDepth(spool: spool)
+    }
+
+    /// What a path asks for. Segment's routes match at the end of the path, so a client
+    /// configured with a path prefix (`host="http://h/prefix"`) reaches them too.
+    enum Route: Equatable {
+        case batch
+        /// One message; the route sets its type.
+        case single(type: String)
+        case vendor(EventNormalizer.FormatChoice)
+        case health
+        case metrics
+
+        static let singleTypes = [
+            "track": "track", "identify": "identify", "group": "group", "page": "page", "screen": "screen", "alias": "alias",
+            "t": "track", "i": "identify", "g": "group", "p": "page", "s": "screen", "a": "alias",
+        ]
+        static let vendors: [String: EventNormalizer.FormatChoice] = [
+            "userguiding": .userguiding, "userlike": .userlike, "userpilot": .userpilot, "usercom": .usercom,
+        ]
+
+        init?(path: String) {
+            let parts = path.split(separator: "/").map(String.init)
+            guard let last = parts.last else { return nil }
+            let parent = parts.count >= 2 ? parts[parts.count - 2] : nil
+            if parent == "v1", ["batch", "import", "b"].contains(last) {
+                self = .batch
+            } else if parent == "v1", let type = Self.singleTypes[last] {
+                self = .single(type: type)
+            } else if parts.count == 1, let format = Self.vendors[last] {
+                self = .vendor(format)
+            } else if parts == ["health"] {
+                self = .health
+            } else if parts == ["metrics"] {
+                self = .metrics
+            } else {
+                return nil
+            }
+        }
+
+        /// The label `/metrics` counts requests under: the route, never the raw path.
+        var label: String {
+            switch self {
+            case .batch: "/v1/batch"
+            case .single(let type): "/v1/\(type)"
+            case .vendor(let format): "/\(format.rawValue)"
+            case .health: "/health"
+            case .metrics: "/metrics"
+            }
+        }
+    }
+
+    /// A request refused: the status, a stable code and a message that says what was expected.
+    struct Refusal: Error {
+        var status: HTTPResponse.Status
+        var code: String
+        var message: String
+        var headers: HTTPFields = [:]
+    }
+
+    public func respond(to request: Request) async -> Response {
+        let started = ContinuousClock.now
+        let route = Route(path: request.uri.path)
+        var response: Response
+        do {
+            response = try await handle(request, route: route)
+        } catch let refusal as Refusal {
+            response = Self.json(refusal.status, ["code": .string(refusal.code), "message": .string(refusal.message)], headers: refusal.headers)
+        } catch {
+            response = Self.json(.internalServerError, ["code": "internal", "message": .string("\(error)")])
+        }
+        // Browsers (analytics.js, a forwarded Userlike callback) read the answer cross-origin.
+        response.headers[.accessControlAllowOrigin] = "*"
+        let elapsed = ContinuousClock.now - started
+        metrics.request(route: route?.label ?? "other", status: response.status.code,
+                        seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        return response
+    }
+
+    private func handle(_ request: Request, route: Route?) async throws -> Response {
+        if request.method == .options {
+            var headers = HTTPFields()
+            headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
+            headers[.accessControlAllowHeaders] = "Authorization, Content-Type, Content-Encoding"
+            headers[.accessControlMaxAge] = "86400"
+            return Response(status: .noContent, headers: headers)
+        }
+        guard let route else { throw Refusal(status: .notFound, code: "not_found", message: "no route \(request.uri.path); POST to /v1/batch, /v1/track, …, /userguiding, /userlike, /userpilot or /usercom") }
+        switch route {
+        case .health:
+            guard request.method == .get || request.method == .head else { throw Self.methodNotAllowed("GET") }
+            return Self.json(.ok, ["status": "ok"])
+        case .metrics:
+            guard request.method == .get else { throw Self.methodNotAllowed("GET") }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: await renderMetrics())))
+        case .batch, .single, .vendor:
+            guard request.method == .post else { throw Self.methodNotAllowed("POST") }
+            return try await ingest(request, route: route)
+        }
+    }
+
+    private func ingest(_ request: Request, route: Route) async throws -> Response {
+        let spooled = await depth.current()
+        if spooled >= highWaterMark {
+            throw Refusal(status: .tooManyRequests, code: "overloaded",
+                          message: "\(spooled) events are waiting in the spool (high-water mark \(highWaterMark)); retry after the delay, nothing was accepted",
+                          headers: [.retryAfter: "2", HTTPField.Name("X-RateLimit-Reset")!: "2"])
+        }
+        let body = try await Self.body(of: request)
+        let value: JSON
+        do {
+            value = try JSONParser.parse(body, maximumDepth: EventNormalizer.maximumDepth)
+        } catch {
+            throw Refusal(status: .badRequest, code: "invalid_json", message: "the body is not valid JSON: \(error)")
+        }
+        var key = Self.basicAuthUser(request.headers[.authorization])
+        let records: [JSON]
+        let format: EventNormalizer.FormatChoice
+        switch route {
+        case .batch:
+            guard case .object(var envelope) = value, case .array(var messages)? = envelope["batch"] else {
+                throw Refusal(status: .badRequest, code: "invalid_batch", message: "expected an object {\"batch\": [messages]}, found \(value.typeName)")
+            }
+            guard messages.count <= Self.maximumBatchMessages else {
+                throw Refusal(status: .badRequest, code: "too_many_messages", message: "the batch holds \(messages.count) messages; the limit is \(Self.maximumBatchMessages) per batch")
+            }
+            key = key ?? envelope["writeKey"]?.stringValue
+            envelope["writeKey"] = nil
+            let integrations = envelope["integrations"]?.objectValue
+            envelope["integrations"] = nil
+            for index in messages.indices {
+                guard case .object(var message) = messages[index] else { continue }  // refused per message, as a dead letter
+                try Self.checkSize(JSON.object(message), "batch[\(index)]")
+                message["writeKey"] = nil
+                if let integrations {
+                    // The envelope's integrations apply to every message; the message's own keys win.
+                    var merged = integrations
+                    for (name, setting) in message["integrations"]?.objectValue ?? JSONObject() where !setting.isNull { merged[name] = setting }
+                    message["integrations"] = .object(merged)
+                }
+                messages[index] = .object(message)
+            }
+            envelope["batch"] = .array(messages)
+            records = [.object(envelope)]
+            format = .segment
+        case .single(let type):
+            guard case .object(var message) = value else {
+                throw Refusal(status: .badRequest, code: "invalid_message", message: "expected one message object, found \(value.typeName)")
+            }
+            try Self.checkSize(value, "the message")
+            key = key ?? message["writeKey"]?.stringValue
+            message["writeKey"] = nil
+            message["type"] = .string(type)
+            records = [.object(message)]
+            format = .segment
+        case .vendor(let vendor):
+            let list: [JSON]
+            switch value {
+            case .array(let items): list = items
+            case .object: list = [value]
+            default: throw Refusal(status: .badRequest, code: "invalid_record", message: "expected a record object or an array of them, found \(value.typeName)")
+            }
+            guard list.count <= Self.maximumBatchMessages else {
+                throw Refusal(status: .badRequest, code: "too_many_messages", message: "the request holds \(list.count) records; the limit is \(Self.maximumBatchMessages)")
+            }
+            var cleaned: [JSON] = []
+            for (index, item) in list.enumerated() {
+                try Self.checkSize(item, list.count == 1 ? "the record" : "record \(index)")
+                guard case .object(var record) = item else { cleaned.append(item); continue }
+                key = key ?? record["writeKey"]?.stringValue
+                record["writeKey"] = nil
+                cleaned.append(.object(record))
+            }
+            records = cleaned
+            format = vendor
+        case .health, .metrics:
+            throw Refusal(status: .notFound, code: "not_found", message: "not an ingest route")
+        }
+        key = key ?? request.uri.queryParameters["writeKey"].map(String.init) ?? request.uri.queryParameters["write_key"].map(String.init)
+        guard let key, !key.isEmpty else {
+            throw Refusal(status: .unauthorized, code: "missing_write_key",
+                          message: "send the app's write key as the Basic auth username (Authorization: Basic base64(key:)) or as writeKey in the body")
+        }
+        let app: AppDirectory.App
+        do {
+            app = try await apps.resolve(writeKey: key)
+        } catch where error.applicationCode == "unknown_write_key" {
+            throw Refusal(status: .unauthorized, code: "unknown_write_key", message: "no app has this write key; `cairn apps list` shows the apps, `cairn apps rotate-key` issues a new key")
+        } catch {
+            throw Refusal(status: .serviceUnavailable, code: "storage_unavailable", message: error.message, headers: [.retryAfter: "5"])
+        }
+        let accepted: Ingestor.Accepted
+        do {
+            accepted = try await ingestor.accept(records, app: app, format: format, formatName: format.rawValue, source: "http \(route.label)")
+        } catch let error as RPCError {
+            throw Refusal(status: .serviceUnavailable, code: error.applicationCode ?? "spool_failed", message: error.message, headers: [.retryAfter: "5"])
+        }
+        depth.added(accepted.accepted)
+        var answer: JSONObject = ["success": true]
+        if accepted.rejected > 0 {
+            // Kept as dead letters (`cairn deadletters list`); still 200, as Segment answers.
+            answer["rejected"] = .int(Int64(accepted.rejected))
+            answer["errors"] = .array(accepted.errors)
+        }
+        return Self.json(.ok, answer)
+    }
+
+    /// The request body, gunzipped when it says so, within Segment's 500 KB per request.
+    static func body(of request: Request) async throws -> [UInt8] {
+        let limit = maximumBatchBytes
+        let tooLarge = Refusal(status: .badRequest, code: "request_too_large", message: "the body is over \(limit) bytes of JSON, Segment's limit per batch request")
+        var buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
+        }
+        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        guard let encoding = request.headers[.contentEncoding]?.lowercased(), encoding != "identity" else { return bytes }
+        guard encoding == "gzip" || encoding == "x-gzip" else {
+            throw Refusal(status: .unsupportedMediaType, code: "unsupported_encoding", message: "Content-Encoding \(encoding) is not supported; send gzip or nothing")
+        }
+        do {
+            return try Gzip.decompress(bytes, limit: limit)
+        } catch where error.exceedsLimit {
+            throw tooLarge
+        } catch {
+            throw Refusal(status: .badRequest, code: "invalid_gzip", message: "the body says Content-Encoding: gzip but does not gunzip: \(error)")
+        }
+    }
+
+    static func checkSize(_ value: JSON, _ what: String) throws(Refusal) {
+        let size = value.serialized().count
+        guard size <= maximumMessageBytes else {
+            throw Refusal(status: .badRequest, code: "message_too_large", message: "\(what) is \(size) bytes; the limit is \(maximumMessageBytes) bytes (32 KB) per message")
+        }
+    }
+
+    /// The username of `Authorization: Basic base64(key:)`; the trailing colon is optional.
+    static func basicAuthUser(_ header: String?) -> String? {
+        guard let header, header.count > 6, header.prefix(6).lowercased() == "basic " else { return nil }
+        guard let data = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+              let text = String(data: data, encoding: .utf8) else { return nil }
+        let user = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        return user.isEmpty ? nil : user
+    }
+
+    static func methodNotAllowed(_ allowed: String) -> Refusal {
+        Refusal(status: .methodNotAllowed, code: "method_not_allowed", message: "use \(allowed)", headers: [.allow: allowed])
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: JSONObject, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSON.object(object).serialized())))
+    }
+
+    private func renderMetrics() async -> String {
+        let spool = self.spool
+        let (depth, oldest) = (try? await NIOThreadPool.singleton.runIfActive { (try spool.depth(), try spool.oldestReceivedAt()) }) ?? (-1, nil)
+        let lag = oldest.map { Double(Timestamp.now().microseconds - $0.microseconds) / 1_000_000 } ?? 0
+        let totals = ingestor.commit.totals
+        return metrics.render(gauges: [
+            ("cairn_spool_depth", "Events acknowledged and waiting in the spool for storage.", Double(depth)),
+            ("cairn_forwarder_lag_seconds", "How long the oldest spooled event has waited since it was received.", max(0, lag)),
+            ("cairn_spool_group_commits", "Spool transactions committed since start.", Double(totals.groups)),
+            ("cairn_spool_group_commit_requests", "Requests those transactions carried.", Double(totals.requests)),
+            ("cairn_spool_high_water_mark", "Spooled events above which requests get 429.", Double(highWaterMark)),
+        ])
+    }
+}
+
+/// The spool's approximate depth for the backpressure check: read from the spool at most
+/// every 100 ms, and counted up between reads as requests add events.
+final class SpoolDepth: Sendable {
+    private let spool: Spool
+    private let state = Mutex<(depth: Int64, read: ContinuousClock.Instant?)>((0, nil))
+
+    init(spool: Spool) {
+        self.spool = spool
+    }
+
+    func current() async -> Int64 {
+        let now = ContinuousClock.now
+        let (depth, read) = state.withLock { $0 }
+        if let read, now - read < .milliseconds(100) { return depth }
+        state.withLock { $0.read = now }
+        let spool = self.spool
+        guard let fresh = try? await NIOThreadPool.singleton.runIfActive({ try spool.approximateDepth() }) else { return depth }
+        state.withLock { $0.depth = fresh }
+        return fresh
+    }
+
+    func added(_ count: Int) {
+        state.withLock { $0.depth += Int64(count) }
+    }
+}
