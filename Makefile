@@ -19,6 +19,7 @@ run: build
 	.build/debug/cairn-supervisor --stack $(STACK)
 
 test: deps
+	@scripts/ensure-python-clients.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

@@ -135,7 +135,7 @@ let package = Package(
             .testTarget(name: "CairnReportingTests", dependencies: ["CairnReporting", "CairnCore", "CairnWire", "CairnStorage", "CairnPostgres", "CairnTesting"], path: "Tests/CairnReportingTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnExportTests", dependencies: ["CairnExport", "CairnCore", "CairnStorage", "CairnPostgres", "CairnTesting", "CairnGzip", "CairnWire", logging, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnExportTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnSupervisorTests", dependencies: ["CairnSupervisor", "CairnCore"], path: "Tests/CairnSupervisorTests", swiftSettings: swiftSettings),
-            .testTarget(name: "EndToEndTests", dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnTesting"], path: "Tests/EndToEndTests", swiftSettings: swiftSettings),
+            .testTarget(name: "EndToEndTests", dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnTesting", "CairnGzip", httpClient, nioCore, nioHTTP1], path: "Tests/EndToEndTests", swiftSettings: swiftSettings),
         ],
     swiftLanguageModes: [.v6]
 )

@@ -8,7 +8,8 @@
 /// | `identify` | `identify_user`, `traits` → `metadata` |
 /// | `group` | `identify_company`, `groupId` → `company_id`, `traits` → `metadata` |
 /// | `page`, `screen` | `page_view`; `name`, `category` and `properties` → `metadata` |
-/// | `alias` | `identify_user` with `userId` → `user_id` and `previousId` → `anonymous_id` |
+/// | `identify` | (traits from `traits`, else `context.traits`, where RudderStack's clients put them) |
+/// | `alias` | `identify_user` named `alias`, with `userId` → `user_id` and `previousId` → `anonymous_id` |
 ///
 /// `null` is absent. The envelope's `context` is merged into each message's (the message's
 /// own keys win). `timestamp` (else `originalTimestamp`, else the time of receipt) is the
@@ -83,7 +84,9 @@ public enum SegmentAdapter {
             metadata = properties.object
         case "identify":
             eventType = .identifyUser
-            metadata = try fields.object("traits") ?? JSONObject()
+            // RudderStack's clients send identify traits in context.traits only; top-level traits win.
+            metadata = try contextFields.object("traits") ?? JSONObject()
+            for (key, value) in try fields.object("traits") ?? JSONObject() { metadata[key] = value }
         case "group":
             eventType = .identifyCompany
             company = try fields.identifier("groupId", required: true)
@@ -98,6 +101,9 @@ public enum SegmentAdapter {
             metadata = properties
         default:  // alias
             eventType = .identifyUser
+            // Named, so that an alias never shares its internal_event_id with an identify of the
+            // same user in the same millisecond (clients call the two back to back).
+            name = "alias"
             user = try fields.identifier("userId", required: true)
             anonymous = try fields.identifier("previousId", required: true)
         }

@@ -58,6 +58,7 @@ import Testing
         #expect(alias.eventType == .identifyUser)
         #expect(alias.userId == "u-1")
         #expect(alias.anonymousId == "anon-1")
+        #expect(alias.eventName == "alias")
         // The batch envelope: its context reaches each message; a UserGuiding name is the UserGuiding event.
         #expect(all[6].eventName == "Guide Started")
         #expect(all[6].metadata["guide_id"] == "1")

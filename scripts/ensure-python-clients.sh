@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the real Segment-protocol client libraries the HTTP ingest tests drive, in a virtual
+# environment under the build folder, once: segment-analytics-python 2.3.4 (write key in the
+# body) and rudder-sdk-python 2.1.9 (write key as Basic auth, gzip by default).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=.build/python-clients
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import segment.analytics, rudderstack.analytics" 2>/dev/null; then
+    exit 0
+fi
+mkdir -p .build
+if ! python3 -m venv "$venv" 2>/dev/null; then
+    # Debian's python3 keeps venv in its own package.
+    echo "cairn: installing python3-venv" >&2
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+fi
+echo "cairn: installing segment-analytics-python and rudder-sdk-python into $venv" >&2
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check segment-analytics-python==2.3.4 rudder-sdk-python==2.1.9
