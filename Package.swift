@@ -117,6 +117,7 @@ let package = Package(
             // `make bench`: the format layer alone, per format.
             .executableTarget(name: "cairn-format-bench", dependencies: ["CairnCore"], path: "bench/FormatBench", swiftSettings: swiftSettings),
             .executableTarget(name: "cairn-identity-bench", dependencies: ["CairnCore", "CairnIdentity"], path: "bench/IdentityBench", swiftSettings: swiftSettings),
+            .executableTarget(name: "cairn-http-bench", dependencies: ["CairnCore", httpClient, nioCore, nioHTTP1], path: "bench/HTTPBench", swiftSettings: swiftSettings),
 
             // Tests: one target per library, plus the end-to-end suite against the real stack.
             .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire", "CairnGzip", nioCore, nioPosix, nioHTTP1], path: "Tests/CairnTesting", swiftSettings: swiftSettings),

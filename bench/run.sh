@@ -13,6 +13,8 @@ work=$(mktemp -d /tmp/cairn-bench-XXXXXX)
 chmod 755 "$work"
 data=$work/var
 export CAIRN_DATA_DIR=$data
+# Any free port for HTTP ingest; the bench asks the stack which one it got.
+export CAIRN_HTTP_ADDR=127.0.0.1:0
 unset CAIRN_RUN_DIR CAIRN_DATABASE_URL
 
 cleanup() {
@@ -36,13 +38,13 @@ for _ in $(seq 1 600); do
 done
 
 psql_count() {
-    psql "host=$data/postgres/sock user=cairn dbname=cairn" -Atc "SELECT count(*) FROM events WHERE app_token = 'bench'" 2>/dev/null \
+    psql "host=$data/postgres/sock user=cairn dbname=cairn" -Atc "SELECT count(*) FROM events WHERE app_token = '${app:-bench}'" 2>/dev/null \
         || echo 0
 }
 # When running as root the cluster may live under /var/tmp; ask the supervisor's stack for the socket.
 if ! [ -S "$data/postgres/sock/.s.PGSQL.5432" ]; then
     sock=$(ls -d /var/tmp/cairn-pg-*/sock 2>/dev/null | head -1)
-    psql_count() { psql "host=$sock user=cairn dbname=cairn" -Atc "SELECT count(*) FROM events WHERE app_token = 'bench'" 2>/dev/null || echo 0; }
+    psql_count() { psql "host=$sock user=cairn dbname=cairn" -Atc "SELECT count(*) FROM events WHERE app_token = '${app:-bench}'" 2>/dev/null || echo 0; }
 fi
 
 "$bin/cairn" apps create bench >/dev/null
@@ -59,6 +61,17 @@ n, start, acked, done = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 print(f"bench: {n} events, ingest acknowledged in {acked - start:.2f} s, all committed in {done - start:.2f} s")
 print(f"bench: end to end {n / (done - start):,.0f} events/s (acknowledgement rate {n / (acked - start):,.0f} events/s)")
 PY
+
+# HTTP ingest: Segment batches of 100 over 32 connections, then until the last is committed.
+http_events=${BENCH_HTTP_EVENTS:-200000}
+http_addr=$("$bin/cairn" status --format json | python3 -c "import json,sys; print(next(s['status']['http_address'] for s in json.load(sys.stdin)['services'] if s['name'] == 'ingest'))")
+http_key=$("$bin/cairn" apps create http-bench | awk '/write key/ {print $NF}')
+echo
+http_start=$(date +%s.%N)
+"$bin/cairn-http-bench" "http://$http_addr" "$http_key" "$http_events" 32 100
+while [ "$(app=http-bench psql_count)" -lt "$http_events" ]; do sleep 0.05; done
+http_done=$(date +%s.%N)
+python3 -c "import sys; n, a, b = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]); print(f'http: end to end {n / (b - a):,.0f} events/s committed in PostgreSQL (target 30,000: {\"met\" if n / (b - a) >= 30000 else \"MISSED\"})')" "$http_events" "$http_start" "$http_done"
 
 echo
 "$bin/cairn-format-bench"
