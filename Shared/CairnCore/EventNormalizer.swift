@@ -76,15 +76,16 @@ public enum EventNormalizer {
                 case .failure(let error):
                     outcome.rejections.append(Rejection(message: index, error: error, raw: record["batch"]!.arrayValue![index].serialized()))
                 case .success(let object):
-                    let bytes = JSON.object(object).serialized()
-                    if checkMessageSizes, bytes.count > maximumRecordBytes {
-                        outcome.rejections.append(Rejection(message: index, error: EventError(.recordTooLarge, field: nil, "message is \(bytes.count) bytes; the limit is \(maximumRecordBytes) bytes per message"), raw: bytes))
+                    // Serialised only when refused: most messages never need their bytes.
+                    let size = checkMessageSizes ? JSON.object(object).serializedByteCount : 0
+                    if size > maximumRecordBytes {
+                        outcome.rejections.append(Rejection(message: index, error: EventError(.recordTooLarge, field: nil, "message is \(size) bytes; the limit is \(maximumRecordBytes) bytes per message"), raw: JSON.object(object).serialized()))
                         continue
                     }
                     do throws(EventError) {
                         outcome.events.append(try SegmentAdapter.canonicalize(object, context: context))
                     } catch {
-                        outcome.rejections.append(Rejection(message: index, error: error, raw: bytes))
+                        outcome.rejections.append(Rejection(message: index, error: error, raw: JSON.object(object).serialized()))
                     }
                 }
             }

@@ -55,4 +55,20 @@ import Testing
         let value: JSON = ["k": .string("tab\there\u{01}")]
         #expect(value.serializedString() == #"{"k":"tab\there\u0001"}"#)
     }
+
+    /// Size limits are checked without serialising: the count must match the bytes exactly.
+    @Test func countsSerializedBytesExactly() throws {
+        let values: [JSON] = [
+            .null, true, false, 0, -42, 3.5, 1e21, 2.0, "", "plain", "quote \" back \\ nl \n cr \r tab \t ctl \u{01}\u{1F}", "ünïcødé ✓ 🎉",
+            ["a": [1, 2, ["b": .null]], "": "x", "é": [], "o": [:]],
+            .array((0..<50).map { .string(String(repeating: "x", count: $0)) }),
+        ]
+        for value in values {
+            #expect(value.serializedByteCount == value.serialized().count, "\(value.serializedString())")
+        }
+        let text = #"{"a":"x\"y\\z\u0000","b":[1,2.5,true,null,{"c":"\n"}]}"#
+        let parsed = try JSONParser.parse(Array(text.utf8))
+        #expect(parsed.serializedByteCount == parsed.serialized().count)
+        #expect(parsed.serializedString() == #"{"a":"x\"y\\z\u0000","b":[1,2.5,true,null,{"c":"\n"}]}"#)
+    }
 }

@@ -268,7 +268,7 @@ public struct HTTPIngest: Sendable {
     }
 
     static func checkSize(_ value: JSON, _ what: String) throws(Refusal) {
-        let size = value.serialized().count
+        let size = value.serializedByteCount
         guard size <= maximumMessageBytes else {
             throw Refusal(status: .badRequest, code: "message_too_large", message: "\(what) is \(size) bytes; the limit is \(maximumMessageBytes) bytes (32 KB) per message")
         }

@@ -51,6 +51,8 @@ public final class Spool: Sendable {
             try connection.execute("""
                 PRAGMA journal_mode = WAL;
                 PRAGMA synchronous = FULL;
+                PRAGMA cache_size = -65536;
+                PRAGMA mmap_size = 268435456;
                 CREATE TABLE IF NOT EXISTS spool (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
                     app TEXT NOT NULL,

@@ -4,6 +4,7 @@ import CairnService
 import CairnWire
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
@@ -278,8 +279,9 @@ public final class StackRunner: Service, Sendable {
             ]
             if name != "postgres", !child.exited {
                 do {
+                    // A stopped or wedged service must not hang everyone's `cairn status`.
                     row["status"] = try await RPCClient.withConnection(socketPath: environment.socketPath(of: name)) {
-                        try await $0.call("system.status")
+                        try await $0.call("system.status", rawParams: Array("{}".utf8), timeout: .seconds(3))
                     }
                 } catch {
                     row["status"] = ["health": "unreachable", "reason": .string("\(error)")]
