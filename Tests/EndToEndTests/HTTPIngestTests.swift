@@ -137,6 +137,7 @@ import Glibc
             #expect(metrics.body.contains(#"cairn_events_rejected_total{app="web"} 1"#))
             #expect(metrics.body.contains(#"cairn_http_requests_total{route="/v1/batch",status="401"} 2"#))
             #expect(metrics.body.contains("cairn_spool_depth 0"))
+            #expect(metrics.body.contains("# TYPE cairn_app_forwarder_lag_seconds gauge"))
 
             // In PostgreSQL with the right fields.
             #expect(try await stack.waitForCount(app: "web", 10) == 10)

@@ -295,16 +295,23 @@ public struct HTTPIngest: Sendable {
 
     private func renderMetrics() async -> String {
         let spool = self.spool
-        let (depth, oldest) = (try? await NIOThreadPool.singleton.runIfActive { (try spool.depth(), try spool.oldestReceivedAt()) }) ?? (-1, nil)
-        let lag = oldest.map { Double(Timestamp.now().microseconds - $0.microseconds) / 1_000_000 } ?? 0
+        let backlog = (try? await NIOThreadPool.singleton.runIfActive { try spool.backlog() }) ?? []
+        let now = Timestamp.now().microseconds
+        func lag(_ oldest: Timestamp?) -> Double { max(0, oldest.map { Double(now - $0.microseconds) / 1_000_000 } ?? 0) }
         let totals = ingestor.commit.totals
+        let appGauges = [
+            IngestMetrics.AppGauge(name: "cairn_app_spool_depth", help: "Events waiting in the spool, per app.",
+                                   values: backlog.map { ($0.app, Double($0.depth)) }),
+            IngestMetrics.AppGauge(name: "cairn_app_forwarder_lag_seconds", help: "How long the app's oldest spooled event has waited since it was received.",
+                                   values: backlog.map { ($0.app, lag($0.oldestReceivedAt)) }),
+        ]
         return metrics.render(gauges: [
-            ("cairn_spool_depth", "Events acknowledged and waiting in the spool for storage.", Double(depth)),
-            ("cairn_forwarder_lag_seconds", "How long the oldest spooled event has waited since it was received.", max(0, lag)),
+            ("cairn_spool_depth", "Events acknowledged and waiting in the spool for storage.", Double(backlog.reduce(0) { $0 + $1.depth })),
+            ("cairn_forwarder_lag_seconds", "How long the oldest spooled event has waited since it was received.", backlog.map { lag($0.oldestReceivedAt) }.max() ?? 0),
             ("cairn_spool_group_commits", "Spool transactions committed since start.", Double(totals.groups)),
             ("cairn_spool_group_commit_requests", "Requests those transactions carried.", Double(totals.requests)),
             ("cairn_spool_high_water_mark", "Spooled events above which requests get 429.", Double(highWaterMark)),
-        ])
+        ], appGauges: appGauges)
     }
 }
 

@@ -2,7 +2,8 @@ import Synchronization
 
 /// What `GET /metrics` reports, in Prometheus's text exposition format (version 0.0.4):
 /// HTTP requests by route and status with their latency, and events accepted, rejected and
-/// deduplicated per app. The spool's gauges are added when the page is rendered.
+/// deduplicated per app (by token). The spool's gauges, in all and per app, are added when
+/// the page is rendered.
 public final class IngestMetrics: Sendable {
     private struct State {
         var events: [String: (accepted: Int64, rejected: Int64, duplicates: Int64)] = [:]
@@ -45,8 +46,15 @@ public final class IngestMetrics: Sendable {
         }
     }
 
-    /// The exposition text, with `gauges` (name, help, value) appended.
-    public func render(gauges: [(name: String, help: String, value: Double)]) -> String {
+    /// A gauge with one value per app.
+    public struct AppGauge {
+        public var name: String
+        public var help: String
+        public var values: [(app: String, value: Double)]
+    }
+
+    /// The exposition text, with `gauges` (name, help, value) and per-app gauges appended.
+    public func render(gauges: [(name: String, help: String, value: Double)], appGauges: [AppGauge] = []) -> String {
         let snapshot = state.withLock { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
@@ -77,6 +85,10 @@ public final class IngestMetrics: Sendable {
         for gauge in gauges {
             family(gauge.name, "gauge", gauge.help)
             out += "\(gauge.name) \(gauge.value)\n"
+        }
+        for gauge in appGauges {
+            family(gauge.name, "gauge", gauge.help)
+            for (app, value) in gauge.values { out += "\(gauge.name){app=\"\(Self.escape(app))\"} \(value)\n" }
         }
         return out
     }

@@ -140,7 +140,7 @@ public struct Ingestor: Sendable {
         counters.add("events_accepted", Int64(counts.new))
         counters.add("events_duplicate", Int64(counts.duplicates))
         counters.add("events_rejected", Int64(deadLetters.count))
-        metrics.add(app: app.name, accepted: counts.new, rejected: deadLetters.count, duplicates: counts.duplicates)
+        metrics.add(app: app.token, accepted: counts.new, rejected: deadLetters.count, duplicates: counts.duplicates)
         return Accepted(accepted: counts.new, duplicates: counts.duplicates, suppressed: suppressed, rejected: deadLetters.count, errors: errors)
     }
 

@@ -172,11 +172,26 @@ public final class Spool: Sendable {
         try count("SELECT COALESCE(max(seq) - min(seq) + 1, 0) FROM spool")
     }
 
-    /// When the oldest spooled event was received, or nil when the spool is empty: how far
-    /// the forwarder is behind.
-    public func oldestReceivedAt() throws(SQLiteError) -> Timestamp? {
-        guard let entry = try peek(limit: 1).first, case .object(let event)? = try? JSONParser.parse(entry.event) else { return nil }
-        return event["received_at"]?.stringValue.flatMap { Timestamp(parsing: $0) }
+    /// Per app (token): how many events wait in the spool, and when the oldest of them was
+    /// received, which says how far the forwarder is behind.
+    public func backlog() throws(SQLiteError) -> [(app: String, depth: Int64, oldestReceivedAt: Timestamp?)] {
+        try database.withConnection { (connection) throws(SQLiteError) -> [(app: String, depth: Int64, oldestReceivedAt: Timestamp?)] in
+            var rows: [(app: String, depth: Int64, oldest: Int64)] = []
+            try connection.query("SELECT app, count(*), min(seq) FROM spool GROUP BY app ORDER BY app", []) { row in
+                rows.append((row.text(0) ?? "", row.integer(1), row.integer(2)))
+            }
+            var backlog: [(app: String, depth: Int64, oldestReceivedAt: Timestamp?)] = []
+            for row in rows {
+                var oldest: Timestamp?
+                try connection.query("SELECT event FROM spool WHERE seq = ?1", [.integer(row.oldest)]) { entry in
+                    if case .object(let event)? = try? JSONParser.parse(entry.blob(0)) {
+                        oldest = event["received_at"]?.stringValue.flatMap { Timestamp(parsing: $0) }
+                    }
+                }
+                backlog.append((row.app, row.depth, oldest))
+            }
+            return backlog
+        }
     }
 
     public func deadLetterCount() throws(SQLiteError) -> Int64 {
