@@ -173,6 +173,9 @@ import Glibc
             answer = try await Self.post(base + "/v1/batch", json: batch("Second"), key: key)
             #expect(answer.status == 429 && answer.json?["code"] == "overloaded", "\(answer.body)")
             #expect(answer.headers.first(name: "Retry-After") != nil)
+            let metrics = try await Self.post(base + "/metrics", [], method: .GET).body
+            #expect(metrics.contains(#"cairn_app_spool_depth{app="busy"} 10.0"#), "\(metrics)")
+            #expect(metrics.contains(#"cairn_http_requests_total{route="/v1/batch",status="429"} 1"#))
             #expect(kill(identity, SIGCONT) == 0)
             try await stack.waitForEmptySpool()
             try await Task.sleep(for: .milliseconds(150))
