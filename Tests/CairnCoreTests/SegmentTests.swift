@@ -1,4 +1,4 @@
-import CairnCore
+@testable import CairnCore
 import Testing
 
 @Suite struct SegmentTests {
@@ -98,5 +98,25 @@ import Testing
         #expect(outcome.rejections.map(\.message) == [1, 2])
         #expect(outcome.rejections[0].error.field == "event")
         #expect(String(decoding: outcome.rejections[0].raw, as: UTF8.self).contains(#""type":"track""#))
+    }
+}
+
+@Suite struct PageURLTests {
+    @Test(arguments: [
+        ("https://app.acme.io/dashboard?x=1#top", "app.acme.io", "/dashboard"),
+        ("HTTP://User:pw@Host.IO:8080", "host.io", "/"),
+        ("https://[::1]:8080/a/b", "[::1]:8080", "/a/b"),
+        ("https://h#frag", "h", "/"),
+        ("http://h?q=/x", "h", "/"),
+        ("https://Bücher.example/straße", "bücher.example", "/straße"),
+    ])
+    func splitsAbsoluteURLs(url: String, host: String, path: String) throws {
+        let parts = try #require(PageURL.split(url))
+        #expect(parts.hostname == host && parts.pathname == path)
+    }
+
+    @Test(arguments: ["ftp://example.com/x", "/relative/path", "https:///no-host", "", "mailto:someone@example.com"])
+    func refusesWhatIsNotAnAbsoluteHTTPURL(url: String) {
+        #expect(PageURL.split(url) == nil)
     }
 }

@@ -229,7 +229,7 @@ public struct HTTPIngest: Sendable {
         }
         let accepted: Ingestor.Accepted
         do {
-            accepted = try await ingestor.accept(records, app: app, format: format, formatName: format.rawValue, source: "http \(route.label)")
+            accepted = try await ingestor.accept(records, app: app, format: format, formatName: format.rawValue, source: "http \(route.label)", sizesChecked: true)
         } catch let error as RPCError {
             throw Refusal(status: .serviceUnavailable, code: error.applicationCode ?? "spool_failed", message: error.message, headers: [.retryAfter: "5"])
         }

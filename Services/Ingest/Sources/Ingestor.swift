@@ -94,8 +94,9 @@ public struct Ingestor: Sendable {
     /// the refused records as dead letters, through the group commit: the CLI's path and
     /// HTTP's. Returns once everything is durable.
     /// - Parameter recordNumber: the number a record is reported under (a line of a file).
+    /// - Parameter sizesChecked: the caller already held every message to the 32 KB limit (HTTP does, to answer 400).
     public func accept(_ records: [JSON], app: AppDirectory.App, format: EventNormalizer.FormatChoice, formatName: String, source: String,
-                       invalidUTF8: Set<Int> = [], recordNumber: (Int) -> Int = { $0 + 1 }) async throws -> Accepted {
+                       invalidUTF8: Set<Int> = [], sizesChecked: Bool = false, recordNumber: (Int) -> Int = { $0 + 1 }) async throws -> Accepted {
         func raw(_ record: JSON) -> [UInt8] { record.stringValue.map { Array($0.utf8) } ?? record.serialized() }
         let context = app.context(receivedAt: .now())
         var events: [CanonicalEvent] = []
@@ -111,7 +112,7 @@ public struct Ingestor: Sendable {
             case .string(let text):
                 outcome = EventNormalizer.normalize(recordBytes: Array(text.utf8), format: format, context: context)
             default:
-                outcome = EventNormalizer.normalize(record: record, format: format, context: context)
+                outcome = EventNormalizer.normalize(record: record, format: format, context: context, checkMessageSizes: !sizesChecked)
             }
             events.append(contentsOf: outcome.events)
             for rejection in outcome.rejections {
