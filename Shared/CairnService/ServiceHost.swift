@@ -108,7 +108,7 @@ public enum ServiceHost {
         } catch {
             // One clear line, not a stack trace (the supervisor shows it with the service prefix).
             logger.critical("cannot run", metadata: ["service": "\(name)", "error": "\(error)"])
-            exit(1)
+            exit(ServiceExit.status(for: error))
         }
     }
 }
@@ -133,4 +133,18 @@ struct SupervisorWatch: Service {
 /// Cairn's version, reported in `system.status` and the CLI.
 public enum CairnVersion {
     public static let current = "0.1.0"
+}
+
+/// How a service's exit status tells the supervisor why it stopped.
+public enum ServiceExit {
+    /// `EX_CONFIG` (sysexits.h): the service refused its configuration. Restarting it cannot
+    /// help, so the supervisor stops the start-up at once and shows the reason.
+    public static let configuration: Int32 = 78
+
+    /// Configuration errors (`configuration`, `invalid_destination`) exit with
+    /// ``configuration``; anything else with 1, which the supervisor retries.
+    public static func status(for error: any Error) -> Int32 {
+        guard let error = error as? RPCError, let code = error.applicationCode else { return 1 }
+        return ["configuration", "invalid_destination"].contains(code) ? configuration : 1
+    }
 }

@@ -218,6 +218,21 @@ import Glibc
         try await receiver.shutdown()
     }
 
+    /// A service that refuses its configuration (here a destination whose write-key variable
+    /// is not set) stops the start-up at once with its reason, instead of being restarted
+    /// until the health deadline.
+    @Test func aRefusedConfigurationStopsTheStartAtOnce() async throws {
+        let settings: JSON = ["destinations": [["name": "w", "app": "acme", "url": "http://127.0.0.1:9/v1/batch", "write_key_env": "CAIRN_TEST_UNSET_KEY"]]]
+        let stack = try await TestStack(stack: try TestStack.defaultStack(settings: settings, for: "export"), waitUntilRunning: false)
+        let started = ContinuousClock.now
+        while stack.supervisor.isRunning, ContinuousClock.now - started < .seconds(50) { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(!stack.supervisor.isRunning && stack.supervisor.terminationStatus != 0)
+        #expect(ContinuousClock.now - started < .seconds(30), "well before the 60 s health timeout")
+        #expect(stack.log.contains("service 'export' refused its configuration"))
+        #expect(stack.log.contains("write_key_env names CAIRN_TEST_UNSET_KEY"))
+        try await stack.stop()
+    }
+
     @Test func killedStorageIsRestartedWithNothingLostOrDoubled() async throws {
         try await TestStack.with { stack in
             let file = stack.directory + "/load.jsonl"

@@ -227,6 +227,10 @@ public final class StackRunner: Service, Sendable {
             } catch {
                 if let exit = state.withLock({ $0.children[name]?.lastExit }) {
                     reason = "it exited (\(exit)): " + (state.withLock { $0.children[name]?.recentOutput.last } ?? "")
+                    // A refused configuration stays refused: say so now instead of at the deadline.
+                    if exit == ChildProcess.Termination.exited(ServiceExit.configuration).description {
+                        throw SupervisorError(.invalidStack, "service '\(name)' refused its configuration: \(reason)")
+                    }
                 }
             }
             try await Task.sleep(for: .milliseconds(100))
