@@ -89,7 +89,7 @@ let package = Package(
         .target(name: "CairnGzip", dependencies: ["CZlib"], path: "Shared/CairnGzip", swiftSettings: swiftSettings),
         .target(
             name: "CairnService",
-            dependencies: ["CairnCore", "CairnWire", logging, serviceLifecycle, unixSignals],
+            dependencies: ["CairnCore", "CairnWire", nioCore, logging, serviceLifecycle, unixSignals],
             path: "Shared/CairnService",
             swiftSettings: swiftSettings
         ),

@@ -2,6 +2,7 @@ import CairnCore
 import CairnWire
 import Foundation
 import Logging
+import NIOCore
 import ServiceLifecycle
 import UnixSignals
 
@@ -141,9 +142,11 @@ public enum ServiceExit {
     /// help, so the supervisor stops the start-up at once and shows the reason.
     public static let configuration: Int32 = 78
 
-    /// Configuration errors (`configuration`, `invalid_destination`) exit with
-    /// ``configuration``; anything else with 1, which the supervisor retries.
+    /// Configuration errors (`configuration`, `invalid_destination`, an address another
+    /// process holds) exit with ``configuration``; anything else with 1, which the supervisor
+    /// retries.
     public static func status(for error: any Error) -> Int32 {
+        if let error = error as? IOError, error.errnoCode == EADDRINUSE { return configuration }
         guard let error = error as? RPCError, let code = error.applicationCode else { return 1 }
         return ["configuration", "invalid_destination"].contains(code) ? configuration : 1
     }

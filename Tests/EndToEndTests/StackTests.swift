@@ -233,6 +233,19 @@ import Glibc
         try await stack.stop()
     }
 
+    /// An HTTP address another process holds is a configuration error too.
+    @Test func anHTTPAddressInUseStopsTheStartAtOnce() async throws {
+        let holder = try await TestReceiver()
+        let stack = try await TestStack(environment: ["CAIRN_HTTP_ADDR": "127.0.0.1:\(holder.port)"], waitUntilRunning: false)
+        let started = ContinuousClock.now
+        while stack.supervisor.isRunning, ContinuousClock.now - started < .seconds(50) { try await Task.sleep(for: .milliseconds(100)) }
+        try await holder.shutdown()
+        #expect(!stack.supervisor.isRunning && stack.supervisor.terminationStatus != 0)
+        #expect(ContinuousClock.now - started < .seconds(30))
+        #expect(stack.log.contains("service 'ingest' refused its configuration") && stack.log.contains("Address already in use"), "\(stack.log.suffix(2000))")
+        try await stack.stop()
+    }
+
     @Test func killedStorageIsRestartedWithNothingLostOrDoubled() async throws {
         try await TestStack.with { stack in
             let file = stack.directory + "/load.jsonl"
