@@ -242,7 +242,7 @@ import Glibc
         try await holder.shutdown()
         #expect(!stack.supervisor.isRunning && stack.supervisor.terminationStatus != 0)
         #expect(ContinuousClock.now - started < .seconds(30))
-        #expect(stack.log.contains("service 'ingest' refused its configuration") && stack.log.contains("Address already in use"), "\(stack.log.suffix(2000))")
+        #expect(stack.log.contains("service 'ingest' refused its configuration") && stack.log.contains("the HTTP address 127.0.0.1:\(holder.port) is in use"), "\(stack.log.suffix(2000))")
         try await stack.stop()
     }
 

@@ -6,6 +6,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
 import Synchronization
 
 /// The ingest service: validates, normalises and spools events, acknowledging only once
@@ -54,13 +55,27 @@ public enum IngestService {
         router.register("ingest.deadletters.replay") { params in try await ingestor.replay(params) }
         router.register("ingest.suppress") { params in try await ingestor.suppress(params) }
         return ServiceParts(
-            router: router, background: [forwarder, server],
+            router: router, background: [forwarder, HTTPListener(server: server, address: "\(settings.host):\(settings.port)")],
             healthProblem: { boundAddress.withLock { $0 } == nil ? "the HTTP listener on \(settings.host):\(settings.port) is not up yet" : nil },
             statusDetails: {
                 let depth = (try? await NIOThreadPool.singleton.runIfActive { try spool.depth() }) ?? -1
                 let dead = (try? await NIOThreadPool.singleton.runIfActive { try spool.deadLetterCount() }) ?? -1
                 return ["spool_depth": .int(depth), "dead_letters": .int(dead), "http_address": .optional(boundAddress.withLock { $0 })]
             })
+    }
+}
+
+/// Runs the HTTP server, and says which setting to change when its address is taken.
+struct HTTPListener<Server: Service>: Service {
+    let server: Server
+    let address: String
+
+    func run() async throws {
+        do {
+            try await server.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw RPCError.application("configuration", "the HTTP address \(address) is in use by another process; set CAIRN_HTTP_ADDR or settings.http_address of the ingest service")
+        }
     }
 }
 
