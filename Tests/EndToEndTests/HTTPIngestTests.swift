@@ -135,7 +135,8 @@ import Glibc
             #expect(metrics.body.contains(#"cairn_events_accepted_total{app="web"} 10"#), "\(metrics.body)")
             #expect(metrics.body.contains(#"cairn_events_deduplicated_total{app="web"} 5"#))
             #expect(metrics.body.contains(#"cairn_events_rejected_total{app="web"} 1"#))
-            #expect(metrics.body.contains(#"cairn_http_requests_total{route="/v1/batch",status="401"} 2"#))
+            #expect(metrics.body.contains(#"cairn_http_requests_total{route="/v1/batch",status="401",app=""} 2"#))
+            #expect(metrics.body.contains(#"cairn_http_requests_total{route="/v1/batch",status="200",app="web"} 3"#), "\(metrics.body)")
             #expect(metrics.body.contains("cairn_spool_depth 0"))
             #expect(metrics.body.contains("# TYPE cairn_app_forwarder_lag_seconds gauge"))
 
@@ -175,7 +176,7 @@ import Glibc
             #expect(answer.headers.first(name: "Retry-After") != nil)
             let metrics = try await Self.post(base + "/metrics", [], method: .GET).body
             #expect(metrics.contains(#"cairn_app_spool_depth{app="busy"} 10.0"#), "\(metrics)")
-            #expect(metrics.contains(#"cairn_http_requests_total{route="/v1/batch",status="429"} 1"#))
+            #expect(metrics.contains(#"cairn_http_requests_total{route="/v1/batch",status="429",app=""} 1"#))
             #expect(kill(identity, SIGCONT) == 0)
             try await stack.waitForEmptySpool()
             try await Task.sleep(for: .milliseconds(150))

@@ -99,8 +99,9 @@ public struct HTTPIngest: Sendable {
         let started = ContinuousClock.now
         let route = Route(path: request.uri.path)
         var response: Response
+        var app: String?
         do {
-            response = try await handle(request, route: route)
+            response = try await handle(request, route: route, app: &app)
         } catch let refusal as Refusal {
             response = Self.json(refusal.status, ["code": .string(refusal.code), "message": .string(refusal.message)], headers: refusal.headers)
         } catch {
@@ -109,12 +110,13 @@ public struct HTTPIngest: Sendable {
         // Browsers (analytics.js, a forwarded Userlike callback) read the answer cross-origin.
         response.headers[.accessControlAllowOrigin] = "*"
         let elapsed = ContinuousClock.now - started
-        metrics.request(route: route?.label ?? "other", status: response.status.code,
+        metrics.request(route: route?.label ?? "other", status: response.status.code, app: app,
                         seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
         return response
     }
 
-    private func handle(_ request: Request, route: Route?) async throws -> Response {
+    /// - Parameter app: set to the app's token once the write key named one.
+    private func handle(_ request: Request, route: Route?, app: inout String?) async throws -> Response {
         if request.method == .options {
             var headers = HTTPFields()
             headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
@@ -133,11 +135,11 @@ public struct HTTPIngest: Sendable {
                             body: ResponseBody(byteBuffer: ByteBuffer(string: await renderMetrics())))
         case .batch, .single, .vendor:
             guard request.method == .post else { throw Self.methodNotAllowed("POST") }
-            return try await ingest(request, route: route)
+            return try await ingest(request, route: route, app: &app)
         }
     }
 
-    private func ingest(_ request: Request, route: Route) async throws -> Response {
+    private func ingest(_ request: Request, route: Route, app appToken: inout String?) async throws -> Response {
         let spooled = await depth.current()
         if spooled >= highWaterMark {
             throw Refusal(status: .tooManyRequests, code: "overloaded",
@@ -227,6 +229,7 @@ public struct HTTPIngest: Sendable {
         } catch {
             throw Refusal(status: .serviceUnavailable, code: "storage_unavailable", message: error.message, headers: [.retryAfter: "5"])
         }
+        appToken = app.token
         let accepted: Ingestor.Accepted
         do {
             accepted = try await ingestor.accept(records, app: app, format: format, formatName: format.rawValue, source: "http \(route.label)", sizesChecked: true)

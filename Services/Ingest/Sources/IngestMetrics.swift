@@ -17,6 +17,8 @@ public final class IngestMetrics: Sendable {
     private struct RequestKey: Hashable {
         var route: String
         var status: Int
+        /// The app the write key named; empty before (or without) a valid key.
+        var app: String
     }
 
     /// Upper bounds of the latency buckets, in seconds.
@@ -36,10 +38,11 @@ public final class IngestMetrics: Sendable {
         }
     }
 
-    /// One HTTP request: its route pattern (never the raw path, which a client controls), status and duration.
-    public func request(route: String, status: Int, seconds: Double) {
+    /// One HTTP request: its route pattern (never the raw path, which a client controls),
+    /// status, app (when its key was valid) and duration.
+    public func request(route: String, status: Int, app: String?, seconds: Double) {
         state.withLock { state in
-            state.requests[RequestKey(route: route, status: status), default: 0] += 1
+            state.requests[RequestKey(route: route, status: status, app: app ?? ""), default: 0] += 1
             if let bucket = Self.latencyBounds.firstIndex(where: { seconds <= $0 }) { state.latencyBuckets[bucket] += 1 }
             state.latencySum += seconds
             state.latencyCount += 1
@@ -60,9 +63,9 @@ public final class IngestMetrics: Sendable {
         func family(_ name: String, _ type: String, _ help: String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
         }
-        family("cairn_http_requests_total", "counter", "HTTP requests answered, by route and status.")
-        for (key, count) in snapshot.requests.sorted(by: { ($0.key.route, $0.key.status) < ($1.key.route, $1.key.status) }) {
-            out += "cairn_http_requests_total{route=\"\(Self.escape(key.route))\",status=\"\(key.status)\"} \(count)\n"
+        family("cairn_http_requests_total", "counter", "HTTP requests answered, by route, status and app (empty without a valid write key).")
+        for (key, count) in snapshot.requests.sorted(by: { ($0.key.route, $0.key.status, $0.key.app) < ($1.key.route, $1.key.status, $1.key.app) }) {
+            out += "cairn_http_requests_total{route=\"\(Self.escape(key.route))\",status=\"\(key.status)\",app=\"\(Self.escape(key.app))\"} \(count)\n"
         }
         family("cairn_http_request_duration_seconds", "histogram", "HTTP request latency, from the request's arrival to its answer.")
         var cumulative: Int64 = 0
