@@ -24,18 +24,19 @@ public enum SegmentAdapter {
     }
 
     /// The messages of a record: the record itself, or each element of its `batch` with the
-    /// envelope's `context` merged in. Elements that are not objects come back as errors.
+    /// envelope's `context` and `integrations` merged in (the message's own keys win).
+    /// Elements that are not objects come back as errors.
     public static func messages(in record: JSONObject) -> [Result<JSONObject, EventError>]? {
         guard let batch = record["batch"]?.arrayValue else { return nil }
-        let shared = record["context"]?.objectValue
+        let shared = ["context", "integrations"].compactMap { key in record[key]?.objectValue.map { (key, $0) } }
         return batch.enumerated().map { index, element in
             guard case .object(var message) = element else {
                 return .failure(EventError(.invalidEvent, field: "batch[\(index)]", "expected a message object, found \(element.typeName)"))
             }
-            if let shared {
-                var context = shared
-                for (key, value) in message["context"]?.objectValue ?? JSONObject() where !value.isNull { context[key] = value }
-                message["context"] = .object(context)
+            for (key, envelope) in shared {
+                var merged = envelope
+                for (name, value) in message[key]?.objectValue ?? JSONObject() where !value.isNull { merged[name] = value }
+                message[key] = .object(merged)
             }
             return .success(message)
         }

@@ -225,7 +225,7 @@ import Glibc
         let settings: JSON = ["destinations": [["name": "w", "app": "acme", "url": "http://127.0.0.1:9/v1/batch", "write_key_env": "CAIRN_TEST_UNSET_KEY"]]]
         let stack = try await TestStack(stack: try TestStack.defaultStack(settings: settings, for: "export"), waitUntilRunning: false)
         let started = ContinuousClock.now
-        while stack.supervisor.isRunning, ContinuousClock.now - started < .seconds(50) { try await Task.sleep(for: .milliseconds(100)) }
+        try await stack.waitForSupervisorExit(within: .seconds(50))
         #expect(!stack.supervisor.isRunning && stack.supervisor.terminationStatus != 0)
         #expect(ContinuousClock.now - started < .seconds(30), "well before the 60 s health timeout")
         #expect(stack.log.contains("service 'export' refused its configuration"))
@@ -238,7 +238,7 @@ import Glibc
         let holder = try await TestReceiver()
         let stack = try await TestStack(environment: ["CAIRN_HTTP_ADDR": "127.0.0.1:\(holder.port)"], waitUntilRunning: false)
         let started = ContinuousClock.now
-        while stack.supervisor.isRunning, ContinuousClock.now - started < .seconds(50) { try await Task.sleep(for: .milliseconds(100)) }
+        try await stack.waitForSupervisorExit(within: .seconds(50))
         try await holder.shutdown()
         #expect(!stack.supervisor.isRunning && stack.supervisor.terminationStatus != 0)
         #expect(ContinuousClock.now - started < .seconds(30))

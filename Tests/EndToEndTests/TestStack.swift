@@ -167,6 +167,12 @@ final class TestStack: @unchecked Sendable {
         return entry?["pid"]?.intValue.map { pid_t($0) }
     }
 
+    /// Polls until the supervisor has exited on its own, or `limit` has passed.
+    func waitForSupervisorExit(within limit: Duration) async throws {
+        let deadline = ContinuousClock.now + limit
+        while supervisor.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+    }
+
     /// Stops the stack with SIGTERM and returns the supervisor's exit status.
     @discardableResult
     func stop(removingFiles: Bool = true) async throws -> Int32 {

@@ -215,6 +215,17 @@ enum ExportCheckpoints {
             pg_snapshot_xmax(pg_current_snapshot())::text::bigint)::text
         """
 
+    /// Events after a checkpoint in stream order; the arguments name the checkpoint's
+    /// transaction, time and event id (columns or parameters). The follower and the status share it.
+    static func eventsAfter(xid: String, at: String, eventId: String) -> String {
+        "stored_xid >= \(xid) AND (stored_xid, inserted_at, internal_event_id) > (\(xid), \(at), \(eventId))"
+    }
+
+    /// Identity links after a checkpoint in stream order, their keys compared byte-wise.
+    static func linksAfter(xid: String, at: String, kind: String, id: String) -> String {
+        #"stored_xid >= \#(xid) AND (stored_xid, aliased_at, alias_kind COLLATE "C", alias_id COLLATE "C") > (\#(xid), \#(at), \#(kind) COLLATE "C", \#(id) COLLATE "C")"#
+    }
+
     /// Every checkpoint with its totals and what is still to send: `export.status`.
     static func status(on connection: PostgresConnection) throws(PostgresError) -> [JSONObject] {
         try connection.execute("SET TimeZone = 'UTC'")
@@ -226,14 +237,11 @@ enum ExportCheckpoints {
             LEFT JOIN apps a ON a.token = c.app_token
             CROSS JOIN LATERAL (
                 SELECT count(*) AS pending, min(received_at) AS oldest FROM events
-                WHERE app_token = c.app_token AND stored_xid >= c.after_xid
-                  AND (stored_xid, inserted_at, internal_event_id) > (c.after_xid, c.after_at, c.after_event_id)
+                WHERE app_token = c.app_token AND \(eventsAfter(xid: "c.after_xid", at: "c.after_at", eventId: "c.after_event_id"))
             ) e
             CROSS JOIN LATERAL (
                 SELECT count(*) AS pending FROM identity_aliases
-                WHERE app_token = c.app_token AND stored_xid >= c.after_xid
-                  AND (stored_xid, aliased_at, alias_kind COLLATE "C", alias_id COLLATE "C")
-                      > (c.after_xid, c.after_at, c.after_alias_kind COLLATE "C", c.after_alias_id COLLATE "C")
+                WHERE app_token = c.app_token AND \(linksAfter(xid: "c.after_xid", at: "c.after_at", kind: "c.after_alias_kind", id: "c.after_alias_id"))
             ) l
             ORDER BY c.destination, a.name
             """).rows
@@ -335,14 +343,12 @@ struct Follower: Sendable {
                 try connection.execute("""
                     DECLARE follow_cursor NO SCROLL CURSOR FOR
                     SELECT stored_xid, \(StoredEvents.columns) FROM events
-                    WHERE app_token = $1 AND stored_xid >= $2 AND \(below)
-                      AND (stored_xid, inserted_at, internal_event_id) > ($2, $3::timestamptz, $4::bigint)
+                    WHERE app_token = $1 AND \(below) AND \(ExportCheckpoints.eventsAfter(xid: "$2::bigint", at: "$3::timestamptz", eventId: "$4::bigint"))
                     ORDER BY stored_xid, inserted_at, internal_event_id
                     """, [token, String(start.xid), start.at, String(start.eventId)])
                 return try connection.execute("""
                     SELECT stored_xid, aliased_at::text, alias_kind, alias_id, user_id FROM identity_aliases
-                    WHERE app_token = $1 AND stored_xid >= $2 AND \(below)
-                      AND (stored_xid, aliased_at, alias_kind COLLATE "C", alias_id COLLATE "C") > ($2, $3::timestamptz, $4 COLLATE "C", $5 COLLATE "C")
+                    WHERE app_token = $1 AND \(below) AND \(ExportCheckpoints.linksAfter(xid: "$2::bigint", at: "$3::timestamptz", kind: "$4", id: "$5"))
                     ORDER BY stored_xid, aliased_at, alias_kind COLLATE "C", alias_id COLLATE "C"
                     LIMIT $6
                     """, [token, String(start.xid), start.at, start.aliasKind, start.aliasId, String(limit)]).rows

@@ -15,28 +15,27 @@ import Synchronization
 /// Every route answers only after the events are durable in the spool, through the same
 /// ``Ingestor`` as the CLI's socket, and so through the same group commit.
 public struct HTTPIngest: Sendable {
-    /// Segment's limits (segment-api.md §1.6), in bytes of uncompressed JSON.
-    public static let maximumMessageBytes = 32 * 1024
-    public static let maximumBatchBytes = 500 * 1024
+    /// Segment's limits (segment-api.md §1.6), in bytes of uncompressed JSON: the normaliser's.
+    public static let maximumMessageBytes = EventNormalizer.maximumRecordBytes
+    public static let maximumBatchBytes = EventNormalizer.maximumBatchBytes
     public static let maximumBatchMessages = 2_500
 
     let ingestor: Ingestor
-    let apps: AppDirectory
-    let spool: Spool
-    let metrics: IngestMetrics
     /// Spooled events above which requests get `429`: backpressure while the pipeline
     /// downstream catches up. Nothing is dropped.
     let highWaterMark: Int64
     private let depth: SpoolDepth
 
-    public init(ingestor: Ingestor, apps: AppDirectory, spool: Spool, metrics: IngestMetrics, highWaterMark: Int64) {
+    /// Serves through `ingestor`, whose apps, spool and metrics it shares.
+    public init(ingestor: Ingestor, highWaterMark: Int64) {
         self.ingestor = ingestor
-        self.apps = apps
-        self.spool = spool
-        self.metrics = metrics
         self.highWaterMark = highWaterMark
-        depth = SpoolDepth(spool: spool)
+        depth = SpoolDepth(spool: ingestor.spool)
     }
+
+    private var apps: AppDirectory { ingestor.apps }
+    private var spool: Spool { ingestor.spool }
+    private var metrics: IngestMetrics { ingestor.metrics }
 
     /// What a path asks for. Segment's routes match at the end of the path, so a client
     /// configured with a path prefix (`host="http://h/prefix"`) reaches them too.
@@ -164,20 +163,13 @@ public struct HTTPIngest: Sendable {
             guard messages.count <= Self.maximumBatchMessages else {
                 throw Refusal(status: .badRequest, code: "too_many_messages", message: "the batch holds \(messages.count) messages; the limit is \(Self.maximumBatchMessages) per batch")
             }
-            key = key ?? envelope["writeKey"]?.stringValue
-            envelope["writeKey"] = nil
-            let integrations = envelope["integrations"]?.objectValue
-            envelope["integrations"] = nil
+            let bodyKey = Self.takeWriteKey(from: &envelope)
+            key = key ?? bodyKey
+            // The envelope's context and integrations reach each message in SegmentAdapter.messages(in:).
             for index in messages.indices {
                 guard case .object(var message) = messages[index] else { continue }  // refused per message, as a dead letter
                 try Self.checkSize(JSON.object(message), "batch[\(index)]")
-                message["writeKey"] = nil
-                if let integrations {
-                    // The envelope's integrations apply to every message; the message's own keys win.
-                    var merged = integrations
-                    for (name, setting) in message["integrations"]?.objectValue ?? JSONObject() where !setting.isNull { merged[name] = setting }
-                    message["integrations"] = .object(merged)
-                }
+                _ = Self.takeWriteKey(from: &message)
                 messages[index] = .object(message)
             }
             envelope["batch"] = .array(messages)
@@ -188,8 +180,8 @@ public struct HTTPIngest: Sendable {
                 throw Refusal(status: .badRequest, code: "invalid_message", message: "expected one message object, found \(value.typeName)")
             }
             try Self.checkSize(value, "the message")
-            key = key ?? message["writeKey"]?.stringValue
-            message["writeKey"] = nil
+            let bodyKey = Self.takeWriteKey(from: &message)
+            key = key ?? bodyKey
             message["type"] = .string(type)
             records = [.object(message)]
             format = .segment
@@ -207,8 +199,8 @@ public struct HTTPIngest: Sendable {
             for (index, item) in list.enumerated() {
                 try Self.checkSize(item, list.count == 1 ? "the record" : "record \(index)")
                 guard case .object(var record) = item else { cleaned.append(item); continue }
-                key = key ?? record["writeKey"]?.stringValue
-                record["writeKey"] = nil
+                let bodyKey = Self.takeWriteKey(from: &record)
+                key = key ?? bodyKey
                 cleaned.append(.object(record))
             }
             records = cleaned
@@ -268,6 +260,12 @@ public struct HTTPIngest: Sendable {
         } catch {
             throw Refusal(status: .badRequest, code: "invalid_gzip", message: "the body says Content-Encoding: gzip but does not gunzip: \(error)")
         }
+    }
+
+    /// The body's `writeKey`, removed so that the key is never stored (not even in a dead letter).
+    static func takeWriteKey(from object: inout JSONObject) -> String? {
+        defer { object["writeKey"] = nil }
+        return object["writeKey"]?.stringValue
     }
 
     static func checkSize(_ value: JSON, _ what: String) throws(Refusal) {

@@ -30,7 +30,7 @@ public enum IngestService {
         let metrics = IngestMetrics()
         let ingestor = Ingestor(spool: spool, apps: apps, counters: context.counters,
                                 suppressions: Suppressions(try spool.suppressedKeys()), metrics: metrics)
-        let http = HTTPIngest(ingestor: ingestor, apps: apps, spool: spool, metrics: metrics, highWaterMark: settings.highWaterMark)
+        let http = HTTPIngest(ingestor: ingestor, highWaterMark: settings.highWaterMark)
         let boundAddress = Mutex<String?>(nil)
         let logger = context.logger
         let server = Application(

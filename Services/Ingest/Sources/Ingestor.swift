@@ -48,7 +48,6 @@ public struct Ingestor: Sendable {
         let source = params["source"]?.stringValue ?? "rpc"
         let invalidUTF8 = Set((params["invalid_utf8"]?.arrayValue ?? []).compactMap(\.intValue).map(Int.init))
         func number(_ index: Int) -> Int { lines.flatMap { index < $0.count ? $0[index].intValue.map(Int.init) : nil } ?? index + 1 }
-        func raw(_ record: JSON) -> [UInt8] { record.stringValue.map { Array($0.utf8) } ?? record.serialized() }
 
         let app: AppDirectory.App
         do {
@@ -58,7 +57,7 @@ public struct Ingestor: Sendable {
                 // Kept, so that `cairn deadletters replay` can take them once the app exists.
                 let letters = records.enumerated().map { index, record in
                     Spool.DeadLetter(app: appKey, format: formatName, source: source, record: number(index),
-                                     error: EventError(.unknownApp, field: "app", error.message), raw: raw(record))
+                                     error: EventError(.unknownApp, field: "app", error.message), raw: Self.raw(record))
                 }
                 try await store(events: [], deadLetters: letters)
                 counters.add("events_rejected", Int64(letters.count))
@@ -97,7 +96,6 @@ public struct Ingestor: Sendable {
     /// - Parameter sizesChecked: the caller already held every message to the 32 KB limit (HTTP does, to answer 400).
     public func accept(_ records: [JSON], app: AppDirectory.App, format: EventNormalizer.FormatChoice, formatName: String, source: String,
                        invalidUTF8: Set<Int> = [], sizesChecked: Bool = false, recordNumber: (Int) -> Int = { $0 + 1 }) async throws -> Accepted {
-        func raw(_ record: JSON) -> [UInt8] { record.stringValue.map { Array($0.utf8) } ?? record.serialized() }
         let context = app.context(receivedAt: .now())
         var events: [CanonicalEvent] = []
         events.reserveCapacity(records.count)
@@ -108,7 +106,7 @@ public struct Ingestor: Sendable {
             let outcome: EventNormalizer.Outcome
             switch record {
             case .string where invalidUTF8.contains(line):
-                outcome = EventNormalizer.Outcome(rejections: [.init(message: nil, error: EventError(.invalidUTF8, field: nil, "the record is not valid UTF-8"), raw: raw(record))])
+                outcome = EventNormalizer.Outcome(rejections: [.init(message: nil, error: EventError(.invalidUTF8, field: nil, "the record is not valid UTF-8"), raw: Self.raw(record))])
             case .string(let text):
                 outcome = EventNormalizer.normalize(recordBytes: Array(text.utf8), format: format, context: context)
             default:
@@ -209,6 +207,9 @@ public struct Ingestor: Sendable {
         }
         return ["spooled_events": .int(Int64(removed.spool)), "dead_letters": .int(Int64(removed.deadLetters))]
     }
+
+    /// A record as it was sent: a line's own text, or the object's JSON.
+    static func raw(_ record: JSON) -> [UInt8] { record.stringValue.map { Array($0.utf8) } ?? record.serialized() }
 
     /// The same words on the wire as on the CLI: `{record, message?, code, field, error}`.
     static func errorJSON(record: Int, message: Int?, _ error: EventError) -> JSON {
