@@ -204,22 +204,7 @@ public enum Schema {
             // The resolved view also gives each event its company: its own, else the user's
             // company as of the event's time (the latest membership begun at or before it).
             "DROP VIEW events_resolved",
-            """
-            CREATE VIEW events_resolved AS
-            SELECT r.*,
-                   COALESCE(r.company_id, (SELECT m.company_id FROM user_companies m
-                                           WHERE m.app_token = r.app_token AND m.user_id = r.person AND m.first_seen <= r.inserted_at
-                                           ORDER BY m.first_seen DESC, m.company_id DESC LIMIT 1)) AS company
-            FROM (
-                SELECT e.*, COALESCE(mu.user_id, e.user_id, ma.user_id, 'anonymous:' || e.anonymous_id) AS person
-                FROM events e
-                LEFT JOIN identity_aliases mu
-                       ON mu.app_token = e.app_token AND mu.alias_kind = 'user' AND mu.alias_id = e.user_id
-                LEFT JOIN identity_aliases ma
-                       ON ma.app_token = e.app_token AND ma.alias_kind = 'anonymous' AND ma.alias_id = e.anonymous_id
-                      AND e.user_id IS NULL
-            ) r
-            """,
+            "CREATE VIEW events_resolved AS " + resolved(from: "events"),
             "ALTER TABLE apps ADD COLUMN identify_userlike_by_email boolean NOT NULL DEFAULT false",
         ]),
         (7, [
@@ -236,7 +221,31 @@ public enum Schema {
         ]),
         (8, rollups),
         (9, continuousExport),
+        (10, rollupWritePath),
     ]
+
+    /// The rows of `source` (the events, or a trigger's transition table of them) with each
+    /// event's person and company, as `events_resolved` gives them: the person is the user it
+    /// was merged into, else its own user id, else the user its anonymous id was identified as,
+    /// else `anonymous:<id>`; the company is its own, else the person's company as of the
+    /// event's time (the latest membership begun at or before it).
+    static func resolved(from source: String) -> String {
+        """
+        SELECT r.*,
+               COALESCE(r.company_id, (SELECT m.company_id FROM user_companies m
+                                       WHERE m.app_token = r.app_token AND m.user_id = r.person AND m.first_seen <= r.inserted_at
+                                       ORDER BY m.first_seen DESC, m.company_id DESC LIMIT 1)) AS company
+        FROM (
+            SELECT e.*, COALESCE(mu.user_id, e.user_id, ma.user_id, 'anonymous:' || e.anonymous_id) AS person
+            FROM \(source) e
+            LEFT JOIN identity_aliases mu
+                   ON mu.app_token = e.app_token AND mu.alias_kind = 'user' AND mu.alias_id = e.user_id
+            LEFT JOIN identity_aliases ma
+                   ON ma.app_token = e.app_token AND ma.alias_kind = 'anonymous' AND ma.alias_id = e.anonymous_id
+                  AND e.user_id IS NULL
+        ) r
+        """
+    }
 
     /// What continuous export needs (README, "Continuous export"): each event and identity
     /// link remembers the transaction that stored it, and each destination its checkpoint.
@@ -297,6 +306,126 @@ public enum Schema {
         )
         """,
         "CREATE INDEX export_failed_batches_destination ON export_failed_batches (app_token, destination, failed_at)",
+    ]
+
+    /// The rollups' write path, made to cost what the batch holds rather than what the tables
+    /// hold (it used to read back a month partition per batch, and re-derive every user a new
+    /// membership named):
+    ///
+    /// - New events are resolved from the trigger's transition table itself, not looked up
+    ///   again in `events` by key.
+    /// - A membership re-derives a user only when it can move one of their stored events:
+    ///   one without its own company at or after the membership began, or one that reaches
+    ///   them through an alias. A batch's own events are stored after its memberships, so they
+    ///   resolve against them at insert.
+    /// - Re-deriving people reads and deletes by index. Scratch tables have no statistics and
+    ///   the rollups grow faster than autovacuum analyzes them, so the planner picked sorts of
+    ///   whole rollup tables; it is told to use the indexes that these small sets call for.
+    static let rollupWritePath: [String] = [
+        """
+        CREATE FUNCTION cairn_rollup_apply_delta() RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            WITH added AS (
+                INSERT INTO rollup_person_periods (app_token, person, grain, period)
+                SELECT DISTINCT d.app_token, d.person, g.grain, date_trunc(g.grain, d.inserted_at AT TIME ZONE 'UTC')::date
+                FROM cairn_rollup_delta d CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(grain)
+                ORDER BY 1, 2, 3, 4
+                ON CONFLICT DO NOTHING
+                RETURNING app_token, grain, period
+            )
+            INSERT INTO rollup_period_people AS p (app_token, grain, period, people)
+            SELECT app_token, grain, period, count(*) FROM added GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT (app_token, grain, period) DO UPDATE SET people = p.people + EXCLUDED.people;
+            INSERT INTO rollup_company_people AS c (app_token, company, person, events)
+            SELECT app_token, company, person, count(*) FROM cairn_rollup_delta WHERE company IS NOT NULL
+            GROUP BY 1, 2, 3 ORDER BY 1, 3, 2
+            ON CONFLICT (app_token, person, company) DO UPDATE SET events = c.events + EXCLUDED.events;
+            INSERT INTO rollup_engagement_people (app_token, entity, tool, id, stage, person)
+            SELECT DISTINCT d.app_token, g.entity, cairn_engagement_tool(g.entity, d.event_type),
+                   cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata), stage, d.person
+            FROM cairn_rollup_delta d
+            CROSS JOIN unnest(cairn_engagement_entities()) AS g(entity)
+            CROSS JOIN LATERAL unnest(cairn_engagement_stages(g.entity, d.event_type, d.event_name, d.metadata)) AS stage
+            WHERE cairn_engagement_candidate(d.event_type, d.event_name)
+            ORDER BY 1, 2, 3, 4, 5, 6
+            ON CONFLICT DO NOTHING;
+            DELETE FROM cairn_rollup_delta;
+        END
+        $$
+        """,
+        """
+        CREATE OR REPLACE FUNCTION cairn_rollup_add_keyed(only_affected boolean) RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM cairn_rollup_delta;
+            INSERT INTO cairn_rollup_delta
+            SELECT r.app_token, r.inserted_at, r.person, r.company, r.event_type, r.event_name, r.metadata
+            FROM cairn_rollup_keys k
+            JOIN events_resolved r ON r.app_token = k.app_token AND r.internal_event_id = k.internal_event_id AND r.inserted_at = k.inserted_at
+            WHERE r.person IS NOT NULL
+              AND (NOT only_affected OR (r.app_token, r.person) IN (SELECT app_token, person FROM cairn_rollup_affected));
+            PERFORM cairn_rollup_apply_delta();
+            DELETE FROM cairn_rollup_keys;
+        END
+        $$
+        """,
+        """
+        CREATE OR REPLACE FUNCTION cairn_rollup_events_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM cairn_rollup_begin();
+            INSERT INTO rollup_event_counts AS c (app_token, hour, event_type, event_name, events)
+            SELECT app_token, date_trunc('hour', inserted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', event_type, event_name, count(*)
+            FROM new_rows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            ON CONFLICT (app_token, hour, event_type, event_name) DO UPDATE SET events = c.events + EXCLUDED.events;
+            INSERT INTO rollup_attribute_values (app_token, event_name, attribute, inserted_at, internal_event_id, value)
+            SELECT n.app_token, n.event_name, a.name, n.inserted_at, n.internal_event_id, cairn_jsonb_numeric(n.metadata -> a.name)
+            FROM new_rows n JOIN app_attributes a ON a.app_token = n.app_token AND a.type = 'number' AND n.metadata ? a.name
+            ON CONFLICT DO NOTHING;
+            DELETE FROM cairn_rollup_delta;
+            INSERT INTO cairn_rollup_delta
+            SELECT r.app_token, r.inserted_at, r.person, r.company, r.event_type, r.event_name, r.metadata
+            FROM (\(resolved(from: "new_rows"))) r
+            WHERE r.person IS NOT NULL;
+            PERFORM cairn_rollup_apply_delta();
+            RETURN NULL;
+        END
+        $$
+        """,
+        """
+        CREATE OR REPLACE FUNCTION cairn_rollup_memberships_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM cairn_rollup_begin();
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO cairn_rollup_affected SELECT DISTINCT app_token, user_id FROM new_rows n
+                WHERE cairn_membership_may_move(n.app_token, n.user_id, n.first_seen);
+            ELSIF TG_OP = 'UPDATE' THEN
+                INSERT INTO cairn_rollup_affected
+                SELECT DISTINCT n.app_token, n.user_id FROM new_rows n JOIN old_rows o
+                    ON o.app_token = n.app_token AND o.user_id = n.user_id AND o.company_id = n.company_id
+                WHERE o.first_seen IS DISTINCT FROM n.first_seen AND cairn_membership_may_move(n.app_token, n.user_id, n.first_seen);
+            ELSE
+                INSERT INTO cairn_rollup_affected SELECT DISTINCT app_token, user_id FROM old_rows o
+                WHERE cairn_membership_may_move(o.app_token, o.user_id, o.first_seen);
+            END IF;
+            IF FOUND THEN
+                PERFORM cairn_rollup_refresh();
+            END IF;
+            RETURN NULL;
+        END
+        $$
+        """,
+        // Whether a membership of `user_id` from `since` can change the company of a stored
+        // event: one of theirs without a company of its own from then on, or any event that
+        // reaches them through an alias (not worth telling apart: aliases are few).
+        """
+        CREATE FUNCTION cairn_membership_may_move(app text, user_id text, since timestamptz) RETURNS boolean STABLE LANGUAGE sql AS $$
+            SELECT EXISTS (SELECT 1 FROM events e WHERE e.app_token = app AND e.user_id = cairn_membership_may_move.user_id
+                                                    AND e.inserted_at >= since AND e.company_id IS NULL)
+                OR EXISTS (SELECT 1 FROM identity_aliases i WHERE i.app_token = app AND i.user_id = cairn_membership_may_move.user_id)
+        $$
+        """,
+        "ALTER FUNCTION cairn_rollup_refresh() SET enable_seqscan = off",
+        "ALTER FUNCTION cairn_rollup_refresh() SET enable_hashjoin = off",
+        "ALTER FUNCTION cairn_rollup_refresh() SET enable_mergejoin = off",
     ]
 
     /// Rollups that let the common reports read thousands of rows instead of every event
