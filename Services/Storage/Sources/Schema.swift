@@ -318,9 +318,9 @@ public enum Schema {
     ///   one without its own company at or after the membership began, or one that reaches
     ///   them through an alias. A batch's own events are stored after its memberships, so they
     ///   resolve against them at insert.
-    /// - Re-deriving people reads and deletes by index. Scratch tables have no statistics and
-    ///   the rollups grow faster than autovacuum analyzes them, so the planner picked sorts of
-    ///   whole rollup tables; it is told to use the indexes that these small sets call for.
+    /// - Re-deriving people analyzes its scratch tables first: without statistics the planner
+    ///   guessed their size and sorted whole rollup tables, or scanned a whole month of events,
+    ///   to join them.
     static let rollupWritePath: [String] = [
         """
         CREATE FUNCTION cairn_rollup_apply_delta() RETURNS void LANGUAGE plpgsql AS $$
@@ -423,9 +423,16 @@ public enum Schema {
                 OR EXISTS (SELECT 1 FROM identity_aliases i WHERE i.app_token = app AND i.user_id = cairn_membership_may_move.user_id)
         $$
         """,
-        "ALTER FUNCTION cairn_rollup_refresh() SET enable_seqscan = off",
-        "ALTER FUNCTION cairn_rollup_refresh() SET enable_hashjoin = off",
-        "ALTER FUNCTION cairn_rollup_refresh() SET enable_mergejoin = off",
+    ] + refreshWithStatistics + [
+        // Costs that grow with the tables make the planner compile these small statements to
+        // machine code: 170 ms of JIT for a 5 ms statement, on every batch.
+        "ALTER FUNCTION cairn_rollup_refresh() SET jit = off",
+        "ALTER FUNCTION cairn_rollup_add_keyed(boolean) SET jit = off",
+        "ALTER FUNCTION cairn_rollup_apply_delta() SET jit = off",
+        "ALTER FUNCTION cairn_rollup_events_inserted() SET jit = off",
+        "ALTER FUNCTION cairn_rollup_events_deleted() SET jit = off",
+        "ALTER FUNCTION cairn_rollup_aliases_changed() SET jit = off",
+        "ALTER FUNCTION cairn_rollup_memberships_changed() SET jit = off",
     ]
 
     /// Rollups that let the common reports read thousands of rows instead of every event
@@ -599,41 +606,7 @@ public enum Schema {
         END
         $$
         """,
-        // Re-derives the person rollups of every (app_token, person) in `cairn_rollup_affected`
-        // from the events that may resolve to them: their own, those of ids aliased to them,
-        // and (for 'anonymous:<id>') the anonymous id's.
-        """
-        CREATE FUNCTION cairn_rollup_refresh() RETURNS void LANGUAGE plpgsql AS $$
-        BEGIN
-            WITH removed AS (
-                DELETE FROM rollup_person_periods r USING cairn_rollup_affected a WHERE r.app_token = a.app_token AND r.person = a.person
-                RETURNING r.app_token, r.grain, r.period
-            )
-            UPDATE rollup_period_people p SET people = p.people - x.n
-            FROM (SELECT app_token, grain, period, count(*) AS n FROM removed GROUP BY 1, 2, 3) x
-            WHERE p.app_token = x.app_token AND p.grain = x.grain AND p.period = x.period;
-            DELETE FROM rollup_company_people r USING cairn_rollup_affected a WHERE r.app_token = a.app_token AND r.person = a.person;
-            DELETE FROM rollup_engagement_people r USING cairn_rollup_affected a WHERE r.app_token = a.app_token AND r.person = a.person;
-            INSERT INTO cairn_rollup_keys
-            WITH ids AS (
-                SELECT a.app_token, CASE WHEN a.person LIKE 'anonymous:%' THEN NULL ELSE a.person END AS user_id,
-                       CASE WHEN a.person LIKE 'anonymous:%' THEN substr(a.person, 11) END AS anonymous_id
-                FROM cairn_rollup_affected a
-                UNION
-                SELECT i.app_token, CASE WHEN i.alias_kind = 'user' THEN i.alias_id END, CASE WHEN i.alias_kind = 'anonymous' THEN i.alias_id END
-                FROM identity_aliases i JOIN cairn_rollup_affected a ON i.app_token = a.app_token AND i.user_id = a.person
-            )
-            SELECT e.app_token, e.internal_event_id, e.inserted_at FROM ids JOIN events e ON e.app_token = ids.app_token AND e.user_id = ids.user_id
-            UNION
-            SELECT e.app_token, e.internal_event_id, e.inserted_at FROM ids JOIN events e
-                ON e.app_token = ids.app_token AND e.anonymous_id = ids.anonymous_id AND e.user_id IS NULL;
-            -- Only rows that still resolve to an affected person: the others belong to someone unaffected.
-            PERFORM cairn_rollup_add_keyed(true);
-            DELETE FROM rollup_period_people WHERE people <= 0;
-            DELETE FROM cairn_rollup_affected;
-        END
-        $$
-        """,
+        refreshFunction(analyzingScratch: false),
         """
         CREATE FUNCTION cairn_rollup_events_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -740,6 +713,49 @@ public enum Schema {
         FROM events e JOIN app_attributes a ON a.app_token = e.app_token AND a.type = 'number' AND e.metadata ? a.name
         """,
     ]
+
+    /// `cairn_rollup_refresh()`: re-derives the person rollups of every (app_token, person) in
+    /// `cairn_rollup_affected` from the events that may resolve to them: their own, those of
+    /// ids aliased to them, and (for 'anonymous:<id>') the anonymous id's. With
+    /// `analyzingScratch`, it gives the planner the scratch tables' sizes first (migration 10).
+    static func refreshFunction(analyzingScratch: Bool) -> String {
+        """
+        CREATE OR REPLACE FUNCTION cairn_rollup_refresh() RETURNS void LANGUAGE plpgsql AS $$
+        BEGIN
+            \(analyzingScratch ? "ANALYZE cairn_rollup_affected;" : "")
+            WITH removed AS (
+                DELETE FROM rollup_person_periods r USING cairn_rollup_affected a WHERE r.app_token = a.app_token AND r.person = a.person
+                RETURNING r.app_token, r.grain, r.period
+            )
+            UPDATE rollup_period_people p SET people = p.people - x.n
+            FROM (SELECT app_token, grain, period, count(*) AS n FROM removed GROUP BY 1, 2, 3) x
+            WHERE p.app_token = x.app_token AND p.grain = x.grain AND p.period = x.period;
+            DELETE FROM rollup_company_people r USING cairn_rollup_affected a WHERE r.app_token = a.app_token AND r.person = a.person;
+            DELETE FROM rollup_engagement_people r USING cairn_rollup_affected a WHERE r.app_token = a.app_token AND r.person = a.person;
+            INSERT INTO cairn_rollup_keys
+            WITH ids AS (
+                SELECT a.app_token, CASE WHEN a.person LIKE 'anonymous:%' THEN NULL ELSE a.person END AS user_id,
+                       CASE WHEN a.person LIKE 'anonymous:%' THEN substr(a.person, 11) END AS anonymous_id
+                FROM cairn_rollup_affected a
+                UNION
+                SELECT i.app_token, CASE WHEN i.alias_kind = 'user' THEN i.alias_id END, CASE WHEN i.alias_kind = 'anonymous' THEN i.alias_id END
+                FROM identity_aliases i JOIN cairn_rollup_affected a ON i.app_token = a.app_token AND i.user_id = a.person
+            )
+            SELECT e.app_token, e.internal_event_id, e.inserted_at FROM ids JOIN events e ON e.app_token = ids.app_token AND e.user_id = ids.user_id
+            UNION
+            SELECT e.app_token, e.internal_event_id, e.inserted_at FROM ids JOIN events e
+                ON e.app_token = ids.app_token AND e.anonymous_id = ids.anonymous_id AND e.user_id IS NULL;
+            \(analyzingScratch ? "ANALYZE cairn_rollup_keys;" : "")
+            -- Only rows that still resolve to an affected person: the others belong to someone unaffected.
+            PERFORM cairn_rollup_add_keyed(true);
+            DELETE FROM rollup_period_people WHERE people <= 0;
+            DELETE FROM cairn_rollup_affected;
+        END
+        $$
+        """
+    }
+
+    static let refreshWithStatistics = [refreshFunction(analyzingScratch: true)]
 
     /// The engagement classifier, generated from ``EngagementCatalog`` as plain SQL expressions
     /// that PostgreSQL inlines into the queries that call them:
