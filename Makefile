@@ -5,7 +5,7 @@ SWIFT ?= swift
 STACK ?= compose/default.json
 BENCH_EVENTS ?= 100000
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build run test bench faults clean
 
 all: build
 
@@ -22,6 +22,11 @@ test: deps
 	@scripts/ensure-python-clients.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# Every fault of the fault suite at full strength, then one table (make test runs a short pass).
+faults: deps
+	$(SWIFT) build
+	.build/debug/cairn-faults
 
 bench: deps
 	$(SWIFT) build -c release

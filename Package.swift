@@ -120,7 +120,9 @@ let package = Package(
             .executableTarget(name: "cairn-http-bench", dependencies: ["CairnCore", httpClient, nioCore, nioHTTP1], path: "bench/HTTPBench", swiftSettings: swiftSettings),
 
             // Tests: one target per library, plus the end-to-end suite against the real stack.
-            .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire", "CairnGzip", nioCore, nioPosix, nioHTTP1], path: "Tests/CairnTesting", swiftSettings: swiftSettings),
+            .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire", "CairnGzip", httpClient, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnTesting", swiftSettings: swiftSettings),
+            // `make faults`: the fault suite in full (make test runs a shorter pass of it).
+            .executableTarget(name: "cairn-faults", dependencies: ["CairnTesting"], path: "Tests/FaultSuite", swiftSettings: swiftSettings),
             .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"], path: "Tests/CairnCoreTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "CairnWireTests",

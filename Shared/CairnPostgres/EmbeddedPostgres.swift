@@ -74,7 +74,10 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// The command that runs the server in the foreground, as the right user.
-    public func serverCommand() throws(PostgresError) -> [String] {
+    /// - Parameter stopsWithParent: the server gets a fast shutdown (SIGINT) when the thread
+    ///   that started it ends, so a supervisor killed outright leaves no server behind. Only for
+    ///   a parent that starts it from a thread living as long as the server (`setpriv --pdeathsig`).
+    public func serverCommand(stopsWithParent: Bool = false) throws(PostgresError) -> [String] {
         var arguments = [try Self.binary("postgres"), "-D", clusterDirectory, "-k", socketDirectory, "-p", String(port), "-c", "listen_addresses="]
         var all = settings
         if unsafeFastMode {
@@ -85,7 +88,15 @@ public struct EmbeddedPostgres: Sendable {
         for (key, value) in all.sorted(by: { $0.key < $1.key }) {
             arguments += ["-c", "\(key)=\(value)"]
         }
-        return wrap(arguments)
+        guard stopsWithParent else { return wrap(arguments) }
+        let setpriv = "/usr/bin/setpriv"
+        guard FileManager.default.isExecutableFile(atPath: setpriv) else {
+            throw PostgresError(.clusterFailed, "\(setpriv) is missing: install util-linux, which ties the server's life to Cairn's")
+        }
+        if let account {
+            return [setpriv, "--reuid=\(account.uid)", "--regid=\(account.gid)", "--init-groups", "--pdeathsig", "INT", "--"] + arguments
+        }
+        return [setpriv, "--pdeathsig", "INT", "--"] + arguments
     }
 
     /// Connects to the `postgres` database until the server answers or `timeout` passes.

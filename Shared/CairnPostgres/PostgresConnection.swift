@@ -25,6 +25,10 @@ public final class PostgresConnection: @unchecked Sendable {
         // compiling than running (170 ms for a 5 ms rollup statement, ~15% of a report).
         _ = try? execute("SET client_min_messages = warning")
         _ = try? execute("SET jit = off")
+        // A commit Cairn reports (and so a spool entry it deletes) must survive a server crash,
+        // whatever the server's default: with `synchronous_commit = off` an immediate stop
+        // loses the last commits it had already confirmed (the fault suite caught it).
+        _ = try? execute("SET synchronous_commit = on")
     }
 
     deinit {

@@ -143,10 +143,11 @@ public enum ServiceExit {
     public static let configuration: Int32 = 78
 
     /// Configuration errors (`configuration`, `invalid_destination`, an address another
-    /// process holds) exit with ``configuration``; anything else with 1, which the supervisor
-    /// retries.
+    /// process holds, an unsafe socket directory) exit with ``configuration``; anything else
+    /// with 1, which the supervisor retries.
     public static func status(for error: any Error) -> Int32 {
         if let error = error as? IOError, error.errnoCode == EADDRINUSE { return configuration }
+        if let error = error as? WireError, error.code == .runDirectory { return configuration }
         guard let error = error as? RPCError, let code = error.applicationCode else { return 1 }
         return ["configuration", "invalid_destination"].contains(code) ? configuration : 1
     }

@@ -1,3 +1,4 @@
+import CairnTesting
 import CairnCore
 import CairnPostgres
 import Foundation

@@ -328,3 +328,18 @@ import Glibc
         try await stack.stop()
     }
 }
+
+extension TestStack {
+    /// Starts a stack, runs `body`, and checks the stack then stops cleanly (exit 0). On
+    /// failure the stack is stopped too, and its files are kept for a look at the logs.
+    static func with(environment: [String: String] = [:], stack file: JSON? = nil, _ body: (TestStack) async throws -> Void) async throws {
+        let stack = try await TestStack(environment: environment, stack: file)
+        do {
+            try await body(stack)
+        } catch {
+            _ = try? await stack.stop(removingFiles: false)
+            throw error
+        }
+        #expect(try await stack.stop() == 0, "the supervisor should exit 0 after SIGTERM")
+    }
+}

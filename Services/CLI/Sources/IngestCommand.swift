@@ -40,14 +40,18 @@ extension CairnCommand {
             }
         }
 
+        /// How long one request may go on being refused (overload, a full spool, ingest
+        /// restarting) before the command gives up.
+        static let retryLimit: Duration = .seconds(300)
+
         func run() async throws {
             let socket = RunDirectory.socketPath(connection.resolvedRunDirectory, service: "ingest")
-            let client: RPCClient
             do {
-                client = try await RPCClient.connect(socketPath: socket)
+                try await RPCClient.withConnection(socketPath: socket) { _ in }
             } catch {
                 throw CLIError("cannot reach the ingest service at \(socket); is the stack running (make run)?")
             }
+            let client = ReconnectingClient(socketPath: socket)
             do {
                 try await send(with: client)
                 await client.close()
@@ -57,7 +61,38 @@ extension CairnCommand {
             }
         }
 
-        private func send(with client: RPCClient) async throws {
+        /// Sends one request until ingest takes it. Backpressure (`overloaded`), a full or
+        /// failing spool, and a lost connection (ingest restarting) are waited out with backoff,
+        /// as an SDK would: a repeat is safe, since ingest deduplicates what it already took.
+        private func submit(_ params: JSON, to client: ReconnectingClient) async throws -> JSON {
+            let retryable: Set<String> = ["overloaded", "spool_full", "spool_unavailable", "spool_failed", "storage_unavailable"]
+            var delay = Duration.milliseconds(100)
+            var waited = Duration.zero
+            var said: String?
+            while true {
+                let reason: String
+                do {
+                    return try await client.call("ingest.submit", params)
+                } catch let error as RPCError {
+                    guard let code = error.applicationCode, retryable.contains(code) else { throw error }
+                    reason = error.message
+                } catch {
+                    reason = "the connection to ingest failed (\(error))"
+                }
+                guard waited < Self.retryLimit else {
+                    throw CLIError("ingest has not taken a request for \(Self.retryLimit.components.seconds) s: \(reason)")
+                }
+                if said != reason {
+                    printError("ingest: \(reason); retrying")
+                    said = reason
+                }
+                try await Task.sleep(for: delay)
+                waited += delay
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+
+        private func send(with client: ReconnectingClient) async throws {
             var reader = try RecordReader(path: file)
             let started = ContinuousClock.now
             let showProgress = isTerminal(2)
@@ -108,7 +143,7 @@ extension CairnCommand {
                         collect(result)
                         inFlight -= 1
                     }
-                    group.addTask { try await client.call("ingest.submit", params) }
+                    group.addTask { try await submit(params, to: client) }
                     inFlight += 1
                 }
                 for try await result in group { collect(result) }

@@ -21,16 +21,10 @@ public struct HTTPIngest: Sendable {
     public static let maximumBatchMessages = 2_500
 
     let ingestor: Ingestor
-    /// Spooled events above which requests get `429`: backpressure while the pipeline
-    /// downstream catches up. Nothing is dropped.
-    let highWaterMark: Int64
-    private let depth: SpoolDepth
 
-    /// Serves through `ingestor`, whose apps, spool and metrics it shares.
-    public init(ingestor: Ingestor, highWaterMark: Int64) {
+    /// Serves through `ingestor`, whose apps, spool, metrics and backpressure it shares.
+    public init(ingestor: Ingestor) {
         self.ingestor = ingestor
-        self.highWaterMark = highWaterMark
-        depth = SpoolDepth(spool: ingestor.spool)
     }
 
     private var apps: AppDirectory { ingestor.apps }
@@ -139,10 +133,10 @@ public struct HTTPIngest: Sendable {
     }
 
     private func ingest(_ request: Request, route: Route, app appToken: inout String?) async throws -> Response {
-        let spooled = await depth.current()
-        if spooled >= highWaterMark {
-            throw Refusal(status: .tooManyRequests, code: "overloaded",
-                          message: "\(spooled) events are waiting in the spool (high-water mark \(highWaterMark)); retry after the delay, nothing was accepted",
+        do {
+            try await ingestor.backpressure.admit()
+        } catch {
+            throw Refusal(status: .tooManyRequests, code: "overloaded", message: error.message,
                           headers: [.retryAfter: "2", HTTPField.Name("X-RateLimit-Reset")!: "2"])
         }
         let body = try await Self.body(of: request)
@@ -228,7 +222,6 @@ public struct HTTPIngest: Sendable {
         } catch let error as RPCError {
             throw Refusal(status: .serviceUnavailable, code: error.applicationCode ?? "spool_failed", message: error.message, headers: [.retryAfter: "5"])
         }
-        depth.added(accepted.accepted)
         var answer: JSONObject = ["success": true]
         if accepted.rejected > 0 {
             // Kept as dead letters (`cairn deadletters list`); still 200, as Segment answers.
@@ -311,33 +304,7 @@ public struct HTTPIngest: Sendable {
             ("cairn_forwarder_lag_seconds", "How long the oldest spooled event has waited since it was received.", backlog.map { lag($0.oldestReceivedAt) }.max() ?? 0),
             ("cairn_spool_group_commits", "Spool transactions committed since start.", Double(totals.groups)),
             ("cairn_spool_group_commit_requests", "Requests those transactions carried.", Double(totals.requests)),
-            ("cairn_spool_high_water_mark", "Spooled events above which requests get 429.", Double(highWaterMark)),
+            ("cairn_spool_high_water_mark", "Spooled events above which requests get 429.", Double(ingestor.backpressure.highWaterMark)),
         ], appGauges: appGauges)
-    }
-}
-
-/// The spool's approximate depth for the backpressure check: read from the spool at most
-/// every 100 ms, and counted up between reads as requests add events.
-final class SpoolDepth: Sendable {
-    private let spool: Spool
-    private let state = Mutex<(depth: Int64, read: ContinuousClock.Instant?)>((0, nil))
-
-    init(spool: Spool) {
-        self.spool = spool
-    }
-
-    func current() async -> Int64 {
-        let now = ContinuousClock.now
-        let (depth, read) = state.withLock { $0 }
-        if let read, now - read < .milliseconds(100) { return depth }
-        state.withLock { $0.read = now }
-        let spool = self.spool
-        guard let fresh = try? await NIOThreadPool.singleton.runIfActive({ try spool.approximateDepth() }) else { return depth }
-        state.withLock { $0.depth = fresh }
-        return fresh
-    }
-
-    func added(_ count: Int) {
-        state.withLock { $0.depth += Int64(count) }
     }
 }

@@ -29,8 +29,8 @@ public enum IngestService {
         let apps = AppDirectory(storage: storage, spool: spool)
         let metrics = IngestMetrics()
         let ingestor = Ingestor(spool: spool, apps: apps, counters: context.counters,
-                                suppressions: Suppressions(try spool.suppressedKeys()), metrics: metrics)
-        let http = HTTPIngest(ingestor: ingestor, highWaterMark: settings.highWaterMark)
+                                suppressions: Suppressions(try spool.suppressedKeys()), metrics: metrics, highWaterMark: settings.highWaterMark)
+        let http = HTTPIngest(ingestor: ingestor)
         let boundAddress = Mutex<String?>(nil)
         let logger = context.logger
         let server = Application(
@@ -83,7 +83,7 @@ struct HTTPListener<Server: Service>: Service {
 struct IngestSettings {
     var host = "127.0.0.1"
     var port = 8088
-    /// Spooled events above which HTTP requests get `429`. Defaults to 1,000,000.
+    /// Spooled events from which requests are refused (`overloaded`; HTTP `429`). Defaults to 1,000,000.
     var highWaterMark: Int64 = 1_000_000
 
     init(_ settings: JSONObject, environment: [String: String]) throws(RPCError) {

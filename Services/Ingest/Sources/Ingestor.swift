@@ -28,7 +28,12 @@ public struct Ingestor: Sendable {
     /// How many per-record errors a response lists; all are kept as dead letters.
     public var maximumReportedErrors = 100
 
-    public init(spool: Spool, apps: AppDirectory, counters: Counters, suppressions: Suppressions = Suppressions(), metrics: IngestMetrics = IngestMetrics()) {
+    /// Refuses requests while the spool is over its high-water mark.
+    public let backpressure: Backpressure
+
+    public init(spool: Spool, apps: AppDirectory, counters: Counters, suppressions: Suppressions = Suppressions(), metrics: IngestMetrics = IngestMetrics(),
+                highWaterMark: Int64 = 1_000_000) {
+        backpressure = Backpressure(spool: spool, highWaterMark: highWaterMark)
         self.spool = spool
         self.apps = apps
         self.counters = counters
@@ -48,6 +53,7 @@ public struct Ingestor: Sendable {
         let source = params["source"]?.stringValue ?? "rpc"
         let invalidUTF8 = Set((params["invalid_utf8"]?.arrayValue ?? []).compactMap(\.intValue).map(Int.init))
         func number(_ index: Int) -> Int { lines.flatMap { index < $0.count ? $0[index].intValue.map(Int.init) : nil } ?? index + 1 }
+        try await backpressure.admit()
 
         let app: AppDirectory.App
         do {
@@ -224,7 +230,9 @@ public struct Ingestor: Sendable {
     @discardableResult
     private func store(events: [CanonicalEvent], deadLetters: [Spool.DeadLetter]) async throws -> (new: Int, duplicates: Int) {
         do {
-            return try await commit.append(events: events, deadLetters: deadLetters)
+            let counts = try await commit.append(events: events, deadLetters: deadLetters)
+            backpressure.added(counts.new)
+            return counts
         } catch let error as SQLiteError {
             throw SpoolFailure.rpcError(error)
         }

@@ -9,10 +9,19 @@ import Glibc
 /// terminal reaches only the supervisor, which then stops the children in order.
 ///
 /// Its stdout and stderr go through a pipe whose lines are forwarded with a `name | ` prefix.
+///
+/// One plain thread spawns the child and then waits for it, so that thread lives exactly as
+/// long as the child: Linux sends a parent-death signal (`setpriv --pdeathsig`, which the
+/// embedded PostgreSQL is started under) when the spawning *thread* ends, not the process.
 public final class ChildProcess: Sendable {
     public let name: String
     public let pid: pid_t
-    private let exitStatus = Mutex<Int32?>(nil)
+    private let ending = Ending()
+
+    /// The wait status once the child has ended, and who is waiting for it.
+    private final class Ending: Sendable {
+        let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
+    }
 
     /// How a child ended.
     public enum Termination: Sendable, Equatable, CustomStringConvertible {
@@ -38,6 +47,40 @@ public final class ChildProcess: Sendable {
         let writeEnd = fds[1]
         _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
 
+        let spawned = Mutex<Result<pid_t, SupervisorError>?>(nil)
+        let ready = DispatchSemaphore(value: 0)
+        let ending = self.ending
+        Thread.detachNewThread {
+            let result = Self.spawn(name: name, arguments: arguments, environment: environment, stdout: writeEnd)
+            close(writeEnd)
+            spawned.withLock { $0 = result }
+            ready.signal()
+            guard case .success(let pid) = result else { return }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            let waiters = ending.state.withLock { state in
+                state.status = status
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume(returning: status) }
+        }
+        ready.wait()
+        switch spawned.withLock({ $0 })! {
+        case .success(let childPID):
+            pid = childPID
+        case .failure(let error):
+            close(readEnd)
+            throw error
+        }
+        // Another plain thread reads its output: blocking reads must not occupy one of the
+        // two cooperative threads Swift concurrency has on this hardware.
+        Thread.detachNewThread {
+            Self.forwardLines(from: readEnd, to: output)
+        }
+    }
+
+    private static func spawn(name: String, arguments: [String], environment: [String: String], stdout writeEnd: Int32) -> Result<pid_t, SupervisorError> {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -67,17 +110,10 @@ public final class ChildProcess: Sendable {
         }
         var childPID: pid_t = 0
         let status = posix_spawn(&childPID, arguments[0], &actions, &attributes, argv, envp)
-        close(writeEnd)
         guard status == 0 else {
-            close(readEnd)
-            throw SupervisorError(.spawnFailed, "\(name): cannot start \(arguments[0]): \(String(cString: strerror(status)))")
+            return .failure(SupervisorError(.spawnFailed, "\(name): cannot start \(arguments[0]): \(String(cString: strerror(status)))"))
         }
-        pid = childPID
-        // A plain thread per child reads its output: blocking reads must not occupy one of
-        // the two cooperative threads Swift concurrency has on this hardware.
-        Thread.detachNewThread {
-            Self.forwardLines(from: readEnd, to: output)
-        }
+        return .success(childPID)
     }
 
     private static func forwardLines(from descriptor: Int32, to output: @Sendable (String) -> Void) {
@@ -99,20 +135,18 @@ public final class ChildProcess: Sendable {
 
     /// Sends `signal` to the child.
     public func send(_ signal: Int32) {
-        if exitStatus.withLock({ $0 }) == nil { kill(pid, signal) }
+        if ending.state.withLock({ $0.status }) == nil { kill(pid, signal) }
     }
 
-    /// Waits for the child to end, on a plain thread (waitpid blocks).
+    /// Waits for the child to end.
     public func waitForExit() async -> Termination {
         let status: Int32 = await withCheckedContinuation { continuation in
-            let pid = self.pid
-            Thread.detachNewThread {
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                continuation.resume(returning: status)
+            let known = ending.state.withLock { state -> Int32? in
+                if state.status == nil { state.waiters.append(continuation) }
+                return state.status
             }
+            if let known { continuation.resume(returning: known) }
         }
-        exitStatus.withLock { $0 = status }
         // WIFEXITED / WTERMSIG are macros Swift cannot import.
         if status & 0x7F == 0 { return .exited((status >> 8) & 0xFF) }
         return .signalled(status & 0x7F)

@@ -31,6 +31,10 @@ public final class StackRunner: Service, Sendable {
     private let state = Mutex(State())
     /// A service that ran this long before exiting is restarted with the initial backoff again.
     static let stableAfter: Duration = .seconds(30)
+    /// A service that exits this many times in a row without running ``stableAfter`` is
+    /// flapping: `cairn status` says so until it stays up.
+    static let flappingAfter = 3
+    private let registry: ChildRegistry
 
     struct Child: Sendable {
         var process: ChildProcess?
@@ -40,6 +44,11 @@ public final class StackRunner: Service, Sendable {
         var lastExit: String?
         var exited = true
         var recentOutput: [String] = []
+        /// Exits in a row that came before ``StackRunner/stableAfter``.
+        var quickExits = 0
+        var stopSignal = SIGTERM
+
+        var isFlapping: Bool { quickExits >= StackRunner.flappingAfter && (exited || ContinuousClock.now - startedAt < StackRunner.stableAfter) }
     }
 
     struct State: Sendable {
@@ -54,9 +63,11 @@ public final class StackRunner: Service, Sendable {
         self.environment = environment
         self.binDirectory = binDirectory
         self.logger = logger
+        registry = ChildRegistry(runDirectory: environment.runDirectory)
     }
 
     public func run() async throws {
+        await registry.stopLeftovers(deadline: stack.shutdownTimeout, logger: logger)
         try await withThrowingDiscardingTaskGroup { group in
             do {
                 let databaseURL = try await startDatabase(in: &group)
@@ -100,7 +111,7 @@ public final class StackRunner: Service, Sendable {
         let cluster = try EmbeddedPostgres(baseDirectory: environment.dataDirectory + "/postgres", settings: Self.embeddedSettings)
         logger.info("starting the embedded PostgreSQL", metadata: ["cluster": "\(cluster.clusterDirectory)", "os.user": "\(cluster.account?.name ?? "(current)")"])
         try await NIOThreadPool.singleton.runIfActive { try cluster.prepare() }
-        let command = try cluster.serverCommand()
+        let command = try cluster.serverCommand(stopsWithParent: true)
         var postgresEnvironment = ProcessInfo.processInfo.environment
         postgresEnvironment["LC_ALL"] = "C"
         let finalEnvironment = postgresEnvironment
@@ -160,14 +171,20 @@ public final class StackRunner: Service, Sendable {
                 return
             }
             let started = ContinuousClock.now
-            state.withLock { state in
+            let running = state.withLock { state -> [ChildRegistry.Record] in
                 var child = state.children[name] ?? Child()
                 child.process = process
                 child.state = "running"
                 child.startedAt = started
                 child.exited = false
+                child.stopSignal = signal
                 state.children[name] = child
+                return state.children.compactMap { name, child in
+                    guard let process = child.process, !child.exited, let start = ChildRegistry.startTime(of: process.pid) else { return nil }
+                    return ChildRegistry.Record(name: name, pid: process.pid, startTime: start, stopSignal: child.stopSignal)
+                }
             }
+            registry.write(running.sorted { $0.name < $1.name })
             let termination = await process.waitForExit()
             let stopping = state.withLock { state -> Bool in
                 state.children[name]?.exited = true
@@ -181,13 +198,18 @@ public final class StackRunner: Service, Sendable {
                 logger.warning("service exited and will not be restarted", metadata: ["service": "\(name)", "exit": "\(termination)"])
                 return
             }
-            if ContinuousClock.now - started > Self.stableAfter { backoff = stack.initialBackoff }
-            let restarts = state.withLock { state -> Int in
-                state.children[name]?.restarts += 1
-                state.children[name]?.state = "restarting"
-                return state.children[name]?.restarts ?? 0
+            let stable = ContinuousClock.now - started > Self.stableAfter
+            if stable { backoff = stack.initialBackoff }
+            let (restarts, flapping) = state.withLock { state -> (Int, Bool) in
+                var child = state.children[name] ?? Child()
+                child.restarts += 1
+                child.quickExits = stable ? 0 : child.quickExits + 1
+                child.state = child.isFlapping ? "flapping" : "restarting"
+                state.children[name] = child
+                return (child.restarts, child.isFlapping)
             }
-            logger.warning("service exited unexpectedly; restarting", metadata: [
+            // Why it stopped, every time: the exit status or the signal.
+            logger.warning(flapping ? "service keeps exiting (flapping); restarting with backoff" : "service exited unexpectedly; restarting", metadata: [
                 "service": "\(name)", "exit": "\(termination)", "restart.in": "\(backoff)", "restarts": "\(restarts)",
             ])
             let deadline = ContinuousClock.now + backoff
@@ -245,6 +267,7 @@ public final class StackRunner: Service, Sendable {
             await stop(entry.name, signal: SIGTERM)
         }
         await stop("postgres", signal: SIGINT)
+        registry.write([])
     }
 
     private func stop(_ name: String, signal: Int32) async {
@@ -276,7 +299,7 @@ public final class StackRunner: Service, Sendable {
         for name in names {
             let child = children[name] ?? Child()
             var row: JSONObject = [
-                "name": .string(name), "state": .string(child.state), "pid": child.exited ? .null : .int(Int64(child.process?.pid ?? 0)),
+                "name": .string(name), "state": .string(child.state == "running" && child.isFlapping ? "flapping" : child.state), "pid": child.exited ? .null : .int(Int64(child.process?.pid ?? 0)),
                 "restarts": .int(Int64(child.restarts)),
                 "uptime_s": child.exited ? .null : .int((ContinuousClock.now - child.startedAt).components.seconds),
                 "last_exit": .optional(child.lastExit),

@@ -1,45 +1,51 @@
 import CairnCore
 import CairnPostgres
-import CairnTesting
 import CairnWire
 import Foundation
-import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A real Cairn stack for one test: the supervisor binary with its embedded PostgreSQL,
-/// in a private data directory, stopped with SIGTERM at the end.
-final class TestStack: @unchecked Sendable {
-    let directory: String
-    let supervisor: Process
-    let logPath: String
+/// A real Cairn stack for one test: the supervisor binary with its embedded PostgreSQL (or
+/// the database `CAIRN_DATABASE_URL` names), in a private data directory, stopped with
+/// SIGTERM at the end.
+public final class TestStack: @unchecked Sendable {
+    public let directory: String
+    /// The running supervisor; ``restart()`` replaces it.
+    public private(set) var supervisor: Process
+    public let logPath: String
+    private let stackPath: String
+    private let environment: [String: String]
 
-    var runDirectory: String { directory + "/var/run" }
+    public var runDirectory: String { directory + "/var/run" }
     /// The stack's own database, for checks that go behind the services' backs.
-    var databaseConninfo: String {
-        PostgresConfiguration.unixSocket(directory: directory + "/var/postgres/sock", port: 5432, user: "cairn", database: "cairn")
+    public var databaseConninfo: String {
+        environment["CAIRN_DATABASE_URL"]
+            ?? PostgresConfiguration.unixSocket(directory: directory + "/var/postgres/sock", port: 5432, user: "cairn", database: "cairn")
     }
 
-    /// - Parameter stack: a stack file's JSON to run instead of `compose/default.json`.
-    init(environment extra: [String: String] = [:], stack: JSON? = nil, waitUntilRunning: Bool = true) async throws {
+    /// - Parameters:
+    ///   - stack: a stack file's JSON to run instead of `compose/default.json`.
+    ///   - prepare: runs on the new data directory before the supervisor starts.
+    public init(environment extra: [String: String] = [:], stack: JSON? = nil, waitUntilRunning: Bool = true,
+                prepare: (String) throws -> Void = { _ in }) async throws {
         let supervisorPath = Binaries.path("cairn-supervisor")
         guard FileManager.default.isExecutableFile(atPath: supervisorPath) else {
             throw TestStackError("\(supervisorPath) is missing: run `swift build` (make test does) before the end-to-end tests")
         }
         directory = "/tmp/cairn-e2e-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/var", withIntermediateDirectories: true)
+        try prepare(directory + "/var")
         logPath = directory + "/supervisor.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        supervisor = Process()
-        supervisor.executableURL = URL(fileURLWithPath: supervisorPath)
         var stackPath = Self.repositoryRoot + "/compose/default.json"
         if let stack {
             stackPath = directory + "/stack.json"
             try Data(stack.serialized()).write(to: URL(fileURLWithPath: stackPath))
         }
-        supervisor.arguments = ["--stack", stackPath]
+        self.stackPath = stackPath
         var environment = ProcessInfo.processInfo.environment
         environment["CAIRN_DATA_DIR"] = directory + "/var"
         environment.removeValue(forKey: "CAIRN_RUN_DIR")
@@ -47,30 +53,37 @@ final class TestStack: @unchecked Sendable {
         // Any free port: stacks of parallel tests, or a `make run`, never collide.
         environment["CAIRN_HTTP_ADDR"] = "127.0.0.1:0"
         environment.merge(extra) { _, new in new }
-        supervisor.environment = environment
-        let log = FileHandle(forWritingAtPath: logPath)
-        supervisor.standardOutput = log
-        supervisor.standardError = log
-        try supervisor.run()
+        self.environment = environment
+        supervisor = try Self.launch(stackPath: stackPath, environment: environment, logPath: logPath)
         if waitUntilRunning { try await self.waitUntilRunning() }
     }
 
-    /// Starts a stack, runs `body`, and checks the stack then stops cleanly (exit 0). On
-    /// failure the stack is stopped too, and its files are kept for a look at the logs.
-    static func with(environment: [String: String] = [:], stack file: JSON? = nil, _ body: (TestStack) async throws -> Void) async throws {
-        let stack = try await TestStack(environment: environment, stack: file)
-        do {
-            try await body(stack)
-        } catch {
-            _ = try? await stack.stop(removingFiles: false)
-            throw error
-        }
-        #expect(try await stack.stop() == 0, "the supervisor should exit 0 after SIGTERM")
+    private static func launch(stackPath: String, environment: [String: String], logPath: String) throws -> Process {
+        let supervisor = Process()
+        supervisor.executableURL = URL(fileURLWithPath: Binaries.path("cairn-supervisor"))
+        supervisor.arguments = ["--stack", stackPath]
+        supervisor.environment = environment
+        let log = FileHandle(forWritingAtPath: logPath)
+        log?.seekToEndOfFile()
+        supervisor.standardOutput = log
+        supervisor.standardError = log
+        try supervisor.run()
+        return supervisor
+    }
+
+    /// Starts a new supervisor on the same data directory, after the last one has exited
+    /// (stopped, or killed outright).
+    public func restart(waitUntilRunning: Bool = true) async throws {
+        guard !supervisor.isRunning else { throw TestStackError("restart() while the supervisor still runs") }
+        supervisor = try Self.launch(stackPath: stackPath, environment: environment, logPath: logPath)
+        if waitUntilRunning { try await self.waitUntilRunning() }
     }
 
     /// `compose/default.json` with `settings` given to the service `service`.
-    static func defaultStack(settings: JSON, for service: String) throws -> JSON {
-        let data = try #require(FileManager.default.contents(atPath: repositoryRoot + "/compose/default.json"))
+    public static func defaultStack(settings: JSON, for service: String) throws -> JSON {
+        guard let data = FileManager.default.contents(atPath: repositoryRoot + "/compose/default.json") else {
+            throw TestStackError("cannot read compose/default.json")
+        }
         guard case .object(var stack) = try JSONParser.parse(Array(data)), var services = stack["services"]?.arrayValue else {
             throw TestStackError("compose/default.json is not a stack file")
         }
@@ -83,13 +96,13 @@ final class TestStack: @unchecked Sendable {
         return .object(stack)
     }
 
-    static var repositoryRoot: String {
+    public static var repositoryRoot: String {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
 
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    func waitUntilRunning(timeout: Duration = .seconds(120)) async throws {
+    public func waitUntilRunning(timeout: Duration = .seconds(120)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             guard supervisor.isRunning else { throw TestStackError("the supervisor exited during start-up:\n\(log)") }
@@ -99,14 +112,14 @@ final class TestStack: @unchecked Sendable {
         throw TestStackError("the stack did not come up within \(timeout):\n\(log)")
     }
 
-    func call(_ service: String, _ method: String, _ params: JSON = .object(JSONObject())) async throws -> JSON {
+    public func call(_ service: String, _ method: String, _ params: JSON = .object(JSONObject())) async throws -> JSON {
         try await RPCClient.withConnection(socketPath: RunDirectory.socketPath(runDirectory, service: service)) {
             try await $0.call(method, params)
         }
     }
 
     /// Runs the `cairn` CLI against this stack.
-    func cli(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+    public func cli(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Binaries.path("cairn"))
         process.arguments = arguments
@@ -127,13 +140,13 @@ final class TestStack: @unchecked Sendable {
     }
 
     /// The total of `report events` for `app`, through the reporting socket.
-    func storedCount(app: String) async throws -> Int64 {
+    public func storedCount(app: String) async throws -> Int64 {
         let result = try await call("reporting", "report.events", ["app": .string(app)])
         return (result["rows"]?.arrayValue ?? []).reduce(0) { $0 + ($1["events"]?.intValue ?? 0) }
     }
 
     /// Polls until `app` has `expected` stored events (forwarding is asynchronous).
-    func waitForCount(app: String, _ expected: Int64, timeout: Duration = .seconds(120)) async throws -> Int64 {
+    public func waitForCount(app: String, _ expected: Int64, timeout: Duration = .seconds(120)) async throws -> Int64 {
         let deadline = ContinuousClock.now + timeout
         var count: Int64 = -1
         while ContinuousClock.now < deadline {
@@ -145,7 +158,7 @@ final class TestStack: @unchecked Sendable {
     }
 
     /// Polls until the ingest spool is empty: everything acknowledged has been committed.
-    func waitForEmptySpool(timeout: Duration = .seconds(120)) async throws {
+    public func waitForEmptySpool(timeout: Duration = .seconds(120)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let status = try? await call("ingest", "system.status"), status["spool_depth"] == .int(0) { return }
@@ -155,27 +168,27 @@ final class TestStack: @unchecked Sendable {
     }
 
     /// The ingest service's HTTP base URL, as it bound it.
-    func httpURL() async throws -> String {
+    public func httpURL() async throws -> String {
         let status = try await call("ingest", "system.status")
         guard let address = status["http_address"]?.stringValue else { throw TestStackError("ingest reports no HTTP address: \(status.serializedString())") }
         return "http://" + address
     }
 
-    func servicePID(_ name: String) async throws -> pid_t? {
+    public func servicePID(_ name: String) async throws -> pid_t? {
         let status = try await call("supervisor", "supervisor.status")
         let entry = status["services"]?.arrayValue?.first { $0["name"]?.stringValue == name }
         return entry?["pid"]?.intValue.map { pid_t($0) }
     }
 
     /// Polls until the supervisor has exited on its own, or `limit` has passed.
-    func waitForSupervisorExit(within limit: Duration) async throws {
+    public func waitForSupervisorExit(within limit: Duration) async throws {
         let deadline = ContinuousClock.now + limit
         while supervisor.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
     }
 
     /// Stops the stack with SIGTERM and returns the supervisor's exit status.
     @discardableResult
-    func stop(removingFiles: Bool = true) async throws -> Int32 {
+    public func stop(removingFiles: Bool = true) async throws -> Int32 {
         if supervisor.isRunning {
             kill(supervisor.processIdentifier, SIGTERM)
             let deadline = ContinuousClock.now + .seconds(60)
@@ -191,13 +204,13 @@ final class TestStack: @unchecked Sendable {
     }
 }
 
-struct TestStackError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct TestStackError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Deterministic Userpilot-schema events for load: `count` tracks over `users` users.
-func writeGeneratedEvents(count: Int, to path: String, app: String) throws {
+public func writeGeneratedEvents(count: Int, to path: String, app: String) throws {
     var text = ""
     text.reserveCapacity(count * 200)
     for n in 0..<count {
