@@ -1,5 +1,7 @@
 import CairnCore
 @testable import CairnSupervisor
+import Foundation
+import Logging
 import Synchronization
 import Testing
 
@@ -67,6 +69,29 @@ import Glibc
         #expect(throws: SupervisorError.self) {
             _ = try ChildProcess(name: "x", arguments: ["/nonexistent/program"], environment: [:]) { _ in }
         }
+    }
+}
+
+/// What a killed supervisor left running is stopped by the next one, and only that.
+@Suite struct ChildRegistryTests {
+    @Test func stopsWhatAKilledSupervisorLeftAndNothingElse() async throws {
+        let directory = "/tmp/cairn-registry-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let left = try ChildProcess(name: "left", arguments: ["/bin/sleep", "60"], environment: [:]) { _ in }
+        let bystander = try ChildProcess(name: "bystander", arguments: ["/bin/sleep", "60"], environment: [:]) { _ in }
+        let start = try #require(ChildRegistry.startTime(of: left.pid))
+        let registry = ChildRegistry(runDirectory: directory)
+        // The bystander's pid with another start time stands for a pid reused since: never signalled.
+        registry.write([.init(name: "left", pid: left.pid, startTime: start, stopSignal: SIGTERM),
+                        .init(name: "reused", pid: bystander.pid, startTime: start &+ 12345, stopSignal: SIGTERM)])
+        #expect(registry.leftovers().map(\.name) == ["left"])
+        await registry.stopLeftovers(deadline: .seconds(5), logger: Logger(label: "test"))
+        #expect(await left.waitForExit() == .signalled(SIGTERM))
+        #expect(ChildRegistry.startTime(of: bystander.pid) != nil, "a process that merely reuses a recorded pid is left alone")
+        #expect(registry.leftovers().isEmpty)
+        bystander.send(SIGKILL)
+        _ = await bystander.waitForExit()
     }
 }
 

@@ -181,3 +181,41 @@ func withEchoServer(maximumFrameSize: Int = 1 << 20, _ body: @escaping @Sendable
         }
     }
 }
+
+/// The socket directory is the services' trust boundary: created 0700, and never used when
+/// others can write to it.
+@Suite struct RunDirectoryTests {
+    private func mode(_ path: String) -> mode_t {
+        var info = stat()
+        _ = stat(path, &info)
+        return info.st_mode & 0o7777
+    }
+
+    @Test func aNewDirectoryIsPrivate() throws {
+        let base = "/tmp/cairn-rundir-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { rmdir(base + "/run"); rmdir(base) }
+        try RunDirectory.prepare(base + "/run")
+        #expect(mode(base + "/run") == 0o700)
+    }
+
+    @Test(arguments: [0o777, 0o770, 0o707, 0o1777] as [mode_t])
+    func aDirectoryOthersCanWriteIsRefused(_ unsafe: mode_t) throws {
+        let path = "/tmp/cairn-rundir-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { rmdir(path) }
+        mkdir(path, 0o700)
+        chmod(path, unsafe)
+        let error = try #require(throws: WireError.self) { try RunDirectory.prepare(path) }
+        #expect(error.code == .runDirectory)
+        #expect(error.message.contains("group- or world-writable"))
+        #expect(mode(path) == unsafe, "refused, not quietly tightened")
+    }
+
+    @Test func anExistingReadableDirectoryIsTightened() throws {
+        let path = "/tmp/cairn-rundir-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { rmdir(path) }
+        mkdir(path, 0o755)
+        chmod(path, 0o755)
+        try RunDirectory.prepare(path)
+        #expect(mode(path) == 0o700)
+    }
+}
