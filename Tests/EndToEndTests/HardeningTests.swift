@@ -88,4 +88,69 @@ import Glibc
             #expect(delays == ["restart.in=0.25", "restart.in=0.5", "restart.in=1.0"], "\(delays)")
         }
     }
+
+    /// SQL in every string a user controls (app names, attribute names, event names, attribute
+    /// and trait keys and values, user ids, condition values) is stored or compared as text,
+    /// never run: the tables survive, and each string comes back verbatim.
+    @Test func sqlInEveryUserStringIsInert() async throws {
+        let payloads = [
+            "x'; DROP TABLE events; --", "\"; DELETE FROM users; --", "') OR ('1'='1", "$1; SELECT pg_sleep(5); --",
+            "Robert'); DROP TABLE apps;--", "%' OR 1=1 --", "\\'; TRUNCATE app_attributes; --",
+        ]
+        try await TestStack.with { stack in
+            for payload in payloads {
+                let refused = try await stack.cli(["apps", "create", payload])
+                #expect(refused.status != 0 && refused.stderr.contains("field 'app'"), "app name \(payload): \(refused.stderr)")
+                #expect(try await stack.cli(["attributes", "set", "--app", "inj", "--name", payload, "--type", "number"]).status != 0,
+                        "no app yet: refused by lookup, not by SQL")
+            }
+            #expect(try await stack.cli(["apps", "create", "inj"]).status == 0)
+            for payload in payloads {
+                #expect(try await stack.cli(["attributes", "set", "--app", "inj", "--name", payload, "--type", "number"]).status == 0)
+            }
+            var lines: [String] = []
+            for (index, payload) in payloads.enumerated() {
+                let time = "2024-05-0\(index + 1)T10:00:00.000000Z"
+                lines.append(JSON.object(["event_type": "identify_user", "event_name": "", "user_id": .string(payload), "inserted_at": .string(time),
+                                          "metadata": .object([payload: .string(payload), "plan": .string(payload)])]).serializedString())
+                lines.append(JSON.object(["event_type": "track", "event_name": .string(payload), "user_id": .string(payload), "inserted_at": .string(time),
+                                          "metadata": .object([payload: .int(Int64(100 + index)), "label": .string(payload)])]).serializedString())
+            }
+            let file = stack.directory + "/injection.jsonl"
+            try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+            let ingested = try await stack.cli(["ingest", file, "--app", "inj"])
+            #expect(ingested.status == 0, "\(ingested.stderr)")
+            #expect(try await stack.waitForCount(app: "inj", Int64(lines.count)) == Int64(lines.count))
+
+            func report(_ arguments: [String]) async throws -> [JSON] {
+                let answer = try await stack.cli(["report"] + arguments + ["--app", "inj", "--format", "json"])
+                #expect(answer.status == 0, "\(arguments): \(answer.stderr)")
+                return (try? JSONParser.parse(Array(answer.stdout.utf8)))?["rows"]?.arrayValue ?? []
+            }
+            let names = try await report(["events", "--type", "track"]).compactMap { $0["event_name"]?.stringValue }
+            #expect(Set(names) == Set(payloads))
+            for (index, payload) in payloads.enumerated() {
+                let quoted = "'" + payload.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
+                #expect(try await report(["events", "--event", payload]).count == 1)
+                let did = try await report(["users", "--did", payload]).compactMap { $0["user"]?.stringValue }
+                #expect(did == [payload])
+                let byTrait = try await report(["users", "--did", payload, "--trait", "plan = \(quoted)"]).compactMap { $0["user"]?.stringValue }
+                #expect(byTrait == [payload], "trait condition with \(quoted)")
+                let byAttribute = try await report(["users", "--did", payload, "--where", "label = \(quoted)"]).compactMap { $0["user"]?.stringValue }
+                #expect(byAttribute == [payload], "attribute condition with \(quoted)")
+                let stats = try await report(["stats", "--event", payload, "--attr", payload])
+                #expect(stats.first?["count"] == .int(1) && stats.first?["max"]?.doubleValue == Double(100 + index), "\(stats)")
+            }
+            #expect(try await report(["funnel", "--step", payloads[0], "--step", payloads[1]]).count == 2)
+
+            let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
+            #expect(try connection.execute("SELECT count(*) FROM events WHERE app_token = 'inj'").rows.first?[0] == "\(lines.count)")
+            #expect(try connection.execute("SELECT count(*) FROM users WHERE app_token = 'inj'").rows.first?[0] == "\(payloads.count)")
+            let attributes = try connection.execute("SELECT name FROM app_attributes WHERE app_token = 'inj'").rows.compactMap { $0[0] }
+            #expect(Set(attributes) == Set(payloads))
+            let traits = try connection.execute("SELECT user_id, traits->>'plan' FROM users WHERE app_token = 'inj'").rows
+            #expect(traits.allSatisfy { $0[0] == $0[1] }, "traits stored verbatim")
+            #expect(try connection.execute("SELECT count(*) FROM apps").rows.first?[0] == "1")
+        }
+    }
 }
