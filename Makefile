@@ -5,7 +5,7 @@ SWIFT ?= swift
 STACK ?= compose/default.json
 BENCH_EVENTS ?= 100000
 
-.PHONY: all deps build run test bench faults clean
+.PHONY: all deps build run test bench faults fuzz clean
 
 all: build
 
@@ -27,6 +27,12 @@ test: deps
 faults: deps
 	$(SWIFT) build
 	.build/debug/cairn-faults
+
+# The seeded fuzzers for longer than make test gives them: FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	$(SWIFT) build --build-tests
+	CAIRN_FUZZ_SECONDS=$(FUZZ_SECONDS) $(SWIFT) test --skip-build --filter 'FuzzTests|everyHTTPRouteAnswersAnyBody'
 
 bench: deps
 	$(SWIFT) build -c release

@@ -123,10 +123,10 @@ let package = Package(
             .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire", "CairnGzip", httpClient, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnTesting", swiftSettings: swiftSettings),
             // `make faults`: the fault suite in full (make test runs a shorter pass of it).
             .executableTarget(name: "cairn-faults", dependencies: ["CairnTesting"], path: "Tests/FaultSuite", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore"], path: "Tests/CairnCoreTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore", "CairnTesting"], path: "Tests/CairnCoreTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "CairnWireTests",
-                dependencies: ["CairnWire", "CairnCore", nioCore, nioPosix, nioEmbedded, logging, serviceLifecycle],
+                dependencies: ["CairnWire", "CairnCore", "CairnTesting", nioCore, nioPosix, nioEmbedded, logging, serviceLifecycle],
                 path: "Tests/CairnWireTests",
                 swiftSettings: swiftSettings
             ),

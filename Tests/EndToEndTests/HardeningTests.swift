@@ -153,4 +153,36 @@ import Glibc
             #expect(try connection.execute("SELECT count(*) FROM apps").rows.first?[0] == "1")
         }
     }
+
+    /// Seeded fuzzing of the HTTP routes (see ``Fuzzer``): whatever the body, every route
+    /// answers a status it documents with a JSON body, and ingest never falls over.
+    @Test func everyHTTPRouteAnswersAnyBodyWithADocumentedStatus() async throws {
+        try await TestStack.with { stack in
+            let key = try await HTTPIngestTests.createApp("fuzzed", on: stack)
+            let url = try await stack.httpURL()
+            let before = try await stack.servicePID("ingest")
+            let routes = ["/v1/batch", "/v1/import", "/v1/track", "/v1/i", "/v1/g", "/v1/p", "/v1/s", "/v1/alias", "/userguiding", "/userlike", "/userpilot", "/usercom"]
+            var fuzzer = Fuzzer(target: "http")
+            var statuses: [Int: Int] = [:]
+            var round = 0
+            try await fuzzer.run { bytes in
+                round += 1
+                let route = routes[round % routes.count]
+                let answer = try await HTTPIngestTests.post(url + route, bytes, key: round % 7 == 0 ? nil : key, gzip: round % 5 == 0)
+                statuses[answer.status, default: 0] += 1
+                guard [200, 400, 401, 413, 415, 429].contains(answer.status) else {
+                    Issue.record("\(route) answered \(answer.status): \(answer.body.prefix(300))")
+                    return
+                }
+                let body = answer.json
+                if body?["success"] == nil && body?["code"]?.stringValue == nil {
+                    Issue.record("\(route) answered \(answer.status) without a JSON success or code: \(answer.body.prefix(300))")
+                }
+            }
+            print("fuzz http: statuses \(statuses.sorted { $0.key < $1.key })")
+            #expect(statuses[200, default: 0] > 0 && statuses[400, default: 0] > 0, "the fuzzer reached both outcomes")
+            #expect(try await stack.servicePID("ingest") == before, "ingest never restarted")
+            #expect(try await stack.call("ingest", "system.health")["status"] == "ok")
+        }
+    }
 }

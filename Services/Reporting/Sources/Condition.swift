@@ -28,6 +28,13 @@ public indirect enum Condition: Sendable, Equatable {
         case text(String)
         case boolean(Bool)
         case date(Timestamp)
+
+        func sameKind(as other: Literal) -> Bool {
+            switch (self, other) {
+            case (.number, .number), (.text, .text), (.boolean, .boolean), (.date, .date): return true
+            default: return false
+            }
+        }
     }
 
     /// Parses `text`.
@@ -75,8 +82,20 @@ public indirect enum Condition: Sendable, Equatable {
             return "(\(attribute) \(op == "<>" ? "!=" : op) \(right(value)))"
         case .member(let name, let values, let negated):
             guard let first = values.first else { return negated ? "TRUE" : "FALSE" }
-            let attribute = left(name, as: first)
-            return "(\(attribute) \(negated ? "NOT IN" : "IN") (\(values.map(right).joined(separator: ", "))))"
+            // Values of one type compare as that type. A list that mixes types (`in (1, 'one')`)
+            // compares the attribute as each type in turn: it is in the list when it equals
+            // any value as that value's type, and not in it when it is present and equals none.
+            let kinds = values.reduce(into: [Literal]()) { kinds, value in
+                if !kinds.contains(where: { $0.sameKind(as: value) }) { kinds.append(value) }
+            }
+            guard kinds.count > 1 else {
+                return "(\(left(name, as: first)) \(negated ? "NOT IN" : "IN") (\(values.map(right).joined(separator: ", "))))"
+            }
+            let parts = kinds.map { kind in
+                "\(left(name, as: kind)) IN (\(values.filter { $0.sameKind(as: kind) }.map(right).joined(separator: ", ")))"
+            }
+            let member = "COALESCE(" + parts.joined(separator: " OR ") + ", FALSE)"
+            return negated ? "((\(column) ? \(bind(name))::text) AND NOT \(member))" : "(\(member))"
         case .contains(let name, let value):
             let key = bind(name) + "::text"
             let needle: String
