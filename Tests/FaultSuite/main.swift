@@ -13,29 +13,33 @@ let profile = arguments.contains("--short") ? FaultProfile.short : FaultProfile.
 let seed = option("--seed").flatMap { UInt64($0) } ?? UInt64.random(in: 1...999_999)
 let faults = option("--only").map { name in Fault.allCases.filter { $0.rawValue == name } } ?? Fault.allCases
 guard !faults.isEmpty else {
-    print("no fault is named \(option("--only") ?? ""); the faults are: \(Fault.allCases.map(\.rawValue).joined(separator: ", "))")
+    say("no fault is named \(option("--only") ?? ""); the faults are: \(Fault.allCases.map(\.rawValue).joined(separator: ", "))")
     exit(2)
 }
 
-print("faults: \(profile.name) profile, seed \(seed)")
+/// Each line as it happens, unbuffered, even into a file.
+@Sendable func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+say("faults: \(profile.name) profile, seed \(seed)")
 let server = try TestServer(base: "/tmp/cairn-faults-pg-\(getpid())")
 try server.start()
-let suite = FaultSuite(server: server, profile: profile, seed: seed) { line in print("  " + line) }
+let suite = FaultSuite(server: server, profile: profile, seed: seed) { line in say("  " + line) }
 var results: [FaultResult] = []
 for fault in faults {
-    print("\n== \(fault)")
+    say("\n== \(fault)")
     do {
         let result = try await suite.run(fault)
-        for problem in result.problems { print("  PROBLEM: \(problem)") }
+        for problem in result.problems { say("  PROBLEM: \(problem)") }
         results.append(result)
     } catch {
-        print("  ERROR: \(error)")
+        say("  ERROR: \(error)")
         var failed = FaultResult(fault: fault)
         failed.problems = ["\(error)"]
         results.append(failed)
     }
 }
 await server.remove()
-print("\nfaults: \(profile.name) profile, seed \(seed)")
-print(FaultSuite.table(results))
+say("\nfaults: \(profile.name) profile, seed \(seed)")
+say(FaultSuite.table(results))
 exit(results.allSatisfy(\.passed) ? 0 : 1)

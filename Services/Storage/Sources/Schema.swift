@@ -325,30 +325,7 @@ public enum Schema {
         """
         CREATE FUNCTION cairn_rollup_apply_delta() RETURNS void LANGUAGE plpgsql AS $$
         BEGIN
-            WITH added AS (
-                INSERT INTO rollup_person_periods (app_token, person, grain, period)
-                SELECT DISTINCT d.app_token, d.person, g.grain, date_trunc(g.grain, d.inserted_at AT TIME ZONE 'UTC')::date
-                FROM cairn_rollup_delta d CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(grain)
-                ORDER BY 1, 2, 3, 4
-                ON CONFLICT DO NOTHING
-                RETURNING app_token, grain, period
-            )
-            INSERT INTO rollup_period_people AS p (app_token, grain, period, people)
-            SELECT app_token, grain, period, count(*) FROM added GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-            ON CONFLICT (app_token, grain, period) DO UPDATE SET people = p.people + EXCLUDED.people;
-            INSERT INTO rollup_company_people AS c (app_token, company, person, events)
-            SELECT app_token, company, person, count(*) FROM cairn_rollup_delta WHERE company IS NOT NULL
-            GROUP BY 1, 2, 3 ORDER BY 1, 3, 2
-            ON CONFLICT (app_token, person, company) DO UPDATE SET events = c.events + EXCLUDED.events;
-            INSERT INTO rollup_engagement_people (app_token, entity, tool, id, stage, person)
-            SELECT DISTINCT d.app_token, g.entity, cairn_engagement_tool(g.entity, d.event_type),
-                   cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata), stage, d.person
-            FROM cairn_rollup_delta d
-            CROSS JOIN unnest(cairn_engagement_entities()) AS g(entity)
-            CROSS JOIN LATERAL unnest(cairn_engagement_stages(g.entity, d.event_type, d.event_name, d.metadata)) AS stage
-            WHERE cairn_engagement_candidate(d.event_type, d.event_name)
-            ORDER BY 1, 2, 3, 4, 5, 6
-            ON CONFLICT DO NOTHING;
+            \(applyDelta)
             DELETE FROM cairn_rollup_delta;
         END
         $$
@@ -357,12 +334,7 @@ public enum Schema {
         CREATE OR REPLACE FUNCTION cairn_rollup_add_keyed(only_affected boolean) RETURNS void LANGUAGE plpgsql AS $$
         BEGIN
             DELETE FROM cairn_rollup_delta;
-            INSERT INTO cairn_rollup_delta
-            SELECT r.app_token, r.inserted_at, r.person, r.company, r.event_type, r.event_name, r.metadata
-            FROM cairn_rollup_keys k
-            JOIN events_resolved r ON r.app_token = k.app_token AND r.internal_event_id = k.internal_event_id AND r.inserted_at = k.inserted_at
-            WHERE r.person IS NOT NULL
-              AND (NOT only_affected OR (r.app_token, r.person) IN (SELECT app_token, person FROM cairn_rollup_affected));
+            \(deltaFromKeys)
             PERFORM cairn_rollup_apply_delta();
             DELETE FROM cairn_rollup_keys;
         END
@@ -572,36 +544,8 @@ public enum Schema {
         CREATE FUNCTION cairn_rollup_add_keyed(only_affected boolean) RETURNS void LANGUAGE plpgsql AS $$
         BEGIN
             DELETE FROM cairn_rollup_delta;
-            INSERT INTO cairn_rollup_delta
-            SELECT r.app_token, r.inserted_at, r.person, r.company, r.event_type, r.event_name, r.metadata
-            FROM cairn_rollup_keys k
-            JOIN events_resolved r ON r.app_token = k.app_token AND r.internal_event_id = k.internal_event_id AND r.inserted_at = k.inserted_at
-            WHERE r.person IS NOT NULL
-              AND (NOT only_affected OR (r.app_token, r.person) IN (SELECT app_token, person FROM cairn_rollup_affected));
-            WITH added AS (
-                INSERT INTO rollup_person_periods (app_token, person, grain, period)
-                SELECT DISTINCT d.app_token, d.person, g.grain, date_trunc(g.grain, d.inserted_at AT TIME ZONE 'UTC')::date
-                FROM cairn_rollup_delta d CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(grain)
-                ORDER BY 1, 2, 3, 4
-                ON CONFLICT DO NOTHING
-                RETURNING app_token, grain, period
-            )
-            INSERT INTO rollup_period_people AS p (app_token, grain, period, people)
-            SELECT app_token, grain, period, count(*) FROM added GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-            ON CONFLICT (app_token, grain, period) DO UPDATE SET people = p.people + EXCLUDED.people;
-            INSERT INTO rollup_company_people AS c (app_token, company, person, events)
-            SELECT app_token, company, person, count(*) FROM cairn_rollup_delta WHERE company IS NOT NULL
-            GROUP BY 1, 2, 3 ORDER BY 1, 3, 2
-            ON CONFLICT (app_token, person, company) DO UPDATE SET events = c.events + EXCLUDED.events;
-            INSERT INTO rollup_engagement_people (app_token, entity, tool, id, stage, person)
-            SELECT DISTINCT d.app_token, g.entity, cairn_engagement_tool(g.entity, d.event_type),
-                   cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata), stage, d.person
-            FROM cairn_rollup_delta d
-            CROSS JOIN unnest(cairn_engagement_entities()) AS g(entity)
-            CROSS JOIN LATERAL unnest(cairn_engagement_stages(g.entity, d.event_type, d.event_name, d.metadata)) AS stage
-            WHERE cairn_engagement_candidate(d.event_type, d.event_name)
-            ORDER BY 1, 2, 3, 4, 5, 6
-            ON CONFLICT DO NOTHING;
+            \(deltaFromKeys)
+            \(applyDelta)
             DELETE FROM cairn_rollup_keys;
         END
         $$
@@ -713,6 +657,46 @@ public enum Schema {
         FROM events e JOIN app_attributes a ON a.app_token = e.app_token AND a.type = 'number' AND e.metadata ? a.name
         """,
     ]
+
+    /// Adds the rows in `cairn_rollup_delta` (resolved events: app, time, person, company, type,
+    /// name, metadata) to the person rollups. Statements of a PL/pgSQL body.
+    static let applyDelta = """
+        WITH added AS (
+            INSERT INTO rollup_person_periods (app_token, person, grain, period)
+            SELECT DISTINCT d.app_token, d.person, g.grain, date_trunc(g.grain, d.inserted_at AT TIME ZONE 'UTC')::date
+            FROM cairn_rollup_delta d CROSS JOIN (VALUES ('day'), ('week'), ('month')) AS g(grain)
+            ORDER BY 1, 2, 3, 4
+            ON CONFLICT DO NOTHING
+            RETURNING app_token, grain, period
+        )
+        INSERT INTO rollup_period_people AS p (app_token, grain, period, people)
+        SELECT app_token, grain, period, count(*) FROM added GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (app_token, grain, period) DO UPDATE SET people = p.people + EXCLUDED.people;
+        INSERT INTO rollup_company_people AS c (app_token, company, person, events)
+        SELECT app_token, company, person, count(*) FROM cairn_rollup_delta WHERE company IS NOT NULL
+        GROUP BY 1, 2, 3 ORDER BY 1, 3, 2
+        ON CONFLICT (app_token, person, company) DO UPDATE SET events = c.events + EXCLUDED.events;
+        INSERT INTO rollup_engagement_people (app_token, entity, tool, id, stage, person)
+        SELECT DISTINCT d.app_token, g.entity, cairn_engagement_tool(g.entity, d.event_type),
+               cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata), stage, d.person
+        FROM cairn_rollup_delta d
+        CROSS JOIN unnest(cairn_engagement_entities()) AS g(entity)
+        CROSS JOIN LATERAL unnest(cairn_engagement_stages(g.entity, d.event_type, d.event_name, d.metadata)) AS stage
+        WHERE cairn_engagement_candidate(d.event_type, d.event_name)
+        ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT DO NOTHING;
+        """
+
+    /// Fills `cairn_rollup_delta` with the resolved rows of the events keyed in
+    /// `cairn_rollup_keys`; with `only_affected`, only those of people in `cairn_rollup_affected`.
+    static let deltaFromKeys = """
+        INSERT INTO cairn_rollup_delta
+        SELECT r.app_token, r.inserted_at, r.person, r.company, r.event_type, r.event_name, r.metadata
+        FROM cairn_rollup_keys k
+        JOIN events_resolved r ON r.app_token = k.app_token AND r.internal_event_id = k.internal_event_id AND r.inserted_at = k.inserted_at
+        WHERE r.person IS NOT NULL
+          AND (NOT only_affected OR (r.app_token, r.person) IN (SELECT app_token, person FROM cairn_rollup_affected));
+        """
 
     /// `cairn_rollup_refresh()`: re-derives the person rollups of every (app_token, person) in
     /// `cairn_rollup_affected` from the events that may resolve to them: their own, those of
