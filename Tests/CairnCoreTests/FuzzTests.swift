@@ -6,10 +6,10 @@ import Testing
 /// crash them, every accepted event must be a valid canonical event, and every refusal must
 /// say what was wrong.
 @Suite struct FuzzTests {
-    @Test func theJSONParserRoundTripsWhatItAccepts() {
+    @Test func theJSONParserRoundTripsWhatItAccepts() async {
         var fuzzer = Fuzzer(target: "json")
         var accepted = 0
-        fuzzer.run { bytes in
+        await fuzzer.run { bytes in
             guard let value = try? JSONParser.parse(bytes) else { return }
             accepted += 1
             let again = try? JSONParser.parse(value.serialized())
@@ -19,13 +19,13 @@ import Testing
     }
 
     @Test(arguments: ["userpilot", "segment", "userguiding", "userlike", "usercom"])
-    func everyAdapterAcceptsOnlyValidEventsAndExplainsTheRest(_ format: String) throws {
+    func everyAdapterAcceptsOnlyValidEventsAndExplainsTheRest(_ format: String) async throws {
         let choice = try #require(EventNormalizer.FormatChoice(rawValue: format))
         let context = IngestContext(appToken: "acme", receivedAt: Timestamp(microseconds: 1_717_200_000_000_000))
         var fuzzer = Fuzzer(target: format)
         var events = 0
         var rejections = 0
-        fuzzer.run { bytes in
+        await fuzzer.run { bytes in
             for formatChoice in [choice, .auto] {
                 let outcome = EventNormalizer.normalize(recordBytes: bytes, format: formatChoice, context: context)
                 for event in outcome.events {

@@ -10,7 +10,7 @@ import Testing
 /// with a position, and every condition that parses compiles to SQL PostgreSQL runs without
 /// an error, over attributes of every JSON type.
 @Suite struct ConditionFuzzTests {
-    @Test func everyConditionParsesToRunnableSQLOrIsRefusedWithAPosition() throws {
+    @Test func everyConditionParsesToRunnableSQLOrIsRefusedWithAPosition() async throws {
         let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
         try Schema.migrate(connection)
         let rows = #"""
@@ -21,7 +21,7 @@ import Testing
         var fuzzer = Fuzzer(target: "condition")
         var compiled = 0
         var refused = 0
-        try fuzzer.run { bytes in
+        try await fuzzer.run { bytes in
             let text = String(decoding: bytes, as: UTF8.self)
             let condition: Condition
             do {

@@ -41,30 +41,10 @@ public struct Fuzzer {
         print("fuzz \(target): seed \(seed), \(corpus.count) corpus inputs, \(regressions.count) regressions, for \(Self.duration)")
     }
 
-    /// Feeds `body` every regression, then mutated corpus inputs until the time is up.
+    /// Feeds `body` every regression, then mutated corpus inputs until the time is up. It
+    /// yields between inputs, so that a long run does not starve the other tests of the two
+    /// threads Swift concurrency has here.
     /// - Returns: how many inputs ran.
-    @discardableResult
-    public mutating func run(for duration: Duration = Fuzzer.duration, _ body: ([UInt8]) throws -> Void) rethrows -> Int {
-        var count = 0
-        for input in regressions {
-            remember(input)
-            try body(input)
-            count += 1
-        }
-        let end = ContinuousClock.now + duration
-        while ContinuousClock.now < end {
-            for _ in 0..<64 {
-                let input = next()
-                remember(input)
-                try body(input)
-                count += 1
-            }
-        }
-        print("fuzz \(target): \(count) inputs, no crash")
-        return count
-    }
-
-    /// The async form, for targets that talk to a server.
     @discardableResult
     public mutating func run(for duration: Duration = Fuzzer.duration, _ body: ([UInt8]) async throws -> Void) async rethrows -> Int {
         var count = 0
@@ -79,6 +59,7 @@ public struct Fuzzer {
             remember(input)
             try await body(input)
             count += 1
+            if count % 16 == 0 { await Task.yield() }
         }
         print("fuzz \(target): \(count) inputs, no crash")
         return count

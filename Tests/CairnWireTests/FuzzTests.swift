@@ -9,12 +9,12 @@ import Testing
 /// pieces, yields frames or a ``WireError``; the JSON-RPC layer answers any frame with a
 /// well-formed response.
 @Suite struct WireFuzzTests {
-    @Test func theFrameDecoderYieldsFramesOrAWireError() throws {
+    @Test func theFrameDecoderYieldsFramesOrAWireError() async throws {
         var fuzzer = Fuzzer(target: "frames")
         var frames = 0
         var refusals = 0
         var random = SystemRandomNumberGenerator()
-        try fuzzer.run { bytes in
+        try await fuzzer.run { bytes in
             let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder(maximumFrameSize: 1 << 16)))
             var offset = 0
             do {
