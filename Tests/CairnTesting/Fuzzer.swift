@@ -48,7 +48,8 @@ public struct Fuzzer {
     @discardableResult
     public mutating func run(for duration: Duration = Fuzzer.duration, _ body: ([UInt8]) async throws -> Void) async rethrows -> Int {
         var count = 0
-        for input in regressions {
+        // The regressions, then the corpus as it is, then mutations of it.
+        for input in regressions + corpus {
             remember(input)
             try await body(input)
             count += 1
