@@ -55,7 +55,15 @@ public final class TestStack: @unchecked Sendable {
         environment.merge(extra) { _, new in new }
         self.environment = environment
         supervisor = try Self.launch(stackPath: stackPath, environment: environment, logPath: logPath)
-        if waitUntilRunning { try await self.waitUntilRunning() }
+        if waitUntilRunning {
+            do {
+                try await self.waitUntilRunning()
+            } catch {
+                // Nobody else holds this stack yet: stop it rather than leave it running.
+                _ = try? await stop(removingFiles: false)
+                throw error
+            }
+        }
     }
 
     private static func launch(stackPath: String, environment: [String: String], logPath: String) throws -> Process {
