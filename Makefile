@@ -3,7 +3,7 @@
 #   make test   builds and runs every test, starting the PostgreSQL it needs
 SWIFT ?= swift
 STACK ?= compose/default.json
-BENCH_EVENTS ?= 100000
+BENCH_EVENTS ?= 1000000
 
 .PHONY: all deps build run test bench faults fuzz clean
 
@@ -36,7 +36,7 @@ fuzz: deps
 
 bench: deps
 	$(SWIFT) build -c release
-	BENCH_EVENTS=$(BENCH_EVENTS) bench/run.sh
+	BENCH_EVENTS=$(BENCH_EVENTS) python3 bench/bench.py
 
 clean:
 	rm -rf .build .build-* var

@@ -67,4 +67,8 @@ for user in 0..<1_000_000 {
     let points = (0..<5).map { Sessionizer.Point(time: Timestamp(microseconds: start.microseconds + Int64($0) * 600_000_000), isSessionStart: $0 == 0) }
     million.commit(app: "bench", ["user-\(user)": SessionHistory(points: points)], forget: [])
 }
-print(String(format: "state for %d users: %.0f MB resident (target: under 300 MB)", million.count, residentMegabytes() - before))
+let stateMegabytes = residentMegabytes() - before
+print(String(format: "state for %d users: %.0f MB resident (target: under 300 MB)", million.count, stateMegabytes))
+if let path = ProcessInfo.processInfo.environment["BENCH_IDENTITY_JSON"] {
+    try? String(format: "{\"events_per_s\": %.0f, \"state_mb\": %.1f}\n", rates.sorted()[1], stateMegabytes).write(toFile: path, atomically: true, encoding: .utf8)
+}

@@ -1,0 +1,432 @@
+#!/usr/bin/env python3
+"""make bench: Cairn measured against the limit of its own database, side by side in one run.
+
+1. Generates a deterministic dataset: BENCH_EVENTS events (default 1,000,000), 100,000 users,
+   2,000 companies, 30 days, every input format in realistic proportions.
+2. Runs one PostgreSQL server for everything, and gives every measurement a fresh database on it:
+   - limit: `psql \\copy` of the canonical rows Cairn stored (from `cairn export jsonl`, turned into
+     COPY text here) into the same schema, indexes and triggers;
+   - cli: `cairn ingest` of the whole dataset, until the last row is committed;
+   - http: the same records over the HTTP routes (each format to its own route), 32 connections,
+     100 per batch, until the last row is committed; with the acknowledgement latencies;
+   each the median of BENCH_RUNS runs (default 3).
+3. Times the format adapters and the identity resolver alone, every report (p50 of 5) and an
+   export to files, on the stack the first cli run loaded.
+4. Records the peak resident memory of every service and of PostgreSQL.
+5. Prints one table (figure, value, ratio to the limit, target, result) and writes the same data
+   to bench/results/<date>.json.
+"""
+import datetime
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, ".build", "release")
+EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+APP = "bench"
+COLUMNS = ["app_token", "inserted_at", "internal_event_id", "event_type", "event_name", "user_id", "company_id",
+           "anonymous_id", "source", "hostname", "pathname", "screen_width", "screen_height", "device_type", "user_agent",
+           "operating_system", "browser", "browser_language", "session", "country_code", "metadata", "message_id",
+           "received_at", "origin"]
+SERVICES = ["storage", "identity", "ingest", "reporting", "export"]
+
+
+def log(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+def run(args, check=True, **kwargs):
+    return subprocess.run(args, capture_output=True, text=True, check=check, **kwargs)
+
+
+class Server:
+    """One PostgreSQL server for the whole run, as an unprivileged user when we are root."""
+
+    def __init__(self, work):
+        self.dir = os.path.join(work, "pg")
+        self.data = os.path.join(self.dir, "data")
+        self.sock = os.path.join(self.dir, "sock")
+        os.makedirs(self.sock)
+        binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        self.bin = os.environ.get("CAIRN_PG_BIN") or (binaries[-1] if binaries else "")
+        self.as_user = []
+        if os.geteuid() == 0:
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.dir, "postgres")
+            shutil.chown(self.sock, "postgres")
+        run(self.as_user + [os.path.join(self.bin, "initdb"), "-D", self.data, "-U", "cairn", "-A", "trust", "-E", "UTF8", "--locale=C"])
+        # The embedded default's one setting beyond PostgreSQL's defaults (StackRunner.embeddedSettings).
+        self.process = subprocess.Popen(self.as_user + [os.path.join(self.bin, "postgres"), "-D", self.data, "-k", self.sock, "-p", "5432",
+                                                        "-c", "listen_addresses=", "-c", "shared_buffers=256MB"],
+                                        stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "server.log"), "w"))
+        for _ in range(300):
+            if self.psql("postgres", "SELECT 1", check=False).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the bench PostgreSQL did not start:\n" + open(os.path.join(self.dir, "server.log")).read())
+
+    def conninfo(self, database):
+        return f"host={self.sock} port=5432 user=cairn dbname={database}"
+
+    def psql(self, database, sql, check=True):
+        return run(["psql", self.conninfo(database), "-v", "ON_ERROR_STOP=1", "-Atc", sql], check=check)
+
+    def fresh(self, name):
+        self.psql("postgres", f"DROP DATABASE IF EXISTS {name}")
+        self.psql("postgres", f"CREATE DATABASE {name}")
+        return self.conninfo(name)
+
+    def drop(self, name):
+        self.psql("postgres", f"DROP DATABASE IF EXISTS {name}", check=False)
+
+    def resident_kib(self):
+        """PostgreSQL's memory: the proportional share (Pss) of every server process, so that
+        shared buffers count once, not once per backend."""
+        total = 0
+        for pid in run(["pgrep", "-f", f"postgres.*{self.sock}|postgres: "], check=False).stdout.split():
+            try:
+                for line in open(f"/proc/{pid}/smaps_rollup"):
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return total
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+class Stack:
+    """The release-built stack on a database of the bench server."""
+
+    def __init__(self, work, name, database):
+        self.dir = os.path.join(work, name)
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o755)
+        self.env = dict(os.environ, CAIRN_DATA_DIR=os.path.join(self.dir, "var"), CAIRN_DATABASE_URL=database, CAIRN_HTTP_ADDR="127.0.0.1:0")
+        self.env.pop("CAIRN_RUN_DIR", None)
+        self.log = open(os.path.join(self.dir, "supervisor.log"), "w")
+        self.supervisor = subprocess.Popen([os.path.join(BIN, "cairn-supervisor"), "--stack", os.path.join(ROOT, "compose", "default.json")],
+                                           env=self.env, stdout=self.log, stderr=self.log)
+        for _ in range(600):
+            if '"phase":"running"' in self.cairn("status", "--format", "json", check=False).stdout:
+                break
+            if self.supervisor.poll() is not None:
+                raise RuntimeError("the stack did not start:\n" + open(os.path.join(self.dir, "supervisor.log")).read()[-3000:])
+            time.sleep(0.2)
+        self.peaks = {}
+        self.pg_peak = 0
+
+    def cairn(self, *args, check=True):
+        return run([os.path.join(BIN, "cairn"), *args], check=check, env=self.env)
+
+    def status(self):
+        return json.loads(self.cairn("status", "--format", "json").stdout)
+
+    def pids(self):
+        return {s["name"]: s["pid"] for s in self.status()["services"] if s.get("pid") and s["name"] in SERVICES}
+
+    def spool_depth(self):
+        try:
+            return next(s["status"]["spool_depth"] for s in self.status()["services"] if s["name"] == "ingest")
+        except Exception:
+            return 1
+
+    def record_peaks(self, server):
+        """Each service's peak resident memory (VmHWM) so far, and PostgreSQL's now."""
+        for name, pid in self.pids().items():
+            try:
+                kib = next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmHWM:"))
+                self.peaks[name] = max(self.peaks.get(name, 0), kib)
+            except (OSError, StopIteration):
+                pass
+        self.pg_peak = max(self.pg_peak, server.resident_kib())
+
+    def stop(self):
+        self.supervisor.terminate()
+        self.supervisor.wait(timeout=120)
+
+
+def wait_committed(stack, server, database, expected, sampler):
+    """Until ingest's spool is empty and the events table holds `expected` rows: watching the
+    spool is cheap, so the database is counted only then (polling count(*) would load it)."""
+    settled = None
+    while True:
+        while stack.spool_depth() != 0:
+            sampler()
+            time.sleep(0.05)
+            settled = None
+        count = int(server.psql(database, "SELECT count(*) FROM events").stdout.strip() or 0)
+        if count >= expected:
+            return
+        # An empty spool that stays empty while the count stays short: say so rather than hang.
+        settled = settled or time.perf_counter()
+        if time.perf_counter() - settled > 30:
+            log(f"bench: the spool is empty but {database} holds {count:,} of {expected:,} events; timing stops here")
+            return
+        time.sleep(0.2)
+
+
+def sampled(stack, server):
+    last = [0.0]
+
+    def sample():
+        if time.perf_counter() - last[0] >= 1.0:
+            last[0] = time.perf_counter()
+            stack.record_peaks(server)
+    return sample
+
+
+def cli_run(work, server, dataset, index, keep=False):
+    name = f"cli_{index}"
+    database = server.fresh(name)
+    stack = Stack(work, name, database)
+    stack.cairn("apps", "create", APP)
+    stack.cairn("attributes", "set", "--app", APP, "--name", "price", "--type", "number")
+    sample = sampled(stack, server)
+    began = time.perf_counter()
+    result = stack.cairn("ingest", dataset, "--app", APP, "--batch-size", "2000", check=False)
+    acknowledged = time.perf_counter() - began
+    new = int(result.stdout.split(": ")[1].split()[0])  # "ingested FILE: N new, …"
+    wait_committed(stack, server, name, new, sample)
+    took = time.perf_counter() - began
+    stack.record_peaks(server)
+    log(f"bench: cli run {index}: {new:,} events committed in {took:.1f} s ({new / took:,.0f}/s; acknowledged in {acknowledged:.1f} s)")
+    if keep:
+        return new / took, new / acknowledged, stack, name, new
+    stack.stop()
+    server.drop(name)
+    return new / took, new / acknowledged, stack, None, new
+
+
+def to_copy_text(canonical, out):
+    """The canonical JSON lines `cairn export jsonl` writes, as COPY text in COLUMNS order."""
+    def escape(value):
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r").replace("\x00", "")
+    rows = 0
+    months = set()
+    with open(canonical) as source, open(out, "w") as target:
+        for line in source:
+            event = json.loads(line)
+            fields = []
+            for column in COLUMNS:
+                value = event.get(column)
+                if column == "internal_event_id":
+                    value = str(int.from_bytes(bytes.fromhex(value), "big", signed=True))
+                elif column == "metadata":
+                    value = json.dumps(value if value is not None else {}, separators=(",", ":"), ensure_ascii=False)
+                elif value is not None:
+                    value = str(value)
+                fields.append("\\N" if value is None else escape(value))
+            target.write("\t".join(fields) + "\n")
+            months.add(event["inserted_at"][:7])
+            rows += 1
+    return rows, sorted(months)
+
+
+def limit_run(work, server, copy_file, months, index, triggers=True):
+    """`psql \\copy` into a fresh database with Cairn's schema (migrated by storage, which also
+    creates the month partitions the writer would), the app and its registered attribute."""
+    name = f"limit_{index}" if triggers else f"bare_{index}"
+    database = server.fresh(name)
+    stack = Stack(work, name, database)
+    stack.cairn("apps", "create", APP)
+    stack.cairn("attributes", "set", "--app", APP, "--name", "price", "--type", "number")
+    stack.stop()
+    for month in months:
+        year, number = int(month[:4]), int(month[5:7])
+        following = f"{year + (number == 12)}-{(number % 12) + 1:02d}-01"
+        server.psql(name, f"CREATE TABLE IF NOT EXISTS events_y{year}m{number:02d} PARTITION OF events "
+                          f"FOR VALUES FROM ('{month}-01 00:00:00+00') TO ('{following} 00:00:00+00')")
+    if not triggers:
+        server.psql(name, "ALTER TABLE events DISABLE TRIGGER USER")
+    began = time.perf_counter()
+    result = server.psql(name, f"\\copy events ({', '.join(COLUMNS)}) FROM '{copy_file}'")
+    took = time.perf_counter() - began
+    rows = int(result.stdout.split()[-1]) if result.stdout.strip() else 0
+    log(f"bench: limit run {index}{'' if triggers else ' (no rollup triggers)'}: {rows:,} rows in {took:.1f} s ({rows / took:,.0f}/s)")
+    server.drop(name)
+    return rows / took
+
+
+def http_run(work, server, dataset, index, expected):
+    """The same records over HTTP; `expected` is what the CLI run stored of them."""
+    name = f"http_{index}"
+    database = server.fresh(name)
+    stack = Stack(work, name, database)
+    created = stack.cairn("apps", "create", APP).stdout
+    key = next(line.split()[-1] for line in created.splitlines() if line.startswith("write key"))
+    stack.cairn("attributes", "set", "--app", APP, "--name", "price", "--type", "number")
+    address = next(s["status"]["http_address"] for s in stack.status()["services"] if s["name"] == "ingest")
+    sample = sampled(stack, server)
+    began = time.perf_counter()
+    result = run([os.path.join(BIN, "cairn-http-bench"), "--file", dataset, f"http://{address}", key, "32", "100"], check=False)
+    acknowledged = time.perf_counter() - began
+    if result.returncode != 0:
+        raise RuntimeError("cairn-http-bench failed: " + result.stdout + result.stderr)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    if report["failures"]:
+        log(f"bench: http run {index}: {report['failures']} requests were not answered 200")
+    wait_committed(stack, server, name, expected, sample)
+    took = time.perf_counter() - began
+    stack.record_peaks(server)
+    log(f"bench: http run {index}: {expected:,} events committed in {took:.1f} s ({expected / took:,.0f}/s); "
+        f"acknowledged at {report['events_per_s']:,.0f}/s, p50 {report['p50_ms']:.1f} ms, p99 {report['p99_ms']:.1f} ms")
+    stack.stop()
+    server.drop(name)
+    return expected / took, report, stack
+
+
+REPORTS = [
+    ("events", ["report", "events"], 100),
+    ("uniques", ["report", "uniques", "--by", "day"], 100),
+    ("stats", ["report", "stats", "--event", "Purchased", "--attr", "price"], 100),
+    ("engagement", ["report", "engagement", "--entity", "flow"], 100),
+    ("companies", ["report", "companies", "--top", "20"], 100),
+    ("users", ["report", "users", "--did", "Purchased", "--times", ">2", "--limit", "100"], 1000),
+    ("funnel", ["report", "funnel", "--step", "Guide Started", "--step", "Guide Completed", "--within", "7d"], 1000),
+    ("retention", ["report", "retention", "--start-event", "Purchased", "--return-event", "Purchased", "--by", "week", "--periods", "4"], 1000),
+    ("sessions", ["report", "sessions"], 1000),
+]
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="cairn-bench-")
+    os.chmod(work, 0o755)
+    rows = []   # (figure, value text, ratio text, target text, result)
+    data = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "events": EVENTS, "runs": RUNS,
+            "machine": {"cores": os.cpu_count()}}
+    server = None
+    try:
+        dataset = os.path.join(work, "events.jsonl")
+        log(f"bench: generating {EVENTS:,} events in every format")
+        run([sys.executable, os.path.join(ROOT, "bench", "generate.py"), str(EVENTS), dataset, "--app", APP, "--formats", "all"])
+        server = Server(work)
+
+        # cli, first run kept for the reports, the export and the canonical rows.
+        cli_rates, ack_rates = [], []
+        rate, ack, first, first_db, stored = cli_run(work, server, dataset, 1, keep=True)
+        cli_rates.append(rate)
+        ack_rates.append(ack)
+        peaks = dict(first.peaks)
+        pg_peak = first.pg_peak
+
+        report_p50 = {}
+        for name, args, target in REPORTS:
+            times = []
+            for _ in range(5):
+                began = time.perf_counter()
+                first.cairn(*args, "--app", APP, "--format", "json")
+                times.append(time.perf_counter() - began)
+            report_p50[name] = (statistics.median(times) * 1000, target)
+        out = os.path.join(work, "segment")
+        began = time.perf_counter()
+        exported = int(first.cairn("export", "segment", "--app", APP, "--out", out).stdout.split()[1])
+        export_rate = exported / (time.perf_counter() - began)
+        shutil.rmtree(out, ignore_errors=True)
+        canonical = os.path.join(work, "canonical.jsonl")
+        first.cairn("export", "jsonl", "--app", APP, "--out", canonical)
+        first.record_peaks(server)
+        for name, kib in first.peaks.items():
+            peaks[name] = max(peaks.get(name, 0), kib)
+        first.stop()
+        server.drop(first_db)
+
+        copy_file = os.path.join(work, "canonical.copy")
+        copied, months = to_copy_text(canonical, copy_file)
+        os.chmod(copy_file, 0o644)
+        os.remove(canonical)
+        limit_rates = [limit_run(work, server, copy_file, months, index) for index in range(1, RUNS + 1)]
+        bare_rates = [limit_run(work, server, copy_file, months, index, triggers=False) for index in range(1, RUNS + 1)]
+
+        for index in range(2, RUNS + 1):
+            rate, ack, stack, _, _ = cli_run(work, server, dataset, index)
+            cli_rates.append(rate)
+            ack_rates.append(ack)
+            for name, kib in stack.peaks.items():
+                peaks[name] = max(peaks.get(name, 0), kib)
+            pg_peak = max(pg_peak, stack.pg_peak)
+
+        http_rates, http_reports = [], []
+        for index in range(1, RUNS + 1):
+            rate, report, stack = http_run(work, server, dataset, index, stored)
+            http_rates.append(rate)
+            http_reports.append(report)
+            for name, kib in stack.peaks.items():
+                peaks[name] = max(peaks.get(name, 0), kib)
+            pg_peak = max(pg_peak, stack.pg_peak)
+
+        formats_file, identity_file = os.path.join(work, "formats.json"), os.path.join(work, "identity.json")
+        run([os.path.join(BIN, "cairn-format-bench")], env=dict(os.environ, BENCH_FORMAT_JSON=formats_file))
+        run([os.path.join(BIN, "cairn-identity-bench")], env=dict(os.environ, BENCH_IDENTITY_JSON=identity_file))
+        formats = open(formats_file).read()
+        identity = open(identity_file).read()
+
+        limit = statistics.median(limit_rates)
+        cli = statistics.median(cli_rates)
+        http = statistics.median(http_rates)
+        http_report = sorted(http_reports, key=lambda r: r["events_per_s"])[len(http_reports) // 2]
+
+        def add(figure, value, ratio, target, met):
+            rows.append((figure, value, ratio, target, "-" if met is None else ("met" if met else "MISSED")))
+
+        bare = statistics.median(bare_rates)
+        add("limit: psql \\copy of the canonical rows", f"{limit:,.0f} rows/s", "1.00", "-", None)
+        add("  the same without the rollup triggers", f"{bare:,.0f} rows/s", f"{bare / limit:.2f}", "-", None)
+        add("cli: cairn ingest until committed", f"{cli:,.0f} events/s", f"{cli / limit:.2f}", "≥ 0.6 × limit", cli / limit >= 0.6)
+        add("cli: acknowledged", f"{statistics.median(ack_rates):,.0f} events/s", "-", "-", None)
+        add("http: 32 connections × 100 until committed", f"{http:,.0f} events/s", f"{http / limit:.2f}", "≥ 0.5 × limit", http / limit >= 0.5)
+        add("http: acknowledged", f"{http_report['events_per_s']:,.0f} events/s", "-", "≥ 50,000", http_report["events_per_s"] >= 50_000)
+        add("http: acknowledgement p50 / p99", f"{http_report['p50_ms']:.1f} / {http_report['p99_ms']:.1f} ms", "-", "p99 < 50 ms",
+            http_report["p99_ms"] < 50)
+        identity_figures = json.loads(identity)
+        add("identity: resolver, warm state, one core", f"{identity_figures['events_per_s']:,.0f} events/s", "-", "≥ 200,000",
+            identity_figures["events_per_s"] >= 200_000)
+        add("identity: state for 1,000,000 users", f"{identity_figures['state_mb']:.0f} MB", "-", "< 300 MB", identity_figures["state_mb"] < 300)
+        format_figures = json.loads(formats)
+        for name, value in format_figures.items():
+            target = 150_000 if name in ("userpilot", "segment") else None
+            add(f"formats: {name}, one core", f"{value:,.0f} events/s", "-", f"≥ {target:,}" if target else "-",
+                value >= target if target else None)
+        for name, (p50, target) in report_p50.items():
+            add(f"report {name}: p50 of 5", f"{p50:.0f} ms", "-", f"≤ {target:,} ms", p50 <= target)
+        add("export: to Segment batch files", f"{export_rate:,.0f} events/s", "-", "≥ 100,000", export_rate >= 100_000)
+        for name in SERVICES:
+            kib = peaks.get(name, 0)
+            add(f"peak resident: {name}", f"{kib / 1024:.0f} MB", "-", "< 300 MB", kib < 300 * 1024)
+        add("peak resident: PostgreSQL (all processes, Pss)", f"{pg_peak / 1024:.0f} MB", "-", "-", None)
+
+        data.update({"limit_rows_per_s": limit_rates, "limit_without_rollups_rows_per_s": bare_rates, "cli_events_per_s": cli_rates, "cli_acknowledged_per_s": ack_rates,
+                     "http_events_per_s": http_rates, "http_runs": http_reports, "identity": identity_figures, "formats": format_figures,
+                     "reports_p50_ms": {k: v[0] for k, v in report_p50.items()}, "export_events_per_s": export_rate,
+                     "peak_resident_mb": {k: v / 1024 for k, v in peaks.items()}, "postgres_peak_pss_mb": pg_peak / 1024,
+                     "canonical_rows": copied,
+                     "table": [dict(zip(["figure", "value", "ratio_to_limit", "target", "result"], row)) for row in rows]})
+    finally:
+        if server:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    widths = [max(len(str(row[i])) for row in rows + [("figure", "value", "/ limit", "target", "result")]) for i in range(5)]
+    header = ("figure", "value", "/ limit", "target", "result")
+    print(f"\nmake bench: {EVENTS:,} events, median of {RUNS} runs, {data['date']}")
+    for row in [header] + rows:
+        print("  ".join(str(cell).ljust(widths[i]) if i == 0 else str(cell).rjust(widths[i]) for i, cell in enumerate(row)))
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    path = os.path.join(ROOT, "bench", "results", data["date"][:10] + ".json")
+    json.dump(data, open(path, "w"), indent=1)
+    print(f"\nwritten to {os.path.relpath(path, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
