@@ -7,6 +7,10 @@ import CairnSQLite
 ///
 /// WAL with `synchronous=FULL`, so a batch whose transaction returned survives a crash or a
 /// power cut: that is the moment ingest may acknowledge.
+///
+/// Reads go through a 64 MB page cache and at most 64 MB of the file mapped into memory.
+/// Mapped pages count as resident: with 256 MB mapped, ingest peaked at 394 MB while a
+/// million-event load waited in the spool.
 public final class Spool: Sendable {
     private let database: SQLiteDatabase
     /// Accepted ids are remembered this many days for deduplication (storage's primary key
@@ -52,7 +56,7 @@ public final class Spool: Sendable {
                 PRAGMA journal_mode = WAL;
                 PRAGMA synchronous = FULL;
                 PRAGMA cache_size = -65536;
-                PRAGMA mmap_size = 268435456;
+                PRAGMA mmap_size = 67108864;
                 CREATE TABLE IF NOT EXISTS spool (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
                     app TEXT NOT NULL,
