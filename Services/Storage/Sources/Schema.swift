@@ -344,14 +344,7 @@ public enum Schema {
         CREATE OR REPLACE FUNCTION cairn_rollup_events_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             PERFORM cairn_rollup_begin();
-            INSERT INTO rollup_event_counts AS c (app_token, hour, event_type, event_name, events)
-            SELECT app_token, date_trunc('hour', inserted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', event_type, event_name, count(*)
-            FROM new_rows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-            ON CONFLICT (app_token, hour, event_type, event_name) DO UPDATE SET events = c.events + EXCLUDED.events;
-            INSERT INTO rollup_attribute_values (app_token, event_name, attribute, inserted_at, internal_event_id, value)
-            SELECT n.app_token, n.event_name, a.name, n.inserted_at, n.internal_event_id, cairn_jsonb_numeric(n.metadata -> a.name)
-            FROM new_rows n JOIN app_attributes a ON a.app_token = n.app_token AND a.type = 'number' AND n.metadata ? a.name
-            ON CONFLICT DO NOTHING;
+            \(countNewRows)
             DELETE FROM cairn_rollup_delta;
             INSERT INTO cairn_rollup_delta
             SELECT r.app_token, r.inserted_at, r.person, r.company, r.event_type, r.event_name, r.metadata
@@ -555,14 +548,7 @@ public enum Schema {
         CREATE FUNCTION cairn_rollup_events_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             PERFORM cairn_rollup_begin();
-            INSERT INTO rollup_event_counts AS c (app_token, hour, event_type, event_name, events)
-            SELECT app_token, date_trunc('hour', inserted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', event_type, event_name, count(*)
-            FROM new_rows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-            ON CONFLICT (app_token, hour, event_type, event_name) DO UPDATE SET events = c.events + EXCLUDED.events;
-            INSERT INTO rollup_attribute_values (app_token, event_name, attribute, inserted_at, internal_event_id, value)
-            SELECT n.app_token, n.event_name, a.name, n.inserted_at, n.internal_event_id, cairn_jsonb_numeric(n.metadata -> a.name)
-            FROM new_rows n JOIN app_attributes a ON a.app_token = n.app_token AND a.type = 'number' AND n.metadata ? a.name
-            ON CONFLICT DO NOTHING;
+            \(countNewRows)
             INSERT INTO cairn_rollup_keys SELECT app_token, internal_event_id, inserted_at FROM new_rows;
             PERFORM cairn_rollup_add_keyed(false);
             RETURN NULL;
@@ -657,6 +643,19 @@ public enum Schema {
         FROM events e JOIN app_attributes a ON a.app_token = e.app_token AND a.type = 'number' AND e.metadata ? a.name
         """,
     ]
+
+    /// Adds a trigger's `new_rows` to the event counts and the numeric attribute values.
+    /// Statements of a PL/pgSQL body.
+    static let countNewRows = """
+            INSERT INTO rollup_event_counts AS c (app_token, hour, event_type, event_name, events)
+            SELECT app_token, date_trunc('hour', inserted_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', event_type, event_name, count(*)
+            FROM new_rows GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            ON CONFLICT (app_token, hour, event_type, event_name) DO UPDATE SET events = c.events + EXCLUDED.events;
+            INSERT INTO rollup_attribute_values (app_token, event_name, attribute, inserted_at, internal_event_id, value)
+            SELECT n.app_token, n.event_name, a.name, n.inserted_at, n.internal_event_id, cairn_jsonb_numeric(n.metadata -> a.name)
+            FROM new_rows n JOIN app_attributes a ON a.app_token = n.app_token AND a.type = 'number' AND n.metadata ? a.name
+            ON CONFLICT DO NOTHING;
+        """
 
     /// Adds the rows in `cairn_rollup_delta` (resolved events: app, time, person, company, type,
     /// name, metadata) to the person rollups. Statements of a PL/pgSQL body.
