@@ -57,6 +57,10 @@ public final class FaultLoader: Sendable {
     public var acknowledgedCount: Int { state.withLock { $0.acknowledged.lazy.filter { $0 }.count } }
     /// Why requests were refused or failed, by code, while retrying.
     public var refusals: [String: Int] { state.withLock { $0.refusals } }
+    /// How many refusals so far name any of `words` (a status or a code).
+    public func refusals(matching words: String...) -> Int {
+        refusals.filter { refusal in words.contains { refusal.key.contains($0) } }.values.reduce(0, +)
+    }
     public func messageId(_ n: Int) -> String { "\(label)-\(n)" }
     public var acknowledgedIds: Set<String> {
         state.withLock { state in Set(state.acknowledged.indices.filter { state.acknowledged[$0] }.map(messageId)) }

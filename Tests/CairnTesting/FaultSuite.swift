@@ -242,11 +242,11 @@ public final class FaultSuite: @unchecked Sendable {
             try await Task.sleep(for: .seconds(1))
             let ballast = stack.directory + "/var/spool/ballast"
             let filled = Self.fill(ballast)
-            let refusedBefore = loader.refusals.filter { $0.key.contains("spool_full") || $0.key.contains("507") || $0.key.contains("503") }.values.reduce(0, +)
+            let refusedBefore = loader.refusals(matching: "spool_full", "503")
             record.note("filled the spool's file system (\(filled / 1024) KiB of ballast) with \(loader.acknowledgedCount) acknowledged")
             let acknowledgedBefore = loader.acknowledgedCount
             try await Task.sleep(for: profile.diskFull)
-            let refusals = loader.refusals.filter { $0.key.contains("spool_full") || $0.key.contains("503") }.values.reduce(0, +) - refusedBefore
+            let refusals = loader.refusals(matching: "spool_full", "503") - refusedBefore
             record.note("while full: \(loader.acknowledgedCount - acknowledgedBefore) events acknowledged, \(refusals) requests refused")
             if refusals == 0 { record.problem("no request was refused while the spool's disk was full: the fault did not bite") }
             try FileManager.default.removeItem(atPath: ballast)
@@ -294,7 +294,7 @@ public final class FaultSuite: @unchecked Sendable {
         }
         kill(storage, SIGCONT)
         loader.stopProducing()
-        let overloaded = loader.refusals.filter { $0.key.contains("429") || $0.key.contains("overloaded") }.values.reduce(0, +)
+        let overloaded = loader.refusals(matching: "429", "overloaded")
         record.note("sent \(loader.sent) events; \(overloaded) requests refused as overloaded; deepest spool \(deepest)")
         if overloaded == 0 { record.problem("backpressure never engaged: no request was refused as overloaded") }
         // Each request may land after the last check: the mark plus the requests in flight.

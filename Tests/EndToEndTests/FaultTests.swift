@@ -20,7 +20,6 @@ import Glibc
             let started = try TestServer(base: "/tmp/cairn-faults-pg-\(getpid())")
             try started.start()
             server = started
-            let pid = started.pid
             atexit {
                 // The test process ends here: a fast shutdown, then the files go.
                 let pid = FaultTests.server.withLock { $0?.pid ?? 0 }
@@ -28,7 +27,6 @@ import Glibc
                 for _ in 0..<100 where pid > 0 && kill(pid, 0) == 0 { usleep(50_000) }
                 try? FileManager.default.removeItem(atPath: "/tmp/cairn-faults-pg-\(getpid())")
             }
-            _ = pid
             return started
         }
     }

@@ -65,7 +65,7 @@ extension CairnCommand {
         /// failing spool, and a lost connection (ingest restarting) are waited out with backoff,
         /// as an SDK would: a repeat is safe, since ingest deduplicates what it already took.
         private func submit(_ params: JSON, to client: ReconnectingClient) async throws -> JSON {
-            let retryable: Set<String> = ["overloaded", "spool_full", "spool_unavailable", "spool_failed", "storage_unavailable"]
+            let retryable: Set<String> = ["overloaded", "spool_full", "spool_unavailable", "storage_unavailable"]
             var delay = Duration.milliseconds(100)
             var waited = Duration.zero
             var said: String?

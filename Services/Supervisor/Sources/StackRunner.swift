@@ -171,7 +171,7 @@ public final class StackRunner: Service, Sendable {
                 return
             }
             let started = ContinuousClock.now
-            let running = state.withLock { state -> [ChildRegistry.Record] in
+            let running = state.withLock { state -> [(name: String, pid: pid_t, signal: Int32)] in
                 var child = state.children[name] ?? Child()
                 child.process = process
                 child.state = "running"
@@ -180,11 +180,14 @@ public final class StackRunner: Service, Sendable {
                 child.stopSignal = signal
                 state.children[name] = child
                 return state.children.compactMap { name, child in
-                    guard let process = child.process, !child.exited, let start = ChildRegistry.startTime(of: process.pid) else { return nil }
-                    return ChildRegistry.Record(name: name, pid: process.pid, startTime: start, stopSignal: child.stopSignal)
+                    guard let process = child.process, !child.exited else { return nil }
+                    return (name, process.pid, child.stopSignal)
                 }
             }
-            registry.write(running.sorted { $0.name < $1.name })
+            // /proc is read outside the lock.
+            registry.write(running.sorted { $0.name < $1.name }.compactMap { child in
+                ChildRegistry.startTime(of: child.pid).map { ChildRegistry.Record(name: child.name, pid: child.pid, startTime: $0, stopSignal: child.signal) }
+            })
             let termination = await process.waitForExit()
             let stopping = state.withLock { state -> Bool in
                 state.children[name]?.exited = true
