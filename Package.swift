@@ -137,6 +137,7 @@ let package = Package(
             .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage", "CairnCore", "CairnPostgres", "CairnTesting", "CairnWire", logging], path: "Tests/CairnStorageTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnReportingTests", dependencies: ["CairnReporting", "CairnCore", "CairnWire", "CairnStorage", "CairnPostgres", "CairnTesting"], path: "Tests/CairnReportingTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnExportTests", dependencies: ["CairnExport", "CairnCore", "CairnStorage", "CairnPostgres", "CairnTesting", "CairnGzip", "CairnWire", logging, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnExportTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnServiceTests", dependencies: ["CairnService"], path: "Tests/CairnServiceTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnSupervisorTests", dependencies: ["CairnSupervisor", "CairnCore"], path: "Tests/CairnSupervisorTests", swiftSettings: swiftSettings),
             .testTarget(name: "EndToEndTests", dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnTesting", "CairnGzip", httpClient, nioCore, nioHTTP1], path: "Tests/EndToEndTests", swiftSettings: swiftSettings),
         ],

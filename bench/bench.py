@@ -10,6 +10,8 @@
    - http: the same records over the HTTP routes (each format to its own route), 32 connections,
      100 per batch, until the last row is committed; with the acknowledgement latencies;
    each the median of BENCH_RUNS runs (default 3).
+   - scale: two HTTP clients against one ingest instance, then against two (README, "Scale"),
+     BENCH_SCALE_EVENTS records (default 200,000), acknowledged and committed;
 3. Times the format adapters and the identity resolver alone, every report (p50 of 5) and an
    export to files, on the stack the first cli run loaded.
 4. Records the peak resident memory of every service and of PostgreSQL.
@@ -33,6 +35,8 @@ BIN = os.path.join(ROOT, ".build", "release")
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 APP = "bench"
+# Records the scale row sends (the first of the dataset): enough for seconds of steady load.
+SCALE_EVENTS = int(os.environ.get("BENCH_SCALE_EVENTS", "200000"))
 COLUMNS = ["app_token", "inserted_at", "internal_event_id", "event_type", "event_name", "user_id", "company_id",
            "anonymous_id", "source", "hostname", "pathname", "screen_width", "screen_height", "device_type", "user_agent",
            "operating_system", "browser", "browser_language", "session", "country_code", "metadata", "message_id",
@@ -107,16 +111,24 @@ class Server:
 
 
 class Stack:
-    """The release-built stack on a database of the bench server."""
+    """The release-built stack on a database of the bench server; `ingests` instances of ingest
+    (README, "Scale"): `ingest`, then `ingest-2`, …, each with its own spool and HTTP port."""
 
-    def __init__(self, work, name, database):
+    def __init__(self, work, name, database, ingests=1):
         self.dir = os.path.join(work, name)
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
         self.env = dict(os.environ, CAIRN_DATA_DIR=os.path.join(self.dir, "var"), CAIRN_DATABASE_URL=database, CAIRN_HTTP_ADDR="127.0.0.1:0")
         self.env.pop("CAIRN_RUN_DIR", None)
         self.log = open(os.path.join(self.dir, "supervisor.log"), "w")
-        self.supervisor = subprocess.Popen([os.path.join(BIN, "cairn-supervisor"), "--stack", os.path.join(ROOT, "compose", "default.json")],
+        stack_file = os.path.join(ROOT, "compose", "default.json")
+        self.ingests = ["ingest"] + [f"ingest-{n}" for n in range(2, ingests + 1)]
+        if ingests > 1:
+            stack = json.load(open(stack_file))
+            stack["services"] += [{"name": name, "executable": "cairn-ingest", "depends_on": ["identity"]} for name in self.ingests[1:]]
+            stack_file = os.path.join(self.dir, "stack.json")
+            json.dump(stack, open(stack_file, "w"))
+        self.supervisor = subprocess.Popen([os.path.join(BIN, "cairn-supervisor"), "--stack", stack_file],
                                            env=self.env, stdout=self.log, stderr=self.log)
         for _ in range(600):
             if '"phase":"running"' in self.cairn("status", "--format", "json", check=False).stdout:
@@ -134,17 +146,24 @@ class Stack:
         return json.loads(self.cairn("status", "--format", "json").stdout)
 
     def pids(self):
-        return {s["name"]: s["pid"] for s in self.status()["services"] if s.get("pid") and s["name"] in SERVICES}
+        """Service pids by kind: a second ingest instance counts as ingest."""
+        return {(s["name"], "ingest" if s["name"] in self.ingests else s["name"]): s["pid"]
+                for s in self.status()["services"] if s.get("pid") and (s["name"] in SERVICES or s["name"] in self.ingests)}
 
     def spool_depth(self):
+        """Events waiting in every ingest instance's spool."""
         try:
-            return next(s["status"]["spool_depth"] for s in self.status()["services"] if s["name"] == "ingest")
+            return sum(s["status"]["spool_depth"] for s in self.status()["services"] if s["name"] in self.ingests)
         except Exception:
             return 1
 
+    def http_addresses(self):
+        services = {s["name"]: s for s in self.status()["services"]}
+        return [services[name]["status"]["http_address"] for name in self.ingests]
+
     def record_peaks(self, server):
         """Each service's peak resident memory (VmHWM) so far, and PostgreSQL's now."""
-        for name, pid in self.pids().items():
+        for (_, name), pid in self.pids().items():
             try:
                 kib = next(int(line.split()[1]) for line in open(f"/proc/{pid}/status") if line.startswith("VmHWM:"))
                 self.peaks[name] = max(self.peaks.get(name, 0), kib)
@@ -259,22 +278,37 @@ def limit_run(work, server, copy_file, months, index, triggers=True):
     return rows / took
 
 
-def http_run(work, server, dataset, index, expected):
-    """The same records over HTTP; `expected` is what the CLI run stored of them."""
-    name = f"http_{index}"
+def http_stack(work, server, name, ingests=1):
+    """A fresh stack with the bench app; returns it, its database and the app's write key."""
     database = server.fresh(name)
-    stack = Stack(work, name, database)
+    stack = Stack(work, name, database, ingests=ingests)
     created = stack.cairn("apps", "create", APP).stdout
     key = next(line.split()[-1] for line in created.splitlines() if line.startswith("write key"))
     stack.cairn("attributes", "set", "--app", APP, "--name", "price", "--type", "number")
-    address = next(s["status"]["http_address"] for s in stack.status()["services"] if s["name"] == "ingest")
+    return stack, key
+
+
+def http_bench(files, addresses, key, connections):
+    """cairn-http-bench, one process per file, all at once (file i to address i); their summaries."""
+    processes = [subprocess.Popen([os.path.join(BIN, "cairn-http-bench"), "--file", file, f"http://{address}", key, str(connections), "100"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for file, address in zip(files, addresses)]
+    reports = []
+    for process in processes:
+        out, err = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError("cairn-http-bench failed: " + out + err)
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    return reports
+
+
+def http_run(work, server, dataset, index, expected):
+    """The same records over HTTP; `expected` is what the CLI run stored of them."""
+    name = f"http_{index}"
+    stack, key = http_stack(work, server, name)
     sample = sampled(stack, server)
     began = time.perf_counter()
-    result = run([os.path.join(BIN, "cairn-http-bench"), "--file", dataset, f"http://{address}", key, "32", "100"], check=False)
-    acknowledged = time.perf_counter() - began
-    if result.returncode != 0:
-        raise RuntimeError("cairn-http-bench failed: " + result.stdout + result.stderr)
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = http_bench([dataset], stack.http_addresses(), key, 32)[0]
     if report["failures"]:
         log(f"bench: http run {index}: {report['failures']} requests were not answered 200")
     wait_committed(stack, server, name, expected, sample)
@@ -285,6 +319,40 @@ def http_run(work, server, dataset, index, expected):
     stack.stop()
     server.drop(name)
     return expected / took, report, stack
+
+
+def scale_run(work, server, halves, ingests, index):
+    """Two HTTP clients of 16 connections each, one per half of the dataset: both to one ingest
+    instance, or each to its own (README, "Scale"). Acknowledged and committed rates."""
+    name = f"scale{ingests}_{index}"
+    stack, key = http_stack(work, server, name, ingests=ingests)
+    addresses = stack.http_addresses()
+    sample = sampled(stack, server)
+    began = time.perf_counter()
+    reports = http_bench(halves, [addresses[i % len(addresses)] for i in range(len(halves))], key, 16)
+    acknowledged = time.perf_counter() - began
+    sent = sum(r["events_sent"] for r in reports)
+    failures = sum(r["failures"] for r in reports)
+    # Every request has been answered, so an empty spool means every acknowledged event is in.
+    wait_committed(stack, server, name, 0, sample)
+    took = time.perf_counter() - began
+    stored = int(server.psql(name, "SELECT count(*) FROM events").stdout.strip() or 0)
+    log(f"bench: scale run {index}, {ingests} ingest: {sent:,} events acknowledged at {sent / acknowledged:,.0f}/s, "
+        f"{stored:,} committed at {stored / took:,.0f}/s" + (f"; {failures} requests not answered 200" if failures else ""))
+    stack.stop()
+    server.drop(name)
+    return sent / acknowledged, stored / took, stored
+
+
+def split_dataset(dataset, work, limit):
+    """The first `limit` records in two halves (alternate lines), for the scale row."""
+    halves = [os.path.join(work, f"half{n}.jsonl") for n in (1, 2)]
+    with open(dataset) as source, open(halves[0], "w") as first, open(halves[1], "w") as second:
+        for number, line in enumerate(source):
+            if number >= limit:
+                break
+            (first if number % 2 == 0 else second).write(line)
+    return halves
 
 
 REPORTS = [
@@ -366,6 +434,15 @@ def main():
                 peaks[name] = max(peaks.get(name, 0), kib)
             pg_peak = max(pg_peak, stack.pg_peak)
 
+        # Scale: one ingest against two, the same two clients and records, runs interleaved.
+        halves = split_dataset(dataset, work, min(EVENTS, SCALE_EVENTS))
+        scale = {1: [], 2: []}
+        for index in range(1, RUNS + 1):
+            for ingests in (1, 2):
+                scale[ingests].append(scale_run(work, server, halves, ingests, index))
+        for half in halves:
+            os.remove(half)
+
         formats_file, identity_file = os.path.join(work, "formats.json"), os.path.join(work, "identity.json")
         run([os.path.join(BIN, "cairn-format-bench")], env=dict(os.environ, BENCH_FORMAT_JSON=formats_file))
         run([os.path.join(BIN, "cairn-identity-bench")], env=dict(os.environ, BENCH_IDENTITY_JSON=identity_file))
@@ -389,6 +466,12 @@ def main():
         add("http: acknowledged", f"{http_report['events_per_s']:,.0f} events/s", "-", "≥ 50,000", http_report["events_per_s"] >= 50_000)
         add("http: acknowledgement p50 / p99", f"{http_report['p50_ms']:.1f} / {http_report['p99_ms']:.1f} ms", "-", "p99 < 50 ms",
             http_report["p99_ms"] < 50)
+        one_ack, one_committed = (statistics.median(r[i] for r in scale[1]) for i in (0, 1))
+        two_ack, two_committed = (statistics.median(r[i] for r in scale[2]) for i in (0, 1))
+        add("scale: 2 clients → 1 ingest, acknowledged", f"{one_ack:,.0f} events/s", "-", "-", None)
+        add("scale: 2 clients → 2 ingests, acknowledged", f"{two_ack:,.0f} events/s (×{two_ack / one_ack:.2f})", "-", "rises", two_ack > one_ack)
+        add("scale: committed, 1 ingest → 2 ingests", f"{one_committed:,.0f} → {two_committed:,.0f} events/s",
+            f"{two_committed / limit:.2f}", "-", None)
         identity_figures = json.loads(identity)
         add("identity: resolver, warm state, one core", f"{identity_figures['events_per_s']:,.0f} events/s", "-", "≥ 200,000",
             identity_figures["events_per_s"] >= 200_000)
@@ -411,6 +494,9 @@ def main():
                      "reports_p50_ms": {k: v[0] for k, v in report_p50.items()}, "export_events_per_s": export_rate,
                      "peak_resident_mb": {k: v / 1024 for k, v in peaks.items()}, "postgres_peak_pss_mb": pg_peak / 1024,
                      "canonical_rows": copied,
+                     "scale": {"records": min(EVENTS, SCALE_EVENTS),
+                               "one_ingest": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[1]],
+                               "two_ingests": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[2]]},
                      "table": [dict(zip(["figure", "value", "ratio_to_limit", "target", "result"], row)) for row in rows]})
     finally:
         if server:

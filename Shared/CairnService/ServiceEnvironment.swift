@@ -18,17 +18,23 @@ public struct ServiceEnvironment: Sendable {
     /// `CAIRN_SERVICE_SETTINGS`: the service's `settings` object from the stack file, as JSON
     /// text; nil when the stack file gives none.
     public var settingsText: String?
+    /// `CAIRN_SERVICE_NAME`: the stack file's name for this process, which names its socket
+    /// (and ingest's spool), so that one executable can run as several instances
+    /// (`ingest`, `ingest-2`). Nil means the executable's own name.
+    public var instanceName: String?
 
     public static let settingsVariable = "CAIRN_SERVICE_SETTINGS"
+    public static let instanceNameVariable = "CAIRN_SERVICE_NAME"
 
     public init(dataDirectory: String, runDirectory: String? = nil, databaseURL: String? = nil,
-                maximumFrameSize: Int = Framing.defaultMaximumFrameSize, supervisorPID: Int32? = nil, settingsText: String? = nil) {
+                maximumFrameSize: Int = Framing.defaultMaximumFrameSize, supervisorPID: Int32? = nil, settingsText: String? = nil, instanceName: String? = nil) {
         self.dataDirectory = dataDirectory
         self.runDirectory = runDirectory ?? Self.defaultRunDirectory(dataDirectory: dataDirectory)
         self.databaseURL = databaseURL
         self.maximumFrameSize = maximumFrameSize
         self.supervisorPID = supervisorPID
         self.settingsText = settingsText
+        self.instanceName = instanceName
     }
 
     /// The service's settings object (empty without any); a text that is not a JSON object is
@@ -50,7 +56,8 @@ public struct ServiceEnvironment: Sendable {
             databaseURL: environment["CAIRN_DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 },
             maximumFrameSize: environment["CAIRN_MAX_FRAME_BYTES"].flatMap { Int($0) } ?? Framing.defaultMaximumFrameSize,
             supervisorPID: environment["CAIRN_SUPERVISOR_PID"].flatMap { Int32($0) },
-            settingsText: environment[settingsVariable].flatMap { $0.isEmpty ? nil : $0 })
+            settingsText: environment[settingsVariable].flatMap { $0.isEmpty ? nil : $0 },
+            instanceName: environment[instanceNameVariable].flatMap { $0.isEmpty ? nil : $0 })
     }
 
     public static func defaultRunDirectory(dataDirectory: String) -> String {

@@ -28,7 +28,11 @@ public struct ServiceParts: Sendable {
 
 /// What a service's setup receives.
 public struct ServiceContext: Sendable {
+    /// The instance's name (`CAIRN_SERVICE_NAME`, else the executable's kind): it names the
+    /// socket, and anything else one instance must not share with another.
     public let name: String
+    /// What the executable is: `ingest`, `storage`, …
+    public let kind: String
     public let environment: ServiceEnvironment
     public let logger: Logger
     public let counters: Counters
@@ -50,7 +54,9 @@ public struct ServiceContext: Sendable {
 public enum ServiceHost {
     public static let version = CairnVersion.current
 
-    public static func run(name: String, setup: @Sendable (ServiceContext) async throws -> ServiceParts) async -> Never {
+    public static func run(name kind: String, setup: @Sendable (ServiceContext) async throws -> ServiceParts) async -> Never {
+        let environment = ServiceEnvironment.fromProcessEnvironment()
+        let name = environment.instanceName ?? kind
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
@@ -60,11 +66,10 @@ public enum ServiceHost {
         // Sockets and spool files are private to the owner (DESIGN.md: 0600 in a 0700 directory).
         umask(0o077)
         signal(SIGPIPE, SIG_IGN)
-        let environment = ServiceEnvironment.fromProcessEnvironment()
         do {
             try RunDirectory.prepare(environment.runDirectory)
             let counters = Counters()
-            let context = ServiceContext(name: name, environment: environment, logger: logger, counters: counters)
+            let context = ServiceContext(name: name, kind: kind, environment: environment, logger: logger, counters: counters)
             let parts = try await setup(context)
             let started = ContinuousClock.now
             let startedAt = Timestamp.now()

@@ -36,10 +36,23 @@ import Glibc
         #"{"services": [{"name": "a", "restart": "sometimes"}]}"#,
         #"{"services": [{"name": "a", "env": {"X": 1}}]}"#,
         #"{"services": [{"name": "a", "settings": [1]}]}"#,
+        // A name names a socket and a spool file: no paths, no capitals, no reserved names.
+        #"{"services": [{"name": "../ingest"}]}"#,
+        #"{"services": [{"name": "Ingest"}]}"#,
+        #"{"services": [{"name": "supervisor"}]}"#,
+        #"{"services": [{"name": "postgres"}]}"#,
     ])
     func refusesBrokenStacks(_ text: String) throws {
         let value = try JSONParser.parse(text)
         #expect(throws: SupervisorError.self) { try StackFile.parse(value, origin: "test") }
+    }
+
+    @Test func anExecutableMayRunAsSeveralNamedInstances() throws {
+        let stack = try StackFile.parse(try JSONParser.parse("""
+            {"services": [{"name": "ingest"}, {"name": "ingest-2", "executable": "cairn-ingest"}]}
+            """), origin: "test")
+        #expect(stack.services.map(\.executable) == ["cairn-ingest", "cairn-ingest"])
+        #expect(stack.services.map(\.name) == ["ingest", "ingest-2"])
     }
 
     @Test func theShippedStackFileLoads() throws {

@@ -89,17 +89,24 @@ public final class TestStack: @unchecked Sendable {
 
     /// `compose/default.json` with `settings` given to the service `service`.
     public static func defaultStack(settings: JSON, for service: String) throws -> JSON {
+        try defaultStack { services in
+            for index in services.indices where services[index]["name"]?.stringValue == service {
+                guard case .object(var entry) = services[index] else { continue }
+                entry["settings"] = settings
+                services[index] = .object(entry)
+            }
+        }
+    }
+
+    /// `compose/default.json` with its `services` changed by `change`.
+    public static func defaultStack(changingServices change: (inout [JSON]) -> Void) throws -> JSON {
         guard let data = FileManager.default.contents(atPath: repositoryRoot + "/compose/default.json") else {
             throw TestStackError("cannot read compose/default.json")
         }
         guard case .object(var stack) = try JSONParser.parse(Array(data)), var services = stack["services"]?.arrayValue else {
             throw TestStackError("compose/default.json is not a stack file")
         }
-        for index in services.indices where services[index]["name"]?.stringValue == service {
-            guard case .object(var entry) = services[index] else { continue }
-            entry["settings"] = settings
-            services[index] = .object(entry)
-        }
+        change(&services)
         stack["services"] = .array(services)
         return .object(stack)
     }

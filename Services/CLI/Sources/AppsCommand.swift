@@ -165,14 +165,31 @@ extension CairnCommand.DeadLetters {
         @Option(name: .long, help: "Output: table, json or csv.")
         var format: OutputFormat = .table
 
+        @Option(name: .long, help: "Only this ingest instance's dead letters, when the stack runs several (default: all).")
+        var ingest: String?
+
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
             var params: JSONObject = ["limit": .int(Int64(limit))]
             if let app { params["app"] = .string(app) }
-            let result = try await connection.call("ingest", "ingest.deadletters.list", .object(params))
-            let columns: JSON = ["id", "received_at", "app", "source", "record", "message", "code", "field", "error", "raw"]
-            print(TableRenderer.render(["columns": columns, "rows": result["rows"] ?? .array([])], format: format))
+            let instances = if let ingest { [ingest] } else { await connection.ingestInstances() }
+            var rows: [JSON] = []
+            for instance in instances {
+                let result = try await connection.call(instance, "ingest.deadletters.list", .object(params))
+                rows += (result["rows"]?.arrayValue ?? []).map { row in
+                    guard instances.count > 1, var object = row.objectValue else { return row }
+                    object["ingest"] = .string(instance)
+                    return .object(object)
+                }
+            }
+            if instances.count > 1 {
+                // Newest first across instances, as within one (timestamps are fixed-width UTC text).
+                rows.sort { ($0["received_at"]?.stringValue ?? "") > ($1["received_at"]?.stringValue ?? "") }
+                rows = Array(rows.prefix(limit))
+            }
+            let columns: [JSON] = (instances.count > 1 ? ["ingest"] : []) + ["id", "received_at", "app", "source", "record", "message", "code", "field", "error", "raw"]
+            print(TableRenderer.render(["columns": .array(columns), "rows": .array(rows)], format: format))
         }
     }
 
@@ -186,19 +203,35 @@ extension CairnCommand.DeadLetters {
         @Option(name: .long, parsing: .upToNextOption, help: "Only these dead-letter ids.")
         var id: [Int64] = []
 
+        @Option(name: .long, help: "Only this ingest instance's dead letters, when the stack runs several (default: all).")
+        var ingest: String?
+
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
             var params: JSONObject = [:]
             if let app { params["app"] = .string(app) }
             if !id.isEmpty { params["ids"] = .array(id.map(JSON.int)) }
-            let result = try await connection.call("ingest", "ingest.deadletters.replay", .object(params))
-            for error in result["errors"]?.arrayValue ?? [] {
-                let field = error["field"]?.stringValue.map { " field '\($0)'" } ?? ""
-                printError("dead letter \(error["id"]?.intValue ?? 0): \(error["code"]?.stringValue ?? ""):\(field) \(error["error"]?.stringValue ?? "")")
+            let instances = if let ingest { [ingest] } else { await connection.ingestInstances() }
+            if !id.isEmpty, instances.count > 1 {
+                // Ids are numbered per spool, so an id alone does not say which instance holds it.
+                throw CLIError("this stack runs \(instances.count) ingest instances (\(instances.joined(separator: ", "))); say which one the ids belong to with --ingest")
             }
-            print("replayed \(result["replayed"]?.intValue ?? 0) dead letters: \(result["accepted"]?.intValue ?? 0) new, \(result["duplicates"]?.intValue ?? 0) duplicates; \(result["still_rejected"]?.intValue ?? 0) still rejected")
-            if (result["still_rejected"]?.intValue ?? 0) > 0 { throw ExitCode(2) }
+            var totals = (replayed: Int64(0), accepted: Int64(0), duplicates: Int64(0), stillRejected: Int64(0))
+            for instance in instances {
+                let result = try await connection.call(instance, "ingest.deadletters.replay", .object(params))
+                for error in result["errors"]?.arrayValue ?? [] {
+                    let field = error["field"]?.stringValue.map { " field '\($0)'" } ?? ""
+                    let prefix = instances.count > 1 ? "\(instance) " : ""
+                    printError("\(prefix)dead letter \(error["id"]?.intValue ?? 0): \(error["code"]?.stringValue ?? ""):\(field) \(error["error"]?.stringValue ?? "")")
+                }
+                totals.replayed += result["replayed"]?.intValue ?? 0
+                totals.accepted += result["accepted"]?.intValue ?? 0
+                totals.duplicates += result["duplicates"]?.intValue ?? 0
+                totals.stillRejected += result["still_rejected"]?.intValue ?? 0
+            }
+            print("replayed \(totals.replayed) dead letters: \(totals.accepted) new, \(totals.duplicates) duplicates; \(totals.stillRejected) still rejected")
+            if totals.stillRejected > 0 { throw ExitCode(2) }
         }
     }
 }

@@ -45,6 +45,19 @@ struct ConnectionOptions: ParsableArguments {
     }
 }
 
+extension ConnectionOptions {
+    /// The stack's ingest instances: every service whose executable is `cairn-ingest`, by the
+    /// supervisor's account; `ingest` alone when the supervisor cannot say.
+    func ingestInstances() async -> [String] {
+        guard let status = try? await call("supervisor", "supervisor.status", .object(JSONObject())) else { return ["ingest"] }
+        let names = (status["services"]?.arrayValue ?? []).compactMap { service -> String? in
+            guard service["executable"]?.stringValue?.hasSuffix("cairn-ingest") == true else { return nil }
+            return service["name"]?.stringValue
+        }
+        return names.isEmpty ? ["ingest"] : names
+    }
+}
+
 /// How a report or listing is printed.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case table, json, csv

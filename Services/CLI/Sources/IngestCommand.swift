@@ -26,6 +26,9 @@ extension CairnCommand {
         @Option(name: .long, help: "Records per request.")
         var batchSize: Int = 1000
 
+        @Option(name: .long, help: "The ingest instance to send to, when the stack runs several (its name in the stack file).")
+        var ingest: String = "ingest"
+
         @OptionGroup var connection: ConnectionOptions
 
         /// Records are sent in requests of at most this many bytes.
@@ -45,11 +48,11 @@ extension CairnCommand {
         static let retryLimit: Duration = .seconds(300)
 
         func run() async throws {
-            let socket = RunDirectory.socketPath(connection.resolvedRunDirectory, service: "ingest")
+            let socket = RunDirectory.socketPath(connection.resolvedRunDirectory, service: ingest)
             do {
                 try await RPCClient.withConnection(socketPath: socket) { _ in }
             } catch {
-                throw CLIError("cannot reach the ingest service at \(socket); is the stack running (make run)?")
+                throw CLIError("cannot reach the ingest service '\(ingest)' at \(socket); is the stack running (make run)?")
             }
             let client = ReconnectingClient(socketPath: socket)
             do {

@@ -107,17 +107,23 @@ extension CairnCommand.Users {
 
         func run() async throws {
             let erased = try await connection.call("storage", "users.delete", ["app": .string(app), "user": .string(user)])
-            let purged = try await connection.call("ingest", "ingest.suppress", [
-                "app_token": erased["app_token"] ?? .string(app), "user_ids": erased["user_ids"] ?? .array([]),
-                "anonymous_ids": erased["anonymous_ids"] ?? .array([]),
-            ])
+            // Every ingest instance holds a spool of its own, and each must drop the ids from now on.
+            var purged: (spooled: Int64, deadLetters: Int64) = (0, 0)
+            for instance in await connection.ingestInstances() {
+                let result = try await connection.call(instance, "ingest.suppress", [
+                    "app_token": erased["app_token"] ?? .string(app), "user_ids": erased["user_ids"] ?? .array([]),
+                    "anonymous_ids": erased["anonymous_ids"] ?? .array([]),
+                ])
+                purged.spooled += result["spooled_events"]?.intValue ?? 0
+                purged.deadLetters += result["dead_letters"]?.intValue ?? 0
+            }
             let forget = (erased["user_ids"]?.arrayValue ?? []) + (erased["anonymous_ids"]?.arrayValue ?? []).compactMap { $0.stringValue.map { JSON.string("anonymous:" + $0) } }
             _ = try await connection.call("identity", "identity.refresh", ["app_token": erased["app_token"] ?? .string(app), "forget": .array(forget)])
             let removed = erased["removed"]?.objectValue ?? JSONObject()
             print("deleted user \(erased["user"]?.stringValue ?? user) of app \(app):")
             for (what, count) in removed { print("  \(what): \(TableRenderer.text(count))") }
-            print("  spooled events: \(TableRenderer.text(purged["spooled_events"]))")
-            print("  dead letters: \(TableRenderer.text(purged["dead_letters"]))")
+            print("  spooled events: \(purged.spooled)")
+            print("  dead letters: \(purged.deadLetters)")
             let ids = ((erased["user_ids"]?.arrayValue ?? []) + (erased["anonymous_ids"]?.arrayValue ?? [])).compactMap(\.stringValue)
             print("suppressed ids (later events are dropped and counted): \(ids.joined(separator: ", "))")
         }

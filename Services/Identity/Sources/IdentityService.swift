@@ -19,37 +19,42 @@ public enum IdentityService {
                                          maximumFrameSize: context.environment.maximumFrameSize)
         let counters = context.counters
         let cache = SessionCache()
+        // Several ingest instances may forward at once; each batch plans from the sessions the
+        // one before it committed, so batches go through one at a time.
+        let gate = SerialGate()
         var router = RPCRouter()
         router.register("identity.process") { params in
             guard let events = params["events"]?.arrayValue else {
                 throw RPCError.invalidParams("params.events must be an array of canonical events")
             }
-            var batch = IdentityBatch()
-            for event in events { batch.add(event) }
-            let users = batch.userRows()
-            let companies = batch.companyRows()
-            let plan: SessionPlan
-            let result: JSON
-            do {
-                plan = try await SessionPlan.make(events: events, aliases: batch.aliasRows(), cache: cache, storage: storage)
-                result = try await storage.call("storage.write", [
-                    "events": .array(events), "users": users, "companies": companies,
-                    "memberships": batch.membershipRows(), "aliases": batch.aliasRows(), "sessions": plan.rows,
-                ])
-            } catch let error as RPCError {
-                throw error
-            } catch {
-                throw RPCError.application("storage_unavailable", "storage service unreachable: \(error)")
+            return try await gate.run {
+                var batch = IdentityBatch()
+                for event in events { batch.add(event) }
+                let users = batch.userRows()
+                let companies = batch.companyRows()
+                let plan: SessionPlan
+                let result: JSON
+                do {
+                    plan = try await SessionPlan.make(events: events, aliases: batch.aliasRows(), cache: cache, storage: storage)
+                    result = try await storage.call("storage.write", [
+                        "events": .array(events), "users": users, "companies": companies,
+                        "memberships": batch.membershipRows(), "aliases": batch.aliasRows(), "sessions": plan.rows,
+                    ])
+                } catch let error as RPCError {
+                    throw error
+                } catch {
+                    throw RPCError.application("storage_unavailable", "storage service unreachable: \(error)")
+                }
+                // Only what storage committed enters the cache, so a failed write leaves no trace.
+                plan.commit(to: cache)
+                counters.add("batches")
+                counters.add("events", Int64(events.count))
+                counters.add("users_seen", Int64(users.arrayValue?.count ?? 0))
+                counters.add("companies_seen", Int64(companies.arrayValue?.count ?? 0))
+                counters.add("aliases_refused_illegal_id", Int64(batch.refusedAliases))
+                counters.add("sessions_recomputed_persons", Int64(plan.rows.arrayValue?.count ?? 0))
+                return result
             }
-            // Only what storage committed enters the cache, so a failed write leaves no trace.
-            plan.commit(to: cache)
-            counters.add("batches")
-            counters.add("events", Int64(events.count))
-            counters.add("users_seen", Int64(users.arrayValue?.count ?? 0))
-            counters.add("companies_seen", Int64(companies.arrayValue?.count ?? 0))
-            counters.add("aliases_refused_illegal_id", Int64(batch.refusedAliases))
-            counters.add("sessions_recomputed_persons", Int64(plan.rows.arrayValue?.count ?? 0))
-            return result
         }
         // After a merge or an erasure in storage: forget what changed, and recompute the
         // sessions of the persons that remain from their stored history.
@@ -57,21 +62,23 @@ public enum IdentityService {
             guard let app = params["app_token"]?.stringValue else { throw RPCError.invalidParams("params.app_token is required") }
             let persons = (params["persons"]?.arrayValue ?? []).compactMap(\.stringValue)
             let forget = (params["forget"]?.arrayValue ?? []).compactMap(\.stringValue)
-            cache.commit(app: app, [:], forget: persons + forget)
-            guard !persons.isEmpty || !forget.isEmpty else { return ["persons": 0] }
-            let context = try await storage.call("identity.context", ["app_token": .string(app), "user_ids": .array(persons.map(JSON.string))])
-            let sessionizer = Sessionizer(inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
-                                          maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400))
-            var rows: [JSON] = forget.map { ["app_token": .string(app), "person": .string($0), "sessions": .array([])] }
-            var histories: [String: SessionHistory] = [:]
-            for person in persons {
-                let history = SessionHistory(points: (context["histories"]?[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:)))
-                histories[person] = history
-                rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array(sessionizer.sessions(of: history.points).map(\.json))])
+            return try await gate.run {
+                cache.commit(app: app, [:], forget: persons + forget)
+                guard !persons.isEmpty || !forget.isEmpty else { return ["persons": 0] }
+                let context = try await storage.call("identity.context", ["app_token": .string(app), "user_ids": .array(persons.map(JSON.string))])
+                let sessionizer = Sessionizer(inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
+                                              maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400))
+                var rows: [JSON] = forget.map { ["app_token": .string(app), "person": .string($0), "sessions": .array([])] }
+                var histories: [String: SessionHistory] = [:]
+                for person in persons {
+                    let history = SessionHistory(points: (context["histories"]?[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:)))
+                    histories[person] = history
+                    rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array(sessionizer.sessions(of: history.points).map(\.json))])
+                }
+                _ = try await storage.call("storage.write", ["events": [], "sessions": .array(rows)])
+                cache.commit(app: app, histories, forget: [])
+                return ["persons": .int(Int64(rows.count))]
             }
-            _ = try await storage.call("storage.write", ["events": [], "sessions": .array(rows)])
-            cache.commit(app: app, histories, forget: [])
-            return ["persons": .int(Int64(rows.count))]
         }
         return ServiceParts(router: router)
     }

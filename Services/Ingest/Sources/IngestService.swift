@@ -16,11 +16,15 @@ import Synchronization
 /// `ingest.deadletters.list {app?, limit?}`. Beside the socket, an HTTP listener
 /// (``HTTPIngest``) on `CAIRN_HTTP_ADDR`, else the stack file's `settings.http_address`,
 /// else `127.0.0.1:8088`.
+///
+/// Several instances may run in one stack (README, "Scale"): each has its own socket, spool
+/// and HTTP address, and all of them forward to the one identity service.
 public enum IngestService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
         let spoolDirectory = context.environment.dataDirectory + "/spool"
         try FileManager.default.createDirectory(atPath: spoolDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let spool = try Spool(path: spoolDirectory + "/ingest.sqlite")
+        // Each instance has its own spool: `ingest` keeps `ingest.sqlite`, `ingest-2` gets its own.
+        let spool = try Spool(path: spoolDirectory + "/\(context.name).sqlite")
         let identity = ReconnectingClient(socketPath: context.environment.socketPath(of: "identity"),
                                           maximumFrameSize: context.environment.maximumFrameSize)
         let storage = ReconnectingClient(socketPath: context.environment.socketPath(of: "storage"),

@@ -59,6 +59,11 @@ public struct StackFile: Sendable, Equatable {
         var services: [ServiceEntry] = []
         for (index, entry) in entries.enumerated() {
             guard let name = entry["name"]?.stringValue, !name.isEmpty else { throw fail("services[\(index)].name must be a non-empty string") }
+            // The name names the instance's socket and files (ingest's spool), so it must be a plain file name.
+            guard name.count <= 40, name != "supervisor", name != "postgres",
+                  name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F }) else {
+                throw fail("services[\(index)].name '\(name)' must be at most 40 of a-z, 0-9, '-' and '_', and not 'supervisor' or 'postgres'")
+            }
             let executable = entry["executable"]?.stringValue ?? "cairn-\(name)"
             var dependsOn: [String] = []
             for dependency in entry["depends_on"]?.arrayValue ?? [] {

@@ -77,6 +77,7 @@ public final class StackRunner: Service, Sendable {
                     var childEnvironment = baseEnvironment(databaseURL: databaseURL)
                     childEnvironment.merge(entry.environment) { _, new in new }
                     if let settings = entry.settings { childEnvironment[ServiceEnvironment.settingsVariable] = settings.serializedString() }
+                    childEnvironment[ServiceEnvironment.instanceNameVariable] = entry.name
                     let finalEnvironment = childEnvironment
                     group.addTask { await self.supervise(name: entry.name, command: command, environment: finalEnvironment, policy: entry.restart, signal: SIGTERM) }
                     try await waitUntilHealthy(entry.name)
@@ -144,6 +145,7 @@ public final class StackRunner: Service, Sendable {
         values["CAIRN_MAX_FRAME_BYTES"] = String(environment.maximumFrameSize)
         // Settings belong to one service each; none leak in from the supervisor's own environment.
         values.removeValue(forKey: ServiceEnvironment.settingsVariable)
+        values.removeValue(forKey: ServiceEnvironment.instanceNameVariable)
         return values
     }
 
@@ -297,12 +299,13 @@ public final class StackRunner: Service, Sendable {
     /// `supervisor.status`: every child's supervision state plus its own `system.status`.
     public func status() async -> JSON {
         let (phase, children) = state.withLock { ($0.phase, $0.children) }
+        let executables = Dictionary(stack.services.map { ($0.name, $0.executable) }, uniquingKeysWith: { first, _ in first })
         let names = (children["postgres"] != nil ? ["postgres"] : []) + stack.services.map(\.name)
         var rows: [JSON] = []
         for name in names {
             let child = children[name] ?? Child()
             var row: JSONObject = [
-                "name": .string(name), "state": .string(child.state == "running" && child.isFlapping ? "flapping" : child.state), "pid": child.exited ? .null : .int(Int64(child.process?.pid ?? 0)),
+                "name": .string(name), "executable": .optional(executables[name]), "state": .string(child.state == "running" && child.isFlapping ? "flapping" : child.state), "pid": child.exited ? .null : .int(Int64(child.process?.pid ?? 0)),
                 "restarts": .int(Int64(child.restarts)),
                 "uptime_s": child.exited ? .null : .int((ContinuousClock.now - child.startedAt).components.seconds),
                 "last_exit": .optional(child.lastExit),
