@@ -191,6 +191,29 @@ final class RegistryServer: Sendable {
         try reopened.complete(sequences: entries.map(\.sequence), refused: [])
         #expect(try reopened.depth() == 2)
     }
+
+    /// A batch stops at its byte budget, so that its frame fits; a single event larger than
+    /// the budget still goes, alone, rather than wedging the spool.
+    @Test func peekKeepsABatchUnderItsByteBudget() async throws {
+        let path = "/tmp/cairn-spool-\(getpid())-bytes.sqlite"
+        defer { cleanUp(path) }
+        let spool = try Spool(path: path)
+        let events = [100, 100, 100, 5_000, 100].enumerated().map { n, size in
+            CanonicalEvent(appToken: "acme", eventType: .track, eventName: "E\(n)", userId: nil, companyId: nil, source: "web-client",
+                           insertedAt: Timestamp(parsing: "2024-05-01T00:00:0\(n)Z")!,
+                           metadata: ["padding": .string(String(repeating: "x", count: size))], receivedAt: .now(), origin: .userpilot)
+        }
+        _ = try spool.append(events: events, deadLetters: [])
+        let sizes = try spool.peek(limit: 10).map(\.event.count)
+        let budget = sizes[0] + sizes[1] + sizes[2] + 10
+        #expect(try spool.peek(limit: 10, maximumBytes: budget).count == 3)
+        #expect(try spool.peek(limit: 2, maximumBytes: budget).count == 2)
+        let first = try spool.peek(limit: 3)
+        try spool.complete(sequences: first.map(\.sequence), refused: [])
+        // Only the large one is left at the head, and it goes on its own.
+        let large = try spool.peek(limit: 10, maximumBytes: 1_000)
+        #expect(large.count == 1 && large[0].event.count > 5_000)
+    }
 }
 
 @Suite struct SuppressionTests {

@@ -13,6 +13,27 @@ import Glibc
 @Suite(.serialized) struct StackTests {
     let fixtures = TestStack.repositoryRoot + "/Tests/Fixtures"
 
+    /// Events near the 32 KB record limit: a forwarder batch of 5,000 of them would be a frame
+    /// far over the 16 MiB limit, which could never be delivered. Batches stop at a byte
+    /// budget instead, and everything arrives.
+    @Test func largeEventsTravelInBatchesUnderTheFrameLimit() async throws {
+        try await TestStack.with { stack in
+            #expect(try await stack.cli(["apps", "create", "acme"]).status == 0)
+            let padding = String(repeating: "x", count: 30_000)
+            var text = ""
+            for n in 0..<1_000 {
+                text += #"{"event_type":"track","event_name":"Big","user_id":"u\#(n % 50)","inserted_at":"2024-05-01T00:00:00.\#(String(format: "%06d", n))Z","metadata":{"n":\#(n),"padding":"\#(padding)"}}"#
+                text += "\n"
+            }
+            let path = stack.directory + "/big.jsonl"
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let ingested = try await stack.cli(["ingest", path, "--app", "acme"])
+            #expect(ingested.status == 0 && ingested.stdout.contains("1000 new"), "\(ingested.stdout) \(ingested.stderr)")
+            #expect(try await stack.waitForCount(app: "acme", 1_000, timeout: .seconds(60)) == 1_000)
+            #expect(!stack.log.contains("frame_too_large"))
+        }
+    }
+
     @Test func ingestCountReingestAndExport() async throws {
         try await TestStack.with { stack in
             // Events for an app that does not exist are refused, and kept for replay.

@@ -17,6 +17,10 @@ public struct Forwarder: Service {
     let logger: Logger
     /// Events per `identity.process` call. Defaults to `5000`.
     public var batchSize = 5000
+    /// The events' bytes per call, at most: the frame to identity, and identity's to storage
+    /// (the events again, plus the identity rows), must stay under the frame limit (16 MiB),
+    /// or the batch could never be delivered.
+    public var batchBytes = 4 << 20
 
     public init(spool: Spool, identity: ReconnectingClient, counters: Counters, logger: Logger) {
         self.spool = spool
@@ -60,7 +64,7 @@ public struct Forwarder: Service {
 
     /// Sends the oldest spooled events; returns how many left the spool.
     func forwardOneBatch() async throws -> Int {
-        let entries = try await NIOThreadPool.singleton.runIfActive { [spool, batchSize] in try spool.peek(limit: batchSize) }
+        let entries = try await NIOThreadPool.singleton.runIfActive { [spool, batchSize, batchBytes] in try spool.peek(limit: batchSize, maximumBytes: batchBytes) }
         guard !entries.isEmpty else { return 0 }
         // The events are already canonical JSON: relay the bytes, do not re-encode them.
         var params: [UInt8] = []

@@ -135,12 +135,23 @@ public final class Spool: Sendable {
         return counts
     }
 
-    /// The oldest `limit` entries.
-    public func peek(limit: Int) throws(SQLiteError) -> [Entry] {
+    /// The oldest entries: at most `limit`, and no more than `maximumBytes` of events
+    /// together, unless the first alone is larger.
+    public func peek(limit: Int, maximumBytes: Int = .max) throws(SQLiteError) -> [Entry] {
         try database.withConnection { (connection) throws(SQLiteError) -> [Entry] in
             var entries: [Entry] = []
+            var bytes = 0
+            var full = false
             try connection.query("SELECT seq, event FROM spool ORDER BY seq LIMIT ?1", [.integer(Int64(limit))]) { row in
-                entries.append(Entry(sequence: row.integer(0), event: row.blob(1)))
+                guard !full else { return }
+                // The first entry always comes, so one large event can never wedge the spool.
+                let event = row.blob(1)
+                guard entries.isEmpty || bytes + event.count <= maximumBytes else {
+                    full = true
+                    return
+                }
+                bytes += event.count
+                entries.append(Entry(sequence: row.integer(0), event: event))
             }
             return entries
         }
