@@ -69,3 +69,41 @@ import Testing
         #expect(Sessionizer().sessions(of: history.points).map(\.events) == [4])
     }
 }
+
+@Suite struct SessionPlanTests {
+    func event(_ user: String, _ time: String) -> JSON {
+        ["app_token": "acme", "user_id": .string(user), "event_type": "track", "inserted_at": .string(time)]
+    }
+
+    /// The context storage would give for a person it has no events of.
+    let empty: JSON = ["aliases": [:], "users": [:], "histories": ["u1": []], "inactivity_s": 1800, "max_length_s": 86400]
+
+    /// A person read from the database gets their whole list; once cached, only the sessions
+    /// from the first that changed; and nothing when nothing changed.
+    @Test func sendsOnlyTheSessionsThatChanged() {
+        let cache = SessionCache()
+        let first = SessionPlan.compute(app: "acme", events: [event("u1", "2024-05-01T00:00:00Z"), event("u1", "2024-05-01T02:00:00Z")],
+                                        context: empty, cache: cache)
+        #expect(first.rows.count == 1)
+        #expect(first.rows[0]["from"] == nil)
+        #expect(first.rows[0]["sessions"]?.arrayValue?.count == 2)
+        cache.commit(app: "acme", first.histories, forget: first.forget)
+
+        // Extends the second session: sessions 2 onwards only.
+        let second = SessionPlan.compute(app: "acme", events: [event("u1", "2024-05-01T02:10:00Z")], context: empty, cache: cache)
+        #expect(second.rows.count == 1)
+        #expect(second.rows[0]["from"] == .int(2))
+        #expect(second.rows[0]["sessions"] == [[2, "2024-05-01T02:00:00.000000Z", "2024-05-01T02:10:00.000000Z", 2]])
+        cache.commit(app: "acme", second.histories, forget: second.forget)
+
+        // A late event that joins the first session renumbers nothing but changes session 1.
+        let late = SessionPlan.compute(app: "acme", events: [event("u1", "2024-05-01T00:20:00Z")], context: empty, cache: cache)
+        #expect(late.rows[0]["from"] == .int(1))
+        #expect(late.rows[0]["sessions"]?.arrayValue?.count == 2)
+        cache.commit(app: "acme", late.histories, forget: late.forget)
+
+        // The same event again (a redelivery): nothing to send.
+        let again = SessionPlan.compute(app: "acme", events: [event("u1", "2024-05-01T00:20:00Z")], context: empty, cache: cache)
+        #expect(again.rows.isEmpty)
+    }
+}

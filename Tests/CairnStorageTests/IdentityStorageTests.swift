@@ -104,8 +104,24 @@ import Testing
         let points = context["histories"]?["u1"]?.arrayValue?.compactMap(\.intValue).sorted() ?? []
         #expect(points.count == 3)
         #expect(points.filter { $0 % 2 == 0 }.count == 1)
+        // A first identification is new: u1 absorbs the visitor, and is read whole.
+        #expect(context["novel_aliases"] == ["device-1"])
+        #expect(context["absorbing"] == ["u1"])
         let cached = try IdentityContext.load(["app_token": "acme", "user_ids": ["u1"], "cached": ["u1"]], on: connection)
         #expect(cached["histories"]?.objectValue?.isEmpty == true)
+
+        // Once stored, the same identification again changes nothing: a cached u1 is not re-read.
+        _ = try EventWriter().write(events: [], users: .array([]), companies: .array([]),
+                                    aliases: [["app_token": "acme", "alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:05:00Z"]],
+                                    on: connection)
+        let repeated = try IdentityContext.load([
+            "app_token": "acme", "user_ids": ["u1"], "cached": ["u1"],
+            "new_aliases": [["alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:06:00Z"]],
+        ], on: connection)
+        #expect(repeated["novel_aliases"] == [])
+        #expect(repeated["absorbing"] == [])
+        #expect(repeated["histories"]?.objectValue?.isEmpty == true)
+        #expect(repeated["aliases"]?["device-1"] == "u1")
     }
 }
 

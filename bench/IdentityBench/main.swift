@@ -49,7 +49,7 @@ for pass in 0..<4 {
         var batch = IdentityBatch()
         for event in events { batch.add(event) }
         rows += (batch.userRows().arrayValue?.count ?? 0) + (batch.aliasRows().arrayValue?.count ?? 0)
-        let update = SessionPlan.compute(app: "bench", events: events, newAliases: batch.aliasRows().arrayValue ?? [], context: context, cache: cache)
+        let update = SessionPlan.compute(app: "bench", events: events, context: context, cache: cache)
         rows += update.rows.count
     }
     let elapsed = ContinuousClock.now - began

@@ -4,7 +4,9 @@ import CairnWire
 /// The sessions one batch changes: for each person its events touch, the history with the
 /// batch's events added and the sessions recomputed from it.
 public struct SessionPlan: Sendable {
-    /// `storage.write`'s `sessions`: `[{app_token, person, sessions: [[number, start, end, events]]}]`.
+    /// `storage.write`'s `sessions`: `[{app_token, person, from?, sessions: [[number, start, end, events]]}]`.
+    /// Without `from`, the person's whole list is replaced; with it, the sessions numbered
+    /// `from` and later.
     public var rows: JSON
     private var updates: [String: Update]
 
@@ -26,15 +28,15 @@ public struct SessionPlan: Sendable {
         for (app, appEvents) in byApp.sorted(by: { $0.key < $1.key }) {
             let ids = Ids(appEvents)
             let newAliases = (aliases.arrayValue ?? []).filter { $0["app_token"]?.stringValue == app }
-            // A user who absorbs a newly identified visitor is read again whole, visitor's events included.
-            let absorbing = Set(newAliases.compactMap { $0["user_id"]?.stringValue })
-            let candidates = ids.users.filter { !absorbing.contains($0) } + ids.anonymous.map { "anonymous:" + $0 }
+            let candidates = ids.users + ids.anonymous.map { "anonymous:" + $0 }
+            // Storage says which identifications are new, and returns whole the histories of the
+            // users who absorb a visitor, cached or not (``IdentityContext``).
             let context = try await storage.call("identity.context", [
                 "app_token": .string(app), "user_ids": .array(ids.users.map(JSON.string)),
                 "anonymous_ids": .array(ids.anonymous.map(JSON.string)), "new_aliases": .array(newAliases),
                 "cached": .array(cache.cachedPersons(app: app, among: candidates).map(JSON.string)),
             ])
-            let update = compute(app: app, events: appEvents, newAliases: newAliases, context: context, cache: cache)
+            let update = compute(app: app, events: appEvents, context: context, cache: cache)
             rows += update.rows
             updates[app] = update
         }
@@ -63,13 +65,14 @@ public struct SessionPlan: Sendable {
 
     /// The pure part: given the database's context for one app's events, each touched
     /// person's new history and sessions. This is what `make bench` times as the resolver.
-    public static func compute(app: String, events: [JSON], newAliases: [JSON], context: JSON, cache: SessionCache) -> Update {
+    public static func compute(app: String, events: [JSON], context: JSON, cache: SessionCache) -> Update {
         let sessionizer = Sessionizer(inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
                                       maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400))
         let aliasMap = context["aliases"]?.objectValue ?? JSONObject()
         let userMap = context["users"]?.objectValue ?? JSONObject()
         let histories = context["histories"]?.objectValue ?? JSONObject()
-        let absorbing = Set(newAliases.compactMap { $0["user_id"]?.stringValue })
+        let absorbing = Set((context["absorbing"]?.arrayValue ?? []).compactMap(\.stringValue))
+        let novelAliases = (context["novel_aliases"]?.arrayValue ?? []).compactMap(\.stringValue)
 
         var points: [String: [Sessionizer.Point]] = [:]
         var anonymousIds = Set<String>()
@@ -88,16 +91,32 @@ public struct SessionPlan: Sendable {
         }
         // A visitor identified now stops being a person of their own, whether or not their
         // anonymous events are in this batch.
-        let forget = Set(anonymousIds.filter { aliasMap[$0] != nil } + newAliases.compactMap { $0["alias_id"]?.stringValue })
+        let forget = Set(anonymousIds.filter { aliasMap[$0] != nil } + novelAliases)
             .sorted().map { "anonymous:" + $0 }
         var rows: [JSON] = []
         var updated: [String: SessionHistory] = [:]
         for (person, new) in points.sorted(by: { $0.key < $1.key }) {
-            var history = (absorbing.contains(person) ? nil : cache.history(app: app, person: person))
+            let cached = absorbing.contains(person) ? nil : cache.history(app: app, person: person)
+            var history = cached
                 ?? SessionHistory(points: (histories[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:)))
             history.insert(new)
             updated[person] = history
-            rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array(sessionizer.sessions(of: history.points).map(\.json))])
+            let sessions = sessionizer.sessions(of: history.points)
+            guard let cached else {
+                // Read from the database (or absorbing a visitor): what is stored may differ
+                // from what the history implies, so the whole list is replaced.
+                rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array(sessions.map(\.json))])
+                continue
+            }
+            // A cached history is exactly what storage committed, and so are the sessions it
+            // implies: only those from the first that changed are sent. New events mostly
+            // extend the last session or start one, so that is one or two rows, not the list.
+            let before = sessionizer.sessions(of: cached.points)
+            var first = 0
+            while first < sessions.count, first < before.count, sessions[first] == before[first] { first += 1 }
+            if first == sessions.count, first == before.count { continue }
+            rows.append(["app_token": .string(app), "person": .string(person), "from": .int(Int64(first + 1)),
+                         "sessions": .array(sessions[first...].map(\.json))])
         }
         for person in forget where updated[person] == nil {
             rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array([])])

@@ -15,12 +15,12 @@ public struct Forwarder: Service {
     let identity: ReconnectingClient
     let counters: Counters
     let logger: Logger
-    /// Events per `identity.process` call. Defaults to `5000`.
-    public var batchSize = 5000
+    /// Events per `identity.process` call. Defaults to `10000`.
+    public var batchSize = 10000
     /// The events' bytes per call, at most: the frame to identity, and identity's to storage
     /// (the events again, plus the identity rows), must stay under the frame limit (16 MiB),
     /// or the batch could never be delivered.
-    public var batchBytes = 4 << 20
+    public var batchBytes = 6 << 20
 
     public init(spool: Spool, identity: ReconnectingClient, counters: Counters, logger: Logger) {
         self.spool = spool

@@ -58,10 +58,11 @@ public final class EventWriter: Sendable {
                 inserted = try connection.execute("INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING").affectedRows
             }
             if case .array(let rows) = sessions, !rows.isEmpty {
-                // Each listed person's sessions are replaced whole: they are recomputed from the full history.
+                // Each listed person's sessions are replaced from `from` on (whole without it):
+                // identity recomputes them from the full history and sends what changed.
                 try connection.execute("""
-                    DELETE FROM user_sessions s USING jsonb_to_recordset($1::jsonb) AS x(app_token text, person text)
-                    WHERE s.app_token = x.app_token AND s.person = x.person
+                    DELETE FROM user_sessions s USING jsonb_to_recordset($1::jsonb) AS x(app_token text, person text, "from" integer)
+                    WHERE s.app_token = x.app_token AND s.person = x.person AND s.session >= COALESCE(x."from", 0)
                     """, [sessions.serializedString()])
                 try connection.execute("""
                     INSERT INTO user_sessions (app_token, person, session, started_at, ended_at, events)
@@ -175,6 +176,8 @@ public final class EventWriter: Sendable {
         SELECT COALESCE(sum(n), 0) FROM counted
         """
 
+    /// Each upsert skips rows it would not change (a range already covering the batch's, no
+    /// traits, no company): no new row version, no index entries, no trigger rows.
     static let upsertUsers = """
         INSERT INTO users AS u (app_token, user_id, first_seen, last_seen, traits, trait_times, traits_updated_at, company_id, company_updated_at)
         SELECT app_token, user_id, first_seen, last_seen, COALESCE(traits, '{}'::jsonb), COALESCE(trait_times, '{}'::jsonb),
@@ -196,6 +199,8 @@ public final class EventWriter: Sendable {
                      OR (EXCLUDED.company_updated_at = u.company_updated_at AND EXCLUDED.company_id > u.company_id))
                 THEN EXCLUDED.company_id ELSE u.company_id END,
             company_updated_at = GREATEST(u.company_updated_at, EXCLUDED.company_updated_at)
+        WHERE EXCLUDED.first_seen < u.first_seen OR EXCLUDED.last_seen > u.last_seen
+           OR EXCLUDED.trait_times <> '{}'::jsonb OR EXCLUDED.company_updated_at IS NOT NULL
         """
 
     static let upsertCompanies = """
@@ -212,6 +217,7 @@ public final class EventWriter: Sendable {
             trait_times = CASE WHEN EXCLUDED.trait_times = '{}'::jsonb THEN c.trait_times
                                ELSE cairn_merge_trait_times(c.traits, c.trait_times, EXCLUDED.traits, EXCLUDED.trait_times) END,
             traits_updated_at = GREATEST(c.traits_updated_at, EXCLUDED.traits_updated_at)
+        WHERE EXCLUDED.first_seen < c.first_seen OR EXCLUDED.last_seen > c.last_seen OR EXCLUDED.trait_times <> '{}'::jsonb
         """
 
     static let upsertMemberships = """
@@ -222,6 +228,7 @@ public final class EventWriter: Sendable {
         ON CONFLICT (app_token, user_id, company_id) DO UPDATE SET
             first_seen = LEAST(m.first_seen, EXCLUDED.first_seen),
             last_seen = GREATEST(m.last_seen, EXCLUDED.last_seen)
+        WHERE EXCLUDED.first_seen < m.first_seen OR EXCLUDED.last_seen > m.last_seen
         """
 
     /// An anonymous id joins the user it was identified as, resolved through merges. The

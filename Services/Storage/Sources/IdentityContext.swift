@@ -9,7 +9,10 @@ import CairnWire
 /// Params: `app_token`, `user_ids`, `anonymous_ids` (of events without a user id),
 /// `new_aliases` (`[{alias_id, user_id, aliased_at}]` from the batch), `cached` (persons whose
 /// history identity already holds). Result: `{aliases: {anonymous_id: user}, histories:
-/// {person: [packed points]}, users: {merged user: survivor}, inactivity_s, max_length_s}`.
+/// {person: [packed points]}, users: {merged user: survivor}, novel_aliases: [anonymous_id],
+/// absorbing: [user], inactivity_s, max_length_s}`: `novel_aliases` are the batch's
+/// identifications that change a stored alias (or add one), and `absorbing` the users they
+/// join, whose histories are returned whole even when cached.
 public enum IdentityContext {
     public static func load(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
         guard let token = params["app_token"]?.stringValue else { throw RPCError.invalidParams("params.app_token is required") }
@@ -25,33 +28,44 @@ public enum IdentityContext {
             [token, PostgresArray.text(userIds + (params["new_aliases"]?.arrayValue ?? []).compactMap { $0["user_id"]?.stringValue })]).rows {
             if let from = row[0], let to = row[1] { finalUser[from] = to }
         }
-        // Anonymous ids: the stored alias, unless the batch identifies them earlier.
+        // Anonymous ids: the stored alias, unless the batch identifies them earlier. The stored
+        // aliases of the batch's own identifications are read too, to tell which of those
+        // change anything: most repeat an alias already stored.
+        let newAliases = params["new_aliases"]?.arrayValue ?? []
         var aliases: [String: (user: String, time: String)] = [:]
         for row in try connection.execute("""
             SELECT alias_id, user_id, to_char(aliased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
             FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'anonymous' AND alias_id = ANY($2::text[])
-            """, [token, PostgresArray.text(anonymousIds)]).rows {
+            """, [token, PostgresArray.text(anonymousIds + newAliases.compactMap { $0["alias_id"]?.stringValue })]).rows {
             if let anonymous = row[0], let user = row[1], let time = row[2] { aliases[anonymous] = (user, time) }
         }
-        for alias in params["new_aliases"]?.arrayValue ?? [] {
+        // The visitors this batch identifies for the first time (or earlier than stored), and
+        // the users who absorb them: those users' histories are read again whole, their
+        // visitor's events included, whatever identity holds.
+        var novel = Set<String>()
+        var absorbing = Set<String>()
+        for alias in newAliases {
             guard let anonymous = alias["alias_id"]?.stringValue, let user = alias["user_id"]?.stringValue,
                 let time = alias["aliased_at"]?.stringValue.flatMap(Timestamp.init(parsing:))?.description else { continue }
             let candidate = (user: finalUser[user] ?? user, time: time)
             if let stored = aliases[anonymous], (stored.time, stored.user) <= (candidate.time, candidate.user) { continue }
             aliases[anonymous] = candidate
+            novel.insert(anonymous)
+            absorbing.insert(candidate.user)
         }
 
         // Histories of the persons identity does not hold yet, read in three queries for the
         // whole batch rather than per person.
         var persons = Set(userIds.map { finalUser[$0] ?? $0 })
         for anonymous in anonymousIds { persons.insert(aliases[anonymous]?.user ?? "anonymous:" + anonymous) }
-        let wanted = persons.subtracting(cached)
+        let wanted = persons.subtracting(cached).union(absorbing)
         let histories = try self.histories(of: wanted, token: token, aliases: aliases, on: connection)
         var aliasObject = JSONObject()
         for (anonymous, alias) in aliases.sorted(by: { $0.key < $1.key }) { aliasObject.append(anonymous, .string(alias.user)) }
         var userObject = JSONObject()
         for (from, to) in finalUser.sorted(by: { $0.key < $1.key }) { userObject.append(from, .string(to)) }
         return ["aliases": .object(aliasObject), "users": .object(userObject), "histories": .object(histories),
+                "novel_aliases": .array(novel.sorted().map(JSON.string)), "absorbing": .array(absorbing.sorted().map(JSON.string)),
                 "inactivity_s": .int(Int64(settings?[0] ?? "1800") ?? 1800), "max_length_s": .int(Int64(settings?[1] ?? "86400") ?? 86400)]
     }
 
