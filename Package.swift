@@ -88,6 +88,12 @@ let package = Package(
         .target(name: "CairnSQLite", dependencies: ["CSQLite3"], path: "Shared/CairnSQLite", swiftSettings: swiftSettings),
         .target(name: "CairnGzip", dependencies: ["CZlib"], path: "Shared/CairnGzip", swiftSettings: swiftSettings),
         .target(
+            name: "CairnCondition",
+            dependencies: ["CairnCore", "CairnWire"],
+            path: "Shared/CairnCondition",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "CairnService",
             dependencies: ["CairnCore", "CairnWire", nioCore, logging, serviceLifecycle, unixSignals],
             path: "Shared/CairnService",
@@ -101,9 +107,9 @@ let package = Package(
         + service("Ingest", library: "CairnIngest", executable: "cairn-ingest",
                   dependencies: ["CairnCore", "CairnWire", "CairnSQLite", "CairnService", "CairnGzip", hummingbird, nioCore, nioPosix, logging, serviceLifecycle])
         + service("Reporting", library: "CairnReporting", executable: "cairn-reporting",
-                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnCondition", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
         + service("Export", library: "CairnExport", executable: "cairn-export",
-                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", "CairnGzip", httpClient, logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnCondition", "CairnWire", "CairnPostgres", "CairnService", "CairnGzip", httpClient, logging, serviceLifecycle])
         + service("Supervisor", library: "CairnSupervisor", executable: "cairn-supervisor",
                   dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle, unixSignals, argumentParser])
         + [
@@ -135,7 +141,7 @@ let package = Package(
             .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnCore", "CairnSQLite", "CairnService", "CairnWire"], path: "Tests/CairnIngestTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnIdentityTests", dependencies: ["CairnIdentity", "CairnCore"], path: "Tests/CairnIdentityTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage", "CairnCore", "CairnPostgres", "CairnTesting", "CairnWire", logging], path: "Tests/CairnStorageTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnReportingTests", dependencies: ["CairnReporting", "CairnCore", "CairnWire", "CairnStorage", "CairnPostgres", "CairnTesting"], path: "Tests/CairnReportingTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnReportingTests", dependencies: ["CairnReporting", "CairnCondition", "CairnCore", "CairnWire", "CairnStorage", "CairnPostgres", "CairnTesting"], path: "Tests/CairnReportingTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnExportTests", dependencies: ["CairnExport", "CairnCore", "CairnStorage", "CairnPostgres", "CairnTesting", "CairnGzip", "CairnWire", logging, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnExportTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnServiceTests", dependencies: ["CairnService"], path: "Tests/CairnServiceTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnSupervisorTests", dependencies: ["CairnSupervisor", "CairnCore"], path: "Tests/CairnSupervisorTests", swiftSettings: swiftSettings),

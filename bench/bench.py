@@ -12,6 +12,8 @@
    each the median of BENCH_RUNS runs (default 3).
    - scale: two HTTP clients against one ingest instance, then against two (README, "Scale"),
      BENCH_SCALE_EVENTS records (default 200,000), acknowledged and committed;
+   - triggers: the delay from acknowledgement to webhook (an upper bound on the delay from
+     commit) for 50 events sent one at a time, and deliveries per second to a local receiver;
 3. Times the format adapters and the identity resolver alone, every report (p50 of 5) and an
    export to files, on the stack the first cli run loaded.
 4. Records the peak resident memory of every service and of PostgreSQL.
@@ -37,6 +39,9 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 APP = "bench"
 # Records the scale row sends (the first of the dataset): enough for seconds of steady load.
 SCALE_EVENTS = int(os.environ.get("BENCH_SCALE_EVENTS", "200000"))
+# The trigger rows: pings for the delay, then matching events for the delivery rate.
+TRIGGER_PINGS = 50
+TRIGGER_LOAD = int(os.environ.get("BENCH_TRIGGER_EVENTS", "20000"))
 COLUMNS = ["app_token", "inserted_at", "internal_event_id", "event_type", "event_name", "user_id", "company_id",
            "anonymous_id", "source", "hostname", "pathname", "screen_width", "screen_height", "device_type", "user_agent",
            "operating_system", "browser", "browser_language", "session", "country_code", "metadata", "message_id",
@@ -344,6 +349,103 @@ def scale_run(work, server, halves, ingests, index):
     return sent / acknowledged, stored / took, stored
 
 
+class Receiver:
+    """A local webhook receiver for the trigger rows: records when each delivery arrived, by
+    the event's messageId, and answers 200 on a kept-alive connection."""
+
+    def __init__(self):
+        import http.server
+        arrivals = self.arrivals = {}
+        lock = self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                now = time.perf_counter()
+                try:
+                    message_id = json.loads(body)["event"]["messageId"]
+                except Exception:
+                    message_id = None
+                with lock:
+                    arrivals.setdefault(message_id, now)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def count(self):
+        with self.lock:
+            return len(self.arrivals)
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def trigger_run(work, server, pings, load):
+    """The trigger rows: the delay from acknowledgement to delivery under a light load (one event
+    at a time, 10 a second: an upper bound on the delay from commit), then deliveries per
+    second while `load` matching events are stored."""
+    import urllib.request
+    name = "triggers"
+    stack, key = http_stack(work, server, name)
+    receiver = Receiver()
+    stack.cairn("triggers", "add", "--app", APP, "--name", "ping", "--event", "Bench Ping", "--url", receiver.url)
+    time.sleep(1.5)  # the export service picks new triggers up within a second
+    address = stack.http_addresses()[0]
+    auth = "Basic " + __import__("base64").b64encode((key + ":").encode()).decode()
+    acknowledged = {}
+    for n in range(pings):
+        body = json.dumps({"type": "track", "event": "Bench Ping", "userId": f"pinger-{n % 5}", "messageId": f"ping-{n}"}).encode()
+        request = urllib.request.Request(f"http://{address}/v1/track", data=body, headers={"Content-Type": "application/json", "Authorization": auth})
+        urllib.request.urlopen(request, timeout=30).read()
+        acknowledged[f"ping-{n}"] = time.perf_counter()
+        time.sleep(0.1)
+    deadline = time.perf_counter() + 60
+    while receiver.count() < pings and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    delays = sorted((receiver.arrivals[m] - t) * 1000 for m, t in acknowledged.items() if m in receiver.arrivals)
+    # Throughput: every Load event of a generated file matches.
+    stack.cairn("triggers", "add", "--app", APP, "--name", "load", "--event", "Load *", "--url", receiver.url)
+    time.sleep(1.5)
+    file = os.path.join(work, "trigger-load.jsonl")
+    with open(file, "w") as out:
+        for n in range(load):
+            out.write(json.dumps({"type": "track", "event": f"Load {n % 7}", "userId": f"user-{n % 997}", "messageId": f"load-{n}",
+                                  "timestamp": f"2024-05-01T{(n // 3600) % 24:02d}:{(n // 60) % 60:02d}:{n % 60:02d}Z"}) + "\n")
+    stack.cairn("ingest", file, "--app", APP)
+    began = None
+    deadline = time.perf_counter() + 600
+    while time.perf_counter() < deadline:
+        loads = [t for m, t in list(receiver.arrivals.items()) if m and m.startswith("load-")]
+        if len(loads) >= load:
+            break
+        time.sleep(0.1)
+    loads = sorted(t for m, t in receiver.arrivals.items() if m and m.startswith("load-"))
+    rate = (len(loads) - 1) / (loads[-1] - loads[0]) if len(loads) > 1 else 0
+    status = stack.cairn("triggers", "status", "--format", "json").stdout
+    receiver.stop()
+    stack.stop()
+    server.drop(name)
+    os.remove(file)
+    result = {"pings": pings, "delivered_pings": len(delays),
+              "delay_p50_ms": statistics.median(delays) if delays else None,
+              "delay_p99_ms": delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
+              "load_events": load, "load_delivered": len(loads), "deliveries_per_s": rate, "status": json.loads(status)}
+    log(f"bench: triggers: delay p50 {result['delay_p50_ms'] or 0:.0f} ms, p99 {result['delay_p99_ms'] or 0:.0f} ms over {len(delays)} pings; "
+        f"{len(loads):,} of {load:,} load deliveries at {rate:,.0f}/s")
+    return result
+
+
 def split_dataset(dataset, work, limit):
     """The first `limit` records in two halves (alternate lines), for the scale row."""
     halves = [os.path.join(work, f"half{n}.jsonl") for n in (1, 2)]
@@ -443,6 +545,8 @@ def main():
         for half in halves:
             os.remove(half)
 
+        triggers = trigger_run(work, server, TRIGGER_PINGS, min(EVENTS, TRIGGER_LOAD))
+
         formats_file, identity_file = os.path.join(work, "formats.json"), os.path.join(work, "identity.json")
         run([os.path.join(BIN, "cairn-format-bench")], env=dict(os.environ, BENCH_FORMAT_JSON=formats_file))
         run([os.path.join(BIN, "cairn-identity-bench")], env=dict(os.environ, BENCH_IDENTITY_JSON=identity_file))
@@ -472,6 +576,10 @@ def main():
         add("scale: 2 clients → 2 ingests, acknowledged", f"{two_ack:,.0f} events/s (×{two_ack / one_ack:.2f})", "-", "rises", two_ack > one_ack)
         add("scale: committed, 1 ingest → 2 ingests", f"{one_committed:,.0f} → {two_committed:,.0f} events/s",
             f"{two_committed / limit:.2f}", "-", None)
+        if triggers["delay_p50_ms"] is not None:
+            add("triggers: commit → webhook, p50 / p99 (light load)", f"{triggers['delay_p50_ms']:.0f} / {triggers['delay_p99_ms']:.0f} ms",
+                "-", "p50 < 2,000 ms", triggers["delay_p50_ms"] < 2000)
+        add("triggers: deliveries to a local receiver", f"{triggers['deliveries_per_s']:,.0f} /s", "-", "-", None)
         identity_figures = json.loads(identity)
         add("identity: resolver, warm state, one core", f"{identity_figures['events_per_s']:,.0f} events/s", "-", "≥ 200,000",
             identity_figures["events_per_s"] >= 200_000)
@@ -493,7 +601,7 @@ def main():
                      "http_events_per_s": http_rates, "http_runs": http_reports, "identity": identity_figures, "formats": format_figures,
                      "reports_p50_ms": {k: v[0] for k, v in report_p50.items()}, "export_events_per_s": export_rate,
                      "peak_resident_mb": {k: v / 1024 for k, v in peaks.items()}, "postgres_peak_pss_mb": pg_peak / 1024,
-                     "canonical_rows": copied,
+                     "canonical_rows": copied, "triggers": triggers,
                      "scale": {"records": min(EVENTS, SCALE_EVENTS),
                                "one_ingest": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[1]],
                                "two_ingests": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[2]]},

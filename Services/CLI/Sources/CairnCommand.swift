@@ -9,7 +9,7 @@ public struct CairnCommand: AsyncParsableCommand {
         commandName: "cairn",
         abstract: "Ingest, query and export product events with a running Cairn stack.",
         version: "0.1.0",
-        subcommands: [Ingest.self, Apps.self, Attributes.self, DeadLetters.self, Users.self, Companies.self, Report.self, Export.self, Status.self])
+        subcommands: [Ingest.self, Apps.self, Attributes.self, DeadLetters.self, Users.self, Companies.self, Report.self, Export.self, Triggers.self, Status.self])
 
     public init() {}
 

@@ -4,6 +4,7 @@ import CairnService
 import CairnWire
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// The export service: hands stored events on as Segment batch files or canonical JSON lines.
 ///
@@ -14,7 +15,8 @@ import Logging
 /// - `export.status` lists each continuous destination's checkpoint, totals, lag and last error.
 ///
 /// Continuous destinations come from the stack file's `settings.destinations` (see
-/// ``ContinuousDestination``) and run beside the socket server until shutdown.
+/// ``ContinuousDestination``) and run beside the socket server until shutdown, as do the
+/// triggers stored in PostgreSQL (``TriggerRunner``; methods in ``TriggerMethods``).
 public enum ExportService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
         let databaseURL = try context.requireDatabaseURL()
@@ -80,12 +82,20 @@ public enum ExportService {
         for destination in destinations {
             logger.info("continuous export", metadata: ["destination": "\(destination.name)", "app": "\(destination.app)", "url": "\(destination.endpoint.url)"])
         }
-        return ServiceParts(router: router, background: followers.isEmpty ? [] : [ContinuousExport(followers: followers)],
-                            healthProblem: { await pool.healthProblem() })
+        TriggerMethods.register(in: &router, pool: pool)
+        var runner = TriggerRunner(pool: pool, logger: logger)
+        if let interval = try context.environment.settings()["trigger_poll_interval_ms"] {
+            guard let milliseconds = interval.intValue, milliseconds >= 10 else {
+                throw RPCError.application("configuration", "settings.trigger_poll_interval_ms must be a whole number of at least 10")
+            }
+            runner.pollInterval = .milliseconds(milliseconds)
+        }
+        let background: [any Service] = (followers.isEmpty ? [] : [ContinuousExport(followers: followers)]) + [runner]
+        return ServiceParts(router: router, background: background, healthProblem: { await pool.healthProblem() })
     }
 
     /// Turns database failures into export errors that say what happened.
-    private static func guarded<T>(_ body: () async throws -> T) async throws -> T {
+    static func guarded<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as PostgresError {

@@ -59,18 +59,7 @@ public struct SegmentHTTPDestination: Sendable {
         self.retry = retry
     }
 
-    /// What became of one batch.
-    public struct Delivery: Sendable {
-        public var delivered: Bool
-        public var attempts: Int
-        /// The last HTTP status, or nil when the last attempt got no response.
-        public var status: Int?
-        /// The last response body (at most 2 KB) or network error.
-        public var detail: String
-        /// Whether giving up was for a retryable reason: the destination is unavailable, so
-        /// later batches would fare no better.
-        public var unavailable: Bool
-    }
+    public typealias Delivery = DeliveryOutcome
 
     /// POSTs `body` until it is accepted, refused for good, or out of attempts.
     public func send(_ body: [UInt8], using client: HTTPClient = .shared) async -> Delivery {
@@ -84,31 +73,57 @@ public struct SegmentHTTPDestination: Sendable {
         } else {
             payload = body
         }
+        let (authorization, gzip) = (authorization, gzip)
+        return await HTTPPoster.post(payload, to: url, retry: retry, using: client) { attempt in
+            var headers = [("Content-Type", "application/json"), ("Authorization", authorization),
+                           ("User-Agent", "cairn/\(SegmentMapper.exporterVersion)")]
+            if gzip { headers.append(("Content-Encoding", "gzip")) }
+            if attempt > 1 { headers.append(("X-Retry-Count", String(attempt - 1))) }
+            return headers
+        }
+    }
+}
+
+/// What became of one POST (a Segment batch, a trigger's webhook).
+public struct DeliveryOutcome: Sendable {
+    public var delivered: Bool
+    public var attempts: Int
+    /// The last HTTP status, or nil when the last attempt got no response.
+    public var status: Int?
+    /// The last response body (at most 2 KB) or network error.
+    public var detail: String
+    /// Whether giving up was for a retryable reason: the destination is unavailable, so
+    /// later batches would fare no better.
+    public var unavailable: Bool
+}
+
+/// The one delivery loop of Segment batches and trigger webhooks: POST, and on a network
+/// error, `408`, `429` or `5xx`, wait as ``RetryPolicy`` says and POST again.
+enum HTTPPoster {
+    /// `headers` gives each attempt's headers (numbered from 1): a signature can be fresh.
+    static func post(_ payload: [UInt8], to url: String, retry: RetryPolicy, using client: HTTPClient,
+                     headers: (Int) -> [(String, String)]) async -> DeliveryOutcome {
         var attempt = 0
         while true {
             attempt += 1
             var request = HTTPClientRequest(url: url)
             request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: "Authorization", value: authorization)
-            request.headers.add(name: "User-Agent", value: "cairn/\(SegmentMapper.exporterVersion)")
-            if gzip { request.headers.add(name: "Content-Encoding", value: "gzip") }
-            if attempt > 1 { request.headers.add(name: "X-Retry-Count", value: String(attempt - 1)) }
+            for (name, value) in headers(attempt) { request.headers.add(name: name, value: value) }
             request.body = .bytes(ByteBuffer(bytes: payload))
             var retryAfter: Duration?
-            var outcome: Delivery
+            var outcome: DeliveryOutcome
             do {
                 let response = try await client.execute(request, timeout: TimeAmount(retry.attemptTimeout))
                 let status = Int(response.status.code)
                 let text = String(buffer: try await response.body.collect(upTo: 1 << 20)).prefix(2048)
                 if (200...299).contains(status) {
-                    return Delivery(delivered: true, attempts: attempt, status: status, detail: String(text), unavailable: false)
+                    return DeliveryOutcome(delivered: true, attempts: attempt, status: status, detail: String(text), unavailable: false)
                 }
-                outcome = Delivery(delivered: false, attempts: attempt, status: status, detail: String(text), unavailable: RetryPolicy.isRetryable(status: status))
+                outcome = DeliveryOutcome(delivered: false, attempts: attempt, status: status, detail: String(text), unavailable: RetryPolicy.isRetryable(status: status))
                 guard RetryPolicy.isRetryable(status: status) else { return outcome }
                 retryAfter = response.headers.first(name: "Retry-After").flatMap { Int64($0.trimmingCharacters(in: .whitespaces)) }.map { .seconds(max(0, $0)) }
             } catch {
-                outcome = Delivery(delivered: false, attempts: attempt, status: nil, detail: "\(error)", unavailable: true)
+                outcome = DeliveryOutcome(delivered: false, attempts: attempt, status: nil, detail: "\(error)", unavailable: true)
             }
             guard attempt < retry.maximumAttempts else { return outcome }
             try? await Task.sleep(for: retry.delay(afterAttempt: attempt, retryAfter: retryAfter))

@@ -1,3 +1,4 @@
+import CairnCondition
 import CairnCore
 import CairnPostgres
 import CairnWire

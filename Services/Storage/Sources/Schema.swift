@@ -222,6 +222,67 @@ public enum Schema {
         (8, rollups),
         (9, continuousExport),
         (10, rollupWritePath),
+        (11, triggers),
+    ]
+
+    /// Triggers (README, "Triggers"): each follows its app's stored events from a checkpoint,
+    /// as a continuous destination does, and POSTs a webhook for each one that matches.
+    /// `trigger_deliveries` holds what is not done yet: an absence trigger's start events
+    /// `waiting` for their window to close, deliveries parked (`failed`) after their last
+    /// attempt, and parked ones `cairn triggers retry` queued to go again (`retry`).
+    static let triggers: [String] = [
+        """
+        CREATE TABLE triggers (
+            app_token text NOT NULL REFERENCES apps (token) ON DELETE CASCADE,
+            name text NOT NULL,
+            event text NOT NULL,
+            condition text,
+            trait_condition text,
+            unless_event text,
+            within_s bigint CHECK (within_s > 0),
+            url text NOT NULL,
+            secret text,
+            max_attempts integer NOT NULL DEFAULT 10 CHECK (max_attempts > 0),
+            timeout_ms integer NOT NULL DEFAULT 10000 CHECK (timeout_ms > 0),
+            state text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'disabled')),
+            state_reason text,
+            after_xid bigint NOT NULL,
+            after_at timestamptz NOT NULL DEFAULT 'infinity',
+            after_event_id bigint NOT NULL DEFAULT 9223372036854775807,
+            matched bigint NOT NULL DEFAULT 0,
+            delivered bigint NOT NULL DEFAULT 0,
+            failed bigint NOT NULL DEFAULT 0,
+            cancelled bigint NOT NULL DEFAULT 0,
+            last_delivered_at timestamptz,
+            last_error text,
+            last_error_at timestamptz,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (app_token, name),
+            CHECK ((unless_event IS NULL) = (within_s IS NULL))
+        )
+        """,
+        """
+        CREATE TABLE trigger_deliveries (
+            app_token text NOT NULL,
+            trigger text NOT NULL,
+            internal_event_id bigint NOT NULL,
+            inserted_at timestamptz NOT NULL,
+            person text NOT NULL,
+            state text NOT NULL CHECK (state IN ('waiting', 'failed', 'retry')),
+            due_at timestamptz,
+            attempts integer NOT NULL DEFAULT 0,
+            last_error text,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (app_token, trigger, internal_event_id, inserted_at),
+            FOREIGN KEY (app_token, trigger) REFERENCES triggers (app_token, name) ON DELETE CASCADE
+        )
+        """,
+        "CREATE INDEX trigger_deliveries_due ON trigger_deliveries (app_token, trigger, due_at) WHERE state = 'waiting'",
+        // The view was made before events had `stored_xid`; triggers follow it by that column.
+        "DROP VIEW events_resolved",
+        "CREATE VIEW events_resolved AS " + resolved(from: "events"),
     ]
 
     /// The rows of `source` (the events, or a trigger's transition table of them) with each

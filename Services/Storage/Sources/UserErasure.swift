@@ -39,6 +39,8 @@ public enum UserErasure {
             let aliases = try count("DELETE FROM identity_aliases WHERE app_token = $1 AND (user_id = ANY($2::text[]) OR alias_id = ANY($2::text[]) OR alias_id = ANY($3::text[]))", [token, users, anonymous])
             let merges = try count("DELETE FROM identity_merges WHERE app_token = $1 AND (into_user = ANY($2::text[]) OR from_user = ANY($2::text[]))", [token, users])
             let sessions = try count("DELETE FROM user_sessions WHERE app_token = $1 AND person = ANY($2::text[])", [token, persons])
+            // Triggers' waiting and parked deliveries name the person.
+            let deliveries = try count("DELETE FROM trigger_deliveries WHERE app_token = $1 AND person = ANY($2::text[])", [token, persons])
             try connection.execute("""
                 INSERT INTO suppressions (app_token, kind, id)
                 SELECT $1, 'user', unnest($2::text[]) UNION ALL SELECT $1, 'anonymous', unnest($3::text[])
@@ -48,7 +50,7 @@ public enum UserErasure {
                 "app_token": .string(token), "user": .string(user),
                 "user_ids": .array(userIds.map(JSON.string)), "anonymous_ids": .array(anonymousIds.map(JSON.string)),
                 "removed": ["events": .int(events), "users": .int(userRows), "aliases": .int(aliases), "memberships": .int(memberships),
-                            "sessions": .int(sessions), "merges": .int(merges)],
+                            "sessions": .int(sessions), "merges": .int(merges), "trigger_deliveries": .int(deliveries)],
             ]
         }
     }

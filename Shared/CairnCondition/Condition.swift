@@ -1,7 +1,8 @@
 import CairnCore
 import CairnWire
 
-/// The small condition language of `report users --where` and `--trait`.
+/// The small condition language of `report users --where` and `--trait`, and of triggers'
+/// `--where` and `--trait`.
 ///
 /// ```
 /// condition  := clause (("and" | "or") clause)*     -- "and" binds tighter than "or"

@@ -1,0 +1,223 @@
+import ArgumentParser
+import CairnCore
+import Foundation
+
+extension CairnCommand {
+    /// `cairn triggers`: webhooks on newly stored events (README, "Triggers").
+    struct Triggers: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Call a webhook for each newly stored event that matches, or for each that no follow-up answers in time.",
+            subcommands: [Add.self, List.self, Remove.self, Test.self, Status.self, Retry.self])
+    }
+}
+
+extension CairnCommand.Triggers {
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a trigger; it sees the events stored from now on.",
+            discussion: """
+                Example: cairn triggers add --app shop --name cart-left --event 'Added to cart' --where 'price > 100' \
+                --unless Purchase --within 1h --url https://hooks.example.com/cart --secret "$SECRET"
+                """)
+
+        @Option(name: .long, help: "The app the trigger watches (name or token).")
+        var app: String
+
+        @Option(name: .long, help: "The trigger's name (letters, digits, '-', '_', '.').")
+        var name: String
+
+        @Option(name: .long, help: "The event name, or a pattern where * stands for anything ('Guide *').")
+        var event: String
+
+        @Option(name: .long, help: "A condition on the event's attributes, as report users --where takes it ('price > 100').")
+        var `where`: String?
+
+        @Option(name: .long, help: "A condition on the user's traits ('plan = \"pro\"').")
+        var trait: String?
+
+        @Option(name: .long, help: "Absence trigger: fire only if this event does not follow within --within.")
+        var unless: String?
+
+        @Option(name: .long, help: "Absence trigger: the window, in event time (30m, 1h, 2d).")
+        var within: String?
+
+        @Option(name: .long, help: "The webhook's http:// or https:// URL.")
+        var url: String
+
+        @Option(name: .long, help: "A shared secret: bodies are signed with HMAC-SHA256 in X-Cairn-Signature.")
+        var secret: String?
+
+        @Option(name: .long, help: "Attempts per delivery before it is parked (default 10).")
+        var maxAttempts: Int?
+
+        @Option(name: .long, help: "How long one attempt may take (default 10s).")
+        var timeout: String?
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            var params: JSONObject = ["app": .string(app), "name": .string(name), "event": .string(event), "url": .string(url)]
+            if let `where` { params["where"] = .string(`where`) }
+            if let trait { params["trait"] = .string(trait) }
+            if let unless { params["unless"] = .string(unless) }
+            if let within { params["within"] = .string(within) }
+            if let secret { params["secret"] = .string(secret) }
+            if let maxAttempts { params["max_attempts"] = .int(Int64(maxAttempts)) }
+            if let timeout { params["timeout"] = .string(timeout) }
+            let result = try await connection.call("export", "triggers.add", .object(params))
+            for warning in result["warnings"]?.arrayValue ?? [] { printError("warning: " + (warning.stringValue ?? "")) }
+            print("added trigger \(name) to app \(result["trigger"]?["app"]?.stringValue ?? app): \(describeTrigger(result["trigger"] ?? .null))")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the triggers (secrets are only said to be set).")
+
+        @Option(name: .long, help: "Only this app's triggers.")
+        var app: String?
+
+        @Option(name: .long, help: "Output: table, json or csv.")
+        var format: OutputFormat = .table
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            let result = try await connection.call("export", "triggers.list", .object(app.map { ["app": .string($0)] } ?? JSONObject()))
+            let columns: JSON = ["app", "name", "event", "where", "trait", "unless", "within_s", "url", "secret", "max_attempts", "timeout_ms", "state", "state_reason"]
+            print(TableRenderer.render(["columns": columns, "rows": result["triggers"] ?? .array([])], format: format))
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a trigger, with its checkpoint and parked deliveries.")
+
+        @Option(name: .long, help: "The app (needed when two apps have a trigger of that name).")
+        var app: String?
+
+        @Option(name: .long, help: "The trigger's name.")
+        var name: String
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            let result = try await connection.call("export", "triggers.remove", triggerParams(app: app, name: name))
+            print("removed trigger \(result["removed"]?.stringValue ?? name) of app \(result["app"]?.stringValue ?? "?")")
+        }
+    }
+
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Dry run: whether the event in a file would match, and the body and headers it would be sent with.",
+            discussion: "The file holds one record in any input format (a JSON object, or the first line of JSON lines). Nothing is stored or sent.")
+
+        @Option(name: .long, help: "The app (needed when two apps have a trigger of that name).")
+        var app: String?
+
+        @Option(name: .long, help: "The trigger's name.")
+        var name: String
+
+        @Option(name: .long, help: "A file with the event to test.", completion: .file())
+        var eventFile: String
+
+        @Option(name: .long, help: "The record's format: auto, userpilot, userguiding, userlike, usercom or segment.")
+        var format: String = "auto"
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            guard let data = FileManager.default.contents(atPath: eventFile) else { throw CLIError("cannot read \(eventFile)") }
+            let record: JSON
+            if let whole = try? JSONParser.parse(Array(data)) {
+                record = whole.arrayValue?.first ?? whole
+            } else if let line = String(decoding: data, as: UTF8.self).split(separator: "\n").first(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }),
+                      let first = try? JSONParser.parse(String(line)) {
+                record = first
+            } else {
+                throw CLIError("\(eventFile) holds no JSON record")
+            }
+            guard case .object(var params) = triggerParams(app: app, name: name) else { return }
+            params["record"] = record
+            params["format"] = .string(format)
+            let result = try await connection.call("export", "triggers.test", .object(params))
+            let matches = result["matches"]?.boolValue ?? false
+            print("trigger \(name): the event \(matches ? "matches" : "does not match")")
+            for reason in result["reasons"]?.arrayValue ?? [] { print("  - " + (reason.stringValue ?? "")) }
+            if let absence = result["absence"]?.stringValue { print("  (absence trigger: \(absence))") }
+            print("POST \(result["url"]?.stringValue ?? "")")
+            for (header, value) in result["headers"]?.objectValue ?? JSONObject() { print("\(header): \(value.stringValue ?? "")") }
+            print("")
+            print((result["body"] ?? .null).serializedString())
+            if !matches { throw ExitCode(3) }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Per trigger: matched, delivered, failed, waiting, parked, lag and the last error.")
+
+        @Option(name: .long, help: "Only this app's triggers.")
+        var app: String?
+
+        @Option(name: .long, help: "Output: table, json or csv.")
+        var format: OutputFormat = .table
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            let result = try await connection.call("export", "triggers.status", .object(app.map { ["app": .string($0)] } ?? JSONObject()))
+            let columns: JSON = ["app", "trigger", "event", "absence", "state", "matched", "delivered", "failed", "cancelled", "waiting", "parked",
+                                 "lag_s", "last_delivered_at", "last_error", "state_reason"]
+            print(TableRenderer.render(["columns": columns, "rows": result["triggers"] ?? .array([])], format: format))
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-send a trigger's parked deliveries, and resume it if a 410 Gone disabled it.")
+
+        @Option(name: .long, help: "The app (needed when two apps have a trigger of that name).")
+        var app: String?
+
+        @Option(name: .long, help: "The trigger's name.")
+        var name: String
+
+        @Option(name: .long, parsing: .upToNextOption, help: "Only these events' deliveries (the event ids --list shows).")
+        var id: [String] = []
+
+        @Flag(name: .long, help: "List the parked deliveries instead.")
+        var list = false
+
+        @Option(name: .long, help: "Output of --list: table, json or csv.")
+        var format: OutputFormat = .table
+
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() async throws {
+            guard case .object(var params) = triggerParams(app: app, name: name) else { return }
+            if list {
+                let result = try await connection.call("export", "triggers.parked", .object(params))
+                let columns: JSON = ["event_id", "inserted_at", "person", "state", "attempts", "last_error", "updated_at"]
+                print(TableRenderer.render(["columns": columns, "rows": result["deliveries"] ?? .array([])], format: format))
+                return
+            }
+            if !id.isEmpty { params["event_ids"] = .array(id.map(JSON.string)) }
+            let result = try await connection.call("export", "triggers.retry", .object(params))
+            print("trigger \(name): \(result["queued"]?.intValue ?? 0) parked deliveries queued to go again"
+                  + (result["resumed"]?.boolValue == true ? "; the trigger is active again" : ""))
+        }
+    }
+}
+
+private func triggerParams(app: String?, name: String) -> JSON {
+    var params: JSONObject = ["name": .string(name)]
+    if let app { params["app"] = .string(app) }
+    return .object(params)
+}
+
+/// One line for a trigger: what it watches and where it calls.
+private func describeTrigger(_ trigger: JSON) -> String {
+    var text = "on '\(trigger["event"]?.stringValue ?? "?")'"
+    if let condition = trigger["where"]?.stringValue { text += " where \(condition)" }
+    if let condition = trigger["trait"]?.stringValue { text += " with traits \(condition)" }
+    if let unless = trigger["unless"]?.stringValue { text += " unless '\(unless)' follows within \(trigger["within_s"]?.intValue ?? 0)s" }
+    return text + " → POST \(trigger["url"]?.stringValue ?? "?")" + (trigger["secret"]?.stringValue == "set" ? " (signed)" : "")
+}

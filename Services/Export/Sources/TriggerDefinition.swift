@@ -1,0 +1,186 @@
+import CairnCondition
+import CairnCore
+import CairnWire
+import Foundation
+
+/// A trigger (README, "Triggers"): it watches one app's newly stored events and POSTs a
+/// webhook for each one that matches, or, as an absence trigger, for each one that no
+/// follow-up event answers within a window.
+public struct TriggerDefinition: Sendable, Equatable {
+    public var appToken: String
+    /// The app's name, for bodies and listings (the token when the app has none to show).
+    public var appName: String
+    public var name: String
+    /// An event name, or a pattern in which `*` stands for any run of characters.
+    public var event: String
+    /// On the event's attributes, in the condition language of `report users --where`.
+    public var condition: String?
+    /// On the user's traits.
+    public var traitCondition: String?
+    /// An absence trigger's follow-up event, and the window it has, in event time.
+    public var unless: String?
+    public var withinSeconds: Int64?
+    public var url: String
+    /// The shared secret of the HMAC signature; never listed or logged.
+    public var secret: String?
+    public var maximumAttempts: Int
+    public var timeout: Duration
+    /// `active`, or `disabled` (the receiver answered 410 Gone).
+    public var state: String
+    public var stateReason: String?
+
+    public var isAbsence: Bool { unless != nil }
+
+    /// Whether `event` is a pattern rather than one name.
+    public var isPattern: Bool { event.contains("*") }
+
+    /// The event name test as SQL on `column`: equality, or `LIKE` for a pattern, with `%`,
+    /// `_` and `\` of the name itself escaped.
+    func eventNameSQL(on column: String, parameters: inout [String?]) -> String {
+        guard isPattern else {
+            parameters.append(event)
+            return "\(column) = $\(parameters.count)"
+        }
+        var like = ""
+        for character in event {
+            switch character {
+            case "*": like += "%"
+            case "%", "_", "\\": like += "\\" + String(character)
+            default: like.append(character)
+            }
+        }
+        parameters.append(like)
+        return "\(column) LIKE $\(parameters.count)"
+    }
+
+    /// The whole match as SQL: the event (alias `e`, with `event_name` and `metadata`) and its
+    /// user's traits (alias `u`). The follower and `triggers test` share it, so a dry run
+    /// answers exactly as the trigger will.
+    func matchSQL(event e: String, user u: String, parameters: inout [String?]) throws(RPCError) -> (name: String, attributes: String, traits: String) {
+        let name = eventNameSQL(on: "\(e).event_name", parameters: &parameters)
+        var attributes = "TRUE"
+        if let condition {
+            attributes = "COALESCE(" + (try Condition.parse(condition)).sql(on: "\(e).metadata", parameters: &parameters) + ", FALSE)"
+        }
+        var traits = "TRUE"
+        if let traitCondition {
+            traits = "COALESCE(" + (try Condition.parse(traitCondition)).sql(on: "\(u).traits", parameters: &parameters) + ", FALSE)"
+        }
+        return (name, attributes, traits)
+    }
+}
+
+/// Checks what `cairn triggers add` sends, saying where and why anything is wrong.
+enum TriggerInput {
+    /// A trigger from `triggers.add`'s params; `appToken` and `appName` are filled in by the caller.
+    static func definition(from params: JSON) throws(RPCError) -> TriggerDefinition {
+        guard let name = params["name"]?.stringValue, !name.isEmpty, name.count <= 64,
+              name.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }) else {
+            throw invalid("--name must be 1 to 64 letters, digits, '-', '_' or '.'")
+        }
+        guard let event = params["event"]?.stringValue, !event.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw invalid("--event must name the event (or a pattern such as 'Guide *')")
+        }
+        let condition = nonEmpty(params["where"]?.stringValue)
+        let traitCondition = nonEmpty(params["trait"]?.stringValue)
+        // Parsed here so that a malformed condition is refused now, with its position.
+        if let condition { _ = try parseCondition(condition, option: "--where") }
+        if let traitCondition { _ = try parseCondition(traitCondition, option: "--trait") }
+        let unless = nonEmpty(params["unless"]?.stringValue)
+        let within = nonEmpty(params["within"]?.stringValue)
+        guard (unless == nil) == (within == nil) else {
+            throw invalid("--unless and --within go together: the follow-up event, and how long it has (e.g. --unless Purchase --within 1h)")
+        }
+        var withinSeconds: Int64?
+        if let within { withinSeconds = try seconds(within, option: "--within") }
+        guard let url = params["url"]?.stringValue else { throw invalid("--url must be the webhook's http:// or https:// URL") }
+        try checkURL(url)
+        let secret = nonEmpty(params["secret"]?.stringValue)
+        var attempts = 10
+        if let value = params["max_attempts"] {
+            guard let count = value.intValue, (1...100).contains(count) else { throw invalid("--max-attempts must be a whole number from 1 to 100") }
+            attempts = Int(count)
+        }
+        var timeout = Duration.seconds(10)
+        if let text = nonEmpty(params["timeout"]?.stringValue) {
+            let milliseconds = try self.milliseconds(text, option: "--timeout")
+            guard milliseconds >= 10, milliseconds <= 600_000 else { throw invalid("--timeout must be between 10ms and 10m") }
+            timeout = .milliseconds(milliseconds)
+        }
+        return TriggerDefinition(appToken: "", appName: "", name: name, event: event, condition: condition, traitCondition: traitCondition,
+                                 unless: unless, withinSeconds: withinSeconds, url: url, secret: secret, maximumAttempts: attempts,
+                                 timeout: timeout, state: "active", stateReason: nil)
+    }
+
+    static func parseCondition(_ text: String, option: String) throws(RPCError) -> Condition {
+        do {
+            return try Condition.parse(text)
+        } catch {
+            throw RPCError.application("invalid_condition", "\(option): \(error.message)")
+        }
+    }
+
+    /// An http(s) URL with a host, or an error naming the character where it goes wrong.
+    static func checkURL(_ text: String) throws(RPCError) {
+        func refuse(_ position: Int, _ reason: String) -> RPCError {
+            RPCError.application("invalid_url", "--url '\(text)' at character \(position): \(reason)")
+        }
+        let characters = Array(text)
+        if let bad = characters.firstIndex(where: { $0.isWhitespace || !$0.isASCII || $0 == "\"" || $0 == "<" || $0 == ">" || $0 == "\\" }) {
+            throw refuse(bad + 1, "'\(characters[bad])' cannot appear in a URL (percent-encode it)")
+        }
+        guard let separator = text.range(of: "://") else { throw refuse(1, "expected the scheme, http:// or https://") }
+        let scheme = text[..<separator.lowerBound].lowercased()
+        guard scheme == "http" || scheme == "https" else { throw refuse(1, "the scheme '\(scheme)' is not http or https") }
+        let authorityStart = text.distance(from: text.startIndex, to: separator.upperBound)
+        let rest = text[separator.upperBound...]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let hostPart = authority.split(separator: "@", omittingEmptySubsequences: false).last.map(String.init) ?? ""
+        let host: Substring
+        var port: Substring?
+        if hostPart.hasPrefix("[") {
+            guard let close = hostPart.firstIndex(of: "]") else { throw refuse(authorityStart + 1, "an IPv6 host needs its closing ']'") }
+            host = hostPart[...close]
+            let after = hostPart[hostPart.index(after: close)...]
+            if after.hasPrefix(":") { port = after.dropFirst() }
+        } else if let colon = hostPart.lastIndex(of: ":") {
+            host = hostPart[..<colon]
+            port = hostPart[hostPart.index(after: colon)...]
+        } else {
+            host = Substring(hostPart)
+        }
+        guard !host.isEmpty else { throw refuse(authorityStart + 1, "expected a host name after '\(scheme)://'") }
+        if let port {
+            guard let number = Int(port), (1...65535).contains(number) else {
+                throw refuse(authorityStart + authority.count - port.count + 1, "the port '\(port)' is not a number from 1 to 65535")
+            }
+        }
+        guard URL(string: text) != nil else { throw refuse(authorityStart + 1, "not a valid URL") }
+    }
+
+    /// `90s`, `30m`, `1h`, `2d` (or plain seconds) as seconds.
+    static func seconds(_ text: String, option: String) throws(RPCError) -> Int64 {
+        let milliseconds = try milliseconds(text, option: option)
+        guard milliseconds >= 1000, milliseconds % 1000 == 0 else { throw invalid("\(option) must be a whole number of seconds or more, such as 90s, 30m, 1h or 7d") }
+        return milliseconds / 1000
+    }
+
+    static func milliseconds(_ text: String, option: String) throws(RPCError) -> Int64 {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
+            if let number = Int64(trimmed.dropLast(suffix.count)), number > 0, number <= Int64.max / scale { return number * scale }
+        }
+        if let number = Int64(trimmed), number > 0, number <= Int64.max / 1000 { return number * 1000 }
+        throw invalid("\(option) '\(text)' is not a duration such as 500ms, 90s, 30m, 1h or 7d")
+    }
+
+    private static func nonEmpty(_ text: String?) -> String? {
+        guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+        return text
+    }
+
+    static func invalid(_ message: String) -> RPCError {
+        RPCError.application("invalid_trigger", message)
+    }
+}

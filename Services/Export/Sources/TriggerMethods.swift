@@ -1,0 +1,168 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+import Foundation
+
+/// The export service's trigger methods, which `cairn triggers` calls:
+/// - `triggers.add {app, name, event, where?, trait?, unless?, within?, url, secret?, max_attempts?, timeout?}`
+///   → `{trigger, warnings}`;
+/// - `triggers.list {app?}`, `triggers.status {app?}`, `triggers.remove {app?, name}`;
+/// - `triggers.test {app?, name, record, format?}`: a dry run of one input record;
+/// - `triggers.retry {app?, name, event_ids?}`: re-sends parked deliveries, resumes a disabled trigger.
+enum TriggerMethods {
+    static func register(in router: inout RPCRouter, pool: PostgresPool) {
+        router.register("triggers.add") { params in
+            let input = try TriggerInput.definition(from: params)
+            guard let app = params["app"]?.stringValue else { throw TriggerInput.invalid("--app must name the app the trigger watches") }
+            let (definition, warnings) = try await ExportService.guarded {
+                try await pool.withConnection { connection -> (TriggerDefinition, [String]) in
+                    guard let token = try connection.appToken(for: app) else { throw RPCError.application("invalid_app", "no app is named '\(app)'") }
+                    var trigger = input
+                    trigger.appToken = token
+                    trigger.appName = try connection.execute("SELECT name FROM apps WHERE token = $1", [token]).rows.first?[0] ?? token
+                    return (trigger, try TriggerStore.add(trigger, on: connection))
+                }
+            }
+            return ["trigger": .object(listing(definition)), "warnings": .array(warnings.map(JSON.string))]
+        }
+        router.register("triggers.list") { params in
+            let app = params["app"]?.stringValue
+            let triggers = try await ExportService.guarded {
+                try await pool.withConnection { connection -> [TriggerDefinition] in
+                    try TriggerStore.all(appToken: try token(app, on: connection), on: connection)
+                }
+            }
+            return ["triggers": .array(triggers.map { .object(listing($0)) })]
+        }
+        router.register("triggers.status") { params in
+            let app = params["app"]?.stringValue
+            let rows = try await ExportService.guarded {
+                try await pool.withConnection { connection in try TriggerStore.status(appToken: try token(app, on: connection), on: connection) }
+            }
+            return ["triggers": .array(rows.map(JSON.object))]
+        }
+        router.register("triggers.remove") { params in
+            let (app, name) = try names(params)
+            let removed = try await ExportService.guarded {
+                try await pool.withConnection { connection -> TriggerDefinition in
+                    let trigger = try TriggerStore.find(app: app, name: name, on: connection)
+                    _ = try TriggerStore.remove(trigger, on: connection)
+                    return trigger
+                }
+            }
+            return ["removed": .string(removed.name), "app": .string(removed.appName)]
+        }
+        router.register("triggers.retry") { params in
+            let (app, name) = try names(params)
+            let ids = try (params["event_ids"]?.arrayValue ?? []).map { value throws(RPCError) -> Int64 in
+                guard let text = value.stringValue, text.count == 16, let id = UInt64(text, radix: 16).map({ Int64(bitPattern: $0) }) else {
+                    throw RPCError.invalidParams("params.event_ids must be event ids as `cairn triggers status` shows them (16 hex digits)")
+                }
+                return id
+            }
+            let (trigger, outcome) = try await ExportService.guarded {
+                try await pool.withConnection { connection -> (TriggerDefinition, (queued: Int, resumed: Bool)) in
+                    let trigger = try TriggerStore.find(app: app, name: name, on: connection)
+                    return (trigger, try TriggerStore.retry(trigger, eventIds: ids, on: connection))
+                }
+            }
+            return ["trigger": .string(trigger.name), "app": .string(trigger.appName), "queued": .int(Int64(outcome.queued)), "resumed": .bool(outcome.resumed)]
+        }
+        router.register("triggers.parked") { params in
+            let (app, name) = try names(params)
+            let rows = try await ExportService.guarded {
+                try await pool.withConnection { connection -> [[String?]] in
+                    let trigger = try TriggerStore.find(app: app, name: name, on: connection)
+                    try connection.execute("SET TimeZone = 'UTC'")
+                    return try connection.execute("""
+                        SELECT internal_event_id, inserted_at::text, person, state, attempts, last_error, updated_at::text FROM trigger_deliveries
+                        WHERE app_token = $1 AND trigger = $2 AND state <> 'waiting' ORDER BY inserted_at, internal_event_id LIMIT 1000
+                        """, [trigger.appToken, trigger.name]).rows
+                }
+            }
+            return ["deliveries": .array(rows.map { row in
+                [
+                    "event_id": .optional(row[0].flatMap { Int64($0) }.map { CanonicalEvent.hex(UInt64(bitPattern: $0)) }),
+                    "inserted_at": .optional(row[1]), "person": .optional(row[2]), "state": .optional(row[3]),
+                    "attempts": .int(row[4].flatMap { Int64($0) } ?? 0), "last_error": .optional(row[5]), "updated_at": .optional(row[6]),
+                ]
+            })]
+        }
+        router.register("triggers.test") { params in
+            let (app, name) = try names(params)
+            guard let record = params["record"] else { throw RPCError.invalidParams("params.record must be the event to test") }
+            let format = EventNormalizer.FormatChoice(rawValue: params["format"]?.stringValue ?? "auto") ?? .auto
+            return try await ExportService.guarded {
+                try await pool.withConnection { connection -> JSON in
+                    let trigger = try TriggerStore.find(app: app, name: name, on: connection)
+                    let outcome = EventNormalizer.normalize(record: record, format: format, context: IngestContext(appToken: trigger.appToken, receivedAt: .now()))
+                    if let rejection = outcome.rejections.first {
+                        throw RPCError.application(rejection.error.code.rawValue, "the event file's record is refused: " + rejection.error.description)
+                    }
+                    guard let event = outcome.events.first(where: { $0.eventType != .identifyUser && $0.eventType != .identifyCompany }) ?? outcome.events.first else {
+                        throw RPCError.application("invalid_event", "the event file's record gives no event")
+                    }
+                    return try dryRun(trigger, event: event, on: connection)
+                }
+            }
+        }
+    }
+
+    /// Whether `event` matches, part by part, and the body and headers it would get. The
+    /// matching is the trigger's own SQL (``TriggerDefinition/matchSQL(event:user:parameters:)``),
+    /// run on the event and on the stored traits of its user.
+    static func dryRun(_ trigger: TriggerDefinition, event: CanonicalEvent, on connection: PostgresConnection) throws -> JSON {
+        let person = event.userId ?? event.anonymousId.map { "anonymous:" + $0 } ?? ""
+        var parameters: [String?] = [trigger.appToken, event.eventName, event.json["metadata"]?.serializedString() ?? "{}", person, event.companyId]
+        let match = try trigger.matchSQL(event: "e", user: "u", parameters: &parameters)
+        let row = try connection.execute("""
+            SELECT \(match.name), \(match.attributes), \(match.traits), u.traits::text, COALESCE(e.company, u.company_id), c.traits::text
+            FROM (SELECT $1::text AS app_token, $2::text AS event_name, $3::jsonb AS metadata, $4::text AS person, $5::text AS company) e
+            LEFT JOIN users u ON u.app_token = e.app_token AND u.user_id = e.person
+            LEFT JOIN companies c ON c.app_token = e.app_token AND c.company_id = COALESCE(e.company, u.company_id)
+            """, parameters).rows.first ?? []
+        func flag(_ index: Int) -> Bool { index < row.count && row[index] == "t" }
+        func object(_ index: Int) -> JSONObject? {
+            guard index < row.count, let text = row[index], case .object(let value)? = try? JSONParser.parse(text) else { return nil }
+            return value
+        }
+        var reasons: [JSON] = []
+        if !flag(0) { reasons.append(.string("the event name '\(event.eventName)' is not \(trigger.isPattern ? "matched by" : "") '\(trigger.event)'")) }
+        if !flag(1), let condition = trigger.condition { reasons.append(.string("--where '\(condition)' does not hold for the event's attributes")) }
+        if !flag(2), let condition = trigger.traitCondition { reasons.append(.string("--trait '\(condition)' does not hold for the traits stored for '\(person)'")) }
+        let item = TriggerEvent(event: event, person: person, company: row.count > 4 ? row[4] : nil, userTraits: object(3), companyTraits: object(5))
+        let body = TriggerWebhook.body(for: trigger, item)
+        let headers = TriggerWebhook.headers(for: trigger, body: body, deliveryId: TriggerWebhook.deliveryId(trigger, item), attempt: 1)
+        var headerObject = JSONObject()
+        for (name, value) in headers { headerObject.append(name, .string(value)) }
+        return [
+            "trigger": .string(trigger.name), "app": .string(trigger.appName), "matches": .bool(reasons.isEmpty),
+            "reasons": .array(reasons), "absence": .optional(trigger.unless.map { "fires only if no '\($0)' follows within \(trigger.withinSeconds ?? 0)s" }),
+            "url": .string(trigger.url), "headers": .object(headerObject), "body": (try? JSONParser.parse(body)) ?? .null,
+        ]
+    }
+
+    /// A trigger as listed: everything but the secret, which is only said to be set.
+    static func listing(_ trigger: TriggerDefinition) -> JSONObject {
+        [
+            "app": .string(trigger.appName), "name": .string(trigger.name), "event": .string(trigger.event),
+            "where": .optional(trigger.condition), "trait": .optional(trigger.traitCondition),
+            "unless": .optional(trigger.unless), "within_s": trigger.withinSeconds.map { .int($0) } ?? .null,
+            "url": .string(trigger.url), "secret": .string(trigger.secret == nil ? "none" : "set"),
+            "max_attempts": .int(Int64(trigger.maximumAttempts)), "timeout_ms": .int(TriggerStore.milliseconds(trigger.timeout)),
+            "state": .string(trigger.state), "state_reason": .optional(trigger.stateReason),
+        ]
+    }
+
+    private static func names(_ params: JSON) throws(RPCError) -> (app: String?, name: String) {
+        guard let name = params["name"]?.stringValue, !name.isEmpty else { throw RPCError.invalidParams("params.name must name the trigger") }
+        return (params["app"]?.stringValue, name)
+    }
+
+    private static func token(_ app: String?, on connection: PostgresConnection) throws -> String? {
+        guard let app else { return nil }
+        guard let token = try connection.appToken(for: app) else { throw RPCError.application("invalid_app", "no app is named '\(app)'") }
+        return token
+    }
+
+}

@@ -1,0 +1,376 @@
+import AsyncHTTPClient
+import CairnCore
+import CairnPostgres
+import CairnWire
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Runs every active trigger, one ``TriggerLane`` each, and follows the `triggers` table:
+/// a trigger added, removed, disabled or resumed while the stack runs is picked up within a
+/// second, without a restart.
+struct TriggerRunner: Service {
+    let pool: PostgresPool
+    let logger: Logger
+    /// How often a caught-up trigger looks for new events. Defaults to 250 ms.
+    var pollInterval: Duration = .milliseconds(250)
+    /// How often the table of triggers is read again.
+    var syncInterval: Duration = .seconds(1)
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                var lanes: [String: TriggerLane] = [:]
+                var retiring: [String: TriggerLane] = [:]
+                while !Task.isCancelled {
+                    do {
+                        let definitions = try await pool.withConnection { try TriggerStore.all(on: $0) }
+                        let wanted = Dictionary(definitions.filter { $0.state == "active" }.map { ($0.appToken + "\u{1F}" + $0.name, $0) },
+                                                uniquingKeysWith: { first, _ in first })
+                        for (key, lane) in lanes where wanted[key] != lane.trigger {
+                            lane.stop()
+                            lanes[key] = nil
+                            retiring[key] = lane
+                        }
+                        retiring = retiring.filter { !$0.value.hasFinished }
+                        // A changed trigger's new lane starts once the old one has finished its step,
+                        // so that two never move one checkpoint.
+                        for (key, trigger) in wanted where lanes[key] == nil && retiring[key] == nil {
+                            let lane = TriggerLane(trigger: trigger, pool: pool, logger: logger, pollInterval: pollInterval)
+                            lanes[key] = lane
+                            logger.info("trigger running", metadata: ["trigger": "\(trigger.name)", "app": "\(trigger.appName)", "url": "\(trigger.url)"])
+                            group.addTask { await lane.run() }
+                        }
+                    } catch {
+                        logger.warning("cannot read the triggers; will retry", metadata: ["error": "\(error)"])
+                    }
+                    try? await Task.sleep(for: syncInterval)
+                }
+                for lane in lanes.values { lane.stop() }
+            }
+        }
+    }
+}
+
+/// Follows one trigger: reads the matching events committed after its checkpoint, delivers
+/// each (or, for an absence trigger, starts its wait), and moves the checkpoint in the same
+/// transaction that records what became of them. Killed at any moment, it repeats at most the
+/// page in flight: delivery is at least once, and each delivery carries a stable
+/// `X-Cairn-Delivery` id.
+final class TriggerLane: Sendable {
+    let trigger: TriggerDefinition
+    let pool: PostgresPool
+    let logger: Logger
+    let pollInterval: Duration
+    /// Events read and acted on per step.
+    let pageSize = 200
+    /// Persons whose deliveries go out side by side; one person's go one after another.
+    let concurrency = 8
+    private let flags = Mutex<(stopped: Bool, finished: Bool)>((false, false))
+
+    init(trigger: TriggerDefinition, pool: PostgresPool, logger: Logger, pollInterval: Duration) {
+        self.trigger = trigger
+        self.pool = pool
+        self.logger = logger
+        self.pollInterval = pollInterval
+    }
+
+    func stop() { flags.withLock { $0.stopped = true } }
+    var isStopped: Bool { flags.withLock { $0.stopped } }
+    var hasFinished: Bool { flags.withLock { $0.finished } }
+
+    func run() async {
+        defer { flags.withLock { $0.finished = true } }
+        var backoff: Duration = .seconds(1)
+        while !isStopped && !Task.isCancelled {
+            do {
+                let more = try await step()
+                backoff = .seconds(1)
+                if !more { try? await Task.sleep(for: pollInterval) }
+            } catch {
+                if Task.isCancelled { return }
+                logger.error("trigger failed; retrying", metadata: ["trigger": "\(trigger.name)", "error": "\(error)"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(30))
+            }
+        }
+    }
+
+    /// Re-sends what `cairn triggers retry` queued, acts on the next page of matching events,
+    /// and decides the absences that are due. True when there may be more to read at once.
+    func step() async throws -> Bool {
+        try await resendQueued()
+        let (page, next) = try await readPage()
+        if trigger.isAbsence {
+            try await startWaiting(page, next: next)
+            try await decideDue()
+        } else {
+            try await deliver(page, next: next)
+        }
+        return page.count == pageSize
+    }
+
+    // MARK: - Reading
+
+    /// The matching events after the checkpoint, in stream order, from one snapshot; and the
+    /// position after them (past every event of the snapshot when the page is not full, so
+    /// that events that do not match are never read again).
+    func readPage() async throws -> ([TriggerEvent], StreamPosition?) {
+        let trigger = self.trigger
+        let pageSize = self.pageSize
+        let logger = self.logger
+        return try await pool.withConnection { connection -> ([TriggerEvent], StreamPosition?) in
+            guard let start = try TriggerStore.position(trigger, on: connection) else { return ([], nil) }
+            try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            do {
+                try connection.execute("SET LOCAL TimeZone = 'UTC'")
+                guard let horizon = try connection.execute(ExportCheckpoints.horizon).rows.first?[0].flatMap({ Int64($0) }) else {
+                    throw PostgresError(.queryFailed, "no snapshot horizon")
+                }
+                var parameters: [String?] = [trigger.appToken, String(start.xid), start.at, String(start.eventId)]
+                let match = try trigger.matchSQL(event: "e", user: "u", parameters: &parameters)
+                let rows = try connection.execute("""
+                    SELECT \(TriggerEvent.columns) \(TriggerEvent.joins)
+                    WHERE e.app_token = $1 AND e.stored_xid < \(horizon)
+                      AND \(ExportCheckpoints.eventsAfter(xid: "$2::bigint", at: "$3::timestamptz", eventId: "$4::bigint"))
+                      AND \(match.name) AND \(match.attributes) AND \(match.traits)
+                    ORDER BY e.stored_xid, e.inserted_at, e.internal_event_id
+                    LIMIT \(pageSize)
+                    """, parameters).rows
+                try connection.execute("COMMIT")
+                var events: [TriggerEvent] = []
+                for row in rows {
+                    do throws(EventError) {
+                        events.append(try TriggerEvent(row: row))
+                    } catch {
+                        logger.error("trigger skips an unreadable stored event", metadata: ["trigger": "\(trigger.name)", "error": "\(error)"])
+                    }
+                }
+                if rows.count == pageSize, let last = rows.last, let xid = last[0].flatMap({ Int64($0) }), let at = last[2], let id = last[3].flatMap({ Int64($0) }) {
+                    return (events, .event(xid: xid, at: at, id: id))
+                }
+                // Everything below the horizon has been seen.
+                return (events, horizon - 1 >= start.xid ? .event(xid: horizon - 1, at: "infinity", id: .max) : nil)
+            } catch {
+                _ = try? connection.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    /// One stored event by its key, resolved, for an absence that fires or a retry.
+    func read(eventId: Int64, insertedAt: String) async throws -> TriggerEvent? {
+        let token = trigger.appToken
+        return try await pool.withConnection { connection -> TriggerEvent? in
+            try connection.execute("SET TimeZone = 'UTC'")
+            guard let row = try connection.execute("""
+                SELECT \(TriggerEvent.columns) \(TriggerEvent.joins)
+                WHERE e.app_token = $1 AND e.internal_event_id = $2::bigint AND e.inserted_at = $3::timestamptz
+                """, [token, String(eventId), insertedAt]).rows.first else { return nil }
+            return try? TriggerEvent(row: row)
+        }
+    }
+
+    // MARK: - Delivering
+
+    /// What became of a set of deliveries.
+    struct Results: Sendable {
+        var delivered = 0
+        var parked: [(event: TriggerEvent, attempts: Int, error: String)] = []
+        /// The receiver answered 410 Gone: the trigger is to be disabled.
+        var gone: String?
+        var lastError: String?
+
+        mutating func add(_ other: Results) {
+            delivered += other.delivered
+            parked += other.parked
+            gone = gone ?? other.gone
+            lastError = other.lastError ?? lastError
+        }
+    }
+
+    /// Sends `items`: each person's in order, up to ``concurrency`` persons at once. A
+    /// delivery that runs out of attempts, or is refused for good, is parked.
+    func send(_ items: [TriggerEvent]) async -> Results {
+        var byPerson: [String: [TriggerEvent]] = [:]
+        var order: [String] = []
+        for item in items {
+            if byPerson[item.person] == nil { order.append(item.person) }
+            byPerson[item.person, default: []].append(item)
+        }
+        let trigger = self.trigger
+        return await withTaskGroup(of: Results.self) { group in
+            var results = Results()
+            var running = 0
+            for person in order {
+                if running == concurrency, let finished = await group.next() {
+                    results.add(finished)
+                    running -= 1
+                }
+                let queue = byPerson[person] ?? []
+                group.addTask {
+                    var results = Results()
+                    for item in queue {
+                        let outcome = await TriggerWebhook.send(trigger, item)
+                        if outcome.delivered {
+                            results.delivered += 1
+                            continue
+                        }
+                        let description = ExportCheckpoints.describe(outcome)
+                        results.lastError = description
+                        if outcome.status == 410 { results.gone = description }
+                        results.parked.append((item, outcome.attempts, description))
+                    }
+                    return results
+                }
+                running += 1
+            }
+            for await finished in group { results.add(finished) }
+            return results
+        }
+    }
+
+    /// Delivers a page and records it with the new checkpoint in one transaction.
+    func deliver(_ page: [TriggerEvent], next: StreamPosition?) async throws {
+        guard !page.isEmpty || next != nil else { return }
+        let results = await send(page)
+        try await record(results, matched: page.count, next: next)
+    }
+
+    private func record(_ results: Results, matched: Int, cancelled: Int = 0, settled: [TriggerEvent] = [], next: StreamPosition?) async throws {
+        let trigger = self.trigger
+        let logger = self.logger
+        try await pool.withConnection { connection in
+            try connection.transaction { () throws(PostgresError) in
+                for item in settled { try TriggerStore.settle(trigger, event: item, on: connection) }
+                for parked in results.parked {
+                    try TriggerStore.park(trigger, event: parked.event, attempts: parked.attempts, error: parked.error, on: connection)
+                }
+                try TriggerStore.advance(trigger, to: next, TriggerStore.Progress(
+                    matched: matched, delivered: results.delivered, failed: results.parked.count, cancelled: cancelled, lastError: results.lastError),
+                    on: connection)
+                if let gone = results.gone {
+                    try TriggerStore.disable(trigger, reason: "the receiver answered 410 Gone (\(gone)); cairn triggers retry resumes it", on: connection)
+                }
+            }
+        }
+        if !results.parked.isEmpty {
+            logger.error("trigger parked deliveries; cairn triggers retry re-sends them",
+                         metadata: ["trigger": "\(trigger.name)", "parked": "\(results.parked.count)", "error": "\(results.lastError ?? "")"])
+        }
+        if results.gone != nil {
+            logger.warning("trigger disabled: its receiver answered 410 Gone", metadata: ["trigger": "\(trigger.name)"])
+            stop()
+        }
+    }
+
+    /// Deliveries `cairn triggers retry` queued: sent again, then settled or parked again.
+    func resendQueued() async throws {
+        let trigger = self.trigger
+        let queued = try await pool.withConnection { connection in
+            try connection.execute("""
+                SELECT internal_event_id, inserted_at::text FROM trigger_deliveries
+                WHERE app_token = $1 AND trigger = $2 AND state = 'retry' ORDER BY inserted_at, internal_event_id LIMIT 200
+                """, [trigger.appToken, trigger.name]).rows
+        }
+        guard !queued.isEmpty else { return }
+        var items: [TriggerEvent] = []
+        var vanished: [TriggerEvent] = []
+        for row in queued {
+            guard let id = row[0].flatMap({ Int64($0) }), let at = row[1] else { continue }
+            if let item = try await read(eventId: id, insertedAt: at) {
+                items.append(item)
+            } else {
+                vanished.append(placeholder(id: id, at: at))
+            }
+        }
+        let results = await send(items)
+        let delivered = items.filter { item in !results.parked.contains { $0.event.internalEventId == item.internalEventId } }
+        // A parked delivery that fails again stays parked (park updates it); the rest leave the list.
+        try await record(results, matched: 0, settled: delivered + vanished, next: nil)
+    }
+
+    /// A key for a row whose event is gone (erased): enough to delete the row.
+    private func placeholder(id: Int64, at: String) -> TriggerEvent {
+        var item = TriggerEvent(event: CanonicalEvent(appToken: trigger.appToken, eventType: .track, eventName: "", userId: nil, companyId: nil,
+                                                      source: "", insertedAt: Timestamp(parsing: at) ?? .now(), receivedAt: .now(), origin: .segment),
+                                person: "", company: nil, userTraits: nil, companyTraits: nil)
+        item.internalEventId = id
+        item.insertedAtText = at
+        return item
+    }
+
+    // MARK: - Absence
+
+    /// An absence trigger's matching events start their wait: each is decided once its
+    /// window has closed in event time (``decideDue()``).
+    func startWaiting(_ page: [TriggerEvent], next: StreamPosition?) async throws {
+        guard !page.isEmpty || next != nil, let within = trigger.withinSeconds else { return }
+        let trigger = self.trigger
+        try await pool.withConnection { connection in
+            try connection.transaction { () throws(PostgresError) in
+                for item in page {
+                    try connection.execute("""
+                        INSERT INTO trigger_deliveries (app_token, trigger, internal_event_id, inserted_at, person, state, due_at)
+                        VALUES ($1, $2, $3::bigint, $4::timestamptz, $5, 'waiting', $4::timestamptz + make_interval(secs => $6::bigint))
+                        ON CONFLICT DO NOTHING
+                        """, [trigger.appToken, trigger.name, String(item.internalEventId), item.insertedAtText, item.person, String(within)])
+                }
+                try TriggerStore.advance(trigger, to: next, TriggerStore.Progress(matched: page.count), on: connection)
+            }
+        }
+    }
+
+    /// The waits whose window has closed: those the person answered with the follow-up event
+    /// in time are cancelled, the others fire.
+    ///
+    /// A window has closed once the app has stored an event later than its end, or, for an
+    /// app gone quiet, once the clock is a whole window past it: a follow-up may arrive that
+    /// late and still count.
+    func decideDue() async throws {
+        guard let unless = trigger.unless, let within = trigger.withinSeconds else { return }
+        let trigger = self.trigger
+        let probe = { var probe = trigger; probe.event = unless; return probe }()
+        let rows = try await pool.withConnection { connection -> [[String?]] in
+            try connection.execute("SET TimeZone = 'UTC'")
+            var parameters: [String?] = [trigger.appToken, trigger.name, String(within)]
+            let followUp = probe.eventNameSQL(on: "f.event_name", parameters: &parameters)
+            return try connection.execute("""
+                WITH watermark AS (
+                    SELECT GREATEST((SELECT max(inserted_at) FROM events WHERE app_token = $1), now() - make_interval(secs => $3::bigint)) AS at
+                ), due AS (
+                    SELECT d.internal_event_id, d.inserted_at, d.person, d.due_at FROM trigger_deliveries d, watermark w
+                    WHERE d.app_token = $1 AND d.trigger = $2 AND d.state = 'waiting' AND d.due_at < w.at
+                    ORDER BY d.due_at LIMIT 200
+                )
+                SELECT d.internal_event_id, d.inserted_at::text, d.person, EXISTS (
+                    SELECT 1 FROM events f
+                    WHERE f.app_token = $1 AND \(followUp) AND f.inserted_at >= d.inserted_at AND f.inserted_at <= d.due_at
+                      AND (f.user_id = d.person
+                           OR f.user_id IN (SELECT alias_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND user_id = d.person)
+                           OR (f.user_id IS NULL AND f.anonymous_id IN (
+                                   SELECT alias_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'anonymous' AND user_id = d.person))
+                           OR (f.user_id IS NULL AND d.person = 'anonymous:' || f.anonymous_id))
+                )
+                FROM due d
+                """, parameters).rows
+        }
+        guard !rows.isEmpty else { return }
+        var answered: [TriggerEvent] = []
+        var firing: [TriggerEvent] = []
+        for row in rows {
+            guard let id = row[0].flatMap({ Int64($0) }), let at = row[1] else { continue }
+            if row[3] == "t" {
+                answered.append(placeholder(id: id, at: at))
+            } else if let item = try await read(eventId: id, insertedAt: at) {
+                firing.append(item)
+            } else {
+                answered.append(placeholder(id: id, at: at))  // the event is gone (erased): nothing to say
+            }
+        }
+        let results = await send(firing)
+        let delivered = firing.filter { item in !results.parked.contains { $0.event.internalEventId == item.internalEventId } }
+        try await record(results, matched: 0, cancelled: answered.count, settled: answered + delivered, next: nil)
+    }
+}

@@ -1,0 +1,195 @@
+import CairnCore
+import CairnPostgres
+import CairnWire
+import Foundation
+
+/// Triggers, their checkpoints and their unfinished deliveries, in PostgreSQL (tables
+/// `triggers` and `trigger_deliveries`, migration 11).
+enum TriggerStore {
+    static let definitionColumns = """
+        t.app_token, COALESCE(a.name, t.app_token), t.name, t.event, t.condition, t.trait_condition, t.unless_event, t.within_s,
+        t.url, t.secret, t.max_attempts, t.timeout_ms, t.state, t.state_reason
+        """
+
+    static func definition(from row: [String?]) -> TriggerDefinition? {
+        guard let token = row[0], let name = row[2], let event = row[3], let url = row[8] else { return nil }
+        return TriggerDefinition(
+            appToken: token, appName: row[1] ?? token, name: name, event: event, condition: row[4], traitCondition: row[5],
+            unless: row[6], withinSeconds: row[7].flatMap { Int64($0) }, url: url, secret: row[9],
+            maximumAttempts: row[10].flatMap { Int($0) } ?? 10, timeout: .milliseconds(row[11].flatMap { Int64($0) } ?? 10_000),
+            state: row[12] ?? "active", stateReason: row[13])
+    }
+
+    /// Every trigger, or one app's.
+    static func all(appToken: String? = nil, on connection: PostgresConnection) throws(PostgresError) -> [TriggerDefinition] {
+        try connection.execute("""
+            SELECT \(definitionColumns) FROM triggers t LEFT JOIN apps a ON a.token = t.app_token
+            WHERE $1::text IS NULL OR t.app_token = $1 ORDER BY 2, 3
+            """, [appToken]).rows.compactMap(definition(from:))
+    }
+
+    /// The trigger `name` of `app` (a name or token); with no app, the one trigger of that
+    /// name, if only one app has it.
+    static func find(app: String?, name: String, on connection: PostgresConnection) throws -> TriggerDefinition {
+        var token: String?
+        if let app {
+            guard let found = try connection.appToken(for: app) else { throw RPCError.application("invalid_app", "no app is named '\(app)'") }
+            token = found
+        }
+        let rows = try connection.execute("""
+            SELECT \(definitionColumns) FROM triggers t LEFT JOIN apps a ON a.token = t.app_token
+            WHERE t.name = $1 AND ($2::text IS NULL OR t.app_token = $2)
+            """, [name, token]).rows.compactMap(definition(from:))
+        guard let first = rows.first else {
+            throw RPCError.application("unknown_trigger", "no trigger is named '\(name)'\(app.map { " for app '\($0)'" } ?? "")")
+        }
+        guard rows.count == 1 else {
+            throw RPCError.application("ambiguous_trigger", "\(rows.count) apps have a trigger named '\(name)' (\(rows.map(\.appName).joined(separator: ", "))); say which with --app")
+        }
+        return first
+    }
+
+    /// Stores a new trigger, its checkpoint just before the oldest transaction still running:
+    /// it sees every event committed from now on, and none from before. Returns warnings.
+    static func add(_ trigger: TriggerDefinition, on connection: PostgresConnection) throws -> [String] {
+        let inserted = try connection.execute("""
+            INSERT INTO triggers (app_token, name, event, condition, trait_condition, unless_event, within_s, url, secret,
+                                  max_attempts, timeout_ms, after_xid)
+            SELECT $1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10::integer, $11::integer, (\(ExportCheckpoints.horizon))::bigint - 1
+            ON CONFLICT (app_token, name) DO NOTHING
+            """, [trigger.appToken, trigger.name, trigger.event, trigger.condition, trigger.traitCondition, trigger.unless,
+                  trigger.withinSeconds.map(String.init), trigger.url, trigger.secret, String(trigger.maximumAttempts),
+                  String(milliseconds(trigger.timeout))]).affectedRows
+        guard inserted == 1 else {
+            throw RPCError.application("trigger_exists", "app '\(trigger.appName)' already has a trigger named '\(trigger.name)'; remove it first, or choose another name")
+        }
+        var warnings: [String] = []
+        // The event may simply not have happened yet: a warning, not a refusal.
+        for (option, event) in [("--event", trigger.event)] + (trigger.unless.map { [("--unless", $0)] } ?? []) {
+            var probe = trigger
+            probe.event = event
+            var parameters: [String?] = [trigger.appToken]
+            let test = probe.eventNameSQL(on: "event_name", parameters: &parameters)
+            let seen = try connection.execute("SELECT EXISTS (SELECT 1 FROM rollup_event_counts WHERE app_token = $1 AND \(test))", parameters).rows.first?[0] == "t"
+            if !seen {
+                warnings.append("\(option) '\(event)': app '\(trigger.appName)' has stored no such event yet; the trigger will match it once one arrives")
+            }
+        }
+        return warnings
+    }
+
+    static func remove(_ trigger: TriggerDefinition, on connection: PostgresConnection) throws(PostgresError) -> Int {
+        try connection.execute("DELETE FROM triggers WHERE app_token = $1 AND name = $2", [trigger.appToken, trigger.name]).affectedRows
+    }
+
+    /// Where the trigger's stream stands.
+    static func position(_ trigger: TriggerDefinition, on connection: PostgresConnection) throws(PostgresError) -> StreamPosition? {
+        guard let row = try connection.execute(
+            "SELECT after_xid, after_at::text, after_event_id FROM triggers WHERE app_token = $1 AND name = $2",
+            [trigger.appToken, trigger.name]).rows.first,
+              let xid = row[0].flatMap({ Int64($0) }), let at = row[1], let id = row[2].flatMap({ Int64($0) }) else { return nil }
+        return .event(xid: xid, at: at, id: id)
+    }
+
+    /// What one step of a trigger did, recorded with its new position in one statement.
+    struct Progress: Sendable {
+        var matched = 0
+        var delivered = 0
+        var failed = 0
+        var cancelled = 0
+        var lastError: String?
+    }
+
+    static func advance(_ trigger: TriggerDefinition, to position: StreamPosition?, _ progress: Progress, on connection: PostgresConnection) throws(PostgresError) {
+        try connection.execute("""
+            UPDATE triggers SET
+                after_xid = COALESCE($3::bigint, after_xid), after_at = COALESCE($4::timestamptz, after_at),
+                after_event_id = COALESCE($5::bigint, after_event_id),
+                matched = matched + $6, delivered = delivered + $7, failed = failed + $8, cancelled = cancelled + $9,
+                last_delivered_at = CASE WHEN $7::bigint > 0 THEN now() ELSE last_delivered_at END,
+                last_error = COALESCE($10, last_error), last_error_at = CASE WHEN $10::text IS NULL THEN last_error_at ELSE now() END,
+                updated_at = now()
+            WHERE app_token = $1 AND name = $2
+            """, [trigger.appToken, trigger.name, position.map { String($0.xid) }, position?.at, position.map { String($0.eventId) },
+                  String(progress.matched), String(progress.delivered), String(progress.failed), String(progress.cancelled), progress.lastError])
+    }
+
+    /// A receiver answered 410 Gone: the trigger stops until `cairn triggers retry` resumes it.
+    static func disable(_ trigger: TriggerDefinition, reason: String, on connection: PostgresConnection) throws(PostgresError) {
+        try connection.execute("UPDATE triggers SET state = 'disabled', state_reason = $3, updated_at = now() WHERE app_token = $1 AND name = $2",
+                               [trigger.appToken, trigger.name, reason])
+    }
+
+    /// Parks a delivery that used up its attempts (or was refused for good), to be re-sent by
+    /// `cairn triggers retry`; an absence decision that fired keeps its row, now failed.
+    static func park(_ trigger: TriggerDefinition, event: TriggerEvent, attempts: Int, error: String, on connection: PostgresConnection) throws(PostgresError) {
+        try connection.execute("""
+            INSERT INTO trigger_deliveries (app_token, trigger, internal_event_id, inserted_at, person, state, attempts, last_error)
+            VALUES ($1, $2, $3::bigint, $4::timestamptz, $5, 'failed', $6::integer, $7)
+            ON CONFLICT (app_token, trigger, internal_event_id, inserted_at) DO UPDATE SET
+                state = 'failed', due_at = NULL, attempts = trigger_deliveries.attempts + EXCLUDED.attempts,
+                last_error = EXCLUDED.last_error, updated_at = now()
+            """, [trigger.appToken, trigger.name, String(event.internalEventId), event.insertedAtText, event.person, String(attempts), error])
+    }
+
+    /// Takes a parked or waiting delivery off the list, once it is done.
+    static func settle(_ trigger: TriggerDefinition, event: TriggerEvent, on connection: PostgresConnection) throws(PostgresError) {
+        try connection.execute("""
+            DELETE FROM trigger_deliveries WHERE app_token = $1 AND trigger = $2 AND internal_event_id = $3::bigint AND inserted_at = $4::timestamptz
+            """, [trigger.appToken, trigger.name, String(event.internalEventId), event.insertedAtText])
+    }
+
+    /// `cairn triggers retry`: parked deliveries become due again, and a trigger that a 410
+    /// disabled resumes from its checkpoint. Returns how many deliveries were queued and
+    /// whether the trigger was resumed.
+    static func retry(_ trigger: TriggerDefinition, eventIds: [Int64], on connection: PostgresConnection) throws(PostgresError) -> (queued: Int, resumed: Bool) {
+        try connection.transaction { () throws(PostgresError) -> (Int, Bool) in
+            let queued = try connection.execute("""
+                UPDATE trigger_deliveries SET state = 'retry', updated_at = now()
+                WHERE app_token = $1 AND trigger = $2 AND state = 'failed' AND (cardinality($3::bigint[]) = 0 OR internal_event_id = ANY($3::bigint[]))
+                """, [trigger.appToken, trigger.name, PostgresArray.text(eventIds.map(String.init))]).affectedRows
+            let resumed = try connection.execute("""
+                UPDATE triggers SET state = 'active', state_reason = NULL, updated_at = now()
+                WHERE app_token = $1 AND name = $2 AND state = 'disabled'
+                """, [trigger.appToken, trigger.name]).affectedRows
+            return (queued, resumed > 0)
+        }
+    }
+
+    /// Per trigger: its definition (without the secret), totals, what waits, and the lag.
+    static func status(appToken: String?, on connection: PostgresConnection) throws(PostgresError) -> [JSONObject] {
+        try connection.execute("SET TimeZone = 'UTC'")
+        return try connection.execute("""
+            SELECT COALESCE(a.name, t.app_token), t.name, t.event, t.state, t.state_reason, t.matched, t.delivered, t.failed, t.cancelled,
+                   d.waiting, d.parked, round(extract(epoch FROM now() - e.oldest)::numeric, 3)::text, e.pending,
+                   t.last_delivered_at::text, t.last_error, t.last_error_at::text, t.url, t.unless_event, t.within_s
+            FROM triggers t
+            LEFT JOIN apps a ON a.token = t.app_token
+            CROSS JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE state = 'waiting') AS waiting, count(*) FILTER (WHERE state <> 'waiting') AS parked
+                FROM trigger_deliveries WHERE app_token = t.app_token AND trigger = t.name
+            ) d
+            CROSS JOIN LATERAL (
+                SELECT count(*) AS pending, min(received_at) AS oldest FROM events
+                WHERE app_token = t.app_token AND \(ExportCheckpoints.eventsAfter(xid: "t.after_xid", at: "t.after_at", eventId: "t.after_event_id"))
+            ) e
+            WHERE $1::text IS NULL OR t.app_token = $1
+            ORDER BY 1, 2
+            """, [appToken]).rows.map { row in
+            func int(_ index: Int) -> JSON { .int(row[index].flatMap { Int64($0) } ?? 0) }
+            return [
+                "app": .optional(row[0]), "trigger": .optional(row[1]), "event": .optional(row[2]),
+                "absence": .optional(row[17].map { "unless \($0) within \(row[18] ?? "?")s" }),
+                "state": .optional(row[3]), "state_reason": .optional(row[4]),
+                "matched": int(5), "delivered": int(6), "failed": int(7), "cancelled": int(8), "waiting": int(9), "parked": int(10),
+                "pending_events": int(12), "lag_s": row[11].flatMap { Double($0) }.map { .double($0) } ?? .double(0),
+                "last_delivered_at": .optional(row[13]), "last_error": .optional(row[14]), "last_error_at": .optional(row[15]),
+                "url": .optional(row[16]),
+            ]
+        }
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+}
