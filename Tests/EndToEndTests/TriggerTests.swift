@@ -288,6 +288,12 @@ import Glibc
             let quick = receiver.requests.filter { $0.uri == "/quick" }
             #expect(quick.count == 1)
             #expect(try quick.first.map(Self.ref) == "dan-cart")
+
+            // Erasing dan removes the wait the hour-long trigger still holds for him.
+            #expect(try await Self.status(stack, "cart-left")["waiting"] == .int(1))
+            let erased = try await stack.cli(["users", "delete", "--app", "shop", "--user", "dan"])
+            #expect(erased.status == 0 && erased.stdout.contains("trigger_deliveries: 1"), "\(erased.stdout) \(erased.stderr)")
+            #expect(try await Self.status(stack, "cart-left")["waiting"] == .int(0))
         }
         try await receiver.shutdown()
     }

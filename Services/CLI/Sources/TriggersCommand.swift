@@ -82,9 +82,8 @@ extension CairnCommand.Triggers {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            let result = try await connection.call("export", "triggers.list", .object(app.map { ["app": .string($0)] } ?? JSONObject()))
-            let columns: JSON = ["app", "name", "event", "where", "trait", "unless", "within_s", "url", "secret", "max_attempts", "timeout_ms", "state", "state_reason"]
-            print(TableRenderer.render(["columns": columns, "rows": result["triggers"] ?? .array([])], format: format))
+            try await printTriggers(connection, "triggers.list", app: app, format: format,
+                                    columns: ["app", "name", "event", "where", "trait", "unless", "within_s", "url", "secret", "max_attempts", "timeout_ms", "state", "state_reason"])
         }
     }
 
@@ -163,10 +162,9 @@ extension CairnCommand.Triggers {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            let result = try await connection.call("export", "triggers.status", .object(app.map { ["app": .string($0)] } ?? JSONObject()))
-            let columns: JSON = ["app", "trigger", "event", "absence", "state", "matched", "delivered", "failed", "cancelled", "waiting", "parked",
-                                 "lag_s", "last_delivered_at", "last_error", "state_reason"]
-            print(TableRenderer.render(["columns": columns, "rows": result["triggers"] ?? .array([])], format: format))
+            try await printTriggers(connection, "triggers.status", app: app, format: format,
+                                    columns: ["app", "trigger", "event", "absence", "state", "matched", "delivered", "failed", "cancelled", "waiting", "parked",
+                                              "lag_s", "last_delivered_at", "last_error", "state_reason"])
         }
     }
 
@@ -205,6 +203,12 @@ extension CairnCommand.Triggers {
                   + (result["resumed"]?.boolValue == true ? "; the trigger is active again" : ""))
         }
     }
+}
+
+/// `list` and `status`: every trigger (or one app's), one row each.
+private func printTriggers(_ connection: ConnectionOptions, _ method: String, app: String?, format: OutputFormat, columns: JSON) async throws {
+    let result = try await connection.call("export", method, .object(app.map { ["app": .string($0)] } ?? JSONObject()))
+    print(TableRenderer.render(["columns": columns, "rows": result["triggers"] ?? .array([])], format: format))
 }
 
 private func triggerParams(app: String?, name: String) -> JSON {

@@ -325,9 +325,10 @@ final class TriggerLane: Sendable {
     /// The waits whose window has closed: those the person answered with the follow-up event
     /// in time are cancelled, the others fire.
     ///
-    /// A window has closed once the app has stored an event later than its end, or, for an
-    /// app gone quiet, once the clock is a whole window past it: a follow-up may arrive that
-    /// late and still count.
+    /// A window has closed once the app has stored events from an hour that begins after its
+    /// end (the hourly rollup answers that at once, where `max(inserted_at)` would read the
+    /// app's events every poll), or, for an app gone quiet, once the clock is a whole window
+    /// past it: a follow-up may arrive that late and still count.
     func decideDue() async throws {
         guard let unless = trigger.unless, let within = trigger.withinSeconds else { return }
         let trigger = self.trigger
@@ -338,7 +339,7 @@ final class TriggerLane: Sendable {
             let followUp = probe.eventNameSQL(on: "f.event_name", parameters: &parameters)
             return try connection.execute("""
                 WITH watermark AS (
-                    SELECT GREATEST((SELECT max(inserted_at) FROM events WHERE app_token = $1), now() - make_interval(secs => $3::bigint)) AS at
+                    SELECT GREATEST((SELECT max(hour) FROM rollup_event_counts WHERE app_token = $1), now() - make_interval(secs => $3::bigint)) AS at
                 ), due AS (
                     SELECT d.internal_event_id, d.inserted_at, d.person, d.due_at FROM trigger_deliveries d, watermark w
                     WHERE d.app_token = $1 AND d.trigger = $2 AND d.state = 'waiting' AND d.due_at < w.at
