@@ -583,7 +583,7 @@ def main():
         add("scale: committed, 1 ingest → 2 ingests", f"{one_committed:,.0f} → {two_committed:,.0f} events/s",
             f"{two_committed / limit:.2f}", "-", None)
         if triggers["delay_p50_ms"] is not None:
-            add("triggers: commit → webhook, p50 / p99 (light load)", f"{triggers['delay_p50_ms']:.0f} / {triggers['delay_p99_ms']:.0f} ms",
+            add("triggers: acknowledged → webhook, p50 / p99 (light load)", f"{triggers['delay_p50_ms']:.0f} / {triggers['delay_p99_ms']:.0f} ms",
                 "-", "p50 < 2,000 ms", triggers["delay_p50_ms"] < 2000)
         add("triggers: deliveries to a local receiver", f"{triggers['deliveries_per_s']:,.0f} /s", "-", "-", None)
         identity_figures = json.loads(identity)
