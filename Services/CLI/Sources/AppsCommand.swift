@@ -173,7 +173,7 @@ extension CairnCommand.DeadLetters {
         func run() async throws {
             var params: JSONObject = ["limit": .int(Int64(limit))]
             if let app { params["app"] = .string(app) }
-            let instances = if let ingest { [ingest] } else { await connection.ingestInstances() }
+            let instances = await connection.ingestInstances(only: ingest)
             var rows: [JSON] = []
             for instance in instances {
                 let result = try await connection.call(instance, "ingest.deadletters.list", .object(params))
@@ -212,7 +212,7 @@ extension CairnCommand.DeadLetters {
             var params: JSONObject = [:]
             if let app { params["app"] = .string(app) }
             if !id.isEmpty { params["ids"] = .array(id.map(JSON.int)) }
-            let instances = if let ingest { [ingest] } else { await connection.ingestInstances() }
+            let instances = await connection.ingestInstances(only: ingest)
             if !id.isEmpty, instances.count > 1 {
                 // Ids are numbered per spool, so an id alone does not say which instance holds it.
                 throw CLIError("this stack runs \(instances.count) ingest instances (\(instances.joined(separator: ", "))); say which one the ids belong to with --ingest")

@@ -46,9 +46,11 @@ struct ConnectionOptions: ParsableArguments {
 }
 
 extension ConnectionOptions {
-    /// The stack's ingest instances: every service whose executable is `cairn-ingest`, by the
-    /// supervisor's account; `ingest` alone when the supervisor cannot say.
-    func ingestInstances() async -> [String] {
+    /// The stack's ingest instances: `chosen` when the user named one, else every service whose
+    /// executable is `cairn-ingest`, by the supervisor's account (`ingest` alone when the
+    /// supervisor cannot say).
+    func ingestInstances(only chosen: String? = nil) async -> [String] {
+        if let chosen { return [chosen] }
         guard let status = try? await call("supervisor", "supervisor.status", .object(JSONObject())) else { return ["ingest"] }
         let names = (status["services"]?.arrayValue ?? []).compactMap { service -> String? in
             guard service["executable"]?.stringValue?.hasSuffix("cairn-ingest") == true else { return nil }

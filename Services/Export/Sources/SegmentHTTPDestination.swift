@@ -73,7 +73,6 @@ public struct SegmentHTTPDestination: Sendable {
         } else {
             payload = body
         }
-        let (authorization, gzip) = (authorization, gzip)
         return await HTTPPoster.post(payload, to: url, retry: retry, using: client) { attempt in
             var headers = [("Content-Type", "application/json"), ("Authorization", authorization),
                            ("User-Agent", "cairn/\(SegmentMapper.exporterVersion)")]

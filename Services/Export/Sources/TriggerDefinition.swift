@@ -34,10 +34,15 @@ public struct TriggerDefinition: Sendable, Equatable {
     /// Whether `event` is a pattern rather than one name.
     public var isPattern: Bool { event.contains("*") }
 
-    /// The event name test as SQL on `column`: equality, or `LIKE` for a pattern, with `%`,
-    /// `_` and `\` of the name itself escaped.
+    /// The trigger's event name test as SQL on `column`.
     func eventNameSQL(on column: String, parameters: inout [String?]) -> String {
-        guard isPattern else {
+        Self.eventNameSQL(event, on: column, parameters: &parameters)
+    }
+
+    /// A name test as SQL on `column`: equality, or `LIKE` when `event` is a pattern, with `%`,
+    /// `_` and `\` of the name itself escaped. Also tests `--unless` names.
+    static func eventNameSQL(_ event: String, on column: String, parameters: inout [String?]) -> String {
+        guard event.contains("*") else {
             parameters.append(event)
             return "\(column) = $\(parameters.count)"
         }

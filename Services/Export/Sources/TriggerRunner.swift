@@ -160,14 +160,14 @@ final class TriggerLane: Sendable {
     }
 
     /// One stored event by its key, resolved, for an absence that fires or a retry.
-    func read(eventId: Int64, insertedAt: String) async throws -> TriggerEvent? {
+    func read(_ key: TriggerEventKey) async throws -> TriggerEvent? {
         let token = trigger.appToken
         return try await pool.withConnection { connection -> TriggerEvent? in
             try connection.execute("SET TimeZone = 'UTC'")
             guard let row = try connection.execute("""
                 SELECT \(TriggerEvent.columns) \(TriggerEvent.joins)
                 WHERE e.app_token = $1 AND e.internal_event_id = $2::bigint AND e.inserted_at = $3::timestamptz
-                """, [token, String(eventId), insertedAt]).rows.first else { return nil }
+                """, [token, String(key.internalEventId), key.insertedAt]).rows.first else { return nil }
             return try? TriggerEvent(row: row)
         }
     }
@@ -176,7 +176,7 @@ final class TriggerLane: Sendable {
 
     /// What became of a set of deliveries.
     struct Results: Sendable {
-        var delivered = 0
+        var delivered: [TriggerEventKey] = []
         var parked: [(event: TriggerEvent, attempts: Int, error: String)] = []
         /// The receiver answered 410 Gone: the trigger is to be disabled.
         var gone: String?
@@ -214,7 +214,7 @@ final class TriggerLane: Sendable {
                     for item in queue {
                         let outcome = await TriggerWebhook.send(trigger, item)
                         if outcome.delivered {
-                            results.delivered += 1
+                            results.delivered.append(item.key)
                             continue
                         }
                         let description = ExportCheckpoints.describe(outcome)
@@ -238,17 +238,17 @@ final class TriggerLane: Sendable {
         try await record(results, matched: page.count, next: next)
     }
 
-    private func record(_ results: Results, matched: Int, cancelled: Int = 0, settled: [TriggerEvent] = [], next: StreamPosition?) async throws {
+    private func record(_ results: Results, matched: Int, cancelled: Int = 0, settled: [TriggerEventKey] = [], next: StreamPosition?) async throws {
         let trigger = self.trigger
         let logger = self.logger
         try await pool.withConnection { connection in
             try connection.transaction { () throws(PostgresError) in
-                for item in settled { try TriggerStore.settle(trigger, event: item, on: connection) }
+                for key in settled { try TriggerStore.settle(trigger, key, on: connection) }
                 for parked in results.parked {
                     try TriggerStore.park(trigger, event: parked.event, attempts: parked.attempts, error: parked.error, on: connection)
                 }
                 try TriggerStore.advance(trigger, to: next, TriggerStore.Progress(
-                    matched: matched, delivered: results.delivered, failed: results.parked.count, cancelled: cancelled, lastError: results.lastError),
+                    matched: matched, delivered: results.delivered.count, failed: results.parked.count, cancelled: cancelled, lastError: results.lastError),
                     on: connection)
                 if let gone = results.gone {
                     try TriggerStore.disable(trigger, reason: "the receiver answered 410 Gone (\(gone)); cairn triggers retry resumes it", on: connection)
@@ -276,29 +276,19 @@ final class TriggerLane: Sendable {
         }
         guard !queued.isEmpty else { return }
         var items: [TriggerEvent] = []
-        var vanished: [TriggerEvent] = []
+        var vanished: [TriggerEventKey] = []
         for row in queued {
             guard let id = row[0].flatMap({ Int64($0) }), let at = row[1] else { continue }
-            if let item = try await read(eventId: id, insertedAt: at) {
+            let key = TriggerEventKey(internalEventId: id, insertedAt: at)
+            if let item = try await read(key) {
                 items.append(item)
             } else {
-                vanished.append(placeholder(id: id, at: at))
+                vanished.append(key)  // the event is gone (erased)
             }
         }
         let results = await send(items)
-        let delivered = items.filter { item in !results.parked.contains { $0.event.internalEventId == item.internalEventId } }
         // A parked delivery that fails again stays parked (park updates it); the rest leave the list.
-        try await record(results, matched: 0, settled: delivered + vanished, next: nil)
-    }
-
-    /// A key for a row whose event is gone (erased): enough to delete the row.
-    private func placeholder(id: Int64, at: String) -> TriggerEvent {
-        var item = TriggerEvent(event: CanonicalEvent(appToken: trigger.appToken, eventType: .track, eventName: "", userId: nil, companyId: nil,
-                                                      source: "", insertedAt: Timestamp(parsing: at) ?? .now(), receivedAt: .now(), origin: .segment),
-                                person: "", company: nil, userTraits: nil, companyTraits: nil)
-        item.internalEventId = id
-        item.insertedAtText = at
-        return item
+        try await record(results, matched: 0, settled: results.delivered + vanished, next: nil)
     }
 
     // MARK: - Absence
@@ -332,11 +322,10 @@ final class TriggerLane: Sendable {
     func decideDue() async throws {
         guard let unless = trigger.unless, let within = trigger.withinSeconds else { return }
         let trigger = self.trigger
-        let probe = { var probe = trigger; probe.event = unless; return probe }()
         let rows = try await pool.withConnection { connection -> [[String?]] in
             try connection.execute("SET TimeZone = 'UTC'")
             var parameters: [String?] = [trigger.appToken, trigger.name, String(within)]
-            let followUp = probe.eventNameSQL(on: "f.event_name", parameters: &parameters)
+            let followUp = TriggerDefinition.eventNameSQL(unless, on: "f.event_name", parameters: &parameters)
             return try connection.execute("""
                 WITH watermark AS (
                     SELECT GREATEST((SELECT max(hour) FROM rollup_event_counts WHERE app_token = $1), now() - make_interval(secs => $3::bigint)) AS at
@@ -358,20 +347,20 @@ final class TriggerLane: Sendable {
                 """, parameters).rows
         }
         guard !rows.isEmpty else { return }
-        var answered: [TriggerEvent] = []
+        var answered: [TriggerEventKey] = []
         var firing: [TriggerEvent] = []
         for row in rows {
             guard let id = row[0].flatMap({ Int64($0) }), let at = row[1] else { continue }
+            let key = TriggerEventKey(internalEventId: id, insertedAt: at)
             if row[3] == "t" {
-                answered.append(placeholder(id: id, at: at))
-            } else if let item = try await read(eventId: id, insertedAt: at) {
+                answered.append(key)
+            } else if let item = try await read(key) {
                 firing.append(item)
             } else {
-                answered.append(placeholder(id: id, at: at))  // the event is gone (erased): nothing to say
+                answered.append(key)  // the event is gone (erased): nothing to say
             }
         }
         let results = await send(firing)
-        let delivered = firing.filter { item in !results.parked.contains { $0.event.internalEventId == item.internalEventId } }
-        try await record(results, matched: 0, cancelled: answered.count, settled: answered + delivered, next: nil)
+        try await record(results, matched: 0, cancelled: answered.count, settled: answered + results.delivered, next: nil)
     }
 }

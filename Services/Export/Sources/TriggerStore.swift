@@ -66,10 +66,8 @@ enum TriggerStore {
         var warnings: [String] = []
         // The event may simply not have happened yet: a warning, not a refusal.
         for (option, event) in [("--event", trigger.event)] + (trigger.unless.map { [("--unless", $0)] } ?? []) {
-            var probe = trigger
-            probe.event = event
             var parameters: [String?] = [trigger.appToken]
-            let test = probe.eventNameSQL(on: "event_name", parameters: &parameters)
+            let test = TriggerDefinition.eventNameSQL(event, on: "event_name", parameters: &parameters)
             let seen = try connection.execute("SELECT EXISTS (SELECT 1 FROM rollup_event_counts WHERE app_token = $1 AND \(test))", parameters).rows.first?[0] == "t"
             if !seen {
                 warnings.append("\(option) '\(event)': app '\(trigger.appName)' has stored no such event yet; the trigger will match it once one arrives")
@@ -133,10 +131,10 @@ enum TriggerStore {
     }
 
     /// Takes a parked or waiting delivery off the list, once it is done.
-    static func settle(_ trigger: TriggerDefinition, event: TriggerEvent, on connection: PostgresConnection) throws(PostgresError) {
+    static func settle(_ trigger: TriggerDefinition, _ key: TriggerEventKey, on connection: PostgresConnection) throws(PostgresError) {
         try connection.execute("""
             DELETE FROM trigger_deliveries WHERE app_token = $1 AND trigger = $2 AND internal_event_id = $3::bigint AND inserted_at = $4::timestamptz
-            """, [trigger.appToken, trigger.name, String(event.internalEventId), event.insertedAtText])
+            """, [trigger.appToken, trigger.name, String(key.internalEventId), key.insertedAt])
     }
 
     /// `cairn triggers retry`: parked deliveries become due again, and a trigger that a 410

@@ -2,20 +2,29 @@ import AsyncHTTPClient
 import CairnCore
 import Foundation
 
+/// A stored event's key, as `trigger_deliveries` holds it: enough to settle a row whose
+/// event is gone.
+struct TriggerEventKey: Sendable, Hashable {
+    var internalEventId: Int64
+    /// `inserted_at` as PostgreSQL wrote it (UTC).
+    var insertedAt: String
+}
+
 /// A stored event a trigger acts on, with its person and company resolved (as
 /// `events_resolved` resolves them) and their traits.
 struct TriggerEvent: Sendable {
-    var event: CanonicalEvent
-    var xid: Int64
+    let event: CanonicalEvent
+    let xid: Int64
     /// `inserted_at` as PostgreSQL wrote it (UTC), for the checkpoint and the deliveries table.
-    var insertedAtText: String
-    var internalEventId: Int64
-    var person: String
-    var company: String?
-    var userTraits: JSONObject?
-    var companyTraits: JSONObject?
+    let insertedAtText: String
+    let internalEventId: Int64
+    let person: String
+    let company: String?
+    let userTraits: JSONObject?
+    let companyTraits: JSONObject?
 
     var position: StreamPosition { .event(xid: xid, at: insertedAtText, id: internalEventId) }
+    var key: TriggerEventKey { TriggerEventKey(internalEventId: internalEventId, insertedAt: insertedAtText) }
 
     /// The columns that ``init(row:)`` reads, from `events_resolved e` joined to `users u` and
     /// `companies c`.
