@@ -37,7 +37,9 @@ public struct CanonicalEvent: Sendable, Equatable {
     public var anonymousId: String?
     public var source: String
     public let insertedAt: Timestamp
-    public let internalEventId: UInt64
+    /// The event's identity: a redelivery of the same event has the same id, and storage
+    /// keeps one row per id (``EventIdentity`` says how it is derived).
+    public private(set) var internalEventId: UInt64
     public var hostname: String?
     public var pathname: String?
     public var screenWidth: Int?
@@ -61,7 +63,8 @@ public struct CanonicalEvent: Sendable, Equatable {
         pathname: String? = nil, screenWidth: Int? = nil, screenHeight: Int? = nil, deviceType: String? = nil,
         userAgent: String? = nil, operatingSystem: String? = nil, browser: String? = nil,
         browserLanguage: String? = nil, session: String? = nil, countryCode: String? = nil,
-        metadata: JSONObject = JSONObject(), messageId: String? = nil, receivedAt: Timestamp, origin: InputFormat
+        metadata: JSONObject = JSONObject(), messageId: String? = nil, receivedAt: Timestamp, origin: InputFormat,
+        internalEventId: UInt64? = nil
     ) {
         self.appToken = appToken
         self.eventType = eventType
@@ -86,31 +89,14 @@ public struct CanonicalEvent: Sendable, Equatable {
         self.messageId = messageId
         self.receivedAt = receivedAt
         self.origin = origin
-        internalEventId = Self.computeInternalEventId(
-            appToken: appToken, eventType: eventType, eventName: eventName, userId: userId, companyId: companyId,
-            insertedAt: insertedAt)
+        self.internalEventId = internalEventId ?? 0
+        if internalEventId == nil { self.internalEventId = EventIdentity.derive(self) }
     }
 
-    /// xxHash64 (seed 0) of `app_token ␟ event_type ␟ event_name ␟ user_id ␟ company_id ␟ inserted_at`,
-    /// with absent ids as empty strings and `inserted_at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (DESIGN.md).
-    public static func computeInternalEventId(
-        appToken: String, eventType: EventType, eventName: String, userId: String?, companyId: String?, insertedAt: Timestamp
-    ) -> UInt64 {
-        var key = [UInt8]()
-        key.reserveCapacity(96)
-        let separator: UInt8 = 0x1F
-        key.append(contentsOf: appToken.utf8)
-        key.append(separator)
-        key.append(contentsOf: eventType.rawValue.utf8)
-        key.append(separator)
-        key.append(contentsOf: eventName.utf8)
-        key.append(separator)
-        key.append(contentsOf: (userId ?? "").utf8)
-        key.append(separator)
-        key.append(contentsOf: (companyId ?? "").utf8)
-        key.append(separator)
-        key.append(contentsOf: insertedAt.description.utf8)
-        return XXHash64.hash(key)
+    /// Derives ``internalEventId`` again from the fields as they are now: adapters set device
+    /// and page fields after construction, and the whole-record identity covers them.
+    mutating func rederiveIdentity() {
+        internalEventId = EventIdentity.derive(self)
     }
 
     /// `internal_event_id` as DESIGN.md shows it: 16 lowercase hex digits.
@@ -160,8 +146,8 @@ extension CanonicalEvent {
 
     /// Reads the canonical JSON object written by ``json``.
     ///
-    /// The stored `internal_event_id` must match the one recomputed from the key fields, so a
-    /// corrupted or hand-edited event cannot slip into storage under another event's id.
+    /// The event keeps the `internal_event_id` it carries: ids are not recomputed between hops,
+    /// so an event spooled before a change of identity rules keeps its id (and its row).
     public init(canonical value: JSON) throws(EventError) {
         guard case .object(let object) = value else {
             throw EventError(.invalidEvent, field: nil, "expected a canonical event object, found \(value.typeName)")
@@ -217,9 +203,6 @@ extension CanonicalEvent {
             operatingSystem: try string("operating_system"), browser: try string("browser"),
             browserLanguage: try string("browser_language"), session: try string("session"),
             countryCode: try string("country_code"), metadata: metadata, messageId: try string("message_id"),
-            receivedAt: try timestamp("received_at"), origin: origin)
-        if let claimed = try string("internal_event_id"), claimed != internalEventIdHex {
-            throw EventError(.invalidField, field: "internal_event_id", "'\(claimed)' does not match the event's key fields (expected \(internalEventIdHex))")
-        }
+            receivedAt: try timestamp("received_at"), origin: origin, internalEventId: try Self.suppliedId(object["internal_event_id"]))
     }
 }

@@ -27,8 +27,14 @@ public struct EventError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let tooDeep = Code(rawValue: "too_deep")
         /// The record's bytes are not UTF-8.
         public static let invalidUTF8 = Code(rawValue: "invalid_utf8")
-        /// A supplied `internal_event_id` differs from the one computed from the key fields.
-        public static let idMismatch = Code(rawValue: "id_mismatch")
+        /// A key or string value holds a character storage cannot keep (NUL, U+0000).
+        public static let forbiddenCharacter = Code(rawValue: "forbidden_character")
+        /// An id, a name or a property name is longer than its limit (1,024 bytes).
+        public static let fieldTooLong = Code(rawValue: "field_too_long")
+        /// The event time lies outside the app's accepted window.
+        public static let timeOutOfRange = Code(rawValue: "time_out_of_range")
+        /// Storage refused the event when it tried to commit it (`source: storage`).
+        public static let storageRefused = Code(rawValue: "storage_refused")
     }
 
     public var code: Code

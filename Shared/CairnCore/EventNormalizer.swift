@@ -83,7 +83,8 @@ public enum EventNormalizer {
                         continue
                     }
                     do throws(EventError) {
-                        outcome.events.append(try SegmentAdapter.canonicalize(object, context: context))
+                        try EventAdmission.checkText(object)
+                        outcome.events.append(try admitted(SegmentAdapter.canonicalize(object, context: context), context))
                     } catch {
                         outcome.rejections.append(Rejection(message: index, error: error, raw: JSON.object(object).serialized()))
                     }
@@ -92,6 +93,7 @@ public enum EventNormalizer {
             return outcome
         }
         do throws(EventError) {
+            try EventAdmission.checkText(record)
             let event: CanonicalEvent
             switch chosen {
             case .userpilot, .auto: event = try UserpilotAdapter.canonicalize(record, context: context)
@@ -100,10 +102,20 @@ public enum EventNormalizer {
             case .usercom: event = try UserComAdapter.canonicalize(record, context: context)
             case .segment: event = try SegmentAdapter.canonicalize(record, context: context)
             }
-            return Outcome(events: [event])
+            return Outcome(events: [try admitted(event, context)])
         } catch {
             return refused(error, raw: raw ?? value.serialized())
         }
+    }
+
+    /// An adapter's event with its identity derived from every field it now holds (Userpilot's
+    /// composite key, or its own id, covers no field an adapter sets later), once it passes
+    /// ``EventAdmission``.
+    private static func admitted(_ event: CanonicalEvent, _ context: IngestContext) throws(EventError) -> CanonicalEvent {
+        var event = event
+        if event.origin != .userpilot { event.rederiveIdentity() }
+        try EventAdmission.check(event, policy: context.admission, receivedAt: context.receivedAt)
+        return event
     }
 
     /// The format a record's shape says it is in, or nil.

@@ -10,14 +10,17 @@ public struct IngestContext: Sendable {
     public var attributes: AttributeRegistry
     /// Whether a Userlike contact's `client_email` identifies them as a user. Defaults to false.
     public var identifyUserlikeByEmail: Bool
+    /// The event times the app accepts.
+    public var admission: AdmissionPolicy
 
     public init(appToken: String, receivedAt: Timestamp, personalData: PersonalDataMode = .hash, attributes: AttributeRegistry = AttributeRegistry(),
-                identifyUserlikeByEmail: Bool = false) {
+                identifyUserlikeByEmail: Bool = false, admission: AdmissionPolicy = AdmissionPolicy()) {
         self.appToken = appToken
         self.receivedAt = receivedAt
         self.personalData = personalData
         self.attributes = attributes
         self.identifyUserlikeByEmail = identifyUserlikeByEmail
+        self.admission = admission
     }
 }
 

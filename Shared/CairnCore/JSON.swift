@@ -9,8 +9,11 @@ public enum JSON: Sendable, Equatable {
     case bool(Bool)
     /// An integer that fits in 64 bits, kept exact.
     case int(Int64)
-    /// Any other number.
+    /// Any other number that a Double holds.
     case double(Double)
+    /// An integer too large for 64 bits, kept as its decimal digits so that none is lost
+    /// (`12345678901234567890`); PostgreSQL's jsonb keeps it exactly too.
+    case number(String)
     case string(String)
     case array([JSON])
     case object(JSONObject)
@@ -38,6 +41,7 @@ public enum JSON: Sendable, Equatable {
         switch self {
         case .int(let value): return Double(value)
         case .double(let value): return value
+        case .number(let digits): return Double(digits)
         default: return nil
         }
     }
@@ -69,6 +73,7 @@ public enum JSON: Sendable, Equatable {
         case (.bool(let a), .bool(let b)): return a == b
         case (.int(let a), .int(let b)): return a == b
         case (.double(let a), .double(let b)): return a == b
+        case (.number(let a), .number(let b)): return a == b
         case (.int(let a), .double(let b)), (.double(let b), .int(let a)): return Double(a) == b && Int64(exactly: b) == a
         case (.string(let a), .string(let b)): return a == b
         case (.array(let a), .array(let b)): return a == b
@@ -82,7 +87,7 @@ public enum JSON: Sendable, Equatable {
         switch self {
         case .null: return "null"
         case .bool: return "boolean"
-        case .int, .double: return "number"
+        case .int, .double, .number: return "number"
         case .string: return "string"
         case .array: return "array"
         case .object: return "object"

@@ -275,7 +275,7 @@ public struct JSONParser {
             guard index > digitsStart else { throw error("expected digits in a number's exponent") }
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[start..<index]), as: UTF8.self)
-        if isInteger, let value = Int64(text) { return .int(value) }
+        if isInteger { return Int64(text).map(JSON.int) ?? .number(text) }
         guard let value = Double(text), value.isFinite else {
             index = start
             throw error("number out of range")

@@ -14,6 +14,7 @@ public struct JSONWriter {
         case .bool(let flag): writeRaw(flag ? "true" : "false")
         case .int(let number): writeRaw(String(number))
         case .double(let number): writeDouble(number)
+        case .number(let digits): writeRaw(digits)
         case .string(let string): writeString(string)
         case .array(let array):
             bytes.append(UInt8(ascii: "["))
@@ -115,6 +116,7 @@ extension JSON {
         case .null: return 4
         case .bool(let flag): return flag ? 4 : 5
         case .int(let number): return String(number).utf8.count
+        case .number(let digits): return digits.utf8.count
         case .double:
             var writer = JSONWriter()
             writer.write(self)

@@ -51,13 +51,17 @@ struct RecordFields {
         }
     }
 
-    /// A whole number (JSON integer, or a float with no fraction).
-    func integer(_ key: String, required: Bool = false, range: ClosedRange<Int64>? = nil) throws(EventError) -> Int64? {
+    /// A whole number (JSON integer, or a float with no fraction); with `acceptingDigitStrings`,
+    /// also a string that writes one exactly (`"4"`, `"-2"`: no sign `+`, no leading zero, no
+    /// spaces), a lossless coercion where two seeds type a field differently.
+    func integer(_ key: String, required: Bool = false, range: ClosedRange<Int64>? = nil, acceptingDigitStrings: Bool = false) throws(EventError) -> Int64? {
         guard let value = value(key) else {
             if required { throw EventError(.missingField, field: field(key), "is required") }
             return nil
         }
-        guard let number = value.intValue else {
+        var whole = value.intValue
+        if whole == nil, acceptingDigitStrings, let text = value.stringValue, let parsed = Int64(text), String(parsed) == text { whole = parsed }
+        guard let number = whole else {
             throw EventError(.invalidField, field: field(key), "expected an integer, found \(value.serializedString())")
         }
         if let range, !range.contains(number) {

@@ -12,9 +12,12 @@
 /// | `alias` | `identify_user` named `alias`, with `userId` → `user_id` and `previousId` → `anonymous_id` |
 ///
 /// `null` is absent. The envelope's `context` is merged into each message's (the message's
-/// own keys win). `timestamp` (else `originalTimestamp`, else the time of receipt) is the
-/// event time, taken as sent: Segment's clock-skew correction would make the event time,
-/// and so `internal_event_id`, differ between retries of the same message.
+/// own keys win), and its `sentAt` stands for a message's own. The event time is
+/// `timestamp` (else `originalTimestamp`, else the time of receipt), with Segment's
+/// clock-skew correction when the message was sent with `sentAt`: `receivedAt − (sentAt −
+/// timestamp)`, so a device whose clock is off still gets its events at the right time. A
+/// retry of the same message may so get a slightly different time; its `messageId` keeps
+/// it one event.
 public enum SegmentAdapter {
     public static let types = ["track", "identify", "group", "page", "screen", "alias"]
 
@@ -29,6 +32,7 @@ public enum SegmentAdapter {
     public static func messages(in record: JSONObject) -> [Result<JSONObject, EventError>]? {
         guard let batch = record["batch"]?.arrayValue else { return nil }
         let shared = ["context", "integrations"].compactMap { key in record[key]?.objectValue.map { (key, $0) } }
+        let sentAt = record["sentAt"].flatMap { $0.isNull ? nil : $0 }
         return batch.enumerated().map { index, element in
             guard case .object(var message) = element else {
                 return .failure(EventError(.invalidEvent, field: "batch[\(index)]", "expected a message object, found \(element.typeName)"))
@@ -38,6 +42,7 @@ public enum SegmentAdapter {
                 for (name, value) in message[key]?.objectValue ?? JSONObject() where !value.isNull { merged[name] = value }
                 message[key] = .object(merged)
             }
+            if let sentAt, message["sentAt"] == nil || message["sentAt"]!.isNull { message["sentAt"] = sentAt }
             return .success(message)
         }
     }
@@ -51,9 +56,7 @@ public enum SegmentAdapter {
         if let messageId, messageId.count >= 100 {
             throw EventError(.invalidField, field: "messageId", "must be fewer than 100 characters, found \(messageId.count)")
         }
-        let sentTime = try fields.timestamp("timestamp")
-        let originalTime = try fields.timestamp("originalTimestamp")
-        let time = sentTime ?? originalTime ?? ingest.receivedAt
+        let time = try eventTime(fields, receivedAt: ingest.receivedAt)
         let contextFields = RecordFields(try fields.object("context") ?? JSONObject(), path: "context")
         let device = try DeviceFields(contextFields)
 
@@ -120,6 +123,18 @@ public enum SegmentAdapter {
             event.pathname = path
         }
         return event
+    }
+
+    /// `timestamp` (else `originalTimestamp`), corrected for the device's clock skew by
+    /// `sentAt` as Segment does; the time of receipt when the message has neither.
+    static func eventTime(_ fields: RecordFields, receivedAt: Timestamp) throws(EventError) -> Timestamp {
+        let timestamp = try fields.timestamp("timestamp")
+        let original = try fields.timestamp("originalTimestamp")
+        guard let stated = timestamp ?? original else { return receivedAt }
+        guard let sentAt = try fields.timestamp("sentAt") else { return stated }
+        let (skew, overflow) = sentAt.microseconds.subtractingReportingOverflow(stated.microseconds)
+        let (corrected, overflowAgain) = receivedAt.microseconds.subtractingReportingOverflow(skew)
+        return overflow || overflowAgain ? stated : Timestamp(microseconds: corrected)
     }
 
     private static func requireIdentity(_ userId: String?, _ anonymousId: String?) throws(EventError) {

@@ -25,8 +25,14 @@ public enum UserGuidingAdapter {
             throw EventError(.invalidField, field: "event", "is not one of the 25 UserGuiding events (e.g. 'guide started', 'survey question answer'), found '\(name)'")
         }
         let payload = RecordFields(try fields.object("payload", required: true)!, path: "payload")
-        let properties = try self.properties(of: kind, from: payload, segmentForm: false)
-        return event(kind: kind, properties: properties, userId: try fields.string("user_id"), anonymousId: nil,
+        let properties = try self.properties(of: kind, from: payload, segmentForm: false, alsoAllowed: ["user_id"])
+        // Seed 001: UserGuiding sends the user id in the payload too; the record's own wins, and the two must agree.
+        let recordUser = try fields.identifier("user_id")
+        let payloadUser = try payload.identifier("user_id")
+        if let recordUser, let payloadUser, recordUser != payloadUser {
+            throw EventError(.invalidField, field: "payload.user_id", "is '\(payloadUser)' but the record's user_id is '\(recordUser)'")
+        }
+        return event(kind: kind, properties: properties, userId: recordUser ?? payloadUser, anonymousId: nil,
                      insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt, messageId: nil,
                      source: "web-client", origin: .userguiding, context: context)
     }
@@ -55,16 +61,15 @@ public enum UserGuidingAdapter {
             case .string:
                 value = try fields.string(key, required: field.required, allowEmpty: true).map(JSON.string)
             case .identifier:
-                // Seed 000 types ids as strings; seed 001 as ints. Both become strings.
-                if segmentForm {
-                    value = try fields.identifier(key, required: field.required).map(JSON.string)
-                } else {
-                    value = try fields.string(key, required: field.required).map(JSON.string)
-                }
+                // Seed 000 types ids as strings; seed 001 as ints. Either form, in either shape, becomes a string.
+                value = try fields.identifier(key, required: field.required).map(JSON.string)
             case .integer:
-                value = try fields.integer(key, required: field.required).map(JSON.int)
+                // Seed 000 types scores as numbers; a whole number written as a string ("4") is the same score.
+                value = try fields.integer(key, required: field.required, acceptingDigitStrings: true).map(JSON.int)
             case .oneOf(let allowed):
-                value = try fields.oneOf(key, allowed, required: field.required).map(JSON.string)
+                // Seed 001 lists no questionType for a survey answer: optional in the Segment form.
+                let required = field.required && !(segmentForm && field.name == "questionType")
+                value = try fields.oneOf(key, allowed, required: required).map(JSON.string)
             }
             if let value { properties.append(field.snakeName, value) }
         }
@@ -77,7 +82,8 @@ public enum UserGuidingAdapter {
         func name(_ native: String) -> String { fields.field(segmentForm ? UserGuidingCatalog.snakeCase(native) : native) }
         switch kind.name {
         case "survey question answer":
-            let type = properties["question_type"]?.stringValue ?? ""
+            // Without a questionType (seed 001's form) the answer fields cannot be checked against it.
+            guard let type = properties["question_type"]?.stringValue else { break }
             let has = { (key: String) in properties[key] != nil }
             if UserGuidingCatalog.ratingQuestionTypes.contains(type) {
                 guard let score = properties["score"]?.intValue else {
@@ -91,17 +97,9 @@ public enum UserGuidingAdapter {
                 throw EventError(.invalidField, field: name("score"), "is only allowed with the rating question types (\(UserGuidingCatalog.ratingQuestionTypes.joined(separator: ", "))), not '\(type)'")
             }
             if UserGuidingCatalog.emojiQuestionTypes.contains(type) {
-                guard let emoji = properties["emoji_score"]?.stringValue else {
+                // Any of the five labels: the seed does not narrow them per question type (Neutral for thumbs, say).
+                guard properties["emoji_score"] != nil else {
                     throw EventError(.missingField, field: name("emojiScore"), "is required when questionType is '\(type)'")
-                }
-                let allowed: [String]
-                switch type {
-                case "Thumbs Up/Down": allowed = ["Positive", "Negative"]
-                case "Emoji Rating (3)": allowed = UserGuidingCatalog.feedbackEmojiScores
-                default: allowed = UserGuidingCatalog.surveyEmojiScores
-                }
-                guard allowed.contains(emoji) else {
-                    throw EventError(.invalidField, field: name("emojiScore"), "expected one of \(allowed.map { "'\($0)'" }.joined(separator: ", ")) for '\(type)', found '\(emoji)'")
                 }
             } else if has("emoji_score") {
                 throw EventError(.invalidField, field: name("emojiScore"), "is only allowed with the emoji and thumbs question types, not '\(type)'")

@@ -3,7 +3,9 @@
 ///
 /// Decisions where the seed is silent, documented in the README's mapping table:
 /// - A record may carry `app_token`; it must be the token of the app it was sent to.
-/// - A supplied `internal_event_id` must equal the one computed from the key fields.
+/// - A supplied `internal_event_id` is kept, in hex or decimal (the seed never says how its
+///   composite key is serialised, so a different id is not evidence of corruption); only an
+///   id that is not a 64-bit number is refused.
 /// - The seed's examples carry the object as `attributes`; the field table calls it
 ///   `metadata`. Either is accepted, not both.
 /// - A missing `inserted_at` means the time of receipt.
@@ -32,9 +34,13 @@ public enum UserpilotAdapter {
         "browser_language", "session", "country_code", "metadata", "attributes",
     ]
 
-    /// True when the record has the Userpilot shape (an `event_type` field), for `--format auto`.
+    /// True when the record has the Userpilot shape, for `--format auto`: an `event_type`
+    /// field, or seed 003's example objects (`event_name` with `attributes` or `metadata`, and
+    /// none of the other formats' keys).
     public static func matches(_ record: JSONObject) -> Bool {
-        record["event_type"] != nil
+        if record["event_type"] != nil { return true }
+        return record["event_name"]?.stringValue != nil && (record["attributes"]?.objectValue != nil || record["metadata"]?.objectValue != nil)
+            && ["global_ctx", "session_ctx", "event", "type", "batch"].allSatisfy { record[$0] == nil }
     }
 
     /// Turns one Userpilot record into a canonical event.
@@ -43,7 +49,15 @@ public enum UserpilotAdapter {
         let fields = RecordFields(record)
         try fields.rejectUnknown(recordKeys, format: "the Userpilot event schema")
         let allTypes = EventType.allCases.map(\.rawValue)
-        let type = EventType(rawValue: try fields.oneOf("event_type", allTypes, required: true)!)!
+        let type: EventType
+        if let stated = try fields.oneOf("event_type", allTypes) {
+            type = EventType(rawValue: stated)!
+        } else if let name = try fields.string("event_name"), interactionParts(name) != nil {
+            // Seed 003's examples leave the type out; only interactions are named {entity_type}:{entity_id}:{STATUS}.
+            type = .interaction
+        } else {
+            throw EventError(.missingField, field: "event_type", "is required unless event_name is an interaction ({entity_type}:{entity_id}:{STATUS})")
+        }
         if let token = try fields.string("app_token"), token != context.appToken {
             throw EventError(.appMismatch, field: "app_token", "is '\(token)' but the events were sent to the app with token '\(context.appToken)'")
         }
@@ -94,27 +108,37 @@ public enum UserpilotAdapter {
             deviceType: try fields.string("device_type"), userAgent: try fields.string("user_agent"),
             operatingSystem: try fields.string("operating_system"), browser: try fields.string("browser"),
             browserLanguage: try fields.string("browser_language"), session: try fields.string("session"),
-            countryCode: country?.uppercased(), metadata: metadata, receivedAt: context.receivedAt, origin: .userpilot)
-        if let supplied = try fields.string("internal_event_id"), supplied.lowercased() != event.internalEventIdHex {
-            throw EventError(.idMismatch, field: "internal_event_id", "is '\(supplied)' but the key fields give \(event.internalEventIdHex) (xxHash64 of app_token, event_type, event_name, user_id, company_id, inserted_at)")
-        }
+            countryCode: country?.uppercased(), metadata: metadata, receivedAt: context.receivedAt, origin: .userpilot,
+            internalEventId: try CanonicalEvent.suppliedId(fields.value("internal_event_id")))
         return event
     }
 
     /// Interaction names are `{entity_type}:{entity_id}:{STATUS}`, and the attributes are the
     /// entity type's set, all strings.
-    static func checkInteraction(name: String, attributes: RecordFields) throws(EventError) {
+    /// The three parts of an interaction name, `{entity_type}:{entity_id}:{STATUS}`, or nil.
+    static func interactionParts(_ name: String) -> [String]? {
         let parts = name.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) else {
+        guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) else { return nil }
+        return parts
+    }
+
+    /// The seed lists the attributes of the common entity types; other entity types (it says
+    /// the list is of common ones) are interactions too, with their attributes kept, as long
+    /// as the entity type is a lower-case word.
+    static func checkInteraction(name: String, attributes: RecordFields) throws(EventError) {
+        guard let parts = interactionParts(name) else {
             throw EventError(.invalidField, field: "event_name", "expected {entity_type}:{entity_id}:{STATUS} for interaction events (e.g. checklist:2:SEEN), found '\(name)'")
         }
-        guard let allowed = interactionAttributes[parts[0]] else {
-            throw EventError(.invalidField, field: "event_name", "entity type '\(parts[0])' is not one of \(interactionAttributes.keys.sorted().joined(separator: ", "))")
+        guard let first = parts[0].unicodeScalars.first, ("a"..."z").contains(first),
+              parts[0].unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }) else {
+            throw EventError(.invalidField, field: "event_name", "expected a lower-case entity type such as checklist or survey_module, found '\(parts[0])'")
         }
         guard parts[2].allSatisfy({ ($0.isUppercase && $0.isASCII) || $0 == "_" }) else {
             throw EventError(.invalidField, field: "event_name", "expected an upper-case interaction status such as SEEN or COMPLETED, found '\(parts[2])'")
         }
-        try attributes.rejectUnknown(allowed, format: "the \(parts[0]) interaction attributes (\(allowed.sorted().joined(separator: ", ")))")
+        if let allowed = interactionAttributes[parts[0]] {
+            try attributes.rejectUnknown(allowed, format: "the \(parts[0]) interaction attributes (\(allowed.sorted().joined(separator: ", ")))")
+        }
         for key in attributes.object.keys {
             _ = try attributes.string(key, allowEmpty: true)
         }

@@ -16,13 +16,19 @@ public struct ServiceParts: Sendable {
     public var healthProblem: @Sendable () async -> String?
     /// Extra fields for `system.status`.
     public var statusDetails: @Sendable () async -> JSONObject
+    /// Why a service that answers is not doing all its work (ingest accepting while its
+    /// forwarding fails), or nil: `system.status` then says `degraded` with this reason.
+    /// `system.health` stays ok, so the supervisor does not restart a service for it.
+    public var degradation: @Sendable () async -> String?
 
     public init(router: RPCRouter, background: [any Service] = [], healthProblem: @escaping @Sendable () async -> String? = { nil },
-                statusDetails: @escaping @Sendable () async -> JSONObject = { JSONObject() }) {
+                statusDetails: @escaping @Sendable () async -> JSONObject = { JSONObject() },
+                degradation: @escaping @Sendable () async -> String? = { nil }) {
         self.router = router
         self.background = background
         self.healthProblem = healthProblem
         self.statusDetails = statusDetails
+        self.degradation = degradation
     }
 }
 
@@ -86,9 +92,15 @@ public enum ServiceHost {
                     "started_at": .string(startedAt.description),
                     "uptime_s": .double(Double((ContinuousClock.now - started).components.seconds)),
                 ]
-                let problem = await parts.healthProblem()
-                status["health"] = .string(problem == nil ? "ok" : "unavailable")
-                if let problem { status["reason"] = .string(problem) }
+                if let problem = await parts.healthProblem() {
+                    status["health"] = "unavailable"
+                    status["reason"] = .string(problem)
+                } else if let problem = await parts.degradation() {
+                    status["health"] = "degraded"
+                    status["reason"] = .string(problem)
+                } else {
+                    status["health"] = "ok"
+                }
                 status["counters"] = counters.json
                 for (key, value) in await parts.statusDetails() { status[key] = value }
                 return .object(status)

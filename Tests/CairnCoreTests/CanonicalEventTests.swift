@@ -1,4 +1,5 @@
 import CairnCore
+import Foundation
 import Testing
 
 @Suite struct CanonicalEventTests {
@@ -28,11 +29,41 @@ import Testing
         #expect(decoded == event)
     }
 
-    @Test func refusesATamperedId() throws {
+    @Test func aCanonicalEventKeepsTheIdItCarries() throws {
+        // Ids are not recomputed between hops: an event spooled under older identity rules keeps its row.
         let event = CanonicalEvent(appToken: "acme", eventType: .track, eventName: "A", userId: "u", companyId: nil,
-                                   source: "web-client", insertedAt: receivedAt, receivedAt: receivedAt, origin: .userpilot)
+                                   source: "web-client", insertedAt: receivedAt, receivedAt: receivedAt, origin: .segment)
         guard case .object(var object) = event.json else { Issue.record("not an object"); return }
-        object["event_name"] = "B"
+        object["internal_event_id"] = "00000000000000ff"
+        #expect(try CanonicalEvent(canonical: .object(object)).internalEventId == 255)
+        object["internal_event_id"] = "not-an-id"
         #expect(throws: EventError.self) { try CanonicalEvent(canonical: .object(object)) }
+        object["internal_event_id"] = nil
+        #expect(try CanonicalEvent(canonical: .object(object)).internalEventId == event.internalEventId)
+    }
+
+    /// Issue 17's four messages: two anonymous visitors and one user's two purchases, each
+    /// pair in the same second, each message with its own id, are four events.
+    @Test func differentMessagesAreDifferentEventsAndARetryIsOne() throws {
+        let context = IngestContext(appToken: "acme", receivedAt: receivedAt)
+        let lines = [
+            #"{"type":"track","event":"Viewed","anonymousId":"anon-1","timestamp":"2024-05-01T09:00:00Z","messageId":"m-1"}"#,
+            #"{"type":"track","event":"Viewed","anonymousId":"anon-2","timestamp":"2024-05-01T09:00:00Z","messageId":"m-2"}"#,
+            #"{"type":"track","event":"Purchased","userId":"u-1","properties":{"price":10},"timestamp":"2024-05-01T09:00:00Z","messageId":"m-3"}"#,
+            #"{"type":"track","event":"Purchased","userId":"u-1","properties":{"price":20},"timestamp":"2024-05-01T09:00:00Z","messageId":"m-4"}"#,
+        ]
+        let ids = lines.map { EventNormalizer.normalize(recordBytes: Array($0.utf8), format: .auto, context: context).events.first?.internalEventId }
+        #expect(Set(ids.compactMap { $0 }).count == 4)
+        // A retry a second later (its own receipt time) is the same event.
+        let later = IngestContext(appToken: "acme", receivedAt: Timestamp(microseconds: receivedAt.microseconds + 1_000_000))
+        #expect(EventNormalizer.normalize(recordBytes: Array(lines[2].utf8), format: .auto, context: later).events.first?.internalEventId == ids[2])
+        // Without messageIds, the whole record is the identity: the two purchases still differ.
+        let bare = lines.map { $0.replacingOccurrences(of: #","messageId":"m-\d""#, with: "", options: .regularExpression) }
+        let bareIds = bare.map { EventNormalizer.normalize(recordBytes: Array($0.utf8), format: .auto, context: context).events.first?.internalEventId }
+        #expect(Set(bareIds.compactMap { $0 }).count == 4)
+        #expect(EventNormalizer.normalize(recordBytes: Array(bare[3].utf8), format: .auto, context: later).events.first?.internalEventId == bareIds[3])
+        // Property order does not make a different event.
+        let reordered = #"{"event":"Purchased","type":"track","timestamp":"2024-05-01T09:00:00Z","properties":{"price":20},"userId":"u-1"}"#
+        #expect(EventNormalizer.normalize(recordBytes: Array(reordered.utf8), format: .auto, context: context).events.first?.internalEventId == bareIds[3])
     }
 }

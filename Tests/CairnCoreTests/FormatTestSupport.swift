@@ -8,7 +8,7 @@ func fixtureLines(_ name: String) throws -> [String] {
     try String(contentsOfFile: fixturesDirectory + "/" + name, encoding: .utf8).split(separator: "\n").map(String.init)
 }
 
-let testContext = IngestContext(appToken: "acme", receivedAt: Timestamp(parsing: "2024-06-01T00:00:00Z")!)
+let testContext = IngestContext(appToken: "acme", receivedAt: Timestamp(parsing: "2024-07-01T00:00:00Z")!)
 
 /// Normalises one record text; returns its single event or its first error.
 func normalizeOne(_ text: String, format: EventNormalizer.FormatChoice = .auto, context: IngestContext = testContext) -> Result<CanonicalEvent, EventError> {

@@ -38,8 +38,32 @@ import Testing
             #expect(event.metadata == twin.metadata, "\(event.eventName)")
             #expect(event.userId == twin.userId)
             #expect(event.origin == .segment)
-            #expect(event.messageId != nil)
+            #expect(event.messageId == nil)
         }
+        // With its own messageId, the message is its own delivery: the id is the message's.
+        let line = try fixtureLines("userguiding-segment.jsonl")[0]
+        let withId = try event(String(line.dropLast()) + #", "messageId": "m-1"}"#)
+        #expect(withId.internalEventId == EventIdentity.messageIdentity(appToken: "acme", messageId: "m-1"))
+        #expect(withId.internalEventId != segment[0].internalEventId)
+    }
+
+    @Test func coercesWhereTheTwoSeedsDiffer() throws {
+        // Seed 000 types ids as strings, seed 001 as ints; either is the same string id, in either form.
+        #expect(try event(#"{"event":"guide started","payload":{"guideId":1,"guideName":"G","pageUrl":"u"}}"#).metadata["guide_id"] == "1")
+        // A whole number written as a string is the same score.
+        let answer = try event(#"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"u","questionType":"NPS Rating","score":"4"}}"#)
+        #expect(answer.metadata["score"] == .int(4))
+        #expect(failure(#"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"u","questionType":"NPS Rating","score":"04"}}"#)?.field == "payload.score")
+        // The seed does not narrow the five labels per question type.
+        let thumbs = try event(#"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"u","questionType":"Thumbs Up/Down","emojiScore":"Neutral"}}"#)
+        #expect(thumbs.metadata["emoji_score"] == "Neutral")
+        // Seed 001's Survey Question Answer carries no question_type.
+        let segment = try event(#"{"type":"track","event":"Survey Question Answer","userId":"u","properties":{"survey_id":1,"survey_name":"S","question_id":"q","survey_question":"?","page_url":"u","score":9}}"#)
+        #expect(segment.metadata["question_type"] == nil)
+        #expect(segment.metadata["score"] == .int(9))
+        // Seed 001: the user id in the payload.
+        #expect(try event(#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u","user_id":"u-9"}}"#).userId == "u-9")
+        #expect(failure(#"{"event":"guide started","user_id":"u-1","payload":{"guideId":"1","guideName":"G","pageUrl":"u","user_id":"u-9"}}"#)?.field == "payload.user_id")
     }
 
     @Test(arguments: [
@@ -48,8 +72,6 @@ import Testing
         (#"{"questionType":"NPS Rating"}"#, "payload.score", .missingField),
         (#"{"questionType":"Multiple Choice","choices":"A","score":3}"#, "payload.score", .invalidField),
         (#"{"questionType":"Emoji Rating (5)","emojiScore":"Ecstatic"}"#, "payload.emojiScore", .invalidField),
-        (#"{"questionType":"Thumbs Up/Down","emojiScore":"Neutral"}"#, "payload.emojiScore", .invalidField),
-        (#"{"questionType":"Emoji Rating (3)","emojiScore":"Slightly Positive"}"#, "payload.emojiScore", .invalidField),
         (#"{"questionType":"Written Feedback","feedback":"x","emojiScore":"Positive"}"#, "payload.emojiScore", .invalidField),
         (#"{"questionType":"Multiple Choice"}"#, "payload.choices", .missingField),
         (#"{"questionType":"Written Feedback","choices":"A"}"#, "payload.choices", .invalidField),
@@ -76,7 +98,7 @@ import Testing
     @Test(arguments: [
         (#"{"event":"guide exploded","payload":{}}"#, "event", EventError.Code.invalidField),
         (#"{"event":"guide started","payload":{"guideId":"1","guideName":"G"}}"#, "payload.pageUrl", .missingField),
-        (#"{"event":"guide started","payload":{"guideId":1,"guideName":"G","pageUrl":"u"}}"#, "payload.guideId", .invalidField),
+        (#"{"event":"guide started","payload":{"guideId":1.5,"guideName":"G","pageUrl":"u"}}"#, "payload.guideId", .invalidField),
         (#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u","extra":1}}"#, "payload.extra", .unknownField),
         (#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u"},"userId":"x"}"#, "userId", .unknownField),
         (#"{"event":"guide button click","payload":{"guideId":"1","guideName":"G","step":"1","buttonId":"b","type":"c","action":"explode","ctaText":"t","pageUrl":"u"}}"#, "payload.action", .invalidField),

@@ -18,12 +18,32 @@ import Testing
         #expect(try event(#"{"event_type":"page_view","user_id":"u"}"#).insertedAt == testContext.receivedAt)
     }
 
-    @Test func aSuppliedInternalEventIdIsChecked() throws {
+    @Test func aSuppliedInternalEventIdIsKeptInHexOrDecimal() throws {
         let base = #"{"app_token":"acme","event_type":"track","event_name":"Added to cart","user_id":"u-1","company_id":"c-1","inserted_at":"2024-05-01T09:05:00.000000Z""#
-        #expect(try event(base + #","internal_event_id":"524219257021a6e6"}"#).internalEventIdHex == "524219257021a6e6")
-        let error = try #require(failure(base + #","internal_event_id":"0000000000000001"}"#))
-        #expect(error.code == .idMismatch)
-        #expect(error.field == "internal_event_id")
+        // The composite key, when the record carries no id.
+        #expect(try event(base + "}").internalEventIdHex == "524219257021a6e6")
+        // A different id is not evidence of corruption: the seed never says how the key is serialised.
+        #expect(try event(base + #","internal_event_id":"0000000000000001"}"#).internalEventId == 1)
+        #expect(try event(base + #","internal_event_id":"18446744073709551615"}"#).internalEventId == UInt64.max)
+        #expect(try event(base + #","internal_event_id":"-2"}"#).internalEventIdBigint == -2)
+        #expect(try event(base + #","internal_event_id":12345}"#).internalEventId == 12345)
+        #expect(try event(base + #","internal_event_id":"0xFF"}"#).internalEventId == 255)
+        for bad in [#""not-a-number""#, #""184467440737095516150""#, #""0x1ffffffffffffffff""#, "1.5"] {
+            let error = try #require(failure(base + #","internal_event_id":"# + bad + "}"), "\(bad)")
+            #expect(error.field == "internal_event_id")
+            #expect(error.code == .invalidField)
+        }
+    }
+
+    @Test func seedExampleObjectsWithoutATypeAreInteractions() throws {
+        let example = try event(#"{"event_name":"checklist:10:SEEN","attributes":{"interaction_id":"checklist_10","parent_id":"","status":"SEEN"}}"#)
+        #expect(example.eventType == .interaction)
+        #expect(EventNormalizer.detect(["event_name": "checklist:10:SEEN", "attributes": .object([:])]) == .userpilot)
+        let missing = try #require(failure(#"{"event_name":"Added to cart","attributes":{}}"#))
+        #expect(missing.field == "event_type")
+        // Entity types beyond the seed's common list are interactions, with their attributes kept.
+        let survey = try event(#"{"event_type":"interaction","event_name":"survey:13:COMPLETED","attributes":{"interaction_id":"survey_13","answers":"3"}}"#)
+        #expect(survey.metadata["answers"] == "3")
     }
 
     @Test(arguments: [
@@ -34,7 +54,7 @@ import Testing
         (#"{"event_type":"track_feature"}"#, "event_name", .missingField),
         (#"{"event_type":"interaction","event_name":"checklist:10"}"#, "event_name", .invalidField),
         (#"{"event_type":"interaction","event_name":"checklist:10:seen"}"#, "event_name", .invalidField),
-        (#"{"event_type":"interaction","event_name":"tooltip:1:SEEN"}"#, "event_name", .invalidField),
+        (#"{"event_type":"interaction","event_name":"Tooltip:1:SEEN"}"#, "event_name", .invalidField),
         (#"{"event_type":"interaction","event_name":"checklist:10:SEEN","attributes":{"variant":"A"}}"#, "attributes.variant", .unknownField),
         (#"{"event_type":"interaction","event_name":"checklist:10:SEEN","attributes":{"status":7}}"#, "attributes.status", .invalidField),
         (#"{"event_type":"interaction","event_name":"checklist:10:SEEN","attributes":{"interaction_id":"checklist_11"}}"#, "attributes.interaction_id", .invalidField),

@@ -98,6 +98,12 @@ extension CairnCommand.Apps {
         @Option(name: .long, help: "Whether a Userlike contact's client_email identifies them (true or false).")
         var identifyUserlikeByEmail: Bool?
 
+        @Option(name: .long, help: "The earliest event time accepted, e.g. 2015-01-01 (default 1970-01-01).")
+        var earliestEventTime: String?
+
+        @Option(name: .long, help: "How far after receipt an event time may lie, e.g. 48h (default 24h).")
+        var futureAllowance: String?
+
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
@@ -106,10 +112,13 @@ extension CairnCommand.Apps {
             if let sessionInactivity { params["session_inactivity"] = .string(sessionInactivity) }
             if let sessionMaxLength { params["session_max_length"] = .string(sessionMaxLength) }
             if let identifyUserlikeByEmail { params["identify_userlike_by_email"] = .bool(identifyUserlikeByEmail) }
+            if let earliestEventTime { params["earliest_event_time"] = .string(earliestEventTime) }
+            if let futureAllowance { params["future_allowance"] = .string(futureAllowance) }
             let result = try await connection.call("storage", "apps.configure", .object(params))
             print("\(result["name"]?.stringValue ?? app): personal data \(result["personal_data"]?.stringValue ?? ""), "
                   + "sessions end after \(result["session_inactivity_s"]?.intValue ?? 0) s idle or \(result["session_max_length_s"]?.intValue ?? 0) s long, "
-                  + "Userlike email identifies: \(result["identify_userlike_by_email"]?.boolValue ?? false)")
+                  + "Userlike email identifies: \(result["identify_userlike_by_email"]?.boolValue ?? false), "
+                  + "event times from \(result["event_time_earliest"]?.stringValue ?? "") to \((result["event_time_future_s"]?.intValue ?? 0) / 3600)h after receipt")
         }
     }
 }

@@ -1,7 +1,9 @@
 import CairnCore
 import Foundation
 
-/// Groups serialised Segment messages into `/v1/batch` bodies, `{"batch":[…],"sentAt":…}`,
+/// Groups serialised Segment messages into `/v1/batch` bodies, `{"batch":[…],"sentAt":…}`
+/// (files leave `sentAt` out: whoever sends one sets it then, or Segment's clock-skew
+/// correction would move every event by the time the file waited),
 /// within Segment's limits: at most ``maximumMessages`` messages and ``maximumBatchBytes``
 /// bytes, counted on the bytes of the body. Files and HTTP deliveries both use it.
 public struct BatchAssembler: Sendable {
@@ -30,8 +32,9 @@ public struct BatchAssembler: Sendable {
         pendingBytes += message.count
     }
 
-    /// The pending messages as one body sent at `sentAt`, leaving the assembler empty.
-    public mutating func take(sentAt: Timestamp) -> (body: [UInt8], messages: Int) {
+    /// The pending messages as one body sent at `sentAt` (nil: a body to send later),
+    /// leaving the assembler empty.
+    public mutating func take(sentAt: Timestamp?) -> (body: [UInt8], messages: Int) {
         var body = Self.prefix
         body.reserveCapacity(Self.prefix.count + pendingBytes + pending.count + Self.suffixLength)
         for (index, message) in pending.enumerated() {
@@ -45,10 +48,13 @@ public struct BatchAssembler: Sendable {
         return (body, messages)
     }
 
-    private static func suffix(sentAt: Timestamp) -> [UInt8] {
+    private static func suffix(sentAt: Timestamp?) -> [UInt8] {
         var writer = JSONWriter()
-        writer.writeRaw("],\"sentAt\":")
-        writer.writeString(sentAt.iso8601Milliseconds)
+        writer.writeRaw("]")
+        if let sentAt {
+            writer.writeRaw(",\"sentAt\":")
+            writer.writeString(sentAt.iso8601Milliseconds)
+        }
         writer.writeRaw("}")
         return writer.bytes
     }
@@ -69,15 +75,12 @@ public struct BatchFileWriter: SegmentSink {
     public static let maximumBatchBytes = BatchAssembler.maximumBatchBytes
 
     public let directory: String
-    private let sentAt: Timestamp
     private var assembler = BatchAssembler()
     public private(set) var filesWritten = 0
     public private(set) var messagesWritten = 0
 
-    /// - Parameter sentAt: the real time of writing, the envelope's `sentAt`.
-    public init(directory: String, sentAt: Timestamp) throws {
+    public init(directory: String) throws {
         self.directory = directory
-        self.sentAt = sentAt
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // Stale batches from an earlier export would mix with this one.
         for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasPrefix("batch-") && name.hasSuffix(".json") {
@@ -103,7 +106,7 @@ public struct BatchFileWriter: SegmentSink {
     /// Writes the pending messages as the next numbered file (atomically, via rename).
     public mutating func flush() throws {
         guard !assembler.isEmpty else { return }
-        let (body, messages) = assembler.take(sentAt: sentAt)
+        let (body, messages) = assembler.take(sentAt: nil)
         filesWritten += 1
         let name = String(format: "batch-%06d.json", filesWritten)
         let temporary = directory + "/." + name + ".tmp"

@@ -43,7 +43,7 @@ public enum ExportService {
             } else {
                 guard let out = request.out else { throw RPCError.invalidParams("params.out (a directory) or params.to (a URL) is required") }
                 result = .object(try await guarded {
-                    var writer = try BatchFileWriter(directory: out, sentAt: .now())
+                    var writer = try BatchFileWriter(directory: out)
                     var summary = try await exportSegment(request, pool: pool, into: &writer, logger: logger)
                     summary["directory"] = .string(writer.directory)
                     summary["files"] = .int(Int64(writer.filesWritten))

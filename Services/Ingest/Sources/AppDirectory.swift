@@ -14,6 +14,7 @@ public final class AppDirectory: Sendable {
         public var personalData: PersonalDataMode
         public var attributes: AttributeRegistry
         public var identifyUserlikeByEmail: Bool
+        public var admission: AdmissionPolicy
 
         init?(_ value: JSON) {
             guard let token = value["token"]?.stringValue, let name = value["name"]?.stringValue else { return nil }
@@ -26,12 +27,15 @@ public final class AppDirectory: Sendable {
             }
             attributes = AttributeRegistry(types: types)
             identifyUserlikeByEmail = value["identify_userlike_by_email"]?.boolValue ?? false
+            admission = AdmissionPolicy(
+                earliest: value["event_time_earliest"]?.stringValue.flatMap(Timestamp.init(parsing:)) ?? AdmissionPolicy.defaultEarliest,
+                futureAllowanceSeconds: value["event_time_future_s"]?.intValue ?? AdmissionPolicy.defaultFutureAllowanceSeconds)
         }
 
         /// What normalising this app's records needs.
         public func context(receivedAt: Timestamp) -> IngestContext {
             IngestContext(appToken: token, receivedAt: receivedAt, personalData: personalData, attributes: attributes,
-                          identifyUserlikeByEmail: identifyUserlikeByEmail)
+                          identifyUserlikeByEmail: identifyUserlikeByEmail, admission: admission)
         }
     }
 

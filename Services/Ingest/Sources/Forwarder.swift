@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// Drains the spool downstream in order: a batch at a time to identity (which commits it
 /// through storage), deleting entries only after that commit. Failures back off
@@ -15,6 +16,7 @@ public struct Forwarder: Service {
     let identity: ReconnectingClient
     let counters: Counters
     let logger: Logger
+    let health: ForwardingHealth
     /// Events per `identity.process` call. Defaults to `10000`.
     public var batchSize = 10000
     /// The events' bytes per call, at most: the frame to identity, and identity's to storage
@@ -22,11 +24,12 @@ public struct Forwarder: Service {
     /// or the batch could never be delivered.
     public var batchBytes = 6 << 20
 
-    public init(spool: Spool, identity: ReconnectingClient, counters: Counters, logger: Logger) {
+    public init(spool: Spool, identity: ReconnectingClient, counters: Counters, logger: Logger, health: ForwardingHealth = ForwardingHealth()) {
         self.spool = spool
         self.identity = identity
         self.counters = counters
         self.logger = logger
+        self.health = health
     }
 
     public func run() async throws {
@@ -40,6 +43,7 @@ public struct Forwarder: Service {
             }
             do {
                 let delivered = try await forwardOneBatch()
+                health.succeeded()
                 if lastFailure != nil {
                     logger.info("forwarding resumed")
                     lastFailure = nil
@@ -51,6 +55,7 @@ public struct Forwarder: Service {
             } catch {
                 counters.add("forward_failures")
                 let message = "\(error)"
+                health.failed(message)
                 if message != lastFailure {
                     logger.warning("forwarding failed; will retry", metadata: ["error": "\(message)", "retry.in": "\(delay)"])
                     lastFailure = message
@@ -66,25 +71,51 @@ public struct Forwarder: Service {
     func forwardOneBatch() async throws -> Int {
         let entries = try await NIOThreadPool.singleton.runIfActive { [spool, batchSize, batchBytes] in try spool.peek(limit: batchSize, maximumBytes: batchBytes) }
         guard !entries.isEmpty else { return 0 }
-        // The events are already canonical JSON: relay the bytes, do not re-encode them.
-        var params: [UInt8] = []
-        params.reserveCapacity(entries.reduce(16) { $0 + $1.event.count + 1 })
-        params.append(contentsOf: "{\"events\":[".utf8)
-        for (index, entry) in entries.enumerated() {
-            if index > 0 { params.append(UInt8(ascii: ",")) }
-            params.append(contentsOf: entry.event)
+        try await deliver(entries[...])
+        return entries.count
+    }
+
+    /// Delivers `entries` and removes them from the spool. When storage refuses them for
+    /// their data (`write_refused`: a SQLSTATE of class 22, 23 or 54, which no retry can
+    /// cure), the batch is halved until each refused event stands alone; that event becomes a
+    /// dead letter with storage's reason (`source: storage`) and the rest commits, so nothing
+    /// waits behind it. Any other failure is thrown, and the forwarder retries.
+    private func deliver(_ entries: ArraySlice<Spool.Entry>) async throws {
+        let result: JSON
+        do {
+            // The events are already canonical JSON: relay the bytes, do not re-encode them.
+            var params: [UInt8] = []
+            params.reserveCapacity(entries.reduce(16) { $0 + $1.event.count + 1 })
+            params.append(contentsOf: "{\"events\":[".utf8)
+            for (offset, entry) in entries.enumerated() {
+                if offset > 0 { params.append(UInt8(ascii: ",")) }
+                params.append(contentsOf: entry.event)
+            }
+            params.append(contentsOf: "]}".utf8)
+            result = try await identity.call("identity.process", rawParams: params, timeout: .seconds(120))
+        } catch let error as RPCError where error.applicationCode == Self.refusedCode {
+            guard entries.count > 1 else {
+                let entry = entries[entries.startIndex]
+                let sqlState = error.data?["sqlstate"]?.stringValue.map { " (SQLSTATE \($0))" } ?? ""
+                let letter = Self.deadLetter(entry, EventError(.storageRefused, field: nil, "PostgreSQL refused the event: \(error.message)\(sqlState)"))
+                try await NIOThreadPool.singleton.runIfActive { [spool] in try spool.complete(sequences: [entry.sequence], refused: [(entry.sequence, letter)]) }
+                counters.add("events_refused_downstream")
+                logger.warning("storage refused an event; it is a dead letter", metadata: ["app": "\(letter.app)", "error": "\(error.message)"])
+                return
+            }
+            let middle = entries.startIndex + entries.count / 2
+            try await deliver(entries[..<middle])
+            try await deliver(entries[middle...])
+            return
         }
-        params.append(contentsOf: "]}".utf8)
-        let result = try await identity.call("identity.process", rawParams: params, timeout: .seconds(120))
 
         var refused: [(sequence: Int64, deadLetter: Spool.DeadLetter)] = []
         for rejection in result["rejected"]?.arrayValue ?? [] {
-            guard let index = rejection["index"]?.intValue.map(Int.init), entries.indices.contains(index) else { continue }
-            let entry = entries[index]
-            let app = (try? JSONParser.parse(entry.event))?["app_token"]?.stringValue ?? ""
+            guard let offset = rejection["index"]?.intValue.map(Int.init), offset >= 0, offset < entries.count else { continue }
+            let entry = entries[entries.startIndex + offset]
             let error = EventError(EventError.Code(rawValue: rejection["code"]?.stringValue ?? "invalid_event"),
                                    field: rejection["field"]?.stringValue, rejection["message"]?.stringValue ?? "refused by storage")
-            refused.append((entry.sequence, Spool.DeadLetter(app: app, format: "canonical", source: "storage", record: nil, error: error, raw: entry.event)))
+            refused.append((entry.sequence, Self.deadLetter(entry, error)))
         }
         let sequences = entries.map(\.sequence)
         let refusedLetters = refused
@@ -92,6 +123,58 @@ public struct Forwarder: Service {
         counters.add("events_forwarded", Int64(entries.count - refused.count))
         counters.add("events_duplicate_downstream", result["duplicates"]?.intValue ?? 0)
         counters.add("events_refused_downstream", Int64(refused.count))
-        return entries.count
+    }
+
+    /// The application error code storage answers when PostgreSQL refuses a batch for its data.
+    static let refusedCode = "write_refused"
+
+    /// A spooled event storage refused, kept whole with why.
+    private static func deadLetter(_ entry: Spool.Entry, _ error: EventError) -> Spool.DeadLetter {
+        let app = (try? JSONParser.parse(entry.event))?["app_token"]?.stringValue ?? ""
+        return Spool.DeadLetter(app: app, format: "canonical", source: "storage", record: nil, error: error, raw: entry.event)
+    }
+}
+
+/// Whether forwarding works: consecutive failures and the last error, for `cairn status`
+/// (`degraded`) and `/metrics`.
+public final class ForwardingHealth: Sendable {
+    private struct State {
+        var consecutiveFailures = 0
+        var failingSince: Timestamp?
+        var lastError = ""
+    }
+
+    private let state = Mutex(State())
+    /// Failures in a row after which ingest reports itself degraded: with the forwarder's
+    /// backoff (100 ms doubling to 5 s), about 3 seconds of failing.
+    public static let failuresBeforeDegraded = 5
+
+    public init() {}
+
+    func succeeded() {
+        state.withLock { $0 = State() }
+    }
+
+    func failed(_ error: String) {
+        state.withLock { state in
+            state.consecutiveFailures += 1
+            state.failingSince = state.failingSince ?? .now()
+            state.lastError = error
+        }
+    }
+
+    /// Why acknowledged events are not reaching storage, or nil.
+    public func problem(oldestSpooled: Timestamp?, now: Timestamp, ageLimit: Duration) -> String? {
+        let current = state.withLock { $0 }
+        if current.consecutiveFailures >= Self.failuresBeforeDegraded {
+            return "forwarding has failed \(current.consecutiveFailures) times in a row since \(current.failingSince?.description ?? "?"): \(current.lastError)"
+        }
+        if let oldestSpooled {
+            let age = (now.microseconds - oldestSpooled.microseconds) / 1_000_000
+            if age > ageLimit.components.seconds {
+                return "the oldest spooled event has waited \(age) s (limit \(ageLimit.components.seconds) s, settings.spool_age_limit_s)"
+            }
+        }
+        return nil
     }
 }

@@ -21,10 +21,13 @@ public struct HTTPIngest: Sendable {
     public static let maximumBatchMessages = 2_500
 
     let ingestor: Ingestor
+    /// Why ingest is degraded, or nil; `/metrics` shows it as `cairn_ingest_degraded`.
+    let degradation: @Sendable () async -> String?
 
     /// Serves through `ingestor`, whose apps, spool, metrics and backpressure it shares.
-    public init(ingestor: Ingestor) {
+    public init(ingestor: Ingestor, degradation: @escaping @Sendable () async -> String? = { nil }) {
         self.ingestor = ingestor
+        self.degradation = degradation
     }
 
     private var apps: AppDirectory { ingestor.apps }
@@ -299,7 +302,9 @@ public struct HTTPIngest: Sendable {
             IngestMetrics.AppGauge(name: "cairn_app_forwarder_lag_seconds", help: "How long the app's oldest spooled event has waited since it was received.",
                                    values: backlog.map { ($0.app, lag($0.oldestReceivedAt)) }),
         ]
+        let degraded = await degradation() != nil
         return metrics.render(gauges: [
+            ("cairn_ingest_degraded", "1 while acknowledged events are not reaching storage (repeated forwarding failures, or a spool older than its limit); cairn status says why.", degraded ? 1 : 0),
             ("cairn_spool_depth", "Events acknowledged and waiting in the spool for storage.", Double(backlog.reduce(0) { $0 + $1.depth })),
             ("cairn_forwarder_lag_seconds", "How long the oldest spooled event has waited since it was received.", backlog.map { lag($0.oldestReceivedAt) }.max() ?? 0),
             ("cairn_spool_group_commits", "Spool transactions committed since start.", Double(totals.groups)),

@@ -34,7 +34,14 @@ public enum IngestService {
         let metrics = IngestMetrics()
         let ingestor = Ingestor(spool: spool, apps: apps, counters: context.counters,
                                 suppressions: Suppressions(try spool.suppressedKeys()), metrics: metrics, highWaterMark: settings.highWaterMark)
-        let http = HTTPIngest(ingestor: ingestor)
+        let forwarding = ForwardingHealth()
+        let ageLimit = settings.spoolAgeLimit
+        // Why acknowledged events are not reaching storage, or nil: for `cairn status` and `/metrics`.
+        let stuck: @Sendable () async -> String? = {
+            let oldest = try? await NIOThreadPool.singleton.runIfActive { try spool.oldestReceivedAt() }
+            return forwarding.problem(oldestSpooled: oldest ?? nil, now: .now(), ageLimit: ageLimit)
+        }
+        let http = HTTPIngest(ingestor: ingestor, degradation: stuck)
         let boundAddress = Mutex<String?>(nil)
         let logger = context.logger
         let server = Application(
@@ -46,7 +53,7 @@ public enum IngestService {
                 logger.info("HTTP ingest listening", metadata: ["http.address": "\(address ?? "?")"])
             },
             logger: Logger(label: "cairn-ingest.http"))
-        let forwarder = Forwarder(spool: spool, identity: identity, counters: context.counters, logger: context.logger)
+        let forwarder = Forwarder(spool: spool, identity: identity, counters: context.counters, logger: context.logger, health: forwarding)
 
         var router = RPCRouter()
         router.register("ingest.submit") { params in try await ingestor.submit(params) }
@@ -65,7 +72,8 @@ public enum IngestService {
                 let depth = (try? await NIOThreadPool.singleton.runIfActive { try spool.depth() }) ?? -1
                 let dead = (try? await NIOThreadPool.singleton.runIfActive { try spool.deadLetterCount() }) ?? -1
                 return ["spool_depth": .int(depth), "dead_letters": .int(dead), "http_address": .optional(boundAddress.withLock { $0 })]
-            })
+            },
+            degradation: stuck)
     }
 }
 
@@ -89,6 +97,8 @@ struct IngestSettings {
     var port = 8088
     /// Spooled events from which requests are refused (`overloaded`; HTTP `429`). Defaults to 1,000,000.
     var highWaterMark: Int64 = 1_000_000
+    /// How old the spool's oldest event may grow before ingest reports itself degraded. Defaults to 300 s.
+    var spoolAgeLimit: Duration = .seconds(300)
 
     init(_ settings: JSONObject, environment: [String: String]) throws(RPCError) {
         if let address = environment["CAIRN_HTTP_ADDR"].flatMap({ $0.isEmpty ? nil : $0 }) ?? settings["http_address"]?.stringValue {
@@ -101,6 +111,10 @@ struct IngestSettings {
         if let mark = environment["CAIRN_SPOOL_HIGH_WATER_MARK"].flatMap({ Int64($0) }) ?? settings["spool_high_water_mark"]?.intValue {
             guard mark > 0 else { throw RPCError.application("configuration", "the spool high-water mark must be positive") }
             highWaterMark = mark
+        }
+        if let seconds = settings["spool_age_limit_s"]?.intValue {
+            guard seconds > 0 else { throw RPCError.application("configuration", "settings.spool_age_limit_s must be positive") }
+            spoolAgeLimit = .seconds(seconds)
         }
     }
 }

@@ -209,6 +209,19 @@ public final class Spool: Sendable {
         }
     }
 
+    /// When the oldest spooled event was received, or nil when the spool is empty.
+    public func oldestReceivedAt() throws(SQLiteError) -> Timestamp? {
+        try database.withConnection { (connection) throws(SQLiteError) -> Timestamp? in
+            var oldest: Timestamp?
+            try connection.query("SELECT event FROM spool ORDER BY seq LIMIT 1", []) { entry in
+                if case .object(let event)? = try? JSONParser.parse(entry.blob(0)) {
+                    oldest = event["received_at"]?.stringValue.flatMap { Timestamp(parsing: $0) }
+                }
+            }
+            return oldest
+        }
+    }
+
     public func deadLetterCount() throws(SQLiteError) -> Int64 {
         try count("SELECT count(*) FROM dead_letters")
     }

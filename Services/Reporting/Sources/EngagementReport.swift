@@ -214,6 +214,7 @@ enum ScalarText {
         case .string(let text): return text
         case .int(let number): return String(number)
         case .double(let number): return String(number)
+        case .number(let digits): return digits
         case .bool(let flag): return flag ? "true" : "false"
         default: return value.serializedString()
         }

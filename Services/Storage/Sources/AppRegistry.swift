@@ -10,7 +10,8 @@ import CairnWire
 ///   the write key is shown once and stored only as its SHA-256;
 /// - `apps.list` → `{rows}`; `apps.get {app}` (name or token) → the app with its attributes;
 /// - `apps.authenticate {write_key_hash}` → the app whose write key has that SHA-256;
-/// - `apps.rotate_key {app}` → `{name, token, write_key}`; `apps.configure {app, personal_data}`;
+/// - `apps.rotate_key {app}` → `{name, token, write_key}`; `apps.configure {app, personal_data?,
+///   session_inactivity?, session_max_length?, identify_userlike_by_email?, earliest_event_time?, future_allowance?}`;
 /// - `attributes.set {app, name, type}`; `attributes.list {app}` → `{rows}`.
 public enum AppRegistry {
     /// Looks an app up by token or name.
@@ -26,7 +27,8 @@ public enum AppRegistry {
 
     private static func find(where condition: String, _ value: String, on connection: PostgresConnection) throws(PostgresError) -> JSON? {
         let rows = try connection.execute("""
-            SELECT token, name, personal_data, created_at, session_inactivity_s, session_max_length_s, identify_userlike_by_email
+            SELECT token, name, personal_data, created_at, session_inactivity_s, session_max_length_s, identify_userlike_by_email,
+                   to_char(event_time_earliest AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), event_time_future_s
             FROM apps WHERE \(condition) LIMIT 1
             """, [value]).rows
         guard let row = rows.first else { return nil }
@@ -38,7 +40,8 @@ public enum AppRegistry {
         return ["token": .string(token), "name": .optional(row[1]), "personal_data": .optional(row[2]),
                 "created_at": .optional(row[3]), "session_inactivity_s": .int(Int64(row[4] ?? "1800") ?? 1800),
                 "session_max_length_s": .int(Int64(row[5] ?? "86400") ?? 86400),
-                "identify_userlike_by_email": .bool(row[6] == "t"), "attributes": .object(attributes)]
+                "identify_userlike_by_email": .bool(row[6] == "t"), "event_time_earliest": .optional(row[7]),
+                "event_time_future_s": .int(Int64(row[8] ?? "86400") ?? 86400), "attributes": .object(attributes)]
     }
 
     public static func create(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
@@ -93,6 +96,18 @@ public enum AppRegistry {
             }
             // Column names come from the fixed list above; the value is bound.
             try connection.execute("UPDATE apps SET \(column) = $2 WHERE token = $1", [app.token, String(seconds)])
+        }
+        if let text = params["earliest_event_time"]?.stringValue {
+            guard let earliest = Timestamp(parsing: text), earliest >= AdmissionPolicy.widestEarliest else {
+                throw RPCError.application("invalid_setting", "earliest event time must be a date or RFC 3339 time from \(AdmissionPolicy.widestEarliest) on; found '\(text)'")
+            }
+            try connection.execute("UPDATE apps SET event_time_earliest = $2 WHERE token = $1", [app.token, earliest.description])
+        }
+        if let text = params["future_allowance"]?.stringValue {
+            guard let seconds = TimeBound.seconds(text), seconds <= AdmissionPolicy.widestFutureAllowanceSeconds else {
+                throw RPCError.application("invalid_setting", "future allowance must be a length such as 24h or 7d, at most \(AdmissionPolicy.widestFutureAllowanceSeconds / 86_400)d; found '\(text)'")
+            }
+            try connection.execute("UPDATE apps SET event_time_future_s = $2 WHERE token = $1", [app.token, String(seconds)])
         }
         if let flag = params["identify_userlike_by_email"]?.boolValue {
             try connection.execute("UPDATE apps SET identify_userlike_by_email = $2 WHERE token = $1", [app.token, flag ? "true" : "false"])

@@ -223,6 +223,14 @@ public enum Schema {
         (9, continuousExport),
         (10, rollupWritePath),
         (11, triggers),
+        (12, admissionWindow),
+    ]
+
+    /// Each app's window of accepted event times (`cairn apps configure`); ingest refuses
+    /// events outside it before acknowledging them.
+    static let admissionWindow: [String] = [
+        "ALTER TABLE apps ADD COLUMN event_time_earliest timestamptz NOT NULL DEFAULT '1970-01-01T00:00:00Z'",
+        "ALTER TABLE apps ADD COLUMN event_time_future_s bigint NOT NULL DEFAULT 86400",
     ]
 
     /// Triggers (README, "Triggers"): each follows its app's stored events from a checkpoint,

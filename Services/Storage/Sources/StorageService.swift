@@ -12,7 +12,9 @@ import Synchronization
 /// Methods:
 /// - `storage.write {events, users, companies}` → `{inserted, duplicates, rejected}`. Events
 ///   that fail the canonical checks are returned in `rejected` (by index) instead of failing
-///   the batch, so one bad event cannot block the spool behind it.
+///   the batch, so one bad event cannot block the spool behind it. A batch PostgreSQL refuses
+///   for its data fails with `write_refused` (and `data.sqlstate`); ingest then isolates the
+///   events at fault.
 public enum StorageService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
         let databaseURL = try context.requireDatabaseURL()
@@ -68,6 +70,11 @@ public enum StorageService {
                     logger.warning("write failed, database unavailable", metadata: ["error": "\(error.message)"])
                     throw RPCError.application("storage_unavailable", error.message)
                 }
+                if let sqlState = error.sqlState, refusesData(sqlState) {
+                    // No retry can cure it: ingest halves the batch until the event stands alone, and dead-letters it.
+                    logger.warning("batch refused for its data", metadata: ["error": "\(error.message)", "sqlstate": "\(sqlState)", "events": "\(toWrite.count)"])
+                    throw RPCError.application("write_refused", error.message, details: ["sqlstate": .string(sqlState)])
+                }
                 logger.error("write failed", metadata: ["error": "\(error.message)", "sqlstate": "\(error.sqlState ?? "")"])
                 throw RPCError.application("write_failed", error.message)
             }
@@ -116,6 +123,14 @@ public enum StorageService {
             healthProblem: { readiness.problem },
             statusDetails: { ["database": .string(PostgresConfiguration.redacted(databaseURL))] })
     }
+}
+
+/// Whether PostgreSQL refused a statement for the data it carried, which no retry cures:
+/// SQLSTATE class 22 (data exception: an untranslatable character, a value out of range, a
+/// time beyond the calendar), 23 (integrity constraint violation) or 54 (program limit
+/// exceeded: an index row too large). Resource and connection errors (53, 08, 57) are not.
+func refusesData(_ sqlState: String) -> Bool {
+    ["22", "23", "54"].contains(String(sqlState.prefix(2)))
 }
 
 /// Whether the database is migrated and reachable; `problem` says why not.
