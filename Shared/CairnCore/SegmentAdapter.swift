@@ -59,6 +59,7 @@ public enum SegmentAdapter {
         let time = try eventTime(fields, receivedAt: ingest.receivedAt)
         let contextFields = RecordFields(try fields.object("context") ?? JSONObject(), path: "context")
         let device = try DeviceFields(contextFields)
+        let exported = try CairnExportFields(contextFields)
 
         var eventType: EventType
         var name = ""
@@ -70,17 +71,18 @@ public enum SegmentAdapter {
         case "track":
             let event = try fields.string("event", required: true)!
             let properties = RecordFields(try fields.object("properties") ?? JSONObject(), path: "properties")
-            if let kind = UserGuidingCatalog.byTitle[event] {
+            if let kind = UserGuidingCatalog.byTitle[event], exported?.origin.map({ $0 == .userguiding || $0 == .segment }) ?? true {
                 // Segment's UserGuiding source (seed 001): the same event as the native form.
                 let checked = try UserGuidingAdapter.properties(of: kind, from: properties, segmentForm: true, alsoAllowed: ["user_id", "question_name"])
                 var userGuidingProperties = checked
                 if let questionName = try properties.string("question_name") { userGuidingProperties.append("question_name", .string(questionName)) }
                 let propertyUser = try properties.identifier("user_id")
-                try requireIdentity(userId ?? propertyUser, anonymousId)
+                if exported == nil { try requireIdentity(userId ?? propertyUser, anonymousId) }
                 var event = UserGuidingAdapter.event(
                     kind: kind, properties: userGuidingProperties, userId: userId ?? propertyUser, anonymousId: anonymousId, insertedAt: time,
-                    messageId: messageId, source: "backend-segment", origin: .segment, context: ingest)
+                    messageId: messageId, source: exported?.source ?? "backend-segment", origin: exported?.origin ?? .segment, context: ingest)
                 device.apply(to: &event)
+                exported?.apply(to: &event)
                 return event
             }
             eventType = .track
@@ -101,6 +103,13 @@ public enum SegmentAdapter {
             for key in ["name", "category"] {
                 if let value = try fields.string(key), properties[key] == nil { properties[key] = .string(value) }
             }
+            // The page's URL (scheme and query included) and title, as Segment's spec lists them
+            // among page properties, from context.page when the properties leave them out.
+            if let page = try contextFields.object("page") {
+                for key in ["url", "title"] where properties[key] == nil {
+                    if let value = page[key], value.stringValue != nil { properties[key] = value }
+                }
+            }
             if type == "screen" { properties["screen"] = .bool(true) }
             metadata = properties
         default:  // alias
@@ -111,10 +120,20 @@ public enum SegmentAdapter {
             user = try fields.identifier("userId", required: true)
             anonymous = try fields.identifier("previousId", required: true)
         }
-        try requireIdentity(user, anonymous)
+        if let exported {
+            // Cairn's own export: the canonical type and name it had, without the keys the export added.
+            if let type = exported.eventType {
+                eventType = type
+                name = exported.eventName ?? ""
+            }
+            for key in exported.derived { metadata[key] = nil }
+        } else {
+            try requireIdentity(user, anonymous)
+        }
         var event = CanonicalEvent(
             appToken: ingest.appToken, eventType: eventType, eventName: name, userId: user, companyId: company, anonymousId: anonymous,
-            source: "backend-segment", insertedAt: time, metadata: metadata, messageId: messageId, receivedAt: ingest.receivedAt, origin: .segment)
+            source: exported?.source ?? "backend-segment", insertedAt: time, metadata: metadata, messageId: messageId,
+            receivedAt: ingest.receivedAt, origin: exported?.origin ?? .segment)
         device.apply(to: &event)
         if eventType == .pageView, let url = metadata["url"]?.stringValue, let page = PageURL.split(url) {
             event.hostname = page.hostname
@@ -122,6 +141,7 @@ public enum SegmentAdapter {
         } else if eventType == .pageView, let path = metadata["path"]?.stringValue {
             event.pathname = path
         }
+        exported?.apply(to: &event)
         return event
     }
 
@@ -140,6 +160,43 @@ public enum SegmentAdapter {
     private static func requireIdentity(_ userId: String?, _ anonymousId: String?) throws(EventError) {
         if userId == nil && anonymousId == nil {
             throw EventError(.missingField, field: "userId", "or anonymousId is required (Segment's no_user_anon_id)")
+        }
+    }
+
+    /// `context.integration.name` of the messages Cairn's export writes.
+    public static let cairnIntegration = "cairn"
+
+    /// What Cairn's export put in `context.cairn` for the canonical fields Segment's spec has
+    /// no place for, read back only from messages whose `context.integration.name` is Cairn's:
+    /// the canonical type and name, `source`, `origin`, `browser`, and the property keys the
+    /// export derived from the name (removed again). Such a message may carry no user or
+    /// anonymous id, as its canonical event did.
+    struct CairnExportFields {
+        var eventType: EventType?
+        var eventName: String?
+        var source: String?
+        var origin: InputFormat?
+        var browser: String?
+        var derived: [String] = []
+        /// `context.page.path` exactly: the canonical pathname the export wrote.
+        var pathname: String?
+
+        init?(_ context: RecordFields) throws(EventError) {
+            guard context.object["integration"]?["name"]?.stringValue == SegmentAdapter.cairnIntegration else { return nil }
+            let object = try context.object("cairn") ?? JSONObject()
+            let cairn = RecordFields(object, path: context.field("cairn"))
+            eventType = try cairn.oneOf("event_type", EventType.allCases.map(\.rawValue)).flatMap(EventType.init(rawValue:))
+            eventName = try cairn.string("event_name")
+            source = try cairn.oneOf("source", UserpilotAdapter.sources)
+            origin = try cairn.oneOf("origin", InputFormat.allCases.map(\.rawValue)).flatMap(InputFormat.init(rawValue:))
+            browser = try cairn.string("browser")
+            derived = (object["derived"]?.arrayValue ?? []).compactMap(\.stringValue)
+            pathname = context.object["page"]?["path"]?.stringValue
+        }
+
+        func apply(to event: inout CanonicalEvent) {
+            event.browser = browser
+            event.pathname = pathname
         }
     }
 
@@ -163,7 +220,9 @@ public enum SegmentAdapter {
                     hostname = parts.hostname
                     pathname = parts.pathname
                 }
-                if pathname == nil { pathname = try pageFields.string("path") }
+                // The path as sent wins over the URL's: they agree for browsers, and a path alone
+                // (no host) stays a path.
+                if let path = try pageFields.string("path") { pathname = path }
             }
             userAgent = try context.string("userAgent")
             if let os = try context.object("os") { operatingSystem = try RecordFields(os, path: context.field("os")).string("name") }

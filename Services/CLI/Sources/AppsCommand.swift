@@ -115,6 +115,7 @@ extension CairnCommand.Apps {
             if let earliestEventTime { params["earliest_event_time"] = .string(earliestEventTime) }
             if let futureAllowance { params["future_allowance"] = .string(futureAllowance) }
             let result = try await connection.call("storage", "apps.configure", .object(params))
+            try await connection.refreshApp(app)
             print("\(result["name"]?.stringValue ?? app): personal data \(result["personal_data"]?.stringValue ?? ""), "
                   + "sessions end after \(result["session_inactivity_s"]?.intValue ?? 0) s idle or \(result["session_max_length_s"]?.intValue ?? 0) s long, "
                   + "Userlike email identifies: \(result["identify_userlike_by_email"]?.boolValue ?? false), "
@@ -140,6 +141,8 @@ extension CairnCommand.Attributes {
 
         func run() async throws {
             let result = try await connection.call("storage", "attributes.set", ["app": .string(app), "name": .string(name), "type": .string(type)])
+            // Returns once every ingest applies the type, so the very next event is checked against it.
+            try await connection.refreshApp(app)
             print("\(result["app"]?.stringValue ?? app): \(result["name"]?.stringValue ?? name) is \(result["type"]?.stringValue ?? type)")
         }
     }

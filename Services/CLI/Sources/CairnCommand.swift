@@ -46,6 +46,23 @@ struct ConnectionOptions: ParsableArguments {
 }
 
 extension ConnectionOptions {
+    /// Has every ingest instance fetch `app`'s settings afresh, so a changed setting or
+    /// attribute type applies to the next event, not after the cache's 2 seconds. An instance
+    /// that cannot be reached is named: its next start reads the settings anyway.
+    func refreshApp(_ app: String) async throws {
+        var unreachable: [String] = []
+        for instance in await ingestInstances() {
+            do {
+                _ = try await call(instance, "ingest.apps.refresh", ["app": .string(app)])
+            } catch {
+                unreachable.append("\(instance) (\(error))")
+            }
+        }
+        if !unreachable.isEmpty {
+            throw CLIError("the setting is stored, but not yet applied by \(unreachable.joined(separator: ", ")); it applies within 2 seconds of that ingest answering again")
+        }
+    }
+
     /// The stack's ingest instances: `chosen` when the user named one, else every service whose
     /// executable is `cairn-ingest`, by the supervisor's account (`ingest` alone when the
     /// supervisor cannot say).

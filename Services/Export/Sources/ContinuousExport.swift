@@ -241,7 +241,7 @@ enum ExportCheckpoints {
             ) e
             CROSS JOIN LATERAL (
                 SELECT count(*) AS pending FROM identity_aliases
-                WHERE app_token = c.app_token AND \(linksAfter(xid: "c.after_xid", at: "c.after_at", kind: "c.after_alias_kind", id: "c.after_alias_id"))
+                WHERE app_token = c.app_token AND alias_kind = 'user' AND \(linksAfter(xid: "c.after_xid", at: "c.after_at", kind: "c.after_alias_kind", id: "c.after_alias_id"))
             ) l
             ORDER BY c.destination, a.name
             """).rows
@@ -348,7 +348,7 @@ struct Follower: Sendable {
                     """, [token, String(start.xid), start.at, String(start.eventId)])
                 return try connection.execute("""
                     SELECT stored_xid, aliased_at::text, alias_kind, alias_id, user_id FROM identity_aliases
-                    WHERE app_token = $1 AND \(below) AND \(ExportCheckpoints.linksAfter(xid: "$2::bigint", at: "$3::timestamptz", kind: "$4", id: "$5"))
+                    WHERE app_token = $1 AND alias_kind = 'user' AND \(below) AND \(ExportCheckpoints.linksAfter(xid: "$2::bigint", at: "$3::timestamptz", kind: "$4", id: "$5"))
                     ORDER BY stored_xid, aliased_at, alias_kind COLLATE "C", alias_id COLLATE "C"
                     LIMIT $6
                     """, [token, String(start.xid), start.at, start.aliasKind, start.aliasId, String(limit)]).rows

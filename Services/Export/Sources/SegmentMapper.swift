@@ -5,39 +5,56 @@ import CairnCore
 /// | canonical | Segment |
 /// |---|---|
 /// | `track` | `track`, the event's own name; UserGuiding events with seed 001's property types |
-/// | `interaction` | `track`, `{Entity} {Status}` (e.g. `Experience Dismissed`) with `{entity}_id` |
+/// | `interaction` | `track`, `{Entity} {Status}` (e.g. `Experience Dismissed`) with `{entity}_id` and `status` |
 /// | `track_feature` | `track` `Feature Used` with `feature_id` |
 /// | `session_start` | `track` `Session Started` with `session` |
-/// | `identify_user` | `identify` with the metadata as traits |
+/// | `identify_user` | `identify` with the metadata as traits; one that came as a Segment `alias`, `alias` |
 /// | `identify_company` | `group` with `groupId` and the metadata as traits |
-/// | `page_view` | `page` with `path` and `url` |
-/// | an alias recorded by identity | `alias` with `previousId` and `userId`, at its time |
+/// | `page_view` | `page` with the metadata as properties (`name`, `category` also on the message) |
+/// | a merge of two users | `alias` with `previousId` and `userId`, at its time |
+///
+/// Nothing is renamed or dropped: properties and traits keep their keys (seed 001's renames
+/// of UserGuiding's names happened at ingest), the sender's `messageId` and `anonymousId`
+/// are kept, times keep their microseconds. What Segment's spec has no field for (the
+/// canonical type and name of an interaction, `source`, `origin`, `browser`) travels in
+/// `context.cairn`, which Cairn's own ingest reads back, so an export ingested again gives
+/// the same canonical rows.
 public enum SegmentMapper {
     /// Segment's per-message limit, with the margin the official libraries keep.
     public static let maximumMessageBytes = 32_000
     /// The longest string property kept when a message must be cut down.
     public static let truncatedStringLength = 1_024
 
-    /// A stable `messageId` (< 100 characters), so a re-export is deduplicated downstream.
+    /// The event's own `messageId`, or a stable one (< 100 characters) for an event that came
+    /// without, so a re-export is deduplicated downstream.
     public static func messageId(for event: CanonicalEvent) -> String {
-        "cairn-\(event.appToken)-\(event.internalEventIdHex)"
+        event.messageId ?? "cairn-\(event.appToken)-\(event.internalEventIdHex)"
     }
 
     public static func message(for event: CanonicalEvent) -> JSONObject {
         var message = JSONObject()
-        let properties = snakeCased(event.metadata)
+        /// Keys the export adds to the properties, which Cairn's ingest removes again.
+        var derived: [String] = []
         switch event.eventType {
         case .track:
             message.append("type", "track")
             message.append("event", .string(event.eventName))
-            message.append("properties", .object(UserGuidingCatalog.byTitle[event.eventName] == nil ? properties : userGuidingTyped(properties, userId: event.userId)))
+            let isUserGuiding = event.origin == .userguiding || (event.origin == .segment && UserGuidingCatalog.byTitle[event.eventName] != nil)
+            message.append("properties", .object(isUserGuiding ? userGuidingTyped(event.metadata, userId: event.userId) : event.metadata))
         case .interaction:
             let parts = event.eventName.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
             let entity = parts.first ?? "interaction"
-            var interaction = properties
+            var interaction = event.metadata
             if parts.count == 3 {
-                interaction[SnakeCase.convert(entity) + "_id"] = .string(parts[1])
-                interaction["status"] = interaction["status"] ?? .string(parts[2])
+                let idKey = SnakeCase.convert(entity) + "_id"
+                if interaction[idKey] == nil {
+                    interaction[idKey] = .string(parts[1])
+                    derived.append(idKey)
+                }
+                if interaction["status"] == nil {
+                    interaction["status"] = .string(parts[2])
+                    derived.append("status")
+                }
             }
             message.append("type", "track")
             message.append("event", .string(SnakeCase.titleCase(entity) + " " + SnakeCase.titleCase(parts.last ?? "")))
@@ -46,10 +63,15 @@ public enum SegmentMapper {
             message.append("type", "track")
             message.append("event", "Feature Used")
             message.append("properties", ["feature_id": .string(event.eventName)])
+            derived.append("feature_id")
         case .sessionStart:
             message.append("type", "track")
             message.append("event", "Session Started")
             message.append("properties", ["session": .optional(event.session)])
+            derived.append("session")
+        case .identifyUser where event.eventName == "alias" && event.anonymousId != nil:
+            message.append("type", "alias")
+            message.append("previousId", .optional(event.anonymousId))
         case .identifyUser:
             message.append("type", "identify")
             message.append("traits", .object(event.metadata))
@@ -59,28 +81,31 @@ public enum SegmentMapper {
             message.append("traits", .object(event.metadata))
         case .pageView:
             message.append("type", "page")
-            var page = JSONObject()
-            if let path = event.pathname { page["path"] = .string(path) }
-            if let host = event.hostname { page["url"] = .string("https://" + host + (event.pathname ?? "/")) }
-            message.append("properties", .object(page))
+            for key in ["name", "category"] {
+                if let value = event.metadata[key]?.stringValue { message.append(key, .string(value)) }
+            }
+            message.append("properties", .object(event.metadata))
         }
         if let userId = event.userId {
             message.append("userId", .string(userId))
         }
-        if let anonymousId = event.anonymousId {
+        if let anonymousId = event.anonymousId, message["previousId"] == nil {
             message.append("anonymousId", .string(anonymousId))
-        } else if event.userId == nil {
-            // Every message needs an identity; a company-only event speaks for the company.
-            message.append("anonymousId", .string("company:" + (event.companyId ?? event.internalEventIdHex)))
         }
         message.append("messageId", .string(messageId(for: event)))
-        message.append("timestamp", .string(event.insertedAt.iso8601Milliseconds))
-        message.append("context", .object(context(for: event)))
+        message.append("timestamp", .string(timestamp(event.insertedAt)))
+        message.append("context", .object(context(for: event, derived: derived)))
         return message
     }
 
-    /// An identity link as a Segment `alias`: `previousId` is now `userId`. Its `messageId`
-    /// hashes the link, so re-exporting it is deduplicated and a changed link is a new message.
+    /// Milliseconds as Segment's libraries write them, microseconds when the time has them.
+    static func timestamp(_ time: Timestamp) -> String {
+        time.microseconds % 1000 == 0 ? time.iso8601Milliseconds : time.description
+    }
+
+    /// A merge of two users as a Segment `alias`: `previousId` is now `userId`. Its
+    /// `messageId` hashes the link, so re-exporting it is deduplicated and a changed link is a
+    /// new message. (Anonymous ids reach their users through the events that carry both.)
     public static func message(for alias: StoredAlias) -> JSONObject {
         let link = XXHash64.hash(alias.previousId + "\u{1F}" + alias.userId)
         return [
@@ -88,8 +113,8 @@ public enum SegmentMapper {
             "previousId": .string(alias.previousId),
             "userId": .string(alias.userId),
             "messageId": .string("cairn-\(alias.appToken)-alias-\(CanonicalEvent.hex(link))"),
-            "timestamp": .string(alias.aliasedAt.iso8601Milliseconds),
-            "context": ["integration": ["name": "cairn", "version": .string(exporterVersion)]],
+            "timestamp": .string(timestamp(alias.aliasedAt)),
+            "context": ["integration": ["name": .string(integrationName), "version": .string(exporterVersion)]],
         ]
     }
 
@@ -109,12 +134,16 @@ public enum SegmentMapper {
         return typed
     }
 
-    static func context(for event: CanonicalEvent) -> JSONObject {
+    static func context(for event: CanonicalEvent, derived: [String]) -> JSONObject {
         var context = JSONObject()
         if event.pathname != nil || event.hostname != nil {
             var page = JSONObject()
             if let path = event.pathname { page["path"] = .string(path) }
-            if let host = event.hostname { page["url"] = .string("https://" + host + (event.pathname ?? "/")) }
+            if let url = event.metadata["url"]?.stringValue, event.eventType == .pageView {
+                page["url"] = .string(url)
+            } else if let host = event.hostname {
+                page["url"] = .string("https://" + host + (event.pathname ?? ""))
+            }
             context["page"] = .object(page)
         }
         if let agent = event.userAgent { context["userAgent"] = .string(agent) }
@@ -125,21 +154,28 @@ public enum SegmentMapper {
         if let os = event.operatingSystem { context["os"] = ["name": .string(os)] }
         if let device = event.deviceType { context["device"] = ["type": .string(device)] }
         if let country = event.countryCode { context["location"] = ["country": .string(country)] }
+        if let session = event.session { context["sessionId"] = .string(session) }
         if let company = event.companyId, event.eventType != .identifyCompany { context["groupId"] = .string(company) }
-        context["integration"] = ["name": "cairn", "version": .string(exporterVersion)]
+        // Only what a Segment message does not already say: its type where the message's type
+        // cannot (interactions, features, sessions), and a source or origin other than Segment's.
+        var cairn = JSONObject()
+        if [.interaction, .trackFeature, .sessionStart].contains(event.eventType) {
+            cairn["event_type"] = .string(event.eventType.rawValue)
+            if !event.eventName.isEmpty { cairn["event_name"] = .string(event.eventName) }
+        }
+        if event.source != "backend-segment" { cairn["source"] = .string(event.source) }
+        if event.origin != .segment { cairn["origin"] = .string(event.origin.rawValue) }
+        if let browser = event.browser { cairn["browser"] = .string(browser) }
+        if !derived.isEmpty { cairn["derived"] = .array(derived.map(JSON.string)) }
+        if !cairn.isEmpty { context["cairn"] = .object(cairn) }
+        context["integration"] = ["name": .string(integrationName), "version": .string(exporterVersion)]
         return context
     }
 
-    public static let exporterVersion = "0.1.0"
-
-    static func snakeCased(_ object: JSONObject) -> JSONObject {
-        var result = JSONObject()
-        for (key, value) in object {
-            let snake = SnakeCase.convert(key)
-            result[snake.isEmpty ? key : snake] = value
-        }
-        return result
-    }
+    /// `context.integration.name` on every message Cairn exports; Cairn's ingest trusts
+    /// `context.cairn` only on such messages.
+    public static let integrationName = SegmentAdapter.cairnIntegration
+    public static let exporterVersion = "0.2.0"
 
     /// The message serialised, cut down if needed to fit ``maximumMessageBytes``:
     /// first long strings in properties/traits are shortened to ``truncatedStringLength``

@@ -32,7 +32,8 @@ public struct StoredEvents: Sendable {
         browser_language, session, country_code, metadata::text, message_id, received_at, origin
         """
 
-    /// Calls `aliases` once with the identity links recorded in the period (oldest first), then
+    /// Calls `aliases` once with the merges of users recorded in the period (oldest first; an
+    /// anonymous id reaches its user through the events that carry both), then
     /// `body` with each page of events, all from one snapshot; a row that no longer reads as a
     /// canonical event is passed to `corrupt` instead of stopping the export.
     public func forEachPage(
@@ -81,7 +82,7 @@ public struct StoredEvents: Sendable {
         }
         let links = try connection.execute("""
             SELECT alias_id, user_id, aliased_at FROM identity_aliases
-            WHERE \(conditions("aliased_at"))
+            WHERE \(conditions("aliased_at")) AND alias_kind = 'user'
             ORDER BY aliased_at, alias_kind, alias_id
             """, parameters).rows
         try connection.execute(

@@ -59,6 +59,19 @@ public final class AppDirectory: Sendable {
         try await lookup(cacheKey: key, method: "apps.get", params: ["app": .string(key)], unknownCode: "unknown_app")
     }
 
+    /// Forgets every cached answer about `key`'s app and fetches it afresh: after a setting
+    /// or an attribute type changed, so the next event sees it.
+    public func refresh(_ key: String) async throws(RPCError) -> App {
+        cache.withLock { cache in
+            let token = cache[key]?.app.token
+            cache = cache.filter { $0.key != key && (token == nil || $0.value.app.token != token) }
+        }
+        let app = try await resolve(key)
+        // Keys cached under the write key's hash name the same app: drop those too.
+        cache.withLock { cache in cache = cache.filter { !$0.key.hasPrefix("key:") || $0.value.app.token != app.token } }
+        return app
+    }
+
     /// The app whose write key is `writeKey`. Only its SHA-256 is sent to storage or cached.
     /// - Throws: ``RPCError`` `unknown_write_key`, or `storage_unavailable` as ``resolve(_:)``.
     public func resolve(writeKey: String) async throws(RPCError) -> App {

@@ -65,6 +65,11 @@ public enum IngestService {
         }
         router.register("ingest.deadletters.replay") { params in try await ingestor.replay(params) }
         router.register("ingest.suppress") { params in try await ingestor.suppress(params) }
+        router.register("ingest.apps.refresh") { params in
+            guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
+            let fresh = try await apps.refresh(app)
+            return ["app": .string(fresh.name), "token": .string(fresh.token), "attributes": .int(Int64(fresh.attributes.types.count))]
+        }
         return ServiceParts(
             router: router, background: [forwarder, HTTPListener(server: server, address: "\(settings.host):\(settings.port)")],
             healthProblem: { boundAddress.withLock { $0 } == nil ? "the HTTP listener on \(settings.host):\(settings.port) is not up yet" : nil },
