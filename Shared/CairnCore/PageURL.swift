@@ -1,9 +1,9 @@
 /// Splits a page URL into the canonical `hostname` and `pathname`.
-enum PageURL {
+public enum PageURL {
     /// `https://app.acme.io/dashboard?x=1#top` → (`app.acme.io`, `/dashboard`); nil when it is not an absolute http(s) URL.
     ///
     /// Works on the UTF-8 bytes: every delimiter is ASCII, and it runs once per page event.
-    static func split(_ url: String) -> (hostname: String, pathname: String)? {
+    public static func split(_ url: String) -> (hostname: String, pathname: String)? {
         var url = url
         return url.withUTF8 { bytes -> (hostname: String, pathname: String)? in
             let colon = UInt8(ascii: ":"), slash = UInt8(ascii: "/"), question = UInt8(ascii: "?"), hash = UInt8(ascii: "#")

@@ -104,8 +104,9 @@ public enum SegmentAdapter {
                 if let value = try fields.string(key), properties[key] == nil { properties[key] = .string(value) }
             }
             // The page's URL (scheme and query included) and title, as Segment's spec lists them
-            // among page properties, from context.page when the properties leave them out.
-            if let page = try contextFields.object("page") {
+            // among page properties, from context.page when the properties leave them out
+            // (Cairn's own export writes the properties exactly as stored).
+            if exported == nil, let page = try contextFields.object("page") {
                 for key in ["url", "title"] where properties[key] == nil {
                     if let value = page[key], value.stringValue != nil { properties[key] = value }
                 }

@@ -139,7 +139,8 @@ public enum SegmentMapper {
         if event.pathname != nil || event.hostname != nil {
             var page = JSONObject()
             if let path = event.pathname { page["path"] = .string(path) }
-            if let url = event.metadata["url"]?.stringValue, event.eventType == .pageView {
+            // A page's own URL as received (scheme and query included), when it is the one the host came from.
+            if event.eventType == .pageView, let url = event.metadata["url"]?.stringValue, PageURL.split(url)?.hostname == event.hostname {
                 page["url"] = .string(url)
             } else if let host = event.hostname {
                 page["url"] = .string("https://" + host + (event.pathname ?? ""))
