@@ -7,7 +7,7 @@ public enum AttributeType: String, Sendable, CaseIterable {
 ///
 /// A registered attribute is coerced on ingest, and a value that cannot be coerced rejects
 /// the event. An unregistered attribute is kept as a string, unless it is a JSON object or
-/// array, which stays JSON (DESIGN.md, "Typed attributes").
+/// array, which stays JSON (docs/formats.md, "User.com").
 public struct AttributeRegistry: Sendable, Equatable {
     public var types: [String: AttributeType]
 
@@ -37,15 +37,18 @@ public struct AttributeRegistry: Sendable, Equatable {
         case .string:
             switch value {
             case .string: return value
-            case .int, .double, .bool: return .string(TextForm.of(value))
+            case .int, .double, .number, .bool: return .string(TextForm.of(value))
             default: throw EventError(.invalidField, field: field, "is registered as a string, found \(value.typeName)")
             }
         case .number:
             switch value {
-            case .int, .double: return value
+            case .int, .double, .number: return value
             case .string(let text):
                 let trimmed = text.trimmingWhitespace()
                 if let integer = Int64(trimmed) { return .int(integer) }
+                // An integer beyond 64 bits keeps every digit, as a JSON number would.
+                let digits = trimmed.first == "-" ? trimmed.dropFirst() : Substring(trimmed)
+                if let first = digits.first, first != "0", digits.allSatisfy({ $0.isASCII && $0.isNumber }) { return .number(trimmed) }
                 if let number = Double(trimmed), number.isFinite, trimmed.first?.isLetter == false { return .double(number) }
                 throw EventError(.invalidField, field: field, "is registered as a number, found '\(text)'")
             default: throw EventError(.invalidField, field: field, "is registered as a number, found \(value.typeName)")

@@ -26,7 +26,7 @@ public enum InputFormat: String, Sendable, CaseIterable, Hashable {
     case segment
 }
 
-/// One event in Cairn's canonical shape (DESIGN.md, "The canonical event").
+/// One event in Cairn's canonical shape (docs/formats.md).
 public struct CanonicalEvent: Sendable, Equatable {
     public let appToken: String
     public let eventType: EventType
@@ -99,7 +99,7 @@ public struct CanonicalEvent: Sendable, Equatable {
         internalEventId = EventIdentity.derive(self)
     }
 
-    /// `internal_event_id` as DESIGN.md shows it: 16 lowercase hex digits.
+    /// `internal_event_id` as Cairn shows it: 16 lowercase hex digits.
     public var internalEventIdHex: String { Self.hex(internalEventId) }
 
     public static func hex(_ value: UInt64) -> String {
@@ -112,7 +112,7 @@ public struct CanonicalEvent: Sendable, Equatable {
 }
 
 extension CanonicalEvent {
-    /// The canonical JSON object: DESIGN.md's field names, absent fields left out.
+    /// The canonical JSON object: the canonical field names (docs/formats.md), absent fields left out.
     ///
     /// This is the shape on the wire between services, in the spool, and in `export jsonl`.
     public var json: JSON {

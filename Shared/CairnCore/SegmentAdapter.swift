@@ -1,4 +1,4 @@
-/// Reads Segment Spec messages (segment-api.md §2): `track`, `identify`, `group`, `page`,
+/// Reads Segment Spec messages (docs/formats.md): `track`, `identify`, `group`, `page`,
 /// `screen` and `alias`, alone or in a `{"batch": […]}` envelope.
 ///
 /// | Segment | canonical |

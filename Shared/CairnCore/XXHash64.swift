@@ -1,4 +1,4 @@
-/// xxHash64, the hash DESIGN.md fixes for `internal_event_id`.
+/// xxHash64, the hash Cairn uses for `internal_event_id`.
 ///
 /// A straight port of the reference algorithm (xxhash.h, XXH64); verified against its
 /// published test vectors in `CairnCoreTests`.

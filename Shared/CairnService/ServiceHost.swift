@@ -69,7 +69,7 @@ public enum ServiceHost {
             return handler
         }
         let logger = Logger(label: "cairn-\(name)")
-        // Sockets and spool files are private to the owner (DESIGN.md: 0600 in a 0700 directory).
+        // Sockets and spool files are private to the owner (0600 in a 0700 directory).
         umask(0o077)
         signal(SIGPIPE, SIG_IGN)
         do {

@@ -3,7 +3,7 @@ import NIOExtras
 
 /// Cairn's frame: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
 public enum Framing {
-    /// The default cap on one frame's payload: 16 MiB (DESIGN.md).
+    /// The default cap on one frame's payload: 16 MiB.
     public static let defaultMaximumFrameSize = 16 * 1024 * 1024
 
     /// Adds the frame decoder and length prepender to `channel`'s pipeline.

@@ -4,7 +4,7 @@ import CairnCore
 /// and what a client receives when the peer answered with one.
 ///
 /// Protocol faults use the standard JSON-RPC codes; application errors use
-/// ``applicationError`` and carry a stable string code in `data.code` (DESIGN.md).
+/// ``applicationError`` and carry a stable string code in `data.code`.
 public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
     public var code: Int
     public var message: String

@@ -41,7 +41,7 @@ public struct RPCServer: Service {
                     return try Self.wrapConnection(channel)
                 }
             }
-        // Sockets are 0600 (DESIGN.md); the service also runs with umask 077, so there is no window.
+        // Sockets are 0600; the service also runs with umask 077, so there is no window.
         chmod(socketPath, 0o600)
         logger.info("listening", metadata: ["socket.path": "\(socketPath)"])
         defer {

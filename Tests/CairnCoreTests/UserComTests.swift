@@ -34,6 +34,12 @@ import Testing
         let created = try event(lines[1], context: typed)
         #expect(created.metadata["sku"] == "7")
         #expect(created.metadata["price"] == .int(39))
+        // Integers beyond 64 bits keep every digit, as numbers or as numeric strings; an unregistered one becomes its digits.
+        let big = try event(#"{"event":"buy","user_id":"u","attributes":{"price":12345678901234567890,"items":"-98765432109876543210","sku":18446744073709551616}}"#, context: typed)
+        #expect(big.metadata["price"] == .number("12345678901234567890"))
+        #expect(big.metadata["items"] == .number("-98765432109876543210"))
+        #expect(big.metadata["sku"] == "18446744073709551616")
+        #expect(failure(#"{"event":"buy","user_id":"u","attributes":{"price":"1e1000000"}}"#, context: typed)?.field == "attributes.price")
     }
 
     @Test(arguments: [

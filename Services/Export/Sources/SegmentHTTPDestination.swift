@@ -6,7 +6,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// When a delivery is tried again (segment-api.md, "Client retry behaviour"): network errors,
+/// When a delivery is tried again (Segment's client retry behaviour, docs/export.md): network errors,
 /// `408`, `429` and `5xx` are retried with exponential backoff and full jitter, and a
 /// `Retry-After` is honoured up to a cap; any other status is final.
 public struct RetryPolicy: Sendable {

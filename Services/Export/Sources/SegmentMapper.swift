@@ -1,6 +1,6 @@
 import CairnCore
 
-/// Maps canonical events to Segment Spec messages (segment-api.md §2, §6, §7).
+/// Maps canonical events to Segment Spec messages (docs/export.md).
 ///
 /// | canonical | Segment |
 /// |---|---|

@@ -1,4 +1,4 @@
-/// Segment's go-snakecase rules (segment-api.md §4): bytes outside `[A-Za-z0-9]` separate
+/// Segment's go-snakecase rules: bytes outside `[A-Za-z0-9]` separate
 /// words, a lower-to-upper change starts a word, a run of capitals stays one word, and words
 /// are lower-cased and joined by one `_`.
 public enum SnakeCase {

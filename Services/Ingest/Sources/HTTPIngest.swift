@@ -10,12 +10,12 @@ import NIOPosix
 import Synchronization
 
 /// Ingest over HTTP/1.1: Segment's HTTP Tracking API, as the official client libraries send
-/// it (segment-api.md §5.5), one route per vendor format, `GET /health` and `GET /metrics`.
+/// it, one route per vendor format, `GET /health` and `GET /metrics`.
 ///
 /// Every route answers only after the events are durable in the spool, through the same
 /// ``Ingestor`` as the CLI's socket, and so through the same group commit.
 public struct HTTPIngest: Sendable {
-    /// Segment's limits (segment-api.md §1.6), in bytes of uncompressed JSON: the normaliser's.
+    /// Segment's limits, in bytes of uncompressed JSON: the normaliser's.
     public static let maximumMessageBytes = EventNormalizer.maximumRecordBytes
     public static let maximumBatchBytes = EventNormalizer.maximumBatchBytes
     public static let maximumBatchMessages = 2_500

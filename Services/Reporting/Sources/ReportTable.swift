@@ -10,7 +10,7 @@ public struct ReportTable: Sendable, Equatable {
         self.rows = rows
     }
 
-    /// `{"columns": [...], "rows": [{column: value, ...}]}`: DESIGN.md's JSON report shape,
+    /// `{"columns": [...], "rows": [{column: value, ...}]}`: the JSON report shape (docs/reports.md),
     /// plus the column order so that tables and CSV keep it.
     public var json: JSON {
         let objects: [JSON] = rows.map { row in

@@ -1,7 +1,7 @@
 import CairnCore
 import CairnPostgres
 
-/// Cairn's PostgreSQL schema, as ordered migrations. Storage owns it (DESIGN.md); the other
+/// Cairn's PostgreSQL schema, as ordered migrations. Storage owns it; the other
 /// services only read.
 ///
 /// Every primary key starts with `app_token`, so the tables can be distributed on it by
