@@ -59,7 +59,9 @@ public indirect enum Condition: Sendable, Equatable {
             let key = bind(name) + "::text"
             switch literal {
             case .number:
-                return "(CASE WHEN jsonb_typeof(\(column)->\(key)) = 'number' OR (\(column)->>\(key)) ~ '^\\s*-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?\\s*$' THEN (\(column)->>\(key))::numeric END)"
+                // Storage's one reading of a JSON value as a number: NULL for what is not one, or
+                // what PostgreSQL's numeric cannot hold ("1e1000000"), so no comparison overflows.
+                return "cairn_jsonb_numeric(\(column)->\(key))"
             case .text:
                 return "(\(column)->>\(key))"
             case .boolean:

@@ -71,6 +71,8 @@ public enum EventNormalizer {
         }
         if chosen == .segment, let messages = SegmentAdapter.messages(in: record) {
             var outcome = Outcome()
+            // The envelope's context merges into every message: each must still fit the limit with it.
+            let checkMessageSizes = checkMessageSizes || record["context"] != nil || record["integrations"] != nil
             for (index, message) in messages.enumerated() {
                 switch message {
                 case .failure(let error):
@@ -116,6 +118,28 @@ public enum EventNormalizer {
         if event.origin != .userpilot { event.rederiveIdentity() }
         try EventAdmission.check(event, policy: context.admission, receivedAt: context.receivedAt)
         return event
+    }
+
+    /// A canonical event kept as a dead letter by storage, read back for a replay: the same
+    /// event (its id unchanged), checked again against the app's limits as of its receipt.
+    public static func normalize(canonicalBytes bytes: [UInt8], context: IngestContext) -> Outcome {
+        do throws(EventError) {
+            let value: JSON
+            do {
+                value = try JSONParser.parse(bytes, maximumDepth: maximumDepth)
+            } catch {
+                throw EventError(.invalidJSON, field: nil, error.description)
+            }
+            let event = try CanonicalEvent(canonical: value)
+            guard event.appToken == context.appToken else {
+                throw EventError(.appMismatch, field: "app_token", "is '\(event.appToken)' but the letter is replayed for the app with token '\(context.appToken)'")
+            }
+            if case .object(let object) = value { try EventAdmission.checkText(object) }
+            try EventAdmission.check(event, policy: context.admission, receivedAt: event.receivedAt)
+            return Outcome(events: [event])
+        } catch {
+            return refused(error, raw: bytes)
+        }
     }
 
     /// The format a record's shape says it is in, or nil.

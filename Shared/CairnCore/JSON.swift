@@ -11,8 +11,10 @@ public enum JSON: Sendable, Equatable {
     case int(Int64)
     /// Any other number that a Double holds.
     case double(Double)
-    /// An integer too large for 64 bits, kept as its decimal digits so that none is lost
-    /// (`12345678901234567890`); PostgreSQL's jsonb keeps it exactly too.
+    /// A number kept as its literal text, so that no digit is lost: an integer too large for
+    /// 64 bits (`12345678901234567890`), or a decimal with more significant digits than a
+    /// Double holds (more than 15) or too small for one (`0.1e-400`). PostgreSQL's jsonb keeps
+    /// it exactly too.
     case number(String)
     case string(String)
     case array([JSON])
@@ -75,7 +77,7 @@ public enum JSON: Sendable, Equatable {
         case (.double(let a), .double(let b)): return a == b
         case (.number(let a), .number(let b)): return a == b
         case (.int(let a), .double(let b)), (.double(let b), .int(let a)): return Double(a) == b && Int64(exactly: b) == a
-        case (.string(let a), .string(let b)): return a == b
+        case (.string(let a), .string(let b)): return a.utf8.elementsEqual(b.utf8)
         case (.array(let a), .array(let b)): return a == b
         case (.object(let a), .object(let b)): return a == b
         default: return false
@@ -114,13 +116,16 @@ public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionary
     public var keys: [String] { pairs.map(\.key) }
 
     /// Reads or replaces the value for `key`; assigning `nil` removes the key.
+    /// Keys match by their UTF-8 bytes, not by Swift's canonical equivalence: `café` written
+    /// with a combining accent is another key than `café` with a precomposed one, as it is to
+    /// PostgreSQL and to every JSON reader.
     public subscript(key: String) -> JSON? {
         get {
-            for pair in pairs where pair.key == key { return pair.value }
+            for pair in pairs where pair.key.utf8.elementsEqual(key.utf8) { return pair.value }
             return nil
         }
         set {
-            if let index = pairs.firstIndex(where: { $0.key == key }) {
+            if let index = pairs.firstIndex(where: { $0.key.utf8.elementsEqual(key.utf8) }) {
                 if let newValue { pairs[index].value = newValue } else { pairs.remove(at: index) }
             } else if let newValue {
                 pairs.append((key: key, value: newValue))
@@ -137,7 +142,7 @@ public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionary
 
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         guard lhs.pairs.count == rhs.pairs.count else { return false }
-        for (left, right) in zip(lhs.pairs, rhs.pairs) where left.key != right.key || left.value != right.value {
+        for (left, right) in zip(lhs.pairs, rhs.pairs) where !left.key.utf8.elementsEqual(right.key.utf8) || left.value != right.value {
             return false
         }
         return true
@@ -163,4 +168,31 @@ extension JSON {
     public static func optional(_ value: String?) -> JSON { value.map(JSON.string) ?? .null }
     /// `.int(value)` or `.null` when `value` is nil.
     public static func optional(_ value: Int?) -> JSON { value.map { .int(Int64($0)) } ?? .null }
+}
+
+extension String {
+    /// Whether the two strings have the same UTF-8 bytes. Swift's `==` treats canonically
+    /// equivalent strings (a precomposed `é` and `e` with a combining accent) as equal;
+    /// PostgreSQL, JSON and every sender do not, so ids and keys compare with this.
+    public func isExactly(_ other: String) -> Bool { utf8.elementsEqual(other.utf8) }
+
+    /// Byte order of the UTF-8 encodings, the order of PostgreSQL's `C` collation.
+    public func precedesExactly(_ other: String) -> Bool { utf8.lexicographicallyPrecedes(other.utf8) }
+}
+
+extension Hasher {
+    /// Hashes `string` by its UTF-8 bytes, to go with ``Swift/String/isExactly(_:)``.
+    public mutating func combineExactly(_ string: String) {
+        var copy = string
+        copy.withUTF8 { combine(bytes: UnsafeRawBufferPointer($0)) }
+        combine(UInt8(0xFF))
+    }
+}
+
+/// A string as a dictionary key that tells canonically equivalent spellings apart.
+public struct ExactString: Hashable, Sendable {
+    public var text: String
+    public init(_ text: String) { self.text = text }
+    public static func == (lhs: ExactString, rhs: ExactString) -> Bool { lhs.text.isExactly(rhs.text) }
+    public func hash(into hasher: inout Hasher) { hasher.combineExactly(text) }
 }

@@ -276,11 +276,32 @@ public struct JSONParser {
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[start..<index]), as: UTF8.self)
         if isInteger { return Int64(text).map(JSON.int) ?? .number(text) }
-        guard let value = Double(text), value.isFinite else {
+        guard let value = Double(text), value.isFinite, let shape = Self.decimalShape(text), shape.scale <= Self.maximumScale else {
             index = start
             throw error("number out of range")
         }
+        // A Double holds 15 significant digits exactly; more, or a value too small for it, is kept as written.
+        if shape.significantDigits > 15 || (value == 0 && shape.significantDigits > 0) { return .number(text) }
         return .double(value)
+    }
+
+    /// The most digits after the decimal point PostgreSQL's `numeric` (and so jsonb) holds.
+    static let maximumScale = 16_383
+
+    /// The significant digits of a JSON number's literal and its scale (digits after the point
+    /// once the exponent is applied), or nil when the exponent itself is out of all range.
+    static func decimalShape(_ text: String) -> (significantDigits: Int, scale: Int)? {
+        let parts = text.lowercased().split(separator: "e", maxSplits: 1)
+        var exponent = 0
+        if parts.count == 2 {
+            guard let value = Int(parts[1]), abs(value) < 1_000_000 else { return nil }
+            exponent = value
+        }
+        var digits = Array(parts[0].filter { $0.isNumber })
+        let fraction = parts[0].split(separator: ".", maxSplits: 1).dropFirst().first?.count ?? 0
+        while digits.first == "0" { digits.removeFirst() }
+        while digits.last == "0" { digits.removeLast() }
+        return (digits.count, max(0, fraction - exponent))
     }
 }
 

@@ -155,7 +155,10 @@ public enum SegmentAdapter {
         guard let sentAt = try fields.timestamp("sentAt") else { return stated }
         let (skew, overflow) = sentAt.microseconds.subtractingReportingOverflow(stated.microseconds)
         let (corrected, overflowAgain) = receivedAt.microseconds.subtractingReportingOverflow(skew)
-        return overflow || overflowAgain ? stated : Timestamp(microseconds: corrected)
+        // A correction that leaves the writable years (a sentAt of 9999) is no correction: the
+        // stated time stands, and the app's window judges it.
+        guard !overflow, !overflowAgain, Timestamp.representable.contains(Timestamp(microseconds: corrected)) else { return stated }
+        return Timestamp(microseconds: corrected)
     }
 
     private static func requireIdentity(_ userId: String?, _ anonymousId: String?) throws(EventError) {

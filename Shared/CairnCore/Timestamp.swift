@@ -149,8 +149,13 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         guard i == b.count else { return nil }
         // A leap second is folded into the next second, as PostgreSQL does.
         let base = Timestamp(year: year, month: month, day: day, hour: hour, minute: minute, second: second, microsecond: micros)
-        return Timestamp(microseconds: base.microseconds - offsetSeconds * 1_000_000)
+        let time = Timestamp(microseconds: base.microseconds - offsetSeconds * 1_000_000)
+        // An offset must not carry the time out of the years RFC 3339 can write (0000-01-01T00:00:00+00:01).
+        return Self.representable.contains(time) ? time : nil
     }
+
+    /// The instants RFC 3339 can write: years 0000 to 9999.
+    public static let representable = Timestamp(year: 0, month: 1, day: 1)...Timestamp(year: 9999, month: 12, day: 31, hour: 23, minute: 59, second: 59, microsecond: 999_999)
 
     static func daysInMonth(_ year: Int64, _ month: Int64) -> Int64 {
         switch month {
@@ -199,7 +204,17 @@ private func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
 /// Appends `value` as exactly `width` decimal digits, zero-padded, without a temporary array
 /// (this runs several times for every timestamp Cairn writes).
 @inline(__always)
+/// Writes `value` with at least `width` digits; a negative value gets its sign, and a value
+/// wider than `width` all its digits (no instant Cairn parses needs either, but a time computed
+/// from one, such as a clock-skew correction, must never crash the formatter).
 private func appendPadded(_ out: inout [UInt8], _ value: Int64, width: Int) {
+    guard value >= 0, String(value).utf8.count <= width else {
+        let digits = String(value.magnitude)
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        for _ in digits.utf8.count..<max(width, digits.utf8.count) { out.append(UInt8(ascii: "0")) }
+        out.append(contentsOf: digits.utf8)
+        return
+    }
     let start = out.count
     for _ in 0..<width { out.append(UInt8(ascii: "0")) }
     var remaining = value

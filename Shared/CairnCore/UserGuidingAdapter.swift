@@ -63,6 +63,10 @@ public enum UserGuidingAdapter {
             case .identifier:
                 // Seed 000 types ids as strings; seed 001 as ints. Either form, in either shape, becomes a string.
                 value = try fields.identifier(key, required: field.required).map(JSON.string)
+                // Engagement reports key their rollup by this id: it obeys the limit on ids.
+                if let id = value?.stringValue, id.utf8.count > EventAdmission.maximumIdentifierBytes {
+                    throw EventError(.fieldTooLong, field: fields.field(key), "is \(id.utf8.count) bytes; ids are at most \(EventAdmission.maximumIdentifierBytes) bytes")
+                }
             case .integer:
                 // Seed 000 types scores as numbers; a whole number written as a string ("4") is the same score.
                 value = try fields.integer(key, required: field.required, acceptingDigitStrings: true).map(JSON.int)

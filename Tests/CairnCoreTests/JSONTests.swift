@@ -2,6 +2,30 @@ import CairnCore
 import Testing
 
 @Suite struct JSONTests {
+    /// A number is never silently changed: digits a Double cannot hold stay as written, and
+    /// what PostgreSQL's numeric cannot hold is refused.
+    @Test func numbersKeepEveryDigitOrAreRefused() throws {
+        #expect(try JSONParser.parse(Array("12345678901234567890.5".utf8)) == .number("12345678901234567890.5"))
+        #expect(try JSONParser.parse(Array("12345678901234567890.5".utf8)) != JSONParser.parse(Array("12345678901234567890.7".utf8)))
+        #expect(try JSONParser.parse(Array("0.1e-400".utf8)) == .number("0.1e-400"))
+        #expect(try JSONParser.parse(Array("1.5".utf8)) == .double(1.5))
+        #expect(try JSONParser.parse(Array("1e20".utf8)) == .double(1e20))
+        #expect(JSON.number("12345678901234567890.5").serializedString() == "12345678901234567890.5")
+        for bad in ["1e400", "1e-20000", "-1E999999"] {
+            #expect(throws: JSONParseError.self, "\(bad)") { try JSONParser.parse(Array(bad.utf8)) }
+        }
+    }
+
+    /// Keys are told apart by their bytes: a precomposed é and e with a combining accent are two
+    /// keys, as they are to PostgreSQL and JavaScript.
+    @Test func keysThatLookAlikeStayApart() throws {
+        let object = try #require(try JSONParser.parse(Array(#"{"caf\u00e9":"nfc","cafe\u0301":"nfd","K":1,"\u212a":2}"#.utf8)).objectValue)
+        #expect(object.count == 4)
+        #expect(object["caf\u{e9}"] == "nfc")
+        #expect(object["cafe\u{301}"] == "nfd")
+        #expect(JSON.string("caf\u{e9}") != JSON.string("cafe\u{301}"))
+    }
+
     @Test func parsesAndWritesEveryKind() throws {
         let text = #"{"s":"a\"b\\c\n\u00e9\ud83d\ude00","i":-42,"big":12345678901234567890,"d":1.5e3,"t":true,"f":false,"n":null,"a":[1,[2,{}]],"o":{"k":"v"}}"#
         let value = try JSONParser.parse(text)

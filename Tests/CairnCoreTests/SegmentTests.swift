@@ -2,6 +2,28 @@
 import Testing
 
 @Suite struct SegmentTests {
+    /// Segment's clock-skew correction, and a sentAt that would carry the time out of the
+    /// writable years is no correction (the window then judges the stated time).
+    @Test func sentAtCorrectsTheDevicesClock() throws {
+        let context = IngestContext(appToken: "acme", receivedAt: Timestamp(parsing: "2024-05-01T12:00:00Z")!)
+        let skewed = try event(#"{"type":"track","event":"E","userId":"u","timestamp":"2024-05-01T13:00:00Z","sentAt":"2024-05-01T13:00:05Z"}"#, context: context)
+        #expect(skewed.insertedAt.description == "2024-05-01T11:59:55.000000Z")
+        let wild = failure(#"{"type":"track","event":"E","userId":"u","timestamp":"2026-01-01T00:00:00Z","sentAt":"9999-01-01T00:00:00Z"}"#, context: context)
+        #expect(wild?.code == .timeOutOfRange)
+        // The envelope's sentAt stands for its messages'.
+        let outcome = EventNormalizer.normalize(recordBytes: Array(#"{"batch":[{"type":"track","event":"E","userId":"u","timestamp":"2024-05-01T13:00:00Z"}],"sentAt":"2024-05-01T13:00:05Z"}"#.utf8), format: .auto, context: context)
+        #expect(outcome.events.first?.insertedAt.description == "2024-05-01T11:59:55.000000Z")
+    }
+
+    /// The envelope's context reaches every message, so each must fit the 32 KB limit with it.
+    @Test func theEnvelopesContextCountsTowardsEachMessage() throws {
+        let blob = String(repeating: "y", count: 40_000)
+        let record = #"{"context":{"traits":{"blob":"\#(blob)"}},"batch":[{"type":"identify","userId":"a"},{"type":"identify","userId":"b"}]}"#
+        let outcome = EventNormalizer.normalize(recordBytes: Array(record.utf8), format: .auto, context: testContext)
+        #expect(outcome.events.isEmpty)
+        #expect(outcome.rejections.map(\.error.code) == [.recordTooLarge, .recordTooLarge])
+    }
+
     func events() throws -> [CanonicalEvent] {
         try fixtureLines("segment.jsonl").flatMap { line -> [CanonicalEvent] in
             let outcome = EventNormalizer.normalize(recordBytes: Array(line.utf8), format: .auto, context: testContext)

@@ -2,6 +2,16 @@ import CairnCore
 import Testing
 
 @Suite struct TimestampTests {
+    /// An offset that carries a time out of the years RFC 3339 writes is no time; and no
+    /// instant, however computed, can crash the formatter.
+    @Test func timesOutsideTheWritableYearsAreRefusedAndNeverCrash() throws {
+        #expect(Timestamp(parsing: "0000-01-01T00:00:00+00:01") == nil)
+        #expect(Timestamp(parsing: "9999-12-31T23:59:59-01:00") == nil)
+        #expect(Timestamp(parsing: "0000-01-01T00:00:00Z") != nil)
+        #expect(Timestamp(microseconds: Timestamp(year: 0, month: 1, day: 1).microseconds - 1).description.hasPrefix("-0001-12-31"))
+        #expect(Timestamp(year: 10_000, month: 1, day: 1).description == "10000-01-01T00:00:00.000000Z")
+    }
+
     @Test(arguments: [
         ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00.000000Z"),
         ("2024-05-01T12:00:00.071+00:00", "2024-05-01T12:00:00.071000Z"),

@@ -64,6 +64,10 @@ import Testing
         // Seed 001: the user id in the payload.
         #expect(try event(#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u","user_id":"u-9"}}"#).userId == "u-9")
         #expect(failure(#"{"event":"guide started","user_id":"u-1","payload":{"guideId":"1","guideName":"G","pageUrl":"u","user_id":"u-9"}}"#)?.field == "payload.user_id")
+        // Engagement rollups key by the id: it obeys the 1,024-byte limit on ids.
+        let long = String(repeating: "g", count: 1025)
+        let tooLong = failure(#"{"event":"guide started","payload":{"guideId":"\#(long)","guideName":"G","pageUrl":"u"}}"#)
+        #expect(tooLong?.code == .fieldTooLong && tooLong?.field == "payload.guideId")
     }
 
     @Test(arguments: [

@@ -17,6 +17,18 @@ import Testing
         ]
     }
 
+    /// Two ids that Swift calls equal (a precomposed é, and e with a combining accent) are two
+    /// users to PostgreSQL, so they are two rows here too, each with its own traits.
+    @Test func idsAndTraitNamesCompareByTheirBytes() throws {
+        var batch = IdentityBatch()
+        batch.add(event(.identifyUser, user: "ann\u{e9}", at: "2024-05-01T00:00:00Z", metadata: ["plan": "nfc"]))
+        batch.add(event(.identifyUser, user: "anne\u{301}", at: "2024-05-01T00:00:00Z", metadata: ["plan": "nfd", "caf\u{e9}": 1, "cafe\u{301}": 2]))
+        let users = try #require(batch.userRows().arrayValue)
+        #expect(users.count == 2)
+        let nfd = try #require(users.first { Array(($0["user_id"]?.stringValue ?? "").utf8) == Array("anne\u{301}".utf8) })
+        #expect(nfd["traits"]?.objectValue?.count == 3)
+    }
+
     @Test func laterTraitsWinKeyByKeyWhateverTheOrder() throws {
         for order in [identifies, identifies.reversed(), [identifies[1], identifies[2], identifies[0]]] {
             var batch = IdentityBatch()

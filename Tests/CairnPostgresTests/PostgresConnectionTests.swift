@@ -3,6 +3,15 @@ import CairnTesting
 import Testing
 
 @Suite struct PostgresConnectionTests {
+    /// An array literal escapes by Unicode scalar: a quote or backslash followed by a combining
+    /// mark is one Swift Character, but still a quote to PostgreSQL.
+    @Test func arrayLiteralsKeepEveryIdExactly() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        let ids = ["x\"\u{301}y", "a\\\u{301}b", "plain", "ann\u{e9}", "anne\u{301}", ""]
+        let rows = try connection.execute("SELECT unnest($1::text[])", [PostgresArray.text(ids)]).rows
+        #expect(rows.map { $0[0] ?? "NULL" }.map { Array($0.utf8) } == ids.map { Array($0.utf8) })
+    }
+
     @Test func bindsParametersNeverSplicesThem() throws {
         let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
         try connection.execute("CREATE TABLE t (name text, n integer)")

@@ -36,7 +36,7 @@ public struct RecordGenerator {
     private mutating func pick<T>(_ values: [T]) -> T { values[random.next(in: 0...(values.count - 1))] }
 
     private static let alphabet: [String] = ["a", "b", "z", "A", "Q", "0", "7", " ", "-", "_", ".", "\"", "\\", "/", "\n", "\t", "\u{1}",
-                                              "é", "ß", "ø", "名", "前", "😀", "\u{202E}", "'", ";", "%", "<", "&"]
+                                              "é", "e\u{301}", "ß", "ø", "名", "前", "😀", "\u{202E}", "'", ";", "%", "<", "&", "K", "\u{212A}"]
 
     private mutating func text(maximum: Int = 12) -> String {
         (0..<random.next(in: 1...maximum)).map { _ in pick(Self.alphabet) }.joined()
@@ -50,9 +50,9 @@ public struct RecordGenerator {
     private mutating func scalar() -> JSON {
         switch random.next(in: 0...7) {
         case 0: return .int(Int64(random.next(in: -1000...1000)))
-        case 1: return .double(Double(random.next(in: -10_000...10_000)) / 8)
+        case 1: return chance(70) ? .double(Double(random.next(in: -10_000...10_000)) / 8) : .double(pick([1e20, -1.5e17, 6.02e23, 1e-7]))
         case 2: return .bool(chance(50))
-        case 3: return .number(pick(["12345678901234567890", "-99999999999999999999", "18446744073709551616"]))
+        case 3: return .number(pick(["12345678901234567890", "-99999999999999999999", "18446744073709551616", "12345678901234567890.5", "0.1e-400"]))
         case 4: return .null
         default: return .string(text())
         }

@@ -96,7 +96,7 @@ import Glibc
 
             // Over HTTP, a batch mixing good and bad messages: 200, the bad ones named and kept.
             let base = try await stack.httpURL()
-            let batch = #"{"batch":[{"type":"track","event":"http-ok-1","userId":"u2",\#(time)},{"type":"track","event":"http-nul","userId":"u2","properties":{"n":"\u0000"},\#(time)},{"type":"track","event":"http-future","userId":"u2","timestamp":"2999-01-01T00:00:00Z"},{"type":"track","event":"poison-http","userId":"u2",\#(time)},{"type":"track","event":"http-ok-2","userId":"u2",\#(time)}]}"#
+            let batch = #"{"batch":[{"type":"track","event":"http-ok-1","userId":"u2",\#(time)},{"type":"track","event":"http-nul","userId":"u2","properties":{"n":"\u0000"},\#(time)},{"type":"track","event":"http-future","userId":"u2","timestamp":"2999-01-01T00:00:00Z"},{"type":"track","event":"poison-http","userId":"u2","messageId":"p-bad",\#(time)},{"type":"track","event":"http-ok-2","userId":"u2",\#(time)}]}"#
             let answer = try await HTTPIngestTests.post(base + "/v1/batch", Array(batch.utf8), key: badKey)
             #expect(answer.status == 200, "\(answer.body)")
             let body = try JSONParser.parse(Array(answer.body.utf8))
@@ -130,9 +130,71 @@ import Glibc
                 #expect(letter["raw"]?.stringValue?.contains("poison") == true)
             }
             #expect(try await Self.deadLetters("good", on: stack).isEmpty)
+            // A refused event's ids are forgotten: the sender's corrected resend is new, not a duplicate.
+            let corrected = #"{"batch":[{"type":"track","event":"fixed-http","userId":"u2","messageId":"p-bad",\#(time)}]}"#
+            #expect(try await HTTPIngestTests.post(base + "/v1/batch", Array(corrected.utf8), key: badKey).status == 200)
+            #expect(try await stack.waitForCount(app: "bad", 7, timeout: .seconds(15)) == 7)
+            // Once what refused them is gone, storage's dead letters replay as the events they were.
+            try connection.execute("ALTER TABLE events DROP CONSTRAINT hostile_test_poison")
+            let replayed = try await stack.cli(["deadletters", "replay", "--app", "bad"])
+            // The CLI's poisoned event is new; the HTTP one is the same event as its corrected resend (one messageId).
+            #expect(replayed.stdout.contains("1 new, 1 duplicates"), "\(replayed.stdout) \(replayed.stderr)")
+            #expect(try await stack.waitForCount(app: "bad", 8, timeout: .seconds(15)) == 8)
+            #expect(try connection.execute("SELECT event_name FROM events WHERE app_token = 'bad' AND event_name LIKE 'poison%'").rows == [["poison-cli"]])
             // The stack is healthy again: status exits 0.
             let status = try await stack.cli(["status"])
             #expect(status.status == 0, "\(status.stdout)")
+        }
+    }
+
+    /// A backlog of valid events with long ids (1,024 bytes each) whose identity rows outgrow
+    /// one frame between identity and storage: the batch is halved until it fits, and every
+    /// event is stored.
+    @Test func aBacklogOfLongIdsIsNeverTooLargeToForward() async throws {
+        try await TestStack.with { stack in
+            let key = try await HTTPIngestTests.createApp("long", on: stack)
+            let base = try await stack.httpURL()
+            let identity = try #require(try await stack.servicePID("identity"))
+            kill(identity, SIGSTOP)
+            func id(_ prefix: String, _ n: Int) -> String { prefix + String(n) + String(repeating: "x", count: 1024 - prefix.count - String(n).count) }
+            for request in 0..<13 {
+                let messages = (0..<150).map { index -> String in
+                    let n = request * 150 + index
+                    return #"{"type":"identify","userId":"\#(id("u", n))","anonymousId":"\#(id("a", n))","context":{"groupId":"\#(id("c", n))"},"traits":{"n":\#(n)},"timestamp":"2024-05-01T09:00:00Z"}"#
+                }
+                let answer = try await HTTPIngestTests.post(base + "/v1/batch", Array(#"{"batch":[\#(messages.joined(separator: ","))]}"#.utf8), key: key)
+                #expect(answer.status == 200, "\(answer.body)")
+            }
+            kill(identity, SIGCONT)
+            #expect(try await stack.waitForCount(app: "long", 1950, timeout: .seconds(120)) == 1950)
+            try await stack.waitForEmptySpool(timeout: .seconds(30))
+            #expect(try await Self.deadLetters("long", on: stack).isEmpty)
+        }
+    }
+
+    /// A number beyond PostgreSQL's numeric ("1e999999") in a registered attribute or a trait is
+    /// stored, and reads as not a number: no rollup, report or type registration overflows.
+    @Test func aNumberBeyondNumericBreaksNothing() async throws {
+        try await TestStack.with { stack in
+            #expect(try await stack.cli(["apps", "create", "nums"]).status == 0)
+            #expect(try await stack.cli(["attributes", "set", "--app", "nums", "--name", "price", "--type", "number"]).status == 0)
+            let file = stack.directory + "/nums.jsonl"
+            try Self.write([
+                #"{"type":"track","event":"Paid","userId":"u1","properties":{"price":"1e999999","qty":"9e999999"},"timestamp":"2024-05-01T09:00:00Z"}"#,
+                #"{"type":"track","event":"Paid","userId":"u2","properties":{"price":200,"qty":3},"timestamp":"2024-05-01T09:00:01Z"}"#,
+                #"{"type":"identify","userId":"u1","traits":{"plan":"9e999999"},"timestamp":"2024-05-01T09:00:02Z"}"#,
+            ], to: file)
+            #expect(try await stack.cli(["ingest", file, "--app", "nums"]).stdout.contains("3 new"))
+            #expect(try await stack.waitForCount(app: "nums", 3) == 3)
+            #expect(try await Self.deadLetters("nums", on: stack).isEmpty)
+            let users = try await stack.cli(["report", "users", "--app", "nums", "--did", "Paid", "--where", "price > 150", "--format", "csv"])
+            #expect(users.status == 0 && users.stdout.contains("u2") && !users.stdout.contains("u1"), "\(users.stdout) \(users.stderr)")
+            let stats = try await stack.cli(["report", "stats", "--app", "nums", "--event", "Paid", "--attr", "price"])
+            #expect(stats.status == 0, "\(stats.stderr)")
+            let traits = try await stack.cli(["report", "users", "--app", "nums", "--trait", "plan > 1"])
+            #expect(traits.status == 0, "\(traits.stderr)")
+            let typed = try await stack.cli(["attributes", "set", "--app", "nums", "--name", "qty", "--type", "number"])
+            #expect(typed.status == 0, "\(typed.stderr)")
         }
     }
 

@@ -36,7 +36,9 @@ extension CairnCommand {
                 }
                 let summary = counters.map { "\($0.key)=\(TableRenderer.text($0.value))" }.joined(separator: " ")
                 let name = service["name"]?.stringValue ?? "?"
-                if name == "postgres" {
+                if service["state"]?.stringValue == "flapping" {
+                    problems.append("\(name): flapping (restarting again and again; its log says why)")
+                } else if name == "postgres" {
                     if service["state"]?.stringValue != "running" { problems.append("postgres: \(service["state"]?.stringValue ?? "not running")") }
                 } else if let health = status?["health"]?.stringValue, health != "ok" {
                     problems.append("\(name): \(health)\(status?["reason"]?.stringValue.map { ", " + $0 } ?? "")")

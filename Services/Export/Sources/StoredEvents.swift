@@ -133,18 +133,19 @@ public struct StoredEvents: Sendable {
         guard let originName = row[23], let origin = InputFormat(rawValue: originName) else {
             throw EventError(.invalidField, field: "origin", "stored value '\(row[23] ?? "NULL")' is not an input format")
         }
+        guard let storedId = row[2].flatMap({ Int64($0) }) else {
+            throw EventError(.invalidField, field: "internal_event_id", "stored value '\(row[2] ?? "NULL")' is not a bigint")
+        }
         var metadata = JSONObject()
         if let text = row[20], case .object(let object)? = try? JSONParser.parse(text) { metadata = object }
-        let event = CanonicalEvent(
+        // The stored id is the event's identity: it is not derived again (jsonb writes numbers
+        // in its own form, and rows stored under earlier identity rules keep their ids).
+        return CanonicalEvent(
             appToken: row[0] ?? "", eventType: type, eventName: row[4] ?? "", userId: row[5], companyId: row[6],
             anonymousId: row[7], source: row[8] ?? "", insertedAt: try time(1, "inserted_at"), hostname: row[9],
             pathname: row[10], screenWidth: row[11].flatMap { Int($0) }, screenHeight: row[12].flatMap { Int($0) },
             deviceType: row[13], userAgent: row[14], operatingSystem: row[15], browser: row[16], browserLanguage: row[17],
             session: row[18], countryCode: row[19], metadata: metadata, messageId: row[21],
-            receivedAt: try time(22, "received_at"), origin: origin)
-        if let stored = row[2].flatMap({ Int64($0) }), stored != event.internalEventIdBigint {
-            throw EventError(.invalidField, field: "internal_event_id", "stored id \(stored) does not match the event's key fields")
-        }
-        return event
+            receivedAt: try time(22, "received_at"), origin: origin, internalEventId: UInt64(bitPattern: storedId))
     }
 }

@@ -23,7 +23,7 @@ public struct IdentityBatch: Sendable {
     struct Entity: Sendable {
         var firstSeen: Timestamp
         var lastSeen: Timestamp
-        var traits: [String: Trait] = [:]
+        var traits: [ExactString: Trait] = [:]
         var company: (id: String, time: Timestamp)?
     }
 
@@ -34,17 +34,38 @@ public struct IdentityBatch: Sendable {
     /// Aliases refused because an id is on the illegal list.
     public private(set) var refusedAliases = 0
 
+    /// Ids compare by their bytes, as PostgreSQL compares them: `anne\u{301}` and `ann\u{e9}`
+    /// are two users, though Swift's `==` calls them equal.
     struct Key: Hashable, Comparable, Sendable {
         var app: String
         var id: String
-        static func < (lhs: Key, rhs: Key) -> Bool { (lhs.app, lhs.id) < (rhs.app, rhs.id) }
+        static func == (lhs: Key, rhs: Key) -> Bool { lhs.app.isExactly(rhs.app) && lhs.id.isExactly(rhs.id) }
+        func hash(into hasher: inout Hasher) {
+            hasher.combineExactly(app)
+            hasher.combineExactly(id)
+        }
+        static func < (lhs: Key, rhs: Key) -> Bool {
+            lhs.app.isExactly(rhs.app) ? lhs.id.precedesExactly(rhs.id) : lhs.app.precedesExactly(rhs.app)
+        }
     }
 
     struct MembershipKey: Hashable, Comparable, Sendable {
         var app: String
         var user: String
         var company: String
-        static func < (lhs: MembershipKey, rhs: MembershipKey) -> Bool { (lhs.app, lhs.user, lhs.company) < (rhs.app, rhs.user, rhs.company) }
+        static func == (lhs: MembershipKey, rhs: MembershipKey) -> Bool {
+            lhs.app.isExactly(rhs.app) && lhs.user.isExactly(rhs.user) && lhs.company.isExactly(rhs.company)
+        }
+        func hash(into hasher: inout Hasher) {
+            hasher.combineExactly(app)
+            hasher.combineExactly(user)
+            hasher.combineExactly(company)
+        }
+        static func < (lhs: MembershipKey, rhs: MembershipKey) -> Bool {
+            if !lhs.app.isExactly(rhs.app) { return lhs.app.precedesExactly(rhs.app) }
+            if !lhs.user.isExactly(rhs.user) { return lhs.user.precedesExactly(rhs.user) }
+            return lhs.company.precedesExactly(rhs.company)
+        }
     }
 
     public init() {}
@@ -128,9 +149,9 @@ public struct IdentityBatch: Sendable {
             row.append("last_seen", .string(entity.lastSeen.description))
             var traits = JSONObject()
             var times = JSONObject()
-            for name in entity.traits.keys.sorted() {
-                traits.append(name, entity.traits[name]!.value)
-                times.append(name, .string(entity.traits[name]!.time.description))
+            for name in entity.traits.keys.sorted(by: { $0.text.precedesExactly($1.text) }) {
+                traits.append(name.text, entity.traits[name]!.value)
+                times.append(name.text, .string(entity.traits[name]!.time.description))
             }
             row.append("traits", .object(traits))
             row.append("trait_times", .object(times))
@@ -158,8 +179,8 @@ extension IdentityBatch.Entity {
     mutating func merge(_ newTraits: JSONObject, at time: Timestamp) {
         for (key, value) in newTraits {
             let text = value.serializedString()
-            if let current = traits[key], (current.time, current.text) >= (time, text) { continue }
-            traits[key] = IdentityBatch.Trait(value: value, time: time, text: text)
+            if let current = traits[ExactString(key)], (current.time, current.text) >= (time, text) { continue }
+            traits[ExactString(key)] = IdentityBatch.Trait(value: value, time: time, text: text)
         }
     }
 }

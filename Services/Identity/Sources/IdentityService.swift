@@ -18,6 +18,7 @@ public enum IdentityService {
         let storage = ReconnectingClient(socketPath: context.environment.socketPath(of: "storage"),
                                          maximumFrameSize: context.environment.maximumFrameSize)
         let counters = context.counters
+        let maximumFrameSize = context.environment.maximumFrameSize - 1024
         let cache = SessionCache()
         // Several ingest instances may forward at once; each batch plans from the sessions the
         // one before it committed, so batches go through one at a time.
@@ -36,10 +37,16 @@ public enum IdentityService {
                 let result: JSON
                 do {
                     plan = try await SessionPlan.make(events: events, aliases: batch.aliasRows(), cache: cache, storage: storage)
-                    result = try await storage.call("storage.write", [
+                    let write = JSON.object([
                         "events": .array(events), "users": users, "companies": companies,
                         "memberships": batch.membershipRows(), "aliases": batch.aliasRows(), "sessions": plan.rows,
-                    ])
+                    ]).serialized()
+                    // The events with their identity rows can outgrow one frame (long ids, many
+                    // people); ingest then halves the batch, as it does for a refused one.
+                    guard write.count < maximumFrameSize else {
+                        throw RPCError.application("batch_too_large", "the batch's \(events.count) events and their identity rows are \(write.count) bytes, over the \(maximumFrameSize)-byte frame limit")
+                    }
+                    result = try await storage.call("storage.write", rawParams: write)
                 } catch let error as RPCError {
                     throw error
                 } catch {

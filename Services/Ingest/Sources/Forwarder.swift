@@ -77,9 +77,10 @@ public struct Forwarder: Service {
 
     /// Delivers `entries` and removes them from the spool. When storage refuses them for
     /// their data (`write_refused`: a SQLSTATE of class 22, 23 or 54, which no retry can
-    /// cure), the batch is halved until each refused event stands alone; that event becomes a
-    /// dead letter with storage's reason (`source: storage`) and the rest commits, so nothing
-    /// waits behind it. Any other failure is thrown, and the forwarder retries.
+    /// cure), or identity finds the batch too large for one frame (`batch_too_large`), the
+    /// batch splits by app and then in halves until each refused event stands alone; that
+    /// event becomes a dead letter with storage's reason (`source: storage`) and the rest
+    /// commits. Any other failure is thrown, and the forwarder retries.
     private func deliver(_ entries: ArraySlice<Spool.Entry>) async throws {
         let result: JSON
         do {
@@ -93,14 +94,21 @@ public struct Forwarder: Service {
             }
             params.append(contentsOf: "]}".utf8)
             result = try await identity.call("identity.process", rawParams: params, timeout: .seconds(120))
-        } catch let error as RPCError where error.applicationCode == Self.refusedCode {
+        } catch let error as RPCError where error.applicationCode == Self.refusedCode || error.applicationCode == Self.tooLargeCode {
             guard entries.count > 1 else {
                 let entry = entries[entries.startIndex]
                 let sqlState = error.data?["sqlstate"]?.stringValue.map { " (SQLSTATE \($0))" } ?? ""
-                let letter = Self.deadLetter(entry, EventError(.storageRefused, field: nil, "PostgreSQL refused the event: \(error.message)\(sqlState)"))
+                let letter = Self.deadLetter(entry, EventError(.storageRefused, field: nil, "storage refused the event: \(error.message)\(sqlState)"))
                 try await NIOThreadPool.singleton.runIfActive { [spool] in try spool.complete(sequences: [entry.sequence], refused: [(entry.sequence, letter)]) }
                 counters.add("events_refused_downstream")
                 logger.warning("storage refused an event; it is a dead letter", metadata: ["app": "\(letter.app)", "error": "\(error.message)"])
+                return
+            }
+            // One app's refused events must not hold up another's: the batch splits by app
+            // first (in order of first appearance), then in halves.
+            let apps = Self.splitByApp(entries)
+            if apps.count > 1 {
+                for part in apps { try await deliver(part[...]) }
                 return
             }
             let middle = entries.startIndex + entries.count / 2
@@ -127,11 +135,29 @@ public struct Forwarder: Service {
 
     /// The application error code storage answers when PostgreSQL refuses a batch for its data.
     static let refusedCode = "write_refused"
+    /// The code identity answers when a batch with its identity rows would not fit one frame.
+    static let tooLargeCode = "batch_too_large"
+
+    /// The entries grouped by app, each group in spool order.
+    static func splitByApp(_ entries: ArraySlice<Spool.Entry>) -> [[Spool.Entry]] {
+        var order: [String] = []
+        var groups: [String: [Spool.Entry]] = [:]
+        for entry in entries {
+            let app = Self.appToken(of: entry.event)
+            if groups[app] == nil { order.append(app) }
+            groups[app, default: []].append(entry)
+        }
+        return order.map { groups[$0]! }
+    }
+
+    /// The `app_token` of a canonical event's JSON, which always comes first.
+    static func appToken(of event: [UInt8]) -> String {
+        (try? JSONParser.parse(event))?["app_token"]?.stringValue ?? ""
+    }
 
     /// A spooled event storage refused, kept whole with why.
     private static func deadLetter(_ entry: Spool.Entry, _ error: EventError) -> Spool.DeadLetter {
-        let app = (try? JSONParser.parse(entry.event))?["app_token"]?.stringValue ?? ""
-        return Spool.DeadLetter(app: app, format: "canonical", source: "storage", record: nil, error: error, raw: entry.event)
+        Spool.DeadLetter(app: appToken(of: entry.event), format: Ingestor.canonicalFormat, source: "storage", record: nil, error: error, raw: entry.event)
     }
 }
 

@@ -177,8 +177,14 @@ public struct Ingestor: Sendable {
                 continue
             }
             let context = app.context(receivedAt: receivedAt)
-            let format = EventNormalizer.FormatChoice(rawValue: stored.letter.format) ?? .auto
-            let outcome = EventNormalizer.normalize(recordBytes: stored.letter.raw, format: format, context: context)
+            let outcome: EventNormalizer.Outcome
+            if stored.letter.format == Self.canonicalFormat {
+                // Refused by storage after its acknowledgement: the canonical event itself, as it was.
+                outcome = EventNormalizer.normalize(canonicalBytes: stored.letter.raw, context: context)
+            } else {
+                let format = EventNormalizer.FormatChoice(rawValue: stored.letter.format) ?? .auto
+                outcome = EventNormalizer.normalize(recordBytes: stored.letter.raw, format: format, context: context)
+            }
             if let rejection = outcome.rejections.first {
                 refused.append((stored.id, rejection.error))
                 if errors.count < maximumReportedErrors {
@@ -213,6 +219,9 @@ public struct Ingestor: Sendable {
         }
         return ["spooled_events": .int(Int64(removed.spool)), "dead_letters": .int(Int64(removed.deadLetters))]
     }
+
+    /// The format of a dead letter storage refused: a canonical event, not an input record.
+    static let canonicalFormat = "canonical"
 
     /// A record as it was sent: a line's own text, or the object's JSON.
     static func raw(_ record: JSON) -> [UInt8] { record.stringValue.map { Array($0.utf8) } ?? record.serialized() }

@@ -159,11 +159,19 @@ public final class Spool: Sendable {
 
     /// Removes delivered entries and, in the same transaction, turns the ones storage refused
     /// into dead letters.
+    /// Removes delivered entries, keeping the refused ones as dead letters. A refused event's
+    /// ids are forgotten, so that a corrected resend (same `messageId`) or a replay is taken as
+    /// new rather than as a duplicate of an event that was never stored.
     public func complete(sequences: [Int64], refused: [(sequence: Int64, deadLetter: DeadLetter)]) throws(SQLiteError) {
         let now = Timestamp.now().description
+        let forgotten = refused.compactMap { try? CanonicalEvent(canonical: JSONParser.parse($0.deadLetter.raw)) }
         try database.transaction { (connection) throws(SQLiteError) in
             try Self.insert(refused.map(\.deadLetter), receivedAt: now, on: connection)
             try connection.executeMany("DELETE FROM spool WHERE seq = ?1", sequences.lazy.map { [.integer($0)] })
+            try connection.executeMany("DELETE FROM seen_events WHERE app = ?1 AND id = ?2",
+                                       forgotten.lazy.map { [.text($0.appToken), .integer($0.internalEventIdBigint)] })
+            try connection.executeMany("DELETE FROM seen_messages WHERE app = ?1 AND message_id = ?2",
+                                       forgotten.lazy.compactMap { event in event.messageId.map { [.text(event.appToken), .text($0)] } })
         }
     }
 

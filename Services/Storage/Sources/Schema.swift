@@ -224,7 +224,24 @@ public enum Schema {
         (10, rollupWritePath),
         (11, triggers),
         (12, admissionWindow),
+        (13, [numericWithinRange]),
     ]
+
+    /// A JSON value as a number: a JSON number, or a string that spells one with at most 255
+    /// digits on each side of the point (the most a PostgreSQL regex repeats) and an exponent of at most three digits; otherwise
+    /// NULL. Without the bound, a stored string such as `"1e1000000"` overflowed `numeric` in
+    /// every rollup, report and `attributes set` that read it, for good. Reports and triggers
+    /// compare through it too.
+    static let numericWithinRange = """
+        CREATE OR REPLACE FUNCTION cairn_jsonb_numeric(value jsonb) RETURNS numeric IMMUTABLE LANGUAGE sql AS $$
+            SELECT CASE
+                WHEN jsonb_typeof(value) = 'number' THEN (value #>> '{}')::numeric
+                WHEN jsonb_typeof(value) = 'string'
+                     AND (value #>> '{}') ~ '^\\s*-?[0-9]{1,255}(\\.[0-9]{1,255})?([eE][-+]?0*[0-9]{1,3})?\\s*$'
+                    THEN trim(value #>> '{}')::numeric
+            END
+        $$
+        """
 
     /// Each app's window of accepted event times (`cairn apps configure`); ingest refuses
     /// events outside it before acknowledging them.
