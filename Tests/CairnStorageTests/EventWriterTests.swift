@@ -27,6 +27,17 @@ func migrated() throws -> PostgresConnection {
         #expect(versions == String(Schema.migrations.count))
     }
 
+    /// A month partition dropped behind the writer's back (by hand, or a restored database) is
+    /// made again, not taken for a fault of the events.
+    @Test func aDroppedPartitionIsMadeAgain() throws {
+        let connection = try migrated()
+        let writer = EventWriter()
+        _ = try writer.write(events: [makeEvent("A", user: "u1", at: "2024-05-02T00:00:00Z")], users: .array([]), companies: .array([]), on: connection)
+        try connection.execute("DROP TABLE events_y2024m05")
+        let again = try writer.write(events: [makeEvent("B", user: "u1", at: "2024-05-03T00:00:00Z")], users: .array([]), companies: .array([]), on: connection)
+        #expect(again.inserted == 1)
+    }
+
     @Test func writesPartitionsAndDeduplicatesRedelivery() throws {
         let connection = try migrated()
         let writer = EventWriter()

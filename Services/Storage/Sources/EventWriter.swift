@@ -30,6 +30,20 @@ public final class EventWriter: Sendable {
     /// Writes `events` and applies the identity upserts in one transaction.
     public func write(events: [CanonicalEvent], users: JSON, companies: JSON, memberships: JSON = .array([]), aliases: JSON = .array([]),
                       sessions: JSON = .array([]), on connection: PostgresConnection) throws(PostgresError) -> Outcome {
+        do {
+            return try writeOnce(events: events, users: users, companies: companies, memberships: memberships, aliases: aliases,
+                                 sessions: sessions, on: connection)
+        } catch where error.sqlState == "23514" && error.message.contains("no partition") {
+            // A partition this process made was dropped behind its back (by hand, or a restored
+            // database): not the events' fault, so not a refusal. Learn the partitions again, once.
+            resetPartitionCache()
+            return try writeOnce(events: events, users: users, companies: companies, memberships: memberships, aliases: aliases,
+                                 sessions: sessions, on: connection)
+        }
+    }
+
+    private func writeOnce(events: [CanonicalEvent], users: JSON, companies: JSON, memberships: JSON, aliases: JSON,
+                           sessions: JSON, on connection: PostgresConnection) throws(PostgresError) -> Outcome {
         try ensurePartitions(for: events, on: connection)
         let copyData = Self.copyText(events)
         return try connection.transaction { () throws(PostgresError) -> Outcome in
