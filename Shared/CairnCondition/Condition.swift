@@ -38,9 +38,27 @@ public indirect enum Condition: Sendable, Equatable {
         }
     }
 
+    /// The bounds on a condition, checked as it is read, before anything recurses deeper:
+    /// conditions are written by people, and a hostile one (4,000 parentheses, 30,000 `not`s,
+    /// an `or` of 8,000 terms) must be refused, not crash the service that compiles it.
+    public enum Limits {
+        /// Characters in a condition.
+        public static let maximumLength = 4_096
+        /// Parentheses and `not`s open at once.
+        public static let maximumDepth = 32
+        /// Comparisons in a condition (each `and`/`or` adds one level to the compiled tree).
+        public static let maximumTerms = 128
+        /// Values in one `in (…)` list.
+        public static let maximumListValues = 1_000
+    }
+
     /// Parses `text`.
-    /// - Throws: ``RPCError`` `invalid_condition` naming the position and what was expected.
+    /// - Throws: ``RPCError`` `invalid_condition` naming the position and what was expected,
+    ///   or the bound a condition exceeds (``Limits``).
     public static func parse(_ text: String) throws(RPCError) -> Condition {
+        guard text.count <= Limits.maximumLength else {
+            throw RPCError.application("invalid_condition", "at position \(Limits.maximumLength + 1): the condition is \(text.count) characters; the limit is \(Limits.maximumLength)")
+        }
         var parser = ConditionParser(text: text)
         let condition = try parser.parseOr()
         parser.skipSpace()
@@ -127,6 +145,9 @@ struct ConditionParser {
     let characters: [Character]
     let text: String
     var index = 0
+    /// Parentheses and `not`s open now, and comparisons read so far (``Condition/Limits``).
+    var depth = 0
+    var terms = 0
 
     init(text: String) {
         self.text = text
@@ -166,16 +187,34 @@ struct ConditionParser {
         return left
     }
 
+    /// Enters one level of `not` or parentheses, refusing past ``Condition/Limits/maximumDepth``.
+    mutating func nest() throws(RPCError) {
+        depth += 1
+        guard depth <= Condition.Limits.maximumDepth else {
+            throw error("at most \(Condition.Limits.maximumDepth) parentheses and 'not's may be open at once")
+        }
+    }
+
     mutating func parseClause() throws(RPCError) -> Condition {
-        if keyword("not") { return .not(try parseClause()) }
+        if keyword("not") {
+            try nest()
+            defer { depth -= 1 }
+            return .not(try parseClause())
+        }
         skipSpace()
         if !atEnd, characters[index] == "(" {
+            try nest()
+            defer { depth -= 1 }
             index += 1
             let inner = try parseOr()
             skipSpace()
             guard !atEnd, characters[index] == ")" else { throw error("expected ')'") }
             index += 1
             return inner
+        }
+        terms += 1
+        guard terms <= Condition.Limits.maximumTerms else {
+            throw error("at most \(Condition.Limits.maximumTerms) comparisons may make a condition")
         }
         let name = try parseName()
         if keyword("contains") { return .contains(name: name, value: try parseValue()) }
@@ -219,6 +258,9 @@ struct ConditionParser {
                 return values
             }
             guard characters[index] == "," else { throw error("expected ',' or ')'") }
+            guard values.count < Condition.Limits.maximumListValues else {
+                throw error("at most \(Condition.Limits.maximumListValues) values may make a list")
+            }
             index += 1
             values.append(try parseValue())
         }

@@ -93,8 +93,8 @@ public struct CanonicalEvent: Sendable, Equatable {
         if internalEventId == nil { self.internalEventId = EventIdentity.derive(self) }
     }
 
-    /// Derives ``internalEventId`` again from the fields as they are now: adapters set device
-    /// and page fields after construction, and the whole-record identity covers them.
+    /// Derives ``internalEventId`` again from the fields as they are now: the Segment adapter
+    /// sets device and page fields after construction, and the whole-record identity covers them.
     mutating func rederiveIdentity() {
         internalEventId = EventIdentity.derive(self)
     }

@@ -13,11 +13,31 @@ public enum EventAdmission {
     public static let maximumIdentifierBytes = 1024
 
     /// Refuses NUL in any key or string value of an input record, naming its path
-    /// (`properties.note`, `batch[2].traits.name`).
+    /// (`properties.note`, `batch[2].traits.name`). The paths are built only once a NUL is
+    /// known to be there: this runs on every record.
     public static func checkText(_ record: JSONObject, path: String = "") throws(EventError) {
+        guard containsNUL(record) else { return }
+        try locateNUL(record, path: path)
+    }
+
+    private static func containsNUL(_ object: JSONObject) -> Bool {
+        for (key, value) in object where key.containsNUL || containsNUL(value) { return true }
+        return false
+    }
+
+    private static func containsNUL(_ value: JSON) -> Bool {
+        switch value {
+        case .string(let text): return text.containsNUL
+        case .object(let object): return containsNUL(object)
+        case .array(let array): return array.contains(where: containsNUL)
+        default: return false
+        }
+    }
+
+    private static func locateNUL(_ record: JSONObject, path: String) throws(EventError) {
         for (key, value) in record {
             let field = path.isEmpty ? key : path + "." + key
-            if key.utf8.contains(0) {
+            if key.containsNUL {
                 throw EventError(.forbiddenCharacter, field: field, "has a NUL character (U+0000) in its name; PostgreSQL cannot store it")
             }
             try checkText(value, path: field)
@@ -26,9 +46,9 @@ public enum EventAdmission {
 
     private static func checkText(_ value: JSON, path: String) throws(EventError) {
         switch value {
-        case .string(let text) where text.utf8.contains(0):
+        case .string(let text) where text.containsNUL:
             throw EventError(.forbiddenCharacter, field: path, "has a NUL character (U+0000) in its value; PostgreSQL cannot store it")
-        case .object(let object): try checkText(object, path: path)
+        case .object(let object): try locateNUL(object, path: path)
         case .array(let array):
             for (index, element) in array.enumerated() { try checkText(element, path: "\(path)[\(index)]") }
         default: break
@@ -47,7 +67,7 @@ public enum EventAdmission {
             if bytes > maximumIdentifierBytes {
                 throw EventError(.fieldTooLong, field: field, "is \(bytes) bytes; ids and names are at most \(maximumIdentifierBytes) bytes")
             }
-            if value.utf8.contains(0) {
+            if value.containsNUL {
                 throw EventError(.forbiddenCharacter, field: field, "has a NUL character (U+0000); PostgreSQL cannot store it")
             }
         }

@@ -10,10 +10,10 @@
 /// - **Events with a sender's `messageId`:** `app_token ␟ messageId ␟ <the id>`. Two messages
 ///   with different ids are two events, whatever they hold; a retry is one.
 /// - **Everything else** (UserGuiding, Userlike, User.com, Segment without `messageId`):
-///   `app_token ␟ record ␟ <the canonical record>`, the record being the compact JSON of
-///   every canonical field but `source`, `origin`, `received_at` and the ids themselves,
-///   with object keys sorted. Records that differ in any field are different events; a
-///   byte-identical redelivery is one.
+///   `app_token ␟ record ␟ <the canonical record>`, the record being every canonical field
+///   but `source`, `origin`, `received_at` and the ids themselves, each tagged, in a fixed
+///   order, the metadata as compact JSON with its object keys sorted. Records that differ
+///   in any field are different events; a redelivery is one, whatever its key order.
 ///
 /// The second field of the last two forms is never an event type, so no form can produce
 /// another's key.
@@ -48,21 +48,29 @@ public enum EventIdentity {
     }
 
     static func recordIdentity(_ event: CanonicalEvent) -> UInt64 {
-        var record = JSONObject()
-        for (key, value) in event.json.objectValue ?? JSONObject() where !excludedFromRecord.contains(key) {
-            record.append(key, value)
-        }
+        // Written straight into one buffer, each field tagged, in a fixed order, with object
+        // keys sorted: this runs for every event of most formats.
         var writer = JSONWriter(reservingCapacity: 512)
         writer.writeRaw(bytes: event.appToken.utf8)
         writer.writeRaw(bytes: [separator])
         writer.writeRaw("record")
         writer.writeRaw(bytes: [separator])
-        writer.write(JSON.object(record).sortingKeys())
+        let fields: [(String, String?)] = [
+            ("t", event.eventType.rawValue), ("n", event.eventName), ("u", event.userId), ("c", event.companyId),
+            ("a", event.anonymousId), ("i", event.insertedAt.description), ("h", event.hostname), ("p", event.pathname),
+            ("w", event.screenWidth.map(String.init)), ("v", event.screenHeight.map(String.init)), ("d", event.deviceType),
+            ("g", event.userAgent), ("o", event.operatingSystem), ("b", event.browser), ("l", event.browserLanguage),
+            ("s", event.session), ("y", event.countryCode),
+        ]
+        for (tag, value) in fields {
+            guard let value else { continue }
+            writer.writeRaw(tag)
+            writer.writeString(value)
+        }
+        writer.writeRaw("m")
+        writer.writeSortingKeys(.object(event.metadata))
         return XXHash64.hash(writer.bytes)
     }
-
-    /// Canonical fields that say how an event arrived, not what it is.
-    static let excludedFromRecord: Set<String> = ["app_token", "source", "origin", "received_at", "internal_event_id", "message_id"]
 
     /// Reads an `internal_event_id` a sender supplied: 16 hex digits (the form Cairn shows,
     /// optionally `0x`-prefixed hex of any length up to 16), or a decimal 64-bit number,
@@ -83,17 +91,35 @@ public enum EventIdentity {
     }
 }
 
-extension JSON {
-    /// The same value with every object's keys in byte order, for a serialisation that does
+extension JSONWriter {
+    /// Writes `value` with every object's keys in byte order, for a serialisation that does
     /// not depend on the order a sender wrote them in.
-    public func sortingKeys() -> JSON {
-        switch self {
+    public mutating func writeSortingKeys(_ value: JSON) {
+        switch value {
         case .object(let object):
-            let sorted = object.pairs.map { (key: $0.key, value: $0.value.sortingKeys()) }
-                .sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-            return .object(JSONObject(pairs: sorted))
-        case .array(let array): return .array(array.map { $0.sortingKeys() })
-        default: return self
+            writeRaw("{")
+            // Swift's order, with canonically equivalent spellings apart by their length: a total,
+            // repeatable order (PostgreSQL's byte order is not needed, only one order).
+            let order = object.pairs.indices.sorted { left, right in
+                let a = object.pairs[left].key, b = object.pairs[right].key
+                return a < b || (a == b && a.utf8.count < b.utf8.count)
+            }
+            for (offset, index) in order.enumerated() {
+                if offset > 0 { writeRaw(",") }
+                writeString(object.pairs[index].key)
+                writeRaw(":")
+                writeSortingKeys(object.pairs[index].value)
+            }
+            writeRaw("}")
+        case .array(let array):
+            writeRaw("[")
+            for (offset, element) in array.enumerated() {
+                if offset > 0 { writeRaw(",") }
+                writeSortingKeys(element)
+            }
+            writeRaw("]")
+        default:
+            write(value)
         }
     }
 }

@@ -110,12 +110,8 @@ public enum EventNormalizer {
         }
     }
 
-    /// An adapter's event with its identity derived from every field it now holds (Userpilot's
-    /// composite key, or its own id, covers no field an adapter sets later), once it passes
-    /// ``EventAdmission``.
+    /// An adapter's event, once it passes ``EventAdmission``.
     private static func admitted(_ event: CanonicalEvent, _ context: IngestContext) throws(EventError) -> CanonicalEvent {
-        var event = event
-        if event.origin != .userpilot { event.rederiveIdentity() }
         try EventAdmission.check(event, policy: context.admission, receivedAt: context.receivedAt)
         return event
     }

@@ -250,12 +250,29 @@ public struct JSONParser {
     private mutating func parseNumber() throws(JSONParseError) -> JSON {
         let start = index
         var isInteger = true
+        // What decides whether a Double holds the literal exactly: its significant digits, the
+        // digits after the point, and the exponent (counted while scanning, not re-read).
+        var significant = 0
+        var trailingZeros = 0
+        var fractionDigits = 0
+        func digit(_ byte: UInt8, inFraction: Bool) {
+            if inFraction { fractionDigits += 1 }
+            if byte == UInt8(ascii: "0") {
+                if significant > 0 { trailingZeros += 1 }
+            } else {
+                significant += trailingZeros + 1
+                trailingZeros = 0
+            }
+        }
         if buffer[index] == UInt8(ascii: "-") { index += 1 }
         guard index < buffer.count else { throw error("truncated number") }
         if buffer[index] == UInt8(ascii: "0") {
             index += 1
         } else if (UInt8(ascii: "1")...UInt8(ascii: "9")).contains(buffer[index]) {
-            while index < buffer.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buffer[index]) { index += 1 }
+            while index < buffer.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buffer[index]) {
+                digit(buffer[index], inFraction: false)
+                index += 1
+            }
         } else {
             throw error(buffer[index] == UInt8(ascii: "I") ? "NaN and Infinity are not JSON numbers" : "invalid number")
         }
@@ -263,46 +280,42 @@ public struct JSONParser {
             isInteger = false
             index += 1
             let digitsStart = index
-            while index < buffer.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buffer[index]) { index += 1 }
+            while index < buffer.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buffer[index]) {
+                digit(buffer[index], inFraction: true)
+                index += 1
+            }
             guard index > digitsStart else { throw error("expected digits after '.' in a number") }
         }
+        var exponent = 0
         if index < buffer.count, buffer[index] == UInt8(ascii: "e") || buffer[index] == UInt8(ascii: "E") {
             isInteger = false
             index += 1
-            if index < buffer.count, buffer[index] == UInt8(ascii: "+") || buffer[index] == UInt8(ascii: "-") { index += 1 }
+            var negative = false
+            if index < buffer.count, buffer[index] == UInt8(ascii: "+") || buffer[index] == UInt8(ascii: "-") {
+                negative = buffer[index] == UInt8(ascii: "-")
+                index += 1
+            }
             let digitsStart = index
-            while index < buffer.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buffer[index]) { index += 1 }
+            while index < buffer.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(buffer[index]) {
+                if exponent < 10_000_000 { exponent = exponent * 10 + Int(buffer[index] - UInt8(ascii: "0")) }
+                index += 1
+            }
             guard index > digitsStart else { throw error("expected digits in a number's exponent") }
+            if negative { exponent = -exponent }
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[start..<index]), as: UTF8.self)
         if isInteger { return Int64(text).map(JSON.int) ?? .number(text) }
-        guard let value = Double(text), value.isFinite, let shape = Self.decimalShape(text), shape.scale <= Self.maximumScale else {
+        guard let value = Double(text), value.isFinite, fractionDigits - exponent <= Self.maximumScale else {
             index = start
             throw error("number out of range")
         }
         // A Double holds 15 significant digits exactly; more, or a value too small for it, is kept as written.
-        if shape.significantDigits > 15 || (value == 0 && shape.significantDigits > 0) { return .number(text) }
+        if significant > 15 || (value == 0 && significant > 0) { return .number(text) }
         return .double(value)
     }
 
     /// The most digits after the decimal point PostgreSQL's `numeric` (and so jsonb) holds.
     static let maximumScale = 16_383
-
-    /// The significant digits of a JSON number's literal and its scale (digits after the point
-    /// once the exponent is applied), or nil when the exponent itself is out of all range.
-    static func decimalShape(_ text: String) -> (significantDigits: Int, scale: Int)? {
-        let parts = text.lowercased().split(separator: "e", maxSplits: 1)
-        var exponent = 0
-        if parts.count == 2 {
-            guard let value = Int(parts[1]), abs(value) < 1_000_000 else { return nil }
-            exponent = value
-        }
-        var digits = Array(parts[0].filter { $0.isNumber })
-        let fraction = parts[0].split(separator: ".", maxSplits: 1).dropFirst().first?.count ?? 0
-        while digits.first == "0" { digits.removeFirst() }
-        while digits.last == "0" { digits.removeLast() }
-        return (digits.count, max(0, fraction - exponent))
-    }
 }
 
 /// Why a JSON document could not be parsed, and where.

@@ -83,6 +83,7 @@ public enum SegmentAdapter {
                     messageId: messageId, source: exported?.source ?? "backend-segment", origin: exported?.origin ?? .segment, context: ingest)
                 device.apply(to: &event)
                 exported?.apply(to: &event)
+                if messageId == nil { event.rederiveIdentity() }
                 return event
             }
             eventType = .track
@@ -143,6 +144,8 @@ public enum SegmentAdapter {
             event.pathname = path
         }
         exported?.apply(to: &event)
+        // The device and page fields came after construction; without a messageId they are part of the identity.
+        if messageId == nil { event.rederiveIdentity() }
         return event
     }
 

@@ -151,6 +151,15 @@ extension StackTests {
             #expect(again.stdout.contains("6 suppressed"), "\(again.stdout)")
             try await stack.waitForEmptySpool()
             #expect(try connection.execute("SELECT count(*) FROM events WHERE user_id = 'ada' OR anonymous_id = 'device-A'").rows[0][0] == "0")
+
+            // Another user's event carrying ada's anonymous id is kept, without that id.
+            let borrowed = stack.directory + "/borrowed.jsonl"
+            try #"{"type":"track","event":"Borrowed","userId":"eve","anonymousId":"device-A","timestamp":"2024-05-05T00:00:00Z"}"#
+                .write(toFile: borrowed, atomically: true, encoding: .utf8)
+            #expect(try await stack.cli(["ingest", borrowed, "--app", "acme"]).stdout.contains("1 new"))
+            try await stack.waitForEmptySpool()
+            #expect(try connection.execute("SELECT user_id, anonymous_id FROM events WHERE event_name = 'Borrowed'").rows == [["eve", nil]])
+            #expect(try connection.execute("SELECT count(*) FROM identity_aliases WHERE alias_id = 'device-A'").rows[0][0] == "0")
         }
     }
 }

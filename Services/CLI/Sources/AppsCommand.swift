@@ -77,6 +77,8 @@ extension CairnCommand.Apps {
         func run() async throws {
             let result = try await connection.call("storage", "apps.rotate_key", ["app": .string(app)])
             print("write key: \(result["write_key"]?.stringValue ?? "")")
+            // Returns once every ingest has forgotten the old key, so it is refused from now on.
+            try await connection.refreshApp(app)
         }
     }
 

@@ -88,6 +88,13 @@ final class TriggerLane: Sendable {
                 let more = try await step()
                 backoff = .seconds(1)
                 if !more { try? await Task.sleep(for: pollInterval) }
+            } catch let error as RPCError where error.applicationCode == "invalid_condition" {
+                // A stored definition that no longer loads (one stored before conditions were
+                // bounded) is marked broken with its reason and stops; `triggers remove` works as ever.
+                logger.error("trigger cannot be loaded; disabled", metadata: ["trigger": "\(trigger.name)", "error": "\(error.message)"])
+                let trigger = self.trigger
+                _ = try? await pool.withConnection { try TriggerStore.disable(trigger, reason: "broken: its condition cannot be loaded: \(error.message)", on: $0) }
+                return
             } catch {
                 if Task.isCancelled { return }
                 logger.error("trigger failed; retrying", metadata: ["trigger": "\(trigger.name)", "error": "\(error)"])

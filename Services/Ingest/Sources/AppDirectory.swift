@@ -1,5 +1,6 @@
 import CairnCore
 import CairnWire
+import NIOCore
 import NIOPosix
 import Synchronization
 
@@ -45,6 +46,13 @@ public final class AppDirectory: Sendable {
     private let storage: ReconnectingClient
     private let spool: Spool
     private let cache = Mutex<[String: (app: App, fetched: ContinuousClock.Instant)]>([:])
+    /// When storage last failed to answer: for a short while after, known apps are served from
+    /// the cache at once instead of each request waiting out another deadline.
+    private let storageFailedAt = Mutex<ContinuousClock.Instant?>(nil)
+    /// How long a lookup waits for storage before it serves the last known answer.
+    public static let deadline: Duration = .seconds(1)
+    /// How long after a failed lookup the cache is trusted without asking storage.
+    public static let failureHold: Duration = .seconds(5)
 
     public init(storage: ReconnectingClient, spool: Spool, freshness: Duration = .seconds(2)) {
         self.storage = storage
@@ -66,9 +74,13 @@ public final class AppDirectory: Sendable {
             let token = cache[key]?.app.token
             cache = cache.filter { $0.key != key && (token == nil || $0.value.app.token != token) }
         }
+        storageFailedAt.withLock { $0 = nil }
         let app = try await resolve(key)
-        // Keys cached under the write key's hash name the same app: drop those too.
+        // Keys cached under the write key's hash name the same app: drop those too, here and in
+        // the spool's copy, so that a rotated key is refused at once, storage up or down.
         cache.withLock { cache in cache = cache.filter { !$0.key.hasPrefix("key:") || $0.value.app.token != app.token } }
+        let token = app.token
+        try? await NIOThreadPool.singleton.runIfActive { [spool] in try spool.forgetWriteKeys(appToken: token) }
         return app
     }
 
@@ -84,8 +96,11 @@ public final class AppDirectory: Sendable {
     private func lookup(cacheKey key: String, method: String, params: JSON, unknownCode: String) async throws(RPCError) -> App {
         let cached = cache.withLock { $0[key] }
         if let cached, ContinuousClock.now - cached.fetched < freshness { return cached.app }
+        if let cached, let failed = storageFailedAt.withLock({ $0 }), ContinuousClock.now - failed < Self.failureHold { return cached.app }
         do {
-            let value = try await storage.call(method, params)
+            // Every wait on storage has a deadline: a hung storage must not hang ingest.
+            let value = try await storage.call(method, rawParams: params.serialized(), timeout: .milliseconds(Self.deadline.components.seconds * 1000))
+            storageFailedAt.withLock { $0 = nil }
             guard let app = App(value) else { throw RPCError.application("storage_unavailable", "storage sent an app without a token") }
             let now = ContinuousClock.now
             cache.withLock {
@@ -102,6 +117,7 @@ public final class AppDirectory: Sendable {
             throw error
         } catch {
             // Storage or the database is away: last known settings keep ingest acknowledging.
+            storageFailedAt.withLock { $0 = .now }
             if let cached { return cached.app }
             if let bytes = try? await NIOThreadPool.singleton.runIfActive({ [spool] in try spool.cachedApp(key) }),
                 let value = try? JSONParser.parse(bytes), let app = App(value) {

@@ -72,7 +72,10 @@ public enum IngestService {
         }
         return ServiceParts(
             router: router, background: [forwarder, HTTPListener(server: server, address: "\(settings.host):\(settings.port)")],
-            healthProblem: { boundAddress.withLock { $0 } == nil ? "the HTTP listener on \(settings.host):\(settings.port) is not up yet" : nil },
+            healthProblem: {
+                if let problem = spool.problem { return problem }
+                return boundAddress.withLock { $0 } == nil ? "the HTTP listener on \(settings.host):\(settings.port) is not up yet" : nil
+            },
             statusDetails: {
                 let depth = (try? await NIOThreadPool.singleton.runIfActive { try spool.depth() }) ?? -1
                 let dead = (try? await NIOThreadPool.singleton.runIfActive { try spool.deadLetterCount() }) ?? -1

@@ -127,12 +127,19 @@ public struct Ingestor: Sendable {
                 }
             }
         }
-        // Erased people stay erased: their events are dropped here, and counted.
+        // Erased people stay erased: their events are dropped here, and counted; another user's
+        // event that carries an erased anonymous id keeps the event, not the id.
         var dropped: [String: Int] = [:]
         events.removeAll { event in
             guard let key = suppressions.match(event) else { return false }
             dropped[key, default: 0] += 1
             return true
+        }
+        for index in events.indices {
+            if let anonymous = events[index].anonymousId, events[index].userId != nil,
+               suppressions.isErased(anonymousId: anonymous, app: events[index].appToken) {
+                events[index].anonymousId = nil
+            }
         }
         if !dropped.isEmpty {
             let counts = dropped
@@ -238,6 +245,8 @@ public struct Ingestor: Sendable {
 
     @discardableResult
     private func store(events: [CanonicalEvent], deadLetters: [Spool.DeadLetter]) async throws -> (new: Int, duplicates: Int) {
+        // Nothing is acknowledged into a spool file that is gone.
+        if let problem = spool.problem { throw RPCError.application("spool_lost", problem) }
         do {
             let counts = try await commit.append(events: events, deadLetters: deadLetters)
             backpressure.added(counts.new)

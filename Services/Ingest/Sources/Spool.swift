@@ -1,6 +1,10 @@
 import CairnCore
 import CairnSQLite
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Ingest's durable state in SQLite: the queue of accepted events awaiting storage, the
 /// dead letters, the set of event and message ids already accepted (for deduplication),
 /// and a copy of the app settings so that ingest keeps working while the database is away.
@@ -49,8 +53,29 @@ public final class Spool: Sendable {
         public var event: [UInt8]
     }
 
+    /// The file the spool was opened from, and its device and inode then.
+    public let path: String
+    private let identity: (device: UInt64, inode: UInt64)?
+
+    /// Why the spool can no longer keep what it acknowledges, or nil: its file was removed or
+    /// replaced while ingest ran (`make clean` in the wrong terminal), so what it writes goes to
+    /// a file nobody will open again. Checked on every request: one `stat`.
+    public var problem: String? {
+        guard let identity else { return nil }
+        guard let now = Self.fileIdentity(path) else { return "the spool file \(path) was removed while ingest ran; restart ingest" }
+        return now == identity ? nil : "the spool file \(path) was replaced while ingest ran; restart ingest"
+    }
+
+    static func fileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        return (UInt64(status.st_dev), UInt64(status.st_ino))
+    }
+
     public init(path: String) throws(SQLiteError) {
+        self.path = path
         database = try SQLiteDatabase(path: path)
+        identity = Self.fileIdentity(path)
         try database.withConnection { (connection) throws(SQLiteError) in
             try connection.execute("""
                 PRAGMA journal_mode = WAL;
@@ -347,6 +372,14 @@ public final class Spool: Sendable {
     public func cacheApp(keys: [String], config: [UInt8]) throws(SQLiteError) {
         try database.withConnection { (connection) throws(SQLiteError) in
             try connection.executeMany("INSERT OR REPLACE INTO app_cache (key, config) VALUES (?1, ?2)", keys.map { [.text($0), .blob(config)] })
+        }
+    }
+
+    /// Forgets the cached write keys of an app (after `cairn apps rotate-key`).
+    public func forgetWriteKeys(appToken: String) throws(SQLiteError) {
+        try database.withConnection { (connection) throws(SQLiteError) in
+            try connection.executeMany("DELETE FROM app_cache WHERE key LIKE 'key:%' AND json_extract(CAST(config AS TEXT), '$.token') = ?1",
+                                       [[.text(appToken)]])
         }
     }
 

@@ -19,6 +19,12 @@ public final class Suppressions: Sendable {
         }
     }
 
+    /// Whether `anonymousId` of `app` belongs to an erased person: an event of another user
+    /// that carries it is kept, without it, so the erased id is never stored again.
+    public func isErased(anonymousId: String, app: String) -> Bool {
+        keys.withLock { set in !set.isEmpty && set.contains(Self.key(app: app, kind: "anonymous", id: anonymousId)) }
+    }
+
     /// The suppression an event falls under, as its key, or nil.
     public func match(_ event: CanonicalEvent) -> String? {
         keys.withLock { set in

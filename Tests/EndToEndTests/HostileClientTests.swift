@@ -1,0 +1,106 @@
+import CairnCore
+import CairnPostgres
+import CairnTesting
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a client holding a write key (or a CLI user) can try against the services themselves.
+@Suite(.serialized) struct HostileClientTests {
+    /// Deep conditions are refused with a clear error before parsing recurses, reporting and
+    /// export stay up, and a hostile condition stored before the bound is marked broken rather
+    /// than crashing export; `triggers remove` works.
+    @Test func deepConditionsAreRefusedAndAStoredOneIsMarkedBroken() async throws {
+        try await TestStack.with { stack in
+            #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
+            let deep = String(repeating: "(", count: 4000) + "price > 1" + String(repeating: ")", count: 4000)
+            let nots = String(repeating: "not ", count: 30_000) + "price > 1"
+            let chain = (0..<8000).map { "p\($0) = 1" }.joined(separator: " or ")
+            for condition in [deep, nots, chain] {
+                let report = try await stack.cli(["report", "users", "--app", "shop", "--did", "E", "--where", condition])
+                #expect(report.status != 0)
+                #expect(report.stderr.contains("at position"), "\(report.stderr.prefix(300))")
+                let trigger = try await stack.cli(["triggers", "add", "--app", "shop", "--name", "deep", "--event", "E", "--where", condition, "--url", "http://127.0.0.1:9/x"])
+                #expect(trigger.status != 0)
+            }
+            let clock = ContinuousClock()
+            let started = clock.now
+            #expect(try await stack.cli(["status"]).status == 0)
+            #expect(clock.now - started < .seconds(3))
+
+            // Stored before conditions were bounded: export marks it broken and goes on.
+            let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
+            try connection.execute("""
+                INSERT INTO triggers (app_token, name, event, condition, url, max_attempts, timeout_ms, after_xid)
+                VALUES ('shop', 'old-deep', 'E', $1, 'http://127.0.0.1:9/x', 3, 1000, 0)
+                """, [chain])
+            var state: String?
+            for _ in 0..<50 where state != "disabled" {
+                try await Task.sleep(for: .milliseconds(200))
+                state = try connection.execute("SELECT state FROM triggers WHERE name = 'old-deep'").rows.first?[0] ?? nil
+            }
+            #expect(state == "disabled")
+            let reason = try connection.execute("SELECT state_reason FROM triggers WHERE name = 'old-deep'").rows.first?[0] ?? nil
+            #expect(reason?.contains("broken") == true, "\(reason ?? "")")
+            #expect(try await stack.servicePID("export") != nil)
+            #expect(try await stack.cli(["status"]).status == 0)
+            let removed = try await stack.cli(["triggers", "remove", "--app", "shop", "--name", "old-deep"])
+            #expect(removed.status == 0, "\(removed.stderr)")
+        }
+    }
+
+    /// A hung storage does not hang HTTP: a known key is served from the cache within the
+    /// deadline. A rotated key is refused at once, even while storage is away.
+    @Test func aHungStorageNeitherHangsHTTPNorRevivesARotatedKey() async throws {
+        try await TestStack.with { stack in
+            let key = try await HTTPIngestTests.createApp("web", on: stack)
+            let base = try await stack.httpURL()
+            let event = Array(#"{"type":"track","event":"E","userId":"u1","timestamp":"2024-05-01T09:00:00Z"}"#.utf8)
+            #expect(try await HTTPIngestTests.post(base + "/v1/track", event, key: key).status == 200)
+            let storage = try #require(try await stack.servicePID("storage"))
+            kill(storage, SIGSTOP)
+            let clock = ContinuousClock()
+            for _ in 0..<3 {
+                try await Task.sleep(for: .seconds(1))
+                let started = clock.now
+                let answer = try await HTTPIngestTests.post(base + "/v1/track", event, key: key)
+                #expect(answer.status == 200, "\(answer.body)")
+                #expect(clock.now - started < .seconds(3))
+            }
+            kill(storage, SIGCONT)
+
+            // Rotation reaches ingest before the command returns: the old key is refused from then on.
+            let rotated = try await stack.cli(["apps", "rotate-key", "--app", "web"])
+            #expect(rotated.status == 0, "\(rotated.stderr)")
+            kill(storage, SIGSTOP)
+            var accepted = 0
+            for _ in 0..<10 where try await HTTPIngestTests.post(base + "/v1/track", event, key: key).status == 200 { accepted += 1 }
+            #expect(accepted == 0)
+            kill(storage, SIGCONT)
+            #expect(try await HTTPIngestTests.post(base + "/v1/track", event, key: key).status == 401)
+        }
+    }
+
+    /// Deleting the spool while ingest runs (`make clean` in the wrong terminal): ingest notices,
+    /// acknowledges nothing more into a file nobody will open again, and says so in status.
+    @Test func aVanishedSpoolIsNoticedAndNothingMoreIsAcknowledged() async throws {
+        try await TestStack.with { stack in
+            let key = try await HTTPIngestTests.createApp("web", on: stack)
+            let base = try await stack.httpURL()
+            let event = Array(#"{"type":"track","event":"E","userId":"u1","timestamp":"2024-05-01T09:00:00Z"}"#.utf8)
+            #expect(try await HTTPIngestTests.post(base + "/v1/track", event, key: key).status == 200)
+            let spool = stack.directory + "/var/spool"
+            for name in try FileManager.default.contentsOfDirectory(atPath: spool) where name.hasPrefix("ingest.sqlite") {
+                try FileManager.default.removeItem(atPath: spool + "/" + name)
+            }
+            let refused = try await HTTPIngestTests.post(base + "/v1/track", event, key: key)
+            #expect(refused.status == 503 && refused.body.contains("spool_lost"), "\(refused.body)")
+            let status = try await stack.cli(["status"])
+            #expect(status.status == 1)
+            #expect(status.stdout.contains("was removed while ingest ran"), "\(status.stdout)")
+        }
+    }
+}
