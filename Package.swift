@@ -19,6 +19,7 @@ let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package
 let httpClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
+let hummingbirdCore: Target.Dependency = .product(name: "HummingbirdCore", package: "hummingbird")
 
 /// A service is a library (its logic, importable by tests) plus a thin executable.
 func service(_ folder: String, library: String, executable: String, dependencies: [Target.Dependency]) -> [Target] {
@@ -105,7 +106,7 @@ let package = Package(
         + service("Identity", library: "CairnIdentity", executable: "cairn-identity",
                   dependencies: ["CairnCore", "CairnWire", "CairnService", logging, serviceLifecycle])
         + service("Ingest", library: "CairnIngest", executable: "cairn-ingest",
-                  dependencies: ["CairnCore", "CairnWire", "CairnSQLite", "CairnService", "CairnGzip", hummingbird, nioCore, nioPosix, logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnWire", "CairnSQLite", "CairnService", "CairnGzip", hummingbird, hummingbirdCore, nioCore, nioPosix, logging, serviceLifecycle])
         + service("Reporting", library: "CairnReporting", executable: "cairn-reporting",
                   dependencies: ["CairnCore", "CairnCondition", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
         + service("Export", library: "CairnExport", executable: "cairn-export",

@@ -32,10 +32,57 @@ func migrated() throws -> PostgresConnection {
     @Test func aDroppedPartitionIsMadeAgain() throws {
         let connection = try migrated()
         let writer = EventWriter()
-        _ = try writer.write(events: [makeEvent("A", user: "u1", at: "2024-05-02T00:00:00Z")], users: .array([]), companies: .array([]), on: connection)
-        try connection.execute("DROP TABLE events_y2024m05")
-        let again = try writer.write(events: [makeEvent("B", user: "u1", at: "2024-05-03T00:00:00Z")], users: .array([]), companies: .array([]), on: connection)
+        let now = Timestamp.now()
+        let parts = now.utcComponents
+        _ = try writer.write(events: [makeEvent("A", user: "u1", at: now.description)], users: .array([]), companies: .array([]), on: connection)
+        try connection.execute("DROP TABLE events_y\(parts.year)m\(parts.month < 10 ? "0" : "")\(parts.month)")
+        let again = try writer.write(events: [makeEvent("B", user: "u1", at: now.description)], users: .array([]), companies: .array([]), on: connection)
         #expect(again.inserted == 1)
+    }
+
+    /// The partition bomb: one event per month of 1970-2025 makes one partition per year,
+    /// not per month, and months near the present keep one each; a later month of a year
+    /// whose other months already have partitions fills the gap between them.
+    @Test func oldTimesShareAPartitionPerYear() throws {
+        let connection = try migrated()
+        let writer = EventWriter()
+        var events: [CanonicalEvent] = []
+        for year in 1970...2025 {
+            for month in 1...12 { events.append(makeEvent("E", user: "u\(year)-\(month)", at: "\(year)-\(month < 10 ? "0" : "")\(month)-15T00:00:00Z")) }
+        }
+        // The cap on new partitions per write spreads them over several writes, as the forwarder's halving would.
+        var written = 0
+        for chunk in stride(from: 0, to: events.count, by: 96) {
+            written += try writer.write(events: Array(events[chunk..<min(chunk + 96, events.count)]), users: .array([]), companies: .array([]), on: connection).inserted
+        }
+        #expect(written == events.count)
+        let partitions = try connection.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass").rows[0][0].flatMap { Int($0) } ?? 0
+        #expect(partitions <= 56 + 15, "\(partitions) partitions")
+        #expect(try connection.execute("SELECT count(*) FROM events").rows[0][0] == String(events.count))
+        // Now and next month get month partitions of their own.
+        let now = Timestamp.now()
+        _ = try writer.write(events: [makeEvent("Now", user: "u", at: now.description)], users: .array([]), companies: .array([]), on: connection)
+        let parts = now.utcComponents
+        let name = "events_y\(parts.year)m\(parts.month < 10 ? "0" : "")\(parts.month)"
+        #expect(try connection.execute("SELECT count(*) FROM pg_class WHERE relname = $1", [name]).rows[0][0] == "1")
+        // A fresh writer (a restarted storage) reads the ranges back from the catalog and makes none again.
+        let before = partitions
+        _ = try EventWriter().write(events: [makeEvent("Again", user: "u", at: "1999-03-03T00:00:00Z")], users: .array([]), companies: .array([]), on: connection)
+        let after = try connection.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass").rows[0][0].flatMap { Int($0) } ?? 0
+        #expect(after == before + 1)
+    }
+
+    /// More new partitions than one write may make: the write is refused as a data-class
+    /// failure (SQLSTATE 54000), which ingest answers by halving the batch.
+    @Test func aWriteMakesAtMostSixtyFourPartitions() throws {
+        let connection = try migrated()
+        let events = (1900...1999).map { makeEvent("E", user: "u\($0)", at: "\($0)-06-01T00:00:00Z") }
+        #expect(throws: PostgresError.self) { try EventWriter().write(events: events, users: .array([]), companies: .array([]), on: connection) }
+        do {
+            _ = try EventWriter().write(events: events, users: .array([]), companies: .array([]), on: connection)
+        } catch {
+            #expect(error.sqlState == "54000")
+        }
     }
 
     @Test func writesPartitionsAndDeduplicatesRedelivery() throws {
@@ -56,8 +103,9 @@ func migrated() throws -> PostgresConnection {
                                             users: .array([]), companies: .array([]), on: connection)
         #expect(third == EventWriter.Outcome(inserted: 1, duplicates: 3))
         #expect(try connection.execute("SELECT count(*) FROM events").rows[0][0] == "4")
+        // May and June of 2024 are more than a year ago: one partition holds that year.
         let partitions = try connection.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass").rows[0][0]
-        #expect(partitions == "2")
+        #expect(partitions == "1")
         let note = try connection.execute("SELECT metadata->>'note' FROM events WHERE event_name = 'B'").rows[0][0]
         #expect(note == "tab\there, new\nline, back\\slash, quote\"")
         let id = try connection.execute("SELECT internal_event_id FROM events WHERE event_name = 'B'").rows[0][0]

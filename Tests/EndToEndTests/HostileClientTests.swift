@@ -103,4 +103,33 @@ import Glibc
             #expect(status.stdout.contains("was removed while ingest ran"), "\(status.stdout)")
         }
     }
+
+    /// The partition bomb: a message for every month of 1000-1899 is refused by the app's
+    /// window, and one for every month of 1970-2025 is stored in one partition per year.
+    @Test func thePartitionBombMakesAPartitionPerYear() async throws {
+        try await TestStack.with { stack in
+            let key = try await HTTPIngestTests.createApp("bomb", on: stack)
+            let base = try await stack.httpURL()
+            func batch(_ years: ClosedRange<Int>) -> [UInt8] {
+                let messages = years.flatMap { year in
+                    (1...12).map { month in #"{"type":"track","event":"M","userId":"u","messageId":"\#(year)-\#(month)","timestamp":"\#(year)-\#(month < 10 ? "0" : "")\#(month)-15T00:00:00Z"}"# }
+                }
+                return Array(#"{"batch":[\#(messages.joined(separator: ","))]}"#.utf8)
+            }
+            let ancient = try await HTTPIngestTests.post(base + "/v1/batch", batch(1000...1199), key: key)
+            #expect(ancient.status == 200 && ancient.body.contains("\"rejected\":2400"), "\(ancient.body.prefix(300))")
+            for years in [1970...1997, 1998...2025] {
+                #expect(try await HTTPIngestTests.post(base + "/v1/batch", batch(years), key: key).status == 200)
+            }
+            #expect(try await stack.waitForCount(app: "bomb", 672, timeout: .seconds(60)) == 672)
+            let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
+            let partitions = Int(try connection.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass").rows[0][0] ?? "") ?? 0
+            #expect(partitions <= 56 + 15, "\(partitions) partitions")
+            let clock = ContinuousClock()
+            let started = clock.now
+            #expect(try await stack.cli(["users", "delete", "--app", "bomb", "--user", "u"]).status == 0)
+            #expect(clock.now - started < .seconds(10))
+            #expect(try await stack.cli(["status"]).status == 0)
+        }
+    }
 }

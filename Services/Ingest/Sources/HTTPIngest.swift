@@ -24,10 +24,14 @@ public struct HTTPIngest: Sendable {
     /// Why ingest is degraded, or nil; `/metrics` shows it as `cairn_ingest_degraded`.
     let degradation: @Sendable () async -> String?
 
+    /// How long reading one request's body may take.
+    let bodyTimeout: Duration
+
     /// Serves through `ingestor`, whose apps, spool, metrics and backpressure it shares.
-    public init(ingestor: Ingestor, degradation: @escaping @Sendable () async -> String? = { nil }) {
+    public init(ingestor: Ingestor, degradation: @escaping @Sendable () async -> String? = { nil }, bodyTimeout: Duration = .seconds(10)) {
         self.ingestor = ingestor
         self.degradation = degradation
+        self.bodyTimeout = bodyTimeout
     }
 
     private var apps: AppDirectory { ingestor.apps }
@@ -142,7 +146,7 @@ public struct HTTPIngest: Sendable {
             throw Refusal(status: .tooManyRequests, code: "overloaded", message: error.message,
                           headers: [.retryAfter: "2", HTTPField.Name("X-RateLimit-Reset")!: "2"])
         }
-        let body = try await Self.body(of: request)
+        let body = try await Self.body(of: request, within: bodyTimeout)
         let value: JSON
         do {
             value = try JSONParser.parse(body, maximumDepth: EventNormalizer.maximumDepth)
@@ -234,13 +238,26 @@ public struct HTTPIngest: Sendable {
         return Self.json(.ok, answer)
     }
 
-    /// The request body, gunzipped when it says so, within Segment's 500 KB per request.
-    static func body(of request: Request) async throws -> [UInt8] {
+    /// The request body, gunzipped when it says so, within Segment's 500 KB per request, read
+    /// within `deadline` (a body that never arrives must not hold the connection for ever).
+    static func body(of request: Request, within deadline: Duration) async throws -> [UInt8] {
         let limit = maximumBatchBytes
         let tooLarge = Refusal(status: .badRequest, code: "request_too_large", message: "the body is over \(limit) bytes of JSON, Segment's limit per batch request")
         var buffer: ByteBuffer
         do {
-            buffer = try await request.body.collect(upTo: limit)
+            buffer = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+                group.addTask { try await request.body.collect(upTo: limit) }
+                group.addTask {
+                    try await Task.sleep(for: deadline)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let body = first else {
+                    throw Refusal(status: .requestTimeout, code: "body_timeout", message: "the body did not arrive within \(deadline.components.seconds) s",
+                                  headers: [.connection: "close"])
+                }
+                return body
+            }
         } catch is NIOTooManyBytesError {
             throw tooLarge
         }

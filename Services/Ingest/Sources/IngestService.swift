@@ -3,6 +3,7 @@ import CairnService
 import CairnWire
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -41,12 +42,16 @@ public enum IngestService {
             let oldest = try? await NIOThreadPool.singleton.runIfActive { try spool.oldestReceivedAt() }
             return forwarding.problem(oldestSpooled: oldest ?? nil, now: .now(), ageLimit: ageLimit)
         }
-        let http = HTTPIngest(ingestor: ingestor, degradation: stuck)
+        let http = HTTPIngest(ingestor: ingestor, degradation: stuck, bodyTimeout: settings.connections.bodyTimeout)
+        let clients = ClientConnections(maximumPerClient: settings.connections.maximumConnectionsPerClient)
+        let idleTimeout = TimeAmount.nanoseconds(Int64(settings.connections.idleTimeout.components.seconds) * 1_000_000_000)
         let boundAddress = Mutex<String?>(nil)
         let logger = context.logger
         let server = Application(
             responder: CallbackResponder<BasicRequestContext> { request, _ in await http.respond(to: request) },
-            configuration: ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "cairn"),
+            server: .http1(configuration: .init(additionalChannelHandlers: [PerClientConnectionLimit(clients)], idleTimeout: idleTimeout)),
+            configuration: ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "cairn",
+                                                    availableConnectionsDelegate: MaximumAvailableConnections(settings.connections.maximumConnections)),
             onServerRunning: { channel in
                 let address = channel.localAddress.map { "\($0.ipAddress ?? settings.host):\($0.port ?? settings.port)" }
                 boundAddress.withLock { $0 = address }
@@ -107,6 +112,8 @@ struct IngestSettings {
     var highWaterMark: Int64 = 1_000_000
     /// How old the spool's oldest event may grow before ingest reports itself degraded. Defaults to 300 s.
     var spoolAgeLimit: Duration = .seconds(300)
+    /// The HTTP listener's bounds (``ConnectionLimits``).
+    var connections = ConnectionLimits()
 
     init(_ settings: JSONObject, environment: [String: String]) throws(RPCError) {
         if let address = environment["CAIRN_HTTP_ADDR"].flatMap({ $0.isEmpty ? nil : $0 }) ?? settings["http_address"]?.stringValue {
@@ -120,9 +127,15 @@ struct IngestSettings {
             guard mark > 0 else { throw RPCError.application("configuration", "the spool high-water mark must be positive") }
             highWaterMark = mark
         }
-        if let seconds = settings["spool_age_limit_s"]?.intValue {
-            guard seconds > 0 else { throw RPCError.application("configuration", "settings.spool_age_limit_s must be positive") }
-            spoolAgeLimit = .seconds(seconds)
+        func positive(_ key: String) throws(RPCError) -> Int64? {
+            guard let value = settings[key]?.intValue else { return nil }
+            guard value > 0 else { throw RPCError.application("configuration", "settings.\(key) must be positive") }
+            return value
         }
+        if let seconds = try positive("spool_age_limit_s") { spoolAgeLimit = .seconds(seconds) }
+        if let count = try positive("max_connections") { connections.maximumConnections = Int(count) }
+        if let count = try positive("max_connections_per_client") { connections.maximumConnectionsPerClient = Int(count) }
+        if let seconds = try positive("idle_timeout_s") { connections.idleTimeout = .seconds(seconds) }
+        if let seconds = try positive("body_timeout_s") { connections.bodyTimeout = .seconds(seconds) }
     }
 }

@@ -7,8 +7,8 @@ import Synchronization
 /// exactly the rows one delivery leaves. User and company upserts ride in the same
 /// transaction and are idempotent too.
 public final class EventWriter: Sendable {
-    /// Month partitions known to exist, by name.
-    private let knownPartitions = Mutex<Set<String>>([])
+    /// The partitions of `events`, as time ranges; nil until read from the catalog.
+    private let knownPartitions = Mutex<[PartitionRange]?>(nil)
 
     public init() {}
 
@@ -90,27 +90,93 @@ public final class EventWriter: Sendable {
         }
     }
 
-    /// Creates the month partitions the batch needs; `IF NOT EXISTS` makes it safe to repeat.
+    /// One partition's range of `inserted_at`, `[start, end)`.
+    struct PartitionRange: Sendable, Equatable {
+        var start: Timestamp
+        var end: Timestamp
+        func covers(_ time: Timestamp) -> Bool { start <= time && time < end }
+    }
+
+    /// Most partitions one write creates; the rest wait for the next (a halved batch, or its
+    /// retry), so a request of scattered times cannot lock the catalog for long.
+    public static let maximumNewPartitionsPerWrite = 64
+
+    /// Creates the partitions the batch needs. Months near the present get a partition each
+    /// (from 12 months before the current one to 2 after); any other time gets one partition
+    /// for its whole year, clipped to the gap between the partitions already there. So every
+    /// time an app's window allows costs at most one partition per year outside that span: a
+    /// request with a message for every month of 1970-2025 makes 56 partitions, not 672.
     private func ensurePartitions(for events: [CanonicalEvent], on connection: PostgresConnection) throws(PostgresError) {
-        var needed: [String: (Timestamp, Timestamp)] = [:]
+        guard !events.isEmpty else { return }
+        var ranges: [PartitionRange]
+        if let known = knownPartitions.withLock({ $0 }) { ranges = known } else { ranges = try Self.readPartitions(on: connection) }
+        knownPartitions.withLock { $0 = ranges }
+        let now = Timestamp.now()
+        let recent = Self.monthStart(now, offset: -12)..<Self.monthStart(now, offset: 3)
+        var created = 0
+        var seenMonths = Set<Int64>()
         for event in events {
-            let bounds = event.insertedAt.utcMonthBounds
-            let parts = bounds.start.utcComponents
-            let name = "events_y\(parts.year)m\(parts.month < 10 ? "0" : "")\(parts.month)"
-            needed[name] = bounds
+            let time = event.insertedAt
+            guard seenMonths.insert(time.utcMonthBounds.start.microseconds).inserted else { continue }
+            if ranges.contains(where: { $0.covers(time) }) { continue }
+            guard created < Self.maximumNewPartitionsPerWrite else {
+                throw PostgresError(.queryFailed, "the batch needs more than \(Self.maximumNewPartitionsPerWrite) new partitions", sqlState: "54000")
+            }
+            let parts = time.utcComponents
+            let desired: (start: Timestamp, end: Timestamp) = recent.contains(time) ? time.utcMonthBounds
+                : (Timestamp(year: parts.year, month: 1, day: 1), Timestamp(year: parts.year + 1, month: 1, day: 1))
+            let start = max(desired.start, ranges.filter { $0.end <= time }.map(\.end).max() ?? desired.start)
+            let end = min(desired.end, ranges.filter { $0.start > time }.map(\.start).min() ?? desired.end)
+            let name = recent.contains(time) && start == desired.start && end == desired.end
+                ? "events_y\(Self.digits(parts.year, 4))m\(Self.digits(parts.month, 2))"
+                : "events_r\(Self.monthName(start))_\(Self.monthName(end))"
+            do {
+                // Partition names and bounds come from timestamps Cairn formatted, never from input text.
+                try connection.execute("CREATE TABLE IF NOT EXISTS \(name) PARTITION OF events FOR VALUES FROM ('\(start.description)') TO ('\(end.description)')")
+            } catch let error as PostgresError {
+                // Another writer may have made an overlapping one: read the catalog afresh next time.
+                resetPartitionCache()
+                throw error
+            }
+            ranges.append(PartitionRange(start: start, end: end))
+            knownPartitions.withLock { $0 = ranges }
+            created += 1
         }
-        let missing = knownPartitions.withLock { known in needed.filter { !known.contains($0.key) } }
-        for (name, bounds) in missing.sorted(by: { $0.key < $1.key }) {
-            // Partition names and bounds come from timestamps we formatted, never from input text.
-            try connection.execute(
-                "CREATE TABLE IF NOT EXISTS \(name) PARTITION OF events FOR VALUES FROM ('\(bounds.0.description)') TO ('\(bounds.1.description)')")
-            _ = knownPartitions.withLock { $0.insert(name) }
-        }
+    }
+
+    /// The partitions of `events` from PostgreSQL's catalog (whatever made them).
+    static func readPartitions(on connection: PostgresConnection) throws(PostgresError) -> [PartitionRange] {
+        try connection.execute("""
+            SELECT to_char(b[1]::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                   to_char(b[2]::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
+                 regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS b
+            WHERE i.inhparent = 'events'::regclass
+            """).rows.compactMap { row in
+                guard let start = row[0].flatMap(Timestamp.init(parsing:)), let end = row[1].flatMap(Timestamp.init(parsing:)) else { return nil }
+                return PartitionRange(start: start, end: end)
+            }
+    }
+
+    static func monthStart(_ time: Timestamp, offset: Int64) -> Timestamp {
+        let parts = time.utcComponents
+        let months = parts.year * 12 + (parts.month - 1) + offset
+        return Timestamp(year: months / 12, month: months % 12 + 1, day: 1)
+    }
+
+    static func monthName(_ time: Timestamp) -> String {
+        let parts = time.utcComponents
+        return digits(parts.year, 4) + digits(parts.month, 2)
+    }
+
+    static func digits(_ value: Int64, _ width: Int) -> String {
+        let text = String(value)
+        return String(repeating: "0", count: max(0, width - text.count)) + text
     }
 
     /// Forgets cached partitions (after a reconnect to a possibly different database).
     public func resetPartitionCache() {
-        knownPartitions.withLock { $0.removeAll() }
+        knownPartitions.withLock { $0 = nil }
     }
 
     /// The events as PostgreSQL COPY text rows, in ``columns`` order.
