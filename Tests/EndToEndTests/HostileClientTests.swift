@@ -132,4 +132,41 @@ import Glibc
             #expect(try await stack.cli(["status"]).status == 0)
         }
     }
+
+    /// Ingest's HTTP listener bounds its connections: a slowloris client is cut off at the idle
+    /// timeout, a body that never arrives at the body timeout, a client past its share of
+    /// connections at once; and the service answers `cairn status` throughout.
+    @Test func slowAndGreedyConnectionsAreBounded() async throws {
+        let settings: JSON = ["max_connections_per_client": 8, "idle_timeout_s": 2, "body_timeout_s": 2, "max_connections": 64]
+        try await TestStack.with(stack: try TestStack.defaultStack(settings: settings, for: "ingest")) { stack in
+            let key = try await HTTPIngestTests.createApp("web", on: stack)
+            let url = try await stack.httpURL()
+            let address = url.dropFirst("http://".count)
+            let port = try #require(Int(address.split(separator: ":").last ?? ""))
+            // Slowloris: headers a byte at a time, never finished.
+            let slow = try RawTCP(host: "127.0.0.1", port: port)
+            try await slow.send("POST /v1/batch HTTP/1.1\r\nHost: x\r\n")
+            for _ in 0..<2 { try await Task.sleep(for: .milliseconds(500)); try await slow.send("X") }
+            #expect(try await slow.closedByPeer(within: .seconds(6)).closed)
+            // A Content-Length that never arrives: answered and closed at the body deadline.
+            let starved = try RawTCP(host: "127.0.0.1", port: port)
+            let credentials = Data("\(key):".utf8).base64EncodedString()
+            try await starved.send("POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \(credentials)\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{}")
+            let answer = try await starved.closedByPeer(within: .seconds(8))
+            #expect(answer.closed, "\(answer.received)")
+            // One client past its share: the ninth and later connections are closed at once.
+            let held = try (0..<8).map { _ in try RawTCP(host: "127.0.0.1", port: port, source: "127.0.0.9") }
+            let extra = try RawTCP(host: "127.0.0.1", port: port, source: "127.0.0.9")
+            #expect(try await extra.closedByPeer(within: .seconds(3)).closed)
+            // Many clients' idle connections: status still answers at once, and other clients are served.
+            let crowd = try (10..<40).flatMap { client in try (0..<2).map { _ in try RawTCP(host: "127.0.0.1", port: port, source: "127.0.1.\(client)") } }
+            let clock = ContinuousClock()
+            let started = clock.now
+            #expect(try await stack.cli(["status"]).status == 0)
+            #expect(clock.now - started < .seconds(3))
+            let event = Array(#"{"type":"track","event":"E","userId":"u1","timestamp":"2024-05-01T09:00:00Z"}"#.utf8)
+            #expect(try await HTTPIngestTests.post(url + "/v1/track", event, key: key).status == 200)
+            withExtendedLifetime((held, crowd)) {}
+        }
+    }
 }
