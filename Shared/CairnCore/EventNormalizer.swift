@@ -70,6 +70,14 @@ public enum EventNormalizer {
             return refused(EventError(.invalidEvent, field: nil, "does not match any input format: expected a Userpilot event (event_type), a Userlike callback (event_name, global_ctx), a Segment message (type) or batch (batch), a UserGuiding event (event, payload) or a User.com event (event, user_id)"), raw: raw ?? value.serialized())
         }
         if chosen == .segment, let messages = SegmentAdapter.messages(in: record) {
+            // The envelope's context reaches every message: one over the per-message limit would be
+            // copied into every message's dead letter (a 200 KB request made 100 MB of them).
+            for key in ["context", "integrations"] {
+                if let shared = record[key], shared.serializedByteCount > maximumRecordBytes {
+                    return refused(EventError(.recordTooLarge, field: key, "the batch's \(key) is \(shared.serializedByteCount) bytes; every message must fit \(maximumRecordBytes) bytes with it"),
+                                   raw: raw ?? value.serialized())
+                }
+            }
             var outcome = Outcome()
             // The envelope's context merges into every message: each must still fit the limit with it.
             let checkMessageSizes = checkMessageSizes || record["context"] != nil || record["integrations"] != nil

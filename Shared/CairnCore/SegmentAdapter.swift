@@ -60,6 +60,9 @@ public enum SegmentAdapter {
         let contextFields = RecordFields(try fields.object("context") ?? JSONObject(), path: "context")
         let device = try DeviceFields(contextFields)
         let exported = try CairnExportFields(contextFields)
+        // Cairn's own export of this app, ingested back (a restore): the messageId it made for an
+        // event that came without one carries that event's id, so the event is the same row again.
+        let restoredId = exported == nil ? nil : messageId.flatMap { SegmentAdapter.exportedId($0, appToken: ingest.appToken) }
 
         var eventType: EventType
         var name = ""
@@ -80,10 +83,11 @@ public enum SegmentAdapter {
                 if exported == nil { try requireIdentity(userId ?? propertyUser, anonymousId) }
                 var event = UserGuidingAdapter.event(
                     kind: kind, properties: userGuidingProperties, userId: userId ?? propertyUser, anonymousId: anonymousId, insertedAt: time,
-                    messageId: messageId, source: exported?.source ?? "backend-segment", origin: exported?.origin ?? .segment, context: ingest)
+                    messageId: restoredId == nil ? messageId : nil, source: exported?.source ?? "backend-segment", origin: exported?.origin ?? .segment,
+                    context: ingest, internalEventId: restoredId)
                 device.apply(to: &event)
                 exported?.apply(to: &event)
-                if messageId == nil { event.rederiveIdentity() }
+                if event.messageId == nil, restoredId == nil { event.rederiveIdentity() }
                 return event
             }
             eventType = .track
@@ -134,8 +138,8 @@ public enum SegmentAdapter {
         }
         var event = CanonicalEvent(
             appToken: ingest.appToken, eventType: eventType, eventName: name, userId: user, companyId: company, anonymousId: anonymous,
-            source: exported?.source ?? "backend-segment", insertedAt: time, metadata: metadata, messageId: messageId,
-            receivedAt: ingest.receivedAt, origin: exported?.origin ?? .segment)
+            source: exported?.source ?? "backend-segment", insertedAt: time, metadata: metadata, messageId: restoredId == nil ? messageId : nil,
+            receivedAt: ingest.receivedAt, origin: exported?.origin ?? .segment, internalEventId: restoredId)
         device.apply(to: &event)
         if eventType == .pageView, let url = metadata["url"]?.stringValue, let page = PageURL.split(url) {
             event.hostname = page.hostname
@@ -145,8 +149,16 @@ public enum SegmentAdapter {
         }
         exported?.apply(to: &event)
         // The device and page fields came after construction; without a messageId they are part of the identity.
-        if messageId == nil { event.rederiveIdentity() }
+        if event.messageId == nil, restoredId == nil { event.rederiveIdentity() }
         return event
+    }
+
+    /// The event id in a `messageId` Cairn's export made for `appToken` (`cairn-<app>-<16 hex>`), or nil.
+    static func exportedId(_ messageId: String, appToken: String) -> UInt64? {
+        let prefix = "cairn-" + appToken + "-"
+        guard messageId.hasPrefix(prefix) else { return nil }
+        let hex = messageId.dropFirst(prefix.count)
+        return hex.count == 16 ? UInt64(hex, radix: 16) : nil
     }
 
     /// `timestamp` (else `originalTimestamp`), corrected for the device's clock skew by

@@ -39,12 +39,13 @@ public enum UserGuidingAdapter {
 
     /// Builds the canonical event both forms share.
     static func event(kind: UserGuidingCatalog.Kind, properties: JSONObject, userId: String?, anonymousId: String?,
-                      insertedAt: Timestamp, messageId: String?, source: String, origin: InputFormat, context: IngestContext) -> CanonicalEvent {
+                      insertedAt: Timestamp, messageId: String?, source: String, origin: InputFormat, context: IngestContext,
+                      internalEventId: UInt64? = nil) -> CanonicalEvent {
         let page = properties["page_url"]?.stringValue.flatMap(PageURL.split)
         return CanonicalEvent(
             appToken: context.appToken, eventType: .track, eventName: kind.title, userId: userId, companyId: nil,
             anonymousId: anonymousId, source: source, insertedAt: insertedAt, hostname: page?.hostname, pathname: page?.pathname,
-            metadata: properties, messageId: messageId, receivedAt: context.receivedAt, origin: origin)
+            metadata: properties, messageId: messageId, receivedAt: context.receivedAt, origin: origin, internalEventId: internalEventId)
     }
 
     /// Checks a payload (native names) or a Segment `properties` object (snake_case names)

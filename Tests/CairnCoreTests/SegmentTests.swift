@@ -21,7 +21,14 @@ import Testing
         let record = #"{"context":{"traits":{"blob":"\#(blob)"}},"batch":[{"type":"identify","userId":"a"},{"type":"identify","userId":"b"}]}"#
         let outcome = EventNormalizer.normalize(recordBytes: Array(record.utf8), format: .auto, context: testContext)
         #expect(outcome.events.isEmpty)
-        #expect(outcome.rejections.map(\.error.code) == [.recordTooLarge, .recordTooLarge])
+        // Refused once, whole: not copied into a dead letter per message.
+        #expect(outcome.rejections.map(\.error.code) == [.recordTooLarge])
+        #expect(outcome.rejections.first?.error.field == "context")
+        // A context within the limit that one message's properties push over it refuses that message alone.
+        let half = String(repeating: "z", count: 20_000)
+        let mixed = #"{"context":{"traits":{"blob":"\#(half)"}},"batch":[{"type":"track","event":"E","userId":"a","properties":{"p":"\#(half)"}},{"type":"identify","userId":"b"}]}"#
+        let split = EventNormalizer.normalize(recordBytes: Array(mixed.utf8), format: .auto, context: testContext)
+        #expect(split.events.count == 1 && split.rejections.map(\.message) == [0])
     }
 
     func events() throws -> [CanonicalEvent] {

@@ -56,6 +56,10 @@ import Testing
             let differences = Self.differences(Self.comparable(event), Self.comparable(second))
             #expect(differences.isEmpty, "seed \(Self.seed): \(differences.joined(separator: "; ")) in \(record.serializedString()) → \(String(decoding: message, as: UTF8.self))")
             #expect(second.messageId == SegmentMapper.messageId(for: event))
+            // Into the same app (a restore), every event is itself again: its id, its messageId or none.
+            let restored = EventNormalizer.normalize(recordBytes: message, format: .auto, context: Self.context("first")).events.first
+            #expect(restored?.internalEventId == event.internalEventId && restored?.messageId == event.messageId,
+                    "seed \(Self.seed): a restore changed the id of \(String(decoding: message, as: UTF8.self))")
         }
         // Distinct events are never merged: two share an id only when their records do.
         var byId: [UInt64: JSON] = [:]

@@ -5,6 +5,7 @@ import CairnSQLite
 import CairnWire
 import Foundation
 import Logging
+import NIOCore
 import Synchronization
 import Testing
 
@@ -242,6 +243,40 @@ final class RegistryServer: Sendable {
             #expect(again["duplicates"] == .int(1))
             // The suppression outlives a restart.
             #expect(try Spool(path: path).suppressedKeys().count == 2)
+        }
+    }
+}
+
+/// `/metrics` names every app: without a token only this machine may read it; with one, only a
+/// scraper that sends it.
+@Suite struct MetricsAccessTests {
+    @Test func loopbackOnlyWithoutATokenAndTheTokenWithOne() throws {
+        let local = try SocketAddress(ipAddress: "127.0.0.1", port: 40_000)
+        let localSix = try SocketAddress(ipAddress: "::1", port: 40_000)
+        let remote = try SocketAddress(ipAddress: "203.0.113.7", port: 40_000)
+        let open = MetricsAccess(token: nil)
+        #expect(throws: Never.self) { try open.check(authorization: nil, peer: local) }
+        #expect(throws: Never.self) { try open.check(authorization: nil, peer: localSix) }
+        #expect(throws: HTTPIngest.Refusal.self) { try open.check(authorization: nil, peer: remote) }
+        #expect(throws: HTTPIngest.Refusal.self) { try open.check(authorization: nil, peer: nil) }
+        let guarded = MetricsAccess(token: "s3cret")
+        #expect(throws: Never.self) { try guarded.check(authorization: "Bearer s3cret", peer: remote) }
+        #expect(throws: HTTPIngest.Refusal.self) { try guarded.check(authorization: "Bearer wrong", peer: local) }
+        #expect(throws: HTTPIngest.Refusal.self) { try guarded.check(authorization: nil, peer: local) }
+    }
+}
+
+/// A spool whose files vanish while ingest runs says so, so nothing more is acknowledged into them.
+@Suite struct SpoolIdentityTests {
+    @Test func removingTheWriteAheadLogOrTheFileIsNoticed() throws {
+        for suffix in ["", "-wal"] {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-spool-\(UInt32.random(in: 0...UInt32.max))").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let spool = try Spool(path: directory + "/ingest.sqlite")
+            #expect(spool.problem == nil)
+            try FileManager.default.removeItem(atPath: directory + "/ingest.sqlite" + suffix)
+            #expect(spool.problem?.contains("ingest.sqlite\(suffix) was removed") == true, "\(suffix): \(spool.problem ?? "nil")")
         }
     }
 }

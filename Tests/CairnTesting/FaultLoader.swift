@@ -176,7 +176,7 @@ public final class FaultLoader: Sendable {
         } catch {
             return "CLI cannot start"
         }
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(20)) }
+        let status = await process.waitForExit()
         // The CLI retries refusals itself and says why on stderr: count those too.
         let said = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
         for line in said.split(separator: "\n") where line.hasPrefix("ingest: ") {
@@ -186,6 +186,6 @@ public final class FaultLoader: Sendable {
         }
         try? FileManager.default.removeItem(atPath: path)
         try? FileManager.default.removeItem(atPath: errors)
-        return process.terminationStatus == 0 ? nil : "CLI exit \(process.terminationStatus)"
+        return status == 0 ? nil : "CLI exit \(status)"
     }
 }

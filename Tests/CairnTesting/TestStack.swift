@@ -148,8 +148,8 @@ public final class TestStack: @unchecked Sendable {
         process.standardOutput = FileHandle(forWritingAtPath: out + ".out")
         process.standardError = FileHandle(forWritingAtPath: out + ".err")
         try process.run()
-        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
-        return (process.terminationStatus,
+        let status = await process.waitForExit()
+        return (status,
                 (try? String(contentsOfFile: out + ".out", encoding: .utf8)) ?? "",
                 (try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? "")
     }

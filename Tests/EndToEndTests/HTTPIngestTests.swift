@@ -238,7 +238,7 @@ import Glibc
         process.standardOutput = FileHandle(forWritingAtPath: output)
         process.standardError = FileHandle(forWritingAtPath: output)
         try process.run()
-        while process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
-        return (process.terminationStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+        let status = await process.waitForExit()
+        return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }
 }

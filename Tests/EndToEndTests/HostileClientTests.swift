@@ -1,7 +1,10 @@
+import AsyncHTTPClient
 import CairnCore
 import CairnPostgres
 import CairnTesting
 import Foundation
+import NIOCore
+import NIOHTTP1
 import Testing
 
 #if canImport(Glibc)
@@ -167,6 +170,20 @@ import Glibc
             let event = Array(#"{"type":"track","event":"E","userId":"u1","timestamp":"2024-05-01T09:00:00Z"}"#.utf8)
             #expect(try await HTTPIngestTests.post(url + "/v1/track", event, key: key).status == 200)
             withExtendedLifetime((held, crowd)) {}
+        }
+    }
+
+    /// With a metrics token, `/metrics` answers only the scraper that sends it.
+    @Test func metricsNeedTheTokenWhenOneIsSet() async throws {
+        try await TestStack.with(stack: try TestStack.defaultStack(settings: ["metrics_token": "s3cret"], for: "ingest")) { stack in
+            let url = try await stack.httpURL() + "/metrics"
+            let anonymous = try await HTTPIngestTests.post(url, [], method: .GET)
+            #expect(anonymous.status == 401 && !anonymous.body.contains("cairn_spool_depth"))
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "Authorization", value: "Bearer s3cret")
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            #expect(response.status.code == 200)
+            #expect(String(buffer: try await response.body.collect(upTo: 1 << 20)).contains("cairn_spool_depth"))
         }
     }
 }

@@ -26,12 +26,16 @@ public struct HTTPIngest: Sendable {
 
     /// How long reading one request's body may take.
     let bodyTimeout: Duration
+    /// Who may read `/metrics`, which names every app and its counts.
+    let metricsAccess: MetricsAccess
 
     /// Serves through `ingestor`, whose apps, spool, metrics and backpressure it shares.
-    public init(ingestor: Ingestor, degradation: @escaping @Sendable () async -> String? = { nil }, bodyTimeout: Duration = .seconds(10)) {
+    public init(ingestor: Ingestor, degradation: @escaping @Sendable () async -> String? = { nil }, bodyTimeout: Duration = .seconds(10),
+                metricsAccess: MetricsAccess = MetricsAccess(token: nil)) {
         self.ingestor = ingestor
         self.degradation = degradation
         self.bodyTimeout = bodyTimeout
+        self.metricsAccess = metricsAccess
     }
 
     private var apps: AppDirectory { ingestor.apps }
@@ -95,13 +99,14 @@ public struct HTTPIngest: Sendable {
         var headers: HTTPFields = [:]
     }
 
-    public func respond(to request: Request) async -> Response {
+    /// - Parameter peer: the client's address, which `/metrics` checks.
+    public func respond(to request: Request, peer: SocketAddress? = nil) async -> Response {
         let started = ContinuousClock.now
         let route = Route(path: request.uri.path)
         var response: Response
         var app: String?
         do {
-            response = try await handle(request, route: route, app: &app)
+            response = try await handle(request, route: route, peer: peer, app: &app)
         } catch let refusal as Refusal {
             response = Self.json(refusal.status, ["code": .string(refusal.code), "message": .string(refusal.message)], headers: refusal.headers)
         } catch {
@@ -116,7 +121,7 @@ public struct HTTPIngest: Sendable {
     }
 
     /// - Parameter app: set to the app's token once the write key named one.
-    private func handle(_ request: Request, route: Route?, app: inout String?) async throws -> Response {
+    private func handle(_ request: Request, route: Route?, peer: SocketAddress?, app: inout String?) async throws -> Response {
         if request.method == .options {
             var headers = HTTPFields()
             headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
@@ -131,6 +136,7 @@ public struct HTTPIngest: Sendable {
             return Self.json(.ok, ["status": "ok"])
         case .metrics:
             guard request.method == .get else { throw Self.methodNotAllowed("GET") }
+            try metricsAccess.check(authorization: request.headers[.authorization], peer: peer)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: await renderMetrics())))
         case .batch, .single, .vendor:
@@ -328,5 +334,38 @@ public struct HTTPIngest: Sendable {
             ("cairn_spool_group_commit_requests", "Requests those transactions carried.", Double(totals.requests)),
             ("cairn_spool_high_water_mark", "Spooled events above which requests get 429.", Double(ingestor.backpressure.highWaterMark)),
         ], appGauges: appGauges)
+    }
+}
+
+/// Who may read `/metrics`: it lists every app token with its counts, and the HTTP port may face
+/// the internet (write keys sit in browsers). With a token (`settings.metrics_token`, or
+/// `CAIRN_METRICS_TOKEN`), a scraper sends `Authorization: Bearer <token>`, from anywhere;
+/// without one, only clients on this machine (loopback) are answered.
+public struct MetricsAccess: Sendable {
+    /// The token's SHA-256: the token itself is not kept, and comparing hashes takes the same time for every guess.
+    let tokenHash: String?
+
+    public init(token: String?) {
+        tokenHash = token.flatMap { $0.isEmpty ? nil : SHA256.hex(Array($0.utf8)) }
+    }
+
+    func check(authorization: String?, peer: SocketAddress?) throws(HTTPIngest.Refusal) {
+        if let tokenHash {
+            guard let header = authorization, header.lowercased().hasPrefix("bearer "),
+                  SHA256.hex(Array(header.dropFirst("bearer ".count).utf8)) == tokenHash else {
+                throw HTTPIngest.Refusal(status: .unauthorized, code: "metrics_token_required", message: "send the metrics token as Authorization: Bearer <token>",
+                              headers: [.wwwAuthenticate: "Bearer"])
+            }
+            return
+        }
+        guard let peer, Self.isLoopback(peer) else {
+            throw HTTPIngest.Refusal(status: .forbidden, code: "metrics_local_only",
+                          message: "/metrics answers only this machine; set settings.metrics_token (or CAIRN_METRICS_TOKEN) to scrape it from elsewhere")
+        }
+    }
+
+    static func isLoopback(_ address: SocketAddress) -> Bool {
+        guard let ip = address.ipAddress else { return false }
+        return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
     }
 }

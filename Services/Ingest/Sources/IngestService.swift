@@ -42,13 +42,14 @@ public enum IngestService {
             let oldest = try? await NIOThreadPool.singleton.runIfActive { try spool.oldestReceivedAt() }
             return forwarding.problem(oldestSpooled: oldest ?? nil, now: .now(), ageLimit: ageLimit)
         }
-        let http = HTTPIngest(ingestor: ingestor, degradation: stuck, bodyTimeout: settings.connections.bodyTimeout)
+        let http = HTTPIngest(ingestor: ingestor, degradation: stuck, bodyTimeout: settings.connections.bodyTimeout,
+                              metricsAccess: MetricsAccess(token: settings.metricsToken))
         let clients = ClientConnections(maximumPerClient: settings.connections.maximumConnectionsPerClient)
         let idleTimeout = TimeAmount.nanoseconds(Int64(settings.connections.idleTimeout.components.seconds) * 1_000_000_000)
         let boundAddress = Mutex<String?>(nil)
         let logger = context.logger
         let server = Application(
-            responder: CallbackResponder<BasicRequestContext> { request, _ in await http.respond(to: request) },
+            responder: CallbackResponder<IngestRequestContext> { request, context in await http.respond(to: request, peer: context.remoteAddress) },
             server: .http1(configuration: .init(additionalChannelHandlers: [PerClientConnectionLimit(clients)], idleTimeout: idleTimeout)),
             configuration: ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "cairn",
                                                     availableConnectionsDelegate: MaximumAvailableConnections(settings.connections.maximumConnections)),
@@ -114,6 +115,8 @@ struct IngestSettings {
     var spoolAgeLimit: Duration = .seconds(300)
     /// The HTTP listener's bounds (``ConnectionLimits``).
     var connections = ConnectionLimits()
+    /// The bearer token `/metrics` asks for; without one it answers loopback clients only.
+    var metricsToken: String?
 
     init(_ settings: JSONObject, environment: [String: String]) throws(RPCError) {
         if let address = environment["CAIRN_HTTP_ADDR"].flatMap({ $0.isEmpty ? nil : $0 }) ?? settings["http_address"]?.stringValue {
@@ -132,10 +135,22 @@ struct IngestSettings {
             guard value > 0 else { throw RPCError.application("configuration", "settings.\(key) must be positive") }
             return value
         }
+        metricsToken = environment["CAIRN_METRICS_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } ?? settings["metrics_token"]?.stringValue
         if let seconds = try positive("spool_age_limit_s") { spoolAgeLimit = .seconds(seconds) }
         if let count = try positive("max_connections") { connections.maximumConnections = Int(count) }
         if let count = try positive("max_connections_per_client") { connections.maximumConnectionsPerClient = Int(count) }
         if let seconds = try positive("idle_timeout_s") { connections.idleTimeout = .seconds(seconds) }
         if let seconds = try positive("body_timeout_s") { connections.bodyTimeout = .seconds(seconds) }
+    }
+}
+
+/// A request's context with the client's address, which `/metrics` checks.
+struct IngestRequestContext: RequestContext, RemoteAddressRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let remoteAddress: SocketAddress?
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
     }
 }

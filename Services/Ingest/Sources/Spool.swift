@@ -53,17 +53,21 @@ public final class Spool: Sendable {
         public var event: [UInt8]
     }
 
-    /// The file the spool was opened from, and its device and inode then.
+    /// The file the spool was opened from.
     public let path: String
-    private let identity: (device: UInt64, inode: UInt64)?
+    /// The device and inode of the spool's file and of its write-ahead log, when opened.
+    private let identities: [(path: String, device: UInt64, inode: UInt64)]
 
-    /// Why the spool can no longer keep what it acknowledges, or nil: its file was removed or
-    /// replaced while ingest ran (`make clean` in the wrong terminal), so what it writes goes to
-    /// a file nobody will open again. Checked on every request: one `stat`.
+    /// Why the spool can no longer keep what it acknowledges, or nil: its file or its
+    /// write-ahead log (`-wal`, where the latest acknowledged events are) was removed or
+    /// replaced while ingest ran (`make clean` in the wrong terminal), so what it writes goes
+    /// to a file nobody will open again. Checked on every request: two `stat`s.
     public var problem: String? {
-        guard let identity else { return nil }
-        guard let now = Self.fileIdentity(path) else { return "the spool file \(path) was removed while ingest ran; restart ingest" }
-        return now == identity ? nil : "the spool file \(path) was replaced while ingest ran; restart ingest"
+        for file in identities {
+            guard let now = Self.fileIdentity(file.path) else { return "the spool file \(file.path) was removed while ingest ran; restart ingest" }
+            if now != (file.device, file.inode) { return "the spool file \(file.path) was replaced while ingest ran; restart ingest" }
+        }
+        return nil
     }
 
     static func fileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
@@ -75,7 +79,6 @@ public final class Spool: Sendable {
     public init(path: String) throws(SQLiteError) {
         self.path = path
         database = try SQLiteDatabase(path: path)
-        identity = Self.fileIdentity(path)
         try database.withConnection { (connection) throws(SQLiteError) in
             try connection.execute("""
                 PRAGMA journal_mode = WAL;
@@ -107,6 +110,8 @@ public final class Spool: Sendable {
                 CREATE TABLE IF NOT EXISTS suppressed (app TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (app, kind, id)) WITHOUT ROWID;
                 """)
         }
+        // The write-ahead log exists once the schema is written; both files must stay the ones opened.
+        identities = [path, path + "-wal"].compactMap { file in Self.fileIdentity(file).map { (file, $0.device, $0.inode) } }
     }
 
     /// Appends events and dead letters in one durable transaction, skipping events already
