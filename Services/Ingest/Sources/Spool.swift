@@ -1,9 +1,6 @@
 import CairnCore
 import CairnSQLite
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import Foundation
 
 /// Ingest's durable state in SQLite: the queue of accepted events awaiting storage, the
 /// dead letters, the set of event and message ids already accepted (for deduplication),
@@ -61,7 +58,7 @@ public final class Spool: Sendable {
     /// Why the spool can no longer keep what it acknowledges, or nil: its file or its
     /// write-ahead log (`-wal`, where the latest acknowledged events are) was removed or
     /// replaced while ingest ran (`make clean` in the wrong terminal), so what it writes goes
-    /// to a file nobody will open again. Checked on every request: two `stat`s.
+    /// to a file nobody will open again. Checked on every request.
     public var problem: String? {
         for file in identities {
             guard let now = Self.fileIdentity(file.path) else { return "the spool file \(file.path) was removed while ingest ran; restart ingest" }
@@ -71,9 +68,10 @@ public final class Spool: Sendable {
     }
 
     static func fileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
-        var status = stat()
-        guard stat(path, &status) == 0 else { return nil }
-        return (UInt64(status.st_dev), UInt64(status.st_ino))
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              let device = (attributes[.systemNumber] as? NSNumber)?.uint64Value,
+              let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value else { return nil }
+        return (device, inode)
     }
 
     public init(path: String) throws(SQLiteError) {
