@@ -138,7 +138,7 @@ let package = Package(
                 swiftSettings: swiftSettings
             ),
             .testTarget(name: "CairnSQLiteTests", dependencies: ["CairnSQLite"], path: "Tests/CairnSQLiteTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnPostgresTests", dependencies: ["CairnPostgres", "CairnTesting"], path: "Tests/CairnPostgresTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnPostgresTests", dependencies: ["CairnPostgres", "CairnCore", "CairnTesting"], path: "Tests/CairnPostgresTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnCore", "CairnSQLite", "CairnService", "CairnWire", nioCore], path: "Tests/CairnIngestTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnIdentityTests", dependencies: ["CairnIdentity", "CairnCore"], path: "Tests/CairnIdentityTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage", "CairnCore", "CairnPostgres", "CairnTesting", "CairnWire", logging], path: "Tests/CairnStorageTests", swiftSettings: swiftSettings),

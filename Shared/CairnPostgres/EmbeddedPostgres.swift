@@ -127,7 +127,7 @@ public struct EmbeddedPostgres: Sendable {
         let exists = try connection.execute("SELECT 1 FROM pg_database WHERE datname = $1", [database])
         if exists.rows.isEmpty {
             // Identifiers cannot be bound parameters; quote_ident on the server makes this safe.
-            let quoted = try connection.execute("SELECT quote_ident($1)", [database]).rows[0][0] ?? database
+            let quoted = try connection.execute("SELECT quote_ident($1) AS quoted", [database]).firstRow?["quoted"] ?? database
             try connection.execute("CREATE DATABASE \(quoted)")
         }
     }

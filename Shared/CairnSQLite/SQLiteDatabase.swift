@@ -153,19 +153,43 @@ public final class SQLiteDatabase: Sendable {
     }
 
     /// One result row; valid only inside the `row` closure of ``Connection/query(_:_:row:)``.
+    /// Read by column name (`row.integer("seq")`), so a reordered select list cannot shift a
+    /// value into the wrong field.
     public struct Row: ~Copyable {
         let statement: OpaquePointer
 
-        public func integer(_ column: Int) -> Int64 { sqlite3_column_int64(statement, Int32(column)) }
-        public func real(_ column: Int) -> Double { sqlite3_column_double(statement, Int32(column)) }
-        public func isNull(_ column: Int) -> Bool { sqlite3_column_type(statement, Int32(column)) == SQLITE_NULL }
+        public func integer(_ column: String) -> Int64 { integer(position(column)) }
+        public func real(_ column: String) -> Double { real(position(column)) }
+        public func isNull(_ column: String) -> Bool { isNull(position(column)) }
+        public func text(_ column: String) -> String? { text(position(column)) }
+        public func blob(_ column: String) -> [UInt8] { blob(position(column)) }
 
-        public func text(_ column: Int) -> String? {
+        /// The position of the column the query names `name`. A name it does not select is a
+        /// programming error: debug builds stop on it; release builds read column -1 (NULL).
+        private func position(_ name: String) -> Int {
+            let count = sqlite3_column_count(statement)
+            var found: Int?
+            for column in 0..<count where sqlite3_column_name(statement, column).map({ String(cString: $0) }) == name {
+                found = Int(column)
+                break
+            }
+            guard let found else {
+                assertionFailure("the query selects no column named '\(name)'")
+                return -1
+            }
+            return found
+        }
+
+        func integer(_ column: Int) -> Int64 { sqlite3_column_int64(statement, Int32(column)) }
+        func real(_ column: Int) -> Double { sqlite3_column_double(statement, Int32(column)) }
+        func isNull(_ column: Int) -> Bool { sqlite3_column_type(statement, Int32(column)) == SQLITE_NULL }
+
+        func text(_ column: Int) -> String? {
             guard let pointer = sqlite3_column_text(statement, Int32(column)) else { return nil }
             return String(cString: pointer)
         }
 
-        public func blob(_ column: Int) -> [UInt8] {
+        func blob(_ column: Int) -> [UInt8] {
             let count = Int(sqlite3_column_bytes(statement, Int32(column)))
             guard count > 0, let pointer = sqlite3_column_blob(statement, Int32(column)) else { return [] }
             return Array(UnsafeRawBufferPointer(start: pointer, count: count))

@@ -1,3 +1,4 @@
+import CairnCore
 import CairnPostgres
 import CairnTesting
 import Testing
@@ -10,6 +11,32 @@ import Testing
         let ids = ["x\"\u{301}y", "a\\\u{301}b", "plain", "ann\u{e9}", "anne\u{301}", ""]
         let rows = try connection.execute("SELECT unnest($1::text[])", [PostgresArray.text(ids)]).rows
         #expect(rows.map { $0[0] ?? "NULL" }.map { Array($0.utf8) } == ids.map { Array($0.utf8) })
+    }
+
+    /// Rows are read by column name and decoded to the type asked for; NULL and text that is
+    /// not of that type read as nil.
+    @Test func rowsReadByNameAndType() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try connection.execute("SET TimeZone = 'UTC'")
+        let row = try #require(try connection.execute("""
+            SELECT 42::bigint AS n, 2.5::float8 AS lag_s, true AS on, false AS off, '2024-05-01T08:00:00Z'::timestamptz AS at,
+                   '{"a": [1, "x"]}'::jsonb AS doc, NULL::text AS missing, 'seven' AS word
+            """).firstRow)
+        #expect(row["n", as: Int64.self] == 42)
+        #expect(row["n", as: Int.self] == 42)
+        #expect(row["lag_s", as: Double.self] == 2.5)
+        #expect(row["on", as: Bool.self] == true)
+        #expect(row["off", as: Bool.self] == false)
+        #expect(row["at", as: Timestamp.self] == Timestamp(parsing: "2024-05-01T08:00:00Z"))
+        #expect(row["doc", as: JSON.self] == ["a": [1, "x"]])
+        #expect(row["missing"] == nil)
+        #expect(row["missing", as: Int.self] == nil)
+        #expect(row["word", as: Int.self] == nil)
+        #expect(row["word"] == "seven")
+        #expect(row.has("word") && !row.has("nothing"))
+        let named = try connection.execute("SELECT g AS value FROM generate_series(1, 3) g").namedRows
+        #expect(named.compactMap { $0["value", as: Int.self] } == [1, 2, 3])
+        #expect(try connection.execute("SELECT 1 AS one WHERE false").firstRow == nil)
     }
 
     @Test func bindsParametersNeverSplicesThem() throws {

@@ -16,7 +16,7 @@ import Testing
             var seen = 0
             try connection.query("SELECT i, r, s, b, n FROM t WHERE s = ?1", [.text("it's \"quoted\"")]) { row in
                 seen += 1
-                let (integer, real, text, blob, isNull) = (row.integer(0), row.real(1), row.text(2), row.blob(3), row.isNull(4))
+                let (integer, real, text, blob, isNull) = (row.integer("i"), row.real("r"), row.text("s"), row.blob("b"), row.isNull("n"))
                 #expect(integer == 42)
                 #expect(real == 1.5)
                 #expect(text == "it's \"quoted\"")
@@ -39,7 +39,7 @@ import Testing
         }
         var count: Int64 = -1
         try database.withConnection { (connection) throws(SQLiteError) in
-            try connection.query("SELECT count(*) FROM t") { row in count = row.integer(0) }
+            try connection.query("SELECT count(*) AS n FROM t") { row in count = row.integer("n") }
         }
         #expect(count == 0)
     }

@@ -131,10 +131,10 @@ enum ExportCheckpoints {
     /// for `start: now` just before the oldest transaction of this database still running.
     static func open(_ destination: ContinuousDestination, token: String, on connection: PostgresConnection) throws(PostgresError) -> StreamPosition {
         let select = """
-            SELECT after_xid, after_at::text, after_event_id, after_alias_kind, after_alias_id, url FROM export_checkpoints
+            SELECT after_xid, after_at::text AS after_at, after_event_id, after_alias_kind, after_alias_id, url FROM export_checkpoints
             WHERE app_token = $1 AND destination = $2
             """
-        var row = try connection.execute(select, [token, destination.name]).rows.first
+        var row = try connection.execute(select, [token, destination.name]).firstRow
         if row == nil {
             try connection.execute("""
                 INSERT INTO export_checkpoints (app_token, destination, url, after_xid, after_at)
@@ -142,15 +142,15 @@ enum ExportCheckpoints {
                        CASE WHEN $4 THEN '-infinity'::timestamptz ELSE 'infinity'::timestamptz END
                 ON CONFLICT (app_token, destination) DO NOTHING
                 """, [token, destination.name, destination.endpoint.url, destination.startsAtBeginning ? "true" : "false"])
-            row = try connection.execute(select, [token, destination.name]).rows.first
-        } else if row?[5] != destination.endpoint.url {
+            row = try connection.execute(select, [token, destination.name]).firstRow
+        } else if row?["url"] != destination.endpoint.url {
             // The same destination moved to another URL: the checkpoint stays, the status shows where it goes.
             try connection.execute("UPDATE export_checkpoints SET url = $3 WHERE app_token = $1 AND destination = $2", [token, destination.name, destination.endpoint.url])
         }
-        guard let row, let xid = row[0].flatMap({ Int64($0) }), let at = row[1], let eventId = row[2].flatMap({ Int64($0) }) else {
+        guard let row, let xid = row["after_xid", as: Int64.self], let at = row["after_at"], let eventId = row["after_event_id", as: Int64.self] else {
             throw PostgresError(.queryFailed, "export_checkpoints gave no position for \(destination.name)")
         }
-        return StreamPosition(xid: xid, at: at, eventId: eventId, aliasKind: row[3] ?? "", aliasId: row[4] ?? "")
+        return StreamPosition(xid: xid, at: at, eventId: eventId, aliasKind: row["after_alias_kind"] ?? "", aliasId: row["after_alias_id"] ?? "")
     }
 
     /// What one checkpoint write records besides the new position.
@@ -212,7 +212,7 @@ enum ExportCheckpoints {
              WHERE x::text::bigint % 4294967296 NOT IN (
                  SELECT backend_xid::text::bigint FROM pg_stat_activity
                  WHERE backend_xid IS NOT NULL AND datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database()))),
-            pg_snapshot_xmax(pg_current_snapshot())::text::bigint)::text
+            pg_snapshot_xmax(pg_current_snapshot())::text::bigint) AS horizon
         """
 
     /// Events after a checkpoint in stream order; the arguments name the checkpoint's
@@ -230,9 +230,11 @@ enum ExportCheckpoints {
     static func status(on connection: PostgresConnection) throws(PostgresError) -> [JSONObject] {
         try connection.execute("SET TimeZone = 'UTC'")
         let rows = try connection.execute("""
-            SELECT c.destination, a.name, c.app_token, c.url, c.after_xid, c.after_at::text, c.delivered_messages, c.delivered_batches,
-                   c.failed_messages, c.failed_batches, c.skipped_messages, c.last_delivered_at::text, c.last_error, c.last_error_at::text,
-                   e.pending, round(extract(epoch FROM now() - e.oldest)::numeric, 3)::text, l.pending
+            SELECT c.destination, a.name, c.app_token, c.url, c.after_xid, c.after_at::text AS after_at, c.delivered_messages,
+                   c.delivered_batches, c.failed_messages, c.failed_batches, c.skipped_messages,
+                   c.last_delivered_at::text AS last_delivered_at, c.last_error, c.last_error_at::text AS last_error_at,
+                   e.pending AS pending_events, round(extract(epoch FROM now() - e.oldest)::numeric, 3)::text AS lag_s,
+                   l.pending AS pending_links
             FROM export_checkpoints c
             LEFT JOIN apps a ON a.token = c.app_token
             CROSS JOIN LATERAL (
@@ -244,16 +246,18 @@ enum ExportCheckpoints {
                 WHERE app_token = c.app_token AND alias_kind = 'user' AND \(linksAfter(xid: "c.after_xid", at: "c.after_at", kind: "c.after_alias_kind", id: "c.after_alias_id"))
             ) l
             ORDER BY c.destination, a.name
-            """).rows
+            """).namedRows
         return rows.map { row in
-            func int(_ index: Int) -> JSON { row[index].flatMap { Int64($0) }.map { .int($0) } ?? .null }
-            let pending = (row[14].flatMap { Int64($0) } ?? 0) + (row[16].flatMap { Int64($0) } ?? 0)
+            func int(_ column: String) -> JSON { row[column, as: Int64.self].map { .int($0) } ?? .null }
+            let pending = (row["pending_events", as: Int64.self] ?? 0) + (row["pending_links", as: Int64.self] ?? 0)
             return [
-                "destination": .optional(row[0]), "app": .optional(row[1] ?? row[2]), "url": .optional(row[3]),
-                "checkpoint": .string(row[4] == "-1" ? "start" : "xid \(row[4] ?? "?") at \(row[5] ?? "?")"),
-                "delivered": int(6), "batches": int(7), "failed": int(8), "failed_batches": int(9), "skipped": int(10),
-                "pending": .int(pending), "lag_s": row[15].flatMap { Double($0) }.map { .double($0) } ?? .double(0),
-                "last_delivered_at": .optional(row[11]), "last_error": .optional(row[12]), "last_error_at": .optional(row[13]),
+                "destination": .optional(row["destination"]), "app": .optional(row["name"] ?? row["app_token"]), "url": .optional(row["url"]),
+                "checkpoint": .string(row["after_xid"] == "-1" ? "start" : "xid \(row["after_xid"] ?? "?") at \(row["after_at"] ?? "?")"),
+                "delivered": int("delivered_messages"), "batches": int("delivered_batches"), "failed": int("failed_messages"),
+                "failed_batches": int("failed_batches"), "skipped": int("skipped_messages"),
+                "pending": .int(pending), "lag_s": row["lag_s", as: Double.self].map { .double($0) } ?? .double(0),
+                "last_delivered_at": .optional(row["last_delivered_at"]), "last_error": .optional(row["last_error"]),
+                "last_error_at": .optional(row["last_error_at"]),
             ]
         }
     }
@@ -337,8 +341,7 @@ struct Follower: Sendable {
             let aliases = try await session.run { connection in
                 try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 try connection.execute("SET LOCAL TimeZone = 'UTC'")
-                let horizon = try connection.execute(ExportCheckpoints.horizon).rows.first?[0] ?? nil
-                guard let horizon = horizon.flatMap({ Int64($0) }) else { throw PostgresError(.queryFailed, "no snapshot horizon") }
+                guard let horizon = try connection.execute(ExportCheckpoints.horizon).firstRow?["horizon", as: Int64.self] else { throw PostgresError(.queryFailed, "no snapshot horizon") }
                 let below = "stored_xid < \(horizon)"
                 try connection.execute("""
                     DECLARE follow_cursor NO SCROLL CURSOR FOR
@@ -347,11 +350,11 @@ struct Follower: Sendable {
                     ORDER BY stored_xid, inserted_at, internal_event_id
                     """, [token, String(start.xid), start.at, String(start.eventId)])
                 return try connection.execute("""
-                    SELECT stored_xid, aliased_at::text, alias_kind, alias_id, user_id FROM identity_aliases
+                    SELECT stored_xid, aliased_at::text AS aliased_at, alias_kind, alias_id, user_id FROM identity_aliases
                     WHERE app_token = $1 AND alias_kind = 'user' AND \(below) AND \(ExportCheckpoints.linksAfter(xid: "$2::bigint", at: "$3::timestamptz", kind: "$4", id: "$5"))
                     ORDER BY stored_xid, aliased_at, alias_kind COLLATE "C", alias_id COLLATE "C"
                     LIMIT $6
-                    """, [token, String(start.xid), start.at, start.aliasKind, start.aliasId, String(limit)]).rows
+                    """, [token, String(start.xid), start.at, start.aliasKind, start.aliasId, String(limit)]).namedRows
             }
             var run = DeliveryRun(destination: destination, token: token, pool: pool, logger: logger, start: start)
             let outcome = try await run.stream(aliases: aliases, session: session)
@@ -395,11 +398,11 @@ struct DeliveryRun {
         var position: StreamPosition
     }
 
-    mutating func stream(aliases rows: [[String?]], session: PostgresSession) async throws -> Follower.Outcome {
+    mutating func stream(aliases rows: [PostgresRow], session: PostgresSession) async throws -> Follower.Outcome {
         let token = self.token
         let links: [Link] = rows.compactMap { row in
-            guard let xid = row[0].flatMap({ Int64($0) }), let at = row[1], let time = Timestamp(parsing: at),
-                  let kind = row[2], let previous = row[3], let user = row[4] else { return nil }
+            guard let xid = row["stored_xid", as: Int64.self], let at = row["aliased_at"], let time = Timestamp(parsing: at),
+                  let kind = row["alias_kind"], let previous = row["alias_id"], let user = row["user_id"] else { return nil }
             return Link(xid: xid, time: time, alias: StoredAlias(appToken: token, previousId: previous, userId: user, aliasedAt: time),
                         position: .alias(xid: xid, at: at, kind: kind, id: previous))
         }
@@ -418,12 +421,12 @@ struct DeliveryRun {
                 eventsCapped = true
                 break
             }
-            let rows = try await session.run { try $0.execute("FETCH 5000 FROM follow_cursor").rows }
+            let rows = try await session.run { try $0.execute("FETCH 5000 FROM follow_cursor").namedRows }
             if rows.isEmpty { break }
             events += rows.count
             for row in rows {
-                guard let xid = row[0].flatMap({ Int64($0) }), let at = row[2], let time = Timestamp(parsing: at),
-                      let id = row[3].flatMap({ Int64($0) }) else { continue }
+                guard let xid = row["stored_xid", as: Int64.self], let at = row["inserted_at"], let time = Timestamp(parsing: at),
+                      let id = row["internal_event_id", as: Int64.self] else { continue }
                 // Links were read up to a limit: past the last one read, the order is unknown.
                 if linksCapped, let last = links.last, (xid, time.microseconds) > (last.xid, last.time.microseconds) { break pages }
                 while linksBefore(xid, time) {
@@ -434,7 +437,7 @@ struct DeliveryRun {
                 let position = StreamPosition.event(xid: xid, at: at, id: id)
                 let message: [UInt8]?
                 do throws(EventError) {
-                    let event = try StoredEvents.event(from: Array(row.dropFirst()))
+                    let event = try StoredEvents.event(from: row)
                     message = SegmentMapper.fitted(SegmentMapper.message(for: event))?.bytes
                     if message == nil {
                         logger.warning("skipping a message larger than 32000 bytes even without properties",

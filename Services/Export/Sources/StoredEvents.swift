@@ -29,7 +29,7 @@ public struct StoredEvents: Sendable {
     static let columns = """
         app_token, inserted_at, internal_event_id, event_type, event_name, user_id, company_id, anonymous_id, source,
         hostname, pathname, screen_width, screen_height, device_type, user_agent, operating_system, browser,
-        browser_language, session, country_code, metadata::text, message_id, received_at, origin
+        browser_language, session, country_code, metadata::text AS metadata, message_id, received_at, origin
         """
 
     /// Calls `aliases` once with the merges of users recorded in the period (oldest first; an
@@ -84,19 +84,19 @@ public struct StoredEvents: Sendable {
             SELECT alias_id, user_id, aliased_at FROM identity_aliases
             WHERE \(conditions("aliased_at")) AND alias_kind = 'user'
             ORDER BY aliased_at, alias_kind, alias_id
-            """, parameters).rows
+            """, parameters).namedRows
         try connection.execute(
             "DECLARE export_cursor NO SCROLL CURSOR FOR SELECT \(Self.columns) FROM events WHERE \(conditions("inserted_at")) ORDER BY inserted_at, internal_event_id",
             parameters)
         return links.compactMap { row in
-            guard let previous = row[0], let user = row[1], let at = row[2].flatMap({ Timestamp(parsing: $0) }) else { return nil }
+            guard let previous = row["alias_id"], let user = row["user_id"], let at = row["aliased_at", as: Timestamp.self] else { return nil }
             return StoredAlias(appToken: token, previousId: previous, userId: user, aliasedAt: at)
         }
     }
 
     /// The next page of events in time order, or nil when the cursor is done.
     public func nextPage(on connection: PostgresConnection) throws -> Page? {
-        let rows = try connection.execute("FETCH \(pageSize) FROM export_cursor").rows
+        let rows = try connection.execute("FETCH \(pageSize) FROM export_cursor").namedRows
         if rows.isEmpty { return nil }
         var page = Page(events: [], corrupt: [])
         page.events.reserveCapacity(rows.count)
@@ -104,7 +104,7 @@ public struct StoredEvents: Sendable {
             do throws(EventError) {
                 page.events.append(try Self.event(from: row))
             } catch {
-                page.corrupt.append((row[2] ?? "?", error))
+                page.corrupt.append((row["internal_event_id"] ?? "?", error))
             }
         }
         return page
@@ -120,32 +120,33 @@ public struct StoredEvents: Sendable {
         if connection.isHealthy { _ = try? connection.execute("ROLLBACK") }
     }
 
-    static func event(from row: [String?]) throws(EventError) -> CanonicalEvent {
-        func time(_ index: Int, _ name: String) throws(EventError) -> Timestamp {
-            guard let text = row[index], let value = Timestamp(parsing: text) else {
-                throw EventError(.invalidField, field: name, "stored value '\(row[index] ?? "NULL")' is not a timestamp")
+    /// The event in a row that selects ``columns``.
+    static func event(from row: PostgresRow) throws(EventError) -> CanonicalEvent {
+        func time(_ name: String) throws(EventError) -> Timestamp {
+            guard let value = row[name, as: Timestamp.self] else {
+                throw EventError(.invalidField, field: name, "stored value '\(row[name] ?? "NULL")' is not a timestamp")
             }
             return value
         }
-        guard let typeName = row[3], let type = EventType(rawValue: typeName) else {
-            throw EventError(.invalidField, field: "event_type", "stored value '\(row[3] ?? "NULL")' is not an event type")
+        guard let type = row["event_type"].flatMap(EventType.init(rawValue:)) else {
+            throw EventError(.invalidField, field: "event_type", "stored value '\(row["event_type"] ?? "NULL")' is not an event type")
         }
-        guard let originName = row[23], let origin = InputFormat(rawValue: originName) else {
-            throw EventError(.invalidField, field: "origin", "stored value '\(row[23] ?? "NULL")' is not an input format")
+        guard let origin = row["origin"].flatMap(InputFormat.init(rawValue:)) else {
+            throw EventError(.invalidField, field: "origin", "stored value '\(row["origin"] ?? "NULL")' is not an input format")
         }
-        guard let storedId = row[2].flatMap({ Int64($0) }) else {
-            throw EventError(.invalidField, field: "internal_event_id", "stored value '\(row[2] ?? "NULL")' is not a bigint")
+        guard let storedId = row["internal_event_id", as: Int64.self] else {
+            throw EventError(.invalidField, field: "internal_event_id", "stored value '\(row["internal_event_id"] ?? "NULL")' is not a bigint")
         }
-        var metadata = JSONObject()
-        if let text = row[20], case .object(let object)? = try? JSONParser.parse(text) { metadata = object }
+        let metadata = row["metadata", as: JSON.self]?.objectValue ?? JSONObject()
         // The stored id is the event's identity: it is not derived again (jsonb writes numbers
         // in its own form, and rows stored under earlier identity rules keep their ids).
         return CanonicalEvent(
-            appToken: row[0] ?? "", eventType: type, eventName: row[4] ?? "", userId: row[5], companyId: row[6],
-            anonymousId: row[7], source: row[8] ?? "", insertedAt: try time(1, "inserted_at"), hostname: row[9],
-            pathname: row[10], screenWidth: row[11].flatMap { Int($0) }, screenHeight: row[12].flatMap { Int($0) },
-            deviceType: row[13], userAgent: row[14], operatingSystem: row[15], browser: row[16], browserLanguage: row[17],
-            session: row[18], countryCode: row[19], metadata: metadata, messageId: row[21],
-            receivedAt: try time(22, "received_at"), origin: origin, internalEventId: UInt64(bitPattern: storedId))
+            appToken: row["app_token"] ?? "", eventType: type, eventName: row["event_name"] ?? "", userId: row["user_id"],
+            companyId: row["company_id"], anonymousId: row["anonymous_id"], source: row["source"] ?? "", insertedAt: try time("inserted_at"),
+            hostname: row["hostname"], pathname: row["pathname"], screenWidth: row["screen_width", as: Int.self],
+            screenHeight: row["screen_height", as: Int.self], deviceType: row["device_type"], userAgent: row["user_agent"],
+            operatingSystem: row["operating_system"], browser: row["browser"], browserLanguage: row["browser_language"],
+            session: row["session"], countryCode: row["country_code"], metadata: metadata, messageId: row["message_id"],
+            receivedAt: try time("received_at"), origin: origin, internalEventId: UInt64(bitPattern: storedId))
     }
 }

@@ -19,7 +19,7 @@ enum TriggerMethods {
                     guard let token = try connection.appToken(for: app) else { throw RPCError.application("invalid_app", "no app is named '\(app)'") }
                     var trigger = input
                     trigger.appToken = token
-                    trigger.appName = try connection.execute("SELECT name FROM apps WHERE token = $1", [token]).rows.first?[0] ?? token
+                    trigger.appName = try connection.execute("SELECT name FROM apps WHERE token = $1", [token]).firstRow?["name"] ?? token
                     return (trigger, try TriggerStore.add(trigger, on: connection))
                 }
             }
@@ -71,20 +71,22 @@ enum TriggerMethods {
         router.register("triggers.parked") { params in
             let (app, name) = try names(params)
             let rows = try await ExportService.guarded {
-                try await pool.withConnection { connection -> [[String?]] in
+                try await pool.withConnection { connection -> [PostgresRow] in
                     let trigger = try TriggerStore.find(app: app, name: name, on: connection)
                     try connection.execute("SET TimeZone = 'UTC'")
                     return try connection.execute("""
-                        SELECT internal_event_id, inserted_at::text, person, state, attempts, last_error, updated_at::text FROM trigger_deliveries
+                        SELECT internal_event_id, inserted_at::text AS inserted_at, person, state, attempts, last_error, updated_at::text AS updated_at
+                        FROM trigger_deliveries
                         WHERE app_token = $1 AND trigger = $2 AND state <> 'waiting' ORDER BY inserted_at, internal_event_id LIMIT 1000
-                        """, [trigger.appToken, trigger.name]).rows
+                        """, [trigger.appToken, trigger.name]).namedRows
                 }
             }
             return ["deliveries": .array(rows.map { row in
                 [
-                    "event_id": .optional(row[0].flatMap { Int64($0) }.map { CanonicalEvent.hex(UInt64(bitPattern: $0)) }),
-                    "inserted_at": .optional(row[1]), "person": .optional(row[2]), "state": .optional(row[3]),
-                    "attempts": .int(row[4].flatMap { Int64($0) } ?? 0), "last_error": .optional(row[5]), "updated_at": .optional(row[6]),
+                    "event_id": .optional(row["internal_event_id", as: Int64.self].map { CanonicalEvent.hex(UInt64(bitPattern: $0)) }),
+                    "inserted_at": .optional(row["inserted_at"]), "person": .optional(row["person"]), "state": .optional(row["state"]),
+                    "attempts": .int(row["attempts", as: Int64.self] ?? 0), "last_error": .optional(row["last_error"]),
+                    "updated_at": .optional(row["updated_at"]),
                 ]
             })]
         }
@@ -116,21 +118,19 @@ enum TriggerMethods {
         var parameters: [String?] = [trigger.appToken, event.eventName, event.json["metadata"]?.serializedString() ?? "{}", person, event.companyId]
         let match = try trigger.matchSQL(event: "e", user: "u", parameters: &parameters)
         let row = try connection.execute("""
-            SELECT \(match.name), \(match.attributes), \(match.traits), u.traits::text, COALESCE(e.company, u.company_id), c.traits::text
+            SELECT \(match.name) AS name_matches, \(match.attributes) AS attributes_match, \(match.traits) AS traits_match,
+                   u.traits::text AS user_traits, COALESCE(e.company, u.company_id) AS company, c.traits::text AS company_traits
             FROM (SELECT $1::text AS app_token, $2::text AS event_name, $3::jsonb AS metadata, $4::text AS person, $5::text AS company) e
             LEFT JOIN users u ON u.app_token = e.app_token AND u.user_id = e.person
             LEFT JOIN companies c ON c.app_token = e.app_token AND c.company_id = COALESCE(e.company, u.company_id)
-            """, parameters).rows.first ?? []
-        func flag(_ index: Int) -> Bool { index < row.count && row[index] == "t" }
-        func object(_ index: Int) -> JSONObject? {
-            guard index < row.count, let text = row[index], case .object(let value)? = try? JSONParser.parse(text) else { return nil }
-            return value
-        }
+            """, parameters).firstRow
+        func flag(_ column: String) -> Bool { row?[column, as: Bool.self] == true }
+        func object(_ column: String) -> JSONObject? { row?[column, as: JSON.self]?.objectValue }
         var reasons: [JSON] = []
-        if !flag(0) { reasons.append(.string("the event name '\(event.eventName)' is not \(trigger.isPattern ? "matched by" : "") '\(trigger.event)'")) }
-        if !flag(1), let condition = trigger.condition { reasons.append(.string("--where '\(condition)' does not hold for the event's attributes")) }
-        if !flag(2), let condition = trigger.traitCondition { reasons.append(.string("--trait '\(condition)' does not hold for the traits stored for '\(person)'")) }
-        let item = TriggerEvent(event: event, person: person, company: row.count > 4 ? row[4] : nil, userTraits: object(3), companyTraits: object(5))
+        if !flag("name_matches") { reasons.append(.string("the event name '\(event.eventName)' is not \(trigger.isPattern ? "matched by" : "") '\(trigger.event)'")) }
+        if !flag("attributes_match"), let condition = trigger.condition { reasons.append(.string("--where '\(condition)' does not hold for the event's attributes")) }
+        if !flag("traits_match"), let condition = trigger.traitCondition { reasons.append(.string("--trait '\(condition)' does not hold for the traits stored for '\(person)'")) }
+        let item = TriggerEvent(event: event, person: person, company: row?["company"], userTraits: object("user_traits"), companyTraits: object("company_traits"))
         let body = TriggerWebhook.body(for: trigger, item)
         let headers = TriggerWebhook.headers(for: trigger, body: body, deliveryId: TriggerWebhook.deliveryId(trigger, item), attempt: 1)
         var headerObject = JSONObject()

@@ -132,7 +132,7 @@ final class TriggerLane: Sendable {
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             do {
                 try connection.execute("SET LOCAL TimeZone = 'UTC'")
-                guard let horizon = try connection.execute(ExportCheckpoints.horizon).rows.first?[0].flatMap({ Int64($0) }) else {
+                guard let horizon = try connection.execute(ExportCheckpoints.horizon).firstRow?["horizon", as: Int64.self] else {
                     throw PostgresError(.queryFailed, "no snapshot horizon")
                 }
                 var parameters: [String?] = [trigger.appToken, String(start.xid), start.at, String(start.eventId)]
@@ -144,7 +144,7 @@ final class TriggerLane: Sendable {
                       AND \(match.name) AND \(match.attributes) AND \(match.traits)
                     ORDER BY e.stored_xid, e.inserted_at, e.internal_event_id
                     LIMIT \(pageSize)
-                    """, parameters).rows
+                    """, parameters).namedRows
                 try connection.execute("COMMIT")
                 var events: [TriggerEvent] = []
                 for row in rows {
@@ -154,7 +154,8 @@ final class TriggerLane: Sendable {
                         logger.error("trigger skips an unreadable stored event", metadata: ["trigger": "\(trigger.name)", "error": "\(error)"])
                     }
                 }
-                if rows.count == pageSize, let last = rows.last, let xid = last[0].flatMap({ Int64($0) }), let at = last[2], let id = last[3].flatMap({ Int64($0) }) {
+                if rows.count == pageSize, let last = rows.last, let xid = last["stored_xid", as: Int64.self], let at = last["inserted_at"],
+                   let id = last["internal_event_id", as: Int64.self] {
                     return (events, .event(xid: xid, at: at, id: id))
                 }
                 // Everything below the horizon has been seen.
@@ -174,7 +175,7 @@ final class TriggerLane: Sendable {
             guard let row = try connection.execute("""
                 SELECT \(TriggerEvent.columns) \(TriggerEvent.joins)
                 WHERE e.app_token = $1 AND e.internal_event_id = $2::bigint AND e.inserted_at = $3::timestamptz
-                """, [token, String(key.internalEventId), key.insertedAt]).rows.first else { return nil }
+                """, [token, String(key.internalEventId), key.insertedAt]).firstRow else { return nil }
             return try? TriggerEvent(row: row)
         }
     }
@@ -277,15 +278,15 @@ final class TriggerLane: Sendable {
         let trigger = self.trigger
         let queued = try await pool.withConnection { connection in
             try connection.execute("""
-                SELECT internal_event_id, inserted_at::text FROM trigger_deliveries
+                SELECT internal_event_id, inserted_at::text AS inserted_at FROM trigger_deliveries
                 WHERE app_token = $1 AND trigger = $2 AND state = 'retry' ORDER BY inserted_at, internal_event_id LIMIT 200
-                """, [trigger.appToken, trigger.name]).rows
+                """, [trigger.appToken, trigger.name]).namedRows
         }
         guard !queued.isEmpty else { return }
         var items: [TriggerEvent] = []
         var vanished: [TriggerEventKey] = []
         for row in queued {
-            guard let id = row[0].flatMap({ Int64($0) }), let at = row[1] else { continue }
+            guard let id = row["internal_event_id", as: Int64.self], let at = row["inserted_at"] else { continue }
             let key = TriggerEventKey(internalEventId: id, insertedAt: at)
             if let item = try await read(key) {
                 items.append(item)
@@ -329,7 +330,7 @@ final class TriggerLane: Sendable {
     func decideDue() async throws {
         guard let unless = trigger.unless, let within = trigger.withinSeconds else { return }
         let trigger = self.trigger
-        let rows = try await pool.withConnection { connection -> [[String?]] in
+        let rows = try await pool.withConnection { connection -> [PostgresRow] in
             try connection.execute("SET TimeZone = 'UTC'")
             var parameters: [String?] = [trigger.appToken, trigger.name, String(within)]
             let followUp = TriggerDefinition.eventNameSQL(unless, on: "f.event_name", parameters: &parameters)
@@ -341,7 +342,7 @@ final class TriggerLane: Sendable {
                     WHERE d.app_token = $1 AND d.trigger = $2 AND d.state = 'waiting' AND d.due_at < w.at
                     ORDER BY d.due_at LIMIT 200
                 )
-                SELECT d.internal_event_id, d.inserted_at::text, d.person, EXISTS (
+                SELECT d.internal_event_id, d.inserted_at::text AS inserted_at, d.person, EXISTS (
                     SELECT 1 FROM events f
                     WHERE f.app_token = $1 AND \(followUp) AND f.inserted_at >= d.inserted_at AND f.inserted_at <= d.due_at
                       AND (f.user_id = d.person
@@ -349,17 +350,17 @@ final class TriggerLane: Sendable {
                            OR (f.user_id IS NULL AND f.anonymous_id IN (
                                    SELECT alias_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'anonymous' AND user_id = d.person))
                            OR (f.user_id IS NULL AND d.person = 'anonymous:' || f.anonymous_id))
-                )
+                ) AS answered
                 FROM due d
-                """, parameters).rows
+                """, parameters).namedRows
         }
         guard !rows.isEmpty else { return }
         var answered: [TriggerEventKey] = []
         var firing: [TriggerEvent] = []
         for row in rows {
-            guard let id = row[0].flatMap({ Int64($0) }), let at = row[1] else { continue }
+            guard let id = row["internal_event_id", as: Int64.self], let at = row["inserted_at"] else { continue }
             let key = TriggerEventKey(internalEventId: id, insertedAt: at)
-            if row[3] == "t" {
+            if row["answered", as: Bool.self] == true {
                 answered.append(key)
             } else if let item = try await read(key) {
                 firing.append(item)

@@ -7,17 +7,19 @@ import Foundation
 /// `triggers` and `trigger_deliveries`, migration 11).
 enum TriggerStore {
     static let definitionColumns = """
-        t.app_token, COALESCE(a.name, t.app_token), t.name, t.event, t.condition, t.trait_condition, t.unless_event, t.within_s,
+        t.app_token, COALESCE(a.name, t.app_token) AS app_name, t.name, t.event, t.condition, t.trait_condition, t.unless_event, t.within_s,
         t.url, t.secret, t.max_attempts, t.timeout_ms, t.state, t.state_reason
         """
 
-    static func definition(from row: [String?]) -> TriggerDefinition? {
-        guard let token = row[0], let name = row[2], let event = row[3], let url = row[8] else { return nil }
+    /// The trigger in a row that selects ``definitionColumns``.
+    static func definition(from row: PostgresRow) -> TriggerDefinition? {
+        guard let token = row["app_token"], let name = row["name"], let event = row["event"], let url = row["url"] else { return nil }
         return TriggerDefinition(
-            appToken: token, appName: row[1] ?? token, name: name, event: event, condition: row[4], traitCondition: row[5],
-            unless: row[6], withinSeconds: row[7].flatMap { Int64($0) }, url: url, secret: row[9],
-            maximumAttempts: row[10].flatMap { Int($0) } ?? 10, timeout: .milliseconds(row[11].flatMap { Int64($0) } ?? 10_000),
-            state: row[12] ?? "active", stateReason: row[13])
+            appToken: token, appName: row["app_name"] ?? token, name: name, event: event, condition: row["condition"],
+            traitCondition: row["trait_condition"], unless: row["unless_event"], withinSeconds: row["within_s", as: Int64.self],
+            url: url, secret: row["secret"], maximumAttempts: row["max_attempts", as: Int.self] ?? 10,
+            timeout: .milliseconds(row["timeout_ms", as: Int64.self] ?? 10_000),
+            state: row["state"] ?? "active", stateReason: row["state_reason"])
     }
 
     /// Every trigger, or one app's.
@@ -25,7 +27,7 @@ enum TriggerStore {
         try connection.execute("""
             SELECT \(definitionColumns) FROM triggers t LEFT JOIN apps a ON a.token = t.app_token
             WHERE $1::text IS NULL OR t.app_token = $1 ORDER BY 2, 3
-            """, [appToken]).rows.compactMap(definition(from:))
+            """, [appToken]).namedRows.compactMap(definition(from:))
     }
 
     /// The trigger `name` of `app` (a name or token); with no app, the one trigger of that
@@ -39,7 +41,7 @@ enum TriggerStore {
         let rows = try connection.execute("""
             SELECT \(definitionColumns) FROM triggers t LEFT JOIN apps a ON a.token = t.app_token
             WHERE t.name = $1 AND ($2::text IS NULL OR t.app_token = $2)
-            """, [name, token]).rows.compactMap(definition(from:))
+            """, [name, token]).namedRows.compactMap(definition(from:))
         guard let first = rows.first else {
             throw RPCError.application("unknown_trigger", "no trigger is named '\(name)'\(app.map { " for app '\($0)'" } ?? "")")
         }
@@ -68,7 +70,8 @@ enum TriggerStore {
         for (option, event) in [("--event", trigger.event)] + (trigger.unless.map { [("--unless", $0)] } ?? []) {
             var parameters: [String?] = [trigger.appToken]
             let test = TriggerDefinition.eventNameSQL(event, on: "event_name", parameters: &parameters)
-            let seen = try connection.execute("SELECT EXISTS (SELECT 1 FROM rollup_event_counts WHERE app_token = $1 AND \(test))", parameters).rows.first?[0] == "t"
+            let seen = try connection.execute("SELECT EXISTS (SELECT 1 FROM rollup_event_counts WHERE app_token = $1 AND \(test)) AS seen", parameters)
+                .firstRow?["seen", as: Bool.self] == true
             if !seen {
                 warnings.append("\(option) '\(event)': app '\(trigger.appName)' has stored no such event yet; the trigger will match it once one arrives")
             }
@@ -83,9 +86,9 @@ enum TriggerStore {
     /// Where the trigger's stream stands.
     static func position(_ trigger: TriggerDefinition, on connection: PostgresConnection) throws(PostgresError) -> StreamPosition? {
         guard let row = try connection.execute(
-            "SELECT after_xid, after_at::text, after_event_id FROM triggers WHERE app_token = $1 AND name = $2",
-            [trigger.appToken, trigger.name]).rows.first,
-              let xid = row[0].flatMap({ Int64($0) }), let at = row[1], let id = row[2].flatMap({ Int64($0) }) else { return nil }
+            "SELECT after_xid, after_at::text AS after_at, after_event_id FROM triggers WHERE app_token = $1 AND name = $2",
+            [trigger.appToken, trigger.name]).firstRow,
+              let xid = row["after_xid", as: Int64.self], let at = row["after_at"], let id = row["after_event_id", as: Int64.self] else { return nil }
         return .event(xid: xid, at: at, id: id)
     }
 
@@ -158,9 +161,10 @@ enum TriggerStore {
     static func status(appToken: String?, on connection: PostgresConnection) throws(PostgresError) -> [JSONObject] {
         try connection.execute("SET TimeZone = 'UTC'")
         return try connection.execute("""
-            SELECT COALESCE(a.name, t.app_token), t.name, t.event, t.state, t.state_reason, t.matched, t.delivered, t.failed, t.cancelled,
-                   d.waiting, d.parked, round(extract(epoch FROM now() - e.oldest)::numeric, 3)::text, e.pending,
-                   t.last_delivered_at::text, t.last_error, t.last_error_at::text, t.url, t.unless_event, t.within_s
+            SELECT COALESCE(a.name, t.app_token) AS app_name, t.name, t.event, t.state, t.state_reason, t.matched, t.delivered,
+                   t.failed, t.cancelled, d.waiting, d.parked, round(extract(epoch FROM now() - e.oldest)::numeric, 3)::text AS lag_s,
+                   e.pending, t.last_delivered_at::text AS last_delivered_at, t.last_error, t.last_error_at::text AS last_error_at,
+                   t.url, t.unless_event, t.within_s
             FROM triggers t
             LEFT JOIN apps a ON a.token = t.app_token
             CROSS JOIN LATERAL (
@@ -173,16 +177,17 @@ enum TriggerStore {
             ) e
             WHERE $1::text IS NULL OR t.app_token = $1
             ORDER BY 1, 2
-            """, [appToken]).rows.map { row in
-            func int(_ index: Int) -> JSON { .int(row[index].flatMap { Int64($0) } ?? 0) }
+            """, [appToken]).namedRows.map { row in
+            func int(_ column: String) -> JSON { .int(row[column, as: Int64.self] ?? 0) }
             return [
-                "app": .optional(row[0]), "trigger": .optional(row[1]), "event": .optional(row[2]),
-                "absence": .optional(row[17].map { "unless \($0) within \(row[18] ?? "?")s" }),
-                "state": .optional(row[3]), "state_reason": .optional(row[4]),
-                "matched": int(5), "delivered": int(6), "failed": int(7), "cancelled": int(8), "waiting": int(9), "parked": int(10),
-                "pending_events": int(12), "lag_s": row[11].flatMap { Double($0) }.map { .double($0) } ?? .double(0),
-                "last_delivered_at": .optional(row[13]), "last_error": .optional(row[14]), "last_error_at": .optional(row[15]),
-                "url": .optional(row[16]),
+                "app": .optional(row["app_name"]), "trigger": .optional(row["name"]), "event": .optional(row["event"]),
+                "absence": .optional(row["unless_event"].map { "unless \($0) within \(row["within_s"] ?? "?")s" }),
+                "state": .optional(row["state"]), "state_reason": .optional(row["state_reason"]),
+                "matched": int("matched"), "delivered": int("delivered"), "failed": int("failed"), "cancelled": int("cancelled"),
+                "waiting": int("waiting"), "parked": int("parked"),
+                "pending_events": int("pending"), "lag_s": row["lag_s", as: Double.self].map { .double($0) } ?? .double(0),
+                "last_delivered_at": .optional(row["last_delivered_at"]), "last_error": .optional(row["last_error"]),
+                "last_error_at": .optional(row["last_error_at"]), "url": .optional(row["url"]),
             ]
         }
     }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CairnCore
+import CairnPostgres
 import Foundation
 
 /// A stored event's key, as `trigger_deliveries` holds it: enough to settle a row whose
@@ -30,7 +31,7 @@ struct TriggerEvent: Sendable {
     /// `companies c`.
     static let columns = "e.stored_xid, "
         + StoredEvents.columns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")
-        + ", e.person, e.company, u.traits::text, c.traits::text"
+        + ", e.person, e.company, u.traits::text AS user_traits, c.traits::text AS company_traits"
 
     static let joins = """
         FROM events_resolved e
@@ -38,19 +39,15 @@ struct TriggerEvent: Sendable {
         LEFT JOIN companies c ON c.app_token = e.app_token AND c.company_id = e.company
         """
 
-    init(row: [String?]) throws(EventError) {
-        event = try StoredEvents.event(from: Array(row[1...24]))
-        xid = row[0].flatMap { Int64($0) } ?? 0
-        insertedAtText = row[2] ?? ""
-        internalEventId = row[3].flatMap { Int64($0) } ?? 0
-        person = row[25] ?? ""
-        company = row[26]
-        func object(_ text: String?) -> JSONObject? {
-            guard let text, case .object(let value)? = try? JSONParser.parse(text) else { return nil }
-            return value
-        }
-        userTraits = object(row[27])
-        companyTraits = object(row[28])
+    init(row: PostgresRow) throws(EventError) {
+        event = try StoredEvents.event(from: row)
+        xid = row["stored_xid", as: Int64.self] ?? 0
+        insertedAtText = row["inserted_at"] ?? ""
+        internalEventId = row["internal_event_id", as: Int64.self] ?? 0
+        person = row["person"] ?? ""
+        company = row["company"]
+        userTraits = row["user_traits", as: JSON.self]?.objectValue
+        companyTraits = row["company_traits", as: JSON.self]?.objectValue
     }
 
     init(event: CanonicalEvent, person: String, company: String?, userTraits: JSONObject?, companyTraits: JSONObject?) {

@@ -173,13 +173,13 @@ public final class Spool: Sendable {
             try connection.query("SELECT seq, event FROM spool ORDER BY seq LIMIT ?1", [.integer(Int64(limit))]) { row in
                 guard !full else { return }
                 // The first entry always comes, so one large event can never wedge the spool.
-                let event = row.blob(1)
+                let event = row.blob("event")
                 guard entries.isEmpty || bytes + event.count <= maximumBytes else {
                     full = true
                     return
                 }
                 bytes += event.count
-                entries.append(Entry(sequence: row.integer(0), event: event))
+                entries.append(Entry(sequence: row.integer("seq"), event: event))
             }
             return entries
         }
@@ -213,14 +213,14 @@ public final class Spool: Sendable {
     }
 
     public func depth() throws(SQLiteError) -> Int64 {
-        try count("SELECT count(*) FROM spool")
+        try count("SELECT count(*) AS n FROM spool")
     }
 
     /// The spool's depth from its first and last sequence numbers: two index lookups, cheap
     /// enough for every request's backpressure check (the forwarder removes entries in order,
     /// so there are few gaps).
     public func approximateDepth() throws(SQLiteError) -> Int64 {
-        try count("SELECT COALESCE(max(seq) - min(seq) + 1, 0) FROM spool")
+        try count("SELECT COALESCE(max(seq) - min(seq) + 1, 0) AS n FROM spool")
     }
 
     /// Per app (token): how many events wait in the spool, and when the oldest of them was
@@ -228,14 +228,14 @@ public final class Spool: Sendable {
     public func backlog() throws(SQLiteError) -> [(app: String, depth: Int64, oldestReceivedAt: Timestamp?)] {
         try database.withConnection { (connection) throws(SQLiteError) -> [(app: String, depth: Int64, oldestReceivedAt: Timestamp?)] in
             var rows: [(app: String, depth: Int64, oldest: Int64)] = []
-            try connection.query("SELECT app, count(*), min(seq) FROM spool GROUP BY app ORDER BY app", []) { row in
-                rows.append((row.text(0) ?? "", row.integer(1), row.integer(2)))
+            try connection.query("SELECT app, count(*) AS depth, min(seq) AS oldest FROM spool GROUP BY app ORDER BY app", []) { row in
+                rows.append((row.text("app") ?? "", row.integer("depth"), row.integer("oldest")))
             }
             var backlog: [(app: String, depth: Int64, oldestReceivedAt: Timestamp?)] = []
             for row in rows {
                 var oldest: Timestamp?
                 try connection.query("SELECT event FROM spool WHERE seq = ?1", [.integer(row.oldest)]) { entry in
-                    if case .object(let event)? = try? JSONParser.parse(entry.blob(0)) {
+                    if case .object(let event)? = try? JSONParser.parse(entry.blob("event")) {
                         oldest = event["received_at"]?.stringValue.flatMap { Timestamp(parsing: $0) }
                     }
                 }
@@ -250,7 +250,7 @@ public final class Spool: Sendable {
         try database.withConnection { (connection) throws(SQLiteError) -> Timestamp? in
             var oldest: Timestamp?
             try connection.query("SELECT event FROM spool ORDER BY seq LIMIT 1", []) { entry in
-                if case .object(let event)? = try? JSONParser.parse(entry.blob(0)) {
+                if case .object(let event)? = try? JSONParser.parse(entry.blob("event")) {
                     oldest = event["received_at"]?.stringValue.flatMap { Timestamp(parsing: $0) }
                 }
             }
@@ -259,7 +259,7 @@ public final class Spool: Sendable {
     }
 
     public func deadLetterCount() throws(SQLiteError) -> Int64 {
-        try count("SELECT count(*) FROM dead_letters")
+        try count("SELECT count(*) AS n FROM dead_letters")
     }
 
     /// A stored dead letter, with its row id.
@@ -288,12 +288,13 @@ public final class Spool: Sendable {
                 ORDER BY id DESC LIMIT ?3
                 """
             try connection.query(sql, [app.map(SQLiteValue.text) ?? .null, idList.map(SQLiteValue.text) ?? .null, .integer(Int64(limit))]) { row in
-                let error = EventError(EventError.Code(rawValue: row.text(7) ?? ""), field: row.text(8), row.text(9) ?? "")
+                let error = EventError(EventError.Code(rawValue: row.text("error_code") ?? ""), field: row.text("error_field"), row.text("error_message") ?? "")
                 rows.append(StoredDeadLetter(
-                    id: row.integer(0), receivedAt: row.text(1) ?? "",
-                    letter: DeadLetter(app: row.text(2) ?? "", format: row.text(3) ?? "auto", source: row.text(4) ?? "",
-                                       record: row.isNull(5) ? nil : Int(row.integer(5)), message: row.isNull(6) ? nil : Int(row.integer(6)),
-                                       error: error, raw: row.blob(10))))
+                    id: row.integer("id"), receivedAt: row.text("received_at") ?? "",
+                    letter: DeadLetter(app: row.text("app") ?? "", format: row.text("format") ?? "auto", source: row.text("source") ?? "",
+                                       record: row.isNull("record") ? nil : Int(row.integer("record")),
+                                       message: row.isNull("message") ? nil : Int(row.integer("message")),
+                                       error: error, raw: row.blob("raw"))))
             }
             return rows
         }
@@ -345,7 +346,7 @@ public final class Spool: Sendable {
         try database.withConnection { (connection) throws(SQLiteError) -> Set<String> in
             var keys = Set<String>()
             try connection.query("SELECT app, kind, id FROM suppressed") { row in
-                keys.insert(Suppressions.key(app: row.text(0) ?? "", kind: row.text(1) ?? "", id: row.text(2) ?? ""))
+                keys.insert(Suppressions.key(app: row.text("app") ?? "", kind: row.text("kind") ?? "", id: row.text("id") ?? ""))
             }
             return keys
         }
@@ -367,7 +368,7 @@ public final class Spool: Sendable {
     public func cachedApp(_ key: String) throws(SQLiteError) -> [UInt8]? {
         try database.withConnection { (connection) throws(SQLiteError) -> [UInt8]? in
             var config: [UInt8]?
-            try connection.query("SELECT config FROM app_cache WHERE key = ?1", [.text(key)]) { row in config = row.blob(0) }
+            try connection.query("SELECT config FROM app_cache WHERE key = ?1", [.text(key)]) { row in config = row.blob("config") }
             return config
         }
     }
@@ -392,10 +393,11 @@ public final class Spool: Sendable {
         }
     }
 
+    /// The value of a query that selects one number named `n`.
     private func count(_ sql: String) throws(SQLiteError) -> Int64 {
         try database.withConnection { (connection) throws(SQLiteError) -> Int64 in
             var value: Int64 = 0
-            try connection.query(sql) { row in value = row.integer(0) }
+            try connection.query(sql) { row in value = row.integer("n") }
             return value
         }
     }

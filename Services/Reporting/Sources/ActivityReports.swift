@@ -19,17 +19,16 @@ public struct SessionsReport: Sendable {
             conditions += time.clauses
             parameters += time.parameters
             let row = try connection.execute("""
-                SELECT count(*), count(DISTINCT person),
-                       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ended_at - started_at)),
-                       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM ended_at - started_at)),
-                       round(avg(events), 2),
-                       percentile_cont(0.5) WITHIN GROUP (ORDER BY events),
-                       round(100.0 * count(*) FILTER (WHERE events = 1) / NULLIF(count(*), 0), 2)
+                SELECT count(*) AS sessions, count(DISTINCT person) AS people,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ended_at - started_at)) AS median_seconds,
+                       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM ended_at - started_at)) AS p90_seconds,
+                       round(avg(events), 2) AS events_per_session,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY events) AS median_events,
+                       round(100.0 * count(*) FILTER (WHERE events = 1) / NULLIF(count(*), 0), 2) AS bounce_rate_percent
                 FROM user_sessions WHERE \(conditions.joined(separator: " AND "))
-                """, parameters).rows[0]
-            return ReportTable(
-                columns: ["sessions", "people", "median_seconds", "p90_seconds", "events_per_session", "median_events", "bounce_rate_percent"],
-                rows: [row.map(ReportValue.number)])
+                """, parameters).firstRow
+            let columns = ["sessions", "people", "median_seconds", "p90_seconds", "events_per_session", "median_events", "bounce_rate_percent"]
+            return ReportTable(columns: columns, rows: [columns.map { ReportValue.number(row?[$0]) }])
         }
     }
 }
@@ -51,11 +50,11 @@ public struct CompaniesReport: Sendable {
             if scope.since == nil && scope.until == nil {
                 // All time: counted ahead per company and person.
                 let rows = try connection.execute("""
-                    SELECT r.company, c.traits->>'name', count(*), sum(r.events)
+                    SELECT r.company, c.traits->>'name' AS name, count(*) AS active_people, sum(r.events) AS events
                     FROM rollup_company_people r LEFT JOIN companies c ON c.app_token = r.app_token AND c.company_id = r.company
                     WHERE r.app_token = $1
                     GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1 LIMIT $2
-                    """, [token, String(top)]).rows
+                    """, [token, String(top)]).namedRows
                 return table(rows)
             }
             var conditions = ["r.app_token = $1", "r.company IS NOT NULL"]
@@ -65,18 +64,20 @@ public struct CompaniesReport: Sendable {
             parameters += time.parameters
             parameters.append(String(top))
             let rows = try connection.execute("""
-                SELECT r.company, c.traits->>'name', count(DISTINCT r.person) FILTER (WHERE r.person IS NOT NULL), count(*)
+                SELECT r.company, c.traits->>'name' AS name, count(DISTINCT r.person) FILTER (WHERE r.person IS NOT NULL) AS active_people, count(*) AS events
                 FROM events_resolved r LEFT JOIN companies c ON c.app_token = r.app_token AND c.company_id = r.company
                 WHERE \(conditions.joined(separator: " AND "))
                 GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1 LIMIT $\(parameters.count)
-                """, parameters).rows
+                """, parameters).namedRows
             return table(rows)
         }
     }
 
-    private func table(_ rows: [[String?]]) -> ReportTable {
+    private func table(_ rows: [PostgresRow]) -> ReportTable {
         ReportTable(columns: ["company", "name", "active_people", "events"],
-                    rows: rows.map { [.optional($0[0]), .optional($0[1]), ReportValue.number($0[2]), ReportValue.number($0[3])] })
+                    rows: rows.map {
+                        [.optional($0["company"]), .optional($0["name"]), ReportValue.number($0["active_people"]), ReportValue.number($0["events"])]
+                    })
     }
 }
 

@@ -85,7 +85,7 @@ public struct EngagementReport: Sendable {
         let sql: String
         if scope.since == nil && scope.until == nil {
             sql = """
-                SELECT tool, id, stage, count(*) FROM rollup_engagement_people
+                SELECT tool, id, stage, count(*) AS people FROM rollup_engagement_people
                 WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
                 GROUP BY 1, 2, 3
                 """
@@ -93,13 +93,13 @@ public struct EngagementReport: Sendable {
             let events = classifiedEvents(token: token)
             parameters = events.parameters
             sql = """
-                SELECT tool, id, stage, count(DISTINCT person) FROM \(events.sql) CROSS JOIN unnest(classified.stages) AS stage
+                SELECT tool, id, stage, count(DISTINCT person) AS people FROM \(events.sql) CROSS JOIN unnest(classified.stages) AS stage
                 WHERE $3::text IS NULL OR id = $3
                 GROUP BY 1, 2, 3
                 """
         }
-        return try connection.execute(sql, parameters).rows.map { row in
-            (row[0] ?? "", row[1] ?? "", row[2] ?? "", Int(row[3] ?? "0") ?? 0)
+        return try connection.execute(sql, parameters).namedRows.map { row in
+            (row["tool"] ?? "", row["id"] ?? "", row["stage"] ?? "", row["people", as: Int.self] ?? 0)
         }
     }
 
@@ -107,15 +107,15 @@ public struct EngagementReport: Sendable {
     private func sightings(token: String, on connection: PostgresConnection) throws -> [Sighting] {
         let events = classifiedEvents(token: token, extra: ", (extract(epoch FROM r.inserted_at) * 1000000)::bigint AS time, r.internal_event_id, r.metadata::text AS metadata")
         let rows = try connection.execute("""
-            SELECT person, tool, id, array_to_string(stages, ','), time, metadata FROM \(events.sql)
+            SELECT person, tool, id, array_to_string(stages, ',') AS stages, time, metadata FROM \(events.sql)
             WHERE stages IS NOT NULL AND ($3::text IS NULL OR id = $3)
             ORDER BY time, internal_event_id
-            """, events.parameters).rows
+            """, events.parameters).namedRows
         return rows.compactMap { row in
-            guard let person = row[0], let time = row[4].flatMap({ Int64($0) }) else { return nil }
-            let stages = Set((row[3] ?? "").split(separator: ",").map(String.init))
-            let metadata = (try? JSONParser.parse(row[5] ?? "{}"))?.objectValue ?? JSONObject()
-            return Sighting(person: person, tool: row[1] ?? "", id: row[2] ?? "", stages: stages, time: time, metadata: metadata)
+            guard let person = row["person"], let time = row["time", as: Int64.self] else { return nil }
+            let stages = Set((row["stages"] ?? "").split(separator: ",").map(String.init))
+            let metadata = row["metadata", as: JSON.self]?.objectValue ?? JSONObject()
+            return Sighting(person: person, tool: row["tool"] ?? "", id: row["id"] ?? "", stages: stages, time: time, metadata: metadata)
         }
     }
 

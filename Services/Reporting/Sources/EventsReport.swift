@@ -95,7 +95,7 @@ public struct EventsReport: Sendable {
                 return ReportTable(columns: [bucket.rawValue, "events"], rows: rows)
             }
             let source = hourlySource(token: token, startingAt: 1)
-            var sql = "SELECT event_type, event_name, sum(n) FROM \(source.sql) GROUP BY 1, 2 ORDER BY 3 DESC, 2, 1"
+            var sql = "SELECT event_type, event_name, sum(n) AS events FROM \(source.sql) GROUP BY 1, 2 ORDER BY 3 DESC, 2, 1"
             var all = source.parameters
             if let top {
                 all.append(String(top))
@@ -104,7 +104,7 @@ public struct EventsReport: Sendable {
             let result = try connection.execute(sql, all)
             return ReportTable(
                 columns: ["event_type", "event_name", "events"],
-                rows: result.rows.map { [.optional($0[0]), .optional($0[1]), .int(Int64($0[2] ?? "0") ?? 0)] })
+                rows: result.namedRows.map { [.optional($0["event_type"]), .optional($0["event_name"]), .int($0["events", as: Int64.self] ?? 0)] })
         }
     }
 }

@@ -45,21 +45,21 @@ public struct FunnelReport: Sendable {
                 traitColumn = "''"
             }
             let rows = try connection.execute("""
-                SELECT r.person, r.event_name, (extract(epoch FROM r.inserted_at) * 1000000)::bigint, \(traitColumn)
+                SELECT r.person, r.event_name, (extract(epoch FROM r.inserted_at) * 1000000)::bigint AS micros, \(traitColumn) AS trait_group
                 FROM events_resolved r LEFT JOIN users u ON u.app_token = r.app_token AND u.user_id = r.person
                 WHERE \(conditions.joined(separator: " AND "))
                 ORDER BY r.person, 3
-                """, parameters).rows
+                """, parameters).namedRows
 
             // Walk each person's step events in time order.
             var groups: [String: (reached: [Int], gaps: [[Int64]])] = [:]
             var index = 0
             while index < rows.count {
-                let person = rows[index][0]
-                let group = rows[index][3] ?? ""
+                let person = rows[index]["person"]
+                let group = rows[index]["trait_group"] ?? ""
                 var times: [(String, Int64)] = []
-                while index < rows.count, rows[index][0] == person {
-                    if let name = rows[index][1], let time = rows[index][2].flatMap({ Int64($0) }) { times.append((name, time)) }
+                while index < rows.count, rows[index]["person"] == person {
+                    if let name = rows[index]["event_name"], let time = rows[index]["micros", as: Int64.self] { times.append((name, time)) }
                     index += 1
                 }
                 var state = groups[group] ?? (Array(repeating: 0, count: steps.count), Array(repeating: [], count: steps.count))

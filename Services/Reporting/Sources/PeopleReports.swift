@@ -83,14 +83,15 @@ public struct StatsReport: Sendable {
             parameters += time.parameters
             let row = try connection.execute("""
                 WITH numbers AS (\(([numbers] + time.clauses).joined(separator: " AND ")))
-                SELECT count(n), sum(n), min(n), max(n), round(avg(n), 6),
-                       percentile_cont(0.5) WITHIN GROUP (ORDER BY n), percentile_cont(0.9) WITHIN GROUP (ORDER BY n),
-                       percentile_cont(0.99) WITHIN GROUP (ORDER BY n), count(*) - count(n)
+                SELECT count(n) AS count, sum(n) AS sum, min(n) AS min, max(n) AS max, round(avg(n), 6) AS avg,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY n) AS p50, percentile_cont(0.9) WITHIN GROUP (ORDER BY n) AS p90,
+                       percentile_cont(0.99) WITHIN GROUP (ORDER BY n) AS p99, count(*) - count(n) AS non_numeric
                 FROM numbers
-                """, parameters).rows[0]
+                """, parameters).firstRow
+            let measures = ["count", "sum", "min", "max", "avg", "p50", "p90", "p99", "non_numeric"]
             return ReportTable(
-                columns: ["event", "attribute", "count", "sum", "min", "max", "avg", "p50", "p90", "p99", "non_numeric"],
-                rows: [[.string(eventName), .string(attribute)] + row.map(ReportValue.number)])
+                columns: ["event", "attribute"] + measures,
+                rows: [[.string(eventName), .string(attribute)] + measures.map { ReportValue.number(row?[$0]) }])
         }
     }
 }
@@ -129,22 +130,22 @@ public struct TimelineReport: Sendable {
             parameters.append(String(limit))
             let rows = try connection.execute("""
                 SELECT * FROM (
-                    SELECT to_char(e.inserted_at, 'YYYY-MM-DD"T"HH24:MI:SS.US'), e.event_type, e.event_name,
-                           COALESCE(e.user_id, 'anonymous:' || e.anonymous_id), s.session, e.metadata::text, e.inserted_at
+                    SELECT to_char(e.inserted_at, 'YYYY-MM-DD"T"HH24:MI:SS.US') AS time, e.event_type, e.event_name,
+                           COALESCE(e.user_id, 'anonymous:' || e.anonymous_id) AS as_id, s.session, e.metadata::text AS attributes, e.inserted_at
                     FROM events e
                     LEFT JOIN user_sessions s ON s.app_token = e.app_token AND s.person = $4
                          AND e.inserted_at BETWEEN s.started_at AND s.ended_at
                     WHERE \(conditions.joined(separator: " AND "))
                     ORDER BY e.inserted_at DESC, e.internal_event_id DESC
                     LIMIT $\(parameters.count)
-                ) latest ORDER BY 7, 1
-                """, parameters).rows
+                ) latest ORDER BY inserted_at, time
+                """, parameters).namedRows
             return ReportTable(
                 columns: ["time", "event_type", "event_name", "as", "session", "attributes"],
                 rows: rows.map { row in
-                    [.optional(row[0]), .optional(row[1]), .optional(row[2]), .optional(row[3]),
-                     row[4].flatMap { Int64($0) }.map(JSON.int) ?? .null,
-                     .string(row[5] ?? "{}")]
+                    [.optional(row["time"]), .optional(row["event_type"]), .optional(row["event_name"]), .optional(row["as_id"]),
+                     row["session", as: Int64.self].map(JSON.int) ?? .null,
+                     .string(row["attributes"] ?? "{}")]
                 })
         }
     }

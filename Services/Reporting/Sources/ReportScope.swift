@@ -103,10 +103,10 @@ public struct ReportScope: Sendable {
     func boundsAligned(to unit: String, on connection: PostgresConnection) throws -> Bool {
         if sinceText == nil && untilText == nil { return true }
         let row = try connection.execute("""
-            SELECT bool_and(date_trunc($1, b AT TIME ZONE 'UTC') = b AT TIME ZONE 'UTC')
+            SELECT bool_and(date_trunc($1, b AT TIME ZONE 'UTC') = b AT TIME ZONE 'UTC') AS aligned
             FROM unnest(ARRAY[$2::timestamptz, $3::timestamptz]) AS b WHERE b IS NOT NULL
-            """, [unit, sinceText, untilText]).rows.first
-        return row?[0] == "t"
+            """, [unit, sinceText, untilText]).firstRow
+        return row?["aligned", as: Bool.self] == true
     }
 
     /// Whether the session's `--tz` is offset from UTC by whole hours today, so that UTC
@@ -115,9 +115,9 @@ public struct ReportScope: Sendable {
         if isUTC { return true }
         let row = try connection.execute("""
             SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE lower(name) = lower(current_setting('TimeZone'))
-                           AND extract(minute FROM utc_offset) = 0 AND extract(second FROM utc_offset) = 0)
-            """).rows.first
-        return row?[0] == "t"
+                           AND extract(minute FROM utc_offset) = 0 AND extract(second FROM utc_offset) = 0) AS whole_hours
+            """).firstRow
+        return row?["whole_hours", as: Bool.self] == true
     }
 
     /// Calendar buckets for time series.
@@ -145,17 +145,17 @@ public struct ReportScope: Sendable {
                 SELECT generate_series(first, last, ('1 ' || $1)::interval) AS bucket FROM bounds
                 WHERE first IS NOT NULL AND last IS NOT NULL
             )
-            SELECT to_char(b.bucket, '\(format)'), COALESCE(c.value, 0)
+            SELECT to_char(b.bucket, '\(format)') AS bucket, COALESCE(c.value, 0) AS value
             FROM buckets b LEFT JOIN counts c USING (bucket)
             ORDER BY b.bucket
             LIMIT \(Self.maximumBuckets + 1)
             """
         let end = untilText ?? (since != nil ? Timestamp.now().description : nil)
-        let rows = try connection.execute(sql, [bucket.rawValue] + parameters + [sinceText, end]).rows
+        let rows = try connection.execute(sql, [bucket.rawValue] + parameters + [sinceText, end]).namedRows
         if rows.count > Self.maximumBuckets {
             throw RPCError.application("too_many_buckets", "the range holds more than \(Self.maximumBuckets) \(bucket.rawValue) buckets; narrow --since/--until or use a coarser --by")
         }
-        return rows.map { [.optional($0[0]), .int(Int64($0[1] ?? "0") ?? 0)] }
+        return rows.map { [.optional($0["bucket"]), .int($0["value", as: Int64.self] ?? 0)] }
     }
 
     /// Refuses an event name the app has never stored, suggesting a close one.
@@ -163,7 +163,7 @@ public struct ReportScope: Sendable {
         let exists = try connection.execute("SELECT 1 FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1", [token, name]).rows
         guard exists.isEmpty else { return }
         let names = try connection.execute(
-            "SELECT DISTINCT event_name FROM events WHERE app_token = $1 AND event_name <> '' LIMIT 5000", [token]).rows.compactMap { $0[0] }
+            "SELECT DISTINCT event_name FROM events WHERE app_token = $1 AND event_name <> '' LIMIT 5000", [token]).namedRows.compactMap { $0["event_name"] }
         throw RPCError.application("unknown_event", "app '\(app)' has no event named '\(name)'" + Suggestion.phrase(for: name, among: names))
     }
 
@@ -175,8 +175,8 @@ public struct ReportScope: Sendable {
                 "SELECT 1 FROM events WHERE app_token = $1 AND event_name = $2 AND metadata ? $3 LIMIT 1", [token, event, name]).rows
             guard present.isEmpty else { continue }
             let keys = try connection.execute("""
-                SELECT DISTINCT jsonb_object_keys(metadata) FROM (SELECT metadata FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1000) s
-                """, [token, event]).rows.compactMap { $0[0] }
+                SELECT DISTINCT jsonb_object_keys(metadata) AS key FROM (SELECT metadata FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1000) s
+                """, [token, event]).namedRows.compactMap { $0["key"] }
             throw RPCError.application("unknown_attribute", "event '\(event)' has no attribute '\(name)'" + Suggestion.phrase(for: name, among: keys))
         }
     }

@@ -49,16 +49,16 @@ public struct RetentionReport: Sendable {
                     FROM cohorts c JOIN events_resolved r
                       ON r.app_token = $1 AND r.person = c.person AND r.event_name = $3 AND r.inserted_at >= c.first
                 )
-                SELECT to_char(c.cohort, 'YYYY-MM-DD'), c.person, r.period
+                SELECT to_char(c.cohort, 'YYYY-MM-DD') AS cohort, c.person, r.period
                 FROM cohorts c LEFT JOIN returns r USING (person)
                 ORDER BY 1, 2, 3
-                """, parameters).rows
+                """, parameters).namedRows
             var people: [String: Set<String>] = [:]
             var retained: [String: [Int: Set<String>]] = [:]
             for row in rows {
-                guard let cohort = row[0], let person = row[1] else { continue }
+                guard let cohort = row["cohort"], let person = row["person"] else { continue }
                 people[cohort, default: []].insert(person)
-                if let period = row[2].flatMap({ Int($0) }), (0...periods).contains(period) {
+                if let period = row["period", as: Int.self], (0...periods).contains(period) {
                     retained[cohort, default: [:]][period, default: []].insert(person)
                 }
             }

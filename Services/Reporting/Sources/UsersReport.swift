@@ -91,13 +91,13 @@ public struct UsersReport: Sendable {
             }
             parameters.append(String(limit))
             let rows = try connection.execute("""
-                SELECT base.person, base.n, to_char(base.last, 'YYYY-MM-DD"T"HH24:MI:SS'), u.traits::text
+                SELECT base.person, base.n, to_char(base.last, 'YYYY-MM-DD"T"HH24:MI:SS') AS last_event, u.traits::text
                 FROM (\(base)) base LEFT JOIN users u ON u.app_token = $1 AND u.user_id = base.person
                 WHERE TRUE\(notDidSQL)\(traitSQL)
                 ORDER BY base.n DESC, base.person LIMIT $\(parameters.count)
-                """, parameters).rows
+                """, parameters).namedRows
             return ReportTable(columns: ["user", did.map { "\($0)_events" } ?? "events", "last_event", "traits"],
-                               rows: rows.map { [.optional($0[0]), ReportValue.number($0[1]), .optional($0[2]), .string($0[3] ?? "{}")] })
+                               rows: rows.map { [.optional($0["person"]), ReportValue.number($0["n"]), .optional($0["last_event"]), .string($0["traits"] ?? "{}")] })
         }
     }
 
@@ -108,8 +108,8 @@ public struct UsersReport: Sendable {
         }
         if !traits.isEmpty {
             let keys = try connection.execute("""
-                SELECT DISTINCT jsonb_object_keys(traits) FROM (SELECT traits FROM users WHERE app_token = $1 LIMIT 5000) s
-                """, [token]).rows.compactMap { $0[0] }
+                SELECT DISTINCT jsonb_object_keys(traits) AS key FROM (SELECT traits FROM users WHERE app_token = $1 LIMIT 5000) s
+                """, [token]).namedRows.compactMap { $0["key"] }
             for name in traits.flatMap(\.names) where !keys.contains(name) {
                 throw RPCError.application("unknown_trait", "no user of app '\(scope.app)' has the trait '\(name)'" + Suggestion.phrase(for: name, among: keys))
             }

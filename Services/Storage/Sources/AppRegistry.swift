@@ -28,20 +28,22 @@ public enum AppRegistry {
     private static func find(where condition: String, _ value: String, on connection: PostgresConnection) throws(PostgresError) -> JSON? {
         let rows = try connection.execute("""
             SELECT token, name, personal_data, created_at, session_inactivity_s, session_max_length_s, identify_userlike_by_email,
-                   to_char(event_time_earliest AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), event_time_future_s
+                   to_char(event_time_earliest AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_time_earliest,
+                   event_time_future_s
             FROM apps WHERE \(condition) LIMIT 1
-            """, [value]).rows
-        guard let row = rows.first else { return nil }
-        let token = row[0] ?? ""
+            """, [value])
+        guard let row = rows.firstRow else { return nil }
+        let token = row["token"] ?? ""
         var attributes = JSONObject()
-        for attribute in try connection.execute("SELECT name, type FROM app_attributes WHERE app_token = $1 ORDER BY name", [token]).rows {
-            attributes.append(attribute[0] ?? "", .optional(attribute[1]))
+        for attribute in try connection.execute("SELECT name, type FROM app_attributes WHERE app_token = $1 ORDER BY name", [token]).namedRows {
+            attributes.append(attribute["name"] ?? "", .optional(attribute["type"]))
         }
-        return ["token": .string(token), "name": .optional(row[1]), "personal_data": .optional(row[2]),
-                "created_at": .optional(row[3]), "session_inactivity_s": .int(Int64(row[4] ?? "1800") ?? 1800),
-                "session_max_length_s": .int(Int64(row[5] ?? "86400") ?? 86400),
-                "identify_userlike_by_email": .bool(row[6] == "t"), "event_time_earliest": .optional(row[7]),
-                "event_time_future_s": .int(Int64(row[8] ?? "86400") ?? 86400), "attributes": .object(attributes)]
+        return ["token": .string(token), "name": .optional(row["name"]), "personal_data": .optional(row["personal_data"]),
+                "created_at": .optional(row["created_at"]), "session_inactivity_s": .int(row["session_inactivity_s", as: Int64.self] ?? 1800),
+                "session_max_length_s": .int(row["session_max_length_s", as: Int64.self] ?? 86400),
+                "identify_userlike_by_email": .bool(row["identify_userlike_by_email", as: Bool.self] ?? false),
+                "event_time_earliest": .optional(row["event_time_earliest"]),
+                "event_time_future_s": .int(row["event_time_future_s", as: Int64.self] ?? 86400), "attributes": .object(attributes)]
     }
 
     public static func create(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
@@ -66,14 +68,14 @@ public enum AppRegistry {
 
     public static func list(on connection: PostgresConnection) throws(PostgresError) -> JSON {
         let rows = try connection.execute("""
-            SELECT a.name, a.token, a.personal_data, to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                   (SELECT count(*) FROM app_attributes t WHERE t.app_token = a.token)
+            SELECT a.name, a.token, a.personal_data, to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS created_at,
+                   (SELECT count(*) FROM app_attributes t WHERE t.app_token = a.token) AS attributes
             FROM apps a ORDER BY a.name
-            """).rows
+            """).namedRows
         return ["columns": ["name", "token", "personal_data", "created_at", "attributes"],
                 "rows": .array(rows.map { row in
-                    ["name": .optional(row[0]), "token": .optional(row[1]), "personal_data": .optional(row[2]),
-                     "created_at": .optional(row[3]), "attributes": .int(Int64(row[4] ?? "0") ?? 0)]
+                    ["name": .optional(row["name"]), "token": .optional(row["token"]), "personal_data": .optional(row["personal_data"]),
+                     "created_at": .optional(row["created_at"]), "attributes": .int(row["attributes", as: Int64.self] ?? 0)]
                 })]
     }
 
@@ -133,10 +135,10 @@ public enum AppRegistry {
     public static func listAttributes(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
         let app = try existing(params, on: connection)
         let rows = try connection.execute(
-            "SELECT name, type, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM app_attributes WHERE app_token = $1 ORDER BY name",
-            [app.token]).rows
+            "SELECT name, type, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated_at FROM app_attributes WHERE app_token = $1 ORDER BY name",
+            [app.token]).namedRows
         return ["columns": ["name", "type", "updated_at"],
-                "rows": .array(rows.map { ["name": .optional($0[0]), "type": .optional($0[1]), "updated_at": .optional($0[2])] })]
+                "rows": .array(rows.map { ["name": .optional($0["name"]), "type": .optional($0["type"]), "updated_at": .optional($0["updated_at"])] })]
     }
 
     private static func existing(_ params: JSON, on connection: PostgresConnection) throws -> (token: String, name: String) {

@@ -52,7 +52,7 @@ public final class EventWriter: Sendable {
             var suppressed = 0
             if !events.isEmpty {
                 try connection.copyIn("COPY events_staging (\(Self.columns.joined(separator: ", "))) FROM STDIN", data: copyData)
-                suppressed = Int(try connection.execute(Self.dropSuppressedEvents).rows.first?[0].flatMap { Int($0) } ?? 0)
+                suppressed = try connection.execute(Self.dropSuppressedEvents).firstRow?["dropped", as: Int.self] ?? 0
             }
             if case .array(let rows) = users, !rows.isEmpty {
                 try connection.execute(Self.upsertUsers, [users.serializedString()])
@@ -147,13 +147,13 @@ public final class EventWriter: Sendable {
     /// The partitions of `events` from PostgreSQL's catalog (whatever made them).
     static func readPartitions(on connection: PostgresConnection) throws(PostgresError) -> [PartitionRange] {
         try connection.execute("""
-            SELECT to_char(b[1]::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                   to_char(b[2]::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+            SELECT to_char(b[1]::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS start,
+                   to_char(b[2]::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "end"
             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
                  regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS b
             WHERE i.inhparent = 'events'::regclass
-            """).rows.compactMap { row in
-                guard let start = row[0].flatMap(Timestamp.init(parsing:)), let end = row[1].flatMap(Timestamp.init(parsing:)) else { return nil }
+            """).namedRows.compactMap { row in
+                guard let start = row["start", as: Timestamp.self], let end = row["end", as: Timestamp.self] else { return nil }
                 return PartitionRange(start: start, end: end)
             }
     }
@@ -253,7 +253,7 @@ public final class EventWriter: Sendable {
             WHERE q.app_token = c.app_token AND q.kind = c.kind AND q.id = c.id
             RETURNING c.n
         )
-        SELECT COALESCE(sum(n), 0) FROM counted
+        SELECT COALESCE(sum(n), 0) AS dropped FROM counted
         """
 
     /// Each upsert skips rows it would not change (a range already covering the batch's, no

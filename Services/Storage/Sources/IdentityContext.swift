@@ -19,14 +19,14 @@ public enum IdentityContext {
         let userIds = (params["user_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
         let anonymousIds = (params["anonymous_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
         let cached = Set((params["cached"]?.arrayValue ?? []).compactMap(\.stringValue))
-        let settings = try connection.execute("SELECT session_inactivity_s, session_max_length_s FROM apps WHERE token = $1", [token]).rows.first
+        let settings = try connection.execute("SELECT session_inactivity_s, session_max_length_s FROM apps WHERE token = $1", [token]).firstRow
 
         // Users merged away resolve to their survivor.
         var finalUser: [String: String] = [:]
         for row in try connection.execute(
             "SELECT alias_id, user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = ANY($2::text[])",
-            [token, PostgresArray.text(userIds + (params["new_aliases"]?.arrayValue ?? []).compactMap { $0["user_id"]?.stringValue })]).rows {
-            if let from = row[0], let to = row[1] { finalUser[from] = to }
+            [token, PostgresArray.text(userIds + (params["new_aliases"]?.arrayValue ?? []).compactMap { $0["user_id"]?.stringValue })]).namedRows {
+            if let from = row["alias_id"], let to = row["user_id"] { finalUser[from] = to }
         }
         // Anonymous ids: the stored alias, unless the batch identifies them earlier. The stored
         // aliases of the batch's own identifications are read too, to tell which of those
@@ -34,10 +34,10 @@ public enum IdentityContext {
         let newAliases = params["new_aliases"]?.arrayValue ?? []
         var aliases: [String: (user: String, time: String)] = [:]
         for row in try connection.execute("""
-            SELECT alias_id, user_id, to_char(aliased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+            SELECT alias_id, user_id, to_char(aliased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS aliased_at
             FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'anonymous' AND alias_id = ANY($2::text[])
-            """, [token, PostgresArray.text(anonymousIds + newAliases.compactMap { $0["alias_id"]?.stringValue })]).rows {
-            if let anonymous = row[0], let user = row[1], let time = row[2] { aliases[anonymous] = (user, time) }
+            """, [token, PostgresArray.text(anonymousIds + newAliases.compactMap { $0["alias_id"]?.stringValue })]).namedRows {
+            if let anonymous = row["alias_id"], let user = row["user_id"], let time = row["aliased_at"] { aliases[anonymous] = (user, time) }
         }
         // The visitors this batch identifies for the first time (or earlier than stored), and
         // the users who absorb them: those users' histories are read again whole, their
@@ -66,7 +66,8 @@ public enum IdentityContext {
         for (from, to) in finalUser.sorted(by: { $0.key < $1.key }) { userObject.append(from, .string(to)) }
         return ["aliases": .object(aliasObject), "users": .object(userObject), "histories": .object(histories),
                 "novel_aliases": .array(novel.sorted().map(JSON.string)), "absorbing": .array(absorbing.sorted().map(JSON.string)),
-                "inactivity_s": .int(Int64(settings?[0] ?? "1800") ?? 1800), "max_length_s": .int(Int64(settings?[1] ?? "86400") ?? 86400)]
+                "inactivity_s": .int(settings?["session_inactivity_s", as: Int64.self] ?? 1800),
+                "max_length_s": .int(settings?["session_max_length_s", as: Int64.self] ?? 86400)]
     }
 
     /// The packed session points (time × 2, minus 1 for `session_start`) of the stored events
@@ -83,21 +84,21 @@ public enum IdentityContext {
         for person in persons where person.hasPrefix("anonymous:") { anonymousOwner[String(person.dropFirst("anonymous:".count))] = person }
         for row in try connection.execute(
             "SELECT alias_kind, alias_id, user_id FROM identity_aliases WHERE app_token = $1 AND user_id = ANY($2::text[])",
-            [token, PostgresArray.text(users.sorted())]).rows {
-            guard let kind = row[0], let id = row[1], let user = row[2] else { continue }
+            [token, PostgresArray.text(users.sorted())]).namedRows {
+            guard let kind = row["alias_kind"], let id = row["alias_id"], let user = row["user_id"] else { continue }
             if kind == "user" { owner[id] = user } else { anonymousOwner[id] = user }
         }
         for (id, alias) in aliases where users.contains(alias.user) { anonymousOwner[id] = alias.user }
         var points: [String: [Int64]] = [:]
         for row in try connection.execute("""
-            SELECT user_id, anonymous_id, (extract(epoch FROM inserted_at) * 1000000)::bigint, event_type = 'session_start'
+            SELECT user_id, anonymous_id, (extract(epoch FROM inserted_at) * 1000000)::bigint AS micros, event_type = 'session_start' AS starts_session
             FROM events WHERE app_token = $1
               AND (user_id = ANY($2::text[]) OR (user_id IS NULL AND anonymous_id = ANY($3::text[])))
-            """, [token, PostgresArray.text(owner.keys.sorted()), PostgresArray.text(anonymousOwner.keys.sorted())]).rows {
-            guard let micros = row[2].flatMap({ Int64($0) }) else { continue }
-            let person = row[0].flatMap { owner[$0] } ?? row[1].flatMap { anonymousOwner[$0] }
+            """, [token, PostgresArray.text(owner.keys.sorted()), PostgresArray.text(anonymousOwner.keys.sorted())]).namedRows {
+            guard let micros = row["micros", as: Int64.self] else { continue }
+            let person = row["user_id"].flatMap { owner[$0] } ?? row["anonymous_id"].flatMap { anonymousOwner[$0] }
             guard let person else { continue }
-            points[person, default: []].append(micros * 2 + (row[3] == "t" ? 0 : 1))
+            points[person, default: []].append(micros * 2 + (row["starts_session", as: Bool.self] == true ? 0 : 1))
         }
         var result = JSONObject()
         for person in persons.sorted() { result.append(person, .array((points[person] ?? []).map(JSON.int))) }

@@ -23,7 +23,7 @@ public enum Schema {
         try connection.execute("CREATE TABLE IF NOT EXISTS cairn_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
         try connection.execute("SELECT pg_advisory_lock(72617000)")
         defer { _ = try? connection.execute("SELECT pg_advisory_unlock(72617000)") }
-        let applied = Set(try connection.execute("SELECT version FROM cairn_migrations").rows.compactMap { $0[0].flatMap { Int($0) } })
+        let applied = Set(try connection.execute("SELECT version FROM cairn_migrations").namedRows.compactMap { $0["version", as: Int.self] })
         for migration in migrations where !applied.contains(migration.version) && migration.version <= target {
             try connection.transaction { () throws(PostgresError) in
                 for statement in migration.statements { try connection.execute(statement) }
