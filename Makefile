@@ -5,7 +5,7 @@ SWIFT ?= swift
 STACK ?= compose/default.json
 BENCH_EVENTS ?= 1000000
 
-.PHONY: all deps build run test bench faults fuzz clean
+.PHONY: all deps build run test bench faults fuzz rpc-docs clean
 
 all: build
 
@@ -33,6 +33,11 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	$(SWIFT) build --build-tests
 	CAIRN_FUZZ_SECONDS=$(FUZZ_SECONDS) $(SWIFT) test --skip-build --filter 'FuzzTests|everyHTTPRouteAnswersAnyBody'
+
+# docs/rpc.md from the method types in Shared/CairnMethods (a test fails when it is stale).
+rpc-docs: deps
+	$(SWIFT) build --product cairn-rpc-docs
+	.build/debug/cairn-rpc-docs > docs/rpc.md
 
 bench: deps
 	$(SWIFT) build -c release

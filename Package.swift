@@ -90,44 +90,48 @@ let package = Package(
         .target(name: "CairnGzip", dependencies: ["CZlib"], path: "Shared/CairnGzip", swiftSettings: swiftSettings),
         .target(
             name: "CairnCondition",
-            dependencies: ["CairnCore", "CairnWire"],
+            dependencies: ["CairnCore"],
             path: "Shared/CairnCondition",
             swiftSettings: swiftSettings
         ),
+        // The contract between the services: every RPC method as a type.
+        .target(name: "CairnMethods", dependencies: ["CairnCore", "CairnWire"], path: "Shared/CairnMethods", swiftSettings: swiftSettings),
         .target(
             name: "CairnService",
-            dependencies: ["CairnCore", "CairnWire", nioCore, logging, serviceLifecycle, unixSignals],
+            dependencies: ["CairnCore", "CairnWire", "CairnMethods", nioCore, logging, serviceLifecycle, unixSignals],
             path: "Shared/CairnService",
             swiftSettings: swiftSettings
         ),
     ]
         + service("Storage", library: "CairnStorage", executable: "cairn-storage",
-                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", logging, serviceLifecycle])
         + service("Identity", library: "CairnIdentity", executable: "cairn-identity",
-                  dependencies: ["CairnCore", "CairnWire", "CairnService", logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnService", logging, serviceLifecycle])
         + service("Ingest", library: "CairnIngest", executable: "cairn-ingest",
-                  dependencies: ["CairnCore", "CairnWire", "CairnSQLite", "CairnService", "CairnGzip", hummingbird, hummingbirdCore, nioCore, nioPosix, logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnSQLite", "CairnService", "CairnGzip", hummingbird, hummingbirdCore, nioCore, nioPosix, logging, serviceLifecycle])
         + service("Reporting", library: "CairnReporting", executable: "cairn-reporting",
-                  dependencies: ["CairnCore", "CairnCondition", "CairnWire", "CairnPostgres", "CairnService", logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", logging, serviceLifecycle])
         + service("Export", library: "CairnExport", executable: "cairn-export",
-                  dependencies: ["CairnCore", "CairnCondition", "CairnWire", "CairnPostgres", "CairnService", "CairnGzip", httpClient, logging, serviceLifecycle])
+                  dependencies: ["CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", "CairnGzip", httpClient, logging, serviceLifecycle])
         + service("Supervisor", library: "CairnSupervisor", executable: "cairn-supervisor",
-                  dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle, unixSignals, argumentParser])
+                  dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle, unixSignals, argumentParser])
         + [
             .target(
                 name: "CairnCLI",
-                dependencies: ["CairnCore", "CairnWire", argumentParser],
+                dependencies: ["CairnCore", "CairnWire", "CairnMethods", argumentParser],
                 path: "Services/CLI/Sources",
                 swiftSettings: swiftSettings
             ),
             .executableTarget(name: "cairn", dependencies: ["CairnCLI"], path: "Services/CLI/main", swiftSettings: swiftSettings),
+            // `make rpc-docs`: docs/rpc.md from the method types.
+            .executableTarget(name: "cairn-rpc-docs", dependencies: ["CairnMethods"], path: "Tools/RPCDocs", swiftSettings: swiftSettings),
             // `make bench`: the format layer alone, per format.
             .executableTarget(name: "cairn-format-bench", dependencies: ["CairnCore"], path: "bench/FormatBench", swiftSettings: swiftSettings),
             .executableTarget(name: "cairn-identity-bench", dependencies: ["CairnCore", "CairnIdentity"], path: "bench/IdentityBench", swiftSettings: swiftSettings),
             .executableTarget(name: "cairn-http-bench", dependencies: ["CairnCore", httpClient, nioCore, nioHTTP1], path: "bench/HTTPBench", swiftSettings: swiftSettings),
 
             // Tests: one target per library, plus the end-to-end suite against the real stack.
-            .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire", "CairnGzip", httpClient, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnTesting", swiftSettings: swiftSettings),
+            .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire", "CairnMethods", "CairnStorage", "CairnGzip", httpClient, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnTesting", swiftSettings: swiftSettings),
             // `make faults`: the fault suite in full (make test runs a shorter pass of it).
             .executableTarget(name: "cairn-faults", dependencies: ["CairnTesting"], path: "Tests/FaultSuite", swiftSettings: swiftSettings),
             .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore", "CairnTesting"], path: "Tests/CairnCoreTests", swiftSettings: swiftSettings),
@@ -139,11 +143,12 @@ let package = Package(
             ),
             .testTarget(name: "CairnSQLiteTests", dependencies: ["CairnSQLite"], path: "Tests/CairnSQLiteTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnPostgresTests", dependencies: ["CairnPostgres", "CairnCore", "CairnTesting"], path: "Tests/CairnPostgresTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnCore", "CairnSQLite", "CairnService", "CairnWire", nioCore], path: "Tests/CairnIngestTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnCore", "CairnMethods", "CairnSQLite", "CairnService", "CairnWire", nioCore], path: "Tests/CairnIngestTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnIdentityTests", dependencies: ["CairnIdentity", "CairnCore"], path: "Tests/CairnIdentityTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage", "CairnCore", "CairnPostgres", "CairnTesting", "CairnWire", logging], path: "Tests/CairnStorageTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnReportingTests", dependencies: ["CairnReporting", "CairnCondition", "CairnCore", "CairnWire", "CairnStorage", "CairnPostgres", "CairnTesting"], path: "Tests/CairnReportingTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnExportTests", dependencies: ["CairnExport", "CairnCore", "CairnStorage", "CairnPostgres", "CairnTesting", "CairnGzip", "CairnWire", logging, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnExportTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnReportingTests", dependencies: ["CairnReporting", "CairnMethods", "CairnCondition", "CairnCore", "CairnWire", "CairnStorage", "CairnPostgres", "CairnTesting"], path: "Tests/CairnReportingTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnExportTests", dependencies: ["CairnExport", "CairnMethods", "CairnCore", "CairnStorage", "CairnPostgres", "CairnTesting", "CairnGzip", "CairnWire", logging, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnExportTests", swiftSettings: swiftSettings),
+            .testTarget(name: "CairnMethodsTests", dependencies: ["CairnMethods", "CairnCore", "CairnWire"], path: "Tests/CairnMethodsTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnServiceTests", dependencies: ["CairnService"], path: "Tests/CairnServiceTests", swiftSettings: swiftSettings),
             .testTarget(name: "CairnSupervisorTests", dependencies: ["CairnSupervisor", "CairnCore"], path: "Tests/CairnSupervisorTests", swiftSettings: swiftSettings),
             .testTarget(name: "EndToEndTests", dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnTesting", "CairnGzip", httpClient, nioCore, nioHTTP1], path: "Tests/EndToEndTests", swiftSettings: swiftSettings),

@@ -1,5 +1,4 @@
 import CairnCore
-import CairnWire
 
 /// The small condition language of `report users --where` and `--trait`, and of triggers'
 /// `--where` and `--trait`.
@@ -53,11 +52,11 @@ public indirect enum Condition: Sendable, Equatable {
     }
 
     /// Parses `text`.
-    /// - Throws: ``RPCError`` `invalid_condition` naming the position and what was expected,
+    /// - Throws: ``ConditionError`` `invalid_condition` naming the position and what was expected,
     ///   or the bound a condition exceeds (``Limits``).
-    public static func parse(_ text: String) throws(RPCError) -> Condition {
+    public static func parse(_ text: String) throws(ConditionError) -> Condition {
         guard text.count <= Limits.maximumLength else {
-            throw RPCError.application("invalid_condition", "at position \(Limits.maximumLength + 1): the condition is \(text.count) characters; the limit is \(Limits.maximumLength)")
+            throw ConditionError(.invalidCondition, "at position \(Limits.maximumLength + 1): the condition is \(text.count) characters; the limit is \(Limits.maximumLength)")
         }
         var parser = ConditionParser(text: text)
         let condition = try parser.parseOr()
@@ -156,9 +155,9 @@ struct ConditionParser {
 
     var atEnd: Bool { index >= characters.count }
 
-    func error(_ expected: String) -> RPCError {
+    func error(_ expected: String) -> ConditionError {
         let found = atEnd ? "the end" : "'\(String(characters[index...].prefix(12)))'"
-        return RPCError.application("invalid_condition", "in '\(text)' at position \(index + 1): \(expected), found \(found)")
+        return ConditionError(.invalidCondition, "in '\(text)' at position \(index + 1): \(expected), found \(found)")
     }
 
     mutating func skipSpace() {
@@ -175,27 +174,27 @@ struct ConditionParser {
         return true
     }
 
-    mutating func parseOr() throws(RPCError) -> Condition {
+    mutating func parseOr() throws(ConditionError) -> Condition {
         var left = try parseAnd()
         while keyword("or") { left = .or(left, try parseAnd()) }
         return left
     }
 
-    mutating func parseAnd() throws(RPCError) -> Condition {
+    mutating func parseAnd() throws(ConditionError) -> Condition {
         var left = try parseClause()
         while keyword("and") { left = .and(left, try parseClause()) }
         return left
     }
 
     /// Enters one level of `not` or parentheses, refusing past ``Condition/Limits/maximumDepth``.
-    mutating func nest() throws(RPCError) {
+    mutating func nest() throws(ConditionError) {
         depth += 1
         guard depth <= Condition.Limits.maximumDepth else {
             throw error("at most \(Condition.Limits.maximumDepth) parentheses and 'not's may be open at once")
         }
     }
 
-    mutating func parseClause() throws(RPCError) -> Condition {
+    mutating func parseClause() throws(ConditionError) -> Condition {
         if keyword("not") {
             try nest()
             defer { depth -= 1 }
@@ -232,7 +231,7 @@ struct ConditionParser {
         throw error("expected a comparison (=, !=, >, >=, <, <=), 'in' or 'contains' after '\(name)'")
     }
 
-    mutating func parseName() throws(RPCError) -> String {
+    mutating func parseName() throws(ConditionError) -> String {
         skipSpace()
         let start = index
         while !atEnd, characters[index].isLetter || characters[index].isNumber || characters[index] == "_" || characters[index] == "." || characters[index] == "$" {
@@ -245,7 +244,7 @@ struct ConditionParser {
         return String(characters[start..<index])
     }
 
-    mutating func parseList() throws(RPCError) -> [Condition.Literal] {
+    mutating func parseList() throws(ConditionError) -> [Condition.Literal] {
         skipSpace()
         guard !atEnd, characters[index] == "(" else { throw error("expected '(' to start the list") }
         index += 1
@@ -266,7 +265,7 @@ struct ConditionParser {
         }
     }
 
-    mutating func parseValue() throws(RPCError) -> Condition.Literal {
+    mutating func parseValue() throws(ConditionError) -> Condition.Literal {
         skipSpace()
         guard !atEnd else { throw error("expected a value (a number, 'text', true, false or a date)") }
         let quote = characters[index]
@@ -299,3 +298,10 @@ struct ConditionParser {
         throw error("expected a value (a number, 'text', true, false or a date such as 2024-05-01)")
     }
 }
+
+/// The condition module's marker: its errors are ``ConditionError``.
+public enum ConditionModule {}
+
+/// A condition that does not parse or is over its limits (`invalid_condition`), with the
+/// position and what was expected. The caller knows which parameter held it and names it.
+public typealias ConditionError = ModuleError<ConditionModule>

@@ -1,4 +1,4 @@
-/// The seven event types of the Userpilot schema (seed 003), which is Cairn's stored shape.
+/// The seven event types of the Userpilot schema (Userpilot's event schema), which is Cairn's stored shape.
 public enum EventType: String, Sendable, CaseIterable, Hashable {
     case identifyUser = "identify_user"
     case identifyCompany = "identify_company"

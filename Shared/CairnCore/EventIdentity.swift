@@ -3,7 +3,7 @@
 ///
 /// The id is xxHash64 (seed 0) of UTF-8 bytes whose first field is the app token and whose
 /// fields are separated by U+001F:
-/// - **Userpilot records:** seed 003's composite key,
+/// - **Userpilot records:** Userpilot's event schema's composite key,
 ///   `app_token ␟ event_type ␟ event_name ␟ user_id ␟ company_id ␟ inserted_at`
 ///   (absent ids empty, `inserted_at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ`), so Cairn's ids
 ///   match Userpilot's. A record that carries its own `internal_event_id` keeps it.
@@ -26,7 +26,7 @@ public enum EventIdentity {
         return recordIdentity(event)
     }
 
-    /// Seed 003's composite key.
+    /// Userpilot's event schema's composite key.
     public static func composite(_ event: CanonicalEvent) -> UInt64 {
         var key = [UInt8]()
         key.reserveCapacity(96)

@@ -4,7 +4,7 @@
 /// | Segment | canonical |
 /// |---|---|
 /// | `track` | `track`, `event` → `event_name`, `properties` → `metadata` |
-/// | `track` named like a UserGuiding event (`Guide Started`, …) | the UserGuiding event (seed 001), checked like the native form |
+/// | `track` named like a UserGuiding event (`Guide Started`, …) | the UserGuiding event (UserGuiding's Segment guide), checked like the native form |
 /// | `identify` | `identify_user`, `traits` → `metadata` |
 /// | `group` | `identify_company`, `groupId` → `company_id`, `traits` → `metadata` |
 /// | `page`, `screen` | `page_view`; `name`, `category` and `properties` → `metadata` |
@@ -75,7 +75,7 @@ public enum SegmentAdapter {
             let event = try fields.string("event", required: true)!
             let properties = RecordFields(try fields.object("properties") ?? JSONObject(), path: "properties")
             if let kind = UserGuidingCatalog.byTitle[event], exported?.origin.map({ $0 == .userguiding || $0 == .segment }) ?? true {
-                // Segment's UserGuiding source (seed 001): the same event as the native form.
+                // Segment's UserGuiding source (UserGuiding's Segment guide): the same event as the native form.
                 let checked = try UserGuidingAdapter.properties(of: kind, from: properties, segmentForm: true, alsoAllowed: ["user_id", "question_name"])
                 var userGuidingProperties = checked
                 if let questionName = try properties.string("question_name") { userGuidingProperties.append("question_name", .string(questionName)) }

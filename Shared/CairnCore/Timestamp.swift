@@ -18,7 +18,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         return Timestamp(microseconds: Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1_000)
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, the form seed 003's key uses for `internal_event_id`.
+    /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, the form Userpilot's event schema's key uses for `internal_event_id`.
     public var description: String { format(fractionDigits: 6) }
 
     /// ISO-8601 UTC with milliseconds (`…SS.sssZ`), the form Segment expects.

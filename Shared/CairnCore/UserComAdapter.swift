@@ -1,8 +1,8 @@
-/// Reads User.com custom events (seed 004) in Cairn's record shape
+/// Reads User.com custom events (User.com's guide) in Cairn's record shape
 /// `{"event": "app_created", "user_id": "…", "timestamp": "…", "attributes": {…}}`.
 ///
 /// A leading `event.` on the name, as `userengage('event.app_created', …)` writes it, is
-/// dropped. Every event belongs to a user (seed 004), so `user_id` is required. Attributes
+/// dropped. Every event belongs to a user (User.com's guide), so `user_id` is required. Attributes
 /// are typed by the app's registry: registered ones are coerced (a value that cannot be is
 /// an error naming the attribute), unregistered ones are stored as strings unless they are
 /// JSON objects or arrays.

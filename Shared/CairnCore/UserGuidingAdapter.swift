@@ -1,6 +1,6 @@
-/// Reads UserGuiding events (seed 000) in Cairn's record shape
+/// Reads UserGuiding events (UserGuiding's webhook guide) in Cairn's record shape
 /// `{"event": "guide started", "payload": {…}, "user_id": "…", "timestamp": "…"}`, and the
-/// same events as Segment `track` calls from Segment's UserGuiding source (seed 001), into
+/// same events as Segment `track` calls from Segment's UserGuiding source (UserGuiding's Segment guide), into
 /// one canonical form: a `track` named with the Title Case name, with snake_case properties.
 ///
 /// Payloads are checked field by field against ``UserGuidingCatalog``: required fields,
@@ -26,7 +26,7 @@ public enum UserGuidingAdapter {
         }
         let payload = RecordFields(try fields.object("payload", required: true)!, path: "payload")
         let properties = try self.properties(of: kind, from: payload, segmentForm: false, alsoAllowed: ["user_id"])
-        // Seed 001: UserGuiding sends the user id in the payload too; the record's own wins, and the two must agree.
+        // UserGuiding's Segment guide: UserGuiding sends the user id in the payload too; the record's own wins, and the two must agree.
         let recordUser = try fields.identifier("user_id")
         let payloadUser = try payload.identifier("user_id")
         if let recordUser, let payloadUser, recordUser != payloadUser {
@@ -62,17 +62,17 @@ public enum UserGuidingAdapter {
             case .string:
                 value = try fields.string(key, required: field.required, allowEmpty: true).map(JSON.string)
             case .identifier:
-                // Seed 000 types ids as strings; seed 001 as ints. Either form, in either shape, becomes a string.
+                // UserGuiding's webhook guide types ids as strings; UserGuiding's Segment guide as ints. Either form, in either shape, becomes a string.
                 value = try fields.identifier(key, required: field.required).map(JSON.string)
                 // Engagement reports key their rollup by this id: it obeys the limit on ids.
                 if let id = value?.stringValue, id.utf8.count > EventAdmission.maximumIdentifierBytes {
                     throw EventError(.fieldTooLong, field: fields.field(key), "is \(id.utf8.count) bytes; ids are at most \(EventAdmission.maximumIdentifierBytes) bytes")
                 }
             case .integer:
-                // Seed 000 types scores as numbers; a whole number written as a string ("4") is the same score.
+                // UserGuiding's webhook guide types scores as numbers; a whole number written as a string ("4") is the same score.
                 value = try fields.integer(key, required: field.required, acceptingDigitStrings: true).map(JSON.int)
             case .oneOf(let allowed):
-                // Seed 001 lists no questionType for a survey answer: optional in the Segment form.
+                // UserGuiding's Segment guide lists no questionType for a survey answer: optional in the Segment form.
                 let required = field.required && !(segmentForm && field.name == "questionType")
                 value = try fields.oneOf(key, allowed, required: required).map(JSON.string)
             }
@@ -87,7 +87,7 @@ public enum UserGuidingAdapter {
         func name(_ native: String) -> String { fields.field(segmentForm ? UserGuidingCatalog.snakeCase(native) : native) }
         switch kind.name {
         case "survey question answer":
-            // Without a questionType (seed 001's form) the answer fields cannot be checked against it.
+            // Without a questionType (UserGuiding's Segment guide's form) the answer fields cannot be checked against it.
             guard let type = properties["question_type"]?.stringValue else { break }
             let has = { (key: String) in properties[key] != nil }
             if UserGuidingCatalog.ratingQuestionTypes.contains(type) {

@@ -1,23 +1,23 @@
-/// The 25 event kinds UserGuiding emits (seed 000), with each payload field, its type, and
+/// The 25 event kinds UserGuiding emits (UserGuiding's webhook guide), with each payload field, its type, and
 /// whether it is required; plus the Title Case name each kind has as a Segment source
-/// (seed 001, or the same rule for the kinds seed 001 does not list).
+/// (UserGuiding's Segment guide, or the same rule for the kinds UserGuiding's Segment guide does not list).
 ///
 /// Canonical form: a `track` event named with the Title Case name, with the payload's
-/// fields under their snake_case names (seed 001's property names). Ids are strings, as
-/// seed 000 types them; seed 001's integer ids are accepted and stored as strings.
+/// fields under their snake_case names (UserGuiding's Segment guide's property names). Ids are strings, as
+/// UserGuiding's webhook guide types them; UserGuiding's Segment guide's integer ids are accepted and stored as strings.
 public enum UserGuidingCatalog {
     public enum FieldType: Sendable, Equatable {
         case string
-        /// An id: a string in seed 000, an int in seed 001.
+        /// An id: a string in UserGuiding's webhook guide, an int in UserGuiding's Segment guide.
         case identifier
         case integer
         case oneOf([String])
     }
 
     public struct Field: Sendable {
-        /// The payload name (seed 000), e.g. `guideId`.
+        /// The payload name (UserGuiding's webhook guide), e.g. `guideId`.
         public let name: String
-        /// The property name (seed 001), e.g. `guide_id`.
+        /// The property name (UserGuiding's Segment guide), e.g. `guide_id`.
         public let snakeName: String
         public let type: FieldType
         public let required: Bool
@@ -29,7 +29,7 @@ public enum UserGuidingCatalog {
         /// The canonical and Segment name, e.g. `Guide Started`.
         public let title: String
         public let fields: [Field]
-        /// Whether seed 001 (Segment's UserGuiding source) lists this event.
+        /// Whether UserGuiding's Segment guide (Segment's UserGuiding source) lists this event.
         public let inSegmentSource: Bool
     }
 
@@ -48,7 +48,7 @@ public enum UserGuidingCatalog {
         Field(name: name, snakeName: snakeCase(name), type: type, required: required)
     }
 
-    /// camelCase → snake_case, as seed 001 names the properties (`checklistItemUrl` → `checklist_item_url`).
+    /// camelCase → snake_case, as UserGuiding's Segment guide names the properties (`checklistItemUrl` → `checklist_item_url`).
     static func snakeCase(_ name: String) -> String {
         var out = ""
         for character in name {
@@ -113,7 +113,7 @@ public enum UserGuidingCatalog {
         Kind(name: "ai assistant guide trigger", title: "AI Assistant Guide Trigger", fields: thread + guide + [pageUrl], inSegmentSource: false),
     ]
 
-    /// The properties seed 001 (Segment's UserGuiding source) types `int`; every other
+    /// The properties UserGuiding's Segment guide (Segment's UserGuiding source) types `int`; every other
     /// property there is `str`. Export gives these as JSON integers when the value is one.
     public static let segmentIntegerProperties: Set<String> = [
         "guide_id", "hotspot_group_id", "hotspot_id", "checklist_id", "resource_center_id", "survey_id", "score",

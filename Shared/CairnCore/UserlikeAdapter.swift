@@ -1,4 +1,4 @@
-/// Reads Userlike's client tracking callbacks (seed 002) in Cairn's record shape
+/// Reads Userlike's client tracking callbacks (Userlike's tracking guide) in Cairn's record shape
 /// `{"event_name": "chat_started", "global_ctx": {…}, "session_ctx": {…}, "timestamp": "…"}`.
 ///
 /// - `client_uuid` is the contact, stored as `anonymous_id`; `session_id` becomes `session`.

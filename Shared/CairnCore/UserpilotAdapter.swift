@@ -1,4 +1,4 @@
-/// Reads Userpilot-schema events (seed 003) exactly as the export documents them, checking
+/// Reads Userpilot-schema events (Userpilot's event schema) exactly as the export documents them, checking
 /// every field it defines.
 ///
 /// Decisions where the seed is silent, documented in the README's mapping table:
@@ -15,7 +15,7 @@ public enum UserpilotAdapter {
     /// The `source` values the schema lists.
     public static let sources = ["web-client", "backend-http", "backend-hubspot", "backend-salesforce", "backend-segment"]
 
-    /// The attributes each interaction entity type carries (seed 003, "Interaction Attributes").
+    /// The attributes each interaction entity type carries (Userpilot's event schema, "Interaction Attributes").
     public static let interactionAttributes: [String: Set<String>] = [
         "survey_module": ["feedback", "interaction_id", "is_dismissed", "parent_id", "status", "survey_question", "variant"],
         "checklist": ["interaction_id", "is_dismissed", "parent_id", "status"],
@@ -35,7 +35,7 @@ public enum UserpilotAdapter {
     ]
 
     /// True when the record has the Userpilot shape, for `--format auto`: an `event_type`
-    /// field, or seed 003's example objects (`event_name` with `attributes` or `metadata`, and
+    /// field, or Userpilot's event schema's example objects (`event_name` with `attributes` or `metadata`, and
     /// none of the other formats' keys).
     public static func matches(_ record: JSONObject) -> Bool {
         if record["event_type"] != nil { return true }
@@ -53,7 +53,7 @@ public enum UserpilotAdapter {
         if let stated = try fields.oneOf("event_type", allTypes) {
             type = EventType(rawValue: stated)!
         } else if let name = try fields.string("event_name"), interactionParts(name) != nil {
-            // Seed 003's examples leave the type out; only interactions are named {entity_type}:{entity_id}:{STATUS}.
+            // Userpilot's event schema's examples leave the type out; only interactions are named {entity_type}:{entity_id}:{STATUS}.
             type = .interaction
         } else {
             throw EventError(.missingField, field: "event_type", "is required unless event_name is an interaction ({entity_type}:{entity_id}:{STATUS})")

@@ -1,3 +1,4 @@
+import CairnCore
 import CLibPQ
 import Foundation
 
@@ -217,3 +218,9 @@ extension String {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension PostgresError: ApplicationError {
+    /// `storage_unavailable` when the server cannot be reached (retry later), else `query_failed`.
+    public var applicationCode: ErrorCode { code == .unavailable ? .storageUnavailable : .queryFailed }
+    public var reason: String { message }
+}

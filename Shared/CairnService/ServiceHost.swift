@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnWire
 import Foundation
 import Logging
@@ -46,7 +47,7 @@ public struct ServiceContext: Sendable {
     /// The database URL, for services that need one; the supervisor always provides it.
     public func requireDatabaseURL() throws -> String {
         guard let url = environment.databaseURL else {
-            throw RPCError.application("configuration", "CAIRN_DATABASE_URL is not set; start Cairn with cairn-supervisor, which provides one")
+            throw RPCError.application(.configuration, "CAIRN_DATABASE_URL is not set; start Cairn with cairn-supervisor, which provides one")
         }
         return url
     }
@@ -80,13 +81,13 @@ public enum ServiceHost {
             let started = ContinuousClock.now
             let startedAt = Timestamp.now()
             var router = parts.router
-            router.register("system.health") { _ in
+            router.register(SystemHealth.self) { _ in
                 if let problem = await parts.healthProblem() {
                     return ["status": "unavailable", "service": .string(name), "reason": .string(problem)]
                 }
                 return ["status": "ok", "service": .string(name)]
             }
-            router.register("system.status") { _ in
+            router.register(SystemStatus.self) { _ in
                 var status: JSONObject = [
                     "service": .string(name), "version": .string(version), "pid": .int(Int64(getpid())),
                     "started_at": .string(startedAt.description),
@@ -166,6 +167,6 @@ public enum ServiceExit {
         if let error = error as? IOError, error.errnoCode == EADDRINUSE { return configuration }
         if let error = error as? WireError, error.code == .runDirectory { return configuration }
         guard let error = error as? RPCError, let code = error.applicationCode else { return 1 }
-        return ["configuration", "invalid_destination"].contains(code) ? configuration : 1
+        return [ErrorCode.configuration, .invalidDestination].contains(code) ? configuration : 1
     }
 }

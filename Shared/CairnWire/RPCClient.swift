@@ -62,17 +62,41 @@ public final class RPCClient: Sendable {
     /// Whether the connection has closed; a closed client fails every call.
     public var isClosed: Bool { state.withLockedValue { $0.closedReason != nil } }
 
-    /// Sends one request and waits for its response.
-    /// - Returns: the response's `result`.
-    /// - Throws: ``RPCError`` when the peer answered with an error, ``WireError`` when the
-    ///   connection failed before an answer came.
-    public func call(_ method: String, _ params: JSON = .object(JSONObject())) async throws -> JSON {
-        try await call(method, rawParams: params.serialized())
+    /// How long a call waits for its answer unless its method says otherwise.
+    public static let defaultDeadline: Duration = .seconds(30)
+
+    /// Calls a typed method: its name, parameters, result and deadline come from the type.
+    public func call<Method: RPCMethod>(_ method: Method.Type, _ params: Method.Params) async throws -> Method.Result {
+        try Self.decodeResult(Method.self, try await call(Method.name, rawParams: JSONCoding.encode(params).serialized(), timeout: Method.deadline))
     }
 
-    /// Sends one request whose `params` are already-serialised JSON bytes, so a hop that
+    /// Calls a typed method whose parameters are already-serialised JSON bytes, so a hop that
     /// only relays events (ingest's forwarder) need not parse and re-encode them.
-    public func call(_ method: String, rawParams: [UInt8], timeout: TimeAmount? = nil) async throws -> JSON {
+    public func call<Method: RPCMethod>(_ method: Method.Type, rawParams: [UInt8]) async throws -> Method.Result {
+        try Self.decodeResult(Method.self, try await call(Method.name, rawParams: rawParams, timeout: Method.deadline))
+    }
+
+    static func decodeResult<Method: RPCMethod>(_ method: Method.Type, _ result: JSON) throws -> Method.Result {
+        do {
+            return try JSONCoding.decode(Method.Result.self, from: result)
+        } catch {
+            throw WireError(.invalidResponse, "\(Method.name) answered a result that does not read as its type: \(error)")
+        }
+    }
+
+    /// Sends one request by name and waits for its response: for tests and tools that speak
+    /// the protocol itself. Services call typed methods.
+    /// - Returns: the response's `result`.
+    /// - Throws: ``RPCError`` when the peer answered with an error, ``WireError`` when the
+    ///   connection failed or the deadline passed before an answer came, `CancellationError`
+    ///   when the calling task was cancelled.
+    public func call(_ method: String, _ params: JSON = .object(JSONObject()), timeout: Duration = defaultDeadline) async throws -> JSON {
+        try await call(method, rawParams: params.serialized(), timeout: timeout)
+    }
+
+    /// Sends one request whose `params` are already-serialised JSON bytes.
+    public func call(_ method: String, rawParams: [UInt8], timeout: Duration = defaultDeadline) async throws -> JSON {
+        try Task.checkCancellation()
         let promise = channel.eventLoop.makePromise(of: JSON.self)
         let registered: Result<Int64, WireError> = state.withLockedValue { state in
             if let reason = state.closedReason { return .failure(reason) }
@@ -93,16 +117,23 @@ public final class RPCClient: Sendable {
             let waiting = state.withLockedValue { $0.pending.removeValue(forKey: id) }
             waiting?.fail(WireError(.connectionClosed, "write to \(self.socketPath) failed: \(error)"))
         }
-        if let timeout {
-            // A peer that stops answering (stopped, deadlocked) must not hold the caller forever.
-            let expiry = channel.eventLoop.scheduleTask(in: timeout) { [state, channel] in
-                let waiting = state.withLockedValue { $0.pending.removeValue(forKey: id) }
-                waiting?.fail(WireError(.timedOut, "\(method) got no answer within \(timeout)"))
-                channel.close(promise: nil)
-            }
-            promise.futureResult.whenComplete { _ in expiry.cancel() }
+        // A peer that stops answering (stopped, deadlocked) must not hold the caller forever:
+        // past the deadline the call fails and the connection closes (its answer, if it ever
+        // comes, could not be matched to anyone).
+        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        let expiry = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { [state, channel] in
+            let waiting = state.withLockedValue { $0.pending.removeValue(forKey: id) }
+            waiting?.fail(WireError(.timedOut, "\(method) got no answer within \(timeout)"))
+            channel.close(promise: nil)
         }
-        return try await promise.futureResult.get()
+        promise.futureResult.whenComplete { _ in expiry.cancel() }
+        // A cancelled caller stops waiting at once; the request's answer is dropped when it comes.
+        return try await withTaskCancellationHandler {
+            try await promise.futureResult.get()
+        } onCancel: { [state] in
+            let waiting = state.withLockedValue { $0.pending.removeValue(forKey: id) }
+            waiting?.fail(CancellationError())
+        }
     }
 
     public func close() async {

@@ -24,19 +24,47 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The JSON-RPC code for every application error; `data.code` says which.
     public static let applicationErrorCode = -32000
 
-    /// An application error with a stable string code in `data.code`.
-    public static func application(_ code: String, _ message: String, details: JSONObject = JSONObject()) -> RPCError {
+    /// An application error with a stable code in `data.code`.
+    public static func application(_ code: ErrorCode, _ message: String, details: JSONObject = JSONObject()) -> RPCError {
         var data = details
-        data["code"] = .string(code)
+        data["code"] = .string(code.rawValue)
         return RPCError(code: applicationErrorCode, message: message, data: .object(data))
     }
 
-    public static func invalidParams(_ message: String) -> RPCError {
-        RPCError(code: invalidParamsCode, message: message, data: ["code": "invalid_params"])
+    /// A module's error, as the router answers it: `data` carries the code, and the field at
+    /// fault with the reason apart, so a client can name the field its own way (the CLI shows
+    /// its flag).
+    public init(_ error: any ApplicationError) {
+        var data: JSONObject = ["code": .string(error.applicationCode.rawValue)]
+        if let field = error.field {
+            data["field"] = .string(field)
+            data["reason"] = .string(error.reason)
+        }
+        self.init(code: Self.applicationErrorCode, message: error.description, data: .object(data))
     }
 
-    /// The stable string code in `data.code`, when the peer sent one.
-    public var applicationCode: String? { data?["code"]?.stringValue }
+    public static func invalidParams(_ message: String) -> RPCError {
+        RPCError(code: invalidParamsCode, message: message, data: ["code": .string(ErrorCode.invalidParams.rawValue)])
+    }
+
+    /// Parameters that do not decode as the method's `Params`: the field and what it expected.
+    public static func invalidParams(_ error: JSONDecodingError) -> RPCError {
+        var data: JSONObject = ["code": .string(ErrorCode.invalidParams.rawValue)]
+        if !error.path.isEmpty {
+            data["field"] = .string(error.field)
+            data["reason"] = .string("expected \(error.expected), found \(error.found)")
+        }
+        return RPCError(code: invalidParamsCode, message: "params.\(error.description)", data: .object(data))
+    }
+
+    /// The stable code in `data.code`, when the peer sent one.
+    public var applicationCode: ErrorCode? { data?["code"]?.stringValue.map(ErrorCode.init(rawValue:)) }
+
+    /// The parameter at fault and what was wrong with it, when the peer named one.
+    public var fieldReason: (field: String, reason: String)? {
+        guard let field = data?["field"]?.stringValue, let reason = data?["reason"]?.stringValue else { return nil }
+        return (field, reason)
+    }
 
     public var description: String {
         if let applicationCode { return "\(message) (\(applicationCode))" }

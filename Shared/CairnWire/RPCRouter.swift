@@ -14,6 +14,24 @@ public struct RPCRouter: Sendable {
         handlers[method] = handler
     }
 
+    /// Registers a typed method: its parameters are decoded before `handler` runs (a mismatch
+    /// answers `invalid_params` naming the field), and its result is encoded after.
+    public mutating func register<Method: RPCMethod>(
+        _ method: Method.Type, _ handler: @escaping @Sendable (Method.Params) async throws -> Method.Result
+    ) {
+        handlers[Method.name] = { params in
+            // A request may leave `params` out, which JSON-RPC allows for a method without any.
+            let given: JSON = params == .null ? .object(JSONObject()) : params
+            let typed: Method.Params
+            do throws(JSONDecodingError) {
+                typed = try JSONCoding.decode(Method.Params.self, from: given)
+            } catch {
+                throw RPCError.invalidParams(error)
+            }
+            return JSONCoding.encode(try await handler(typed))
+        }
+    }
+
     public var methods: [String] { handlers.keys.sorted() }
 
     /// Runs the handler for `method`.
@@ -26,6 +44,10 @@ public struct RPCRouter: Sendable {
             return try await handler(params)
         } catch let error as RPCError {
             throw error
+        } catch let error as any ApplicationError {
+            throw RPCError(error)
+        } catch let error as JSONDecodingError {
+            throw RPCError.invalidParams(error)
         } catch {
             throw RPCError(code: RPCError.internalErrorCode, message: "Internal error: \(error)", data: ["code": "internal_error"])
         }

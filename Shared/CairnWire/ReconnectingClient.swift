@@ -14,11 +14,17 @@ public final class ReconnectingClient: Sendable {
         self.maximumFrameSize = maximumFrameSize
     }
 
-    public func call(_ method: String, _ params: JSON) async throws -> JSON {
-        try await call(method, rawParams: params.serialized())
+    /// Calls a typed method (``RPCClient/call(_:_:)``).
+    public func call<Method: RPCMethod>(_ method: Method.Type, _ params: Method.Params) async throws -> Method.Result {
+        try RPCClient.decodeResult(Method.self, try await call(Method.name, rawParams: JSONCoding.encode(params).serialized(), timeout: Method.deadline))
     }
 
-    public func call(_ method: String, rawParams: [UInt8], timeout: TimeAmount? = nil) async throws -> JSON {
+    /// Calls a typed method with already-serialised parameters.
+    public func call<Method: RPCMethod>(_ method: Method.Type, rawParams: [UInt8]) async throws -> Method.Result {
+        try RPCClient.decodeResult(Method.self, try await call(Method.name, rawParams: rawParams, timeout: Method.deadline))
+    }
+
+    private func call(_ method: String, rawParams: [UInt8], timeout: Duration) async throws -> JSON {
         let client = try await connectedClient()
         do {
             return try await client.call(method, rawParams: rawParams, timeout: timeout)

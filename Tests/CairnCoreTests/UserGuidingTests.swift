@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func coercesWhereTheTwoSeedsDiffer() throws {
-        // Seed 000 types ids as strings, seed 001 as ints; either is the same string id, in either form.
+        // UserGuiding's webhook guide types ids as strings, UserGuiding's Segment guide as ints; either is the same string id, in either form.
         #expect(try event(#"{"event":"guide started","payload":{"guideId":1,"guideName":"G","pageUrl":"u"}}"#).metadata["guide_id"] == "1")
         // A whole number written as a string is the same score.
         let answer = try event(#"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"u","questionType":"NPS Rating","score":"4"}}"#)
@@ -57,11 +57,11 @@ import Testing
         // The seed does not narrow the five labels per question type.
         let thumbs = try event(#"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"u","questionType":"Thumbs Up/Down","emojiScore":"Neutral"}}"#)
         #expect(thumbs.metadata["emoji_score"] == "Neutral")
-        // Seed 001's Survey Question Answer carries no question_type.
+        // UserGuiding's Segment guide's Survey Question Answer carries no question_type.
         let segment = try event(#"{"type":"track","event":"Survey Question Answer","userId":"u","properties":{"survey_id":1,"survey_name":"S","question_id":"q","survey_question":"?","page_url":"u","score":9}}"#)
         #expect(segment.metadata["question_type"] == nil)
         #expect(segment.metadata["score"] == .int(9))
-        // Seed 001: the user id in the payload.
+        // UserGuiding's Segment guide: the user id in the payload.
         #expect(try event(#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u","user_id":"u-9"}}"#).userId == "u-9")
         #expect(failure(#"{"event":"guide started","user_id":"u-1","payload":{"guideId":"1","guideName":"G","pageUrl":"u","user_id":"u-9"}}"#)?.field == "payload.user_id")
         // Engagement rollups key by the id: it obeys the 1,024-byte limit on ids.

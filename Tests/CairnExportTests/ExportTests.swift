@@ -57,7 +57,7 @@ import Testing
         #expect(SegmentMapper.message(for: event(.sessionStart))["event"] == "Session Started")
     }
 
-    /// Seed 001: `Guide Started` carries `guide_id` (int), `guide_name` and `page_url` (str),
+    /// UserGuiding's Segment guide: `Guide Started` carries `guide_id` (int), `guide_name` and `page_url` (str),
     /// and `user_id`; an id that is not a number stays a string.
     @Test func userGuidingEventsKeepTheSegmentSourceNamesAndTypes() {
         let guide = SegmentMapper.message(for: event(.track, "Guide Started", metadata: ["guide_id": "12", "guide_name": "Tour", "page_url": "https://a.io/x"], origin: .userguiding))
@@ -65,7 +65,7 @@ import Testing
         #expect(guide["properties"] == ["guide_id": 12, "guide_name": "Tour", "page_url": "https://a.io/x", "user_id": "u1"])
         let answer = SegmentMapper.message(for: event(.track, "Survey Question Answer", metadata: ["survey_id": "s-9", "question_id": "7", "score": 9], origin: .userguiding))
         #expect(answer["properties"]?["survey_id"] == "s-9")
-        #expect(answer["properties"]?["question_id"] == "7")  // seed 001 types it str
+        #expect(answer["properties"]?["question_id"] == "7")  // UserGuiding's Segment guide types it str
         #expect(answer["properties"]?["score"] == 9)
         // Any other track event keeps its values as they are, even one of another origin named like a UserGuiding event.
         #expect(SegmentMapper.message(for: event(.track, "Clicked", metadata: ["guide_id": "12"]))["properties"]?["guide_id"] == "12")

@@ -66,7 +66,7 @@ import Testing
         for event in first {
             let content = Self.comparable(event)
             if let earlier = byId[event.internalEventId], event.messageId == nil {
-                // Userpilot's key covers type, name, ids and time only (seed 003); every other format's covers the record.
+                // Userpilot's key covers type, name, ids and time only (Userpilot's event schema); every other format's covers the record.
                 let same = format == .userpilot ? earlier["inserted_at"] == content["inserted_at"] : earlier == content
                 #expect(same, "seed \(Self.seed): two different \(format) events share an id: \(earlier.serializedString()) and \(content.serializedString())")
             }

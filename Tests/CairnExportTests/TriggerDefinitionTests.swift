@@ -49,7 +49,7 @@ import Testing
                 _ = try TriggerInput.definition(from: .object(object))
                 return nil
             } catch {
-                return error.applicationCode
+                return (error as? RPCError)?.applicationCode?.rawValue
             }
         }
         #expect(code { $0["where"] = "price >" } == "invalid_condition")

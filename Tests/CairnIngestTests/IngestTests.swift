@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 @testable import CairnIngest
 import CairnService
 import CairnSQLite
@@ -22,9 +23,9 @@ final class RegistryServer: Sendable {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = RunDirectory.socketPath(directory, service: "storage")
         var router = RPCRouter()
-        router.register("apps.get") { [self] params in
-            guard let key = params["app"]?.stringValue, let app = self.apps.withLock({ $0[key] }) else {
-                throw RPCError.application("unknown_app", "no app is named '\(params["app"]?.stringValue ?? "")'")
+        router.register(AppsGet.self) { [self] params in
+            guard let app = self.apps.withLock({ $0[params.app] }) else {
+                throw RPCError.application(.unknownApp, "no app is named '\(params.app)'")
             }
             return app
         }
@@ -33,7 +34,7 @@ final class RegistryServer: Sendable {
             group.addTask { try await server.run() }
             let client = ReconnectingClient(socketPath: path)
             for _ in 0..<500 {
-                if (try? await client.call("apps.get", ["app": "acme"])) != nil { break }
+                if (try? await client.call(AppsGet.self, AppParams(app: "acme"))) != nil { break }
                 try await Task.sleep(for: .milliseconds(10))
             }
             do {
@@ -119,7 +120,7 @@ final class RegistryServer: Sendable {
                 _ = try await ingestor.submit(["app": "shop", "records": [record]])
                 Issue.record("expected unknown_app")
             } catch let error as RPCError {
-                #expect(error.applicationCode == "unknown_app")
+                #expect(error.applicationCode?.rawValue == "unknown_app")
             }
             #expect(try spool.deadLetters(app: "shop", limit: 10).first?.letter.error.code == .unknownApp)
             #expect(try spool.depth() == 0)
@@ -170,7 +171,7 @@ final class RegistryServer: Sendable {
             _ = try await fresh.resolve("never-seen")
             Issue.record("expected an error")
         } catch {
-            #expect(error.applicationCode == "storage_unavailable")
+            #expect(error.applicationCode?.rawValue == "storage_unavailable")
         }
     }
 
@@ -279,4 +280,11 @@ final class RegistryServer: Sendable {
             #expect(spool.problem?.contains("ingest.sqlite\(suffix) was removed") == true, "\(suffix): \(spool.problem ?? "nil")")
         }
     }
+}
+
+/// The tests send parameters as a client does, as JSON, decoded as the router decodes them.
+extension Ingestor {
+    func submit(_ params: JSON) async throws -> JSON { try await submit(try JSONCoding.decode(IngestSubmit.Params.self, from: params)) }
+    func replay(_ params: JSON) async throws -> JSON { try await replay(try JSONCoding.decode(IngestDeadLettersReplay.Params.self, from: params)) }
+    func suppress(_ params: JSON) async throws -> JSON { try await suppress(try JSONCoding.decode(IngestSuppress.Params.self, from: params)) }
 }

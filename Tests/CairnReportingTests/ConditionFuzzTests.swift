@@ -27,14 +27,14 @@ import Testing
             let condition: Condition
             do {
                 condition = try Condition.parse(text)
-            } catch let error as RPCError {
+            } catch let error as ConditionError {
                 refused += 1
                 if !error.message.contains("at position") {
                     Issue.record("a refusal without a position: \(error.message)")
                 }
                 return
             } catch {
-                Issue.record("a refusal that is not an RPCError: \(error)")
+                Issue.record("a refusal that is not a ConditionError: \(error)")
                 return
             }
             var parameters: [String?] = []

@@ -34,7 +34,7 @@ import Testing
             _ = try Condition.parse(text)
             Issue.record("expected an error for \(text)")
         } catch {
-            #expect(error.applicationCode == "invalid_condition")
+            #expect(error.applicationCode.rawValue == "invalid_condition")
             #expect(error.message.contains("at position \(position):"), "\(error.message)")
             #expect(error.message.contains(expected), "\(error.message)")
         }

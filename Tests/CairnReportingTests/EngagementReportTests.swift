@@ -94,6 +94,6 @@ import Testing
         let chat = try rows(["app": "app", "entity": "chat"], connection)
         // Shown to 3, requested by 2, started by 1, rated by 1.
         #expect(Array(chat["chat/userlike/1"]![3...7]) == [3, 2, 1, 0, 1])
-        #expect(throws: RPCError.self) { try EngagementReport(params: ["app": "app", "entity": "flows"]) }
+        #expect(throws: ReportError.self) { try EngagementReport(params: ["app": "app", "entity": "flows"]) }
     }
 }

@@ -58,21 +58,21 @@ import Testing
             _ = try EventsReport(params: ["app": "nobody"]).run(on: connection)
             Issue.record("expected an error")
         } catch {
-            #expect((error as? RPCError)?.applicationCode == "unknown_app")
+            #expect((error as? RPCError)?.applicationCode?.rawValue == "unknown_app")
         }
     }
 
     @Test func refusesBadParametersClearly() throws {
-        #expect(throws: RPCError.self) { try EventsReport(params: [:]) }
-        #expect(throws: RPCError.self) { try EventsReport(params: ["app": "acme", "since": "last tuesday"]) }
-        #expect(throws: RPCError.self) { try EventsReport(params: ["app": "acme", "by": "fortnight"]) }
-        #expect(throws: RPCError.self) { try EventsReport(params: ["app": "acme", "since": "2024-05-02", "until": "2024-05-01"]) }
+        #expect(throws: JSONDecodingError(path: ["app"], expected: "a string", found: "nothing")) { try EventsReport(params: [:]) }
+        #expect(throws: ReportError.self) { try EventsReport(params: ["app": "acme", "since": "last tuesday"]) }
+        #expect(throws: ReportError.self) { try EventsReport(params: ["app": "acme", "by": "fortnight"]) }
+        #expect(throws: ReportError.self) { try EventsReport(params: ["app": "acme", "since": "2024-05-02", "until": "2024-05-01"]) }
         let connection = try seeded()
         do {
             _ = try EventsReport(params: ["app": "acme", "by": "day", "tz": "Mars/Olympus"]).run(on: connection)
             Issue.record("expected an error")
         } catch {
-            #expect((error as? RPCError)?.applicationCode == "invalid_time_zone")
+            #expect((error as? ReportError)?.applicationCode.rawValue == "invalid_time_zone")
         }
     }
 }

@@ -65,7 +65,7 @@ import Testing
         let byPlan = try FunnelReport(params: ["app": "shop", "steps": ["viewed", "signed_up"], "by_trait": "plan"]).run(on: connection)
         #expect(byPlan.columns.first == "plan")
         #expect(byPlan.rows.map { [$0[0], $0[3]] } == [["free", .int(2)], ["free", .int(0)], ["pro", .int(2)], ["pro", .int(2)]])
-        #expect(throws: RPCError.self) { try FunnelReport(params: ["app": "shop", "steps": ["viewed"]]) }
+        #expect(throws: ReportError.self) { try FunnelReport(params: ["app": "shop", "steps": ["viewed"]]) }
     }
 
     @Test func sessionsSummarise() throws {
@@ -147,12 +147,12 @@ extension FunnelAndActivityTests {
                 _ = try UsersReport(params: params).run(on: connection)
                 return nil
             } catch {
-                return (error as? RPCError)?.message
+                return (error as? RPCError)?.message ?? cliWording(error)
             }
         }
         #expect(message(["app": "shop", "did": "purchse"])?.contains("did you mean 'purchase'?") == true)
         #expect(message(["app": "shop", "did": "purchase", "where": "prize > 1"])?.contains("did you mean 'price'?") == true)
         #expect(message(["app": "shop", "did": "purchase", "times": "lots"])?.contains("--times expects a count") == true)
-        #expect(message(["app": "shop"])?.contains("needs --did") == true)
+        #expect(message(["app": "shop"])?.contains("--did or traits must be given") == true)
     }
 }

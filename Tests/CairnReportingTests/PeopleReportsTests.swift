@@ -74,7 +74,7 @@ import Testing
             Issue.record("expected an error")
         } catch {
             let rpc = try #require(error as? RPCError)
-            #expect(rpc.applicationCode == "unknown_event")
+            #expect(rpc.applicationCode?.rawValue == "unknown_event")
             #expect(rpc.message.contains("did you mean 'purchase'?"))
         }
         do {
@@ -83,7 +83,7 @@ import Testing
         } catch {
             #expect((error as? RPCError)?.message.contains("did you mean 'price'?") == true)
         }
-        #expect(throws: RPCError.self) { try UniquesReport(params: ["app": "shop", "by": "hour"]) }
+        #expect(throws: ReportError.self) { try UniquesReport(params: ["app": "shop", "by": "hour"]) }
     }
 
     @Test func theTimelineIncludesTheAnonymousVisitInOrder() throws {
@@ -105,7 +105,7 @@ import Testing
             _ = try scope.run(on: connection) { _ in try connection.execute("SELECT pg_sleep(3)") }
             Issue.record("expected a timeout")
         } catch {
-            #expect((error as? RPCError)?.applicationCode == "report_timeout")
+            #expect((error as? RPCError)?.applicationCode?.rawValue == "report_timeout")
         }
     }
 }

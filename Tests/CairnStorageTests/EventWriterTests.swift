@@ -188,12 +188,12 @@ func migrated() throws -> PostgresConnection {
         _ = try AppRegistry.setAttribute(["app": "acme", "name": "price", "type": "number"], on: connection)
         _ = try AppRegistry.setAttribute(["app": "acme", "name": "price", "type": "string"], on: connection)
         _ = try AppRegistry.setAttribute(["app": "acme", "name": "paid_at", "type": "date"], on: connection)
-        #expect(throws: RPCError.self) { _ = try AppRegistry.setAttribute(["app": "acme", "name": "x", "type": "money"], on: connection) }
+        #expect(throws: StorageError.self) { _ = try AppRegistry.setAttribute(["app": "acme", "name": "x", "type": "money"], on: connection) }
         #expect(throws: RPCError.self) { _ = try AppRegistry.setAttribute(["app": "nobody", "name": "x", "type": "number"], on: connection) }
         let app = try #require(try AppRegistry.find("acme", on: connection))
         #expect(app["attributes"] == ["paid_at": "date", "price": "string"])
         _ = try AppRegistry.configure(["app": "acme", "personal_data": "drop"], on: connection)
         #expect(try AppRegistry.find("acme", on: connection)?["personal_data"] == "drop")
-        #expect(throws: RPCError.self) { _ = try AppRegistry.configure(["app": "acme", "personal_data": "publish"], on: connection) }
+        #expect(throws: StorageError.self) { _ = try AppRegistry.configure(["app": "acme", "personal_data": "publish"], on: connection) }
     }
 }

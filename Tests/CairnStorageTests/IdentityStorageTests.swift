@@ -86,7 +86,7 @@ import Testing
         let connection = try migrated()
         _ = try AppRegistry.create(["name": "acme"], on: connection)
         _ = try AppRegistry.configure(["app": "acme", "session_inactivity": "10m", "session_max_length": "2h"], on: connection)
-        #expect(throws: RPCError.self) { _ = try AppRegistry.configure(["app": "acme", "session_inactivity": "soon"], on: connection) }
+        #expect(throws: StorageError.self) { _ = try AppRegistry.configure(["app": "acme", "session_inactivity": "soon"], on: connection) }
         let events = [
             makeEvent("Seen", user: nil, at: "2024-05-01T09:00:00Z", anonymous: "device-1"),
             makeEvent("Seen", user: "u1", at: "2024-05-01T09:05:00Z"),

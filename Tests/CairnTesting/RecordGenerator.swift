@@ -146,7 +146,7 @@ public struct RecordGenerator {
         if type == .track || type == .identifyUser || type == .identifyCompany { record["metadata"] = .object(object()) }
         if type == .identifyUser || chance(70) { record["user_id"] = .string(id("user")) }
         if type == .identifyCompany || chance(30) { record["company_id"] = .string(id("company")) }
-        // Seed 003's key leaves the payload out: a unique time keeps generated records apart.
+        // Userpilot's event schema's key leaves the payload out: a unique time keeps generated records apart.
         record["inserted_at"] = .string(Timestamp(microseconds: 1_714_557_600_000_000 + Int64(index) * 1_000_003).description)
         record["source"] = .string(pick(UserpilotAdapter.sources))
         if chance(50) { record["hostname"] = .string(pick(["app.acme.io", "x.io"])) }

@@ -41,7 +41,7 @@ import Testing
     @Test func theRPCLayerAnswersEveryFrameWithAWellFormedResponse() async throws {
         var router = RPCRouter()
         router.register("echo") { params in params }
-        router.register("fail") { _ in throw RPCError.application("nope", "this always fails") }
+        router.register("fail") { _ in throw RPCError.application(ErrorCode(rawValue: "nope"), "this always fails") }
         router.register("system.health") { _ in ["status": "ok"] }
         let answering = router
         var fuzzer = Fuzzer(target: "rpc")

@@ -15,7 +15,7 @@ func withEchoServer(maximumFrameSize: Int = 1 << 20, _ body: @escaping @Sendable
     let path = RunDirectory.socketPath(directory, service: "echo")
     var router = RPCRouter()
     router.register("echo") { params in params }
-    router.register("fail") { _ in throw RPCError.application("nope", "this always fails") }
+    router.register("fail") { _ in throw RPCError.application(ErrorCode(rawValue: "nope"), "this always fails") }
     router.register("slow") { params in
         try await Task.sleep(for: .milliseconds(Int(params["ms"]?.intValue ?? 10)))
         return params
@@ -50,7 +50,7 @@ func withEchoServer(maximumFrameSize: Int = 1 << 20, _ body: @escaping @Sendable
                     Issue.record("expected an error")
                 } catch let error as RPCError {
                     #expect(error.code == RPCError.applicationErrorCode)
-                    #expect(error.applicationCode == "nope")
+                    #expect(error.applicationCode?.rawValue == "nope")
                 }
                 do {
                     _ = try await client.call("no.such.method")

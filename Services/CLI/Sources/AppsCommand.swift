@@ -1,5 +1,7 @@
 import ArgumentParser
 import CairnCore
+import CairnMethods
+import CairnWire
 import Foundation
 
 extension CairnCommand {
@@ -43,9 +45,7 @@ extension CairnCommand.Apps {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params: JSONObject = ["name": .string(name), "personal_data": .string(personalData)]
-            if let token { params["token"] = .string(token) }
-            let result = try await connection.call("storage", "apps.create", .object(params))
+            let result = try await connection.call(AppsCreate.self, .init(name: name, token: token, personal_data: personalData))
             print("app:           \(result["name"]?.stringValue ?? name)")
             print("app token:     \(result["token"]?.stringValue ?? "")")
             print("write key:     \(result["write_key"]?.stringValue ?? "")")
@@ -62,7 +62,7 @@ extension CairnCommand.Apps {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            print(TableRenderer.render(try await connection.call("storage", "apps.list", .object(JSONObject())), format: format))
+            print(TableRenderer.render(try await connection.call(AppsList.self, NoParams()), format: format))
         }
     }
 
@@ -75,7 +75,7 @@ extension CairnCommand.Apps {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            let result = try await connection.call("storage", "apps.rotate_key", ["app": .string(app)])
+            let result = try await connection.call(AppsRotateKey.self, AppParams(app: app))
             print("write key: \(result["write_key"]?.stringValue ?? "")")
             // Returns once every ingest has forgotten the old key, so it is refused from now on.
             try await connection.refreshApp(app)
@@ -109,14 +109,14 @@ extension CairnCommand.Apps {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params: JSONObject = ["app": .string(app)]
-            if let personalData { params["personal_data"] = .string(personalData) }
-            if let sessionInactivity { params["session_inactivity"] = .string(sessionInactivity) }
-            if let sessionMaxLength { params["session_max_length"] = .string(sessionMaxLength) }
-            if let identifyUserlikeByEmail { params["identify_userlike_by_email"] = .bool(identifyUserlikeByEmail) }
-            if let earliestEventTime { params["earliest_event_time"] = .string(earliestEventTime) }
-            if let futureAllowance { params["future_allowance"] = .string(futureAllowance) }
-            let result = try await connection.call("storage", "apps.configure", .object(params))
+            var params = AppsConfigure.Params(app: app)
+            params.personal_data = personalData
+            params.session_inactivity = sessionInactivity
+            params.session_max_length = sessionMaxLength
+            params.identify_userlike_by_email = identifyUserlikeByEmail
+            params.earliest_event_time = earliestEventTime
+            params.future_allowance = futureAllowance
+            let result = try await connection.call(AppsConfigure.self, params)
             try await connection.refreshApp(app)
             print("\(result["name"]?.stringValue ?? app): personal data \(result["personal_data"]?.stringValue ?? ""), "
                   + "sessions end after \(result["session_inactivity_s"]?.intValue ?? 0) s idle or \(result["session_max_length_s"]?.intValue ?? 0) s long, "
@@ -142,7 +142,7 @@ extension CairnCommand.Attributes {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            let result = try await connection.call("storage", "attributes.set", ["app": .string(app), "name": .string(name), "type": .string(type)])
+            let result = try await connection.call(AttributesSet.self, .init(app: app, name: name, type: type))
             // Returns once every ingest applies the type, so the very next event is checked against it.
             try await connection.refreshApp(app)
             print("\(result["app"]?.stringValue ?? app): \(result["name"]?.stringValue ?? name) is \(result["type"]?.stringValue ?? type)")
@@ -161,7 +161,7 @@ extension CairnCommand.Attributes {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            print(TableRenderer.render(try await connection.call("storage", "attributes.list", ["app": .string(app)]), format: format))
+            print(TableRenderer.render(try await connection.call(AttributesList.self, AppParams(app: app)), format: format))
         }
     }
 }
@@ -185,12 +185,11 @@ extension CairnCommand.DeadLetters {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params: JSONObject = ["limit": .int(Int64(limit))]
-            if let app { params["app"] = .string(app) }
+            let params = IngestDeadLettersList.Params(app: app, limit: limit)
             let instances = await connection.ingestInstances(only: ingest)
             var rows: [JSON] = []
             for instance in instances {
-                let result = try await connection.call(instance, "ingest.deadletters.list", .object(params))
+                let result = try await connection.call(IngestDeadLettersList.self, params, on: instance)
                 rows += (result["rows"]?.arrayValue ?? []).map { row in
                     guard instances.count > 1, var object = row.objectValue else { return row }
                     object["ingest"] = .string(instance)
@@ -223,9 +222,7 @@ extension CairnCommand.DeadLetters {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params: JSONObject = [:]
-            if let app { params["app"] = .string(app) }
-            if !id.isEmpty { params["ids"] = .array(id.map(JSON.int)) }
+            let params = IngestDeadLettersReplay.Params(app: app, ids: id.isEmpty ? nil : id)
             let instances = await connection.ingestInstances(only: ingest)
             if !id.isEmpty, instances.count > 1 {
                 // Ids are numbered per spool, so an id alone does not say which instance holds it.
@@ -233,7 +230,7 @@ extension CairnCommand.DeadLetters {
             }
             var totals = (replayed: Int64(0), accepted: Int64(0), duplicates: Int64(0), stillRejected: Int64(0))
             for instance in instances {
-                let result = try await connection.call(instance, "ingest.deadletters.replay", .object(params))
+                let result = try await connection.call(IngestDeadLettersReplay.self, params, on: instance)
                 for error in result["errors"]?.arrayValue ?? [] {
                     let field = error["field"]?.stringValue.map { " field '\($0)'" } ?? ""
                     let prefix = instances.count > 1 ? "\(instance) " : ""

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnCore
+import CairnMethods
 import CairnWire
 import Foundation
 
@@ -32,15 +33,18 @@ struct ConnectionOptions: ParsableArguments {
         return data + "/run"
     }
 
-    /// Calls `method` on `service`, turning connection failures into one readable line.
-    func call(_ service: String, _ method: String, _ params: JSON) async throws -> JSON {
+    /// Calls `method` on its service (or on `instance`, one of several ingest services),
+    /// turning connection failures into one readable line and the parameter an error names into
+    /// its flag.
+    func call<Method: RPCMethod>(_ method: Method.Type, _ params: Method.Params, on instance: String? = nil) async throws -> Method.Result {
+        let service = instance ?? Method.service.rawValue
         let socket = RunDirectory.socketPath(resolvedRunDirectory, service: service)
         do {
             return try await RPCClient.withConnection(socketPath: socket) { try await $0.call(method, params) }
         } catch let error as WireError where error.code == .connectFailed {
             throw CLIError("cannot reach the \(service) service at \(socket); is the stack running (make run)?")
         } catch let error as RPCError {
-            throw CLIError(error.message)
+            throw CLIError(error)
         }
     }
 }
@@ -53,7 +57,7 @@ extension ConnectionOptions {
         var unreachable: [String] = []
         for instance in await ingestInstances() {
             do {
-                _ = try await call(instance, "ingest.apps.refresh", ["app": .string(app)])
+                _ = try await call(IngestAppsRefresh.self, AppParams(app: app), on: instance)
             } catch {
                 unreachable.append("\(instance) (\(error))")
             }
@@ -68,7 +72,7 @@ extension ConnectionOptions {
     /// supervisor cannot say).
     func ingestInstances(only chosen: String? = nil) async -> [String] {
         if let chosen { return [chosen] }
-        guard let status = try? await call("supervisor", "supervisor.status", .object(JSONObject())) else { return ["ingest"] }
+        guard let status = try? await call(SupervisorStatus.self, NoParams()) else { return ["ingest"] }
         let names = (status["services"]?.arrayValue ?? []).compactMap { service -> String? in
             guard service["executable"]?.stringValue?.hasSuffix("cairn-ingest") == true else { return nil }
             return service["name"]?.stringValue
@@ -86,6 +90,23 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+
+    /// A service's error in the CLI's words: the parameter at fault is named by its flag.
+    init(_ error: RPCError) {
+        if let (field, reason) = error.fieldReason {
+            description = "\(Self.flag(for: field)) \(reason)"
+        } else {
+            description = error.message
+        }
+    }
+
+    /// The flag that sets a method parameter: `start_event` → `--start-event`; an element of
+    /// a list (`steps[2]`) is named by its list's flag.
+    static func flag(for field: String) -> String {
+        let name = field.split(separator: "[").first.map(String.init) ?? field
+        let renamed = ["traits": "trait", "attr": "attr", "app_token": "app"][name] ?? name
+        return "--" + renamed.replacingOccurrences(of: "_", with: "-")
+    }
 }
 
 func printError(_ text: String) {

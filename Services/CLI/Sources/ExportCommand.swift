@@ -1,5 +1,7 @@
 import ArgumentParser
 import CairnCore
+import CairnMethods
+import CairnWire
 import Foundation
 
 extension CairnCommand {
@@ -21,12 +23,8 @@ struct ExportOptions: ParsableArguments {
     @Option(name: .long, help: "End of the period (exclusive).")
     var until: String?
 
-    func params(out: String?) -> JSON {
-        var object: JSONObject = ["app": .string(app)]
-        if let out { object["out"] = .string(absolute(out)) }
-        if let since { object["since"] = .string(since) }
-        if let until { object["until"] = .string(until) }
-        return .object(object)
+    func params(out: String?) -> ExportParams {
+        ExportParams(app: app, since: since, until: until, out: out.map(absolute))
     }
 
     private func absolute(_ path: String) -> String {
@@ -69,11 +67,11 @@ extension CairnCommand.Export {
 
         func run() async throws {
             if let to {
-                var params = export.params(out: nil).objectValue ?? JSONObject()
-                params["to"] = .string(to)
-                params["write_key"] = .optional(writeKey)
-                params["gzip"] = .bool(gzip)
-                let result = try await connection.call("export", "export.segment", .object(params))
+                var params = export.params(out: nil)
+                params.to = to
+                params.write_key = writeKey
+                params.gzip = gzip
+                let result = try await connection.call(ExportSegment.self, params)
                 let failed = result["failed_batches"]?.arrayValue ?? []
                 print("delivered \(result["delivered"]?.intValue ?? 0) of \(result["messages"]?.intValue ?? 0) messages in \(result["batches"]?.intValue ?? 0) batches to \(result["destination"]?.stringValue ?? to)")
                 for batch in failed {
@@ -85,7 +83,7 @@ extension CairnCommand.Export {
                 if !failed.isEmpty || result["stopped"]?.boolValue == true { throw ExitCode(2) }
                 return
             }
-            let result = try await connection.call("export", "export.segment", export.params(out: out))
+            let result = try await connection.call(ExportSegment.self, export.params(out: out))
             print("exported \(result["messages"]?.intValue ?? 0) messages in \(result["files"]?.intValue ?? 0) batch files to \(result["directory"]?.stringValue ?? out ?? "")"
                   + ((result["truncated"]?.intValue ?? 0) > 0 ? " (\(result["truncated"]!.intValue!) cut down to fit 32000 bytes)" : ""))
             try reportSkipped(result)
@@ -115,7 +113,7 @@ extension CairnCommand.Export {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            let result = try await connection.call("export", "export.jsonl", export.params(out: out))
+            let result = try await connection.call(ExportJSONLines.self, export.params(out: out))
             print("exported \(result["events"]?.intValue ?? 0) events to \(result["file"]?.stringValue ?? out)")
         }
     }
@@ -141,7 +139,7 @@ extension CairnCommand.Export {
                               "skipped", "checkpoint", "last_delivered_at", "last_error", "last_error_at", "url"]
 
         func run() async throws {
-            let result = try await connection.call("export", "export.status", .object(JSONObject()))
+            let result = try await connection.call(ExportStatus.self, NoParams())
             let rows = result["destinations"]?.arrayValue ?? []
             if rows.isEmpty && format == .table {
                 print("no continuous destinations: declare them under settings.destinations of the export service in the stack file")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnCore
+import CairnMethods
 import CairnWire
 import Foundation
 
@@ -67,15 +68,15 @@ extension CairnCommand {
         /// Sends one request until ingest takes it. Backpressure (`overloaded`), a full or
         /// failing spool, and a lost connection (ingest restarting) are waited out with backoff,
         /// as an SDK would: a repeat is safe, since ingest deduplicates what it already took.
-        private func submit(_ params: JSON, to client: ReconnectingClient) async throws -> JSON {
-            let retryable: Set<String> = ["overloaded", "spool_full", "spool_unavailable", "storage_unavailable"]
+        private func submit(_ params: IngestSubmit.Params, to client: ReconnectingClient) async throws -> JSON {
+            let retryable: Set<ErrorCode> = [.overloaded, .spoolFull, .spoolUnavailable, .storageUnavailable]
             var delay = Duration.milliseconds(100)
             var waited = Duration.zero
             var said: String?
             while true {
                 let reason: String
                 do {
-                    return try await client.call("ingest.submit", params)
+                    return try await client.call(IngestSubmit.self, params)
                 } catch let error as RPCError {
                     guard let code = error.applicationCode, retryable.contains(code) else { throw error }
                     reason = error.message
@@ -123,8 +124,8 @@ extension CairnCommand {
                 }
                 while true {
                     var records: [JSON] = []
-                    var lines: [JSON] = []
-                    var invalid: [JSON] = []
+                    var lines: [Int] = []
+                    var invalid: [Int] = []
                     var bytes = 0
                     // A batch also stops at a few MiB, well inside the 16 MiB frame cap.
                     while records.count < batchSize, bytes < Self.batchBytes, let record = try reader.next() {
@@ -136,12 +137,11 @@ extension CairnCommand {
                         }
                         bytes += record.text.utf8.count
                         records.append(.string(record.text))
-                        lines.append(.int(Int64(record.number)))
-                        if !record.isValidUTF8 { invalid.append(.int(Int64(record.number))) }
+                        lines.append(record.number)
+                        if !record.isValidUTF8 { invalid.append(record.number) }
                     }
                     if records.isEmpty { break }
-                    let params: JSON = ["app": .string(app), "format": .string(format), "source": .string(source),
-                                        "records": .array(records), "lines": .array(lines), "invalid_utf8": .array(invalid)]
+                    let params = IngestSubmit.Params(app: app, format: format, records: records, lines: lines, source: source, invalid_utf8: invalid)
                     if inFlight == maximumInFlight, let result = try await group.next() {
                         collect(result)
                         inFlight -= 1

@@ -1,5 +1,7 @@
 import ArgumentParser
 import CairnCore
+import CairnMethods
+import CairnWire
 import Foundation
 
 /// Options every report shares.
@@ -19,16 +21,14 @@ struct ReportOptions: ParsableArguments {
     @Option(name: .long, help: "Output: table, json or csv.")
     var format: OutputFormat = .table
 
-    var params: JSONObject {
-        var object: JSONObject = ["app": .string(app), "tz": .string(tz)]
-        if let since { object["since"] = .string(since) }
-        if let until { object["until"] = .string(until) }
-        return object
+    var scope: ReportScopeParams {
+        ReportScopeParams(app: app, since: since, until: until, tz: tz)
     }
 
     /// Asks the reporting service for `method` and prints the table it answers in `format`.
-    func show(_ method: String, _ params: JSONObject, via connection: ConnectionOptions) async throws {
-        print(TableRenderer.render(try await connection.call("reporting", method, .object(params)), format: format))
+    func show<Method: ReportMethod>(_ method: Method.Type, _ options: Method.Options, via connection: ConnectionOptions) async throws {
+        let table = try await connection.call(method, ReportParams(scope, options))
+        print(TableRenderer.render(JSONCoding.encode(table), format: format))
     }
 }
 
@@ -63,12 +63,7 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params = report.params
-            if let by { params["by"] = .string(by) }
-            if let event { params["event"] = .string(event) }
-            if let type { params["type"] = .string(type) }
-            if let top { params["top"] = .int(Int64(top)) }
-            try await report.show("report.events", params, via: connection)
+            try await report.show(ReportEvents.self, .init(by: by, event: event, type: type, top: top), via: connection)
         }
     }
 }
@@ -90,10 +85,7 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params = report.params
-            params["by"] = .string(by)
-            if let event { params["event"] = .string(event) }
-            try await report.show("report.uniques", params, via: connection)
+            try await report.show(ReportUniques.self, .init(by: by, event: event), via: connection)
         }
     }
 
@@ -113,10 +105,7 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params = report.params
-            params["event"] = .string(event)
-            params["attr"] = .string(attr)
-            try await report.show("report.stats", params, via: connection)
+            try await report.show(ReportStats.self, .init(event: event, attr: attr), via: connection)
         }
     }
 
@@ -136,10 +125,7 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params = report.params
-            params["user"] = .string(user)
-            params["limit"] = .int(Int64(limit))
-            try await report.show("report.timeline", params, via: connection)
+            try await report.show(ReportTimeline.self, .init(user: user, limit: limit), via: connection)
         }
     }
 }
@@ -164,11 +150,7 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params = report.params
-            params["steps"] = .array(step.map(JSON.string))
-            if let within { params["within"] = .string(within) }
-            if let byTrait { params["by_trait"] = .string(byTrait) }
-            try await report.show("report.funnel", params, via: connection)
+            try await report.show(ReportFunnel.self, .init(steps: step, within: within, by_trait: byTrait), via: connection)
         }
     }
 
@@ -181,7 +163,7 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            try await report.show("report.sessions", report.params, via: connection)
+            try await report.show(ReportSessions.self, NoParams(), via: connection)
         }
     }
 
@@ -197,9 +179,7 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params = report.params
-            params["top"] = .int(Int64(top))
-            try await report.show("report.companies", params, via: connection)
+            try await report.show(ReportCompanies.self, .init(top: top), via: connection)
         }
     }
 }
@@ -227,12 +207,7 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params = report.params
-            params["start_event"] = .string(startEvent)
-            params["return_event"] = .string(returnEvent)
-            params["by"] = .string(by)
-            params["periods"] = .int(Int64(periods))
-            try await report.show("report.retention", params, via: connection)
+            try await report.show(ReportRetention.self, .init(start_event: startEvent, return_event: returnEvent, by: by, periods: periods), via: connection)
         }
     }
 }
@@ -271,14 +246,8 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params = report.params
-            if let did { params["did"] = .string(did) }
-            if let times { params["times"] = .string(times) }
-            if let `where` { params["where"] = .string(`where`) }
-            params["not_did"] = .array(notDid.map(JSON.string))
-            params["traits"] = .array(trait.map(JSON.string))
-            params["limit"] = .int(Int64(limit))
-            try await report.show("report.users", params, via: connection)
+            let options = ReportUsers.Options(did: did, not_did: notDid, traits: trait, where: `where`, times: times, limit: limit)
+            try await report.show(ReportUsers.self, options, via: connection)
         }
     }
 }
@@ -300,10 +269,7 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params = report.params
-            params["entity"] = .string(entity)
-            if let id { params["id"] = .string(id) }
-            try await report.show("report.engagement", params, via: connection)
+            try await report.show(ReportEngagement.self, .init(entity: entity, id: id), via: connection)
         }
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import CairnCore
+import CairnMethods
+import CairnWire
 import Foundation
 
 extension CairnCommand {
@@ -20,7 +22,7 @@ extension CairnCommand {
         func run() async throws {
             let result: JSON
             do {
-                result = try await connection.call("supervisor", "supervisor.status", .object(JSONObject()))
+                result = try await connection.call(SupervisorStatus.self, NoParams())
             } catch {
                 printError("\(error)")
                 throw ExitCode(2)

@@ -1,5 +1,7 @@
 import ArgumentParser
 import CairnCore
+import CairnMethods
+import CairnWire
 import Foundation
 
 extension CairnCommand {
@@ -56,15 +58,15 @@ extension CairnCommand.Triggers {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            var params: JSONObject = ["app": .string(app), "name": .string(name), "event": .string(event), "url": .string(url)]
-            if let `where` { params["where"] = .string(`where`) }
-            if let trait { params["trait"] = .string(trait) }
-            if let unless { params["unless"] = .string(unless) }
-            if let within { params["within"] = .string(within) }
-            if let secret { params["secret"] = .string(secret) }
-            if let maxAttempts { params["max_attempts"] = .int(Int64(maxAttempts)) }
-            if let timeout { params["timeout"] = .string(timeout) }
-            let result = try await connection.call("export", "triggers.add", .object(params))
+            var params = TriggersAdd.Params(app: app, name: name, event: event, url: url)
+            params.where = `where`
+            params.trait = trait
+            params.unless = unless
+            params.within = within
+            params.secret = secret
+            params.max_attempts = maxAttempts
+            params.timeout = timeout
+            let result = try await connection.call(TriggersAdd.self, params)
             for warning in result["warnings"]?.arrayValue ?? [] { printError("warning: " + (warning.stringValue ?? "")) }
             print("added trigger \(name) to app \(result["trigger"]?["app"]?.stringValue ?? app): \(describeTrigger(result["trigger"] ?? .null))")
         }
@@ -82,7 +84,7 @@ extension CairnCommand.Triggers {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            try await printTriggers(connection, "triggers.list", app: app, format: format,
+            try await printTriggers(connection, TriggersList.self, app: app, format: format,
                                     columns: ["app", "name", "event", "where", "trait", "unless", "within_s", "url", "secret", "max_attempts", "timeout_ms", "state", "state_reason"])
         }
     }
@@ -99,7 +101,7 @@ extension CairnCommand.Triggers {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            let result = try await connection.call("export", "triggers.remove", triggerParams(app: app, name: name))
+            let result = try await connection.call(TriggersRemove.self, TriggerParams(name: name, app: app))
             print("removed trigger \(result["removed"]?.stringValue ?? name) of app \(result["app"]?.stringValue ?? "?")")
         }
     }
@@ -134,10 +136,7 @@ extension CairnCommand.Triggers {
             } else {
                 throw CLIError("\(eventFile) holds no JSON record")
             }
-            guard case .object(var params) = triggerParams(app: app, name: name) else { return }
-            params["record"] = record
-            params["format"] = .string(format)
-            let result = try await connection.call("export", "triggers.test", .object(params))
+            let result = try await connection.call(TriggersTest.self, .init(name: name, app: app, record: record, format: format))
             let matches = result["matches"]?.boolValue ?? false
             print("trigger \(name): the event \(matches ? "matches" : "does not match")")
             for reason in result["reasons"]?.arrayValue ?? [] { print("  - " + (reason.stringValue ?? "")) }
@@ -162,7 +161,7 @@ extension CairnCommand.Triggers {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            try await printTriggers(connection, "triggers.status", app: app, format: format,
+            try await printTriggers(connection, TriggersStatus.self, app: app, format: format,
                                     columns: ["app", "trigger", "event", "absence", "state", "matched", "delivered", "failed", "cancelled", "waiting", "parked",
                                               "lag_s", "last_delivered_at", "last_error", "state_reason"])
         }
@@ -190,15 +189,13 @@ extension CairnCommand.Triggers {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            guard case .object(var params) = triggerParams(app: app, name: name) else { return }
             if list {
-                let result = try await connection.call("export", "triggers.parked", .object(params))
+                let result = try await connection.call(TriggersParked.self, TriggerParams(name: name, app: app))
                 let columns: JSON = ["event_id", "inserted_at", "person", "state", "attempts", "last_error", "updated_at"]
                 print(TableRenderer.render(["columns": columns, "rows": result["deliveries"] ?? .array([])], format: format))
                 return
             }
-            if !id.isEmpty { params["event_ids"] = .array(id.map(JSON.string)) }
-            let result = try await connection.call("export", "triggers.retry", .object(params))
+            let result = try await connection.call(TriggersRetry.self, .init(name: name, app: app, event_ids: id.isEmpty ? nil : id))
             print("trigger \(name): \(result["queued"]?.intValue ?? 0) parked deliveries queued to go again"
                   + (result["resumed"]?.boolValue == true ? "; the trigger is active again" : ""))
         }
@@ -206,15 +203,10 @@ extension CairnCommand.Triggers {
 }
 
 /// `list` and `status`: every trigger (or one app's), one row each.
-private func printTriggers(_ connection: ConnectionOptions, _ method: String, app: String?, format: OutputFormat, columns: JSON) async throws {
-    let result = try await connection.call("export", method, .object(app.map { ["app": .string($0)] } ?? JSONObject()))
+private func printTriggers<Method: RPCMethod>(_ connection: ConnectionOptions, _ method: Method.Type, app: String?, format: OutputFormat, columns: JSON) async throws
+    where Method.Params == OptionalAppParams, Method.Result == JSON {
+    let result = try await connection.call(method, OptionalAppParams(app: app))
     print(TableRenderer.render(["columns": columns, "rows": result["triggers"] ?? .array([])], format: format))
-}
-
-private func triggerParams(app: String?, name: String) -> JSON {
-    var params: JSONObject = ["name": .string(name)]
-    if let app { params["app"] = .string(app) }
-    return .object(params)
 }
 
 /// One line for a trigger: what it watches and where it calls.

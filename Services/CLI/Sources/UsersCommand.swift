@@ -1,5 +1,7 @@
 import ArgumentParser
 import CairnCore
+import CairnMethods
+import CairnWire
 import Foundation
 
 extension CairnCommand {
@@ -56,7 +58,7 @@ extension CairnCommand.Users {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            printRecord(try await connection.call("reporting", "users.show", ["app": .string(app), "user": .string(user)]), format: format)
+            printRecord(try await connection.call(UsersShow.self, .init(app: app, user: user)), format: format)
         }
     }
 
@@ -76,12 +78,11 @@ extension CairnCommand.Users {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            let result = try await connection.call("storage", "users.merge", ["app": .string(app), "from": .string(from), "into": .string(into)])
-            if result["merged"] == .bool(true), let token = result["app_token"] {
+            let result = try await connection.call(UsersMerge.self, .init(app: app, from: from, into: into))
+            if result["merged"] == .bool(true), let token = result["app_token"]?.stringValue {
                 // The survivor's sessions now span both histories.
-                _ = try await connection.call("identity", "identity.refresh", [
-                    "app_token": token, "persons": [result["into"] ?? .string(into)], "forget": [result["from"] ?? .string(from)],
-                ])
+                _ = try await connection.call(IdentityRefresh.self, .init(
+                    app_token: token, persons: [result["into"]?.stringValue ?? into], forget: [result["from"]?.stringValue ?? from]))
             }
             if result["merged"] == .bool(true) {
                 print("merged \(result["from"]?.stringValue ?? from) into \(result["into"]?.stringValue ?? into)")
@@ -106,19 +107,18 @@ extension CairnCommand.Users {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            let erased = try await connection.call("storage", "users.delete", ["app": .string(app), "user": .string(user)])
+            let erased = try await connection.call(UsersDelete.self, .init(app: app, user: user))
             // Every ingest instance holds a spool of its own, and each must drop the ids from now on.
             var purged: (spooled: Int64, deadLetters: Int64) = (0, 0)
+            let token = erased["app_token"]?.stringValue ?? app
+            let userIds = (erased["user_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
+            let anonymousIds = (erased["anonymous_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
             for instance in await connection.ingestInstances() {
-                let result = try await connection.call(instance, "ingest.suppress", [
-                    "app_token": erased["app_token"] ?? .string(app), "user_ids": erased["user_ids"] ?? .array([]),
-                    "anonymous_ids": erased["anonymous_ids"] ?? .array([]),
-                ])
+                let result = try await connection.call(IngestSuppress.self, .init(app_token: token, user_ids: userIds, anonymous_ids: anonymousIds), on: instance)
                 purged.spooled += result["spooled_events"]?.intValue ?? 0
                 purged.deadLetters += result["dead_letters"]?.intValue ?? 0
             }
-            let forget = (erased["user_ids"]?.arrayValue ?? []) + (erased["anonymous_ids"]?.arrayValue ?? []).compactMap { $0.stringValue.map { JSON.string("anonymous:" + $0) } }
-            _ = try await connection.call("identity", "identity.refresh", ["app_token": erased["app_token"] ?? .string(app), "forget": .array(forget)])
+            _ = try await connection.call(IdentityRefresh.self, .init(app_token: token, forget: userIds + anonymousIds.map { "anonymous:" + $0 }))
             let removed = erased["removed"]?.objectValue ?? JSONObject()
             print("deleted user \(erased["user"]?.stringValue ?? user) of app \(app):")
             for (what, count) in removed { print("  \(what): \(TableRenderer.text(count))") }
@@ -146,7 +146,7 @@ extension CairnCommand.Companies {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            printRecord(try await connection.call("reporting", "companies.show", ["app": .string(app), "company": .string(company)]), format: format)
+            printRecord(try await connection.call(CompaniesShow.self, .init(app: app, company: company)), format: format)
         }
     }
 }

@@ -97,7 +97,7 @@ public struct ContinuousDestination: Sendable {
     }
 
     private static func invalid(_ message: String) -> RPCError {
-        RPCError.application("invalid_destination", message)
+        RPCError.application(.invalidDestination, message)
     }
 }
 

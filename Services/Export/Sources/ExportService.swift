@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnService
 import CairnWire
@@ -24,12 +25,12 @@ public enum ExportService {
         let counters = context.counters
         let logger = context.logger
         var router = RPCRouter()
-        router.register("export.segment") { params in
+        router.register(ExportSegment.self) { params in
             let request = try ExportRequest(params: params)
             let result: JSON
-            if let url = params["to"]?.stringValue {
-                guard let key = params["write_key"]?.stringValue else { throw RPCError.invalidParams("params.write_key is required with params.to") }
-                let destination = try SegmentHTTPDestination(url: url, writeKey: key, gzip: params["gzip"]?.boolValue ?? false)
+            if let url = params.to {
+                guard let key = params.write_key else { throw RPCError.invalidParams("params.write_key is required with params.to") }
+                let destination = try SegmentHTTPDestination(url: url, writeKey: key, gzip: params.gzip ?? false)
                 var sender = HTTPBatchSender(destination: destination)
                 var summary = try await guarded { try await exportSegment(request, pool: pool, into: &sender, logger: logger) }
                 summary["destination"] = .string(destination.url)
@@ -54,7 +55,7 @@ public enum ExportService {
             counters.add("messages_exported", result["messages"]?.intValue ?? 0)
             return result
         }
-        router.register("export.jsonl") { params in
+        router.register(ExportJSONLines.self) { params in
             let request = try ExportRequest(params: params)
             guard let out = request.out else { throw RPCError.invalidParams("params.out must be an absolute path") }
             let result = try await guarded { try await pool.withConnection { connection in try exportJSONLines(request, to: out, on: connection) } }
@@ -64,7 +65,7 @@ public enum ExportService {
         }
         let destinations = try ContinuousDestination.parse(settings: try context.environment.settings(), environment: ProcessInfo.processInfo.environment)
         let followers = destinations.map { Follower(destination: $0, pool: pool, logger: logger) }
-        router.register("export.status") { _ in
+        router.register(ExportStatus.self) { _ in
             var rows = try await guarded { try await pool.withConnection { try ExportCheckpoints.status(on: $0) } }
             for index in rows.indices {
                 let follower = followers.first { $0.destination.name == rows[index]["destination"]?.stringValue }
@@ -86,7 +87,7 @@ public enum ExportService {
         var runner = TriggerRunner(pool: pool, logger: logger)
         if let interval = try context.environment.settings()["trigger_poll_interval_ms"] {
             guard let milliseconds = interval.intValue, milliseconds >= 10 else {
-                throw RPCError.application("configuration", "settings.trigger_poll_interval_ms must be a whole number of at least 10")
+                throw RPCError.application(.configuration, "settings.trigger_poll_interval_ms must be a whole number of at least 10")
             }
             runner.pollInterval = .milliseconds(milliseconds)
         }
@@ -99,11 +100,11 @@ public enum ExportService {
         do {
             return try await body()
         } catch let error as PostgresError {
-            throw RPCError.application(error.code == .unavailable ? "storage_unavailable" : "query_failed", error.message)
+            throw RPCError(error)
         } catch let error as RPCError {
             throw error
         } catch {
-            throw RPCError.application("export_failed", "\(error)")
+            throw RPCError.application(.exportFailed, "\(error)")
         }
     }
 
@@ -113,17 +114,17 @@ public enum ExportService {
         var until: Timestamp?
         var out: String?
 
-        init(params: JSON) throws(RPCError) {
-            guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
-            let out = params["out"]?.stringValue
+        init(params: ExportParams) throws(RPCError) {
+            let app = params.app
+            let out = params.out
             if let out, !out.hasPrefix("/") { throw RPCError.invalidParams("params.out must be an absolute path") }
             self.app = app
             self.out = out
             let now = Timestamp.now()
-            for key in ["since", "until"] {
-                guard let text = params[key]?.stringValue else { continue }
+            for (key, given) in [("since", params.since), ("until", params.until)] {
+                guard let text = given else { continue }
                 guard let value = TimeBound.parse(text, now: now) else {
-                    throw RPCError.application("invalid_time", "--\(key) '\(text)' is neither an RFC 3339 time nor a relative time like 24h or 7d")
+                    throw RPCError.application(.invalidTime, "--\(key) '\(text)' is neither an RFC 3339 time nor a relative time like 24h or 7d")
                 }
                 if key == "since" { since = value } else { until = value }
             }
@@ -185,7 +186,7 @@ public enum ExportService {
     static func exportJSONLines(_ request: ExportRequest, to out: String, on connection: PostgresConnection) throws -> JSON {
         let temporary = out + ".tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: nil) , let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw RPCError.application("export_failed", "cannot create \(temporary)")
+            throw RPCError.application(.exportFailed, "cannot create \(temporary)")
         }
         var count = 0
         do {

@@ -50,9 +50,9 @@ public struct SegmentHTTPDestination: Sendable {
 
     public init(url: String, writeKey: String, gzip: Bool = false, retry: RetryPolicy = RetryPolicy()) throws(RPCError) {
         guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https", parsed.host != nil else {
-            throw RPCError.application("invalid_destination", "--to '\(url)' is not an http:// or https:// URL")
+            throw RPCError.application(.invalidDestination, "--to '\(url)' is not an http:// or https:// URL")
         }
-        guard !writeKey.isEmpty else { throw RPCError.application("invalid_destination", "--write-key must not be empty") }
+        guard !writeKey.isEmpty else { throw RPCError.application(.invalidDestination, "--write-key must not be empty") }
         self.url = parsed.path.isEmpty || parsed.path == "/" ? url.trimmingSuffix("/") + "/v1/batch" : url
         authorization = "Basic " + Data((writeKey + ":").utf8).base64EncodedString()
         self.gzip = gzip

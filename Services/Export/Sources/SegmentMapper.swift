@@ -4,7 +4,7 @@ import CairnCore
 ///
 /// | canonical | Segment |
 /// |---|---|
-/// | `track` | `track`, the event's own name; UserGuiding events with seed 001's property types |
+/// | `track` | `track`, the event's own name; UserGuiding events with UserGuiding's Segment guide's property types |
 /// | `interaction` | `track`, `{Entity} {Status}` (e.g. `Experience Dismissed`) with `{entity}_id` and `status` |
 /// | `track_feature` | `track` `Feature Used` with `feature_id` |
 /// | `session_start` | `track` `Session Started` with `session` |
@@ -13,7 +13,7 @@ import CairnCore
 /// | `page_view` | `page` with the metadata as properties (`name`, `category` also on the message) |
 /// | a merge of two users | `alias` with `previousId` and `userId`, at its time |
 ///
-/// Nothing is renamed or dropped: properties and traits keep their keys (seed 001's renames
+/// Nothing is renamed or dropped: properties and traits keep their keys (UserGuiding's Segment guide's renames
 /// of UserGuiding's names happened at ingest), the sender's `messageId` and `anonymousId`
 /// are kept, times keep their microseconds. What Segment's spec has no field for (the
 /// canonical type and name of an interaction, `source`, `origin`, `browser`) travels in
@@ -118,7 +118,7 @@ public enum SegmentMapper {
         ]
     }
 
-    /// A UserGuiding event's properties as Segment's UserGuiding source sends them (seed 001):
+    /// A UserGuiding event's properties as Segment's UserGuiding source sends them (UserGuiding's Segment guide):
     /// the ids and score it types `int` as integers where the value is one, and `user_id`.
     static func userGuidingTyped(_ properties: JSONObject, userId: String?) -> JSONObject {
         var typed = JSONObject()

@@ -1,5 +1,6 @@
 import CairnCondition
 import CairnCore
+import CairnMethods
 import CairnWire
 import Foundation
 
@@ -61,7 +62,7 @@ public struct TriggerDefinition: Sendable, Equatable {
     /// The whole match as SQL: the event (alias `e`, with `event_name` and `metadata`) and its
     /// user's traits (alias `u`). The follower and `triggers test` share it, so a dry run
     /// answers exactly as the trigger will.
-    func matchSQL(event e: String, user u: String, parameters: inout [String?]) throws(RPCError) -> (name: String, attributes: String, traits: String) {
+    func matchSQL(event e: String, user u: String, parameters: inout [String?]) throws(ConditionError) -> (name: String, attributes: String, traits: String) {
         let name = eventNameSQL(on: "\(e).event_name", parameters: &parameters)
         var attributes = "TRUE"
         if let condition {
@@ -78,36 +79,38 @@ public struct TriggerDefinition: Sendable, Equatable {
 /// Checks what `cairn triggers add` sends, saying where and why anything is wrong.
 enum TriggerInput {
     /// A trigger from `triggers.add`'s params; `appToken` and `appName` are filled in by the caller.
-    static func definition(from params: JSON) throws(RPCError) -> TriggerDefinition {
-        guard let name = params["name"]?.stringValue, !name.isEmpty, name.count <= 64,
+    static func definition(from params: TriggersAdd.Params) throws(RPCError) -> TriggerDefinition {
+        let name = params.name
+        guard !name.isEmpty, name.count <= 64,
               name.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }) else {
             throw invalid("--name must be 1 to 64 letters, digits, '-', '_' or '.'")
         }
-        guard let event = params["event"]?.stringValue, !event.trimmingCharacters(in: .whitespaces).isEmpty else {
+        let event = params.event
+        guard !event.trimmingCharacters(in: .whitespaces).isEmpty else {
             throw invalid("--event must name the event (or a pattern such as 'Guide *')")
         }
-        let condition = nonEmpty(params["where"]?.stringValue)
-        let traitCondition = nonEmpty(params["trait"]?.stringValue)
+        let condition = nonEmpty(params.where)
+        let traitCondition = nonEmpty(params.trait)
         // Parsed here so that a malformed condition is refused now, with its position.
         if let condition { _ = try parseCondition(condition, option: "--where") }
         if let traitCondition { _ = try parseCondition(traitCondition, option: "--trait") }
-        let unless = nonEmpty(params["unless"]?.stringValue)
-        let within = nonEmpty(params["within"]?.stringValue)
+        let unless = nonEmpty(params.unless)
+        let within = nonEmpty(params.within)
         guard (unless == nil) == (within == nil) else {
             throw invalid("--unless and --within go together: the follow-up event, and how long it has (e.g. --unless Purchase --within 1h)")
         }
         var withinSeconds: Int64?
         if let within { withinSeconds = try seconds(within, option: "--within") }
-        guard let url = params["url"]?.stringValue else { throw invalid("--url must be the webhook's http:// or https:// URL") }
+        let url = params.url
         try checkURL(url)
-        let secret = nonEmpty(params["secret"]?.stringValue)
+        let secret = nonEmpty(params.secret)
         var attempts = 10
-        if let value = params["max_attempts"] {
-            guard let count = value.intValue, (1...100).contains(count) else { throw invalid("--max-attempts must be a whole number from 1 to 100") }
-            attempts = Int(count)
+        if let count = params.max_attempts {
+            guard (1...100).contains(count) else { throw invalid("--max-attempts must be a whole number from 1 to 100") }
+            attempts = count
         }
         var timeout = Duration.seconds(10)
-        if let text = nonEmpty(params["timeout"]?.stringValue) {
+        if let text = nonEmpty(params.timeout) {
             let milliseconds = try self.milliseconds(text, option: "--timeout")
             guard milliseconds >= 10, milliseconds <= 600_000 else { throw invalid("--timeout must be between 10ms and 10m") }
             timeout = .milliseconds(milliseconds)
@@ -121,14 +124,14 @@ enum TriggerInput {
         do {
             return try Condition.parse(text)
         } catch {
-            throw RPCError.application("invalid_condition", "\(option): \(error.message)")
+            throw RPCError.application(.invalidCondition, "\(option): \(error.reason)")
         }
     }
 
     /// An http(s) URL with a host, or an error naming the character where it goes wrong.
     static func checkURL(_ text: String) throws(RPCError) {
         func refuse(_ position: Int, _ reason: String) -> RPCError {
-            RPCError.application("invalid_url", "--url '\(text)' at character \(position): \(reason)")
+            RPCError.application(.invalidUrl, "--url '\(text)' at character \(position): \(reason)")
         }
         let characters = Array(text)
         if let bad = characters.firstIndex(where: { $0.isWhitespace || !$0.isASCII || $0 == "\"" || $0 == "<" || $0 == ">" || $0 == "\\" }) {
@@ -186,6 +189,6 @@ enum TriggerInput {
     }
 
     static func invalid(_ message: String) -> RPCError {
-        RPCError.application("invalid_trigger", message)
+        RPCError.application(.invalidTrigger, message)
     }
 }

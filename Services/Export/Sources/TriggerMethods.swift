@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 import Foundation
@@ -11,12 +12,12 @@ import Foundation
 /// - `triggers.retry {app?, name, event_ids?}`: re-sends parked deliveries, resumes a disabled trigger.
 enum TriggerMethods {
     static func register(in router: inout RPCRouter, pool: PostgresPool) {
-        router.register("triggers.add") { params in
+        router.register(TriggersAdd.self) { params in
             let input = try TriggerInput.definition(from: params)
-            guard let app = params["app"]?.stringValue else { throw TriggerInput.invalid("--app must name the app the trigger watches") }
+            let app = params.app
             let (definition, warnings) = try await ExportService.guarded {
                 try await pool.withConnection { connection -> (TriggerDefinition, [String]) in
-                    guard let token = try connection.appToken(for: app) else { throw RPCError.application("invalid_app", "no app is named '\(app)'") }
+                    guard let token = try connection.appToken(for: app) else { throw RPCError.application(.invalidApp, "no app is named '\(app)'") }
                     var trigger = input
                     trigger.appToken = token
                     trigger.appName = try connection.execute("SELECT name FROM apps WHERE token = $1", [token]).firstRow?["name"] ?? token
@@ -25,8 +26,8 @@ enum TriggerMethods {
             }
             return ["trigger": .object(listing(definition)), "warnings": .array(warnings.map(JSON.string))]
         }
-        router.register("triggers.list") { params in
-            let app = params["app"]?.stringValue
+        router.register(TriggersList.self) { params in
+            let app = params.app
             let triggers = try await ExportService.guarded {
                 try await pool.withConnection { connection -> [TriggerDefinition] in
                     try TriggerStore.all(appToken: try token(app, on: connection), on: connection)
@@ -34,15 +35,15 @@ enum TriggerMethods {
             }
             return ["triggers": .array(triggers.map { .object(listing($0)) })]
         }
-        router.register("triggers.status") { params in
-            let app = params["app"]?.stringValue
+        router.register(TriggersStatus.self) { params in
+            let app = params.app
             let rows = try await ExportService.guarded {
                 try await pool.withConnection { connection in try TriggerStore.status(appToken: try token(app, on: connection), on: connection) }
             }
             return ["triggers": .array(rows.map(JSON.object))]
         }
-        router.register("triggers.remove") { params in
-            let (app, name) = try names(params)
+        router.register(TriggersRemove.self) { params in
+            let (app, name) = (params.app, params.name)
             let removed = try await ExportService.guarded {
                 try await pool.withConnection { connection -> TriggerDefinition in
                     let trigger = try TriggerStore.find(app: app, name: name, on: connection)
@@ -52,10 +53,10 @@ enum TriggerMethods {
             }
             return ["removed": .string(removed.name), "app": .string(removed.appName)]
         }
-        router.register("triggers.retry") { params in
-            let (app, name) = try names(params)
-            let ids = try (params["event_ids"]?.arrayValue ?? []).map { value throws(RPCError) -> Int64 in
-                guard let text = value.stringValue, text.count == 16, let id = UInt64(text, radix: 16).map({ Int64(bitPattern: $0) }) else {
+        router.register(TriggersRetry.self) { params in
+            let (app, name) = (params.app, params.name)
+            let ids = try (params.event_ids ?? []).map { text throws(RPCError) -> Int64 in
+                guard text.count == 16, let id = UInt64(text, radix: 16).map({ Int64(bitPattern: $0) }) else {
                     throw RPCError.invalidParams("params.event_ids must be event ids as `cairn triggers status` shows them (16 hex digits)")
                 }
                 return id
@@ -68,8 +69,8 @@ enum TriggerMethods {
             }
             return ["trigger": .string(trigger.name), "app": .string(trigger.appName), "queued": .int(Int64(outcome.queued)), "resumed": .bool(outcome.resumed)]
         }
-        router.register("triggers.parked") { params in
-            let (app, name) = try names(params)
+        router.register(TriggersParked.self) { params in
+            let (app, name) = (params.app, params.name)
             let rows = try await ExportService.guarded {
                 try await pool.withConnection { connection -> [PostgresRow] in
                     let trigger = try TriggerStore.find(app: app, name: name, on: connection)
@@ -90,19 +91,19 @@ enum TriggerMethods {
                 ]
             })]
         }
-        router.register("triggers.test") { params in
-            let (app, name) = try names(params)
-            guard let record = params["record"] else { throw RPCError.invalidParams("params.record must be the event to test") }
-            let format = EventNormalizer.FormatChoice(rawValue: params["format"]?.stringValue ?? "auto") ?? .auto
+        router.register(TriggersTest.self) { params in
+            let (app, name) = (params.app, params.name)
+            let record = params.record
+            let format = EventNormalizer.FormatChoice(rawValue: params.format ?? "auto") ?? .auto
             return try await ExportService.guarded {
                 try await pool.withConnection { connection -> JSON in
                     let trigger = try TriggerStore.find(app: app, name: name, on: connection)
                     let outcome = EventNormalizer.normalize(record: record, format: format, context: IngestContext(appToken: trigger.appToken, receivedAt: .now()))
                     if let rejection = outcome.rejections.first {
-                        throw RPCError.application(rejection.error.code.rawValue, "the event file's record is refused: " + rejection.error.description)
+                        throw RPCError.application(rejection.error.code, "the event file's record is refused: " + rejection.error.description)
                     }
                     guard let event = outcome.events.first(where: { $0.eventType != .identifyUser && $0.eventType != .identifyCompany }) ?? outcome.events.first else {
-                        throw RPCError.application("invalid_event", "the event file's record gives no event")
+                        throw RPCError.application(.invalidEvent, "the event file's record gives no event")
                     }
                     return try dryRun(trigger, event: event, on: connection)
                 }
@@ -154,14 +155,9 @@ enum TriggerMethods {
         ]
     }
 
-    private static func names(_ params: JSON) throws(RPCError) -> (app: String?, name: String) {
-        guard let name = params["name"]?.stringValue, !name.isEmpty else { throw RPCError.invalidParams("params.name must name the trigger") }
-        return (params["app"]?.stringValue, name)
-    }
-
     private static func token(_ app: String?, on connection: PostgresConnection) throws -> String? {
         guard let app else { return nil }
-        guard let token = try connection.appToken(for: app) else { throw RPCError.application("invalid_app", "no app is named '\(app)'") }
+        guard let token = try connection.appToken(for: app) else { throw RPCError.application(.invalidApp, "no app is named '\(app)'") }
         return token
     }
 

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
+import CairnCondition
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 import Foundation
@@ -88,12 +90,12 @@ final class TriggerLane: Sendable {
                 let more = try await step()
                 backoff = .seconds(1)
                 if !more { try? await Task.sleep(for: pollInterval) }
-            } catch let error as RPCError where error.applicationCode == "invalid_condition" {
+            } catch let error as ConditionError {
                 // A stored definition that no longer loads (one stored before conditions were
                 // bounded) is marked broken with its reason and stops; `triggers remove` works as ever.
-                logger.error("trigger cannot be loaded; disabled", metadata: ["trigger": "\(trigger.name)", "error": "\(error.message)"])
+                logger.error("trigger cannot be loaded; disabled", metadata: ["trigger": "\(trigger.name)", "error": "\(error.reason)"])
                 let trigger = self.trigger
-                _ = try? await pool.withConnection { try TriggerStore.disable(trigger, reason: "broken: its condition cannot be loaded: \(error.message)", on: $0) }
+                _ = try? await pool.withConnection { try TriggerStore.disable(trigger, reason: "broken: its condition cannot be loaded: \(error.reason)", on: $0) }
                 return
             } catch {
                 if Task.isCancelled { return }

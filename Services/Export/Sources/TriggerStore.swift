@@ -35,7 +35,7 @@ enum TriggerStore {
     static func find(app: String?, name: String, on connection: PostgresConnection) throws -> TriggerDefinition {
         var token: String?
         if let app {
-            guard let found = try connection.appToken(for: app) else { throw RPCError.application("invalid_app", "no app is named '\(app)'") }
+            guard let found = try connection.appToken(for: app) else { throw RPCError.application(.invalidApp, "no app is named '\(app)'") }
             token = found
         }
         let rows = try connection.execute("""
@@ -43,10 +43,10 @@ enum TriggerStore {
             WHERE t.name = $1 AND ($2::text IS NULL OR t.app_token = $2)
             """, [name, token]).namedRows.compactMap(definition(from:))
         guard let first = rows.first else {
-            throw RPCError.application("unknown_trigger", "no trigger is named '\(name)'\(app.map { " for app '\($0)'" } ?? "")")
+            throw RPCError.application(.unknownTrigger, "no trigger is named '\(name)'\(app.map { " for app '\($0)'" } ?? "")")
         }
         guard rows.count == 1 else {
-            throw RPCError.application("ambiguous_trigger", "\(rows.count) apps have a trigger named '\(name)' (\(rows.map(\.appName).joined(separator: ", "))); say which with --app")
+            throw RPCError.application(.ambiguousTrigger, "\(rows.count) apps have a trigger named '\(name)' (\(rows.map(\.appName).joined(separator: ", "))); say which with --app")
         }
         return first
     }
@@ -63,7 +63,7 @@ enum TriggerStore {
                   trigger.withinSeconds.map(String.init), trigger.url, trigger.secret, String(trigger.maximumAttempts),
                   String(milliseconds(trigger.timeout))]).affectedRows
         guard inserted == 1 else {
-            throw RPCError.application("trigger_exists", "app '\(trigger.appName)' already has a trigger named '\(trigger.name)'; remove it first, or choose another name")
+            throw RPCError.application(.triggerExists, "app '\(trigger.appName)' already has a trigger named '\(trigger.name)'; remove it first, or choose another name")
         }
         var warnings: [String] = []
         // The event may simply not have happened yet: a warning, not a refusal.

@@ -8,7 +8,7 @@ import CairnCore
 /// - first and last seen are the extremes of event time;
 /// - traits merge key by key: the later event time wins, and at equal times the greater
 ///   value (as JSON text), so arrival order never matters;
-/// - a user's company is the one on their latest event that names one (seed 003), and every
+/// - a user's company is the one on their latest event that names one (Userpilot's event schema), and every
 ///   (user, company) pair keeps its first and last sighting for "company as of that time";
 /// - an identify carrying both an anonymous id and a user id aliases the anonymous id to the
 ///   user; the earliest identification of an anonymous id wins. Ids on PostHog's illegal list

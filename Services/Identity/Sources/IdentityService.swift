@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnService
 import CairnWire
 
@@ -24,17 +25,15 @@ public enum IdentityService {
         // one before it committed, so batches go through one at a time.
         let gate = SerialGate()
         var router = RPCRouter()
-        router.register("identity.process") { params in
-            guard let events = params["events"]?.arrayValue else {
-                throw RPCError.invalidParams("params.events must be an array of canonical events")
-            }
+        router.register(IdentityProcess.self) { params in
+            let events = params.events
             return try await gate.run {
                 var batch = IdentityBatch()
                 for event in events { batch.add(event) }
                 let users = batch.userRows()
                 let companies = batch.companyRows()
                 let plan: SessionPlan
-                let result: JSON
+                let result: StorageWrite.Result
                 do {
                     plan = try await SessionPlan.make(events: events, aliases: batch.aliasRows(), cache: cache, storage: storage)
                     let write = JSON.object([
@@ -44,13 +43,14 @@ public enum IdentityService {
                     // The events with their identity rows can outgrow one frame (long ids, many
                     // people); ingest then halves the batch, as it does for a refused one.
                     guard write.count < maximumFrameSize else {
-                        throw RPCError.application("batch_too_large", "the batch's \(events.count) events and their identity rows are \(write.count) bytes, over the \(maximumFrameSize)-byte frame limit")
+                        throw RPCError.application(.batchTooLarge, "the batch's \(events.count) events and their identity rows are \(write.count) bytes, over the \(maximumFrameSize)-byte frame limit")
                     }
-                    result = try await storage.call("storage.write", rawParams: write)
+                    // The gate waits for this answer: the call's deadline bounds how long it is held.
+                    result = try await storage.call(StorageWrite.self, rawParams: write)
                 } catch let error as RPCError {
                     throw error
                 } catch {
-                    throw RPCError.application("storage_unavailable", "storage service unreachable: \(error)")
+                    throw RPCError.application(.storageUnavailable, "storage service unreachable: \(error)")
                 }
                 // Only what storage committed enters the cache, so a failed write leaves no trace.
                 plan.commit(to: cache)
@@ -65,14 +65,14 @@ public enum IdentityService {
         }
         // After a merge or an erasure in storage: forget what changed, and recompute the
         // sessions of the persons that remain from their stored history.
-        router.register("identity.refresh") { params in
-            guard let app = params["app_token"]?.stringValue else { throw RPCError.invalidParams("params.app_token is required") }
-            let persons = (params["persons"]?.arrayValue ?? []).compactMap(\.stringValue)
-            let forget = (params["forget"]?.arrayValue ?? []).compactMap(\.stringValue)
+        router.register(IdentityRefresh.self) { params in
+            let app = params.app_token
+            let persons = params.persons ?? []
+            let forget = params.forget ?? []
             return try await gate.run {
                 cache.commit(app: app, [:], forget: persons + forget)
-                guard !persons.isEmpty || !forget.isEmpty else { return ["persons": 0] }
-                let context = try await storage.call("identity.context", ["app_token": .string(app), "user_ids": .array(persons.map(JSON.string))])
+                guard !persons.isEmpty || !forget.isEmpty else { return IdentityRefresh.Result(persons: 0) }
+                let context = try await storage.call(IdentityContextMethod.self, .init(app_token: app, user_ids: persons))
                 let sessionizer = Sessionizer(inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
                                               maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400))
                 var rows: [JSON] = forget.map { ["app_token": .string(app), "person": .string($0), "sessions": .array([])] }
@@ -82,9 +82,9 @@ public enum IdentityService {
                     histories[person] = history
                     rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array(sessionizer.sessions(of: history.points).map(\.json))])
                 }
-                _ = try await storage.call("storage.write", ["events": [], "sessions": .array(rows)])
+                _ = try await storage.call(StorageWrite.self, .init(events: [], sessions: .array(rows)))
                 cache.commit(app: app, histories, forget: [])
-                return ["persons": .int(Int64(rows.count))]
+                return IdentityRefresh.Result(persons: rows.count)
             }
         }
         return ServiceParts(router: router)

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnWire
 
 /// The sessions one batch changes: for each person its events touch, the history with the
@@ -31,11 +32,9 @@ public struct SessionPlan: Sendable {
             let candidates = ids.users + ids.anonymous.map { "anonymous:" + $0 }
             // Storage says which identifications are new, and returns whole the histories of the
             // users who absorb a visitor, cached or not (``IdentityContext``).
-            let context = try await storage.call("identity.context", [
-                "app_token": .string(app), "user_ids": .array(ids.users.map(JSON.string)),
-                "anonymous_ids": .array(ids.anonymous.map(JSON.string)), "new_aliases": .array(newAliases),
-                "cached": .array(cache.cachedPersons(app: app, among: candidates).map(JSON.string)),
-            ])
+            let context = try await storage.call(IdentityContextMethod.self, .init(
+                app_token: app, user_ids: ids.users, anonymous_ids: ids.anonymous,
+                cached: cache.cachedPersons(app: app, among: candidates), new_aliases: newAliases))
             let update = compute(app: app, events: appEvents, context: context, cache: cache)
             rows += update.rows
             updates[app] = update

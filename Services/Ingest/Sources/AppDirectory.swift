@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnWire
 import NIOCore
 import NIOPosix
@@ -49,8 +50,6 @@ public final class AppDirectory: Sendable {
     /// When storage last failed to answer: for a short while after, known apps are served from
     /// the cache at once instead of each request waiting out another deadline.
     private let storageFailedAt = Mutex<ContinuousClock.Instant?>(nil)
-    /// How long a lookup waits for storage before it serves the last known answer.
-    public static let deadline: Duration = .seconds(1)
     /// How long after a failed lookup the cache is trusted without asking storage.
     public static let failureHold: Duration = .seconds(5)
 
@@ -64,7 +63,7 @@ public final class AppDirectory: Sendable {
     /// - Throws: ``RPCError`` `unknown_app` when the registry has no such app, or
     ///   `storage_unavailable` when it cannot be asked and nothing is cached.
     public func resolve(_ key: String) async throws(RPCError) -> App {
-        try await lookup(cacheKey: key, method: "apps.get", params: ["app": .string(key)], unknownCode: "unknown_app")
+        try await lookup(cacheKey: key, AppsGet.self, AppParams(app: key), unknownCode: .unknownApp)
     }
 
     /// Forgets every cached answer about `key`'s app and fetches it afresh: after a setting
@@ -88,20 +87,21 @@ public final class AppDirectory: Sendable {
     /// - Throws: ``RPCError`` `unknown_write_key`, or `storage_unavailable` as ``resolve(_:)``.
     public func resolve(writeKey: String) async throws(RPCError) -> App {
         let hash = WriteKey.hash(writeKey)
-        return try await lookup(cacheKey: "key:" + hash, method: "apps.authenticate", params: ["write_key_hash": .string(hash)], unknownCode: "unknown_write_key")
+        return try await lookup(cacheKey: "key:" + hash, AppsAuthenticate.self, .init(write_key_hash: hash), unknownCode: .unknownWriteKey)
     }
 
     /// One lookup, fresh from storage when the cached answer is older than ``freshness``;
     /// the last known answer when storage cannot be asked.
-    private func lookup(cacheKey key: String, method: String, params: JSON, unknownCode: String) async throws(RPCError) -> App {
+    private func lookup<Method: RPCMethod>(cacheKey key: String, _ method: Method.Type, _ params: Method.Params, unknownCode: ErrorCode) async throws(RPCError) -> App
+        where Method.Result == JSON {
         let cached = cache.withLock { $0[key] }
         if let cached, ContinuousClock.now - cached.fetched < freshness { return cached.app }
         if let cached, let failed = storageFailedAt.withLock({ $0 }), ContinuousClock.now - failed < Self.failureHold { return cached.app }
         do {
-            // Every wait on storage has a deadline: a hung storage must not hang ingest.
-            let value = try await storage.call(method, rawParams: params.serialized(), timeout: .milliseconds(Self.deadline.components.seconds * 1000))
+            // Every wait on storage has a deadline (the method's, 1 s): a hung storage must not hang ingest.
+            let value = try await storage.call(method, params)
             storageFailedAt.withLock { $0 = nil }
-            guard let app = App(value) else { throw RPCError.application("storage_unavailable", "storage sent an app without a token") }
+            guard let app = App(value) else { throw RPCError.application(.storageUnavailable, "storage sent an app without a token") }
             let now = ContinuousClock.now
             cache.withLock {
                 $0[app.token] = (app, now)
@@ -123,7 +123,7 @@ public final class AppDirectory: Sendable {
                 let value = try? JSONParser.parse(bytes), let app = App(value) {
                 return app
             }
-            throw RPCError.application("storage_unavailable", "cannot look up app '\(key.hasPrefix("key:") ? "by write key" : key)': \(error); nothing was accepted, retry later")
+            throw RPCError.application(.storageUnavailable, "cannot look up app '\(key.hasPrefix("key:") ? "by write key" : key)': \(error); nothing was accepted, retry later")
         }
     }
 }

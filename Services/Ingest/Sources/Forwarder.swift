@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnService
 import CairnWire
 import Logging
@@ -82,7 +83,7 @@ public struct Forwarder: Service {
     /// event becomes a dead letter with storage's reason (`source: storage`) and the rest
     /// commits. Any other failure is thrown, and the forwarder retries.
     private func deliver(_ entries: ArraySlice<Spool.Entry>) async throws {
-        let result: JSON
+        let result: StorageWrite.Result
         do {
             // The events are already canonical JSON: relay the bytes, do not re-encode them.
             var params: [UInt8] = []
@@ -93,7 +94,7 @@ public struct Forwarder: Service {
                 params.append(contentsOf: entry.event)
             }
             params.append(contentsOf: "]}".utf8)
-            result = try await identity.call("identity.process", rawParams: params, timeout: .seconds(120))
+            result = try await identity.call(IdentityProcess.self, rawParams: params)
         } catch let error as RPCError where error.applicationCode == Self.refusedCode || error.applicationCode == Self.tooLargeCode {
             guard entries.count > 1 else {
                 let entry = entries[entries.startIndex]
@@ -118,7 +119,7 @@ public struct Forwarder: Service {
         }
 
         var refused: [(sequence: Int64, deadLetter: Spool.DeadLetter)] = []
-        for rejection in result["rejected"]?.arrayValue ?? [] {
+        for rejection in result.rejected {
             guard let offset = rejection["index"]?.intValue.map(Int.init), offset >= 0, offset < entries.count else { continue }
             let entry = entries[entries.startIndex + offset]
             let error = EventError(EventError.Code(rawValue: rejection["code"]?.stringValue ?? "invalid_event"),
@@ -129,14 +130,14 @@ public struct Forwarder: Service {
         let refusedLetters = refused
         try await NIOThreadPool.singleton.runIfActive { [spool] in try spool.complete(sequences: sequences, refused: refusedLetters) }
         counters.add("events_forwarded", Int64(entries.count - refused.count))
-        counters.add("events_duplicate_downstream", result["duplicates"]?.intValue ?? 0)
+        counters.add("events_duplicate_downstream", Int64(result.duplicates))
         counters.add("events_refused_downstream", Int64(refused.count))
     }
 
     /// The application error code storage answers when PostgreSQL refuses a batch for its data.
-    static let refusedCode = "write_refused"
+    static let refusedCode = ErrorCode.writeRefused
     /// The code identity answers when a batch with its identity rows would not fit one frame.
-    static let tooLargeCode = "batch_too_large"
+    static let tooLargeCode = ErrorCode.batchTooLarge
 
     /// The entries grouped by app, each group in spool order.
     static func splitByApp(_ entries: ArraySlice<Spool.Entry>) -> [[Spool.Entry]] {

@@ -94,7 +94,7 @@ public struct HTTPIngest: Sendable {
     /// A request refused: the status, a stable code and a message that says what was expected.
     struct Refusal: Error {
         var status: HTTPResponse.Status
-        var code: String
+        var code: ErrorCode
         var message: String
         var headers: HTTPFields = [:]
     }
@@ -108,7 +108,7 @@ public struct HTTPIngest: Sendable {
         do {
             response = try await handle(request, route: route, peer: peer, app: &app)
         } catch let refusal as Refusal {
-            response = Self.json(refusal.status, ["code": .string(refusal.code), "message": .string(refusal.message)], headers: refusal.headers)
+            response = Self.json(refusal.status, ["code": .string(refusal.code.rawValue), "message": .string(refusal.message)], headers: refusal.headers)
         } catch {
             response = Self.json(.internalServerError, ["code": "internal", "message": .string("\(error)")])
         }
@@ -129,7 +129,7 @@ public struct HTTPIngest: Sendable {
             headers[.accessControlMaxAge] = "86400"
             return Response(status: .noContent, headers: headers)
         }
-        guard let route else { throw Refusal(status: .notFound, code: "not_found", message: "no route \(request.uri.path); POST to /v1/batch, /v1/track, …, /userguiding, /userlike, /userpilot or /usercom") }
+        guard let route else { throw Refusal(status: .notFound, code: .notFound, message: "no route \(request.uri.path); POST to /v1/batch, /v1/track, …, /userguiding, /userlike, /userpilot or /usercom") }
         switch route {
         case .health:
             guard request.method == .get || request.method == .head else { throw Self.methodNotAllowed("GET") }
@@ -149,7 +149,7 @@ public struct HTTPIngest: Sendable {
         do {
             try await ingestor.backpressure.admit()
         } catch {
-            throw Refusal(status: .tooManyRequests, code: "overloaded", message: error.message,
+            throw Refusal(status: .tooManyRequests, code: .overloaded, message: error.message,
                           headers: [.retryAfter: "2", HTTPField.Name("X-RateLimit-Reset")!: "2"])
         }
         let body = try await Self.body(of: request, within: bodyTimeout)
@@ -157,7 +157,7 @@ public struct HTTPIngest: Sendable {
         do {
             value = try JSONParser.parse(body, maximumDepth: EventNormalizer.maximumDepth)
         } catch {
-            throw Refusal(status: .badRequest, code: "invalid_json", message: "the body is not valid JSON: \(error)")
+            throw Refusal(status: .badRequest, code: .invalidJSON, message: "the body is not valid JSON: \(error)")
         }
         var key = Self.basicAuthUser(request.headers[.authorization])
         let records: [JSON]
@@ -165,10 +165,10 @@ public struct HTTPIngest: Sendable {
         switch route {
         case .batch:
             guard case .object(var envelope) = value, case .array(var messages)? = envelope["batch"] else {
-                throw Refusal(status: .badRequest, code: "invalid_batch", message: "expected an object {\"batch\": [messages]}, found \(value.typeName)")
+                throw Refusal(status: .badRequest, code: .invalidBatch, message: "expected an object {\"batch\": [messages]}, found \(value.typeName)")
             }
             guard messages.count <= Self.maximumBatchMessages else {
-                throw Refusal(status: .badRequest, code: "too_many_messages", message: "the batch holds \(messages.count) messages; the limit is \(Self.maximumBatchMessages) per batch")
+                throw Refusal(status: .badRequest, code: .tooManyMessages, message: "the batch holds \(messages.count) messages; the limit is \(Self.maximumBatchMessages) per batch")
             }
             let bodyKey = Self.takeWriteKey(from: &envelope)
             key = key ?? bodyKey
@@ -184,7 +184,7 @@ public struct HTTPIngest: Sendable {
             format = .segment
         case .single(let type):
             guard case .object(var message) = value else {
-                throw Refusal(status: .badRequest, code: "invalid_message", message: "expected one message object, found \(value.typeName)")
+                throw Refusal(status: .badRequest, code: .invalidMessage, message: "expected one message object, found \(value.typeName)")
             }
             try Self.checkSize(value, "the message")
             let bodyKey = Self.takeWriteKey(from: &message)
@@ -197,10 +197,10 @@ public struct HTTPIngest: Sendable {
             switch value {
             case .array(let items): list = items
             case .object: list = [value]
-            default: throw Refusal(status: .badRequest, code: "invalid_record", message: "expected a record object or an array of them, found \(value.typeName)")
+            default: throw Refusal(status: .badRequest, code: .invalidRecord, message: "expected a record object or an array of them, found \(value.typeName)")
             }
             guard list.count <= Self.maximumBatchMessages else {
-                throw Refusal(status: .badRequest, code: "too_many_messages", message: "the request holds \(list.count) records; the limit is \(Self.maximumBatchMessages)")
+                throw Refusal(status: .badRequest, code: .tooManyMessages, message: "the request holds \(list.count) records; the limit is \(Self.maximumBatchMessages)")
             }
             var cleaned: [JSON] = []
             for (index, item) in list.enumerated() {
@@ -213,27 +213,27 @@ public struct HTTPIngest: Sendable {
             records = cleaned
             format = vendor
         case .health, .metrics:
-            throw Refusal(status: .notFound, code: "not_found", message: "not an ingest route")
+            throw Refusal(status: .notFound, code: .notFound, message: "not an ingest route")
         }
         key = key ?? request.uri.queryParameters["writeKey"].map(String.init) ?? request.uri.queryParameters["write_key"].map(String.init)
         guard let key, !key.isEmpty else {
-            throw Refusal(status: .unauthorized, code: "missing_write_key",
+            throw Refusal(status: .unauthorized, code: .missingWriteKey,
                           message: "send the app's write key as the Basic auth username (Authorization: Basic base64(key:)) or as writeKey in the body")
         }
         let app: AppDirectory.App
         do {
             app = try await apps.resolve(writeKey: key)
-        } catch where error.applicationCode == "unknown_write_key" {
-            throw Refusal(status: .unauthorized, code: "unknown_write_key", message: "no app has this write key; `cairn apps list` shows the apps, `cairn apps rotate-key` issues a new key")
+        } catch where error.applicationCode == .unknownWriteKey {
+            throw Refusal(status: .unauthorized, code: .unknownWriteKey, message: "no app has this write key; `cairn apps list` shows the apps, `cairn apps rotate-key` issues a new key")
         } catch {
-            throw Refusal(status: .serviceUnavailable, code: "storage_unavailable", message: error.message, headers: [.retryAfter: "5"])
+            throw Refusal(status: .serviceUnavailable, code: .storageUnavailable, message: error.message, headers: [.retryAfter: "5"])
         }
         appToken = app.token
         let accepted: Ingestor.Accepted
         do {
             accepted = try await ingestor.accept(records, app: app, format: format, formatName: format.rawValue, source: "http \(route.label)", sizesChecked: true)
         } catch let error as RPCError {
-            throw Refusal(status: .serviceUnavailable, code: error.applicationCode ?? "spool_failed", message: error.message, headers: [.retryAfter: "5"])
+            throw Refusal(status: .serviceUnavailable, code: error.applicationCode ?? .spoolFailed, message: error.message, headers: [.retryAfter: "5"])
         }
         var answer: JSONObject = ["success": true]
         if accepted.rejected > 0 {
@@ -248,7 +248,7 @@ public struct HTTPIngest: Sendable {
     /// within `deadline` (a body that never arrives must not hold the connection for ever).
     static func body(of request: Request, within deadline: Duration) async throws -> [UInt8] {
         let limit = maximumBatchBytes
-        let tooLarge = Refusal(status: .badRequest, code: "request_too_large", message: "the body is over \(limit) bytes of JSON, Segment's limit per batch request")
+        let tooLarge = Refusal(status: .badRequest, code: .requestTooLarge, message: "the body is over \(limit) bytes of JSON, Segment's limit per batch request")
         var buffer: ByteBuffer
         do {
             buffer = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
@@ -259,7 +259,7 @@ public struct HTTPIngest: Sendable {
                 }
                 defer { group.cancelAll() }
                 guard let first = try await group.next(), let body = first else {
-                    throw Refusal(status: .requestTimeout, code: "body_timeout", message: "the body did not arrive within \(deadline.components.seconds) s",
+                    throw Refusal(status: .requestTimeout, code: .bodyTimeout, message: "the body did not arrive within \(deadline.components.seconds) s",
                                   headers: [.connection: "close"])
                 }
                 return body
@@ -270,14 +270,14 @@ public struct HTTPIngest: Sendable {
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
         guard let encoding = request.headers[.contentEncoding]?.lowercased(), encoding != "identity" else { return bytes }
         guard encoding == "gzip" || encoding == "x-gzip" else {
-            throw Refusal(status: .unsupportedMediaType, code: "unsupported_encoding", message: "Content-Encoding \(encoding) is not supported; send gzip or nothing")
+            throw Refusal(status: .unsupportedMediaType, code: .unsupportedEncoding, message: "Content-Encoding \(encoding) is not supported; send gzip or nothing")
         }
         do {
             return try Gzip.decompress(bytes, limit: limit)
         } catch where error.exceedsLimit {
             throw tooLarge
         } catch {
-            throw Refusal(status: .badRequest, code: "invalid_gzip", message: "the body says Content-Encoding: gzip but does not gunzip: \(error)")
+            throw Refusal(status: .badRequest, code: .invalidGzip, message: "the body says Content-Encoding: gzip but does not gunzip: \(error)")
         }
     }
 
@@ -290,7 +290,7 @@ public struct HTTPIngest: Sendable {
     static func checkSize(_ value: JSON, _ what: String) throws(Refusal) {
         let size = value.serializedByteCount
         guard size <= maximumMessageBytes else {
-            throw Refusal(status: .badRequest, code: "message_too_large", message: "\(what) is \(size) bytes; the limit is \(maximumMessageBytes) bytes (32 KB) per message")
+            throw Refusal(status: .badRequest, code: .messageTooLarge, message: "\(what) is \(size) bytes; the limit is \(maximumMessageBytes) bytes (32 KB) per message")
         }
     }
 
@@ -304,7 +304,7 @@ public struct HTTPIngest: Sendable {
     }
 
     static func methodNotAllowed(_ allowed: String) -> Refusal {
-        Refusal(status: .methodNotAllowed, code: "method_not_allowed", message: "use \(allowed)", headers: [.allow: allowed])
+        Refusal(status: .methodNotAllowed, code: .methodNotAllowed, message: "use \(allowed)", headers: [.allow: allowed])
     }
 
     static func json(_ status: HTTPResponse.Status, _ object: JSONObject, headers: HTTPFields = [:]) -> Response {
@@ -353,13 +353,13 @@ public struct MetricsAccess: Sendable {
         if let tokenHash {
             guard let header = authorization, header.lowercased().hasPrefix("bearer "),
                   SHA256.hex(Array(header.dropFirst("bearer ".count).utf8)) == tokenHash else {
-                throw HTTPIngest.Refusal(status: .unauthorized, code: "metrics_token_required", message: "send the metrics token as Authorization: Bearer <token>",
+                throw HTTPIngest.Refusal(status: .unauthorized, code: .metricsTokenRequired, message: "send the metrics token as Authorization: Bearer <token>",
                               headers: [.wwwAuthenticate: "Bearer"])
             }
             return
         }
         guard let peer, Self.isLoopback(peer) else {
-            throw HTTPIngest.Refusal(status: .forbidden, code: "metrics_local_only",
+            throw HTTPIngest.Refusal(status: .forbidden, code: .metricsLocalOnly,
                           message: "/metrics answers only this machine; set settings.metrics_token (or CAIRN_METRICS_TOKEN) to scrape it from elsewhere")
         }
     }

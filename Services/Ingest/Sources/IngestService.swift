@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnService
 import CairnWire
 import Foundation
@@ -62,18 +63,17 @@ public enum IngestService {
         let forwarder = Forwarder(spool: spool, identity: identity, counters: context.counters, logger: context.logger, health: forwarding)
 
         var router = RPCRouter()
-        router.register("ingest.submit") { params in try await ingestor.submit(params) }
-        router.register("ingest.deadletters.list") { params in
-            let app = params["app"]?.stringValue
-            let limit = Int(params["limit"]?.intValue ?? 100)
+        router.register(IngestSubmit.self) { params in try await ingestor.submit(params) }
+        router.register(IngestDeadLettersList.self) { params in
+            let app = params.app
+            let limit = params.limit ?? 100
             let rows = try await NIOThreadPool.singleton.runIfActive { try spool.deadLetters(app: app, limit: max(1, min(limit, 10_000))) }
             return ["rows": .array(rows.map(\.json))]
         }
-        router.register("ingest.deadletters.replay") { params in try await ingestor.replay(params) }
-        router.register("ingest.suppress") { params in try await ingestor.suppress(params) }
-        router.register("ingest.apps.refresh") { params in
-            guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
-            let fresh = try await apps.refresh(app)
+        router.register(IngestDeadLettersReplay.self) { params in try await ingestor.replay(params) }
+        router.register(IngestSuppress.self) { params in try await ingestor.suppress(params) }
+        router.register(IngestAppsRefresh.self) { params in
+            let fresh = try await apps.refresh(params.app)
             return ["app": .string(fresh.name), "token": .string(fresh.token), "attributes": .int(Int64(fresh.attributes.types.count))]
         }
         return ServiceParts(
@@ -100,7 +100,7 @@ struct HTTPListener<Server: Service>: Service {
         do {
             try await server.run()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
-            throw RPCError.application("configuration", "the HTTP address \(address) is in use by another process; set CAIRN_HTTP_ADDR or settings.http_address of the ingest service")
+            throw RPCError.application(.configuration, "the HTTP address \(address) is in use by another process; set CAIRN_HTTP_ADDR or settings.http_address of the ingest service")
         }
     }
 }
@@ -121,18 +121,18 @@ struct IngestSettings {
     init(_ settings: JSONObject, environment: [String: String]) throws(RPCError) {
         if let address = environment["CAIRN_HTTP_ADDR"].flatMap({ $0.isEmpty ? nil : $0 }) ?? settings["http_address"]?.stringValue {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
-                throw RPCError.application("configuration", "the HTTP address '\(address)' is not host:port (CAIRN_HTTP_ADDR or settings.http_address)")
+                throw RPCError.application(.configuration, "the HTTP address '\(address)' is not host:port (CAIRN_HTTP_ADDR or settings.http_address)")
             }
             host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
             self.port = port
         }
         if let mark = environment["CAIRN_SPOOL_HIGH_WATER_MARK"].flatMap({ Int64($0) }) ?? settings["spool_high_water_mark"]?.intValue {
-            guard mark > 0 else { throw RPCError.application("configuration", "the spool high-water mark must be positive") }
+            guard mark > 0 else { throw RPCError.application(.configuration, "the spool high-water mark must be positive") }
             highWaterMark = mark
         }
         func positive(_ key: String) throws(RPCError) -> Int64? {
             guard let value = settings[key]?.intValue else { return nil }
-            guard value > 0 else { throw RPCError.application("configuration", "settings.\(key) must be positive") }
+            guard value > 0 else { throw RPCError.application(.configuration, "settings.\(key) must be positive") }
             return value
         }
         metricsToken = environment["CAIRN_METRICS_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } ?? settings["metrics_token"]?.stringValue

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnService
 import CairnSQLite
 import CairnWire
@@ -6,13 +7,8 @@ import NIOPosix
 
 /// Validates, normalises, deduplicates and spools submitted records before answering.
 ///
-/// `ingest.submit` params:
-/// - `app`: the app's name or token; an unknown app is refused (`unknown_app`);
-/// - `format`: `auto` (default) or one format;
-/// - `source`: where the records came from (a file name), kept with dead letters;
-/// - `records`: the records, each a JSON text (one line of a file) or a JSON object;
-/// - `lines`: optional, the 1-based line number of each record, for error messages;
-/// - `invalid_utf8`: optional, the line numbers whose bytes were not UTF-8.
+/// ``IngestSubmit``: an unknown app is refused (`unknown_app`); each record is a JSON text (one
+/// line of a file) or a JSON object.
 ///
 /// Result: `{accepted, duplicates, rejected, errors: [{record, message?, code, field, error}]}`.
 /// `accepted` counts new events, durable in the spool when this returns; `duplicates` counts
@@ -42,24 +38,24 @@ public struct Ingestor: Sendable {
         self.metrics = metrics
     }
 
-    public func submit(_ params: JSON) async throws -> JSON {
-        guard let appKey = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
-        let formatName = params["format"]?.stringValue ?? "auto"
+    public func submit(_ params: IngestSubmit.Params) async throws -> JSON {
+        let appKey = params.app
+        let formatName = params.format ?? "auto"
         guard let format = EventNormalizer.FormatChoice(rawValue: formatName) else {
-            throw RPCError.application("invalid_format", "unknown format '\(formatName)'; expected one of \(EventNormalizer.FormatChoice.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw RPCError.application(.invalidFormat, "unknown format '\(formatName)'; expected one of \(EventNormalizer.FormatChoice.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard let records = params["records"]?.arrayValue else { throw RPCError.invalidParams("params.records must be an array") }
-        let lines = params["lines"]?.arrayValue
-        let source = params["source"]?.stringValue ?? "rpc"
-        let invalidUTF8 = Set((params["invalid_utf8"]?.arrayValue ?? []).compactMap(\.intValue).map(Int.init))
-        func number(_ index: Int) -> Int { lines.flatMap { index < $0.count ? $0[index].intValue.map(Int.init) : nil } ?? index + 1 }
+        let records = params.records
+        let lines = params.lines
+        let source = params.source ?? "rpc"
+        let invalidUTF8 = Set(params.invalid_utf8 ?? [])
+        func number(_ index: Int) -> Int { lines.flatMap { index < $0.count ? $0[index] : nil } ?? index + 1 }
         try await backpressure.admit()
 
         let app: AppDirectory.App
         do {
             app = try await apps.resolve(appKey)
         } catch {
-            if error.applicationCode == "unknown_app" {
+            if error.applicationCode == .unknownApp {
                 // Kept, so that `cairn deadletters replay` can take them once the app exists.
                 let letters = records.enumerated().map { index, record in
                     Spool.DeadLetter(app: appKey, format: formatName, source: source, record: number(index),
@@ -158,14 +154,14 @@ public struct Ingestor: Sendable {
 
     /// `ingest.deadletters.replay {app?, ids?}`: runs dead letters through ingest again, for
     /// example after the attribute they needed was registered.
-    public func replay(_ params: JSON) async throws -> JSON {
+    public func replay(_ params: IngestDeadLettersReplay.Params) async throws -> JSON {
         // The app may be named by name or token, and its letters stored under either.
         var appKeys: Set<String>?
-        if let appKey = params["app"]?.stringValue {
+        if let appKey = params.app {
             appKeys = [appKey]
             if let app = try? await apps.resolve(appKey) { appKeys?.formUnion([app.name, app.token]) }
         }
-        let ids = params["ids"]?.arrayValue?.compactMap(\.intValue)
+        let ids = params.ids
         let letters = try await NIOThreadPool.singleton.runIfActive { [spool] in
             try spool.deadLetters(app: nil, ids: ids, limit: 100_000)
         }
@@ -179,7 +175,7 @@ public struct Ingestor: Sendable {
             do {
                 app = try await apps.resolve(stored.letter.app)
             } catch {
-                guard error.applicationCode == "unknown_app" else { throw error }
+                guard error.applicationCode == .unknownApp else { throw error }
                 refused.append((stored.id, EventError(.unknownApp, field: "app", error.message)))
                 continue
             }
@@ -215,10 +211,10 @@ public struct Ingestor: Sendable {
 
     /// `ingest.suppress {app_token, user_ids, anonymous_ids}`: after storage erased a person,
     /// forgets them here too (spool and dead letters) and drops their later events.
-    public func suppress(_ params: JSON) async throws -> JSON {
-        guard let token = params["app_token"]?.stringValue else { throw RPCError.invalidParams("params.app_token is required") }
-        let userIds = (params["user_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
-        let anonymousIds = (params["anonymous_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
+    public func suppress(_ params: IngestSuppress.Params) async throws -> JSON {
+        let token = params.app_token
+        let userIds = params.user_ids ?? []
+        let anonymousIds = params.anonymous_ids ?? []
         let name = (try? await apps.resolve(token))?.name
         suppressions.add(app: token, userIds: userIds, anonymousIds: anonymousIds)
         let removed = try await NIOThreadPool.singleton.runIfActive { [spool] in
@@ -246,7 +242,7 @@ public struct Ingestor: Sendable {
     @discardableResult
     private func store(events: [CanonicalEvent], deadLetters: [Spool.DeadLetter]) async throws -> (new: Int, duplicates: Int) {
         // Nothing is acknowledged into a spool file that is gone.
-        if let problem = spool.problem { throw RPCError.application("spool_lost", problem) }
+        if let problem = spool.problem { throw RPCError.application(.spoolLost, problem) }
         do {
             let counts = try await commit.append(events: events, deadLetters: deadLetters)
             backpressure.added(counts.new)

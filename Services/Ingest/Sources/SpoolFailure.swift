@@ -1,3 +1,4 @@
+import CairnCore
 import CairnSQLite
 import CairnWire
 
@@ -6,8 +7,8 @@ import CairnWire
 enum SpoolFailure {
     static func rpcError(_ error: SQLiteError) -> RPCError {
         if error.code == .diskFull {
-            return RPCError.application("spool_full", "the spool's disk is full; nothing in this request was accepted, retry later")
+            return RPCError.application(.spoolFull, "the spool's disk is full; nothing in this request was accepted, retry later")
         }
-        return RPCError.application("spool_unavailable", "the spool could not store the request (\(error.message)); nothing was accepted, retry later")
+        return RPCError.application(.spoolUnavailable, "the spool could not store the request (\(error.message)); nothing was accepted, retry later")
     }
 }

@@ -1,14 +1,17 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
 /// `report.sessions`: the server-computed sessions that start in the period: how many, their
 /// median and p90 length, events per session, and the bounce rate (one-event sessions).
-public struct SessionsReport: Sendable {
+public struct SessionsReport: Report {
+    public typealias Method = ReportSessions
+
     public var scope: ReportScope
 
-    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
-        scope = try ReportScope(params: params, now: now)
+    public init(params: ReportSessions.Params, now: Timestamp = .now()) throws(ReportError) {
+        scope = try ReportScope(params.scope, now: now)
     }
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
@@ -35,14 +38,16 @@ public struct SessionsReport: Sendable {
 
 /// `report.companies`: active people and events per company, an event's company being its
 /// own or its user's as of its time.
-public struct CompaniesReport: Sendable {
+public struct CompaniesReport: Report {
+    public typealias Method = ReportCompanies
+
     public var scope: ReportScope
     public var top: Int
 
-    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
-        scope = try ReportScope(params: params, now: now)
-        top = Int(params["top"]?.intValue ?? 100)
-        guard top > 0 else { throw RPCError.application("invalid_top", "--top must be a positive number") }
+    public init(params: ReportCompanies.Params, now: Timestamp = .now()) throws(ReportError) {
+        scope = try ReportScope(params.scope, now: now)
+        top = params.options.top ?? 100
+        guard top > 0 else { throw ReportError(.invalidTop, field: "top", "must be a positive number") }
     }
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
@@ -11,22 +12,24 @@ import CairnWire
 /// Events are classified in PostgreSQL by `cairn_engagement_stages`, generated from the catalog.
 /// Over all time the stage counts come from `rollup_engagement_people`; over a period, from
 /// the events.
-public struct EngagementReport: Sendable {
+public struct EngagementReport: Report {
+    public typealias Method = ReportEngagement
+
     public typealias Entity = EngagementCatalog.Entity
 
     public var scope: ReportScope
     public var entity: Entity
     public var id: String?
 
-    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
-        scope = try ReportScope(params: params, now: now)
-        let name = params["entity"]?.stringValue ?? ""
+    public init(params: ReportEngagement.Params, now: Timestamp = .now()) throws(ReportError) {
+        scope = try ReportScope(params.scope, now: now)
+        let name = params.options.entity ?? ""
         guard let entity = Entity(rawValue: name) else {
-            throw RPCError.application("invalid_entity", "--entity must be one of \(Entity.allCases.map(\.rawValue).joined(separator: ", ")); found '\(name)'"
+            throw ReportError(.invalidEntity, field: "entity", "must be one of \(Entity.allCases.map(\.rawValue).joined(separator: ", ")); found '\(name)'"
                                        + Suggestion.phrase(for: name, among: Entity.allCases.map(\.rawValue)))
         }
         self.entity = entity
-        id = params["id"]?.stringValue
+        id = params.options.id
     }
 
     /// One event as the report reads it.

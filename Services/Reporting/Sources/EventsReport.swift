@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
@@ -8,30 +9,33 @@ import CairnWire
 /// `event` (one event name), `type` (one event type), `top` (at most N names).
 ///
 /// Every value reaches SQL as a bound parameter; only fixed SQL fragments are spliced in.
-public struct EventsReport: Sendable {
+public struct EventsReport: Report {
+    public typealias Method = ReportEvents
+
     public var scope: ReportScope
     public var bucket: ReportScope.Bucket?
     public var eventName: String?
     public var eventType: EventType?
     public var top: Int?
 
-    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
-        scope = try ReportScope(params: params, now: now)
-        if let name = params["by"]?.stringValue {
+    public init(params: ReportEvents.Params, now: Timestamp = .now()) throws(ReportError) {
+        scope = try ReportScope(params.scope, now: now)
+        let options = params.options
+        if let name = options.by {
             guard let bucket = ReportScope.Bucket(rawValue: name) else {
-                throw RPCError.application("invalid_bucket", "--by must be one of hour, day, week, month; found '\(name)'")
+                throw ReportError(.invalidBucket, field: "by", "must be one of hour, day, week, month; found '\(name)'")
             }
             self.bucket = bucket
         }
-        eventName = params["event"]?.stringValue
-        if let typeName = params["type"]?.stringValue {
+        eventName = options.event
+        if let typeName = options.type {
             guard let type = EventType(rawValue: typeName) else {
-                throw RPCError.application("invalid_type", "--type must be one of \(EventType.allCases.map(\.rawValue).joined(separator: ", ")); found '\(typeName)'")
+                throw ReportError(.invalidType, field: "type", "must be one of \(EventType.allCases.map(\.rawValue).joined(separator: ", ")); found '\(typeName)'")
             }
             eventType = type
         }
-        if let top = params["top"]?.intValue {
-            guard top > 0 else { throw RPCError.application("invalid_top", "--top must be a positive number") }
+        if let top = options.top {
+            guard top > 0 else { throw ReportError(.invalidTop, field: "top", "must be a positive number") }
             self.top = Int(top)
         }
     }

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
@@ -10,23 +11,25 @@ import CairnWire
 /// `within` of the first step (default: no limit). People are resolved by identity, so a
 /// funnel that starts anonymously and ends identified converts. With `by_trait`, one funnel
 /// per value of that user trait.
-public struct FunnelReport: Sendable {
+public struct FunnelReport: Report {
+    public typealias Method = ReportFunnel
+
     public var scope: ReportScope
     public var steps: [String]
     public var within: Int64?
     public var byTrait: String?
 
-    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
-        scope = try ReportScope(params: params, now: now)
-        steps = (params["steps"]?.arrayValue ?? []).compactMap(\.stringValue)
-        guard steps.count >= 2 else { throw RPCError.application("missing_option", "report funnel needs at least two --step NAME") }
-        if let text = params["within"]?.stringValue {
+    public init(params: ReportFunnel.Params, now: Timestamp = .now()) throws(ReportError) {
+        scope = try ReportScope(params.scope, now: now)
+        steps = params.options.steps ?? []
+        guard steps.count >= 2 else { throw ReportError(.missingOption, field: "steps", "must name at least two events") }
+        if let text = params.options.within {
             guard let seconds = TimeBound.seconds(text), seconds > 0 else {
-                throw RPCError.application("invalid_window", "--within must be a length such as 30m, 24h or 7d; found '\(text)'")
+                throw ReportError(.invalidWindow, field: "within", "must be a length such as 30m, 24h or 7d; found '\(text)'")
             }
             within = seconds * 1_000_000
         }
-        byTrait = params["by_trait"]?.stringValue
+        byTrait = params.options.by_trait
     }
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
@@ -7,9 +8,9 @@ public enum IdentityViews {
     /// Traits, company, aliases, merges, first and last seen, and the count of events that
     /// resolve to the user (their own, those of users merged into them, and their anonymous
     /// events from before they identified).
-    public static func user(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        let (token, app) = try resolveApp(params, on: connection)
-        guard let requested = params["user"]?.stringValue else { throw RPCError.invalidParams("params.user must name the user") }
+    public static func user(_ params: UsersShow.Params, on connection: PostgresConnection) throws -> JSON {
+        let (token, app) = try resolveApp(params.app, on: connection)
+        let requested = params.user
         let person = try connection.resolvedPerson(requested, token: token)
         let user = person.userId
         guard let row = try connection.execute("""
@@ -17,7 +18,7 @@ public enum IdentityViews {
                    traits::text, company_id
             FROM users WHERE app_token = $1 AND user_id = $2
             """, [token, user]).firstRow else {
-            throw RPCError.application("unknown_user", "app '\(app)' has no user '\(requested)'")
+            throw RPCError.application(.unknownUser, "app '\(app)' has no user '\(requested)'")
         }
         let aliases = try connection.execute(
             "SELECT alias_kind, alias_id, reason, to_char(aliased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS since FROM identity_aliases WHERE app_token = $1 AND user_id = $2 ORDER BY aliased_at, alias_id",
@@ -51,14 +52,14 @@ public enum IdentityViews {
 
     /// Traits, first and last seen, and members: users whose current company it is, and
     /// those seen with it before.
-    public static func company(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        let (token, app) = try resolveApp(params, on: connection)
-        guard let company = params["company"]?.stringValue else { throw RPCError.invalidParams("params.company must name the company") }
+    public static func company(_ params: CompaniesShow.Params, on connection: PostgresConnection) throws -> JSON {
+        let (token, app) = try resolveApp(params.app, on: connection)
+        let company = params.company
         guard let row = try connection.execute("""
             SELECT to_char(first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS first_seen, to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS last_seen, traits::text
             FROM companies WHERE app_token = $1 AND company_id = $2
             """, [token, company]).firstRow else {
-            throw RPCError.application("unknown_company", "app '\(app)' has no company '\(company)'")
+            throw RPCError.application(.unknownCompany, "app '\(app)' has no company '\(company)'")
         }
         let members = try connection.execute("""
             SELECT m.user_id, u.company_id = m.company_id AS current,
@@ -78,10 +79,9 @@ public enum IdentityViews {
         ]
     }
 
-    private static func resolveApp(_ params: JSON, on connection: PostgresConnection) throws -> (token: String, app: String) {
-        guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
+    private static func resolveApp(_ app: String, on connection: PostgresConnection) throws -> (token: String, app: String) {
         guard let token = try connection.appToken(for: app) else {
-            throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            throw RPCError.application(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
         }
         return (token, app)
     }

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
@@ -7,18 +8,20 @@ import CairnWire
 ///
 /// Params: those of ``ReportScope``, `by` (`day|week|month`, required), `event` (only people
 /// who did it).
-public struct UniquesReport: Sendable {
+public struct UniquesReport: Report {
+    public typealias Method = ReportUniques
+
     public var scope: ReportScope
     public var bucket: ReportScope.Bucket
     public var eventName: String?
 
-    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
-        scope = try ReportScope(params: params, now: now)
-        guard let name = params["by"]?.stringValue, let bucket = ReportScope.Bucket(rawValue: name), bucket != .hour else {
-            throw RPCError.application("invalid_bucket", "--by must be one of day, week, month; found '\(params["by"]?.stringValue ?? "")'")
+    public init(params: ReportUniques.Params, now: Timestamp = .now()) throws(ReportError) {
+        scope = try ReportScope(params.scope, now: now)
+        guard let name = params.options.by, let bucket = ReportScope.Bucket(rawValue: name), bucket != .hour else {
+            throw ReportError(.invalidBucket, field: "by", "must be one of day, week, month; found '\(params.options.by ?? "")'")
         }
         self.bucket = bucket
-        eventName = params["event"]?.stringValue
+        eventName = params.options.event
     }
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
@@ -51,19 +54,21 @@ public struct UniquesReport: Sendable {
 }
 
 /// `report.stats`: count, sum, min, max, average and percentiles of one numeric attribute of
-/// one event, e.g. revenue over the last 24 hours (seed 004's "Get statistics").
+/// one event, e.g. revenue over the last 24 hours (User.com's guide's "Get statistics").
 ///
 /// Registered numbers are stored as JSON numbers; an unregistered attribute stored as a
 /// numeric string counts too. Other values are left out, and counted as `non_numeric`.
-public struct StatsReport: Sendable {
+public struct StatsReport: Report {
+    public typealias Method = ReportStats
+
     public var scope: ReportScope
     public var eventName: String
     public var attribute: String
 
-    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
-        scope = try ReportScope(params: params, now: now)
-        guard let event = params["event"]?.stringValue else { throw RPCError.application("missing_option", "report stats needs --event NAME") }
-        guard let attribute = params["attr"]?.stringValue else { throw RPCError.application("missing_option", "report stats needs --attr NAME") }
+    public init(params: ReportStats.Params, now: Timestamp = .now()) throws(ReportError) {
+        scope = try ReportScope(params.scope, now: now)
+        guard let event = params.options.event else { throw ReportError(.missingOption, field: "event", "names the event report stats reads") }
+        guard let attribute = params.options.attr else { throw ReportError(.missingOption, field: "attr", "names the attribute report stats reads") }
         eventName = event
         self.attribute = attribute
     }
@@ -99,18 +104,20 @@ public struct StatsReport: Sendable {
 /// `report.timeline`: one person's events in time order, with their attributes and computed
 /// session (the User.com timeline), including their anonymous events from before they
 /// identified and those of users merged into them.
-public struct TimelineReport: Sendable {
+public struct TimelineReport: Report {
+    public typealias Method = ReportTimeline
+
     public var scope: ReportScope
     public var user: String
     /// At most this many events, newest last. Defaults to 1000.
     public var limit: Int
 
-    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
-        scope = try ReportScope(params: params, now: now)
-        guard let user = params["user"]?.stringValue else { throw RPCError.application("missing_option", "report timeline needs --user ID") }
+    public init(params: ReportTimeline.Params, now: Timestamp = .now()) throws(ReportError) {
+        scope = try ReportScope(params.scope, now: now)
+        guard let user = params.options.user else { throw ReportError(.missingOption, field: "user", "names the person report timeline shows") }
         self.user = user
-        limit = Int(params["limit"]?.intValue ?? 1000)
-        guard (1...100_000).contains(limit) else { throw RPCError.application("invalid_limit", "--limit must be from 1 to 100000") }
+        limit = params.options.limit ?? 1000
+        guard (1...100_000).contains(limit) else { throw ReportError(.invalidLimit, field: "limit", "must be from 1 to 100000") }
     }
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
@@ -120,7 +127,7 @@ public struct TimelineReport: Sendable {
             let known = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, person]).rows
             if known.isEmpty && anonymousIds.isEmpty {
                 let exists = try connection.execute("SELECT 1 FROM events WHERE app_token = $1 AND user_id = $2 LIMIT 1", [token, person]).rows
-                guard !exists.isEmpty else { throw RPCError.application("unknown_user", "app '\(scope.app)' has no user '\(user)'") }
+                guard !exists.isEmpty else { throw RPCError.application(.unknownUser, "app '\(scope.app)' has no user '\(user)'") }
             }
             var conditions = ["e.app_token = $1", "(e.user_id = ANY($2::text[]) OR (e.user_id IS NULL AND e.anonymous_id = ANY($3::text[])))"]
             var parameters: [String?] = [token, PostgresArray.text(userIds), PostgresArray.text(anonymousIds), person]

@@ -1,12 +1,13 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
 /// What every report shares: the app, the period, the calendar time zone and the time limit,
 /// and running the report's queries in one read-only transaction with all of them applied.
 ///
-/// Params: `app` (name or token), `since`, `until` (RFC 3339, a bare date in `tz`, or relative
-/// such as `24h`), `tz` (default `UTC`), `timeout_s` (default 30).
+/// From ``ReportScopeParams``: `since` and `until` are RFC 3339, a bare date in `tz`, or relative
+/// such as `24h`.
 public struct ReportScope: Sendable {
     public var app: String
     public var since: Timestamp?
@@ -19,30 +20,29 @@ public struct ReportScope: Sendable {
     var sinceText: String?
     var untilText: String?
 
-    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
-        guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
-        self.app = app
-        func bound(_ key: String) throws(RPCError) -> (Timestamp, String)? {
-            guard let text = params[key]?.stringValue else { return nil }
+    public init(_ params: ReportScopeParams, now: Timestamp = .now()) throws(ReportError) {
+        self.app = params.app
+        func bound(_ key: String, _ given: String?) throws(ReportError) -> (Timestamp, String)? {
+            guard let text = given else { return nil }
             guard let value = TimeBound.parse(text, now: now) else {
-                throw RPCError.application("invalid_time", "--\(key) '\(text)' is neither an RFC 3339 time nor a relative time like 24h or 7d")
+                throw ReportError(.invalidTime, field: key, "'\(text)' is neither an RFC 3339 time nor a relative time like 24h or 7d")
             }
             let isBareDate = text.utf8.count == 10 && Timestamp(parsing: text) != nil
             return (value, isBareDate ? text : value.description)
         }
-        let sinceBound = try bound("since")
-        let untilBound = try bound("until")
+        let sinceBound = try bound("since", params.since)
+        let untilBound = try bound("until", params.until)
         since = sinceBound?.0
         until = untilBound?.0
         sinceText = sinceBound?.1
         untilText = untilBound?.1
         if let since, let until, since >= until {
-            throw RPCError.application("invalid_time", "--since must be before --until")
+            throw ReportError(.invalidTime, field: "since", "must be before until")
         }
-        timeZone = params["tz"]?.stringValue ?? "UTC"
-        let timeout = params["timeout_s"]?.intValue ?? 30
-        guard (1...3600).contains(timeout) else { throw RPCError.application("invalid_timeout", "the report timeout must be from 1 to 3600 seconds") }
-        timeoutSeconds = Int(timeout)
+        timeZone = params.tz ?? "UTC"
+        let timeout = params.timeout_s ?? 30
+        guard (1...3600).contains(timeout) else { throw ReportError(.invalidTimeout, field: "timeout_s", "must be from 1 to 3600 seconds") }
+        timeoutSeconds = timeout
     }
 
     /// Runs `body` with the app's token in a read-only transaction using the scope's time
@@ -59,18 +59,18 @@ public struct ReportScope: Sendable {
                            set_config('work_mem', '64MB', true), set_config('jit', 'off', true)
                     """, [timeZone, String(timeoutSeconds * 1000)])
                 guard let token = try connection.appToken(for: app) else {
-                    throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+                    throw RPCError.application(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
                 }
                 return try body(token)
             }
         } catch let error as PostgresError {
             if error.sqlState == "57014" {
-                throw RPCError.application("report_timeout", "the report ran longer than \(timeoutSeconds) s and was cancelled in PostgreSQL; narrow --since/--until")
+                throw RPCError.application(.reportTimeout, "the report ran longer than \(timeoutSeconds) s and was cancelled in PostgreSQL; narrow --since/--until")
             }
             if error.sqlState == "22023" || error.message.contains("time zone") {
-                throw RPCError.application("invalid_time_zone", "--tz '\(timeZone)' is not a time zone PostgreSQL knows (e.g. UTC, Europe/Berlin)")
+                throw ReportError(.invalidTimeZone, field: "tz", "'\(timeZone)' is not a time zone PostgreSQL knows (e.g. UTC, Europe/Berlin)")
             }
-            throw RPCError.application(error.code == .unavailable ? "storage_unavailable" : "query_failed", error.message)
+            throw RPCError(error)
         }
     }
 
@@ -153,7 +153,7 @@ public struct ReportScope: Sendable {
         let end = untilText ?? (since != nil ? Timestamp.now().description : nil)
         let rows = try connection.execute(sql, [bucket.rawValue] + parameters + [sinceText, end]).namedRows
         if rows.count > Self.maximumBuckets {
-            throw RPCError.application("too_many_buckets", "the range holds more than \(Self.maximumBuckets) \(bucket.rawValue) buckets; narrow --since/--until or use a coarser --by")
+            throw RPCError.application(.tooManyBuckets, "the range holds more than \(Self.maximumBuckets) \(bucket.rawValue) buckets; narrow --since/--until or use a coarser --by")
         }
         return rows.map { [.optional($0["bucket"]), .int($0["value", as: Int64.self] ?? 0)] }
     }
@@ -164,7 +164,7 @@ public struct ReportScope: Sendable {
         guard exists.isEmpty else { return }
         let names = try connection.execute(
             "SELECT DISTINCT event_name FROM events WHERE app_token = $1 AND event_name <> '' LIMIT 5000", [token]).namedRows.compactMap { $0["event_name"] }
-        throw RPCError.application("unknown_event", "app '\(app)' has no event named '\(name)'" + Suggestion.phrase(for: name, among: names))
+        throw RPCError.application(.unknownEvent, "app '\(app)' has no event named '\(name)'" + Suggestion.phrase(for: name, among: names))
     }
 
     /// Refuses attribute names no `event` of the app carries, suggesting a close one from a
@@ -177,7 +177,7 @@ public struct ReportScope: Sendable {
             let keys = try connection.execute("""
                 SELECT DISTINCT jsonb_object_keys(metadata) AS key FROM (SELECT metadata FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1000) s
                 """, [token, event]).namedRows.compactMap { $0["key"] }
-            throw RPCError.application("unknown_attribute", "event '\(event)' has no attribute '\(name)'" + Suggestion.phrase(for: name, among: keys))
+            throw RPCError.application(.unknownAttribute, "event '\(event)' has no attribute '\(name)'" + Suggestion.phrase(for: name, among: keys))
         }
     }
 }

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
@@ -6,7 +7,9 @@ import CairnWire
 /// first `start_event` in the period; period k counts the cohort's people who did
 /// `return_event` (at or after their start) in the k-th day or week after the cohort's.
 /// Calendar buckets follow `tz`; periods are counted in calendar days, so DST changes nothing.
-public struct RetentionReport: Sendable {
+public struct RetentionReport: Report {
+    public typealias Method = ReportRetention
+
     public var scope: ReportScope
     public var startEvent: String
     public var returnEvent: String
@@ -14,20 +17,23 @@ public struct RetentionReport: Sendable {
     /// Periods after the cohort's own (period 0). Defaults to 8.
     public var periods: Int
 
-    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
-        scope = try ReportScope(params: params, now: now)
-        guard let start = params["start_event"]?.stringValue, let back = params["return_event"]?.stringValue else {
-            throw RPCError.application("missing_option", "report retention needs --start-event NAME and --return-event NAME")
+    public init(params: ReportRetention.Params, now: Timestamp = .now()) throws(ReportError) {
+        scope = try ReportScope(params.scope, now: now)
+        guard let start = params.options.start_event else {
+            throw ReportError(.missingOption, field: "start_event", "names the event that starts a cohort")
+        }
+        guard let back = params.options.return_event else {
+            throw ReportError(.missingOption, field: "return_event", "names the event that counts as a return")
         }
         startEvent = start
         returnEvent = back
-        let name = params["by"]?.stringValue ?? "week"
+        let name = params.options.by ?? "week"
         guard let bucket = ReportScope.Bucket(rawValue: name), bucket == .day || bucket == .week else {
-            throw RPCError.application("invalid_bucket", "--by must be day or week; found '\(name)'")
+            throw ReportError(.invalidBucket, field: "by", "must be day or week; found '\(name)'")
         }
         self.bucket = bucket
-        periods = Int(params["periods"]?.intValue ?? 8)
-        guard (0...366).contains(periods) else { throw RPCError.application("invalid_periods", "--periods must be from 0 to 366") }
+        periods = params.options.periods ?? 8
+        guard (0...366).contains(periods) else { throw ReportError(.invalidPeriods, field: "periods", "must be from 0 to 366") }
     }
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {

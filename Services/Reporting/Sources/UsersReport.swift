@@ -1,5 +1,6 @@
 import CairnCondition
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
@@ -8,10 +9,12 @@ import CairnWire
 /// Params: those of ``ReportScope``; `did` (an event name) with `times` (`>5`, `>=2`, `3`, …;
 /// default at least once) and `where` (a ``Condition`` on that event's attributes: only
 /// matching events count); `not_did` (event names they must not have done in the period);
-/// `traits` (``Condition``s on their user traits); `limit` (default 1000). Seed 004's examples:
+/// `traits` (``Condition``s on their user traits); `limit` (default 1000). User.com's guide's examples:
 /// people who bought more than five times (`did purchase, times >5`), or who spent more than
 /// 150 in one payment (`did payment, where price > 150`).
-public struct UsersReport: Sendable {
+public struct UsersReport: Report {
+    public typealias Method = ReportUsers
+
     public var scope: ReportScope
     public var did: String?
     public var times: (op: String, count: Int64)
@@ -20,38 +23,47 @@ public struct UsersReport: Sendable {
     public var traits: [Condition]
     public var limit: Int
 
-    public init(params: JSON, now: Timestamp = .now()) throws(RPCError) {
-        scope = try ReportScope(params: params, now: now)
-        did = params["did"]?.stringValue
-        notDid = (params["not_did"]?.arrayValue ?? []).compactMap(\.stringValue)
+    public init(params: ReportUsers.Params, now: Timestamp = .now()) throws(ReportError) {
+        scope = try ReportScope(params.scope, now: now)
+        let options = params.options
+        did = options.did
+        notDid = options.not_did ?? []
+        /// A condition parsed for `field`, its error naming that field.
+        func parse(_ text: String, _ field: String) throws(ReportError) -> Condition {
+            do {
+                return try Condition.parse(text)
+            } catch {
+                throw ReportError(error.applicationCode, field: field, error.reason)
+            }
+        }
         var traits: [Condition] = []
-        for text in (params["traits"]?.arrayValue ?? []).compactMap(\.stringValue) { traits.append(try Condition.parse(text)) }
+        for text in options.traits ?? [] { traits.append(try parse(text, "traits")) }
         self.traits = traits
-        if let text = params["where"]?.stringValue {
-            guard did != nil else { throw RPCError.application("missing_option", "--where filters the events of --did; give --did NAME") }
-            condition = try Condition.parse(text)
+        if let text = options.where {
+            guard did != nil else { throw ReportError(.missingOption, field: "where", "filters the events of did, which is not given") }
+            condition = try parse(text, "where")
         }
         times = (">=", 1)
-        if let text = params["times"]?.stringValue {
-            guard did != nil else { throw RPCError.application("missing_option", "--times counts the events of --did; give --did NAME") }
+        if let text = options.times {
+            guard did != nil else { throw ReportError(.missingOption, field: "times", "counts the events of did, which is not given") }
             times = try Self.parseTimes(text)
         }
         guard did != nil || !traits.isEmpty else {
-            throw RPCError.application("missing_option", "report users needs --did NAME or --trait CONDITION")
+            throw ReportError(.missingOption, field: "did", "or traits must be given: report users needs an event or a trait condition")
         }
-        limit = Int(params["limit"]?.intValue ?? 1000)
-        guard (1...100_000).contains(limit) else { throw RPCError.application("invalid_limit", "--limit must be from 1 to 100000") }
+        limit = options.limit ?? 1000
+        guard (1...100_000).contains(limit) else { throw ReportError(.invalidLimit, field: "limit", "must be from 1 to 100000") }
     }
 
     /// `>5`, `>= 2`, `<3`, `!=0`, or a bare number meaning exactly that many.
-    static func parseTimes(_ text: String) throws(RPCError) -> (op: String, count: Int64) {
+    static func parseTimes(_ text: String) throws(ReportError) -> (op: String, count: Int64) {
         let trimmed = text.filter { !$0.isWhitespace }
         for op in [">=", "<=", "!=", ">", "<", "="] where trimmed.hasPrefix(op) {
             guard let count = Int64(trimmed.dropFirst(op.count)), count >= 0 else { break }
             return (op, count)
         }
         if let count = Int64(trimmed), count >= 0 { return ("=", count) }
-        throw RPCError.application("invalid_times", "--times expects a count with an optional comparison, such as '>5', '>=2' or '3'; found '\(text)'")
+        throw ReportError(.invalidTimes, field: "times", "expects a count with an optional comparison, such as '>5', '>=2' or '3'; found '\(text)'")
     }
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
@@ -111,7 +123,7 @@ public struct UsersReport: Sendable {
                 SELECT DISTINCT jsonb_object_keys(traits) AS key FROM (SELECT traits FROM users WHERE app_token = $1 LIMIT 5000) s
                 """, [token]).namedRows.compactMap { $0["key"] }
             for name in traits.flatMap(\.names) where !keys.contains(name) {
-                throw RPCError.application("unknown_trait", "no user of app '\(scope.app)' has the trait '\(name)'" + Suggestion.phrase(for: name, among: keys))
+                throw RPCError.application(.unknownTrait, "no user of app '\(scope.app)' has the trait '\(name)'" + Suggestion.phrase(for: name, among: keys))
             }
         }
     }

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
@@ -46,22 +47,22 @@ public enum AppRegistry {
                 "event_time_future_s": .int(row["event_time_future_s", as: Int64.self] ?? 86400), "attributes": .object(attributes)]
     }
 
-    public static func create(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        guard let name = params["name"]?.stringValue else { throw RPCError.invalidParams("params.name must name the app") }
-        let token = params["token"]?.stringValue ?? name
+    public static func create(_ params: AppsCreate.Params, on connection: PostgresConnection) throws -> JSON {
+        let name = params.name
+        let token = params.token ?? name
         do throws(EventError) {
             try AppName.validate(name)
             try AppName.validate(token)
         } catch {
-            throw RPCError.application("invalid_app", error.description)
+            throw RPCError.application(.invalidApp, error.description)
         }
-        let personalData = try personalDataMode(params["personal_data"]?.stringValue ?? PersonalDataMode.hash.rawValue)
+        let personalData = try personalDataMode(params.personal_data ?? PersonalDataMode.hash.rawValue)
         let writeKey = WriteKey.generate()
         let inserted = try connection.execute(
             "INSERT INTO apps (token, name, write_key_hash, personal_data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             [token, name, WriteKey.hash(writeKey), personalData.rawValue])
         guard inserted.affectedRows == 1 else {
-            throw RPCError.application("app_exists", "an app named '\(name)' or with token '\(token)' already exists")
+            throw RPCError.application(.appExists, "an app named '\(name)' or with token '\(token)' already exists")
         }
         return ["name": .string(name), "token": .string(token), "write_key": .string(writeKey), "personal_data": .string(personalData.rawValue)]
     }
@@ -79,51 +80,53 @@ public enum AppRegistry {
                 })]
     }
 
-    public static func rotateKey(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        let app = try existing(params, on: connection)
+    public static func rotateKey(_ params: AppParams, on connection: PostgresConnection) throws -> JSON {
+        let app = try existing(params.app, on: connection)
         let writeKey = WriteKey.generate()
         try connection.execute("UPDATE apps SET write_key_hash = $2, key_rotated_at = now() WHERE token = $1", [app.token, WriteKey.hash(writeKey)])
         return ["name": .string(app.name), "token": .string(app.token), "write_key": .string(writeKey)]
     }
 
-    public static func configure(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        let app = try existing(params, on: connection)
-        if let mode = params["personal_data"]?.stringValue {
+    public static func configure(_ params: AppsConfigure.Params, on connection: PostgresConnection) throws -> JSON {
+        let app = try existing(params.app, on: connection)
+        if let mode = params.personal_data {
             try connection.execute("UPDATE apps SET personal_data = $2 WHERE token = $1", [app.token, try personalDataMode(mode).rawValue])
         }
-        for (key, column) in [("session_inactivity", "session_inactivity_s"), ("session_max_length", "session_max_length_s")] {
-            guard let text = params[key]?.stringValue else { continue }
+        for (key, value, column) in [("session_inactivity", params.session_inactivity, "session_inactivity_s"),
+                                     ("session_max_length", params.session_max_length, "session_max_length_s")] {
+            guard let text = value else { continue }
             guard let seconds = TimeBound.seconds(text), seconds > 0 else {
-                throw RPCError.application("invalid_setting", "\(key) must be a length such as 30m or 24h; found '\(text)'")
+                throw StorageError(.invalidSetting, field: key, "must be a length such as 30m or 24h; found '\(text)'")
             }
             // Column names come from the fixed list above; the value is bound.
             try connection.execute("UPDATE apps SET \(column) = $2 WHERE token = $1", [app.token, String(seconds)])
         }
-        if let text = params["earliest_event_time"]?.stringValue {
+        if let text = params.earliest_event_time {
             guard let earliest = Timestamp(parsing: text), earliest >= AdmissionPolicy.widestEarliest else {
-                throw RPCError.application("invalid_setting", "earliest event time must be a date or RFC 3339 time from \(AdmissionPolicy.widestEarliest) on; found '\(text)'")
+                throw StorageError(.invalidSetting, field: "earliest_event_time", "must be a date or RFC 3339 time from \(AdmissionPolicy.widestEarliest) on; found '\(text)'")
             }
             try connection.execute("UPDATE apps SET event_time_earliest = $2 WHERE token = $1", [app.token, earliest.description])
         }
-        if let text = params["future_allowance"]?.stringValue {
+        if let text = params.future_allowance {
             guard let seconds = TimeBound.seconds(text), seconds <= AdmissionPolicy.widestFutureAllowanceSeconds else {
-                throw RPCError.application("invalid_setting", "future allowance must be a length such as 24h or 7d, at most \(AdmissionPolicy.widestFutureAllowanceSeconds / 86_400)d; found '\(text)'")
+                throw StorageError(.invalidSetting, field: "future_allowance", "must be a length such as 24h or 7d, at most \(AdmissionPolicy.widestFutureAllowanceSeconds / 86_400)d; found '\(text)'")
             }
             try connection.execute("UPDATE apps SET event_time_future_s = $2 WHERE token = $1", [app.token, String(seconds)])
         }
-        if let flag = params["identify_userlike_by_email"]?.boolValue {
+        if let flag = params.identify_userlike_by_email {
             try connection.execute("UPDATE apps SET identify_userlike_by_email = $2 WHERE token = $1", [app.token, flag ? "true" : "false"])
         }
         return try find(app.token, on: connection) ?? .null
     }
 
-    public static func setAttribute(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        let app = try existing(params, on: connection)
-        guard let name = params["name"]?.stringValue, !name.isEmpty, name.utf8.count <= 128 else {
-            throw RPCError.invalidParams("params.name must name the attribute (1 to 128 characters)")
+    public static func setAttribute(_ params: AttributesSet.Params, on connection: PostgresConnection) throws -> JSON {
+        let app = try existing(params.app, on: connection)
+        let name = params.name
+        guard !name.isEmpty, name.utf8.count <= 128 else {
+            throw StorageError(.invalidParams, field: "name", "must name the attribute (1 to 128 characters)")
         }
-        guard let typeName = params["type"]?.stringValue, let type = AttributeType(rawValue: typeName) else {
-            throw RPCError.application("invalid_type", "--type must be one of \(AttributeType.allCases.map(\.rawValue).joined(separator: ", "))")
+        guard let type = AttributeType(rawValue: params.type) else {
+            throw StorageError(.invalidType, field: "type", "must be one of \(AttributeType.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         try connection.execute("""
             INSERT INTO app_attributes (app_token, name, type) VALUES ($1, $2, $3)
@@ -132,8 +135,8 @@ public enum AppRegistry {
         return ["app": .string(app.name), "name": .string(name), "type": .string(type.rawValue)]
     }
 
-    public static func listAttributes(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        let app = try existing(params, on: connection)
+    public static func listAttributes(_ params: AppParams, on connection: PostgresConnection) throws -> JSON {
+        let app = try existing(params.app, on: connection)
         let rows = try connection.execute(
             "SELECT name, type, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated_at FROM app_attributes WHERE app_token = $1 ORDER BY name",
             [app.token]).namedRows
@@ -141,17 +144,16 @@ public enum AppRegistry {
                 "rows": .array(rows.map { ["name": .optional($0["name"]), "type": .optional($0["type"]), "updated_at": .optional($0["updated_at"])] })]
     }
 
-    private static func existing(_ params: JSON, on connection: PostgresConnection) throws -> (token: String, name: String) {
-        guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
+    private static func existing(_ app: String, on connection: PostgresConnection) throws -> (token: String, name: String) {
         guard let found = try find(app, on: connection), let token = found["token"]?.stringValue, let name = found["name"]?.stringValue else {
-            throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            throw RPCError.application(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
         }
         return (token, name)
     }
 
-    private static func personalDataMode(_ text: String) throws(RPCError) -> PersonalDataMode {
+    private static func personalDataMode(_ text: String) throws(StorageError) -> PersonalDataMode {
         guard let mode = PersonalDataMode(rawValue: text) else {
-            throw RPCError.application("invalid_setting", "personal data must be one of keep, hash, drop; found '\(text)'")
+            throw StorageError(.invalidSetting, field: "personal_data", "must be one of keep, hash, drop; found '\(text)'")
         }
         return mode
     }

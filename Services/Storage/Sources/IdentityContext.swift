@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
@@ -14,24 +15,24 @@ import CairnWire
 /// identifications that change a stored alias (or add one), and `absorbing` the users they
 /// join, whose histories are returned whole even when cached.
 public enum IdentityContext {
-    public static func load(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        guard let token = params["app_token"]?.stringValue else { throw RPCError.invalidParams("params.app_token is required") }
-        let userIds = (params["user_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
-        let anonymousIds = (params["anonymous_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
-        let cached = Set((params["cached"]?.arrayValue ?? []).compactMap(\.stringValue))
+    public static func load(_ params: IdentityContextMethod.Params, on connection: PostgresConnection) throws -> JSON {
+        let token = params.app_token
+        let userIds = params.user_ids ?? []
+        let anonymousIds = params.anonymous_ids ?? []
+        let cached = Set(params.cached ?? [])
         let settings = try connection.execute("SELECT session_inactivity_s, session_max_length_s FROM apps WHERE token = $1", [token]).firstRow
 
         // Users merged away resolve to their survivor.
         var finalUser: [String: String] = [:]
         for row in try connection.execute(
             "SELECT alias_id, user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = ANY($2::text[])",
-            [token, PostgresArray.text(userIds + (params["new_aliases"]?.arrayValue ?? []).compactMap { $0["user_id"]?.stringValue })]).namedRows {
+            [token, PostgresArray.text(userIds + (params.new_aliases ?? []).compactMap { $0["user_id"]?.stringValue })]).namedRows {
             if let from = row["alias_id"], let to = row["user_id"] { finalUser[from] = to }
         }
         // Anonymous ids: the stored alias, unless the batch identifies them earlier. The stored
         // aliases of the batch's own identifications are read too, to tell which of those
         // change anything: most repeat an alias already stored.
-        let newAliases = params["new_aliases"]?.arrayValue ?? []
+        let newAliases = params.new_aliases ?? []
         var aliases: [String: (user: String, time: String)] = [:]
         for row in try connection.execute("""
             SELECT alias_id, user_id, to_char(aliased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS aliased_at

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnService
 import CairnWire
@@ -26,13 +27,11 @@ public enum StorageService {
         let logger = context.logger
 
         var router = RPCRouter()
-        router.register("storage.write") { params in
+        router.register(StorageWrite.self) { params in
             if let problem = readiness.problem {
-                throw RPCError.application("storage_unavailable", problem)
+                throw RPCError.application(.storageUnavailable, problem)
             }
-            guard let eventValues = params["events"]?.arrayValue else {
-                throw RPCError.invalidParams("params.events must be an array of canonical events")
-            }
+            let eventValues = params.events
             var events: [CanonicalEvent] = []
             events.reserveCapacity(eventValues.count)
             var rejected: [JSON] = []
@@ -44,11 +43,11 @@ public enum StorageService {
                                      "field": .optional(error.field), "message": .string(error.message)])
                 }
             }
-            let users = params["users"] ?? .array([])
-            let companies = params["companies"] ?? .array([])
-            let memberships = params["memberships"] ?? .array([])
-            let aliases = params["aliases"] ?? .array([])
-            let sessions = params["sessions"] ?? .array([])
+            let users = params.users ?? .array([])
+            let companies = params.companies ?? .array([])
+            let memberships = params.memberships ?? .array([])
+            let aliases = params.aliases ?? .array([])
+            let sessions = params.sessions ?? .array([])
             let toWrite = events
             do {
                 let outcome = try await pool.withConnection { connection in
@@ -61,60 +60,51 @@ public enum StorageService {
                 counters.add("events_duplicate", Int64(outcome.duplicates))
                 counters.add("events_suppressed", Int64(outcome.suppressed))
                 counters.add("events_rejected", Int64(rejected.count))
-                return ["inserted": .int(Int64(outcome.inserted)), "duplicates": .int(Int64(outcome.duplicates)),
-                        "suppressed": .int(Int64(outcome.suppressed)), "rejected": .array(rejected)]
+                return StorageWrite.Result(inserted: outcome.inserted, duplicates: outcome.duplicates, suppressed: outcome.suppressed, rejected: rejected)
             } catch let error as PostgresError {
                 counters.add("write_failures")
                 if error.code == .unavailable {
                     writer.resetPartitionCache()
                     logger.warning("write failed, database unavailable", metadata: ["error": "\(error.message)"])
-                    throw RPCError.application("storage_unavailable", error.message)
+                    throw RPCError.application(.storageUnavailable, error.message)
                 }
                 if let sqlState = error.sqlState, refusesData(sqlState) {
                     // No retry can cure it: ingest halves the batch until the event stands alone, and dead-letters it.
                     logger.warning("batch refused for its data", metadata: ["error": "\(error.message)", "sqlstate": "\(sqlState)", "events": "\(toWrite.count)"])
-                    throw RPCError.application("write_refused", error.message, details: ["sqlstate": .string(sqlState)])
+                    throw RPCError.application(.writeRefused, error.message, details: ["sqlstate": .string(sqlState)])
                 }
                 logger.error("write failed", metadata: ["error": "\(error.message)", "sqlstate": "\(error.sqlState ?? "")"])
-                throw RPCError.application("write_failed", error.message)
+                throw RPCError.application(.writeFailed, error.message)
             }
         }
 
-        // The app registry: each method runs in one pooled connection.
-        let registry: [(String, @Sendable (JSON, PostgresConnection) throws -> JSON)] = [
-            ("apps.create", { params, connection in try AppRegistry.create(params, on: connection) }),
-            ("apps.list", { _, connection in try AppRegistry.list(on: connection) }),
-            ("apps.rotate_key", { params, connection in try AppRegistry.rotateKey(params, on: connection) }),
-            ("apps.configure", { params, connection in try AppRegistry.configure(params, on: connection) }),
-            ("attributes.set", { params, connection in try AppRegistry.setAttribute(params, on: connection) }),
-            ("attributes.list", { params, connection in try AppRegistry.listAttributes(params, on: connection) }),
-            ("users.merge", { params, connection in try UserMerge.merge(params, on: connection) }),
-            ("identity.context", { params, connection in try IdentityContext.load(params, on: connection) }),
-            ("users.delete", { params, connection in try UserErasure.delete(params, on: connection) }),
-            ("apps.get", { params, connection in
-                guard let app = params["app"]?.stringValue else { throw RPCError.invalidParams("params.app must name the app") }
-                guard let found = try AppRegistry.find(app, on: connection) else {
-                    throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
-                }
-                return found
-            }),
-            ("apps.authenticate", { params, connection in
-                guard let hash = params["write_key_hash"]?.stringValue else { throw RPCError.invalidParams("params.write_key_hash is required") }
-                guard let found = try AppRegistry.find(writeKeyHash: hash, on: connection) else {
-                    throw RPCError.application("unknown_write_key", "no app has this write key")
-                }
-                return found
-            }),
-        ]
-        for (method, body) in registry {
+        // The app registry: each method runs in one pooled connection, once the schema is in place.
+        func register<Method: RPCMethod>(_ method: Method.Type, _ body: @escaping @Sendable (Method.Params, PostgresConnection) throws -> Method.Result) {
             router.register(method) { params in
-                if let problem = readiness.problem { throw RPCError.application("storage_unavailable", problem) }
-                do {
-                    return try await pool.withConnection { connection in try body(params, connection) }
-                } catch let error as PostgresError {
-                    throw RPCError.application(error.code == .unavailable ? "storage_unavailable" : "query_failed", error.message)
-                }
+                if let problem = readiness.problem { throw RPCError.application(.storageUnavailable, problem) }
+                return try await pool.withConnection { connection in try body(params, connection) }
             }
+        }
+        register(AppsCreate.self) { params, connection in try AppRegistry.create(params, on: connection) }
+        register(AppsList.self) { _, connection in try AppRegistry.list(on: connection) }
+        register(AppsRotateKey.self) { params, connection in try AppRegistry.rotateKey(params, on: connection) }
+        register(AppsConfigure.self) { params, connection in try AppRegistry.configure(params, on: connection) }
+        register(AttributesSet.self) { params, connection in try AppRegistry.setAttribute(params, on: connection) }
+        register(AttributesList.self) { params, connection in try AppRegistry.listAttributes(params, on: connection) }
+        register(UsersMerge.self) { params, connection in try UserMerge.merge(params, on: connection) }
+        register(IdentityContextMethod.self) { params, connection in try IdentityContext.load(params, on: connection) }
+        register(UsersDelete.self) { params, connection in try UserErasure.delete(params, on: connection) }
+        register(AppsGet.self) { params, connection in
+            guard let found = try AppRegistry.find(params.app, on: connection) else {
+                throw RPCError.application(.unknownApp, "no app is named '\(params.app)' or has that token; create it with `cairn apps create \(params.app)`")
+            }
+            return found
+        }
+        register(AppsAuthenticate.self) { params, connection in
+            guard let found = try AppRegistry.find(writeKeyHash: params.write_key_hash, on: connection) else {
+                throw RPCError.application(.unknownWriteKey, "no app has this write key")
+            }
+            return found
         }
 
         return ServiceParts(

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
@@ -10,19 +11,17 @@ import CairnWire
 /// Result: what was removed, and the ids suppressed (ingest purges its spool and dead
 /// letters of them next).
 public enum UserErasure {
-    public static func delete(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        guard let app = params["app"]?.stringValue, let requested = params["user"]?.stringValue else {
-            throw RPCError.invalidParams("params.app and params.user are required")
-        }
+    public static func delete(_ params: UsersDelete.Params, on connection: PostgresConnection) throws -> JSON {
+        let (app, requested) = (params.app, params.user)
         guard let token = try connection.appToken(for: app) else {
-            throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            throw RPCError.application(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
         }
         return try connection.inTransaction { () throws -> JSON in
             let person = try connection.resolvedPerson(requested, token: token)
             let (user, userIds, anonymousIds) = (person.userId, person.userIds, person.anonymousIds)
             let known = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, user]).rows
             guard !known.isEmpty || person.hasAliases else {
-                throw RPCError.application("unknown_user", "app '\(app)' has no user '\(requested)'")
+                throw RPCError.application(.unknownUser, "app '\(app)' has no user '\(requested)'")
             }
             let users = PostgresArray.text(userIds)
             let anonymous = PostgresArray.text(anonymousIds)

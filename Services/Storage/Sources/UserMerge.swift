@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnPostgres
 import CairnWire
 
@@ -10,19 +11,17 @@ import CairnWire
 /// and last seen widen; the merge is logged. Merges are transitive (aliases stay flat) and
 /// repeating one changes nothing.
 public enum UserMerge {
-    public static func merge(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        guard let app = params["app"]?.stringValue, let from = params["from"]?.stringValue, let into = params["into"]?.stringValue else {
-            throw RPCError.invalidParams("params.app, params.from and params.into are required")
-        }
+    public static func merge(_ params: UsersMerge.Params, on connection: PostgresConnection) throws -> JSON {
+        let (app, from, into) = (params.app, params.from, params.into)
         guard let token = try connection.appToken(for: app) else {
-            throw RPCError.application("unknown_app", "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            throw RPCError.application(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
         }
         return try connection.inTransaction { () throws -> JSON in
             let source = try connection.survivingUser(from, token: token)
             let target = try connection.survivingUser(into, token: token)
             for user in [from, into] {
                 let exists = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, user]).rows
-                guard !exists.isEmpty else { throw RPCError.application("unknown_user", "app '\(app)' has no user '\(user)'") }
+                guard !exists.isEmpty else { throw RPCError.application(.unknownUser, "app '\(app)' has no user '\(user)'") }
             }
             if source == target {
                 return ["from": .string(from), "into": .string(target), "merged": false, "note": "already the same user"]

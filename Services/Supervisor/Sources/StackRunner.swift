@@ -1,5 +1,6 @@
 import CairnCore
 import CairnPostgres
+import CairnMethods
 import CairnService
 import CairnWire
 import Foundation
@@ -245,7 +246,7 @@ public final class StackRunner: Service, Sendable {
         while clock.now < deadline {
             guard !Task.isShuttingDownGracefully else { throw CancellationError() }
             do {
-                let health = try await RPCClient.withConnection(socketPath: socket) { try await $0.call("system.health") }
+                let health = try await RPCClient.withConnection(socketPath: socket) { try await $0.call(SystemHealth.self, NoParams()) }
                 if health["status"]?.stringValue == "ok" {
                     logger.info("service is healthy", metadata: ["service": "\(name)"])
                     return
@@ -314,7 +315,7 @@ public final class StackRunner: Service, Sendable {
                 do {
                     // A stopped or wedged service must not hang everyone's `cairn status`.
                     row["status"] = try await RPCClient.withConnection(socketPath: environment.socketPath(of: name)) {
-                        try await $0.call("system.status", rawParams: Array("{}".utf8), timeout: .seconds(3))
+                        try await $0.call(SystemStatus.self, NoParams())
                     }
                 } catch {
                     row["status"] = ["health": "unreachable", "reason": .string("\(error)")]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CairnMethods
 import CairnService
 import CairnWire
 import Foundation
@@ -37,7 +38,7 @@ public struct SupervisorCommand: AsyncParsableCommand {
         await ServiceHost.run(name: "supervisor") { context in
             let runner = StackRunner(stack: stackFile, environment: context.environment, binDirectory: binDirectory, logger: context.logger)
             var router = RPCRouter()
-            router.register("supervisor.status") { _ in await runner.status() }
+            router.register(SupervisorStatus.self) { _ in await runner.status() }
             return ServiceParts(router: router, background: [runner], healthProblem: { runner.healthProblem })
         }
     }

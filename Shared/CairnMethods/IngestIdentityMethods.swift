@@ -1,0 +1,136 @@
+import CairnCore
+import CairnWire
+
+// Ingest and identity.
+
+public enum IngestSubmit: RPCMethod {
+    public static let name = "ingest.submit"
+    public static let service = ServiceName.ingest
+    public static let summary = "Normalise records of any format and spool them; answers once they are durable (acknowledged means stored)."
+
+    public struct Params: Codable, Sendable {
+        /// The app, by name or token.
+        public var app: String
+        /// `auto` (the default), `segment`, `userguiding`, `userlike`, `userpilot`, `usercom` or `canonical`.
+        public var format: String?
+        public var records: [JSON]
+        /// Each record's line number in its file, for dead letters; 1, 2, 3… when absent.
+        public var lines: [Int]?
+        /// Where the records came from, kept with dead letters: `cli`, `rpc`, …
+        public var source: String?
+        /// Indices of records whose bytes were not UTF-8 (sent as placeholders).
+        public var invalid_utf8: [Int]?
+
+        public init(app: String, format: String? = nil, records: [JSON], lines: [Int]? = nil, source: String? = nil, invalid_utf8: [Int]? = nil) {
+            self.app = app
+            self.format = format
+            self.records = records
+            self.lines = lines
+            self.source = source
+            self.invalid_utf8 = invalid_utf8
+        }
+    }
+
+    public typealias Result = JSON
+}
+
+public enum IngestDeadLettersList: RPCMethod {
+    public static let name = "ingest.deadletters.list"
+    public static let service = ServiceName.ingest
+    public static let summary = "The newest dead letters, with the record, the field and the reason."
+
+    public struct Params: Codable, Sendable {
+        public var app: String?
+        /// At most this many (1 to 10,000; 100 when absent).
+        public var limit: Int?
+        public init(app: String? = nil, limit: Int? = nil) {
+            self.app = app
+            self.limit = limit
+        }
+    }
+
+    public typealias Result = JSON
+}
+
+public enum IngestDeadLettersReplay: RPCMethod {
+    public static let name = "ingest.deadletters.replay"
+    public static let service = ServiceName.ingest
+    public static let summary = "Run dead letters through ingest again (after the app or attribute they needed exists)."
+    public static let deadline: Duration = .seconds(300)
+
+    public struct Params: Codable, Sendable {
+        public var app: String?
+        public var ids: [Int64]?
+        public init(app: String? = nil, ids: [Int64]? = nil) {
+            self.app = app
+            self.ids = ids
+        }
+    }
+
+    public typealias Result = JSON
+}
+
+public enum IngestSuppress: RPCMethod {
+    public static let name = "ingest.suppress"
+    public static let service = ServiceName.ingest
+    public static let summary = "Drop spooled and later events of erased people."
+
+    public struct Params: Codable, Sendable {
+        public var app_token: String
+        public var user_ids: [String]?
+        public var anonymous_ids: [String]?
+        public init(app_token: String, user_ids: [String]? = nil, anonymous_ids: [String]? = nil) {
+            self.app_token = app_token
+            self.user_ids = user_ids
+            self.anonymous_ids = anonymous_ids
+        }
+    }
+
+    public typealias Result = JSON
+}
+
+public enum IngestAppsRefresh: RPCMethod {
+    public static let name = "ingest.apps.refresh"
+    public static let service = ServiceName.ingest
+    public static let summary = "Read an app's settings again now, so a change applies to the very next event."
+    public typealias Params = AppParams
+    public typealias Result = JSON
+}
+
+public enum IdentityProcess: RPCMethod {
+    public static let name = "identity.process"
+    public static let service = ServiceName.identity
+    public static let summary = "Resolve a batch's users, companies, aliases and sessions, and commit it with them through storage."
+    /// Longer than storage's own deadline, so storage's answer (or its timeout) comes first.
+    public static let deadline: Duration = .seconds(120)
+
+    public struct Params: Codable, Sendable {
+        public var events: [JSON]
+        public init(events: [JSON]) { self.events = events }
+    }
+
+    public typealias Result = StorageWrite.Result
+}
+
+public enum IdentityRefresh: RPCMethod {
+    public static let name = "identity.refresh"
+    public static let service = ServiceName.identity
+    public static let summary = "After a merge or an erasure: forget cached people and recompute the sessions of those that remain."
+    public static let deadline: Duration = .seconds(120)
+
+    public struct Params: Codable, Sendable {
+        public var app_token: String
+        public var persons: [String]?
+        public var forget: [String]?
+        public init(app_token: String, persons: [String]? = nil, forget: [String]? = nil) {
+            self.app_token = app_token
+            self.persons = persons
+            self.forget = forget
+        }
+    }
+
+    public struct Result: Codable, Sendable {
+        public var persons: Int
+        public init(persons: Int) { self.persons = persons }
+    }
+}
