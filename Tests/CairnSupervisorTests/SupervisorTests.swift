@@ -113,3 +113,81 @@ extension String {
         split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }
+
+/// The supervision state machine, one transition at a time, with a clock the test moves.
+@Suite struct SupervisedChildTests {
+    let start = ContinuousClock.now
+
+    func child() -> SupervisedChild { SupervisedChild(flappingAfter: 3, stableAfter: .seconds(30)) }
+
+    func process() async throws -> ChildProcess {
+        let process = try ChildProcess(name: "true", arguments: ["/bin/true"], environment: [:]) { _ in }
+        _ = await process.waitForExit()
+        return process
+    }
+
+    @Test func startsRunsAndReportsUptime() async throws {
+        var child = child()
+        #expect(child.state == .starting && child.statusName(at: start) == "starting")
+        #expect(child.runningProcess == nil && child.uptime(at: start) == nil)
+        let process = try await process()
+        child.started(process, at: start, stopSignal: SIGINT)
+        #expect(child.state == .running(pid: process.pid, since: start))
+        #expect(child.runningProcess?.pid == process.pid && child.stopSignal == SIGINT)
+        #expect(child.uptime(at: start + .seconds(42)) == 42)
+        #expect(child.statusName(at: start + .seconds(1)) == "running")
+    }
+
+    @Test func aCrashUnderAlwaysRestartsAndACleanExitUnderOnFailureDoesNot() async throws {
+        let process = try await process()
+        var always = child()
+        always.started(process, at: start, stopSignal: SIGTERM)
+        #expect(always.exited(.exited(0), at: start + .seconds(1), stackStopping: false, policy: .always) == .restart(stableRun: false, flapping: false))
+        #expect(always.state == .restarting(after: .exited(0)) && always.restarts == 1)
+        #expect(always.statusName(at: start) == "restarting" && always.runningProcess == nil)
+
+        var onFailure = child()
+        onFailure.started(process, at: start, stopSignal: SIGTERM)
+        #expect(onFailure.exited(.exited(0), at: start + .seconds(1), stackStopping: false, policy: .onFailure) == .leaveDown)
+        #expect(onFailure.state == .exited(.exited(0)) && onFailure.statusName(at: start) == "exited" && onFailure.restarts == 0)
+
+        onFailure.started(process, at: start, stopSignal: SIGTERM)
+        #expect(onFailure.exited(.signalled(SIGKILL), at: start + .seconds(1), stackStopping: false, policy: .onFailure) == .restart(stableRun: false, flapping: false))
+        #expect(onFailure.lastExit == .signalled(SIGKILL))
+    }
+
+    @Test func aStoppingStackLeavesEveryChildDown() async throws {
+        var child = child()
+        child.started(try await process(), at: start, stopSignal: SIGTERM)
+        #expect(child.exited(.signalled(SIGTERM), at: start + .seconds(1), stackStopping: true, policy: .always) == .leaveDown)
+        #expect(child.state == .stopped(.signalled(SIGTERM)) && child.statusName(at: start) == "stopped" && child.restarts == 0)
+    }
+
+    @Test func quickExitsInARowAreFlappingUntilOneRunOutlastsTheStableTime() async throws {
+        let process = try await process()
+        var child = child()
+        var now = start
+        var steps: [SupervisedChild.NextStep] = []
+        for _ in 0..<3 {
+            child.started(process, at: now, stopSignal: SIGTERM)
+            now = now + .seconds(1)
+            steps.append(child.exited(.exited(1), at: now, stackStopping: false, policy: .always))
+        }
+        #expect(steps == [.restart(stableRun: false, flapping: false), .restart(stableRun: false, flapping: false), .restart(stableRun: false, flapping: true)])
+        #expect(child.statusName(at: now) == "flapping")
+        // Running again, it stays "flapping" until it has run the stable time.
+        child.started(process, at: now, stopSignal: SIGTERM)
+        #expect(child.statusName(at: now + .seconds(29)) == "flapping")
+        #expect(child.statusName(at: now + .seconds(31)) == "running")
+        // An exit after a stable run starts the count and the backoff over.
+        #expect(child.exited(.exited(1), at: now + .seconds(31), stackStopping: false, policy: .always) == .restart(stableRun: true, flapping: false))
+        #expect(child.quickExits == 0 && child.restarts == 4 && child.lastExit == .exited(1))
+    }
+
+    @Test func aChildThatCannotBeSpawnedIsFailed() {
+        var child = child()
+        child.failedToStart("no such file")
+        #expect(child.state == .failedToStart("no such file") && child.statusName(at: start) == "failed")
+        #expect(!child.isRunning && child.runningProcess == nil)
+    }
+}

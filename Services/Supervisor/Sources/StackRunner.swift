@@ -37,26 +37,16 @@ public final class StackRunner: Service, Sendable {
     static let flappingAfter = 3
     private let registry: ChildRegistry
 
-    struct Child: Sendable {
-        var process: ChildProcess?
-        var state = "starting"
-        var restarts = 0
-        var startedAt = ContinuousClock.now
-        var lastExit: String?
-        var exited = true
-        var recentOutput: [String] = []
-        /// Exits in a row that came before ``StackRunner/stableAfter``.
-        var quickExits = 0
-        var stopSignal = SIGTERM
-
-        var isFlapping: Bool { quickExits >= StackRunner.flappingAfter && (exited || ContinuousClock.now - startedAt < StackRunner.stableAfter) }
-    }
-
     struct State: Sendable {
-        var stopping = false
-        var phase = "starting"
+        var phase = StackPhase.starting
         var databaseURL: String?
-        var children: [String: Child] = [:]
+        var children: [String: SupervisedChild] = [:]
+
+        /// The child named `name`, created in its starting state on first use.
+        subscript(child name: String) -> SupervisedChild {
+            get { children[name] ?? SupervisedChild(flappingAfter: StackRunner.flappingAfter, stableAfter: StackRunner.stableAfter) }
+            set { children[name] = newValue }
+        }
     }
 
     public init(stack: StackFile, environment: ServiceEnvironment, binDirectory: String, logger: Logger) {
@@ -83,7 +73,7 @@ public final class StackRunner: Service, Sendable {
                     group.addTask { await self.supervise(name: entry.name, command: command, environment: finalEnvironment, policy: entry.restart, signal: SIGTERM) }
                     try await waitUntilHealthy(entry.name)
                 }
-                state.withLock { $0.phase = "running" }
+                state.withLock { $0.phase = .running }
                 logger.info("stack is up", metadata: ["stack": "\(stack.name)", "services": "\(stack.services.map(\.name).joined(separator: ","))", "run.dir": "\(environment.runDirectory)"])
                 try? await gracefulShutdown()
             } catch is CancellationError where Task.isShuttingDownGracefully {
@@ -162,7 +152,7 @@ public final class StackRunner: Service, Sendable {
     private func supervise(name: String, command: [String], environment: [String: String], policy: StackFile.RestartPolicy, signal: Int32) async {
         var backoff = stack.initialBackoff
         while true {
-            if state.withLock({ $0.stopping }) { return }
+            if state.withLock({ $0.phase == .stopping }) { return }
             let process: ChildProcess
             do {
                 process = try ChildProcess(name: name, arguments: command, environment: environment) { [weak self] line in
@@ -170,21 +160,13 @@ public final class StackRunner: Service, Sendable {
                 }
             } catch {
                 logger.error("cannot start service", metadata: ["service": "\(name)", "error": "\(error)"])
-                state.withLock { $0.children[name, default: Child()].state = "failed" }
+                state.withLock { $0[child: name].failedToStart("\(error)") }
                 return
             }
-            let started = ContinuousClock.now
             let running = state.withLock { state -> [(name: String, pid: pid_t, signal: Int32)] in
-                var child = state.children[name] ?? Child()
-                child.process = process
-                child.state = "running"
-                child.startedAt = started
-                child.exited = false
-                child.stopSignal = signal
-                state.children[name] = child
+                state[child: name].started(process, at: .now, stopSignal: signal)
                 return state.children.compactMap { name, child in
-                    guard let process = child.process, !child.exited else { return nil }
-                    return (name, process.pid, child.stopSignal)
+                    child.runningProcess.map { (name, $0.pid, child.stopSignal) }
                 }
             }
             // /proc is read outside the lock.
@@ -192,35 +174,25 @@ public final class StackRunner: Service, Sendable {
                 ChildRegistry.startTime(of: child.pid).map { ChildRegistry.Record(name: child.name, pid: child.pid, startTime: $0, stopSignal: child.signal) }
             })
             let termination = await process.waitForExit()
-            let stopping = state.withLock { state -> Bool in
-                state.children[name]?.exited = true
-                state.children[name]?.lastExit = termination.description
-                state.children[name]?.state = state.stopping ? "stopped" : "exited"
-                return state.stopping
+            let (next, restarts, stackStopping) = state.withLock { state in
+                let stackStopping = state.phase == .stopping
+                let next = state[child: name].exited(termination, at: .now, stackStopping: stackStopping, policy: policy)
+                return (next, state[child: name].restarts, stackStopping)
             }
-            if stopping { return }
-            let failed = termination != .exited(0)
-            guard policy == .always || (policy == .onFailure && failed) else {
-                logger.warning("service exited and will not be restarted", metadata: ["service": "\(name)", "exit": "\(termination)"])
+            guard case .restart(let stableRun, let flapping) = next else {
+                if !stackStopping {
+                    logger.warning("service exited and will not be restarted", metadata: ["service": "\(name)", "exit": "\(termination)"])
+                }
                 return
             }
-            let stable = ContinuousClock.now - started > Self.stableAfter
-            if stable { backoff = stack.initialBackoff }
-            let (restarts, flapping) = state.withLock { state -> (Int, Bool) in
-                var child = state.children[name] ?? Child()
-                child.restarts += 1
-                child.quickExits = stable ? 0 : child.quickExits + 1
-                child.state = child.isFlapping ? "flapping" : "restarting"
-                state.children[name] = child
-                return (child.restarts, child.isFlapping)
-            }
+            if stableRun { backoff = stack.initialBackoff }
             // Why it stopped, every time: the exit status or the signal.
             logger.warning(flapping ? "service keeps exiting (flapping); restarting with backoff" : "service exited unexpectedly; restarting", metadata: [
                 "service": "\(name)", "exit": "\(termination)", "restart.in": "\(backoff)", "restarts": "\(restarts)",
             ])
             let deadline = ContinuousClock.now + backoff
             while ContinuousClock.now < deadline {
-                if state.withLock({ $0.stopping }) { return }
+                if state.withLock({ $0.phase == .stopping }) { return }
                 try? await Task.sleep(for: .milliseconds(50))
             }
             backoff = min(backoff * 2, stack.maximumBackoff)
@@ -256,7 +228,7 @@ public final class StackRunner: Service, Sendable {
                 if let exit = state.withLock({ $0.children[name]?.lastExit }) {
                     reason = "it exited (\(exit)): " + (state.withLock { $0.children[name]?.recentOutput.last } ?? "")
                     // A refused configuration stays refused: say so now instead of at the deadline.
-                    if exit == ChildProcess.Termination.exited(ServiceExit.configuration).description {
+                    if exit == .exited(ServiceExit.configuration) {
                         throw SupervisorError(.invalidStack, "service '\(name)' refused its configuration: \(reason)")
                     }
                 }
@@ -268,7 +240,7 @@ public final class StackRunner: Service, Sendable {
 
     /// Stops every child, services in reverse dependency order and the database last.
     private func stopAll() async {
-        state.withLock { $0.stopping = true; $0.phase = "stopping" }
+        state.withLock { $0.phase = .stopping }
         for entry in stack.services.reversed() {
             await stop(entry.name, signal: SIGTERM)
         }
@@ -277,7 +249,7 @@ public final class StackRunner: Service, Sendable {
     }
 
     private func stop(_ name: String, signal: Int32) async {
-        guard let process = state.withLock({ $0.children[name].flatMap { $0.exited ? nil : $0.process } }) else { return }
+        guard let process = state.withLock({ $0.children[name]?.runningProcess }) else { return }
         logger.info("stopping service", metadata: ["service": "\(name)", "pid": "\(process.pid)"])
         process.send(signal)
         if await waitForExit(name, within: stack.shutdownTimeout) { return }
@@ -289,7 +261,7 @@ public final class StackRunner: Service, Sendable {
     private func waitForExit(_ name: String, within timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if state.withLock({ $0.children[name]?.exited ?? true }) { return true }
+            if state.withLock({ !($0.children[name]?.isRunning ?? false) }) { return true }
             try? await Task.sleep(for: .milliseconds(25))
         }
         return false
@@ -303,15 +275,17 @@ public final class StackRunner: Service, Sendable {
         let executables = Dictionary(stack.services.map { ($0.name, $0.executable) }, uniquingKeysWith: { first, _ in first })
         let names = (children["postgres"] != nil ? ["postgres"] : []) + stack.services.map(\.name)
         var rows: [JSON] = []
+        let now = ContinuousClock.now
         for name in names {
-            let child = children[name] ?? Child()
+            let child = children[name] ?? SupervisedChild(flappingAfter: Self.flappingAfter, stableAfter: Self.stableAfter)
             var row: JSONObject = [
-                "name": .string(name), "executable": .optional(executables[name]), "state": .string(child.state == "running" && child.isFlapping ? "flapping" : child.state), "pid": child.exited ? .null : .int(Int64(child.process?.pid ?? 0)),
+                "name": .string(name), "executable": .optional(executables[name]), "state": .string(child.statusName(at: now)),
+                "pid": child.runningProcess.map { .int(Int64($0.pid)) } ?? .null,
                 "restarts": .int(Int64(child.restarts)),
-                "uptime_s": child.exited ? .null : .int((ContinuousClock.now - child.startedAt).components.seconds),
-                "last_exit": .optional(child.lastExit),
+                "uptime_s": child.uptime(at: now).map(JSON.int) ?? .null,
+                "last_exit": .optional(child.lastExit?.description),
             ]
-            if name != "postgres", !child.exited {
+            if name != "postgres", child.isRunning {
                 do {
                     // A stopped or wedged service must not hang everyone's `cairn status`.
                     row["status"] = try await RPCClient.withConnection(socketPath: environment.socketPath(of: name)) {
@@ -323,12 +297,12 @@ public final class StackRunner: Service, Sendable {
             }
             rows.append(.object(row))
         }
-        return ["stack": .string(stack.name), "phase": .string(phase), "supervisor_pid": .int(Int64(getpid())), "services": .array(rows)]
+        return ["stack": .string(stack.name), "phase": .string(phase.rawValue), "supervisor_pid": .int(Int64(getpid())), "services": .array(rows)]
     }
 
     /// nil once every service is up, else what the stack is doing.
     public var healthProblem: String? {
         let phase = state.withLock { $0.phase }
-        return phase == "running" ? nil : "stack is \(phase)"
+        return phase == .running ? nil : "stack is \(phase.rawValue)"
     }
 }
