@@ -263,23 +263,74 @@ enum ExportCheckpoints {
     }
 }
 
-/// What a follower is doing, for `export.status`.
-final class FollowerState: Sendable {
-    private let state = Mutex<(phase: String, detail: String?)>(("starting", nil))
+/// What a follower is doing. Changes are functions of the current phase; the phase becomes
+/// words only for `export.status`.
+enum FollowerPhase: Sendable, Equatable {
+    case starting
+    /// No app has the destination's app name yet.
+    case waitingForApp(String)
+    /// Everything committed has been handed on; `lastFailure` is the last refused attempt, if
+    /// one was retried in the latest snapshot.
+    case following(lastFailure: String?)
+    /// A snapshot stopped at its row or time limit; the next one starts at once.
+    case catchingUp(lastFailure: String?)
+    /// The endpoint or the database failed; the follower waits and tries again.
+    case retrying(String?)
 
-    func set(_ phase: String, _ detail: String? = nil) {
-        state.withLock { $0 = (phase, detail) }
-    }
-
-    /// The app exists: a follower that was waiting for it, or just started, now follows.
-    func appFound() {
-        state.withLock { state in
-            if state.phase == "starting" || state.phase == "waiting for app" { state = ("following", nil) }
+    /// The phase after one snapshot with this outcome.
+    func after(_ outcome: Follower.Outcome, lastFailure: String?) -> FollowerPhase {
+        switch outcome {
+        case .caughtUp: .following(lastFailure: lastFailure)
+        case .more: .catchingUp(lastFailure: lastFailure)
+        case .unavailable: .retrying(lastFailure)
+        case .waitingForApp: self
         }
     }
 
+    /// The app exists: a follower that was waiting for it, or just started, now follows.
+    func appFound() -> FollowerPhase {
+        switch self {
+        case .starting, .waitingForApp: .following(lastFailure: nil)
+        case .following, .catchingUp, .retrying: self
+        }
+    }
+
+    var name: String {
+        switch self {
+        case .starting: "starting"
+        case .waitingForApp: "waiting for app"
+        case .following: "following"
+        case .catchingUp: "catching up"
+        case .retrying: "retrying"
+        }
+    }
+
+    var detail: String? {
+        switch self {
+        case .starting: nil
+        case .waitingForApp(let app): "no app is named '\(app)' yet"
+        case .following(let failure), .catchingUp(let failure), .retrying(let failure): failure
+        }
+    }
+}
+
+/// A follower's phase, shared with `export.status`.
+final class FollowerState: Sendable {
+    private let phase = Mutex(FollowerPhase.starting)
+
+    var current: FollowerPhase { phase.withLock { $0 } }
+
+    func set(_ new: FollowerPhase) {
+        phase.withLock { $0 = new }
+    }
+
+    func update(_ transition: (FollowerPhase) -> FollowerPhase) {
+        phase.withLock { $0 = transition($0) }
+    }
+
     var json: JSONObject {
-        state.withLock { state in ["state": .string(state.phase), "state_detail": .optional(state.detail)] }
+        let phase = current
+        return ["state": .string(phase.name), "state_detail": .optional(phase.detail)]
     }
 }
 
@@ -319,7 +370,7 @@ struct Follower: Sendable {
             } catch {
                 if Task.isCancelled { return }
                 logger.error("continuous export failed; retrying", metadata: ["destination": "\(destination.name)", "error": "\(error)"])
-                state.set("retrying", "\(error)")
+                state.set(.retrying("\(error)"))
                 pause = databaseBackoff
                 databaseBackoff = min(databaseBackoff * 2, .seconds(30))
             }
@@ -331,10 +382,10 @@ struct Follower: Sendable {
     func followOnce() async throws -> Outcome {
         let destination = self.destination
         guard let token = try await pool.withConnection({ try $0.appToken(for: destination.app) }) else {
-            state.set("waiting for app", "no app is named '\(destination.app)' yet")
+            state.set(.waitingForApp(destination.app))
             return .waitingForApp
         }
-        state.appFound()
+        state.update { $0.appFound() }
         let start = try await pool.withConnection { try ExportCheckpoints.open(destination, token: token, on: $0) }
         let limit = destination.rowsPerSnapshot
         return try await pool.withSession { session in
@@ -359,7 +410,7 @@ struct Follower: Sendable {
             var run = DeliveryRun(destination: destination, token: token, pool: pool, logger: logger, start: start)
             let outcome = try await run.stream(aliases: aliases, session: session)
             _ = try await session.run { try $0.execute("COMMIT") }
-            state.set(outcome == .unavailable ? "retrying" : (outcome == .more ? "catching up" : "following"), run.lastFailure)
+            state.update { $0.after(outcome, lastFailure: run.lastFailure) }
             return outcome
         }
     }

@@ -26,9 +26,7 @@ public struct TriggerDefinition: Sendable, Equatable {
     public var secret: String?
     public var maximumAttempts: Int
     public var timeout: Duration
-    /// `active`, or `disabled` (the receiver answered 410 Gone).
-    public var state: String
-    public var stateReason: String?
+    public var state: TriggerState
 
     public var isAbsence: Bool { unless != nil }
 
@@ -117,7 +115,7 @@ enum TriggerInput {
         }
         return TriggerDefinition(appToken: "", appName: "", name: name, event: event, condition: condition, traitCondition: traitCondition,
                                  unless: unless, withinSeconds: withinSeconds, url: url, secret: secret, maximumAttempts: attempts,
-                                 timeout: timeout, state: "active", stateReason: nil)
+                                 timeout: timeout, state: .active)
     }
 
     static func parseCondition(_ text: String, option: String) throws(RPCError) -> Condition {
@@ -190,5 +188,33 @@ enum TriggerInput {
 
     static func invalid(_ message: String) -> RPCError {
         RPCError.application(.invalidTrigger, message)
+    }
+}
+
+/// Whether a trigger delivers. Stored as the `state` and `state_reason` columns of `triggers`.
+public enum TriggerState: Sendable, Equatable {
+    case active
+    /// The receiver answered 410 Gone; `reason` records that answer. `cairn triggers retry`
+    /// makes the trigger active again.
+    case disabled(reason: String?)
+
+    /// The state in a stored row; anything but `disabled` is active.
+    init(stored: String?, reason: String?) {
+        self = stored == "disabled" ? .disabled(reason: reason) : .active
+    }
+
+    /// The stored and listed name.
+    public var name: String {
+        switch self {
+        case .active: "active"
+        case .disabled: "disabled"
+        }
+    }
+
+    public var reason: String? {
+        switch self {
+        case .active: nil
+        case .disabled(let reason): reason
+        }
     }
 }

@@ -151,7 +151,7 @@ enum TriggerMethods {
             "unless": .optional(trigger.unless), "within_s": trigger.withinSeconds.map { .int($0) } ?? .null,
             "url": .string(trigger.url), "secret": .string(trigger.secret == nil ? "none" : "set"),
             "max_attempts": .int(Int64(trigger.maximumAttempts)), "timeout_ms": .int(TriggerStore.milliseconds(trigger.timeout)),
-            "state": .string(trigger.state), "state_reason": .optional(trigger.stateReason),
+            "state": .string(trigger.state.name), "state_reason": .optional(trigger.state.reason),
         ]
     }
 

@@ -28,7 +28,7 @@ struct TriggerRunner: Service {
                 while !Task.isCancelled {
                     do {
                         let definitions = try await pool.withConnection { try TriggerStore.all(on: $0) }
-                        let wanted = Dictionary(definitions.filter { $0.state == "active" }.map { ($0.appToken + "\u{1F}" + $0.name, $0) },
+                        let wanted = Dictionary(definitions.filter { $0.state == .active }.map { ($0.appToken + "\u{1F}" + $0.name, $0) },
                                                 uniquingKeysWith: { first, _ in first })
                         for (key, lane) in lanes where wanted[key] != lane.trigger {
                             lane.stop()

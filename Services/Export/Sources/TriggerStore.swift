@@ -19,7 +19,7 @@ enum TriggerStore {
             traitCondition: row["trait_condition"], unless: row["unless_event"], withinSeconds: row["within_s", as: Int64.self],
             url: url, secret: row["secret"], maximumAttempts: row["max_attempts", as: Int.self] ?? 10,
             timeout: .milliseconds(row["timeout_ms", as: Int64.self] ?? 10_000),
-            state: row["state"] ?? "active", stateReason: row["state_reason"])
+            state: TriggerState(stored: row["state"], reason: row["state_reason"]))
     }
 
     /// Every trigger, or one app's.
