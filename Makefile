@@ -5,7 +5,7 @@ SWIFT ?= swift
 STACK ?= compose/default.json
 BENCH_EVENTS ?= 1000000
 
-.PHONY: all deps build run test bench faults fuzz rpc-docs clean
+.PHONY: all deps build run test lint format bench faults fuzz rpc-docs clean
 
 all: build
 
@@ -18,10 +18,18 @@ build: deps
 run: build
 	.build/debug/cairn-supervisor --stack $(STACK)
 
-test: deps
+test: deps lint
 	@scripts/ensure-python-clients.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# The style of .swift-format: lint fails make test on unformatted code; format fixes it.
+SWIFT_SOURCES = Package.swift Services Shared Tests Tools bench
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(SWIFT_SOURCES)
+
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(SWIFT_SOURCES)
 
 # Every fault of the fault suite at full strength, then one table (make test runs a short pass).
 faults: deps

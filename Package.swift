@@ -85,7 +85,12 @@ let package = Package(
             path: "Shared/CairnWire",
             swiftSettings: swiftSettings
         ),
-        .target(name: "CairnPostgres", dependencies: ["CLibPQ", "CairnCore", nioPosix, logging], path: "Shared/CairnPostgres", swiftSettings: swiftSettings),
+        .target(
+            name: "CairnPostgres",
+            dependencies: ["CLibPQ", "CairnCore", nioPosix, logging],
+            path: "Shared/CairnPostgres",
+            swiftSettings: swiftSettings
+        ),
         .target(name: "CairnSQLite", dependencies: ["CSQLite3"], path: "Shared/CairnSQLite", swiftSettings: swiftSettings),
         .target(name: "CairnGzip", dependencies: ["CZlib"], path: "Shared/CairnGzip", swiftSettings: swiftSettings),
         .target(
@@ -103,18 +108,51 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
     ]
-        + service("Storage", library: "CairnStorage", executable: "cairn-storage",
-                  dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", logging, serviceLifecycle])
-        + service("Identity", library: "CairnIdentity", executable: "cairn-identity",
-                  dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnService", logging, serviceLifecycle])
-        + service("Ingest", library: "CairnIngest", executable: "cairn-ingest",
-                  dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnSQLite", "CairnService", "CairnGzip", hummingbird, hummingbirdCore, nioCore, nioPosix, logging, serviceLifecycle])
-        + service("Reporting", library: "CairnReporting", executable: "cairn-reporting",
-                  dependencies: ["CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", logging, serviceLifecycle])
-        + service("Export", library: "CairnExport", executable: "cairn-export",
-                  dependencies: ["CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", "CairnGzip", httpClient, logging, serviceLifecycle])
-        + service("Supervisor", library: "CairnSupervisor", executable: "cairn-supervisor",
-                  dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle, unixSignals, argumentParser])
+        + service(
+            "Storage",
+            library: "CairnStorage",
+            executable: "cairn-storage",
+            dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", logging, serviceLifecycle]
+        )
+        + service(
+            "Identity",
+            library: "CairnIdentity",
+            executable: "cairn-identity",
+            dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnService", logging, serviceLifecycle]
+        )
+        + service(
+            "Ingest",
+            library: "CairnIngest",
+            executable: "cairn-ingest",
+            dependencies: [
+                "CairnCore", "CairnWire", "CairnMethods", "CairnSQLite", "CairnService", "CairnGzip", hummingbird, hummingbirdCore, nioCore, nioPosix,
+                logging, serviceLifecycle,
+            ]
+        )
+        + service(
+            "Reporting",
+            library: "CairnReporting",
+            executable: "cairn-reporting",
+            dependencies: ["CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", logging, serviceLifecycle]
+        )
+        + service(
+            "Export",
+            library: "CairnExport",
+            executable: "cairn-export",
+            dependencies: [
+                "CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", "CairnGzip", httpClient, logging,
+                serviceLifecycle,
+            ]
+        )
+        + service(
+            "Supervisor",
+            library: "CairnSupervisor",
+            executable: "cairn-supervisor",
+            dependencies: [
+                "CairnCore", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle, unixSignals,
+                argumentParser,
+            ]
+        )
         + [
             .target(
                 name: "CairnCLI",
@@ -127,14 +165,36 @@ let package = Package(
             .executableTarget(name: "cairn-rpc-docs", dependencies: ["CairnMethods"], path: "Tools/RPCDocs", swiftSettings: swiftSettings),
             // `make bench`: the format layer alone, per format.
             .executableTarget(name: "cairn-format-bench", dependencies: ["CairnCore"], path: "bench/FormatBench", swiftSettings: swiftSettings),
-            .executableTarget(name: "cairn-identity-bench", dependencies: ["CairnCore", "CairnIdentity"], path: "bench/IdentityBench", swiftSettings: swiftSettings),
-            .executableTarget(name: "cairn-http-bench", dependencies: ["CairnCore", httpClient, nioCore, nioHTTP1], path: "bench/HTTPBench", swiftSettings: swiftSettings),
+            .executableTarget(
+                name: "cairn-identity-bench",
+                dependencies: ["CairnCore", "CairnIdentity"],
+                path: "bench/IdentityBench",
+                swiftSettings: swiftSettings
+            ),
+            .executableTarget(
+                name: "cairn-http-bench",
+                dependencies: ["CairnCore", httpClient, nioCore, nioHTTP1],
+                path: "bench/HTTPBench",
+                swiftSettings: swiftSettings
+            ),
 
             // Tests: one target per library, plus the end-to-end suite against the real stack.
-            .target(name: "CairnTesting", dependencies: ["CairnCore", "CairnPostgres", "CairnWire", "CairnMethods", "CairnStorage", "CairnGzip", httpClient, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnTesting", swiftSettings: swiftSettings),
+            .target(
+                name: "CairnTesting",
+                dependencies: [
+                    "CairnCore", "CairnPostgres", "CairnWire", "CairnMethods", "CairnStorage", "CairnGzip", httpClient, nioCore, nioPosix, nioHTTP1,
+                ],
+                path: "Tests/CairnTesting",
+                swiftSettings: swiftSettings
+            ),
             // `make faults`: the fault suite in full (make test runs a shorter pass of it).
             .executableTarget(name: "cairn-faults", dependencies: ["CairnTesting"], path: "Tests/FaultSuite", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnCoreTests", dependencies: ["CairnCore", "CairnTesting"], path: "Tests/CairnCoreTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "CairnCoreTests",
+                dependencies: ["CairnCore", "CairnTesting"],
+                path: "Tests/CairnCoreTests",
+                swiftSettings: swiftSettings
+            ),
             .testTarget(
                 name: "CairnWireTests",
                 dependencies: ["CairnWire", "CairnCore", "CairnTesting", nioCore, nioPosix, nioEmbedded, logging, serviceLifecycle],
@@ -142,16 +202,66 @@ let package = Package(
                 swiftSettings: swiftSettings
             ),
             .testTarget(name: "CairnSQLiteTests", dependencies: ["CairnSQLite"], path: "Tests/CairnSQLiteTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnPostgresTests", dependencies: ["CairnPostgres", "CairnCore", "CairnTesting"], path: "Tests/CairnPostgresTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnCore", "CairnMethods", "CairnSQLite", "CairnService", "CairnWire", nioCore], path: "Tests/CairnIngestTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnIdentityTests", dependencies: ["CairnIdentity", "CairnCore"], path: "Tests/CairnIdentityTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnStorageTests", dependencies: ["CairnStorage", "CairnCore", "CairnPostgres", "CairnTesting", "CairnWire", logging], path: "Tests/CairnStorageTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnReportingTests", dependencies: ["CairnReporting", "CairnMethods", "CairnCondition", "CairnCore", "CairnWire", "CairnStorage", "CairnPostgres", "CairnTesting"], path: "Tests/CairnReportingTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnExportTests", dependencies: ["CairnExport", "CairnMethods", "CairnCore", "CairnStorage", "CairnPostgres", "CairnTesting", "CairnGzip", "CairnWire", logging, nioCore, nioPosix, nioHTTP1], path: "Tests/CairnExportTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnMethodsTests", dependencies: ["CairnMethods", "CairnCore", "CairnWire"], path: "Tests/CairnMethodsTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "CairnPostgresTests",
+                dependencies: ["CairnPostgres", "CairnCore", "CairnTesting"],
+                path: "Tests/CairnPostgresTests",
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "CairnIngestTests",
+                dependencies: ["CairnIngest", "CairnCore", "CairnMethods", "CairnSQLite", "CairnService", "CairnWire", nioCore],
+                path: "Tests/CairnIngestTests",
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "CairnIdentityTests",
+                dependencies: ["CairnIdentity", "CairnCore"],
+                path: "Tests/CairnIdentityTests",
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "CairnStorageTests",
+                dependencies: ["CairnStorage", "CairnCore", "CairnPostgres", "CairnTesting", "CairnWire", logging],
+                path: "Tests/CairnStorageTests",
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "CairnReportingTests",
+                dependencies: [
+                    "CairnReporting", "CairnMethods", "CairnCondition", "CairnCore", "CairnWire", "CairnStorage", "CairnPostgres", "CairnTesting",
+                ],
+                path: "Tests/CairnReportingTests",
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "CairnExportTests",
+                dependencies: [
+                    "CairnExport", "CairnMethods", "CairnCore", "CairnStorage", "CairnPostgres", "CairnTesting", "CairnGzip", "CairnWire", logging,
+                    nioCore, nioPosix, nioHTTP1,
+                ],
+                path: "Tests/CairnExportTests",
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "CairnMethodsTests",
+                dependencies: ["CairnMethods", "CairnCore", "CairnWire"],
+                path: "Tests/CairnMethodsTests",
+                swiftSettings: swiftSettings
+            ),
             .testTarget(name: "CairnServiceTests", dependencies: ["CairnService"], path: "Tests/CairnServiceTests", swiftSettings: swiftSettings),
-            .testTarget(name: "CairnSupervisorTests", dependencies: ["CairnSupervisor", "CairnCore"], path: "Tests/CairnSupervisorTests", swiftSettings: swiftSettings),
-            .testTarget(name: "EndToEndTests", dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnTesting", "CairnGzip", httpClient, nioCore, nioHTTP1], path: "Tests/EndToEndTests", swiftSettings: swiftSettings),
+            .testTarget(
+                name: "CairnSupervisorTests",
+                dependencies: ["CairnSupervisor", "CairnCore"],
+                path: "Tests/CairnSupervisorTests",
+                swiftSettings: swiftSettings
+            ),
+            .testTarget(
+                name: "EndToEndTests",
+                dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnTesting", "CairnGzip", httpClient, nioCore, nioHTTP1],
+                path: "Tests/EndToEndTests",
+                swiftSettings: swiftSettings
+            ),
         ],
     swiftLanguageModes: [.v6]
 )

@@ -56,7 +56,10 @@ public indirect enum Condition: Sendable, Equatable {
     ///   or the bound a condition exceeds (``Limits``).
     public static func parse(_ text: String) throws(ConditionError) -> Condition {
         guard text.count <= Limits.maximumLength else {
-            throw ConditionError(.invalidCondition, "at position \(Limits.maximumLength + 1): the condition is \(text.count) characters; the limit is \(Limits.maximumLength)")
+            throw ConditionError(
+                .invalidCondition,
+                "at position \(Limits.maximumLength + 1): the condition is \(text.count) characters; the limit is \(Limits.maximumLength)"
+            )
         }
         var parser = ConditionParser(text: text)
         let condition = try parser.parseOr()
@@ -234,7 +237,10 @@ struct ConditionParser {
     mutating func parseName() throws(ConditionError) -> String {
         skipSpace()
         let start = index
-        while !atEnd, characters[index].isLetter || characters[index].isNumber || characters[index] == "_" || characters[index] == "." || characters[index] == "$" {
+        while !atEnd,
+            characters[index].isLetter || characters[index].isNumber || characters[index] == "_" || characters[index] == "."
+                || characters[index] == "$"
+        {
             index += 1
         }
         guard index > start, !characters[start].isNumber else {

@@ -10,8 +10,14 @@ public enum AppName {
         func isAlphanumeric(_ byte: UInt8) -> Bool {
             (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
         }
-        guard isAlphanumeric(bytes[0]), bytes.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }) else {
-            throw EventError(.invalidField, field: "app", "must be letters, digits, '_', '-' or '.', starting with a letter or digit; found '\(name)'")
+        guard isAlphanumeric(bytes[0]),
+            bytes.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") })
+        else {
+            throw EventError(
+                .invalidField,
+                field: "app",
+                "must be letters, digits, '_', '-' or '.', starting with a letter or digit; found '\(name)'"
+            )
         }
     }
 }

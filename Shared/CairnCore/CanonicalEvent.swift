@@ -58,12 +58,29 @@ public struct CanonicalEvent: Sendable, Equatable {
     public var origin: InputFormat
 
     public init(
-        appToken: String, eventType: EventType, eventName: String, userId: String?, companyId: String?,
-        anonymousId: String? = nil, source: String, insertedAt: Timestamp, hostname: String? = nil,
-        pathname: String? = nil, screenWidth: Int? = nil, screenHeight: Int? = nil, deviceType: String? = nil,
-        userAgent: String? = nil, operatingSystem: String? = nil, browser: String? = nil,
-        browserLanguage: String? = nil, session: String? = nil, countryCode: String? = nil,
-        metadata: JSONObject = JSONObject(), messageId: String? = nil, receivedAt: Timestamp, origin: InputFormat,
+        appToken: String,
+        eventType: EventType,
+        eventName: String,
+        userId: String?,
+        companyId: String?,
+        anonymousId: String? = nil,
+        source: String,
+        insertedAt: Timestamp,
+        hostname: String? = nil,
+        pathname: String? = nil,
+        screenWidth: Int? = nil,
+        screenHeight: Int? = nil,
+        deviceType: String? = nil,
+        userAgent: String? = nil,
+        operatingSystem: String? = nil,
+        browser: String? = nil,
+        browserLanguage: String? = nil,
+        session: String? = nil,
+        countryCode: String? = nil,
+        metadata: JSONObject = JSONObject(),
+        messageId: String? = nil,
+        receivedAt: Timestamp,
+        origin: InputFormat,
         internalEventId: UInt64? = nil
     ) {
         self.appToken = appToken
@@ -195,14 +212,30 @@ extension CanonicalEvent {
         case let other?: throw EventError(.invalidField, field: "metadata", "expected an object, found \(other.typeName)")
         }
         self.init(
-            appToken: try required("app_token"), eventType: type, eventName: try string("event_name") ?? "",
-            userId: try string("user_id"), companyId: try string("company_id"), anonymousId: try string("anonymous_id"),
-            source: try required("source"), insertedAt: try timestamp("inserted_at"), hostname: try string("hostname"),
-            pathname: try string("pathname"), screenWidth: try integer("screen_width"), screenHeight: try integer("screen_height"),
-            deviceType: try string("device_type"), userAgent: try string("user_agent"),
-            operatingSystem: try string("operating_system"), browser: try string("browser"),
-            browserLanguage: try string("browser_language"), session: try string("session"),
-            countryCode: try string("country_code"), metadata: metadata, messageId: try string("message_id"),
-            receivedAt: try timestamp("received_at"), origin: origin, internalEventId: try Self.suppliedId(object["internal_event_id"]))
+            appToken: try required("app_token"),
+            eventType: type,
+            eventName: try string("event_name") ?? "",
+            userId: try string("user_id"),
+            companyId: try string("company_id"),
+            anonymousId: try string("anonymous_id"),
+            source: try required("source"),
+            insertedAt: try timestamp("inserted_at"),
+            hostname: try string("hostname"),
+            pathname: try string("pathname"),
+            screenWidth: try integer("screen_width"),
+            screenHeight: try integer("screen_height"),
+            deviceType: try string("device_type"),
+            userAgent: try string("user_agent"),
+            operatingSystem: try string("operating_system"),
+            browser: try string("browser"),
+            browserLanguage: try string("browser_language"),
+            session: try string("session"),
+            countryCode: try string("country_code"),
+            metadata: metadata,
+            messageId: try string("message_id"),
+            receivedAt: try timestamp("received_at"),
+            origin: origin,
+            internalEventId: try Self.suppliedId(object["internal_event_id"])
+        )
     }
 }

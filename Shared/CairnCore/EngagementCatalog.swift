@@ -52,12 +52,20 @@ public enum EngagementCatalog {
     }
 
     public static let namedEvents: [NamedEvent] = {
-        func guiding(_ entity: Entity, _ event: String, _ idKey: String, _ stages: [String],
-                     when condition: (String, [String])? = nil, otherwise: [String]? = nil) -> NamedEvent {
+        func guiding(
+            _ entity: Entity,
+            _ event: String,
+            _ idKey: String,
+            _ stages: [String],
+            when condition: (String, [String])? = nil,
+            otherwise: [String]? = nil
+        ) -> NamedEvent {
             NamedEvent(entity: entity, tool: "userguiding", event: event, idKey: idKey, stages: stages, condition: condition, otherwise: otherwise)
         }
-        let resourceCenter = ["Resource Center Guide Trigger", "Resource Center Survey Trigger", "Resource Center Checklist Guide Trigger",
-                              "Resource Center Checklist Item Url Click", "Resource Center External URL Click", "Resource Center Article Link Click"]
+        let resourceCenter = [
+            "Resource Center Guide Trigger", "Resource Center Survey Trigger", "Resource Center Checklist Guide Trigger",
+            "Resource Center Checklist Item Url Click", "Resource Center External URL Click", "Resource Center Article Link Click",
+        ]
         let chat: [(String, [String])] = [
             ("button_displayed", ["seen"]), ("chat_requested", ["seen", "started"]),
             ("chat_started", ["seen", "started", "completed"]), ("rating_submit", ["rated"]),
@@ -74,8 +82,14 @@ public enum EngagementCatalog {
             guiding(.nps, "Survey Question Answer", "survey_id", ["seen", "started", "completed"], when: ("question_type", ["NPS Rating"])),
         ] + resourceCenter.map { guiding(.resource_center, $0, "resource_center_id", ["seen", "started"]) } + [
             guiding(.hotspot, "Hotspot Interacted", "hotspot_group_id", ["seen"]),
-            guiding(.hotspot, "Hotspot Button Click", "hotspot_group_id", ["seen", "dismissed"],
-                    when: ("action", ["dismiss-hotspot", "close-hotspot"]), otherwise: ["seen", "started"]),
+            guiding(
+                .hotspot,
+                "Hotspot Button Click",
+                "hotspot_group_id",
+                ["seen", "dismissed"],
+                when: ("action", ["dismiss-hotspot", "close-hotspot"]),
+                otherwise: ["seen", "started"]
+            ),
             guiding(.banner, "Banner Button Click", "banner_id", ["seen", "started"]),
         ] + chat.map { NamedEvent(entity: .chat, tool: "userlike", event: $0.0, idKey: "widget_id", stages: $0.1) }
     }()

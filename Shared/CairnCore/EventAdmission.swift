@@ -75,16 +75,22 @@ public enum EventAdmission {
         let latest = Timestamp(microseconds: receivedAt.microseconds + policy.futureAllowanceSeconds * 1_000_000)
         if event.insertedAt < policy.earliest || event.insertedAt > latest {
             let field = event.origin == .userpilot ? "inserted_at" : "timestamp"
-            throw EventError(.timeOutOfRange, field: field,
-                             "is \(event.insertedAt); the app accepts event times from \(policy.earliest) to \(latest) (\(policy.futureAllowanceSeconds / 3600)h after receipt)")
+            throw EventError(
+                .timeOutOfRange,
+                field: field,
+                "is \(event.insertedAt); the app accepts event times from \(policy.earliest) to \(latest) (\(policy.futureAllowanceSeconds / 3600)h after receipt)"
+            )
         }
     }
 
     private static func checkKeys(_ object: JSONObject, path: String) throws(EventError) {
         for (key, value) in object {
             if key.utf8.count > maximumIdentifierBytes {
-                throw EventError(.fieldTooLong, field: path + "." + key.prefix(40) + "…",
-                                 "is a property name of \(key.utf8.count) bytes; property names are at most \(maximumIdentifierBytes) bytes")
+                throw EventError(
+                    .fieldTooLong,
+                    field: path + "." + key.prefix(40) + "…",
+                    "is a property name of \(key.utf8.count) bytes; property names are at most \(maximumIdentifierBytes) bytes"
+                )
             }
             if case .object(let nested) = value { try checkKeys(nested, path: path + "." + key) }
         }
@@ -107,7 +113,8 @@ public struct AdmissionPolicy: Sendable, Equatable {
     public static let widestEarliest = Timestamp(year: 1900, month: 1, day: 1)
     public static let widestFutureAllowanceSeconds: Int64 = 10 * 366 * 86_400
 
-    public init(earliest: Timestamp = AdmissionPolicy.defaultEarliest, futureAllowanceSeconds: Int64 = AdmissionPolicy.defaultFutureAllowanceSeconds) {
+    public init(earliest: Timestamp = AdmissionPolicy.defaultEarliest, futureAllowanceSeconds: Int64 = AdmissionPolicy.defaultFutureAllowanceSeconds)
+    {
         self.earliest = max(earliest, Self.widestEarliest)
         self.futureAllowanceSeconds = min(max(futureAllowanceSeconds, 0), Self.widestFutureAllowanceSeconds)
     }

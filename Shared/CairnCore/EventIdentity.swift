@@ -30,8 +30,10 @@ public enum EventIdentity {
     public static func composite(_ event: CanonicalEvent) -> UInt64 {
         var key = [UInt8]()
         key.reserveCapacity(96)
-        for (index, field) in [event.appToken, event.eventType.rawValue, event.eventName, event.userId ?? "", event.companyId ?? "",
-                               event.insertedAt.description].enumerated() {
+        for (index, field) in [
+            event.appToken, event.eventType.rawValue, event.eventName, event.userId ?? "", event.companyId ?? "",
+            event.insertedAt.description,
+        ].enumerated() {
             if index > 0 { key.append(separator) }
             key.append(contentsOf: field.utf8)
         }
@@ -101,7 +103,8 @@ extension JSONWriter {
             // Swift's order, with canonically equivalent spellings apart by their length: a total,
             // repeatable order (PostgreSQL's byte order is not needed, only one order).
             let order = object.pairs.indices.sorted { left, right in
-                let a = object.pairs[left].key, b = object.pairs[right].key
+                let a = object.pairs[left].key
+                let b = object.pairs[right].key
                 return a < b || (a == b && a.utf8.count < b.utf8.count)
             }
             for (offset, index) in order.enumerated() {
@@ -137,7 +140,11 @@ extension CanonicalEvent {
         case .int(let number)?: return UInt64(bitPattern: number)
         case .number(let digits)? where UInt64(digits) != nil: return UInt64(digits)
         case let other?:
-            throw EventError(.invalidField, field: "internal_event_id", "expected a 64-bit number (16 hex digits, or decimal), found \(other.serializedString())")
+            throw EventError(
+                .invalidField,
+                field: "internal_event_id",
+                "expected a 64-bit number (16 hex digits, or decimal), found \(other.serializedString())"
+            )
         }
     }
 }

@@ -45,7 +45,14 @@ public enum EventNormalizer {
     /// Parses and normalises one record (one JSON line, or one element of a JSON array).
     public static func normalize(recordBytes bytes: [UInt8], format: FormatChoice, context: IngestContext) -> Outcome {
         guard bytes.count <= maximumBatchBytes else {
-            return refused(EventError(.recordTooLarge, field: nil, "is \(bytes.count) bytes; the limit is \(maximumRecordBytes) bytes per record (\(maximumBatchBytes) for a Segment batch)"), raw: bytes)
+            return refused(
+                EventError(
+                    .recordTooLarge,
+                    field: nil,
+                    "is \(bytes.count) bytes; the limit is \(maximumRecordBytes) bytes per record (\(maximumBatchBytes) for a Segment batch)"
+                ),
+                raw: bytes
+            )
         }
         let value: JSON
         do {
@@ -55,27 +62,49 @@ public enum EventNormalizer {
             return refused(EventError(code, field: nil, error.description), raw: bytes)
         }
         if bytes.count > maximumRecordBytes, !(format == .auto || format == .segment) || value["batch"]?.arrayValue == nil {
-            return refused(EventError(.recordTooLarge, field: nil, "is \(bytes.count) bytes; the limit is \(maximumRecordBytes) bytes per record"), raw: bytes)
+            return refused(
+                EventError(.recordTooLarge, field: nil, "is \(bytes.count) bytes; the limit is \(maximumRecordBytes) bytes per record"),
+                raw: bytes
+            )
         }
         return normalize(record: value, format: format, context: context, checkMessageSizes: bytes.count > maximumRecordBytes, raw: bytes)
     }
 
     /// Normalises an already-parsed record.
-    public static func normalize(record value: JSON, format: FormatChoice, context: IngestContext, checkMessageSizes: Bool = true, raw: [UInt8]? = nil) -> Outcome {
+    public static func normalize(
+        record value: JSON,
+        format: FormatChoice,
+        context: IngestContext,
+        checkMessageSizes: Bool = true,
+        raw: [UInt8]? = nil
+    ) -> Outcome {
         guard case .object(let record) = value else {
             return refused(EventError(.invalidEvent, field: nil, "expected a JSON object, found \(value.typeName)"), raw: raw ?? value.serialized())
         }
         let chosen = format == .auto ? detect(record) : format
         guard let chosen else {
-            return refused(EventError(.invalidEvent, field: nil, "does not match any input format: expected a Userpilot event (event_type), a Userlike callback (event_name, global_ctx), a Segment message (type) or batch (batch), a UserGuiding event (event, payload) or a User.com event (event, user_id)"), raw: raw ?? value.serialized())
+            return refused(
+                EventError(
+                    .invalidEvent,
+                    field: nil,
+                    "does not match any input format: expected a Userpilot event (event_type), a Userlike callback (event_name, global_ctx), a Segment message (type) or batch (batch), a UserGuiding event (event, payload) or a User.com event (event, user_id)"
+                ),
+                raw: raw ?? value.serialized()
+            )
         }
         if chosen == .segment, let messages = SegmentAdapter.messages(in: record) {
             // The envelope's context reaches every message: one over the per-message limit would be
             // copied into every message's dead letter (a 200 KB request made 100 MB of them).
             for key in ["context", "integrations"] {
                 if let shared = record[key], shared.serializedByteCount > maximumRecordBytes {
-                    return refused(EventError(.recordTooLarge, field: key, "the batch's \(key) is \(shared.serializedByteCount) bytes; every message must fit \(maximumRecordBytes) bytes with it"),
-                                   raw: raw ?? value.serialized())
+                    return refused(
+                        EventError(
+                            .recordTooLarge,
+                            field: key,
+                            "the batch's \(key) is \(shared.serializedByteCount) bytes; every message must fit \(maximumRecordBytes) bytes with it"
+                        ),
+                        raw: raw ?? value.serialized()
+                    )
                 }
             }
             var outcome = Outcome()
@@ -89,7 +118,17 @@ public enum EventNormalizer {
                     // Serialised only when refused: most messages never need their bytes.
                     let size = checkMessageSizes ? JSON.object(object).serializedByteCount : 0
                     if size > maximumRecordBytes {
-                        outcome.rejections.append(Rejection(message: index, error: EventError(.recordTooLarge, field: nil, "message is \(size) bytes; the limit is \(maximumRecordBytes) bytes per message"), raw: JSON.object(object).serialized()))
+                        outcome.rejections.append(
+                            Rejection(
+                                message: index,
+                                error: EventError(
+                                    .recordTooLarge,
+                                    field: nil,
+                                    "message is \(size) bytes; the limit is \(maximumRecordBytes) bytes per message"
+                                ),
+                                raw: JSON.object(object).serialized()
+                            )
+                        )
                         continue
                     }
                     do throws(EventError) {
@@ -136,7 +175,11 @@ public enum EventNormalizer {
             }
             let event = try CanonicalEvent(canonical: value)
             guard event.appToken == context.appToken else {
-                throw EventError(.appMismatch, field: "app_token", "is '\(event.appToken)' but the letter is replayed for the app with token '\(context.appToken)'")
+                throw EventError(
+                    .appMismatch,
+                    field: "app_token",
+                    "is '\(event.appToken)' but the letter is replayed for the app with token '\(context.appToken)'"
+                )
             }
             if case .object(let object) = value { try EventAdmission.checkText(object) }
             try EventAdmission.check(event, policy: context.admission, receivedAt: event.receivedAt)

@@ -13,8 +13,14 @@ public struct IngestContext: Sendable {
     /// The event times the app accepts.
     public var admission: AdmissionPolicy
 
-    public init(appToken: String, receivedAt: Timestamp, personalData: PersonalDataMode = .hash, attributes: AttributeRegistry = AttributeRegistry(),
-                identifyUserlikeByEmail: Bool = false, admission: AdmissionPolicy = AdmissionPolicy()) {
+    public init(
+        appToken: String,
+        receivedAt: Timestamp,
+        personalData: PersonalDataMode = .hash,
+        attributes: AttributeRegistry = AttributeRegistry(),
+        identifyUserlikeByEmail: Bool = false,
+        admission: AdmissionPolicy = AdmissionPolicy()
+    ) {
         self.appToken = appToken
         self.receivedAt = receivedAt
         self.personalData = personalData

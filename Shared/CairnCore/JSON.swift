@@ -192,7 +192,8 @@ extension String {
 
     /// Byte order of the UTF-8 encodings, the order of PostgreSQL's `C` collation.
     public func precedesExactly(_ other: String) -> Bool {
-        let left = utf8, right = other.utf8
+        let left = utf8
+        let right = other.utf8
         let compared = left.withContiguousStorageIfAvailable { a in
             right.withContiguousStorageIfAvailable { b -> Bool in
                 let common = min(a.count, b.count)

@@ -434,7 +434,9 @@ private struct RecordingDecoder: Decoder {
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer { throw JSONDecodingError(path: [], expected: "an object", found: "an array") }
-    func singleValueContainer() throws -> any SingleValueDecodingContainer { throw JSONDecodingError(path: [], expected: "an object", found: "a value") }
+    func singleValueContainer() throws -> any SingleValueDecodingContainer {
+        throw JSONDecodingError(path: [], expected: "an object", found: "a value")
+    }
 }
 
 /// The JSON type name of a Swift type, and a placeholder value of it.

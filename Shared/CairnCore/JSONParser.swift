@@ -7,7 +7,8 @@ public struct JSONParser {
     /// Parses one JSON document from `bytes`.
     /// - Throws: ``JSONParseError`` naming the byte offset and what was expected.
     public static func parse<Bytes: Collection<UInt8>>(_ bytes: Bytes, maximumDepth: Int = defaultMaximumDepth) throws(JSONParseError) -> JSON {
-        let result = bytes.withContiguousStorageIfAvailable { parseResult(UnsafeRawBufferPointer($0), maximumDepth) }
+        let result =
+            bytes.withContiguousStorageIfAvailable { parseResult(UnsafeRawBufferPointer($0), maximumDepth) }
             ?? Array(bytes).withUnsafeBytes { parseResult($0, maximumDepth) }
         return try result.get()
     }
@@ -70,9 +71,15 @@ public struct JSONParser {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expectLiteral("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expectLiteral("null"); return .null
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
         case UInt8(ascii: "N"), UInt8(ascii: "I"): throw error("NaN and Infinity are not JSON numbers")
         default: throw error("unexpected character, expected a value")

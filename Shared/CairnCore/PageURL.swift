@@ -6,7 +6,10 @@ public enum PageURL {
     public static func split(_ url: String) -> (hostname: String, pathname: String)? {
         var url = url
         return url.withUTF8 { bytes -> (hostname: String, pathname: String)? in
-            let colon = UInt8(ascii: ":"), slash = UInt8(ascii: "/"), question = UInt8(ascii: "?"), hash = UInt8(ascii: "#")
+            let colon = UInt8(ascii: ":")
+            let slash = UInt8(ascii: "/")
+            let question = UInt8(ascii: "?")
+            let hash = UInt8(ascii: "#")
             var schemeEnd = -1
             var index = 0
             while index + 2 < bytes.count {

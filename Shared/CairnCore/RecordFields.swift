@@ -54,7 +54,12 @@ struct RecordFields {
     /// A whole number (JSON integer, or a float with no fraction); with `acceptingDigitStrings`,
     /// also a string that writes one exactly (`"4"`, `"-2"`: no sign `+`, no leading zero, no
     /// spaces), a lossless coercion where two seeds type a field differently.
-    func integer(_ key: String, required: Bool = false, range: ClosedRange<Int64>? = nil, acceptingDigitStrings: Bool = false) throws(EventError) -> Int64? {
+    func integer(
+        _ key: String,
+        required: Bool = false,
+        range: ClosedRange<Int64>? = nil,
+        acceptingDigitStrings: Bool = false
+    ) throws(EventError) -> Int64? {
         guard let value = value(key) else {
             if required { throw EventError(.missingField, field: field(key), "is required") }
             return nil
@@ -74,7 +79,11 @@ struct RecordFields {
     func oneOf(_ key: String, _ allowed: [String], required: Bool = false) throws(EventError) -> String? {
         guard let text = try string(key, required: required) else { return nil }
         guard allowed.contains(text) else {
-            throw EventError(.invalidField, field: field(key), "expected one of \(allowed.map { "'\($0)'" }.joined(separator: ", ")), found '\(text)'")
+            throw EventError(
+                .invalidField,
+                field: field(key),
+                "expected one of \(allowed.map { "'\($0)'" }.joined(separator: ", ")), found '\(text)'"
+            )
         }
         return text
     }

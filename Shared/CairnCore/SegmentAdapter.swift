@@ -76,15 +76,28 @@ public enum SegmentAdapter {
             let properties = RecordFields(try fields.object("properties") ?? JSONObject(), path: "properties")
             if let kind = UserGuidingCatalog.byTitle[event], exported?.origin.map({ $0 == .userguiding || $0 == .segment }) ?? true {
                 // Segment's UserGuiding source (UserGuiding's Segment guide): the same event as the native form.
-                let checked = try UserGuidingAdapter.properties(of: kind, from: properties, segmentForm: true, alsoAllowed: ["user_id", "question_name"])
+                let checked = try UserGuidingAdapter.properties(
+                    of: kind,
+                    from: properties,
+                    segmentForm: true,
+                    alsoAllowed: ["user_id", "question_name"]
+                )
                 var userGuidingProperties = checked
                 if let questionName = try properties.string("question_name") { userGuidingProperties.append("question_name", .string(questionName)) }
                 let propertyUser = try properties.identifier("user_id")
                 if exported == nil { try requireIdentity(userId ?? propertyUser, anonymousId) }
                 var event = UserGuidingAdapter.event(
-                    kind: kind, properties: userGuidingProperties, userId: userId ?? propertyUser, anonymousId: anonymousId, insertedAt: time,
-                    messageId: restoredId == nil ? messageId : nil, source: exported?.source ?? "backend-segment", origin: exported?.origin ?? .segment,
-                    context: ingest, internalEventId: restoredId)
+                    kind: kind,
+                    properties: userGuidingProperties,
+                    userId: userId ?? propertyUser,
+                    anonymousId: anonymousId,
+                    insertedAt: time,
+                    messageId: restoredId == nil ? messageId : nil,
+                    source: exported?.source ?? "backend-segment",
+                    origin: exported?.origin ?? .segment,
+                    context: ingest,
+                    internalEventId: restoredId
+                )
                 device.apply(to: &event)
                 exported?.apply(to: &event)
                 if event.messageId == nil, restoredId == nil { event.rederiveIdentity() }
@@ -137,9 +150,20 @@ public enum SegmentAdapter {
             try requireIdentity(user, anonymous)
         }
         var event = CanonicalEvent(
-            appToken: ingest.appToken, eventType: eventType, eventName: name, userId: user, companyId: company, anonymousId: anonymous,
-            source: exported?.source ?? "backend-segment", insertedAt: time, metadata: metadata, messageId: restoredId == nil ? messageId : nil,
-            receivedAt: ingest.receivedAt, origin: exported?.origin ?? .segment, internalEventId: restoredId)
+            appToken: ingest.appToken,
+            eventType: eventType,
+            eventName: name,
+            userId: user,
+            companyId: company,
+            anonymousId: anonymous,
+            source: exported?.source ?? "backend-segment",
+            insertedAt: time,
+            metadata: metadata,
+            messageId: restoredId == nil ? messageId : nil,
+            receivedAt: ingest.receivedAt,
+            origin: exported?.origin ?? .segment,
+            internalEventId: restoredId
+        )
         device.apply(to: &event)
         if eventType == .pageView, let url = metadata["url"]?.stringValue, let page = PageURL.split(url) {
             event.hostname = page.hostname
@@ -253,7 +277,8 @@ public enum SegmentAdapter {
             }
             locale = try context.string("locale")
             if let location = try context.object("location"), let country = location["country"]?.stringValue,
-                country.utf8.count == 2, country.allSatisfy({ $0.isLetter && $0.isASCII }) {
+                country.utf8.count == 2, country.allSatisfy({ $0.isLetter && $0.isASCII })
+            {
                 countryCode = country.uppercased()
             }
             session = try context.identifier("sessionId")

@@ -155,7 +155,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     /// The instants RFC 3339 can write: years 0000 to 9999.
-    public static let representable = Timestamp(year: 0, month: 1, day: 1)...Timestamp(year: 9999, month: 12, day: 31, hour: 23, minute: 59, second: 59, microsecond: 999_999)
+    public static let representable =
+        Timestamp(year: 0, month: 1, day: 1)...Timestamp(year: 9999, month: 12, day: 31, hour: 23, minute: 59, second: 59, microsecond: 999_999)
 
     static func daysInMonth(_ year: Int64, _ month: Int64) -> Int64 {
         switch month {

@@ -23,9 +23,17 @@ public enum UserComAdapter {
             // User data: `{"user_id": "…", "timestamp": "…", "user_data": {…}}` upserts the user's traits.
             try fields.rejectUnknown(userDataKeys, format: "User.com user data (user_id, timestamp, user_data)")
             return CanonicalEvent(
-                appToken: context.appToken, eventType: .identifyUser, eventName: "", userId: try fields.identifier("user_id", required: true)!,
-                companyId: nil, source: "web-client", insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt,
-                metadata: try fields.object("user_data", required: true)!, receivedAt: context.receivedAt, origin: .usercom)
+                appToken: context.appToken,
+                eventType: .identifyUser,
+                eventName: "",
+                userId: try fields.identifier("user_id", required: true)!,
+                companyId: nil,
+                source: "web-client",
+                insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt,
+                metadata: try fields.object("user_data", required: true)!,
+                receivedAt: context.receivedAt,
+                origin: .usercom
+            )
         }
         try fields.rejectUnknown(recordKeys, format: "a User.com event (event, user_id, timestamp, attributes)")
         var name = try fields.string("event", required: true)!
@@ -34,9 +42,16 @@ public enum UserComAdapter {
         let userId = try fields.identifier("user_id", required: true)!
         let attributes = try fields.object("attributes") ?? JSONObject()
         return CanonicalEvent(
-            appToken: context.appToken, eventType: .track, eventName: name, userId: userId, companyId: nil,
-            source: "web-client", insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt,
+            appToken: context.appToken,
+            eventType: .track,
+            eventName: name,
+            userId: userId,
+            companyId: nil,
+            source: "web-client",
+            insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt,
             metadata: try context.attributes.coerce(attributes, fieldPrefix: "attributes"),
-            receivedAt: context.receivedAt, origin: .usercom)
+            receivedAt: context.receivedAt,
+            origin: .usercom
+        )
     }
 }

@@ -22,7 +22,11 @@ public enum UserGuidingAdapter {
         // Integrations label the events "guide started (userguiding)"; the label is not part of the name.
         if name.hasSuffix(" (userguiding)") { name = String(name.dropLast(" (userguiding)".count)) }
         guard let kind = UserGuidingCatalog.byName[name] else {
-            throw EventError(.invalidField, field: "event", "is not one of the 25 UserGuiding events (e.g. 'guide started', 'survey question answer'), found '\(name)'")
+            throw EventError(
+                .invalidField,
+                field: "event",
+                "is not one of the 25 UserGuiding events (e.g. 'guide started', 'survey question answer'), found '\(name)'"
+            )
         }
         let payload = RecordFields(try fields.object("payload", required: true)!, path: "payload")
         let properties = try self.properties(of: kind, from: payload, segmentForm: false, alsoAllowed: ["user_id"])
@@ -32,26 +36,60 @@ public enum UserGuidingAdapter {
         if let recordUser, let payloadUser, recordUser != payloadUser {
             throw EventError(.invalidField, field: "payload.user_id", "is '\(payloadUser)' but the record's user_id is '\(recordUser)'")
         }
-        return event(kind: kind, properties: properties, userId: recordUser ?? payloadUser, anonymousId: nil,
-                     insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt, messageId: nil,
-                     source: "web-client", origin: .userguiding, context: context)
+        return event(
+            kind: kind,
+            properties: properties,
+            userId: recordUser ?? payloadUser,
+            anonymousId: nil,
+            insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt,
+            messageId: nil,
+            source: "web-client",
+            origin: .userguiding,
+            context: context
+        )
     }
 
     /// Builds the canonical event both forms share.
-    static func event(kind: UserGuidingCatalog.Kind, properties: JSONObject, userId: String?, anonymousId: String?,
-                      insertedAt: Timestamp, messageId: String?, source: String, origin: InputFormat, context: IngestContext,
-                      internalEventId: UInt64? = nil) -> CanonicalEvent {
+    static func event(
+        kind: UserGuidingCatalog.Kind,
+        properties: JSONObject,
+        userId: String?,
+        anonymousId: String?,
+        insertedAt: Timestamp,
+        messageId: String?,
+        source: String,
+        origin: InputFormat,
+        context: IngestContext,
+        internalEventId: UInt64? = nil
+    ) -> CanonicalEvent {
         let page = properties["page_url"]?.stringValue.flatMap(PageURL.split)
         return CanonicalEvent(
-            appToken: context.appToken, eventType: .track, eventName: kind.title, userId: userId, companyId: nil,
-            anonymousId: anonymousId, source: source, insertedAt: insertedAt, hostname: page?.hostname, pathname: page?.pathname,
-            metadata: properties, messageId: messageId, receivedAt: context.receivedAt, origin: origin, internalEventId: internalEventId)
+            appToken: context.appToken,
+            eventType: .track,
+            eventName: kind.title,
+            userId: userId,
+            companyId: nil,
+            anonymousId: anonymousId,
+            source: source,
+            insertedAt: insertedAt,
+            hostname: page?.hostname,
+            pathname: page?.pathname,
+            metadata: properties,
+            messageId: messageId,
+            receivedAt: context.receivedAt,
+            origin: origin,
+            internalEventId: internalEventId
+        )
     }
 
     /// Checks a payload (native names) or a Segment `properties` object (snake_case names)
     /// against `kind`, returning the canonical properties under snake_case names.
-    static func properties(of kind: UserGuidingCatalog.Kind, from fields: RecordFields, segmentForm: Bool,
-                           alsoAllowed: Set<String> = []) throws(EventError) -> JSONObject {
+    static func properties(
+        of kind: UserGuidingCatalog.Kind,
+        from fields: RecordFields,
+        segmentForm: Bool,
+        alsoAllowed: Set<String> = []
+    ) throws(EventError) -> JSONObject {
         let names = kind.fields.map { segmentForm ? $0.snakeName : $0.name }
         try fields.rejectUnknown(Set(names).union(alsoAllowed), format: "the '\(kind.name)' payload (fields: \(names.joined(separator: ", ")))")
         var properties = JSONObject()
@@ -66,7 +104,11 @@ public enum UserGuidingAdapter {
                 value = try fields.identifier(key, required: field.required).map(JSON.string)
                 // Engagement reports key their rollup by this id: it obeys the limit on ids.
                 if let id = value?.stringValue, id.utf8.count > EventAdmission.maximumIdentifierBytes {
-                    throw EventError(.fieldTooLong, field: fields.field(key), "is \(id.utf8.count) bytes; ids are at most \(EventAdmission.maximumIdentifierBytes) bytes")
+                    throw EventError(
+                        .fieldTooLong,
+                        field: fields.field(key),
+                        "is \(id.utf8.count) bytes; ids are at most \(EventAdmission.maximumIdentifierBytes) bytes"
+                    )
                 }
             case .integer:
                 // UserGuiding's webhook guide types scores as numbers; a whole number written as a string ("4") is the same score.
@@ -83,7 +125,12 @@ public enum UserGuidingAdapter {
     }
 
     /// The rules between fields that the seed states in prose.
-    private static func checkRules(_ kind: UserGuidingCatalog.Kind, _ properties: JSONObject, fields: RecordFields, segmentForm: Bool) throws(EventError) {
+    private static func checkRules(
+        _ kind: UserGuidingCatalog.Kind,
+        _ properties: JSONObject,
+        fields: RecordFields,
+        segmentForm: Bool
+    ) throws(EventError) {
         func name(_ native: String) -> String { fields.field(segmentForm ? UserGuidingCatalog.snakeCase(native) : native) }
         switch kind.name {
         case "survey question answer":
@@ -96,10 +143,18 @@ public enum UserGuidingAdapter {
                 }
                 let range: ClosedRange<Int64> = type == "Star Rating" || type == "Number Rating (5)" ? 0...5 : 0...10
                 guard range.contains(score) else {
-                    throw EventError(.invalidField, field: name("score"), "expected \(range.lowerBound) to \(range.upperBound) for '\(type)', found \(score)")
+                    throw EventError(
+                        .invalidField,
+                        field: name("score"),
+                        "expected \(range.lowerBound) to \(range.upperBound) for '\(type)', found \(score)"
+                    )
                 }
             } else if has("score") {
-                throw EventError(.invalidField, field: name("score"), "is only allowed with the rating question types (\(UserGuidingCatalog.ratingQuestionTypes.joined(separator: ", "))), not '\(type)'")
+                throw EventError(
+                    .invalidField,
+                    field: name("score"),
+                    "is only allowed with the rating question types (\(UserGuidingCatalog.ratingQuestionTypes.joined(separator: ", "))), not '\(type)'"
+                )
             }
             if UserGuidingCatalog.emojiQuestionTypes.contains(type) {
                 // Any of the five labels: the seed does not narrow them per question type (Neutral for thumbs, say).
@@ -115,7 +170,9 @@ public enum UserGuidingAdapter {
                 throw EventError(.invalidField, field: name("choices"), "is only allowed when questionType is 'Multiple Choice', not '\(type)'")
             }
             if type == "Written Feedback" {
-                if !has("feedback") { throw EventError(.missingField, field: name("feedback"), "is required when questionType is 'Written Feedback'") }
+                if !has("feedback") {
+                    throw EventError(.missingField, field: name("feedback"), "is required when questionType is 'Written Feedback'")
+                }
             } else if has("feedback") {
                 throw EventError(.invalidField, field: name("feedback"), "is only allowed when questionType is 'Written Feedback', not '\(type)'")
             }

@@ -34,7 +34,9 @@ public enum UserGuidingCatalog {
     }
 
     /// Button `action` values.
-    public static let buttonActions = ["link", "guide", "next", "prev", "step", "finish", "dismiss-hotspot", "close-hotspot", "js", "dismiss-guide", "copy", "survey"]
+    public static let buttonActions = [
+        "link", "guide", "next", "prev", "step", "finish", "dismiss-hotspot", "close-hotspot", "js", "dismiss-guide", "copy", "survey",
+    ]
     /// `emojiScore` values for survey answers.
     public static let surveyEmojiScores = ["Positive", "Slightly Positive", "Neutral", "Slightly Negative", "Negative"]
     /// `emojiScore` values for product updates and knowledge base feedback.
@@ -63,7 +65,9 @@ public enum UserGuidingCatalog {
 
     private static let pageUrl = field("pageUrl")
     private static let guide = [field("guideId", .identifier), field("guideName")]
-    private static let hotspot = [field("hotspotGroupId", .identifier), field("hotspotGroupName"), field("hotspotId", .identifier), field("hotspotTitle")]
+    private static let hotspot = [
+        field("hotspotGroupId", .identifier), field("hotspotGroupName"), field("hotspotId", .identifier), field("hotspotTitle"),
+    ]
     private static let button = [field("buttonId", .identifier), field("type"), field("action", .oneOf(buttonActions)), field("ctaText")]
     private static let checklist = [field("checklistId", .identifier), field("checklistName")]
     private static let resourceCenter = [field("resourceCenterId", .identifier), field("resourceCenterName")]
@@ -77,39 +81,102 @@ public enum UserGuidingCatalog {
         Kind(name: "guide button click", title: "Guide Button Click", fields: guide + [pageUrl, field("step")] + button, inSegmentSource: false),
         Kind(name: "hotspot interacted", title: "Hotspot Interacted", fields: hotspot + [pageUrl], inSegmentSource: true),
         Kind(name: "hotspot button click", title: "Hotspot Button Click", fields: hotspot + button + [pageUrl], inSegmentSource: false),
-        Kind(name: "banner button click", title: "Banner Button Click",
-             fields: [field("bannerId", .identifier), field("bannerName"), field("buttonId", .identifier), field("ctaText"), pageUrl], inSegmentSource: false),
+        Kind(
+            name: "banner button click",
+            title: "Banner Button Click",
+            fields: [field("bannerId", .identifier), field("bannerName"), field("buttonId", .identifier), field("ctaText"), pageUrl],
+            inSegmentSource: false
+        ),
         Kind(name: "checklist completed", title: "Checklist Completed", fields: checklist + [pageUrl], inSegmentSource: true),
         Kind(name: "checklist item trigger", title: "Checklist Item Trigger", fields: checklist + guide + [pageUrl], inSegmentSource: true),
-        Kind(name: "checklist item url click", title: "Checklist Item Url Click", fields: checklist + [field("checklistItemUrl"), pageUrl], inSegmentSource: true),
-        Kind(name: "resource center guide trigger", title: "Resource Center Guide Trigger", fields: resourceCenter + guide + [pageUrl], inSegmentSource: true),
-        Kind(name: "resource center survey trigger", title: "Resource Center Survey Trigger", fields: resourceCenter + survey + [pageUrl], inSegmentSource: true),
-        Kind(name: "resource center checklist guide trigger", title: "Resource Center Checklist Guide Trigger",
-             fields: resourceCenter + checklist + guide + [pageUrl], inSegmentSource: true),
-        Kind(name: "resource center checklist item url click", title: "Resource Center Checklist Item Url Click",
-             fields: resourceCenter + checklist + [field("checklistItemUrl"), pageUrl], inSegmentSource: true),
-        Kind(name: "resource center external url click", title: "Resource Center External URL Click",
-             fields: resourceCenter + [field("externalUrl"), pageUrl], inSegmentSource: true),
-        Kind(name: "resource center article link click", title: "Resource Center Article Link Click",
-             fields: resourceCenter + [field("articleLink"), pageUrl], inSegmentSource: true),
+        Kind(
+            name: "checklist item url click",
+            title: "Checklist Item Url Click",
+            fields: checklist + [field("checklistItemUrl"), pageUrl],
+            inSegmentSource: true
+        ),
+        Kind(
+            name: "resource center guide trigger",
+            title: "Resource Center Guide Trigger",
+            fields: resourceCenter + guide + [pageUrl],
+            inSegmentSource: true
+        ),
+        Kind(
+            name: "resource center survey trigger",
+            title: "Resource Center Survey Trigger",
+            fields: resourceCenter + survey + [pageUrl],
+            inSegmentSource: true
+        ),
+        Kind(
+            name: "resource center checklist guide trigger",
+            title: "Resource Center Checklist Guide Trigger",
+            fields: resourceCenter + checklist + guide + [pageUrl],
+            inSegmentSource: true
+        ),
+        Kind(
+            name: "resource center checklist item url click",
+            title: "Resource Center Checklist Item Url Click",
+            fields: resourceCenter + checklist + [field("checklistItemUrl"), pageUrl],
+            inSegmentSource: true
+        ),
+        Kind(
+            name: "resource center external url click",
+            title: "Resource Center External URL Click",
+            fields: resourceCenter + [field("externalUrl"), pageUrl],
+            inSegmentSource: true
+        ),
+        Kind(
+            name: "resource center article link click",
+            title: "Resource Center Article Link Click",
+            fields: resourceCenter + [field("articleLink"), pageUrl],
+            inSegmentSource: true
+        ),
         Kind(name: "survey shown", title: "Survey Shown", fields: survey + [pageUrl], inSegmentSource: true),
-        Kind(name: "survey question answer", title: "Survey Question Answer",
-             fields: survey + [field("questionId", .identifier), field("questionType", .oneOf(questionTypes)), field("surveyQuestion"),
-                               field("score", .integer, required: false), field("emojiScore", .oneOf(surveyEmojiScores), required: false),
-                               field("choices", required: false), field("feedback", required: false), pageUrl],
-             inSegmentSource: true),
-        Kind(name: "product updates feedback", title: "Product Updates Feedback",
-             fields: [field("postId", .identifier), field("postName"), field("emojiScore", .oneOf(feedbackEmojiScores), required: false),
-                      field("feedback", required: false), pageUrl], inSegmentSource: false),
-        Kind(name: "knowledge base feedback", title: "Knowledge Base Feedback",
-             fields: [field("articleId", .identifier), field("articleName"), field("emojiScore", .oneOf(feedbackEmojiScores)), pageUrl], inSegmentSource: false),
+        Kind(
+            name: "survey question answer",
+            title: "Survey Question Answer",
+            fields: survey + [
+                field("questionId", .identifier), field("questionType", .oneOf(questionTypes)), field("surveyQuestion"),
+                field("score", .integer, required: false), field("emojiScore", .oneOf(surveyEmojiScores), required: false),
+                field("choices", required: false), field("feedback", required: false), pageUrl,
+            ],
+            inSegmentSource: true
+        ),
+        Kind(
+            name: "product updates feedback",
+            title: "Product Updates Feedback",
+            fields: [
+                field("postId", .identifier), field("postName"), field("emojiScore", .oneOf(feedbackEmojiScores), required: false),
+                field("feedback", required: false), pageUrl,
+            ],
+            inSegmentSource: false
+        ),
+        Kind(
+            name: "knowledge base feedback",
+            title: "Knowledge Base Feedback",
+            fields: [field("articleId", .identifier), field("articleName"), field("emojiScore", .oneOf(feedbackEmojiScores)), pageUrl],
+            inSegmentSource: false
+        ),
         Kind(name: "ai assistant conversation start", title: "AI Assistant Conversation Start", fields: thread + [pageUrl], inSegmentSource: false),
         Kind(name: "ai assistant message receive", title: "AI Assistant Message Receive", fields: assistantMessage, inSegmentSource: false),
-        Kind(name: "ai assistant fallback message receive", title: "AI Assistant Fallback Message Receive", fields: assistantMessage, inSegmentSource: false),
-        Kind(name: "ai assistant fallback action click", title: "AI Assistant Fallback Action Click",
-             fields: thread + [field("type", .oneOf(["javascript", "url"])), field("url", required: false), pageUrl], inSegmentSource: false),
-        Kind(name: "ai assistant article click", title: "AI Assistant Article Click",
-             fields: thread + [field("articleId", .identifier), field("articleName"), field("articleLink"), pageUrl], inSegmentSource: false),
+        Kind(
+            name: "ai assistant fallback message receive",
+            title: "AI Assistant Fallback Message Receive",
+            fields: assistantMessage,
+            inSegmentSource: false
+        ),
+        Kind(
+            name: "ai assistant fallback action click",
+            title: "AI Assistant Fallback Action Click",
+            fields: thread + [field("type", .oneOf(["javascript", "url"])), field("url", required: false), pageUrl],
+            inSegmentSource: false
+        ),
+        Kind(
+            name: "ai assistant article click",
+            title: "AI Assistant Article Click",
+            fields: thread + [field("articleId", .identifier), field("articleName"), field("articleLink"), pageUrl],
+            inSegmentSource: false
+        ),
         Kind(name: "ai assistant guide trigger", title: "AI Assistant Guide Trigger", fields: thread + guide + [pageUrl], inSegmentSource: false),
     ]
 

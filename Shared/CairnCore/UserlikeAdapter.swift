@@ -34,7 +34,11 @@ public enum UserlikeAdapter {
         try fields.rejectUnknown(recordKeys, format: "a Userlike record (event_name, global_ctx, session_ctx, timestamp)")
         let name = try fields.string("event_name", required: true)!
         guard eventNameSet.contains(name) else {
-            throw EventError(.invalidField, field: "event_name", "is not one of Userlike's \(eventNames.count) tracking events (e.g. 'chat_started'), found '\(name)'")
+            throw EventError(
+                .invalidField,
+                field: "event_name",
+                "is not one of Userlike's \(eventNames.count) tracking events (e.g. 'chat_started'), found '\(name)'"
+            )
         }
         let global = RecordFields(try fields.object("global_ctx", required: true)!, path: "global_ctx")
         try global.rejectUnknown(globalKeys, format: "Userlike's global context (\(globalKeys.sorted().joined(separator: ", ")))")
@@ -44,7 +48,11 @@ public enum UserlikeAdapter {
         if let group = try global.integer("operator_group_id") { metadata.append("operator_group_id", .int(group)) }
         if let language = try global.string("widget_lang") {
             guard language.utf8.count == 2, language.allSatisfy({ $0.isLetter && $0.isASCII }) else {
-                throw EventError(.invalidField, field: "global_ctx.widget_lang", "expected an ISO 639-1 two-letter language code, found '\(language)'")
+                throw EventError(
+                    .invalidField,
+                    field: "global_ctx.widget_lang",
+                    "expected an ISO 639-1 two-letter language code, found '\(language)'"
+                )
             }
             metadata.append("widget_lang", .string(language.lowercased()))
         }
@@ -69,8 +77,18 @@ public enum UserlikeAdapter {
             }
         }
         return CanonicalEvent(
-            appToken: context.appToken, eventType: .track, eventName: name, userId: userId, companyId: nil, anonymousId: clientUUID,
-            source: "web-client", insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt, session: sessionId,
-            metadata: metadata, receivedAt: context.receivedAt, origin: .userlike)
+            appToken: context.appToken,
+            eventType: .track,
+            eventName: name,
+            userId: userId,
+            companyId: nil,
+            anonymousId: clientUUID,
+            source: "web-client",
+            insertedAt: try fields.timestamp("timestamp") ?? context.receivedAt,
+            session: sessionId,
+            metadata: metadata,
+            receivedAt: context.receivedAt,
+            origin: .userlike
+        )
     }
 }

@@ -56,7 +56,11 @@ public enum UserpilotAdapter {
             // Userpilot's event schema's examples leave the type out; only interactions are named {entity_type}:{entity_id}:{STATUS}.
             type = .interaction
         } else {
-            throw EventError(.missingField, field: "event_type", "is required unless event_name is an interaction ({entity_type}:{entity_id}:{STATUS})")
+            throw EventError(
+                .missingField,
+                field: "event_type",
+                "is required unless event_name is an interaction ({entity_type}:{entity_id}:{STATUS})"
+            )
         }
         if let token = try fields.string("app_token"), token != context.appToken {
             throw EventError(.appMismatch, field: "app_token", "is '\(token)' but the events were sent to the app with token '\(context.appToken)'")
@@ -101,15 +105,29 @@ public enum UserpilotAdapter {
             throw EventError(.invalidField, field: "country_code", "expected a 2-letter country code, found '\(country)'")
         }
         let event = CanonicalEvent(
-            appToken: context.appToken, eventType: type, eventName: name, userId: userId, companyId: companyId, source: source,
-            insertedAt: insertedAt, hostname: try fields.string("hostname"), pathname: try fields.string("pathname"),
+            appToken: context.appToken,
+            eventType: type,
+            eventName: name,
+            userId: userId,
+            companyId: companyId,
+            source: source,
+            insertedAt: insertedAt,
+            hostname: try fields.string("hostname"),
+            pathname: try fields.string("pathname"),
             screenWidth: try fields.integer("screen_width", range: 0...1_000_000).map(Int.init),
             screenHeight: try fields.integer("screen_height", range: 0...1_000_000).map(Int.init),
-            deviceType: try fields.string("device_type"), userAgent: try fields.string("user_agent"),
-            operatingSystem: try fields.string("operating_system"), browser: try fields.string("browser"),
-            browserLanguage: try fields.string("browser_language"), session: try fields.string("session"),
-            countryCode: country?.uppercased(), metadata: metadata, receivedAt: context.receivedAt, origin: .userpilot,
-            internalEventId: try CanonicalEvent.suppliedId(fields.value("internal_event_id")))
+            deviceType: try fields.string("device_type"),
+            userAgent: try fields.string("user_agent"),
+            operatingSystem: try fields.string("operating_system"),
+            browser: try fields.string("browser"),
+            browserLanguage: try fields.string("browser_language"),
+            session: try fields.string("session"),
+            countryCode: country?.uppercased(),
+            metadata: metadata,
+            receivedAt: context.receivedAt,
+            origin: .userpilot,
+            internalEventId: try CanonicalEvent.suppliedId(fields.value("internal_event_id"))
+        )
         return event
     }
 
@@ -127,14 +145,27 @@ public enum UserpilotAdapter {
     /// as the entity type is a lower-case word.
     static func checkInteraction(name: String, attributes: RecordFields) throws(EventError) {
         guard let parts = interactionParts(name) else {
-            throw EventError(.invalidField, field: "event_name", "expected {entity_type}:{entity_id}:{STATUS} for interaction events (e.g. checklist:2:SEEN), found '\(name)'")
+            throw EventError(
+                .invalidField,
+                field: "event_name",
+                "expected {entity_type}:{entity_id}:{STATUS} for interaction events (e.g. checklist:2:SEEN), found '\(name)'"
+            )
         }
         guard let first = parts[0].unicodeScalars.first, ("a"..."z").contains(first),
-              parts[0].unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }) else {
-            throw EventError(.invalidField, field: "event_name", "expected a lower-case entity type such as checklist or survey_module, found '\(parts[0])'")
+            parts[0].unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" })
+        else {
+            throw EventError(
+                .invalidField,
+                field: "event_name",
+                "expected a lower-case entity type such as checklist or survey_module, found '\(parts[0])'"
+            )
         }
         guard parts[2].allSatisfy({ ($0.isUppercase && $0.isASCII) || $0 == "_" }) else {
-            throw EventError(.invalidField, field: "event_name", "expected an upper-case interaction status such as SEEN or COMPLETED, found '\(parts[2])'")
+            throw EventError(
+                .invalidField,
+                field: "event_name",
+                "expected an upper-case interaction status such as SEEN or COMPLETED, found '\(parts[2])'"
+            )
         }
         if let allowed = interactionAttributes[parts[0]] {
             try attributes.rejectUnknown(allowed, format: "the \(parts[0]) interaction attributes (\(allowed.sorted().joined(separator: ", ")))")
@@ -143,7 +174,11 @@ public enum UserpilotAdapter {
             _ = try attributes.string(key, allowEmpty: true)
         }
         if let id = try attributes.string("interaction_id"), id != "\(parts[0])_\(parts[1])" {
-            throw EventError(.invalidField, field: attributes.field("interaction_id"), "expected '\(parts[0])_\(parts[1])' to match the event name, found '\(id)'")
+            throw EventError(
+                .invalidField,
+                field: attributes.field("interaction_id"),
+                "expected '\(parts[0])_\(parts[1])' to match the event name, found '\(id)'"
+            )
         }
         for flag in ["is_dismissed", "never_show_again"] {
             _ = try attributes.oneOf(flag, ["0", "1"])

@@ -16,7 +16,15 @@ public struct ExportParams: Codable, Sendable {
     public var write_key: String?
     public var gzip: Bool?
 
-    public init(app: String, since: String? = nil, until: String? = nil, out: String? = nil, to: String? = nil, write_key: String? = nil, gzip: Bool? = nil) {
+    public init(
+        app: String,
+        since: String? = nil,
+        until: String? = nil,
+        out: String? = nil,
+        to: String? = nil,
+        write_key: String? = nil,
+        gzip: Bool? = nil
+    ) {
         self.app = app
         self.since = since
         self.until = until
@@ -73,7 +81,8 @@ public struct OptionalAppParams: Codable, Sendable {
 public enum TriggersAdd: RPCMethod {
     public static let name = "triggers.add"
     public static let service = ServiceName.export
-    public static let summary = "Define a trigger: a webhook POSTed for each stored event that matches (or, with `unless`, that is not followed in time)."
+    public static let summary =
+        "Define a trigger: a webhook POSTed for each stored event that matches (or, with `unless`, that is not followed in time)."
 
     public struct Params: Codable, Sendable {
         public var app: String

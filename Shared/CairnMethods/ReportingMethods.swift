@@ -200,7 +200,14 @@ public enum ReportUsers: ReportMethod {
         /// How many times `did` happened: `3`, `3..`, `..5`, `2..4`.
         public var times: String?
         public var limit: Int?
-        public init(did: String? = nil, not_did: [String]? = nil, traits: [String]? = nil, where: String? = nil, times: String? = nil, limit: Int? = nil) {
+        public init(
+            did: String? = nil,
+            not_did: [String]? = nil,
+            traits: [String]? = nil,
+            where: String? = nil,
+            times: String? = nil,
+            limit: Int? = nil
+        ) {
             self.did = did
             self.not_did = not_did
             self.traits = traits

@@ -19,7 +19,8 @@ public enum StorageWrite: RPCMethod {
         public var aliases: JSON?
         public var sessions: JSON?
 
-        public init(events: [JSON], users: JSON? = nil, companies: JSON? = nil, memberships: JSON? = nil, aliases: JSON? = nil, sessions: JSON? = nil) {
+        public init(events: [JSON], users: JSON? = nil, companies: JSON? = nil, memberships: JSON? = nil, aliases: JSON? = nil, sessions: JSON? = nil)
+        {
             self.events = events
             self.users = users
             self.companies = companies
@@ -202,7 +203,8 @@ public enum UsersDelete: RPCMethod {
 public enum IdentityContextMethod: RPCMethod {
     public static let name = "identity.context"
     public static let service = ServiceName.storage
-    public static let summary = "What identity needs to plan a batch: aliases, merged users, session settings, and the stored histories of the people it names."
+    public static let summary =
+        "What identity needs to plan a batch: aliases, merged users, session settings, and the stored histories of the people it names."
     public static let deadline: Duration = .seconds(60)
 
     public struct Params: Codable, Sendable {
@@ -214,7 +216,8 @@ public enum IdentityContextMethod: RPCMethod {
         /// The batch's own identifications: `alias_id`, `user_id`, `aliased_at`.
         public var new_aliases: [JSON]?
 
-        public init(app_token: String, user_ids: [String]? = nil, anonymous_ids: [String]? = nil, cached: [String]? = nil, new_aliases: [JSON]? = nil) {
+        public init(app_token: String, user_ids: [String]? = nil, anonymous_ids: [String]? = nil, cached: [String]? = nil, new_aliases: [JSON]? = nil)
+        {
             self.app_token = app_token
             self.user_ids = user_ids
             self.anonymous_ids = anonymous_ids

@@ -4,15 +4,16 @@ public enum PostgresArray {
     /// Escapes by Unicode scalar, not by Character: a quote followed by a combining mark is one
     /// Character (`"\u{301}`) but still a quote to PostgreSQL.
     public static func text(_ values: [String]) -> String {
-        "{" + values.map { value in
-            var escaped = String.UnicodeScalarView()
-            escaped.append("\"")
-            for scalar in value.unicodeScalars {
-                if scalar == "\"" || scalar == "\\" { escaped.append("\\") }
-                escaped.append(scalar)
-            }
-            escaped.append("\"")
-            return String(escaped)
-        }.joined(separator: ",") + "}"
+        "{"
+            + values.map { value in
+                var escaped = String.UnicodeScalarView()
+                escaped.append("\"")
+                for scalar in value.unicodeScalars {
+                    if scalar == "\"" || scalar == "\\" { escaped.append("\\") }
+                    escaped.append(scalar)
+                }
+                escaped.append("\"")
+                return String(escaped)
+            }.joined(separator: ",") + "}"
     }
 }

@@ -43,4 +43,3 @@ public enum PostgresConfiguration {
         "'" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
     }
 }
-

@@ -16,17 +16,21 @@ public struct ResolvedPerson: Sendable, Equatable {
 extension PostgresConnection {
     /// The user `user` was merged into, or `user` itself, in storage's `identity_aliases`.
     public func survivingUser(_ user: String, token: String) throws(PostgresError) -> String {
-        try execute("SELECT user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = $2",
-                    [token, user]).firstRow?["user_id"] ?? user
+        try execute(
+            "SELECT user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = $2",
+            [token, user]
+        ).firstRow?["user_id"] ?? user
     }
 
     /// The surviving user of `user` and all the ids that are theirs.
     public func resolvedPerson(_ user: String, token: String) throws(PostgresError) -> ResolvedPerson {
         let survivor = try survivingUser(user, token: token)
-        let aliases = try execute("SELECT alias_kind, alias_id FROM identity_aliases WHERE app_token = $1 AND user_id = $2", [token, survivor]).namedRows
+        let aliases = try execute("SELECT alias_kind, alias_id FROM identity_aliases WHERE app_token = $1 AND user_id = $2", [token, survivor])
+            .namedRows
         return ResolvedPerson(
             userId: survivor,
             userIds: [survivor] + aliases.filter { $0["alias_kind"] == "user" }.compactMap { $0["alias_id"] },
-            anonymousIds: aliases.filter { $0["alias_kind"] == "anonymous" }.compactMap { $0["alias_id"] })
+            anonymousIds: aliases.filter { $0["alias_kind"] == "anonymous" }.compactMap { $0["alias_id"] }
+        )
     }
 }

@@ -1,5 +1,5 @@
-import CairnCore
 import CLibPQ
+import CairnCore
 import Foundation
 
 /// One libpq connection. Not thread-safe: ``PostgresPool`` hands it to one caller at a time.

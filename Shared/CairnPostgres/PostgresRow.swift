@@ -83,6 +83,9 @@ extension PostgresResult {
     /// The first row, read by column name; nil when there is none.
     public var firstRow: PostgresRow? {
         guard let first = rows.first else { return nil }
-        return PostgresRow(index: Dictionary(columns.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { first, _ in first }), values: first)
+        return PostgresRow(
+            index: Dictionary(columns.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { first, _ in first }),
+            values: first
+        )
     }
 }

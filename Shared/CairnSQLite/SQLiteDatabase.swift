@@ -75,7 +75,11 @@ public final class SQLiteDatabase: Sendable {
         }
 
         /// Prepares `sql`, binds `parameters` (1-based, in order) and calls `row` for each result row.
-        public func query(_ sql: String, _ parameters: [SQLiteValue] = [], row: (borrowing Row) throws(SQLiteError) -> Void = { _ in }) throws(SQLiteError) {
+        public func query(
+            _ sql: String,
+            _ parameters: [SQLiteValue] = [],
+            row: (borrowing Row) throws(SQLiteError) -> Void = { _ in }
+        ) throws(SQLiteError) {
             let statement = try prepare(sql)
             defer { sqlite3_finalize(statement) }
             try bind(statement, parameters)
@@ -134,7 +138,13 @@ public final class SQLiteDatabase: Sendable {
                 case .text(let text): status = sqlite3_bind_text(statement, index, text, -1, SQLITE_TRANSIENT)
                 case .blob(let bytes):
                     status = bytes.withUnsafeBytes { buffer in
-                        sqlite3_bind_blob64(statement, index, buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1), sqlite3_uint64(buffer.count), SQLITE_TRANSIENT)
+                        sqlite3_bind_blob64(
+                            statement,
+                            index,
+                            buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
+                            sqlite3_uint64(buffer.count),
+                            SQLITE_TRANSIENT
+                        )
                     }
                 }
                 guard status == SQLITE_OK else { throw SQLiteError(code(status), String(cString: sqlite3_errmsg(db))) }

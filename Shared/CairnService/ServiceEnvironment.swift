@@ -26,8 +26,15 @@ public struct ServiceEnvironment: Sendable {
     public static let settingsVariable = "CAIRN_SERVICE_SETTINGS"
     public static let instanceNameVariable = "CAIRN_SERVICE_NAME"
 
-    public init(dataDirectory: String, runDirectory: String? = nil, databaseURL: String? = nil,
-                maximumFrameSize: Int = Framing.defaultMaximumFrameSize, supervisorPID: Int32? = nil, settingsText: String? = nil, instanceName: String? = nil) {
+    public init(
+        dataDirectory: String,
+        runDirectory: String? = nil,
+        databaseURL: String? = nil,
+        maximumFrameSize: Int = Framing.defaultMaximumFrameSize,
+        supervisorPID: Int32? = nil,
+        settingsText: String? = nil,
+        instanceName: String? = nil
+    ) {
         self.dataDirectory = dataDirectory
         self.runDirectory = runDirectory ?? Self.defaultRunDirectory(dataDirectory: dataDirectory)
         self.databaseURL = databaseURL
@@ -57,7 +64,8 @@ public struct ServiceEnvironment: Sendable {
             maximumFrameSize: environment["CAIRN_MAX_FRAME_BYTES"].flatMap { Int($0) } ?? Framing.defaultMaximumFrameSize,
             supervisorPID: environment["CAIRN_SUPERVISOR_PID"].flatMap { Int32($0) },
             settingsText: environment[settingsVariable].flatMap { $0.isEmpty ? nil : $0 },
-            instanceName: environment[instanceNameVariable].flatMap { $0.isEmpty ? nil : $0 })
+            instanceName: environment[instanceNameVariable].flatMap { $0.isEmpty ? nil : $0 }
+        )
     }
 
     public static func defaultRunDirectory(dataDirectory: String) -> String {

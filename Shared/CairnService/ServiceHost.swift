@@ -22,9 +22,13 @@ public struct ServiceParts: Sendable {
     /// `system.health` stays ok, so the supervisor does not restart a service for it.
     public var degradation: @Sendable () async -> String?
 
-    public init(router: RPCRouter, background: [any Service] = [], healthProblem: @escaping @Sendable () async -> String? = { nil },
-                statusDetails: @escaping @Sendable () async -> JSONObject = { JSONObject() },
-                degradation: @escaping @Sendable () async -> String? = { nil }) {
+    public init(
+        router: RPCRouter,
+        background: [any Service] = [],
+        healthProblem: @escaping @Sendable () async -> String? = { nil },
+        statusDetails: @escaping @Sendable () async -> JSONObject = { JSONObject() },
+        degradation: @escaping @Sendable () async -> String? = { nil }
+    ) {
         self.router = router
         self.background = background
         self.healthProblem = healthProblem
@@ -106,16 +110,24 @@ public enum ServiceHost {
                 for (key, value) in await parts.statusDetails() { status[key] = value }
                 return .object(status)
             }
-            let server = RPCServer(socketPath: environment.socketPath(of: name), router: router,
-                                   maximumFrameSize: environment.maximumFrameSize, logger: logger)
+            let server = RPCServer(
+                socketPath: environment.socketPath(of: name),
+                router: router,
+                maximumFrameSize: environment.maximumFrameSize,
+                logger: logger
+            )
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = parts.background.map {
                 // A background job that finishes (a migration) is done, not a failure.
                 .init(service: $0, successTerminationBehavior: .ignore)
             }
             services.append(.init(service: server))
             if let supervisorPID = environment.supervisorPID {
-                services.append(.init(service: SupervisorWatch(supervisorPID: supervisorPID, logger: logger),
-                                      successTerminationBehavior: .gracefullyShutdownGroup))
+                services.append(
+                    .init(
+                        service: SupervisorWatch(supervisorPID: supervisorPID, logger: logger),
+                        successTerminationBehavior: .gracefullyShutdownGroup
+                    )
+                )
             }
             var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             configuration.maximumGracefulShutdownDuration = .seconds(20)

@@ -24,7 +24,11 @@ public final class RPCClient: Sendable {
 
     /// Connects to the service listening on `socketPath`.
     /// - Throws: ``WireError`` with code `connect_failed` when nothing listens there.
-    public static func connect(socketPath: String, maximumFrameSize: Int = Framing.defaultMaximumFrameSize, timeout: TimeAmount = .seconds(5)) async throws -> RPCClient {
+    public static func connect(
+        socketPath: String,
+        maximumFrameSize: Int = Framing.defaultMaximumFrameSize,
+        timeout: TimeAmount = .seconds(5)
+    ) async throws -> RPCClient {
         let state = NIOLockedValueBox(State())
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -45,7 +49,8 @@ public final class RPCClient: Sendable {
 
     /// Connects, runs `body`, and closes the connection however `body` ends.
     public static func withConnection<Result: Sendable>(
-        socketPath: String, maximumFrameSize: Int = Framing.defaultMaximumFrameSize,
+        socketPath: String,
+        maximumFrameSize: Int = Framing.defaultMaximumFrameSize,
         _ body: (RPCClient) async throws -> Result
     ) async throws -> Result {
         let client = try await connect(socketPath: socketPath, maximumFrameSize: maximumFrameSize)
@@ -180,7 +185,8 @@ public final class RPCClient: Sendable {
             RPCError(
                 code: Int(value["code"]?.intValue ?? Int64(RPCError.internalErrorCode)),
                 message: value["message"]?.stringValue ?? "unknown error",
-                data: value["data"])
+                data: value["data"]
+            )
         }
 
         func channelInactive(context: ChannelHandlerContext) {

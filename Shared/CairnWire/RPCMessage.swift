@@ -61,28 +61,78 @@ public enum RPCMessage {
         do {
             value = try frame.withUnsafeReadableBytes { bytes in try JSONParser.parse(bytes) }
         } catch {
-            return .failure(RequestFailure(id: .null, error: RPCError(code: RPCError.parseErrorCode, message: "Parse error: \(error)", data: ["code": "parse_error"])))
+            return .failure(
+                RequestFailure(
+                    id: .null,
+                    error: RPCError(code: RPCError.parseErrorCode, message: "Parse error: \(error)", data: ["code": "parse_error"])
+                )
+            )
         }
         guard case .object(let object) = value else {
-            return .failure(RequestFailure(id: .null, error: RPCError(code: RPCError.invalidRequestCode, message: "Invalid Request: expected a JSON object", data: ["code": "invalid_request"])))
+            return .failure(
+                RequestFailure(
+                    id: .null,
+                    error: RPCError(
+                        code: RPCError.invalidRequestCode,
+                        message: "Invalid Request: expected a JSON object",
+                        data: ["code": "invalid_request"]
+                    )
+                )
+            )
         }
         let id = object["id"] ?? .null
         switch id {
         case .null, .int, .string, .double: break
         default:
-            return .failure(RequestFailure(id: .null, error: RPCError(code: RPCError.invalidRequestCode, message: "Invalid Request: id must be a number, string or null", data: ["code": "invalid_request"])))
+            return .failure(
+                RequestFailure(
+                    id: .null,
+                    error: RPCError(
+                        code: RPCError.invalidRequestCode,
+                        message: "Invalid Request: id must be a number, string or null",
+                        data: ["code": "invalid_request"]
+                    )
+                )
+            )
         }
         guard object["jsonrpc"]?.stringValue == "2.0" else {
-            return .failure(RequestFailure(id: id, error: RPCError(code: RPCError.invalidRequestCode, message: "Invalid Request: jsonrpc must be \"2.0\"", data: ["code": "invalid_request"])))
+            return .failure(
+                RequestFailure(
+                    id: id,
+                    error: RPCError(
+                        code: RPCError.invalidRequestCode,
+                        message: "Invalid Request: jsonrpc must be \"2.0\"",
+                        data: ["code": "invalid_request"]
+                    )
+                )
+            )
         }
         guard let method = object["method"]?.stringValue, !method.isEmpty else {
-            return .failure(RequestFailure(id: id, error: RPCError(code: RPCError.invalidRequestCode, message: "Invalid Request: method must be a non-empty string", data: ["code": "invalid_request"])))
+            return .failure(
+                RequestFailure(
+                    id: id,
+                    error: RPCError(
+                        code: RPCError.invalidRequestCode,
+                        message: "Invalid Request: method must be a non-empty string",
+                        data: ["code": "invalid_request"]
+                    )
+                )
+            )
         }
         let params = object["params"] ?? .object(JSONObject())
         switch params {
         case .object, .array: break
         default:
-            return .failure(RequestFailure(id: id, error: RPCError(code: RPCError.invalidRequestCode, message: "Invalid Request: params must be an object or array", data: ["code": "invalid_request"])))
+            return .failure(
+                RequestFailure(
+                    id: id,
+                    error: RPCError(
+                        code: RPCError.invalidRequestCode,
+                        message: "Invalid Request: params must be an object or array",
+                        data: ["code": "invalid_request"]
+                    )
+                )
+            )
         }
         return .success(Request(id: id, method: method, params: params, isNotification: object["id"] == nil))
     }

@@ -17,7 +17,8 @@ public struct RPCRouter: Sendable {
     /// Registers a typed method: its parameters are decoded before `handler` runs (a mismatch
     /// answers `invalid_params` naming the field), and its result is encoded after.
     public mutating func register<Method: RPCMethod>(
-        _ method: Method.Type, _ handler: @escaping @Sendable (Method.Params) async throws -> Method.Result
+        _ method: Method.Type,
+        _ handler: @escaping @Sendable (Method.Params) async throws -> Method.Result
     ) {
         handlers[Method.name] = { params in
             // A request may leave `params` out, which JSON-RPC allows for a method without any.

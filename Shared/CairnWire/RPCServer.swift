@@ -86,7 +86,11 @@ public struct RPCServer: Service {
                     }
                 } catch let error as WireError {
                     // A framing fault: answer once, then the connection closes.
-                    let rpcError = RPCError(code: RPCError.invalidRequestCode, message: error.message, data: .object(["code": .string(error.code.rawValue)]))
+                    let rpcError = RPCError(
+                        code: RPCError.invalidRequestCode,
+                        message: error.message,
+                        data: .object(["code": .string(error.code.rawValue)])
+                    )
                     try? await outbound.write(ByteBuffer(bytes: RPCMessage.errorResponse(id: .null, error: rpcError)))
                     logger.debug("closing connection after a framing error", metadata: ["error": "\(error)"])
                 }
@@ -111,4 +115,3 @@ public struct RPCServer: Service {
         }
     }
 }
-

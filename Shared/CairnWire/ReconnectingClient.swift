@@ -16,7 +16,10 @@ public final class ReconnectingClient: Sendable {
 
     /// Calls a typed method (``RPCClient/call(_:_:)``).
     public func call<Method: RPCMethod>(_ method: Method.Type, _ params: Method.Params) async throws -> Method.Result {
-        try RPCClient.decodeResult(Method.self, try await call(Method.name, rawParams: JSONCoding.encode(params).serialized(), timeout: Method.deadline))
+        try RPCClient.decodeResult(
+            Method.self,
+            try await call(Method.name, rawParams: JSONCoding.encode(params).serialized(), timeout: Method.deadline)
+        )
     }
 
     /// Calls a typed method with already-serialised parameters.

@@ -31,8 +31,11 @@ public enum RunDirectory {
         }
         let mode = info.st_mode & 0o7777
         if !created, mode & 0o022 != 0 {
-            throw WireError(.runDirectory, "the socket directory \(path) is group- or world-writable (mode \(String(mode, radix: 8))); "
-                + "refusing to start: run `chmod 700 \(path)` or remove it, and check nobody replaced a socket in it")
+            throw WireError(
+                .runDirectory,
+                "the socket directory \(path) is group- or world-writable (mode \(String(mode, radix: 8))); "
+                    + "refusing to start: run `chmod 700 \(path)` or remove it, and check nobody replaced a socket in it"
+            )
         }
         guard chmod(path, 0o700) == 0 else {
             throw WireError(.runDirectory, "cannot set mode 0700 on \(path): \(String(cString: strerror(errno)))")

@@ -1,7 +1,8 @@
 import CairnCore
 import Foundation
 
-let fixturesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures").path
+let fixturesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+    .path
 
 /// The non-blank lines of a fixture file.
 func fixtureLines(_ name: String) throws -> [String] {
@@ -11,7 +12,11 @@ func fixtureLines(_ name: String) throws -> [String] {
 let testContext = IngestContext(appToken: "acme", receivedAt: Timestamp(parsing: "2024-07-01T00:00:00Z")!)
 
 /// Normalises one record text; returns its single event or its first error.
-func normalizeOne(_ text: String, format: EventNormalizer.FormatChoice = .auto, context: IngestContext = testContext) -> Result<CanonicalEvent, EventError> {
+func normalizeOne(
+    _ text: String,
+    format: EventNormalizer.FormatChoice = .auto,
+    context: IngestContext = testContext
+) -> Result<CanonicalEvent, EventError> {
     let outcome = EventNormalizer.normalize(recordBytes: Array(text.utf8), format: format, context: context)
     if let rejection = outcome.rejections.first { return .failure(rejection.error) }
     return .success(outcome.events[0])

@@ -32,14 +32,20 @@ import Testing
                     events += 1
                     do {
                         let back = try CanonicalEvent(canonical: event.json)
-                        if back.internalEventId != event.internalEventId { Issue.record("the event's id changed on its way through the spool format") }
+                        if back.internalEventId != event.internalEventId {
+                            Issue.record("the event's id changed on its way through the spool format")
+                        }
                     } catch {
-                        Issue.record("\(format) accepted an event the canonical checks refuse (\(error)): \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+                        Issue.record(
+                            "\(format) accepted an event the canonical checks refuse (\(error)): \(String(decoding: bytes.prefix(300), as: UTF8.self))"
+                        )
                     }
                 }
                 for rejection in outcome.rejections {
                     rejections += 1
-                    if rejection.error.message.isEmpty { Issue.record("a refusal without a reason: \(String(decoding: bytes.prefix(300), as: UTF8.self))") }
+                    if rejection.error.message.isEmpty {
+                        Issue.record("a refusal without a reason: \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+                    }
                 }
             }
         }

@@ -27,7 +27,8 @@ import Testing
     }
 
     @Test func parsesAndWritesEveryKind() throws {
-        let text = #"{"s":"a\"b\\c\n\u00e9\ud83d\ude00","i":-42,"big":12345678901234567890,"d":1.5e3,"t":true,"f":false,"n":null,"a":[1,[2,{}]],"o":{"k":"v"}}"#
+        let text =
+            #"{"s":"a\"b\\c\n\u00e9\ud83d\ude00","i":-42,"big":12345678901234567890,"d":1.5e3,"t":true,"f":false,"n":null,"a":[1,[2,{}]],"o":{"k":"v"}}"#
         let value = try JSONParser.parse(text)
         #expect(value["s"]?.stringValue == "a\"b\\c\né😀")
         #expect(value["i"] == .int(-42))

@@ -1,17 +1,30 @@
-@testable import CairnCore
 import Testing
+
+@testable import CairnCore
 
 @Suite struct SegmentTests {
     /// Segment's clock-skew correction, and a sentAt that would carry the time out of the
     /// writable years is no correction (the window then judges the stated time).
     @Test func sentAtCorrectsTheDevicesClock() throws {
         let context = IngestContext(appToken: "acme", receivedAt: Timestamp(parsing: "2024-05-01T12:00:00Z")!)
-        let skewed = try event(#"{"type":"track","event":"E","userId":"u","timestamp":"2024-05-01T13:00:00Z","sentAt":"2024-05-01T13:00:05Z"}"#, context: context)
+        let skewed = try event(
+            #"{"type":"track","event":"E","userId":"u","timestamp":"2024-05-01T13:00:00Z","sentAt":"2024-05-01T13:00:05Z"}"#,
+            context: context
+        )
         #expect(skewed.insertedAt.description == "2024-05-01T11:59:55.000000Z")
-        let wild = failure(#"{"type":"track","event":"E","userId":"u","timestamp":"2026-01-01T00:00:00Z","sentAt":"9999-01-01T00:00:00Z"}"#, context: context)
+        let wild = failure(
+            #"{"type":"track","event":"E","userId":"u","timestamp":"2026-01-01T00:00:00Z","sentAt":"9999-01-01T00:00:00Z"}"#,
+            context: context
+        )
         #expect(wild?.code == .timeOutOfRange)
         // The envelope's sentAt stands for its messages'.
-        let outcome = EventNormalizer.normalize(recordBytes: Array(#"{"batch":[{"type":"track","event":"E","userId":"u","timestamp":"2024-05-01T13:00:00Z"}],"sentAt":"2024-05-01T13:00:05Z"}"#.utf8), format: .auto, context: context)
+        let outcome = EventNormalizer.normalize(
+            recordBytes: Array(
+                #"{"batch":[{"type":"track","event":"E","userId":"u","timestamp":"2024-05-01T13:00:00Z"}],"sentAt":"2024-05-01T13:00:05Z"}"#.utf8
+            ),
+            format: .auto,
+            context: context
+        )
         #expect(outcome.events.first?.insertedAt.description == "2024-05-01T11:59:55.000000Z")
     }
 
@@ -26,7 +39,8 @@ import Testing
         #expect(outcome.rejections.first?.error.field == "context")
         // A context within the limit that one message's properties push over it refuses that message alone.
         let half = String(repeating: "z", count: 20_000)
-        let mixed = #"{"context":{"traits":{"blob":"\#(half)"}},"batch":[{"type":"track","event":"E","userId":"a","properties":{"p":"\#(half)"}},{"type":"identify","userId":"b"}]}"#
+        let mixed =
+            #"{"context":{"traits":{"blob":"\#(half)"}},"batch":[{"type":"track","event":"E","userId":"a","properties":{"p":"\#(half)"}},{"type":"identify","userId":"b"}]}"#
         let split = EventNormalizer.normalize(recordBytes: Array(mixed.utf8), format: .auto, context: testContext)
         #expect(split.events.count == 1 && split.rejections.map(\.message) == [0])
     }

@@ -4,8 +4,10 @@ import Testing
 @Suite struct UserComTests {
     var typed: IngestContext {
         var context = testContext
-        context.attributes = AttributeRegistry(types: ["price": .number, "items": .number, "express_delivery": .boolean,
-                                                       "delivery_date": .date, "cart": .json, "sku": .string])
+        context.attributes = AttributeRegistry(types: [
+            "price": .number, "items": .number, "express_delivery": .boolean,
+            "delivery_date": .date, "cart": .json, "sku": .string,
+        ])
         return context
     }
 
@@ -35,7 +37,10 @@ import Testing
         #expect(created.metadata["sku"] == "7")
         #expect(created.metadata["price"] == .int(39))
         // Integers beyond 64 bits keep every digit, as numbers or as numeric strings; an unregistered one becomes its digits.
-        let big = try event(#"{"event":"buy","user_id":"u","attributes":{"price":12345678901234567890,"items":"-98765432109876543210","sku":18446744073709551616}}"#, context: typed)
+        let big = try event(
+            #"{"event":"buy","user_id":"u","attributes":{"price":12345678901234567890,"items":"-98765432109876543210","sku":18446744073709551616}}"#,
+            context: typed
+        )
         #expect(big.metadata["price"] == .number("12345678901234567890"))
         #expect(big.metadata["items"] == .number("-98765432109876543210"))
         #expect(big.metadata["sku"] == "18446744073709551616")

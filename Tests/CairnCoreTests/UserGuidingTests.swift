@@ -16,7 +16,9 @@ import Testing
     }
 
     @Test func mapsPayloadFieldsToSnakeCaseProperties() throws {
-        let click = try event(#"{"event":"guide button click","payload":{"guideId":"1","guideName":"Guide Name","step":"1","buttonId":"b","type":"custom","action":"dismiss-guide","ctaText":"Go","pageUrl":"https://x.io/a"},"user_id":"u","timestamp":"2024-05-01T10:00:00Z"}"#)
+        let click = try event(
+            #"{"event":"guide button click","payload":{"guideId":"1","guideName":"Guide Name","step":"1","buttonId":"b","type":"custom","action":"dismiss-guide","ctaText":"Go","pageUrl":"https://x.io/a"},"user_id":"u","timestamp":"2024-05-01T10:00:00Z"}"#
+        )
         #expect(click.eventName == "Guide Button Click")
         #expect(click.metadata.keys == ["guide_id", "guide_name", "page_url", "step", "button_id", "type", "action", "cta_text"])
         #expect(click.metadata["guide_id"] == "1")
@@ -51,19 +53,32 @@ import Testing
         // UserGuiding's webhook guide types ids as strings, UserGuiding's Segment guide as ints; either is the same string id, in either form.
         #expect(try event(#"{"event":"guide started","payload":{"guideId":1,"guideName":"G","pageUrl":"u"}}"#).metadata["guide_id"] == "1")
         // A whole number written as a string is the same score.
-        let answer = try event(#"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"u","questionType":"NPS Rating","score":"4"}}"#)
+        let answer = try event(
+            #"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"u","questionType":"NPS Rating","score":"4"}}"#
+        )
         #expect(answer.metadata["score"] == .int(4))
-        #expect(failure(#"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"u","questionType":"NPS Rating","score":"04"}}"#)?.field == "payload.score")
+        #expect(
+            failure(
+                #"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"u","questionType":"NPS Rating","score":"04"}}"#
+            )?.field == "payload.score"
+        )
         // The seed does not narrow the five labels per question type.
-        let thumbs = try event(#"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"u","questionType":"Thumbs Up/Down","emojiScore":"Neutral"}}"#)
+        let thumbs = try event(
+            #"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"u","questionType":"Thumbs Up/Down","emojiScore":"Neutral"}}"#
+        )
         #expect(thumbs.metadata["emoji_score"] == "Neutral")
         // UserGuiding's Segment guide's Survey Question Answer carries no question_type.
-        let segment = try event(#"{"type":"track","event":"Survey Question Answer","userId":"u","properties":{"survey_id":1,"survey_name":"S","question_id":"q","survey_question":"?","page_url":"u","score":9}}"#)
+        let segment = try event(
+            #"{"type":"track","event":"Survey Question Answer","userId":"u","properties":{"survey_id":1,"survey_name":"S","question_id":"q","survey_question":"?","page_url":"u","score":9}}"#
+        )
         #expect(segment.metadata["question_type"] == nil)
         #expect(segment.metadata["score"] == .int(9))
         // UserGuiding's Segment guide: the user id in the payload.
         #expect(try event(#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u","user_id":"u-9"}}"#).userId == "u-9")
-        #expect(failure(#"{"event":"guide started","user_id":"u-1","payload":{"guideId":"1","guideName":"G","pageUrl":"u","user_id":"u-9"}}"#)?.field == "payload.user_id")
+        #expect(
+            failure(#"{"event":"guide started","user_id":"u-1","payload":{"guideId":"1","guideName":"G","pageUrl":"u","user_id":"u-9"}}"#)?.field
+                == "payload.user_id"
+        )
         // Engagement rollups key by the id: it obeys the 1,024-byte limit on ids.
         let long = String(repeating: "g", count: 1025)
         let tooLong = failure(#"{"event":"guide started","payload":{"guideId":"\#(long)","guideName":"G","pageUrl":"u"}}"#)
@@ -92,9 +107,13 @@ import Testing
     }
 
     @Test func validSurveyAnswersPass() throws {
-        for (type, extra) in [("Star Rating", #""score":5"#), ("Number Rating (5)", #""score":0"#), ("Number Rating (10)", #""score":10"#),
-                              ("Emoji Rating (3)", #""emojiScore":"Neutral""#), ("Emoji Rating (5)", #""emojiScore":"Slightly Negative""#)] {
-            let record = #"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"https://x.io/","questionType":""# + type + #"","# + extra + "}}"
+        for (type, extra) in [
+            ("Star Rating", #""score":5"#), ("Number Rating (5)", #""score":0"#), ("Number Rating (10)", #""score":10"#),
+            ("Emoji Rating (3)", #""emojiScore":"Neutral""#), ("Emoji Rating (5)", #""emojiScore":"Slightly Negative""#),
+        ] {
+            let record =
+                #"{"event":"survey question answer","payload":{"surveyId":"1","surveyName":"S","questionId":"q","surveyQuestion":"?","pageUrl":"https://x.io/","questionType":""#
+                + type + #"","# + extra + "}}"
             #expect(throws: Never.self) { _ = try event(record) }
         }
     }
@@ -105,13 +124,25 @@ import Testing
         (#"{"event":"guide started","payload":{"guideId":1.5,"guideName":"G","pageUrl":"u"}}"#, "payload.guideId", .invalidField),
         (#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u","extra":1}}"#, "payload.extra", .unknownField),
         (#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u"},"userId":"x"}"#, "userId", .unknownField),
-        (#"{"event":"guide button click","payload":{"guideId":"1","guideName":"G","step":"1","buttonId":"b","type":"c","action":"explode","ctaText":"t","pageUrl":"u"}}"#, "payload.action", .invalidField),
-        (#"{"event":"ai assistant message receive","payload":{"threadId":"t","role":"user","message":"m","pageUrl":"u"}}"#, "payload.role", .invalidField),
+        (
+            #"{"event":"guide button click","payload":{"guideId":"1","guideName":"G","step":"1","buttonId":"b","type":"c","action":"explode","ctaText":"t","pageUrl":"u"}}"#,
+            "payload.action", .invalidField
+        ),
+        (
+            #"{"event":"ai assistant message receive","payload":{"threadId":"t","role":"user","message":"m","pageUrl":"u"}}"#, "payload.role",
+            .invalidField
+        ),
         (#"{"event":"ai assistant fallback action click","payload":{"threadId":"t","type":"url","pageUrl":"u"}}"#, "payload.url", .missingField),
-        (#"{"event":"ai assistant fallback action click","payload":{"threadId":"t","type":"javascript","url":"x","pageUrl":"u"}}"#, "payload.url", .invalidField),
+        (
+            #"{"event":"ai assistant fallback action click","payload":{"threadId":"t","type":"javascript","url":"x","pageUrl":"u"}}"#, "payload.url",
+            .invalidField
+        ),
         (#"{"event":"ai assistant fallback action click","payload":{"threadId":"t","type":"python","pageUrl":"u"}}"#, "payload.type", .invalidField),
         (#"{"event":"product updates feedback","payload":{"postId":"1","postName":"P","pageUrl":"u"}}"#, "payload.emojiScore", .missingField),
-        (#"{"event":"product updates feedback","payload":{"postId":"1","postName":"P","emojiScore":"Slightly Positive","pageUrl":"u"}}"#, "payload.emojiScore", .invalidField),
+        (
+            #"{"event":"product updates feedback","payload":{"postId":"1","postName":"P","emojiScore":"Slightly Positive","pageUrl":"u"}}"#,
+            "payload.emojiScore", .invalidField
+        ),
         (#"{"event":"knowledge base feedback","payload":{"articleId":"1","articleName":"A","pageUrl":"u"}}"#, "payload.emojiScore", .missingField),
         (#"{"event":"guide started","payload":{"guideId":"1","guideName":"G","pageUrl":"u"},"timestamp":"yesterday"}"#, "timestamp", .invalidField),
     ])
@@ -122,11 +153,17 @@ import Testing
     }
 
     @Test func segmentFormIsCheckedToo() throws {
-        let wrongType = failure(#"{"type":"track","event":"Guide Started","userId":"u","properties":{"guide_id":1.5,"guide_name":"G","page_url":"u"}}"#)
+        let wrongType = failure(
+            #"{"type":"track","event":"Guide Started","userId":"u","properties":{"guide_id":1.5,"guide_name":"G","page_url":"u"}}"#
+        )
         #expect(wrongType?.field == "properties.guide_id")
-        let unknown = failure(#"{"type":"track","event":"Survey Shown","userId":"u","properties":{"survey_id":1,"survey_name":"S","page_url":"u","colour":"red"}}"#)
+        let unknown = failure(
+            #"{"type":"track","event":"Survey Shown","userId":"u","properties":{"survey_id":1,"survey_name":"S","page_url":"u","colour":"red"}}"#
+        )
         #expect(unknown?.code == .unknownField)
-        let fromProperty = try event(#"{"type":"track","event":"Survey Shown","properties":{"survey_id":7,"survey_name":"S","page_url":"https://a.b/c","user_id":"u-7"}}"#)
+        let fromProperty = try event(
+            #"{"type":"track","event":"Survey Shown","properties":{"survey_id":7,"survey_name":"S","page_url":"https://a.b/c","user_id":"u-7"}}"#
+        )
         #expect(fromProperty.userId == "u-7")
         #expect(fromProperty.metadata["survey_id"] == "7")
         #expect(fromProperty.metadata["user_id"] == nil)

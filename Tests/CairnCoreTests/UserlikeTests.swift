@@ -42,12 +42,30 @@ import Testing
         (#"{"event_name":"chat_exploded","global_ctx":{"client_uuid":"c","widget_id":1}}"#, "event_name", EventError.Code.invalidField),
         (#"{"event_name":"chat_started","global_ctx":{"widget_id":1}}"#, "global_ctx.client_uuid", .missingField),
         (#"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":"4711"}}"#, "global_ctx.widget_id", .invalidField),
-        (#"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1,"operator_group_id":1.5}}"#, "global_ctx.operator_group_id", .invalidField),
-        (#"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1,"widget_lang":"english"}}"#, "global_ctx.widget_lang", .invalidField),
-        (#"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1},"session_ctx":{"chat_id":88}}"#, "session_ctx.chat_id", .invalidField),
-        (#"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1},"session_ctx":{"operator_id":"301"}}"#, "session_ctx.operator_id", .invalidField),
-        (#"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1},"session_ctx":{"custom_data":"x"}}"#, "session_ctx.custom_data", .invalidField),
-        (#"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1},"session_ctx":{"browser":"x"}}"#, "session_ctx.browser", .unknownField),
+        (
+            #"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1,"operator_group_id":1.5}}"#, "global_ctx.operator_group_id",
+            .invalidField
+        ),
+        (
+            #"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1,"widget_lang":"english"}}"#, "global_ctx.widget_lang",
+            .invalidField
+        ),
+        (
+            #"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1},"session_ctx":{"chat_id":88}}"#, "session_ctx.chat_id",
+            .invalidField
+        ),
+        (
+            #"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1},"session_ctx":{"operator_id":"301"}}"#,
+            "session_ctx.operator_id", .invalidField
+        ),
+        (
+            #"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1},"session_ctx":{"custom_data":"x"}}"#,
+            "session_ctx.custom_data", .invalidField
+        ),
+        (
+            #"{"event_name":"chat_started","global_ctx":{"client_uuid":"c","widget_id":1},"session_ctx":{"browser":"x"}}"#, "session_ctx.browser",
+            .unknownField
+        ),
     ])
     func refusesWhatTheSeedDoesNotAllow(record: String, field: String, code: EventError.Code) throws {
         let error = try #require(failure(record))

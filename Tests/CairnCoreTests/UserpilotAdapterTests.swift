@@ -19,7 +19,8 @@ import Testing
     }
 
     @Test func aSuppliedInternalEventIdIsKeptInHexOrDecimal() throws {
-        let base = #"{"app_token":"acme","event_type":"track","event_name":"Added to cart","user_id":"u-1","company_id":"c-1","inserted_at":"2024-05-01T09:05:00.000000Z""#
+        let base =
+            #"{"app_token":"acme","event_type":"track","event_name":"Added to cart","user_id":"u-1","company_id":"c-1","inserted_at":"2024-05-01T09:05:00.000000Z""#
         // The composite key, when the record carries no id.
         #expect(try event(base + "}").internalEventIdHex == "524219257021a6e6")
         // A different id is not evidence of corruption: the seed never says how the key is serialised.
@@ -42,7 +43,9 @@ import Testing
         let missing = try #require(failure(#"{"event_name":"Added to cart","attributes":{}}"#))
         #expect(missing.field == "event_type")
         // Entity types beyond the seed's common list are interactions, with their attributes kept.
-        let survey = try event(#"{"event_type":"interaction","event_name":"survey:13:COMPLETED","attributes":{"interaction_id":"survey_13","answers":"3"}}"#)
+        let survey = try event(
+            #"{"event_type":"interaction","event_name":"survey:13:COMPLETED","attributes":{"interaction_id":"survey_13","answers":"3"}}"#
+        )
         #expect(survey.metadata["answers"] == "3")
     }
 
@@ -57,9 +60,15 @@ import Testing
         (#"{"event_type":"interaction","event_name":"Tooltip:1:SEEN"}"#, "event_name", .invalidField),
         (#"{"event_type":"interaction","event_name":"checklist:10:SEEN","attributes":{"variant":"A"}}"#, "attributes.variant", .unknownField),
         (#"{"event_type":"interaction","event_name":"checklist:10:SEEN","attributes":{"status":7}}"#, "attributes.status", .invalidField),
-        (#"{"event_type":"interaction","event_name":"checklist:10:SEEN","attributes":{"interaction_id":"checklist_11"}}"#, "attributes.interaction_id", .invalidField),
+        (
+            #"{"event_type":"interaction","event_name":"checklist:10:SEEN","attributes":{"interaction_id":"checklist_11"}}"#,
+            "attributes.interaction_id", .invalidField
+        ),
         (#"{"event_type":"interaction","event_name":"experiment:9:SEEN","attributes":{"variant":"D"}}"#, "attributes.variant", .invalidField),
-        (#"{"event_type":"interaction","event_name":"experience:9:SEEN","attributes":{"is_dismissed":"yes"}}"#, "attributes.is_dismissed", .invalidField),
+        (
+            #"{"event_type":"interaction","event_name":"experience:9:SEEN","attributes":{"is_dismissed":"yes"}}"#, "attributes.is_dismissed",
+            .invalidField
+        ),
         (#"{"event_type":"interaction","event_name":"nps:1:SUBMITTED_SCORE","attributes":{"score":"11"}}"#, "attributes.score", .invalidField),
         (#"{"event_type":"identify_user"}"#, "user_id", .missingField),
         (#"{"event_type":"identify_company","user_id":"u"}"#, "company_id", .missingField),

@@ -1,29 +1,45 @@
 import CairnCore
-@testable import CairnExport
 import CairnPostgres
 import CairnStorage
 import CairnTesting
+import CairnWire
 import Foundation
 import Logging
-import CairnWire
 import Testing
+
+@testable import CairnExport
 
 /// Continuous export against a real PostgreSQL and a real HTTP endpoint (``TestReceiver``).
 @Suite struct ContinuousExportTests {
     static func destination(url: String, maximumAttempts: Int = 4, start: String = "beginning") throws -> ContinuousDestination {
-        let settings: JSONObject = ["destinations": [[
-            "name": "warehouse", "app": "acme", "url": .string(url), "write_key": "k", "start": .string(start), "poll_interval_ms": 20,
-            "retry": ["max_attempts": .int(Int64(maximumAttempts)), "initial_backoff_ms": 5, "max_backoff_ms": 20, "attempt_timeout_ms": 1000],
-        ]]]
+        let settings: JSONObject = [
+            "destinations": [
+                [
+                    "name": "warehouse", "app": "acme", "url": .string(url), "write_key": "k", "start": .string(start), "poll_interval_ms": 20,
+                    "retry": [
+                        "max_attempts": .int(Int64(maximumAttempts)), "initial_backoff_ms": 5, "max_backoff_ms": 20, "attempt_timeout_ms": 1000,
+                    ],
+                ]
+            ]
+        ]
         return try #require(try ContinuousDestination.parse(settings: settings, environment: [:]).first)
     }
 
     /// `count` tracks of app acme, one second apart from `first`, written in one transaction.
     static func events(_ count: Int, from first: Int = 0) -> [CanonicalEvent] {
         (first..<(first + count)).map { index in
-            CanonicalEvent(appToken: "acme", eventType: .track, eventName: "Clicked", userId: "u\(index % 50)", companyId: nil, source: "web-client",
-                           insertedAt: Timestamp(microseconds: Timestamp(parsing: "2024-05-01T00:00:00Z")!.microseconds + Int64(index) * 1_000_000),
-                           metadata: ["n": .int(Int64(index))], receivedAt: .now(), origin: .segment)
+            CanonicalEvent(
+                appToken: "acme",
+                eventType: .track,
+                eventName: "Clicked",
+                userId: "u\(index % 50)",
+                companyId: nil,
+                source: "web-client",
+                insertedAt: Timestamp(microseconds: Timestamp(parsing: "2024-05-01T00:00:00Z")!.microseconds + Int64(index) * 1_000_000),
+                metadata: ["n": .int(Int64(index))],
+                receivedAt: .now(),
+                origin: .segment
+            )
         }
     }
 
@@ -50,14 +66,25 @@ import Testing
         // Only merges go out as aliases (the anonymous link travels with the events that carry both ids);
         // this one commits with the events (the writer's COMMIT ends the transaction opened here).
         try connection.execute("BEGIN")
-        try connection.execute("""
+        try connection.execute(
+            """
             INSERT INTO identity_aliases (app_token, alias_kind, alias_id, user_id, aliased_at, reason)
             VALUES ('acme', 'user', 'u-old', 'u1', '2024-05-01T00:00:10Z', 'merge')
-            """)
-        _ = try writer.write(events: Self.events(3000), users: .array([]), companies: .array([]),
-                             aliases: [["app_token": "acme", "alias_id": "device-A", "user_id": "u1", "aliased_at": "2024-05-01T00:00:10Z"]], on: connection)
+            """
+        )
+        _ = try writer.write(
+            events: Self.events(3000),
+            users: .array([]),
+            companies: .array([]),
+            aliases: [["app_token": "acme", "alias_id": "device-A", "user_id": "u1", "aliased_at": "2024-05-01T00:00:10Z"]],
+            on: connection
+        )
         let receiver = try await TestReceiver()
-        let follower = Follower(destination: try Self.destination(url: receiver.url), pool: PostgresPool(conninfo: conninfo), logger: Logger(label: "test"))
+        let follower = Follower(
+            destination: try Self.destination(url: receiver.url),
+            pool: PostgresPool(conninfo: conninfo),
+            logger: Logger(label: "test")
+        )
 
         #expect(try await follower.followOnce() == .caughtUp)
         var batches = try Self.batches(receiver)
@@ -83,11 +110,16 @@ import Testing
         try open.execute("SELECT pg_current_xact_id()")
         _ = try writer.write(events: Self.events(7, from: 6000), users: .array([]), companies: .array([]), on: connection)
         for event in Self.events(5, from: 5000) {
-            try open.execute("""
+            try open.execute(
+                """
                 INSERT INTO events (app_token, inserted_at, internal_event_id, event_type, event_name, user_id, source, metadata, received_at, origin)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                """, [event.appToken, event.insertedAt.description, String(event.internalEventIdBigint), event.eventType.rawValue, event.eventName,
-                      event.userId, event.source, JSON.object(event.metadata).serializedString(), event.receivedAt.description, event.origin.rawValue])
+                """,
+                [
+                    event.appToken, event.insertedAt.description, String(event.internalEventIdBigint), event.eventType.rawValue, event.eventName,
+                    event.userId, event.source, JSON.object(event.metadata).serializedString(), event.receivedAt.description, event.origin.rawValue,
+                ]
+            )
         }
         #expect(try Self.status(connection)["pending"] == 7)
         #expect(try await follower.followOnce() == .caughtUp)
@@ -108,7 +140,11 @@ import Testing
         let (conninfo, connection) = try Self.database()
         _ = try EventWriter().write(events: Self.events(10), users: .array([]), companies: .array([]), on: connection)
         let receiver = try await TestReceiver()
-        let follower = Follower(destination: try Self.destination(url: receiver.url, start: "now"), pool: PostgresPool(conninfo: conninfo), logger: Logger(label: "test"))
+        let follower = Follower(
+            destination: try Self.destination(url: receiver.url, start: "now"),
+            pool: PostgresPool(conninfo: conninfo),
+            logger: Logger(label: "test")
+        )
         #expect(try await follower.followOnce() == .caughtUp)
         #expect(receiver.requests.isEmpty)
         _ = try EventWriter().write(events: Self.events(3, from: 100), users: .array([]), companies: .array([]), on: connection)
@@ -128,7 +164,11 @@ import Testing
             .init(status: 500), .init(status: 429, headers: [("Retry-After", "0")]), .init(status: 200),
             .init(status: 400, body: #"{"code":"invalid","message":"bad batch"}"#),
         ])
-        let follower = Follower(destination: try Self.destination(url: receiver.url), pool: PostgresPool(conninfo: conninfo), logger: Logger(label: "test"))
+        let follower = Follower(
+            destination: try Self.destination(url: receiver.url),
+            pool: PostgresPool(conninfo: conninfo),
+            logger: Logger(label: "test")
+        )
         #expect(try await follower.followOnce() == .caughtUp)
         let requests = receiver.requests
         #expect(requests.count >= 5)
@@ -150,7 +190,11 @@ import Testing
         // Unavailable: the round of retries ends, the checkpoint stays, the error is recorded.
         _ = try EventWriter().write(events: Self.events(3, from: 9000), users: .array([]), companies: .array([]), on: connection)
         let down = try await TestReceiver(afterScript: .init(status: 503, body: "maintenance"))
-        let blocked = Follower(destination: try Self.destination(url: down.url, maximumAttempts: 2), pool: PostgresPool(conninfo: conninfo), logger: Logger(label: "test"))
+        let blocked = Follower(
+            destination: try Self.destination(url: down.url, maximumAttempts: 2),
+            pool: PostgresPool(conninfo: conninfo),
+            logger: Logger(label: "test")
+        )
         #expect(try await blocked.followOnce() == .unavailable)
         #expect(down.requests.count == 2)
         let after = try Self.status(connection)

@@ -1,7 +1,8 @@
 import CairnCore
-@testable import CairnExport
 import CairnMethods
 import CairnWire
+
+@testable import CairnExport
 
 // Tests write method parameters as JSON, as a client sends them; they are decoded here
 // exactly as the RPC router decodes them.

@@ -1,20 +1,40 @@
 import CairnCore
-@testable import CairnExport
 import CairnGzip
 import CairnPostgres
 import CairnStorage
 import CairnTesting
+import CairnWire
 import Foundation
 import Logging
-import CairnWire
 import Testing
 
+@testable import CairnExport
+
 @Suite struct ExportTests {
-    func event(_ type: EventType, _ name: String = "", user: String? = "u1", metadata: JSONObject = [:], at: String = "2024-05-01T09:05:00.123456Z",
-               origin: InputFormat = .userpilot) -> CanonicalEvent {
-        CanonicalEvent(appToken: "acme", eventType: type, eventName: name, userId: user, companyId: "c-1", source: "web-client",
-                       insertedAt: Timestamp(parsing: at)!, hostname: "app.acme.io", pathname: "/cart", userAgent: "UA",
-                       browserLanguage: "en-US", metadata: metadata, receivedAt: Timestamp(parsing: at)!, origin: origin)
+    func event(
+        _ type: EventType,
+        _ name: String = "",
+        user: String? = "u1",
+        metadata: JSONObject = [:],
+        at: String = "2024-05-01T09:05:00.123456Z",
+        origin: InputFormat = .userpilot
+    ) -> CanonicalEvent {
+        CanonicalEvent(
+            appToken: "acme",
+            eventType: type,
+            eventName: name,
+            userId: user,
+            companyId: "c-1",
+            source: "web-client",
+            insertedAt: Timestamp(parsing: at)!,
+            hostname: "app.acme.io",
+            pathname: "/cart",
+            userAgent: "UA",
+            browserLanguage: "en-US",
+            metadata: metadata,
+            receivedAt: Timestamp(parsing: at)!,
+            origin: origin
+        )
     }
 
     @Test(arguments: [
@@ -60,10 +80,19 @@ import Testing
     /// UserGuiding's Segment guide: `Guide Started` carries `guide_id` (int), `guide_name` and `page_url` (str),
     /// and `user_id`; an id that is not a number stays a string.
     @Test func userGuidingEventsKeepTheSegmentSourceNamesAndTypes() {
-        let guide = SegmentMapper.message(for: event(.track, "Guide Started", metadata: ["guide_id": "12", "guide_name": "Tour", "page_url": "https://a.io/x"], origin: .userguiding))
+        let guide = SegmentMapper.message(
+            for: event(
+                .track,
+                "Guide Started",
+                metadata: ["guide_id": "12", "guide_name": "Tour", "page_url": "https://a.io/x"],
+                origin: .userguiding
+            )
+        )
         #expect(guide["event"] == "Guide Started")
         #expect(guide["properties"] == ["guide_id": 12, "guide_name": "Tour", "page_url": "https://a.io/x", "user_id": "u1"])
-        let answer = SegmentMapper.message(for: event(.track, "Survey Question Answer", metadata: ["survey_id": "s-9", "question_id": "7", "score": 9], origin: .userguiding))
+        let answer = SegmentMapper.message(
+            for: event(.track, "Survey Question Answer", metadata: ["survey_id": "s-9", "question_id": "7", "score": 9], origin: .userguiding)
+        )
         #expect(answer["properties"]?["survey_id"] == "s-9")
         #expect(answer["properties"]?["question_id"] == "7")  // UserGuiding's Segment guide types it str
         #expect(answer["properties"]?["score"] == 9)
@@ -124,7 +153,11 @@ import Testing
         var reader = StoredEvents(app: "acme", since: Timestamp(parsing: "2024-05-11"), until: Timestamp(parsing: "2024-05-21"))
         reader.pageSize = 4
         var seen: [CanonicalEvent] = []
-        try reader.forEachPage(on: connection) { seen += $0 } corrupt: { id, error in Issue.record("corrupt \(id): \(error)") }
+        try reader.forEachPage(on: connection) {
+            seen += $0
+        } corrupt: { id, error in
+            Issue.record("corrupt \(id): \(error)")
+        }
         #expect(seen.map(\.eventName) == (1...10).map { "E\($0)" })
         #expect(seen.first?.metadata["n"] == .int(1))
         #expect(seen == Array(events[1...10]))
@@ -140,26 +173,67 @@ import Testing
         _ = try AppRegistry.create(["name": "acme"], on: connection)
         func at(_ time: String) -> Timestamp { Timestamp(parsing: "2024-05-01T\(time):00Z")! }
         let events = [
-            CanonicalEvent(appToken: "acme", eventType: .pageView, eventName: "", userId: nil, companyId: nil, anonymousId: "device-A",
-                           source: "web-client", insertedAt: at("09:00"), pathname: "/", receivedAt: at("09:00"), origin: .segment),
-            CanonicalEvent(appToken: "acme", eventType: .identifyUser, eventName: "", userId: "ada", companyId: nil, anonymousId: "device-A",
-                           source: "web-client", insertedAt: at("09:10"), receivedAt: at("09:10"), origin: .segment),
-            CanonicalEvent(appToken: "acme", eventType: .track, eventName: "Purchased", userId: "ada", companyId: nil,
-                           source: "web-client", insertedAt: at("09:20"), receivedAt: at("09:20"), origin: .segment),
+            CanonicalEvent(
+                appToken: "acme",
+                eventType: .pageView,
+                eventName: "",
+                userId: nil,
+                companyId: nil,
+                anonymousId: "device-A",
+                source: "web-client",
+                insertedAt: at("09:00"),
+                pathname: "/",
+                receivedAt: at("09:00"),
+                origin: .segment
+            ),
+            CanonicalEvent(
+                appToken: "acme",
+                eventType: .identifyUser,
+                eventName: "",
+                userId: "ada",
+                companyId: nil,
+                anonymousId: "device-A",
+                source: "web-client",
+                insertedAt: at("09:10"),
+                receivedAt: at("09:10"),
+                origin: .segment
+            ),
+            CanonicalEvent(
+                appToken: "acme",
+                eventType: .track,
+                eventName: "Purchased",
+                userId: "ada",
+                companyId: nil,
+                source: "web-client",
+                insertedAt: at("09:20"),
+                receivedAt: at("09:20"),
+                origin: .segment
+            ),
         ]
-        _ = try EventWriter().write(events: events, users: [["app_token": "acme", "user_id": "ada", "first_seen": "2024-05-01T09:10:00Z", "last_seen": "2024-05-01T09:20:00Z"]],
-                                    companies: .array([]), aliases: [["app_token": "acme", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-01T09:10:00Z"]],
-                                    on: connection)
-        try connection.execute("""
+        _ = try EventWriter().write(
+            events: events,
+            users: [["app_token": "acme", "user_id": "ada", "first_seen": "2024-05-01T09:10:00Z", "last_seen": "2024-05-01T09:20:00Z"]],
+            companies: .array([]),
+            aliases: [["app_token": "acme", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-01T09:10:00Z"]],
+            on: connection
+        )
+        try connection.execute(
+            """
             INSERT INTO identity_aliases (app_token, alias_kind, alias_id, user_id, aliased_at, reason)
             VALUES ('acme', 'user', 'ada-work', 'ada', '2024-05-01T09:15:00Z', 'merge')
-            """)
+            """
+        )
         let pool = PostgresPool(conninfo: conninfo)
         func export() async throws -> [JSON] {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-alias-\(UInt64.random(in: 0...UInt64.max))").path
             defer { try? FileManager.default.removeItem(atPath: directory) }
             var writer = try BatchFileWriter(directory: directory)
-            let result = try await ExportService.exportSegment(try .init(params: ["app": "acme"]), pool: pool, into: &writer, logger: .init(label: "test"))
+            let result = try await ExportService.exportSegment(
+                try .init(params: ["app": "acme"]),
+                pool: pool,
+                into: &writer,
+                logger: .init(label: "test")
+            )
             #expect(result["messages"] == 4)
             let file = try #require(FileManager.default.contents(atPath: directory + "/batch-000001.json"))
             return try JSONParser.parse(Array(file))["batch"]?.arrayValue ?? []
@@ -260,9 +334,18 @@ import Testing
         _ = try AppRegistry.create(["name": "acme"], on: connection)
         // 3,000 events: more than one batch of 2,500 messages.
         let events = (0..<3000).map { index in
-            CanonicalEvent(appToken: "acme", eventType: .track, eventName: "Clicked", userId: "u\(index % 50)", companyId: nil, source: "web-client",
-                           insertedAt: Timestamp(microseconds: Timestamp(parsing: "2024-05-01T00:00:00Z")!.microseconds + Int64(index) * 1_000_000),
-                           metadata: ["n": .int(Int64(index))], receivedAt: .now(), origin: .segment)
+            CanonicalEvent(
+                appToken: "acme",
+                eventType: .track,
+                eventName: "Clicked",
+                userId: "u\(index % 50)",
+                companyId: nil,
+                source: "web-client",
+                insertedAt: Timestamp(microseconds: Timestamp(parsing: "2024-05-01T00:00:00Z")!.microseconds + Int64(index) * 1_000_000),
+                metadata: ["n": .int(Int64(index))],
+                receivedAt: .now(),
+                origin: .segment
+            )
         }
         _ = try EventWriter().write(events: events, users: .array([]), companies: .array([]), on: connection)
         let pool = PostgresPool(conninfo: conninfo)

@@ -43,23 +43,32 @@ import Testing
             let record = generator.record(format, index: index)
             let outcome = EventNormalizer.normalize(recordBytes: record.serialized(), format: .auto, context: Self.context("first"))
             guard let event = outcome.events.first, outcome.events.count == 1 else {
-                Issue.record("seed \(Self.seed): generated \(format) record refused: \(outcome.rejections.first?.error.description ?? "?"): \(record.serializedString())")
+                Issue.record(
+                    "seed \(Self.seed): generated \(format) record refused: \(outcome.rejections.first?.error.description ?? "?"): \(record.serializedString())"
+                )
                 continue
             }
             first.append(event)
             let message = JSON.object(SegmentMapper.message(for: event)).serialized()
             let again = EventNormalizer.normalize(recordBytes: message, format: .auto, context: Self.context("second"))
             guard let second = again.events.first else {
-                Issue.record("seed \(Self.seed): exported message refused: \(again.rejections.first?.error.description ?? "?"): \(String(decoding: message, as: UTF8.self))")
+                Issue.record(
+                    "seed \(Self.seed): exported message refused: \(again.rejections.first?.error.description ?? "?"): \(String(decoding: message, as: UTF8.self))"
+                )
                 continue
             }
             let differences = Self.differences(Self.comparable(event), Self.comparable(second))
-            #expect(differences.isEmpty, "seed \(Self.seed): \(differences.joined(separator: "; ")) in \(record.serializedString()) → \(String(decoding: message, as: UTF8.self))")
+            #expect(
+                differences.isEmpty,
+                "seed \(Self.seed): \(differences.joined(separator: "; ")) in \(record.serializedString()) → \(String(decoding: message, as: UTF8.self))"
+            )
             #expect(second.messageId == SegmentMapper.messageId(for: event))
             // Into the same app (a restore), every event is itself again: its id, its messageId or none.
             let restored = EventNormalizer.normalize(recordBytes: message, format: .auto, context: Self.context("first")).events.first
-            #expect(restored?.internalEventId == event.internalEventId && restored?.messageId == event.messageId,
-                    "seed \(Self.seed): a restore changed the id of \(String(decoding: message, as: UTF8.self))")
+            #expect(
+                restored?.internalEventId == event.internalEventId && restored?.messageId == event.messageId,
+                "seed \(Self.seed): a restore changed the id of \(String(decoding: message, as: UTF8.self))"
+            )
         }
         // Distinct events are never merged: two share an id only when their records do.
         var byId: [UInt64: JSON] = [:]
@@ -68,7 +77,10 @@ import Testing
             if let earlier = byId[event.internalEventId], event.messageId == nil {
                 // Userpilot's key covers type, name, ids and time only (Userpilot's event schema); every other format's covers the record.
                 let same = format == .userpilot ? earlier["inserted_at"] == content["inserted_at"] : earlier == content
-                #expect(same, "seed \(Self.seed): two different \(format) events share an id: \(earlier.serializedString()) and \(content.serializedString())")
+                #expect(
+                    same,
+                    "seed \(Self.seed): two different \(format) events share an id: \(earlier.serializedString()) and \(content.serializedString())"
+                )
             }
             byId[event.internalEventId] = content
         }

@@ -1,5 +1,6 @@
-@testable import CairnExport
 import Testing
+
+@testable import CairnExport
 
 /// The follower's and the trigger's states, one transition at a time.
 @Suite struct ExportStateTests {

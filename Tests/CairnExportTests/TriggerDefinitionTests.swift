@@ -1,7 +1,8 @@
 import CairnCore
-@testable import CairnExport
 import CairnWire
 import Testing
+
+@testable import CairnExport
 
 @Suite struct TriggerDefinitionTests {
     func refusal(_ url: String) -> String? {
@@ -38,8 +39,10 @@ import Testing
     }
 
     @Test func definitionsAreValidated() throws {
-        let good: JSON = ["name": "cart-left", "event": "Added to cart", "where": "price > 100", "unless": "Purchase", "within": "1h",
-                          "url": "https://hooks.example.com/cart", "secret": "s", "max_attempts": 3, "timeout": "2s"]
+        let good: JSON = [
+            "name": "cart-left", "event": "Added to cart", "where": "price > 100", "unless": "Purchase", "within": "1h",
+            "url": "https://hooks.example.com/cart", "secret": "s", "max_attempts": 3, "timeout": "2s",
+        ]
         let trigger = try TriggerInput.definition(from: good)
         #expect(trigger.withinSeconds == 3600 && trigger.maximumAttempts == 3 && trigger.timeout == .seconds(2) && trigger.isAbsence)
         func code(_ change: (inout JSONObject) -> Void) -> String? {

@@ -4,9 +4,19 @@ import Testing
 
 @Suite struct IdentityBatchTests {
     func event(_ type: EventType, user: String?, company: String? = nil, anonymous: String? = nil, at: String, metadata: JSONObject = [:]) -> JSON {
-        CanonicalEvent(appToken: "acme", eventType: type, eventName: type.hasEmptyName ? "" : "x", userId: user, companyId: company,
-                       anonymousId: anonymous, source: "web-client", insertedAt: Timestamp(parsing: at)!, metadata: metadata,
-                       receivedAt: Timestamp(parsing: at)!, origin: .userpilot).json
+        CanonicalEvent(
+            appToken: "acme",
+            eventType: type,
+            eventName: type.hasEmptyName ? "" : "x",
+            userId: user,
+            companyId: company,
+            anonymousId: anonymous,
+            source: "web-client",
+            insertedAt: Timestamp(parsing: at)!,
+            metadata: metadata,
+            receivedAt: Timestamp(parsing: at)!,
+            origin: .userpilot
+        ).json
     }
 
     var identifies: [JSON] {
@@ -99,9 +109,18 @@ import Testing
 
 @Suite struct UserlikeAliasTests {
     @Test func anIdentifiedUserlikeContactAliasesItsClientUUID() throws {
-        let event = CanonicalEvent(appToken: "acme", eventType: .track, eventName: "chat_started", userId: "ada@example.com", companyId: nil,
-                                   anonymousId: "client-uuid-1", source: "web-client", insertedAt: Timestamp(parsing: "2024-05-01T00:00:00Z")!,
-                                   receivedAt: Timestamp(parsing: "2024-05-01T00:00:00Z")!, origin: .userlike)
+        let event = CanonicalEvent(
+            appToken: "acme",
+            eventType: .track,
+            eventName: "chat_started",
+            userId: "ada@example.com",
+            companyId: nil,
+            anonymousId: "client-uuid-1",
+            source: "web-client",
+            insertedAt: Timestamp(parsing: "2024-05-01T00:00:00Z")!,
+            receivedAt: Timestamp(parsing: "2024-05-01T00:00:00Z")!,
+            origin: .userlike
+        )
         var batch = IdentityBatch()
         batch.add(event.json)
         #expect(batch.aliasRows().arrayValue?.first?["alias_id"] == "client-uuid-1")

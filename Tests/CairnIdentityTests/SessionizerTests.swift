@@ -53,8 +53,12 @@ import Testing
                 history.insert(chunk)
                 if Bool.random(using: &generator) { history.insert(chunk) }  // redelivered
             }
-            #expect(Sessionizer().sessions(of: history.points).map { [Int64($0.number), $0.start.microseconds, $0.end.microseconds] }
-                    == Sessionizer().sessions(of: SessionHistory(points: all).points).map { [Int64($0.number), $0.start.microseconds, $0.end.microseconds] })
+            #expect(
+                Sessionizer().sessions(of: history.points).map { [Int64($0.number), $0.start.microseconds, $0.end.microseconds] }
+                    == Sessionizer().sessions(of: SessionHistory(points: all).points).map {
+                        [Int64($0.number), $0.start.microseconds, $0.end.microseconds]
+                    }
+            )
         }
         #expect(expected.count == 4)
     }
@@ -82,8 +86,12 @@ import Testing
     /// from the first that changed; and nothing when nothing changed.
     @Test func sendsOnlyTheSessionsThatChanged() {
         let cache = SessionCache()
-        let first = SessionPlan.compute(app: "acme", events: [event("u1", "2024-05-01T00:00:00Z"), event("u1", "2024-05-01T02:00:00Z")],
-                                        context: empty, cache: cache)
+        let first = SessionPlan.compute(
+            app: "acme",
+            events: [event("u1", "2024-05-01T00:00:00Z"), event("u1", "2024-05-01T02:00:00Z")],
+            context: empty,
+            cache: cache
+        )
         #expect(first.rows.count == 1)
         #expect(first.rows[0]["from"] == nil)
         #expect(first.rows[0]["sessions"]?.arrayValue?.count == 2)

@@ -1,8 +1,7 @@
 import CairnCore
 import CairnMethods
-@testable import CairnIngest
-import CairnService
 import CairnSQLite
+import CairnService
 import CairnWire
 import Foundation
 import Logging
@@ -10,11 +9,13 @@ import NIOCore
 import Synchronization
 import Testing
 
+@testable import CairnIngest
+
 /// Storage's app registry, served on a real socket: enough of storage for ingest's unit
 /// tests. The real registry is tested in CairnStorageTests and end to end.
 final class RegistryServer: Sendable {
     let apps = Mutex<[String: JSON]>([
-        "acme": ["token": "acme", "name": "acme", "personal_data": "hash", "attributes": [:]],
+        "acme": ["token": "acme", "name": "acme", "personal_data": "hash", "attributes": [:]]
     ])
 
     func run(_ body: @Sendable (ReconnectingClient) async throws -> Void) async throws {
@@ -82,7 +83,11 @@ final class RegistryServer: Sendable {
             #expect(try spool.depth() == 2)
             let letters = try spool.deadLetters(app: "acme", limit: 10)
             #expect(letters.count == 3)
-            #expect(letters.contains { $0.letter.record == 9 && $0.letter.source == "file.jsonl" && $0.letter.raw == Array(#"{"event_type":"nope"}"#.utf8) })
+            #expect(
+                letters.contains {
+                    $0.letter.record == 9 && $0.letter.source == "file.jsonl" && $0.letter.raw == Array(#"{"event_type":"nope"}"#.utf8)
+                }
+            )
         }
     }
 
@@ -143,7 +148,9 @@ final class RegistryServer: Sendable {
         registry.apps.withLock { $0["acme"] = ["token": "acme", "name": "acme", "attributes": ["price": "number"]] }
         try await registry.run { storage in
             let ingestor = Ingestor(spool: spool, apps: AppDirectory(storage: storage, spool: spool, freshness: .zero), counters: Counters())
-            let result = try await ingestor.submit(["app": "acme", "records": [.string(#"{"event":"buy","user_id":"u","attributes":{"price":"cheap"}}"#)]])
+            let result = try await ingestor.submit([
+                "app": "acme", "records": [.string(#"{"event":"buy","user_id":"u","attributes":{"price":"cheap"}}"#)],
+            ])
             #expect(result["rejected"] == .int(1))
             let again = try await ingestor.replay(["app": "acme"])
             #expect(again["replayed"] == .int(1))
@@ -181,8 +188,17 @@ final class RegistryServer: Sendable {
         do {
             let spool = try Spool(path: path)
             let events = (0..<5).map { n in
-                CanonicalEvent(appToken: "acme", eventType: .track, eventName: "E\(n)", userId: nil, companyId: nil, source: "web-client",
-                               insertedAt: Timestamp(parsing: "2024-05-01T00:00:0\(n)Z")!, receivedAt: .now(), origin: .userpilot)
+                CanonicalEvent(
+                    appToken: "acme",
+                    eventType: .track,
+                    eventName: "E\(n)",
+                    userId: nil,
+                    companyId: nil,
+                    source: "web-client",
+                    insertedAt: Timestamp(parsing: "2024-05-01T00:00:0\(n)Z")!,
+                    receivedAt: .now(),
+                    origin: .userpilot
+                )
             }
             #expect(try spool.append(events: events, deadLetters: []) == (5, 0))
         }
@@ -201,9 +217,18 @@ final class RegistryServer: Sendable {
         defer { cleanUp(path) }
         let spool = try Spool(path: path)
         let events = [100, 100, 100, 5_000, 100].enumerated().map { n, size in
-            CanonicalEvent(appToken: "acme", eventType: .track, eventName: "E\(n)", userId: nil, companyId: nil, source: "web-client",
-                           insertedAt: Timestamp(parsing: "2024-05-01T00:00:0\(n)Z")!,
-                           metadata: ["padding": .string(String(repeating: "x", count: size))], receivedAt: .now(), origin: .userpilot)
+            CanonicalEvent(
+                appToken: "acme",
+                eventType: .track,
+                eventName: "E\(n)",
+                userId: nil,
+                companyId: nil,
+                source: "web-client",
+                insertedAt: Timestamp(parsing: "2024-05-01T00:00:0\(n)Z")!,
+                metadata: ["padding": .string(String(repeating: "x", count: size))],
+                receivedAt: .now(),
+                origin: .userpilot
+            )
         }
         _ = try spool.append(events: events, deadLetters: [])
         let sizes = try spool.peek(limit: 10).map(\.event.count)
@@ -225,7 +250,12 @@ final class RegistryServer: Sendable {
         let spool = try Spool(path: path)
         try await RegistryServer().run { storage in
             let suppressions = Suppressions(try spool.suppressedKeys())
-            let ingestor = Ingestor(spool: spool, apps: AppDirectory(storage: storage, spool: spool), counters: Counters(), suppressions: suppressions)
+            let ingestor = Ingestor(
+                spool: spool,
+                apps: AppDirectory(storage: storage, spool: spool),
+                counters: Counters(),
+                suppressions: suppressions
+            )
             let records: [JSON] = [
                 .string(#"{"type":"track","event":"A","userId":"ada","timestamp":"2024-05-01T00:00:00Z"}"#),
                 .string(#"{"type":"track","event":"B","anonymousId":"device-A","timestamp":"2024-05-01T00:00:01Z"}"#),

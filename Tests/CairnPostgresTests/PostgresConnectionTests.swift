@@ -18,10 +18,14 @@ import Testing
     @Test func rowsReadByNameAndType() throws {
         let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
         try connection.execute("SET TimeZone = 'UTC'")
-        let row = try #require(try connection.execute("""
-            SELECT 42::bigint AS n, 2.5::float8 AS lag_s, true AS on, false AS off, '2024-05-01T08:00:00Z'::timestamptz AS at,
-                   '{"a": [1, "x"]}'::jsonb AS doc, NULL::text AS missing, 'seven' AS word
-            """).firstRow)
+        let row = try #require(
+            try connection.execute(
+                """
+                SELECT 42::bigint AS n, 2.5::float8 AS lag_s, true AS on, false AS off, '2024-05-01T08:00:00Z'::timestamptz AS at,
+                       '{"a": [1, "x"]}'::jsonb AS doc, NULL::text AS missing, 'seven' AS word
+                """
+            ).firstRow
+        )
         #expect(row["n", as: Int64.self] == 42)
         #expect(row["n", as: Int.self] == 42)
         #expect(row["lag_s", as: Double.self] == 2.5)

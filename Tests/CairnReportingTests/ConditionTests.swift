@@ -7,15 +7,33 @@ import Testing
 
 @Suite struct ConditionTests {
     @Test func parsesThePrecedenceAndEveryForm() throws {
-        let condition = try Condition.parse("price > 150 and color = 'teal' or not (size in (39, 40)) and name contains \"sh\" and paid_at >= 2024-05-01 and express = true")
-        guard case .or(let left, let right) = condition else { Issue.record("expected or at the top: \(condition)"); return }
+        let condition = try Condition.parse(
+            "price > 150 and color = 'teal' or not (size in (39, 40)) and name contains \"sh\" and paid_at >= 2024-05-01 and express = true"
+        )
+        guard case .or(let left, let right) = condition else {
+            Issue.record("expected or at the top: \(condition)")
+            return
+        }
         #expect(left == .and(.compare(name: "price", op: ">", value: .number(150)), .compare(name: "color", op: "=", value: .text("teal"))))
-        guard case .and(.and(.and(.not(.member(name: "size", values: [.number(39), .number(40)], negated: false)), .contains(name: "name", value: .text("sh"))), .compare(name: "paid_at", op: ">=", value: .date(let date))), .compare(name: "express", op: "=", value: .boolean(true))) = right else {
+        guard
+            case .and(
+                .and(
+                    .and(
+                        .not(.member(name: "size", values: [.number(39), .number(40)], negated: false)),
+                        .contains(name: "name", value: .text("sh"))
+                    ),
+                    .compare(name: "paid_at", op: ">=", value: .date(let date))
+                ),
+                .compare(name: "express", op: "=", value: .boolean(true))
+            ) = right
+        else {
             Issue.record("unexpected tree: \(right)")
             return
         }
         #expect(date.description == "2024-05-01T00:00:00.000000Z")
-        #expect(try Condition.parse("plan not in ('free', 'trial')") == .member(name: "plan", values: [.text("free"), .text("trial")], negated: true))
+        #expect(
+            try Condition.parse("plan not in ('free', 'trial')") == .member(name: "plan", values: [.text("free"), .text("trial")], negated: true)
+        )
         #expect(try Condition.parse("note = 'it''s'") == .compare(name: "note", op: "=", value: .text("it's")))
     }
 

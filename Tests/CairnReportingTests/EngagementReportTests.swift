@@ -1,10 +1,11 @@
 import CairnCore
 import CairnPostgres
 import CairnReporting
-@testable import CairnStorage
 import CairnTesting
 import CairnWire
 import Testing
+
+@testable import CairnStorage
 
 /// Userpilot: p1 sees and completes experience 7, p2 sees and dismisses it, p3 only sees it;
 /// experiment 9 shows variant A to p1 and p2 (p1 completes) and B to p3.
@@ -17,11 +18,27 @@ import Testing
         try Schema.migrate(connection)
         _ = try AppRegistry.create(["name": "app"], on: connection)
         var minute: Int64 = 0
-        func event(_ type: EventType, _ name: String, _ user: String, _ metadata: JSONObject = [:], origin: InputFormat = .userpilot) -> CanonicalEvent {
+        func event(
+            _ type: EventType,
+            _ name: String,
+            _ user: String,
+            _ metadata: JSONObject = [:],
+            origin: InputFormat = .userpilot
+        ) -> CanonicalEvent {
             minute += 1
             let time = Timestamp(microseconds: Timestamp(parsing: "2024-05-01T00:00:00Z")!.microseconds + minute * 60_000_000)
-            return CanonicalEvent(appToken: "app", eventType: type, eventName: name, userId: user, companyId: nil, source: "web-client",
-                                  insertedAt: time, metadata: metadata, receivedAt: time, origin: origin)
+            return CanonicalEvent(
+                appToken: "app",
+                eventType: type,
+                eventName: name,
+                userId: user,
+                companyId: nil,
+                source: "web-client",
+                insertedAt: time,
+                metadata: metadata,
+                receivedAt: time,
+                origin: origin
+            )
         }
         let events = [
             event(.interaction, "experience:7:SEEN", "p1"), event(.interaction, "experience:7:COMPLETED", "p1"),
@@ -34,14 +51,36 @@ import Testing
             event(.track, "Guide Button Click", "p5", ["guide_id": "7", "action": "dismiss-guide"], origin: .userguiding),
             event(.track, "Guide Button Click", "p5", ["guide_id": "7", "action": "next"], origin: .userguiding),
             event(.interaction, "nps:1:SUBMITTED_SCORE", "p1", ["score": "9"]), event(.interaction, "nps:1:SUBMITTED_SCORE", "p1", ["score": "6"]),
-            event(.interaction, "nps:1:SUBMITTED_SCORE", "p2", ["score": "10"]), event(.interaction, "nps:1:SUBMITTED_FEEDBACK", "p3", ["score": "7"]),
+            event(.interaction, "nps:1:SUBMITTED_SCORE", "p2", ["score": "10"]),
+            event(.interaction, "nps:1:SUBMITTED_FEEDBACK", "p3", ["score": "7"]),
             event(.track, "Survey Question Answer", "p4", ["survey_id": "1", "question_type": "NPS Rating", "score": 3], origin: .userguiding),
-            event(.track, "Survey Question Answer", "p5", ["survey_id": "2", "question_type": "Multiple Choice", "survey_question": "Why?", "choices": "A"], origin: .userguiding),
-            event(.track, "Survey Question Answer", "p4", ["survey_id": "2", "question_type": "Multiple Choice", "survey_question": "Why?", "choices": "A"], origin: .userguiding),
-            event(.track, "Survey Question Answer", "p3", ["survey_id": "2", "question_type": "Multiple Choice", "survey_question": "Why?", "choices": "B"], origin: .userguiding),
-            event(.track, "button_displayed", "p1", ["widget_id": 1], origin: .userlike), event(.track, "button_displayed", "p2", ["widget_id": 1], origin: .userlike),
-            event(.track, "button_displayed", "p3", ["widget_id": 1], origin: .userlike), event(.track, "chat_requested", "p1", ["widget_id": 1], origin: .userlike),
-            event(.track, "chat_requested", "p2", ["widget_id": 1], origin: .userlike), event(.track, "chat_started", "p1", ["widget_id": 1], origin: .userlike),
+            event(
+                .track,
+                "Survey Question Answer",
+                "p5",
+                ["survey_id": "2", "question_type": "Multiple Choice", "survey_question": "Why?", "choices": "A"],
+                origin: .userguiding
+            ),
+            event(
+                .track,
+                "Survey Question Answer",
+                "p4",
+                ["survey_id": "2", "question_type": "Multiple Choice", "survey_question": "Why?", "choices": "A"],
+                origin: .userguiding
+            ),
+            event(
+                .track,
+                "Survey Question Answer",
+                "p3",
+                ["survey_id": "2", "question_type": "Multiple Choice", "survey_question": "Why?", "choices": "B"],
+                origin: .userguiding
+            ),
+            event(.track, "button_displayed", "p1", ["widget_id": 1], origin: .userlike),
+            event(.track, "button_displayed", "p2", ["widget_id": 1], origin: .userlike),
+            event(.track, "button_displayed", "p3", ["widget_id": 1], origin: .userlike),
+            event(.track, "chat_requested", "p1", ["widget_id": 1], origin: .userlike),
+            event(.track, "chat_requested", "p2", ["widget_id": 1], origin: .userlike),
+            event(.track, "chat_started", "p1", ["widget_id": 1], origin: .userlike),
             event(.track, "rating_submit", "p1", ["widget_id": 1], origin: .userlike),
         ]
         _ = try EventWriter().write(events: events, users: .array([]), companies: .array([]), on: connection)
@@ -50,15 +89,21 @@ import Testing
 
     func rows(_ params: JSON, _ connection: PostgresConnection) throws -> [String: [JSON]] {
         let table = try EngagementReport(params: params).run(on: connection)
-        return Dictionary(uniqueKeysWithValues: table.rows.map { row in
-            (row.prefix(3).map { $0.stringValue ?? "" }.joined(separator: "/"), row)
-        })
+        return Dictionary(
+            uniqueKeysWithValues: table.rows.map { row in
+                (row.prefix(3).map { $0.stringValue ?? "" }.joined(separator: "/"), row)
+            }
+        )
     }
 
     @Test func flowsFromEveryToolWithTheirStagesAndRates() throws {
         let connection = try seeded()
         let table = try EngagementReport(params: ["app": "app", "entity": "flow"]).run(on: connection)
-        #expect(table.columns == ["entity", "tool", "id", "seen", "started", "completed", "dismissed", "started_percent", "completed_percent", "dismissed_percent"])
+        #expect(
+            table.columns == [
+                "entity", "tool", "id", "seen", "started", "completed", "dismissed", "started_percent", "completed_percent", "dismissed_percent",
+            ]
+        )
         let flows = Dictionary(uniqueKeysWithValues: table.rows.map { ($0[1].stringValue ?? "", $0) })
         // Userpilot flow 7: seen by 3; p1 completed (so started); p2 dismissed.
         #expect(Array(flows["userpilot"]![3...9]) == [3, 1, 1, 1, .double(33.33), .double(33.33), .double(33.33)])

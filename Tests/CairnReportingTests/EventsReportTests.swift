@@ -13,8 +13,17 @@ import Testing
         _ = try AppRegistry.create(["name": "acme"], on: connection)
         _ = try AppRegistry.create(["name": "other"], on: connection)
         func event(_ name: String, _ type: EventType, _ at: String, app: String = "acme") -> CanonicalEvent {
-            CanonicalEvent(appToken: app, eventType: type, eventName: type.hasEmptyName ? "" : name, userId: "u", companyId: nil,
-                           source: "web-client", insertedAt: Timestamp(parsing: at)!, receivedAt: Timestamp(parsing: at)!, origin: .userpilot)
+            CanonicalEvent(
+                appToken: app,
+                eventType: type,
+                eventName: type.hasEmptyName ? "" : name,
+                userId: "u",
+                companyId: nil,
+                source: "web-client",
+                insertedAt: Timestamp(parsing: at)!,
+                receivedAt: Timestamp(parsing: at)!,
+                origin: .userpilot
+            )
         }
         let events = [
             event("Purchased", .track, "2024-05-01T10:00:00Z"),
@@ -40,13 +49,19 @@ import Testing
 
     @Test func dailySeriesFillsGapsAndHonoursTheTimeZone() throws {
         let connection = try seeded()
-        let utc = try EventsReport(params: ["app": "acme", "by": "day", "since": "2024-05-01", "until": "2024-05-04", "event": "Purchased"]).run(on: connection)
+        let utc = try EventsReport(params: ["app": "acme", "by": "day", "since": "2024-05-01", "until": "2024-05-04", "event": "Purchased"]).run(
+            on: connection
+        )
         #expect(utc.rows == [["2024-05-01", 2], ["2024-05-02", 0], ["2024-05-03", 1]])
         // 23:30 UTC is already May 2nd in Berlin (UTC+2 in summer).
-        let berlin = try EventsReport(params: ["app": "acme", "by": "day", "since": "2024-05-01", "until": "2024-05-04",
-                                               "event": "Purchased", "tz": "Europe/Berlin"]).run(on: connection)
+        let berlin = try EventsReport(params: [
+            "app": "acme", "by": "day", "since": "2024-05-01", "until": "2024-05-04",
+            "event": "Purchased", "tz": "Europe/Berlin",
+        ]).run(on: connection)
         #expect(berlin.rows.map { $0[1] } == [1, 1, 1])
-        let hourly = try EventsReport(params: ["app": "acme", "by": "hour", "since": "2024-05-01T10:00:00Z", "until": "2024-05-01T12:00:00Z"]).run(on: connection)
+        let hourly = try EventsReport(params: ["app": "acme", "by": "hour", "since": "2024-05-01T10:00:00Z", "until": "2024-05-01T12:00:00Z"]).run(
+            on: connection
+        )
         #expect(hourly.rows == [["2024-05-01 10:00", 2], ["2024-05-01 11:00", 0]])
     }
 

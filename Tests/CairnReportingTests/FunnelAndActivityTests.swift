@@ -1,10 +1,11 @@
 import CairnCore
 import CairnPostgres
 import CairnReporting
-@testable import CairnStorage
 import CairnTesting
 import CairnWire
 import Testing
+
+@testable import CairnStorage
 
 /// ada: views anonymously, signs up (identified), buys 2 hours later.
 /// bob: views, signs up 8 days later (outside a 7-day window), buys.
@@ -16,8 +17,18 @@ import Testing
         try Schema.migrate(connection)
         _ = try AppRegistry.create(["name": "shop"], on: connection)
         func event(_ name: String, _ user: String?, _ at: String, anonymous: String? = nil, company: String? = nil) -> CanonicalEvent {
-            CanonicalEvent(appToken: "shop", eventType: .track, eventName: name, userId: user, companyId: company, anonymousId: anonymous,
-                           source: "web-client", insertedAt: Timestamp(parsing: at)!, receivedAt: Timestamp(parsing: at)!, origin: .segment)
+            CanonicalEvent(
+                appToken: "shop",
+                eventType: .track,
+                eventName: name,
+                userId: user,
+                companyId: company,
+                anonymousId: anonymous,
+                source: "web-client",
+                insertedAt: Timestamp(parsing: at)!,
+                receivedAt: Timestamp(parsing: at)!,
+                origin: .segment
+            )
         }
         let events = [
             event("viewed", nil, "2024-05-01T08:00:00Z", anonymous: "device-A"),
@@ -31,22 +42,43 @@ import Testing
             event("viewed", "dan", "2024-05-03T09:00:00Z"),
             event("viewed", "dan", "2024-05-03T09:01:00Z"),
         ]
-        let users: JSON = .array(["ada", "bob", "carol", "dan"].map { user in
-            ["app_token": "shop", "user_id": .string(user), "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-10T00:00:00Z",
-             "traits": ["plan": .string(user == "ada" || user == "bob" ? "pro" : "free")], "trait_times": ["plan": "2024-05-01T00:00:00Z"]]
-        })
+        let users: JSON = .array(
+            ["ada", "bob", "carol", "dan"].map { user in
+                [
+                    "app_token": "shop", "user_id": .string(user), "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-10T00:00:00Z",
+                    "traits": ["plan": .string(user == "ada" || user == "bob" ? "pro" : "free")], "trait_times": ["plan": "2024-05-01T00:00:00Z"],
+                ]
+            }
+        )
         let memberships: JSON = [
             ["app_token": "shop", "user_id": "ada", "company_id": "acme", "first_seen": "2024-05-01T08:10:00Z", "last_seen": "2024-05-01T08:10:00Z"],
             ["app_token": "shop", "user_id": "bob", "company_id": "acme", "first_seen": "2024-05-01T09:00:00Z", "last_seen": "2024-05-01T09:00:00Z"],
-            ["app_token": "shop", "user_id": "carol", "company_id": "globex", "first_seen": "2024-05-02T09:00:00Z", "last_seen": "2024-05-02T09:00:00Z"],
+            [
+                "app_token": "shop", "user_id": "carol", "company_id": "globex", "first_seen": "2024-05-02T09:00:00Z",
+                "last_seen": "2024-05-02T09:00:00Z",
+            ],
         ]
         let sessions: JSON = [
-            ["app_token": "shop", "person": "ada", "sessions": [[1, "2024-05-01T08:00:00Z", "2024-05-01T08:10:00Z", 2], [2, "2024-05-01T10:10:00Z", "2024-05-01T10:10:00Z", 1]]],
+            [
+                "app_token": "shop", "person": "ada",
+                "sessions": [[1, "2024-05-01T08:00:00Z", "2024-05-01T08:10:00Z", 2], [2, "2024-05-01T10:10:00Z", "2024-05-01T10:10:00Z", 1]],
+            ],
             ["app_token": "shop", "person": "dan", "sessions": [[1, "2024-05-03T09:00:00Z", "2024-05-03T09:01:00Z", 2]]],
         ]
-        _ = try EventWriter().write(events: events, users: users, companies: [["app_token": "shop", "company_id": "acme", "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-01T00:00:00Z", "traits": ["name": "Acme"], "trait_times": ["name": "2024-05-01T00:00:00Z"]]],
-                                    memberships: memberships, aliases: [["app_token": "shop", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-01T08:10:00Z"]],
-                                    sessions: sessions, on: connection)
+        _ = try EventWriter().write(
+            events: events,
+            users: users,
+            companies: [
+                [
+                    "app_token": "shop", "company_id": "acme", "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-01T00:00:00Z",
+                    "traits": ["name": "Acme"], "trait_times": ["name": "2024-05-01T00:00:00Z"],
+                ]
+            ],
+            memberships: memberships,
+            aliases: [["app_token": "shop", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-01T08:10:00Z"]],
+            sessions: sessions,
+            on: connection
+        )
         return connection
     }
 
@@ -95,7 +127,9 @@ extension FunnelAndActivityTests {
         let connection = try seeded()
         // Cohorts by first "viewed": May 1st (ada via device-A, bob), May 2nd (carol), May 3rd (dan).
         // Returns ("purchase"): ada on May 1st (period 0); bob on May 9th (period 8).
-        let table = try RetentionReport(params: ["app": "shop", "start_event": "viewed", "return_event": "purchase", "by": "day", "periods": 8]).run(on: connection)
+        let table = try RetentionReport(params: ["app": "shop", "start_event": "viewed", "return_event": "purchase", "by": "day", "periods": 8]).run(
+            on: connection
+        )
         #expect(table.rows.map { $0[0] } == ["2024-05-01", "2024-05-02", "2024-05-03"])
         #expect(table.rows.map { $0[1] } == [2, 1, 1])
         let first = Dictionary(uniqueKeysWithValues: zip(table.columns, table.rows[0]))
@@ -103,7 +137,8 @@ extension FunnelAndActivityTests {
         #expect(first["period_0_percent"] == .double(50))
         #expect(first["period_1"] == .int(0))
         #expect(first["period_8"] == .int(1))
-        let weekly = try RetentionReport(params: ["app": "shop", "start_event": "viewed", "return_event": "purchase", "by": "week", "periods": 2]).run(on: connection)
+        let weekly = try RetentionReport(params: ["app": "shop", "start_event": "viewed", "return_event": "purchase", "by": "week", "periods": 2])
+            .run(on: connection)
         // All four started in the week of April 29th; ada returned that week, bob the next.
         #expect(weekly.rows.map { Array($0.prefix(6)) } == [["2024-04-29", 4, 1, .double(25), 1, .double(25)]])
     }

@@ -1,10 +1,11 @@
 import CairnCore
 import CairnPostgres
 import CairnReporting
-@testable import CairnStorage
 import CairnTesting
 import CairnWire
 import Testing
+
+@testable import CairnStorage
 
 /// A hand-built app: ada browses anonymously as device-A on May 1st and signs up the same
 /// day; bob buys twice on May 1st and once on May 2nd; carol only on May 8th (the next week).
@@ -14,9 +15,19 @@ import Testing
         try Schema.migrate(connection)
         _ = try AppRegistry.create(["name": "shop"], on: connection)
         func event(_ name: String, user: String?, anonymous: String? = nil, at: String, _ metadata: JSONObject = [:]) -> CanonicalEvent {
-            CanonicalEvent(appToken: "shop", eventType: .track, eventName: name, userId: user, companyId: nil, anonymousId: anonymous,
-                           source: "web-client", insertedAt: Timestamp(parsing: at)!, metadata: metadata,
-                           receivedAt: Timestamp(parsing: at)!, origin: .usercom)
+            CanonicalEvent(
+                appToken: "shop",
+                eventType: .track,
+                eventName: name,
+                userId: user,
+                companyId: nil,
+                anonymousId: anonymous,
+                source: "web-client",
+                insertedAt: Timestamp(parsing: at)!,
+                metadata: metadata,
+                receivedAt: Timestamp(parsing: at)!,
+                origin: .usercom
+            )
         }
         let events = [
             event("viewed", user: nil, anonymous: "device-A", at: "2024-05-01T08:00:00Z"),
@@ -27,10 +38,15 @@ import Testing
             event("purchase", user: "bob", at: "2024-05-02T09:00:00Z", ["price": 20, "items": 2]),
             event("purchase", user: "carol", at: "2024-05-08T09:00:00Z", ["price": "free", "items": 1]),
         ]
-        _ = try EventWriter().write(events: events, users: [
-            ["app_token": "shop", "user_id": "ada", "first_seen": "2024-05-01T08:10:00Z", "last_seen": "2024-05-01T08:10:00Z"],
-        ], companies: .array([]), aliases: [["app_token": "shop", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-01T08:10:00Z"]],
-        on: connection)
+        _ = try EventWriter().write(
+            events: events,
+            users: [
+                ["app_token": "shop", "user_id": "ada", "first_seen": "2024-05-01T08:10:00Z", "last_seen": "2024-05-01T08:10:00Z"]
+            ],
+            companies: .array([]),
+            aliases: [["app_token": "shop", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-01T08:10:00Z"]],
+            on: connection
+        )
         return connection
     }
 
@@ -63,7 +79,8 @@ import Testing
         #expect(values["non_numeric"] == .int(1))
         #expect(values["avg"]?.doubleValue.map { abs($0 - 60.5 / 3) < 0.0001 } == true)
         // The last day only: items 2.
-        let lastDay = try StatsReport(params: ["app": "shop", "event": "purchase", "attr": "items", "since": "2024-05-02", "until": "2024-05-03"]).run(on: connection)
+        let lastDay = try StatsReport(params: ["app": "shop", "event": "purchase", "attr": "items", "since": "2024-05-02", "until": "2024-05-03"])
+            .run(on: connection)
         #expect(Dictionary(uniqueKeysWithValues: zip(lastDay.columns, lastDay.rows[0]))["sum"] == .int(2))
     }
 
@@ -116,27 +133,55 @@ import Testing
         try Schema.migrate(connection)
         _ = try AppRegistry.create(["name": "app"], on: connection)
         func event(_ at: String) -> CanonicalEvent {
-            CanonicalEvent(appToken: "app", eventType: .track, eventName: "tick", userId: "u", companyId: nil, source: "web-client",
-                           insertedAt: Timestamp(parsing: at)!, receivedAt: Timestamp(parsing: at)!, origin: .userpilot)
+            CanonicalEvent(
+                appToken: "app",
+                eventType: .track,
+                eventName: "tick",
+                userId: "u",
+                companyId: nil,
+                source: "web-client",
+                insertedAt: Timestamp(parsing: at)!,
+                receivedAt: Timestamp(parsing: at)!,
+                origin: .userpilot
+            )
         }
         // Berlin moves from UTC+1 to UTC+2 at 01:00 UTC on March 31st 2024.
-        _ = try EventWriter().write(events: [event("2024-03-30T22:30:00Z"), event("2024-03-30T23:30:00Z"), event("2024-03-31T00:30:00Z"),
-                                             event("2024-03-31T01:30:00Z"), event("2024-03-31T22:30:00Z")],
-                                    users: .array([]), companies: .array([]), on: connection)
+        _ = try EventWriter().write(
+            events: [
+                event("2024-03-30T22:30:00Z"), event("2024-03-30T23:30:00Z"), event("2024-03-31T00:30:00Z"),
+                event("2024-03-31T01:30:00Z"), event("2024-03-31T22:30:00Z"),
+            ],
+            users: .array([]),
+            companies: .array([]),
+            on: connection
+        )
         // Local times: Mar 30 23:30, Mar 31 00:30, 01:30, 03:30, Apr 1 00:30.
-        let daily = try EventsReport(params: ["app": "app", "by": "day", "tz": "Europe/Berlin", "since": "2024-03-30", "until": "2024-04-02"]).run(on: connection)
+        let daily = try EventsReport(params: ["app": "app", "by": "day", "tz": "Europe/Berlin", "since": "2024-03-30", "until": "2024-04-02"]).run(
+            on: connection
+        )
         #expect(daily.rows == [["2024-03-30", 1], ["2024-03-31", 3], ["2024-04-01", 1]])
         // The hour from 02:00 to 03:00 does not exist that night, so it has no bucket.
-        let hourly = try EventsReport(params: ["app": "app", "by": "hour", "tz": "Europe/Berlin", "since": "2024-03-31", "until": "2024-03-31T04:00:00+02:00"]).run(on: connection)
+        let hourly = try EventsReport(params: [
+            "app": "app", "by": "hour", "tz": "Europe/Berlin", "since": "2024-03-31", "until": "2024-03-31T04:00:00+02:00",
+        ]).run(on: connection)
         #expect(hourly.rows == [["2024-03-31 00:00", 1], ["2024-03-31 01:00", 1], ["2024-03-31 03:00", 1]])
     }
 
     @Test func erasedAndDuplicateEventsAreNotCounted() throws {
         let connection = try PeopleReportsTests().seeded()
         // The same purchase again changes nothing.
-        let again = CanonicalEvent(appToken: "shop", eventType: .track, eventName: "purchase", userId: "bob", companyId: nil, source: "web-client",
-                                   insertedAt: Timestamp(parsing: "2024-05-01T09:00:00Z")!, metadata: ["price": 10, "items": 1],
-                                   receivedAt: Timestamp(parsing: "2024-05-01T09:00:00Z")!, origin: .usercom)
+        let again = CanonicalEvent(
+            appToken: "shop",
+            eventType: .track,
+            eventName: "purchase",
+            userId: "bob",
+            companyId: nil,
+            source: "web-client",
+            insertedAt: Timestamp(parsing: "2024-05-01T09:00:00Z")!,
+            metadata: ["price": 10, "items": 1],
+            receivedAt: Timestamp(parsing: "2024-05-01T09:00:00Z")!,
+            origin: .usercom
+        )
         _ = try EventWriter().write(events: [again], users: .array([]), companies: .array([]), on: connection)
         let before = try UniquesReport(params: ["app": "shop", "by": "month"]).run(on: connection)
         #expect(before.rows == [["2024-05-01", 3]])

@@ -1,7 +1,7 @@
 import CairnCore
-import Foundation
 import CairnMethods
 import CairnReporting
+import Foundation
 
 // Tests write report parameters as JSON, as a client sends them; they are decoded here
 // exactly as the RPC router decodes them.

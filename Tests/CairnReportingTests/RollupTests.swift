@@ -1,10 +1,11 @@
 import CairnCore
 import CairnPostgres
 import CairnReporting
-@testable import CairnStorage
 import CairnTesting
 import CairnWire
 import Testing
+
+@testable import CairnStorage
 
 /// The rollups behind the fast reports stay exact while identity changes under them: events
 /// counted for an anonymous visitor move when the visitor identifies, merged users become
@@ -21,9 +22,19 @@ import Testing
     }
 
     func event(_ name: String, user: String?, anonymous: String? = nil, at: String, _ metadata: JSONObject = [:]) -> CanonicalEvent {
-        CanonicalEvent(appToken: "shop", eventType: .track, eventName: name, userId: user, companyId: nil, anonymousId: anonymous,
-                       source: "web-client", insertedAt: Timestamp(parsing: at)!, metadata: metadata,
-                       receivedAt: Timestamp(parsing: at)!, origin: .usercom)
+        CanonicalEvent(
+            appToken: "shop",
+            eventType: .track,
+            eventName: name,
+            userId: user,
+            companyId: nil,
+            anonymousId: anonymous,
+            source: "web-client",
+            insertedAt: Timestamp(parsing: at)!,
+            metadata: metadata,
+            receivedAt: Timestamp(parsing: at)!,
+            origin: .usercom
+        )
     }
 
     func user(_ id: String) -> JSON {
@@ -50,37 +61,59 @@ import Testing
 
     @Test func everyRollupFollowsIdentityAndErasure() throws {
         // Batch 1: device-A browses on May 1st and 2nd; bob buys on May 1st, carol on May 3rd.
-        _ = try writer.write(events: [
-            event("viewed", user: nil, anonymous: "device-A", at: "2024-05-01T08:00:00Z"),
-            event("viewed", user: nil, anonymous: "device-A", at: "2024-05-02T08:00:00Z"),
-            event("purchase", user: "bob", at: "2024-05-01T09:00:00Z", ["price": 10]),
-            event("purchase", user: "carol", at: "2024-05-03T09:00:00Z", ["price": "20"]),
-        ], users: [user("bob"), user("carol")], companies: .array([]), on: connection)
+        _ = try writer.write(
+            events: [
+                event("viewed", user: nil, anonymous: "device-A", at: "2024-05-01T08:00:00Z"),
+                event("viewed", user: nil, anonymous: "device-A", at: "2024-05-02T08:00:00Z"),
+                event("purchase", user: "bob", at: "2024-05-01T09:00:00Z", ["price": 10]),
+                event("purchase", user: "carol", at: "2024-05-03T09:00:00Z", ["price": "20"]),
+            ],
+            users: [user("bob"), user("carol")],
+            companies: .array([]),
+            on: connection
+        )
         // Price is registered after its events arrived: the values are filled in then.
         _ = try AppRegistry.setAttribute(["app": "shop", "name": "price", "type": "number"], on: connection)
         #expect(try stats() == (.int(2), .int(30)))
         // Batch 2: ada signs up on May 2nd and buys for 5; nobody has linked her to device-A yet.
-        _ = try writer.write(events: [
-            event("signed_up", user: "ada", at: "2024-05-02T09:00:00Z"),
-            event("purchase", user: "ada", at: "2024-05-02T10:00:00Z", ["price": 5]),
-        ], users: [user("ada")], companies: .array([]), on: connection)
+        _ = try writer.write(
+            events: [
+                event("signed_up", user: "ada", at: "2024-05-02T09:00:00Z"),
+                event("purchase", user: "ada", at: "2024-05-02T10:00:00Z", ["price": 5]),
+            ],
+            users: [user("ada")],
+            companies: .array([]),
+            on: connection
+        )
         // May 1st: device-A, bob; May 2nd: device-A, ada; May 3rd: carol. The week: all four.
         #expect(try daily() == [["2024-05-01", 2], ["2024-05-02", 2], ["2024-05-03", 1]])
         #expect(try weekly() == [["2024-04-29", 4]])
         #expect(try stats() == (.int(3), .int(35)))
 
         // Batch 3: device-A turns out to be ada. May 2nd is now one person; the week three.
-        _ = try writer.write(events: [], users: .array([]), companies: .array([]),
-                             aliases: [["app_token": "shop", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-02T09:00:00Z"]],
-                             on: connection)
+        _ = try writer.write(
+            events: [],
+            users: .array([]),
+            companies: .array([]),
+            aliases: [["app_token": "shop", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-02T09:00:00Z"]],
+            on: connection
+        )
         #expect(try daily() == [["2024-05-01", 2], ["2024-05-02", 1], ["2024-05-03", 1]])
         #expect(try weekly() == [["2024-04-29", 3]])
 
         // bob joins acme from May 1st: his purchase counts for acme; carol's does not.
-        _ = try writer.write(events: [], users: .array([]), companies: .array([]),
-                             memberships: [["app_token": "shop", "user_id": "bob", "company_id": "acme",
-                                            "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-01T00:00:00Z"]],
-                             on: connection)
+        _ = try writer.write(
+            events: [],
+            users: .array([]),
+            companies: .array([]),
+            memberships: [
+                [
+                    "app_token": "shop", "user_id": "bob", "company_id": "acme",
+                    "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-01T00:00:00Z",
+                ]
+            ],
+            on: connection
+        )
         #expect(try companies() == [["acme", 1, 1]])
 
         // carol merges into bob: May 3rd is still one person, the week two, and acme gains her purchase.
@@ -123,16 +156,23 @@ import Testing
         _ = try AppRegistry.create(["name": "shop"], on: older)
         // As that version registered types (today's registry reads columns that schema lacks).
         try older.execute("INSERT INTO app_attributes (app_token, name, type) VALUES ('shop', 'price', 'number')")
-        _ = try writer.write(events: [
-            event("viewed", user: nil, anonymous: "device-A", at: "2024-05-01T08:00:00Z"),
-            event("Guide Started", user: nil, anonymous: "device-A", at: "2024-05-01T08:01:00Z", ["guide_id": "7"]),
-            event("purchase", user: "ada", at: "2024-05-02T09:00:00Z", ["price": 12]),
-        ], users: [user("ada")], companies: .array([]), on: older)
+        _ = try writer.write(
+            events: [
+                event("viewed", user: nil, anonymous: "device-A", at: "2024-05-01T08:00:00Z"),
+                event("Guide Started", user: nil, anonymous: "device-A", at: "2024-05-01T08:01:00Z", ["guide_id": "7"]),
+                event("purchase", user: "ada", at: "2024-05-02T09:00:00Z", ["price": 12]),
+            ],
+            users: [user("ada")],
+            companies: .array([]),
+            on: older
+        )
         // As the writer of that version stored links (today's also stamps the transaction, which that schema lacks).
-        try older.execute("""
+        try older.execute(
+            """
             INSERT INTO identity_aliases (app_token, alias_kind, alias_id, user_id, aliased_at, reason)
             VALUES ('shop', 'anonymous', 'device-A', 'ada', '2024-05-02T09:00:00Z', 'identify')
-            """)
+            """
+        )
         try Schema.migrate(older)
         // ada (as device-A on May 1st, herself on May 2nd): one person each day and in the week.
         let daily = try UniquesReport(params: ["app": "shop", "by": "day", "since": "2024-05-01", "until": "2024-05-03"]).run(on: older)
@@ -149,21 +189,32 @@ import Testing
     /// Outside UTC, or over a period that cuts a day, the same questions are answered from
     /// the events themselves; the answers must agree with the rollups where both apply.
     @Test func theRawPathAgreesWithTheRollups() throws {
-        _ = try writer.write(events: [
-            event("viewed", user: "a", at: "2024-05-01T23:30:00Z"),
-            event("viewed", user: "b", at: "2024-05-02T00:30:00Z"),
-            event("viewed", user: "a", at: "2024-05-02T12:00:00Z"),
-        ], users: [user("a"), user("b")], companies: .array([]), on: connection)
+        _ = try writer.write(
+            events: [
+                event("viewed", user: "a", at: "2024-05-01T23:30:00Z"),
+                event("viewed", user: "b", at: "2024-05-02T00:30:00Z"),
+                event("viewed", user: "a", at: "2024-05-02T12:00:00Z"),
+            ],
+            users: [user("a"), user("b")],
+            companies: .array([]),
+            on: connection
+        )
         // UTC days: May 1st a; May 2nd a and b.
         #expect(try daily() == [["2024-05-01", 1], ["2024-05-02", 2], ["2024-05-03", 0]])
         // Berlin (UTC+2 in May): all three events fall on May 2nd: a and b.
-        let berlin = try UniquesReport(params: ["app": "shop", "by": "day", "tz": "Europe/Berlin", "since": "2024-05-02", "until": "2024-05-03"]).run(on: connection)
+        let berlin = try UniquesReport(params: ["app": "shop", "by": "day", "tz": "Europe/Berlin", "since": "2024-05-02", "until": "2024-05-03"]).run(
+            on: connection
+        )
         #expect(berlin.rows == [["2024-05-02", 2]])
         // From noon on May 1st (not a day boundary) the raw path counts the partial first day: a.
-        let partial = try UniquesReport(params: ["app": "shop", "by": "day", "since": "2024-05-01T12:00:00Z", "until": "2024-05-03T00:00:00Z"]).run(on: connection)
+        let partial = try UniquesReport(params: ["app": "shop", "by": "day", "since": "2024-05-01T12:00:00Z", "until": "2024-05-03T00:00:00Z"]).run(
+            on: connection
+        )
         #expect(partial.rows == [["2024-05-01", 1], ["2024-05-02", 2]])
         // Hourly buckets in Kolkata (UTC+5:30) cannot come from UTC hours: 23:30Z is 05:00 on May 2nd.
-        let kolkata = try EventsReport(params: ["app": "shop", "by": "hour", "tz": "Asia/Kolkata", "since": "2024-05-02T05:00:00+05:30", "until": "2024-05-02T07:00:00+05:30"]).run(on: connection)
+        let kolkata = try EventsReport(params: [
+            "app": "shop", "by": "hour", "tz": "Asia/Kolkata", "since": "2024-05-02T05:00:00+05:30", "until": "2024-05-02T07:00:00+05:30",
+        ]).run(on: connection)
         #expect(kolkata.rows == [["2024-05-02 05:00", 1], ["2024-05-02 06:00", 1]])
     }
 }

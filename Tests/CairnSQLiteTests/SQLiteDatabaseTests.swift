@@ -11,8 +11,10 @@ import Testing
         let database = try SQLiteDatabase(path: path)
         try database.withConnection { (connection) throws(SQLiteError) in
             try connection.execute("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)")
-            try connection.executeMany("INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)",
-                                       [[.integer(42), .real(1.5), .text("it's \"quoted\""), .blob([0, 1, 255]), .null]])
+            try connection.executeMany(
+                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)",
+                [[.integer(42), .real(1.5), .text("it's \"quoted\""), .blob([0, 1, 255]), .null]]
+            )
             var seen = 0
             try connection.query("SELECT i, r, s, b, n FROM t WHERE s = ?1", [.text("it's \"quoted\"")]) { row in
                 seen += 1

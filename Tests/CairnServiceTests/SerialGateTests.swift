@@ -22,7 +22,10 @@ import Testing
             // The first caller holds the gate while the others queue, one by one, behind it.
             group.addTask {
                 await gate.run {
-                    record.seen.withLock { $0.firstHolds = true; $0.order.append(0) }
+                    record.seen.withLock {
+                        $0.firstHolds = true
+                        $0.order.append(0)
+                    }
                     try? await Task.sleep(for: .milliseconds(200))
                 }
             }

@@ -1,15 +1,34 @@
 import CairnCore
-@testable import CairnStorage
 import CairnPostgres
 import CairnTesting
 import CairnWire
 import Testing
 
-func makeEvent(_ name: String, user: String?, company: String? = nil, at: String, type: EventType = .track,
-               metadata: JSONObject = [:], app: String = "acme", anonymous: String? = nil) -> CanonicalEvent {
-    CanonicalEvent(appToken: app, eventType: type, eventName: type.hasEmptyName ? "" : name, userId: user, companyId: company,
-                   anonymousId: anonymous, source: "web-client", insertedAt: Timestamp(parsing: at)!, metadata: metadata,
-                   receivedAt: Timestamp(parsing: "2024-07-01T00:00:00Z")!, origin: .userpilot)
+@testable import CairnStorage
+
+func makeEvent(
+    _ name: String,
+    user: String?,
+    company: String? = nil,
+    at: String,
+    type: EventType = .track,
+    metadata: JSONObject = [:],
+    app: String = "acme",
+    anonymous: String? = nil
+) -> CanonicalEvent {
+    CanonicalEvent(
+        appToken: app,
+        eventType: type,
+        eventName: type.hasEmptyName ? "" : name,
+        userId: user,
+        companyId: company,
+        anonymousId: anonymous,
+        source: "web-client",
+        insertedAt: Timestamp(parsing: at)!,
+        metadata: metadata,
+        receivedAt: Timestamp(parsing: "2024-07-01T00:00:00Z")!,
+        origin: .userpilot
+    )
 }
 
 /// A connection to a fresh database with Cairn's schema.
@@ -36,7 +55,12 @@ func migrated() throws -> PostgresConnection {
         let parts = now.utcComponents
         _ = try writer.write(events: [makeEvent("A", user: "u1", at: now.description)], users: .array([]), companies: .array([]), on: connection)
         try connection.execute("DROP TABLE events_y\(parts.year)m\(parts.month < 10 ? "0" : "")\(parts.month)")
-        let again = try writer.write(events: [makeEvent("B", user: "u1", at: now.description)], users: .array([]), companies: .array([]), on: connection)
+        let again = try writer.write(
+            events: [makeEvent("B", user: "u1", at: now.description)],
+            users: .array([]),
+            companies: .array([]),
+            on: connection
+        )
         #expect(again.inserted == 1)
     }
 
@@ -48,15 +72,23 @@ func migrated() throws -> PostgresConnection {
         let writer = EventWriter()
         var events: [CanonicalEvent] = []
         for year in 1970...2025 {
-            for month in 1...12 { events.append(makeEvent("E", user: "u\(year)-\(month)", at: "\(year)-\(month < 10 ? "0" : "")\(month)-15T00:00:00Z")) }
+            for month in 1...12 {
+                events.append(makeEvent("E", user: "u\(year)-\(month)", at: "\(year)-\(month < 10 ? "0" : "")\(month)-15T00:00:00Z"))
+            }
         }
         // The cap on new partitions per write spreads them over several writes, as the forwarder's halving would.
         var written = 0
         for chunk in stride(from: 0, to: events.count, by: 96) {
-            written += try writer.write(events: Array(events[chunk..<min(chunk + 96, events.count)]), users: .array([]), companies: .array([]), on: connection).inserted
+            written += try writer.write(
+                events: Array(events[chunk..<min(chunk + 96, events.count)]),
+                users: .array([]),
+                companies: .array([]),
+                on: connection
+            ).inserted
         }
         #expect(written == events.count)
-        let partitions = try connection.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass").rows[0][0].flatMap { Int($0) } ?? 0
+        let partitions =
+            try connection.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass").rows[0][0].flatMap { Int($0) } ?? 0
         #expect(partitions <= 56 + 15, "\(partitions) partitions")
         #expect(try connection.execute("SELECT count(*) FROM events").rows[0][0] == String(events.count))
         // Now and next month get month partitions of their own.
@@ -67,8 +99,14 @@ func migrated() throws -> PostgresConnection {
         #expect(try connection.execute("SELECT count(*) FROM pg_class WHERE relname = $1", [name]).rows[0][0] == "1")
         // A fresh writer (a restarted storage) reads the ranges back from the catalog and makes none again.
         let before = partitions
-        _ = try EventWriter().write(events: [makeEvent("Again", user: "u", at: "1999-03-03T00:00:00Z")], users: .array([]), companies: .array([]), on: connection)
-        let after = try connection.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass").rows[0][0].flatMap { Int($0) } ?? 0
+        _ = try EventWriter().write(
+            events: [makeEvent("Again", user: "u", at: "1999-03-03T00:00:00Z")],
+            users: .array([]),
+            companies: .array([]),
+            on: connection
+        )
+        let after =
+            try connection.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass").rows[0][0].flatMap { Int($0) } ?? 0
         #expect(after == before + 1)
     }
 
@@ -99,8 +137,12 @@ func migrated() throws -> PostgresConnection {
         let second = try writer.write(events: events, users: .array([]), companies: .array([]), on: connection)
         #expect(second == EventWriter.Outcome(inserted: 0, duplicates: 3))
         // A fresh writer (a restarted storage) does not know the partitions but still succeeds.
-        let third = try EventWriter().write(events: events + [makeEvent("C", user: "u3", at: "2024-06-20T00:00:00Z")],
-                                            users: .array([]), companies: .array([]), on: connection)
+        let third = try EventWriter().write(
+            events: events + [makeEvent("C", user: "u3", at: "2024-06-20T00:00:00Z")],
+            users: .array([]),
+            companies: .array([]),
+            on: connection
+        )
         #expect(third == EventWriter.Outcome(inserted: 1, duplicates: 3))
         #expect(try connection.execute("SELECT count(*) FROM events").rows[0][0] == "4")
         // May and June of 2024 are more than a year ago: one partition holds that year.
@@ -115,18 +157,28 @@ func migrated() throws -> PostgresConnection {
     @Test func userUpsertsMergeTraitsKeyByKeyWhateverTheOrder() throws {
         let connection = try migrated()
         let writer = EventWriter()
-        let older: JSON = [["app_token": "acme", "user_id": "u1", "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-02T00:00:00Z",
-                            "traits": ["plan": "free", "email": "a@x"],
-                            "trait_times": ["plan": "2024-05-02T00:00:00Z", "email": "2024-05-02T00:00:00Z"],
-                            "company_id": "c-old", "company_updated_at": "2024-05-02T00:00:00Z"]]
-        let newer: JSON = [["app_token": "acme", "user_id": "u1", "first_seen": "2024-05-03T00:00:00Z", "last_seen": "2024-05-04T00:00:00Z",
-                            "traits": ["plan": "pro"], "trait_times": ["plan": "2024-05-04T00:00:00Z"],
-                            "company_id": "c-new", "company_updated_at": "2024-05-04T00:00:00Z"]]
+        let older: JSON = [
+            [
+                "app_token": "acme", "user_id": "u1", "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-02T00:00:00Z",
+                "traits": ["plan": "free", "email": "a@x"],
+                "trait_times": ["plan": "2024-05-02T00:00:00Z", "email": "2024-05-02T00:00:00Z"],
+                "company_id": "c-old", "company_updated_at": "2024-05-02T00:00:00Z",
+            ]
+        ]
+        let newer: JSON = [
+            [
+                "app_token": "acme", "user_id": "u1", "first_seen": "2024-05-03T00:00:00Z", "last_seen": "2024-05-04T00:00:00Z",
+                "traits": ["plan": "pro"], "trait_times": ["plan": "2024-05-04T00:00:00Z"],
+                "company_id": "c-new", "company_updated_at": "2024-05-04T00:00:00Z",
+            ]
+        ]
         // The newer batch arrives first, then the older one, then both again.
         for users in [newer, older, newer, older] {
             _ = try writer.write(events: [], users: users, companies: .array([]), on: connection)
         }
-        let row = try connection.execute("SELECT first_seen, last_seen, traits->>'plan', traits->>'email', company_id, trait_times->>'plan' FROM users").rows
+        let row = try connection.execute(
+            "SELECT first_seen, last_seen, traits->>'plan', traits->>'email', company_id, trait_times->>'plan' FROM users"
+        ).rows
         #expect(row.count == 1)
         #expect(row[0][0]?.hasPrefix("2024-05-01") == true)
         #expect(row[0][1]?.hasPrefix("2024-05-04") == true)
@@ -144,10 +196,34 @@ func migrated() throws -> PostgresConnection {
         }
         let user: JSON = [["app_token": "acme", "user_id": "u-known", "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-01T00:00:00Z"]]
         _ = try writer.write(events: [], users: user, companies: .array([]), on: connection)
-        _ = try writer.write(events: [], users: .array([]), companies: .array([]), aliases: alias("device", "u2", "2024-05-02T00:00:00Z"), on: connection)
-        _ = try writer.write(events: [], users: .array([]), companies: .array([]), aliases: alias("device", "u1", "2024-05-01T00:00:00Z"), on: connection)
-        _ = try writer.write(events: [], users: .array([]), companies: .array([]), aliases: alias("device", "u3", "2024-05-03T00:00:00Z"), on: connection)
-        _ = try writer.write(events: [], users: .array([]), companies: .array([]), aliases: alias("u-known", "u1", "2024-05-01T00:00:00Z"), on: connection)
+        _ = try writer.write(
+            events: [],
+            users: .array([]),
+            companies: .array([]),
+            aliases: alias("device", "u2", "2024-05-02T00:00:00Z"),
+            on: connection
+        )
+        _ = try writer.write(
+            events: [],
+            users: .array([]),
+            companies: .array([]),
+            aliases: alias("device", "u1", "2024-05-01T00:00:00Z"),
+            on: connection
+        )
+        _ = try writer.write(
+            events: [],
+            users: .array([]),
+            companies: .array([]),
+            aliases: alias("device", "u3", "2024-05-03T00:00:00Z"),
+            on: connection
+        )
+        _ = try writer.write(
+            events: [],
+            users: .array([]),
+            companies: .array([]),
+            aliases: alias("u-known", "u1", "2024-05-01T00:00:00Z"),
+            on: connection
+        )
         let rows = try connection.execute("SELECT alias_id, user_id FROM identity_aliases ORDER BY alias_id").rows
         #expect(rows == [["device", "u1"]])
     }

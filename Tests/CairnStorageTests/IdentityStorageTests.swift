@@ -1,10 +1,11 @@
 import CairnCore
 import CairnPostgres
-@testable import CairnStorage
 import CairnTesting
 import CairnWire
 import Logging
 import Testing
+
+@testable import CairnStorage
 
 @Suite struct IdentityStorageTests {
     /// acme with users u1, u2, u3; u1 identified anonymous device-1.
@@ -20,12 +21,19 @@ import Testing
         ]
         var users: [JSON] = []
         for (user, plan) in [("u1", "pro"), ("u2", "free"), ("u3", "team")] {
-            users.append(["app_token": "acme", "user_id": .string(user), "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-03T00:00:00Z",
-                          "traits": ["plan": .string(plan), "only_\(user)": true], "trait_times": ["plan": "2024-05-01T00:00:00Z", "only_\(user)": "2024-05-01T00:00:00Z"]])
+            users.append([
+                "app_token": "acme", "user_id": .string(user), "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-03T00:00:00Z",
+                "traits": ["plan": .string(plan), "only_\(user)": true],
+                "trait_times": ["plan": "2024-05-01T00:00:00Z", "only_\(user)": "2024-05-01T00:00:00Z"],
+            ])
         }
-        _ = try writer.write(events: events, users: .array(users), companies: .array([]),
-                             aliases: [["app_token": "acme", "alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:05:00Z"]],
-                             on: connection)
+        _ = try writer.write(
+            events: events,
+            users: .array(users),
+            companies: .array([]),
+            aliases: [["app_token": "acme", "alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:05:00Z"]],
+            on: connection
+        )
         return connection
     }
 
@@ -52,9 +60,13 @@ import Testing
         #expect(again["merged"] == .bool(false))
         #expect(throws: RPCError.self) { _ = try UserMerge.merge(["app": "acme", "from": "nobody", "into": "u3"], on: connection) }
         // An identify of the merged-away user later still lands on the survivor.
-        _ = try EventWriter().write(events: [], users: .array([]), companies: .array([]),
-                                    aliases: [["app_token": "acme", "alias_id": "device-9", "user_id": "u1", "aliased_at": "2024-05-05T00:00:00Z"]],
-                                    on: connection)
+        _ = try EventWriter().write(
+            events: [],
+            users: .array([]),
+            companies: .array([]),
+            aliases: [["app_token": "acme", "alias_id": "device-9", "user_id": "u1", "aliased_at": "2024-05-05T00:00:00Z"]],
+            on: connection
+        )
         #expect(try connection.execute("SELECT user_id FROM identity_aliases WHERE alias_id = 'device-9'").rows == [["u3"]])
     }
 }
@@ -72,12 +84,22 @@ import Testing
             makeEvent("Clicked", user: "u1", at: "2024-04-01T00:00:00Z"),
         ]
         let memberships: JSON = [
-            ["app_token": "acme", "user_id": "u1", "company_id": "old-co", "first_seen": "2024-05-01T00:00:00Z", "last_seen": "2024-05-01T00:00:00Z"],
-            ["app_token": "acme", "user_id": "u1", "company_id": "new-co", "first_seen": "2024-05-10T00:00:00Z", "last_seen": "2024-05-10T00:00:00Z"],
+            [
+                "app_token": "acme", "user_id": "u1", "company_id": "old-co", "first_seen": "2024-05-01T00:00:00Z",
+                "last_seen": "2024-05-01T00:00:00Z",
+            ],
+            [
+                "app_token": "acme", "user_id": "u1", "company_id": "new-co", "first_seen": "2024-05-10T00:00:00Z",
+                "last_seen": "2024-05-10T00:00:00Z",
+            ],
         ]
         _ = try writer.write(events: events, users: .array([]), companies: .array([]), memberships: memberships, on: connection)
         let rows = try connection.execute("SELECT inserted_at::date::text, company FROM events_resolved ORDER BY inserted_at").rows
-        #expect(rows == [["2024-04-01", nil], ["2024-05-01", "old-co"], ["2024-05-02", "old-co"], ["2024-05-10", "new-co"], ["2024-05-11", "new-co"]])
+        #expect(
+            rows == [
+                ["2024-04-01", nil], ["2024-05-01", "old-co"], ["2024-05-02", "old-co"], ["2024-05-10", "new-co"], ["2024-05-11", "new-co"],
+            ]
+        )
     }
 }
 
@@ -93,10 +115,13 @@ import Testing
             makeEvent("", user: "u1", at: "2024-05-01T10:00:00Z", type: .sessionStart),
         ]
         _ = try EventWriter().write(events: events, users: .array([]), companies: .array([]), on: connection)
-        let context = try IdentityContext.load([
-            "app_token": "acme", "user_ids": ["u1"], "anonymous_ids": ["device-1"],
-            "new_aliases": [["alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:05:00Z"]],
-        ], on: connection)
+        let context = try IdentityContext.load(
+            [
+                "app_token": "acme", "user_ids": ["u1"], "anonymous_ids": ["device-1"],
+                "new_aliases": [["alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:05:00Z"]],
+            ],
+            on: connection
+        )
         #expect(context["inactivity_s"] == .int(600))
         #expect(context["max_length_s"] == .int(7200))
         #expect(context["aliases"]?["device-1"] == "u1")
@@ -111,13 +136,20 @@ import Testing
         #expect(cached["histories"]?.objectValue?.isEmpty == true)
 
         // Once stored, the same identification again changes nothing: a cached u1 is not re-read.
-        _ = try EventWriter().write(events: [], users: .array([]), companies: .array([]),
-                                    aliases: [["app_token": "acme", "alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:05:00Z"]],
-                                    on: connection)
-        let repeated = try IdentityContext.load([
-            "app_token": "acme", "user_ids": ["u1"], "cached": ["u1"],
-            "new_aliases": [["alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:06:00Z"]],
-        ], on: connection)
+        _ = try EventWriter().write(
+            events: [],
+            users: .array([]),
+            companies: .array([]),
+            aliases: [["app_token": "acme", "alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:05:00Z"]],
+            on: connection
+        )
+        let repeated = try IdentityContext.load(
+            [
+                "app_token": "acme", "user_ids": ["u1"], "cached": ["u1"],
+                "new_aliases": [["alias_id": "device-1", "user_id": "u1", "aliased_at": "2024-05-01T09:06:00Z"]],
+            ],
+            on: connection
+        )
         #expect(repeated["novel_aliases"] == [])
         #expect(repeated["absorbing"] == [])
         #expect(repeated["histories"]?.objectValue?.isEmpty == true)

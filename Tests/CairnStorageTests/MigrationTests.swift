@@ -1,9 +1,10 @@
 import CairnCore
 import CairnPostgres
-@testable import CairnStorage
 import CairnTesting
 import Foundation
 import Testing
+
+@testable import CairnStorage
 
 /// Shipped migrations never change, and a database upgraded one version at a time ends up the
 /// same as a fresh one, with its rows intact.
@@ -41,14 +42,20 @@ import Testing
         #expect(try Schema.migrate(upgraded, upTo: 1) == 1)
         try upgraded.execute(Self.partition)
         // Rows as version 1 stored them.
-        try upgraded.execute("""
+        try upgraded.execute(
+            """
             INSERT INTO events (app_token, inserted_at, internal_event_id, event_type, event_name, user_id, anonymous_id, source, metadata, received_at, origin)
             VALUES ('shop', '2024-05-01T08:00:00Z', 1, 'track', 'viewed', NULL, 'device-A', 'web-client', '{"page": "home"}', '2024-05-01T08:00:01Z', 'segment'),
                    ('shop', '2024-05-02T09:00:00Z', 2, 'track', 'purchase', 'ada', NULL, 'web-client', '{"price": 12}', '2024-05-02T09:00:01Z', 'segment'),
                    ('shop', '2024-05-03T10:00:00Z', 3, 'identify', '', 'ada', 'device-A', 'web-client', '{}', '2024-05-03T10:00:01Z', 'segment')
-            """)
-        try upgraded.execute("INSERT INTO users (app_token, user_id, first_seen, last_seen, traits, company_id) VALUES ('shop', 'ada', '2024-05-02T09:00:00Z', '2024-05-03T10:00:00Z', '{\"plan\": \"pro\"}', 'acme')")
-        try upgraded.execute("INSERT INTO companies (app_token, company_id, first_seen, last_seen) VALUES ('shop', 'acme', '2024-05-02T09:00:00Z', '2024-05-03T10:00:00Z')")
+            """
+        )
+        try upgraded.execute(
+            "INSERT INTO users (app_token, user_id, first_seen, last_seen, traits, company_id) VALUES ('shop', 'ada', '2024-05-02T09:00:00Z', '2024-05-03T10:00:00Z', '{\"plan\": \"pro\"}', 'acme')"
+        )
+        try upgraded.execute(
+            "INSERT INTO companies (app_token, company_id, first_seen, last_seen) VALUES ('shop', 'acme', '2024-05-02T09:00:00Z', '2024-05-03T10:00:00Z')"
+        )
         for version in 2...Schema.migrations.count {
             #expect(try Schema.migrate(upgraded, upTo: version) == version)
             switch version {
@@ -56,10 +63,12 @@ import Testing
                 try upgraded.execute("INSERT INTO apps (token, name, write_key_hash) VALUES ('shop', 'shop', 'hash')")
                 try upgraded.execute("INSERT INTO app_attributes (app_token, name, type) VALUES ('shop', 'price', 'number')")
             case 3:
-                try upgraded.execute("""
+                try upgraded.execute(
+                    """
                     INSERT INTO identity_aliases (app_token, alias_kind, alias_id, user_id, aliased_at, reason)
                     VALUES ('shop', 'anonymous', 'device-A', 'ada', '2024-05-03T10:00:00Z', 'identify')
-                    """)
+                    """
+                )
             default:
                 break
             }
@@ -77,14 +86,22 @@ import Testing
         #expect(same, "pg_dump --schema-only differs: \(Self.firstDifference(upgradedSchema, freshSchema))")
 
         // The rows are intact, and the migrations that derive from them did.
-        let events = try upgraded.execute("SELECT internal_event_id, event_name, coalesce(user_id, ''), metadata::text, stored_xid FROM events ORDER BY 1").rows
-        #expect(events == [["1", "viewed", "", #"{"page": "home"}"#, "0"], ["2", "purchase", "ada", #"{"price": 12}"#, "0"], ["3", "", "ada", "{}", "0"]])
+        let events = try upgraded.execute(
+            "SELECT internal_event_id, event_name, coalesce(user_id, ''), metadata::text, stored_xid FROM events ORDER BY 1"
+        ).rows
+        #expect(
+            events == [
+                ["1", "viewed", "", #"{"page": "home"}"#, "0"], ["2", "purchase", "ada", #"{"price": 12}"#, "0"], ["3", "", "ada", "{}", "0"],
+            ]
+        )
         #expect(try upgraded.execute("SELECT user_id, traits::text, company_id FROM users").rows == [["ada", #"{"plan": "pro"}"#, "acme"]])
         #expect(try upgraded.execute("SELECT sum(events) FROM rollup_event_counts WHERE app_token = 'shop'").rows == [["3"]])
         #expect(try upgraded.execute("SELECT value FROM rollup_attribute_values WHERE attribute = 'price'").rows == [["12"]])
         // device-A was identified as ada: one person on each of the three days.
-        #expect(try upgraded.execute("SELECT period::text, people FROM rollup_period_people WHERE grain = 'day' ORDER BY 1").rows
-            == [["2024-05-01", "1"], ["2024-05-02", "1"], ["2024-05-03", "1"]])
+        #expect(
+            try upgraded.execute("SELECT period::text, people FROM rollup_period_people WHERE grain = 'day' ORDER BY 1").rows
+                == [["2024-05-01", "1"], ["2024-05-02", "1"], ["2024-05-03", "1"]]
+        )
         #expect(try upgraded.execute("SELECT DISTINCT person FROM events_resolved").rows == [["ada"]])
         #expect(try upgraded.execute("SELECT event_time_future_s FROM apps").rows == [["86400"]])
     }

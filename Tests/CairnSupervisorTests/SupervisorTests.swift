@@ -1,9 +1,10 @@
 import CairnCore
-@testable import CairnSupervisor
 import Foundation
 import Logging
 import Synchronization
 import Testing
+
+@testable import CairnSupervisor
 
 #if canImport(Glibc)
 import Glibc
@@ -11,10 +12,15 @@ import Glibc
 
 @Suite struct StackFileTests {
     @Test func ordersServicesByDependency() throws {
-        let stack = try StackFile.parse(try JSONParser.parse("""
-            {"services": [{"name": "ingest", "depends_on": ["identity"]}, {"name": "identity", "depends_on": ["storage"]},
-                          {"name": "storage"}, {"name": "reporting", "depends_on": ["storage"], "restart": "on-failure"}]}
-            """), origin: "test")
+        let stack = try StackFile.parse(
+            try JSONParser.parse(
+                """
+                {"services": [{"name": "ingest", "depends_on": ["identity"]}, {"name": "identity", "depends_on": ["storage"]},
+                              {"name": "storage"}, {"name": "reporting", "depends_on": ["storage"], "restart": "on-failure"}]}
+                """
+            ),
+            origin: "test"
+        )
         #expect(stack.services.map(\.name) == ["storage", "identity", "ingest", "reporting"])
         #expect(stack.services[0].executable == "cairn-storage")
         #expect(stack.services[3].restart == .onFailure)
@@ -22,9 +28,14 @@ import Glibc
     }
 
     @Test func keepsAServicesSettingsForIt() throws {
-        let stack = try StackFile.parse(try JSONParser.parse("""
-            {"services": [{"name": "export", "settings": {"destinations": [{"name": "w", "app": "acme"}]}}]}
-            """), origin: "test")
+        let stack = try StackFile.parse(
+            try JSONParser.parse(
+                """
+                {"services": [{"name": "export", "settings": {"destinations": [{"name": "w", "app": "acme"}]}}]}
+                """
+            ),
+            origin: "test"
+        )
         #expect(stack.services[0].settings?["destinations"]?.arrayValue?.first?["app"] == "acme")
     }
 
@@ -48,15 +59,22 @@ import Glibc
     }
 
     @Test func anExecutableMayRunAsSeveralNamedInstances() throws {
-        let stack = try StackFile.parse(try JSONParser.parse("""
-            {"services": [{"name": "ingest"}, {"name": "ingest-2", "executable": "cairn-ingest"}]}
-            """), origin: "test")
+        let stack = try StackFile.parse(
+            try JSONParser.parse(
+                """
+                {"services": [{"name": "ingest"}, {"name": "ingest-2", "executable": "cairn-ingest"}]}
+                """
+            ),
+            origin: "test"
+        )
         #expect(stack.services.map(\.executable) == ["cairn-ingest", "cairn-ingest"])
         #expect(stack.services.map(\.name) == ["ingest", "ingest-2"])
     }
 
     @Test func theShippedStackFileLoads() throws {
-        let stack = try StackFile.load(path: #filePath.replacingOccurrences(of: "Tests/CairnSupervisorTests/SupervisorTests.swift", with: "compose/default.json"))
+        let stack = try StackFile.load(
+            path: #filePath.replacingOccurrences(of: "Tests/CairnSupervisorTests/SupervisorTests.swift", with: "compose/default.json")
+        )
         #expect(stack.services.map(\.name) == ["storage", "identity", "ingest", "reporting", "export"])
     }
 }
@@ -64,8 +82,11 @@ import Glibc
 @Suite struct ChildProcessTests {
     @Test func forwardsOutputAndReportsExitStatus() async throws {
         let lines = Mutex<[String]>([])
-        let child = try ChildProcess(name: "sh", arguments: ["/bin/sh", "-c", "echo one; echo two >&2; printf three; exit 3"],
-                                     environment: [:]) { line in lines.withLock { $0.append(line) } }
+        let child = try ChildProcess(
+            name: "sh",
+            arguments: ["/bin/sh", "-c", "echo one; echo two >&2; printf three; exit 3"],
+            environment: [:]
+        ) { line in lines.withLock { $0.append(line) } }
         #expect(await child.waitForExit() == .exited(3))
         // Output is read on its own thread; give it a moment to drain.
         for _ in 0..<100 where lines.withLock({ $0.count }) < 3 { try await Task.sleep(for: .milliseconds(10)) }
@@ -96,8 +117,10 @@ import Glibc
         let start = try #require(ChildRegistry.startTime(of: left.pid))
         let registry = ChildRegistry(runDirectory: directory)
         // The bystander's pid with another start time stands for a pid reused since: never signalled.
-        registry.write([.init(name: "left", pid: left.pid, startTime: start, stopSignal: SIGTERM),
-                        .init(name: "reused", pid: bystander.pid, startTime: start &+ 12345, stopSignal: SIGTERM)])
+        registry.write([
+            .init(name: "left", pid: left.pid, startTime: start, stopSignal: SIGTERM),
+            .init(name: "reused", pid: bystander.pid, startTime: start &+ 12345, stopSignal: SIGTERM),
+        ])
         #expect(registry.leftovers().map(\.name) == ["left"])
         await registry.stopLeftovers(deadline: .seconds(5), logger: Logger(label: "test"))
         #expect(await left.waitForExit() == .signalled(SIGTERM))
@@ -142,7 +165,9 @@ extension String {
         let process = try await process()
         var always = child()
         always.started(process, at: start, stopSignal: SIGTERM)
-        #expect(always.exited(.exited(0), at: start + .seconds(1), stackStopping: false, policy: .always) == .restart(stableRun: false, flapping: false))
+        #expect(
+            always.exited(.exited(0), at: start + .seconds(1), stackStopping: false, policy: .always) == .restart(stableRun: false, flapping: false)
+        )
         #expect(always.state == .restarting(after: .exited(0)) && always.restarts == 1)
         #expect(always.statusName(at: start) == "restarting" && always.runningProcess == nil)
 
@@ -152,7 +177,10 @@ extension String {
         #expect(onFailure.state == .exited(.exited(0)) && onFailure.statusName(at: start) == "exited" && onFailure.restarts == 0)
 
         onFailure.started(process, at: start, stopSignal: SIGTERM)
-        #expect(onFailure.exited(.signalled(SIGKILL), at: start + .seconds(1), stackStopping: false, policy: .onFailure) == .restart(stableRun: false, flapping: false))
+        #expect(
+            onFailure.exited(.signalled(SIGKILL), at: start + .seconds(1), stackStopping: false, policy: .onFailure)
+                == .restart(stableRun: false, flapping: false)
+        )
         #expect(onFailure.lastExit == .signalled(SIGKILL))
     }
 
@@ -173,7 +201,11 @@ extension String {
             now = now + .seconds(1)
             steps.append(child.exited(.exited(1), at: now, stackStopping: false, policy: .always))
         }
-        #expect(steps == [.restart(stableRun: false, flapping: false), .restart(stableRun: false, flapping: false), .restart(stableRun: false, flapping: true)])
+        #expect(
+            steps == [
+                .restart(stableRun: false, flapping: false), .restart(stableRun: false, flapping: false), .restart(stableRun: false, flapping: true),
+            ]
+        )
         #expect(child.statusName(at: now) == "flapping")
         // Running again, it stays "flapping" until it has run the stable time.
         child.started(process, at: now, stopSignal: SIGTERM)

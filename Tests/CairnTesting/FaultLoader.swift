@@ -135,8 +135,10 @@ public final class FaultLoader: Sendable {
     func message(_ n: Int) -> JSON {
         // One millisecond apart from a fixed start: a distinct internal event id per event.
         let time = Timestamp(microseconds: 1_717_200_000_000_000 + Int64(n) * 1_000)
-        return ["type": "track", "event": "Fault Load", "userId": .string("fault-user-\(n % 97)"), "messageId": .string(messageId(n)),
-                "timestamp": .string(time.description), "properties": ["n": .int(Int64(n))]]
+        return [
+            "type": "track", "event": "Fault Load", "userId": .string("fault-user-\(n % 97)"), "messageId": .string(messageId(n)),
+            "timestamp": .string(time.description), "properties": ["n": .int(Int64(n))],
+        ]
     }
 
     /// nil when acknowledged; else why not.
@@ -180,8 +182,12 @@ public final class FaultLoader: Sendable {
         // The CLI retries refusals itself and says why on stderr: count those too.
         let said = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
         for line in said.split(separator: "\n") where line.hasPrefix("ingest: ") {
-            let code = line.contains("spool's disk is full") ? "JSON-RPC spool_full" : line.contains("high-water mark") ? "JSON-RPC overloaded"
-                : line.contains("connection") ? "CLI connection failed" : "JSON-RPC other"
+            let code =
+                line.contains("spool's disk is full")
+                ? "JSON-RPC spool_full"
+                : line.contains("high-water mark")
+                    ? "JSON-RPC overloaded"
+                    : line.contains("connection") ? "CLI connection failed" : "JSON-RPC other"
             state.withLock { $0.refusals[code, default: 0] += 1 }
         }
         try? FileManager.default.removeItem(atPath: path)

@@ -39,10 +39,24 @@ public struct FaultProfile: Sendable {
     /// How long the load lasts.
     var window: Duration { .milliseconds(Int64(events) * 1000 / Int64(rate)) }
 
-    public static let short = FaultProfile(name: "short", events: 6_000, kills: 2, databaseDown: .seconds(5), restarts: 3,
-                                           diskFull: .seconds(3), soak: .seconds(20))
-    public static let full = FaultProfile(name: "full", events: 40_000, kills: 5, databaseDown: .seconds(30), restarts: 8,
-                                          diskFull: .seconds(10), soak: .seconds(300))
+    public static let short = FaultProfile(
+        name: "short",
+        events: 6_000,
+        kills: 2,
+        databaseDown: .seconds(5),
+        restarts: 3,
+        diskFull: .seconds(3),
+        soak: .seconds(20)
+    )
+    public static let full = FaultProfile(
+        name: "full",
+        events: 40_000,
+        kills: 5,
+        databaseDown: .seconds(30),
+        restarts: 8,
+        diskFull: .seconds(10),
+        soak: .seconds(300)
+    )
 }
 
 /// What one fault did to the acknowledged set.
@@ -123,38 +137,55 @@ public final class FaultSuite: @unchecked Sendable {
         }
         if fault == .slowConsumer { environment["CAIRN_SPOOL_HIGH_WATER_MARK"] = "1500" }
         var mountPoint: String?
-        let stack = try await TestStack(environment: environment, prepare: { data in
-            if fault == .spoolDiskFull {
-                let spool = data + "/spool"
-                try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
-                try Self.run(["/bin/mount", "-t", "tmpfs", "-o", "size=12m,mode=0700", "tmpfs", spool],
-                             "the disk-full fault needs a small tmpfs for the spool (mount, as root)")
-                mountPoint = spool
+        let stack = try await TestStack(
+            environment: environment,
+            prepare: { data in
+                if fault == .spoolDiskFull {
+                    let spool = data + "/spool"
+                    try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
+                    try Self.run(
+                        ["/bin/mount", "-t", "tmpfs", "-o", "size=12m,mode=0700", "tmpfs", spool],
+                        "the disk-full fault needs a small tmpfs for the spool (mount, as root)"
+                    )
+                    mountPoint = spool
+                }
             }
-        })
+        )
         defer {
             if let mountPoint { _ = try? Self.run(["/bin/umount", "-l", mountPoint], "") }
         }
         do {
             let created = try await stack.cli(["apps", "create", "faults_\(fault.slug)"])
-            guard created.status == 0, let key = created.stdout.split(separator: "\n").first(where: { $0.hasPrefix("write key:") })?.split(separator: " ").last,
-                let token = created.stdout.split(separator: "\n").first(where: { $0.hasPrefix("app token:") })?.split(separator: " ").last else {
+            guard created.status == 0,
+                let key = created.stdout.split(separator: "\n").first(where: { $0.hasPrefix("write key:") })?.split(separator: " ").last,
+                let token = created.stdout.split(separator: "\n").first(where: { $0.hasPrefix("app token:") })?.split(separator: " ").last
+            else {
                 throw TestStackError("cannot create the app: \(created.stdout) \(created.stderr)")
             }
             let work = stack.directory + "/loader"
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
             let events = fault == .slowConsumer ? 10_000_000 : profile.events
-            let loader = FaultLoader(label: fault.slug, app: String(token), writeKey: String(key), httpURL: try await stack.httpURL(),
-                                     runDirectory: stack.runDirectory, workDirectory: work, total: events,
-                                     rate: fault == .slowConsumer ? profile.rate * 3 : profile.rate)
+            let loader = FaultLoader(
+                label: fault.slug,
+                app: String(token),
+                writeKey: String(key),
+                httpURL: try await stack.httpURL(),
+                runDirectory: stack.runDirectory,
+                workDirectory: work,
+                total: events,
+                rate: fault == .slowConsumer ? profile.rate * 3 : profile.rate
+            )
             let started = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await loader.run(deadline: .seconds(600)) }
                 try await inject(fault, into: stack, loader: loader, record: record)
                 try await group.waitForAll()
             }
-            record.note("loader done after \(Self.seconds(ContinuousClock.now - started)) s; refusals seen while retrying: "
-                 + (loader.refusals.isEmpty ? "none" : loader.refusals.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")))
+            record.note(
+                "loader done after \(Self.seconds(ContinuousClock.now - started)) s; refusals seen while retrying: "
+                    + (loader.refusals.isEmpty
+                        ? "none" : loader.refusals.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))
+            )
             try await check(loader, in: stack, record: record)
             let status = try await stack.stop(removingFiles: false)
             if status != 0 { record.problem("the supervisor exited \(status) after SIGTERM") }
@@ -182,7 +213,9 @@ public final class FaultSuite: @unchecked Sendable {
                 let at = ContinuousClock.now
                 let back = try await waitHealthy(stack, replacing: [service: pid])
                 slowest = max(slowest, back - at)
-                record.note("kill \(kill): SIGKILL \(service) (pid \(pid)) with \(loader.acknowledgedCount) acknowledged; restarted and healthy after \(Self.seconds(back - at)) s")
+                record.note(
+                    "kill \(kill): SIGKILL \(service) (pid \(pid)) with \(loader.acknowledgedCount) acknowledged; restarted and healthy after \(Self.seconds(back - at)) s"
+                )
             }
             record.recovery = slowest
 
@@ -191,7 +224,9 @@ public final class FaultSuite: @unchecked Sendable {
             let children = try await childPIDs(stack)
             Glibc.kill(stack.supervisor.processIdentifier, SIGKILL)
             let at = ContinuousClock.now
-            record.note("SIGKILL supervisor (pid \(stack.supervisor.processIdentifier)) with \(loader.acknowledgedCount) acknowledged; children \(children.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", "))")
+            record.note(
+                "SIGKILL supervisor (pid \(stack.supervisor.processIdentifier)) with \(loader.acknowledgedCount) acknowledged; children \(children.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", "))"
+            )
             // Every child must go by itself: the services watch their parent, PostgreSQL gets a parent-death signal.
             var orphans = children
             let deadline = ContinuousClock.now + .seconds(30)
@@ -220,7 +255,9 @@ public final class FaultSuite: @unchecked Sendable {
             try server.start()
             let at = ContinuousClock.now
             record.recovery = try await waitForCommits(stack, app: loader.app, after: at) - at
-            record.note("PostgreSQL started again after \(Self.seconds(profile.databaseDown)) s; storage committed again after \(Self.seconds(record.recovery!)) s")
+            record.note(
+                "PostgreSQL started again after \(Self.seconds(profile.databaseDown)) s; storage committed again after \(Self.seconds(record.recovery!)) s"
+            )
 
         case .databaseRestarts:
             var slowest = Duration.zero
@@ -234,7 +271,9 @@ public final class FaultSuite: @unchecked Sendable {
                 let at = ContinuousClock.now
                 let committed = try await waitForCommits(stack, app: loader.app, after: at)
                 slowest = max(slowest, committed - at)
-                record.note("restart \(restart): \(immediate ? "immediate (crash-like)" : "fast") stop and start; committing again after \(Self.seconds(committed - at)) s")
+                record.note(
+                    "restart \(restart): \(immediate ? "immediate (crash-like)" : "fast") stop and start; committing again after \(Self.seconds(committed - at)) s"
+                )
             }
             record.recovery = slowest
 
@@ -267,7 +306,9 @@ public final class FaultSuite: @unchecked Sendable {
             let at = ContinuousClock.now
             try await stack.waitForSupervisorExit(within: .seconds(60))
             let status = stack.supervisor.isRunning ? -1 : stack.supervisor.terminationStatus
-            record.note("SIGTERM supervisor under load (spool depth \(depth.map(String.init) ?? "?")); it exited \(status) after \(Self.seconds(ContinuousClock.now - at)) s with \(loader.acknowledgedCount) acknowledged")
+            record.note(
+                "SIGTERM supervisor under load (spool depth \(depth.map(String.init) ?? "?")); it exited \(status) after \(Self.seconds(ContinuousClock.now - at)) s with \(loader.acknowledgedCount) acknowledged"
+            )
             if status != 0 { record.problem("graceful shutdown exited \(status)") }
             try await stack.restart()
             record.recovery = ContinuousClock.now - at
@@ -332,7 +373,9 @@ public final class FaultSuite: @unchecked Sendable {
         record.result.doubled = rows.values.reduce(0) { $0 + max(0, $1 - 1) }
         record.result.extra = Set(rows.keys).subtracting(sent).count
         let dead = try await stack.call("ingest", "system.status")["dead_letters"]?.intValue ?? -1
-        record.note("sent \(record.result.sent), acknowledged \(record.result.acknowledged), stored \(record.result.stored): lost \(record.result.lost), doubled \(record.result.doubled), extra \(record.result.extra); dead letters \(dead)")
+        record.note(
+            "sent \(record.result.sent), acknowledged \(record.result.acknowledged), stored \(record.result.stored): lost \(record.result.lost), doubled \(record.result.doubled), extra \(record.result.extra); dead letters \(dead)"
+        )
         if dead != 0 { record.problem("\(dead) events became dead letters") }
     }
 
@@ -396,13 +439,16 @@ public final class FaultSuite: @unchecked Sendable {
     public static func table(_ results: [FaultResult]) -> String {
         let header = ["fault", "sent", "acknowledged", "stored", "lost", "doubled", "recover s", "result"]
         let rows = results.map { result in
-            [result.fault.rawValue, "\(result.sent)", "\(result.acknowledged)", "\(result.stored)", "\(result.lost)", "\(result.doubled)",
-             result.recovery.map(seconds) ?? "-", result.passed ? "ok" : "FAILED"]
+            [
+                result.fault.rawValue, "\(result.sent)", "\(result.acknowledged)", "\(result.stored)", "\(result.lost)", "\(result.doubled)",
+                result.recovery.map(seconds) ?? "-", result.passed ? "ok" : "FAILED",
+            ]
         }
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { index, cell in
-                index == 0 ? cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+                index == 0
+                    ? cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
                     : String(repeating: " ", count: widths[index] - cell.count) + cell
             }.joined(separator: "  ")
         }
@@ -422,7 +468,8 @@ public final class FaultSuite: @unchecked Sendable {
 
     static func residentKiB(_ pid: pid_t) -> Int {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
         return Int(line.split(separator: " ")[1]) ?? 0
     }
 

@@ -35,8 +35,10 @@ public struct RecordGenerator {
 
     private mutating func pick<T>(_ values: [T]) -> T { values[random.next(in: 0...(values.count - 1))] }
 
-    private static let alphabet: [String] = ["a", "b", "z", "A", "Q", "0", "7", " ", "-", "_", ".", "\"", "\\", "/", "\n", "\t", "\u{1}",
-                                              "é", "e\u{301}", "ß", "ø", "名", "前", "😀", "\u{202E}", "'", ";", "%", "<", "&", "K", "\u{212A}"]
+    private static let alphabet: [String] = [
+        "a", "b", "z", "A", "Q", "0", "7", " ", "-", "_", ".", "\"", "\\", "/", "\n", "\t", "\u{1}",
+        "é", "e\u{301}", "ß", "ø", "名", "前", "😀", "\u{202E}", "'", ";", "%", "<", "&", "K", "\u{212A}",
+    ]
 
     private mutating func text(maximum: Int = 12) -> String {
         (0..<random.next(in: 1...maximum)).map { _ in pick(Self.alphabet) }.joined()
@@ -67,7 +69,9 @@ public struct RecordGenerator {
     private mutating func object(depth: Int = 0, maximumKeys: Int = 4) -> JSONObject {
         var object = JSONObject()
         for _ in 0..<random.next(in: 0...maximumKeys) {
-            object[chance(60) ? pick(["price", "plan", "seats", "Größe", "unitPrice", "unit_price", "名前", "url"]) : text(maximum: 8)] = value(depth: depth)
+            object[chance(60) ? pick(["price", "plan", "seats", "Größe", "unitPrice", "unit_price", "名前", "url"]) : text(maximum: 8)] = value(
+                depth: depth
+            )
         }
         return object
     }
@@ -111,7 +115,9 @@ public struct RecordGenerator {
         if chance(50) { message["messageId"] = .string("m-\(seed)-\(index)") }
         if chance(85) { message["timestamp"] = time() }
         var context = JSONObject()
-        if chance(40) { context["page"] = ["url": .string(pageURL()), "path": .string("/" + pick(["", "pricing", "a/b"])), "title": .string(text())] }
+        if chance(40) {
+            context["page"] = ["url": .string(pageURL()), "path": .string("/" + pick(["", "pricing", "a/b"])), "title": .string(text())]
+        }
         if chance(40) { context["userAgent"] = .string("Mozilla/5.0 " + text()) }
         if chance(40) { context["locale"] = .string(pick(["de-DE", "en-US", "fr"])) }
         if chance(30) { context["screen"] = ["width": .int(Int64(random.next(in: 0...4000))), "height": .int(Int64(random.next(in: 0...4000)))] }
@@ -196,7 +202,9 @@ public struct RecordGenerator {
         var global: JSONObject = ["client_uuid": .string(id("visitor")), "widget_id": .int(Int64(random.next(in: 1...5)))]
         if chance(40) { global["operator_group_id"] = .int(Int64(random.next(in: 1...5))) }
         if chance(40) { global["widget_lang"] = .string(pick(["en", "DE"])) }
-        var record: JSONObject = ["event_name": .string(pick(["chat_started", "chat_connected", "feedback_submit", "rating_submit"])), "global_ctx": .object(global)]
+        var record: JSONObject = [
+            "event_name": .string(pick(["chat_started", "chat_connected", "feedback_submit", "rating_submit"])), "global_ctx": .object(global),
+        ]
         if chance(70) {
             var session = JSONObject()
             if chance(60) { session["session_id"] = .string(id("session")) }
@@ -216,7 +224,9 @@ public struct RecordGenerator {
         if chance(20) {
             return ["user_id": .string(id("user")), "timestamp": time(), "user_data": .object(object())]
         }
-        var record: JSONObject = ["event": .string((chance(30) ? "event." : "") + pick(["app_created", "payment", "E " + text()])), "user_id": .string(id("user"))]
+        var record: JSONObject = [
+            "event": .string((chance(30) ? "event." : "") + pick(["app_created", "payment", "E " + text()])), "user_id": .string(id("user")),
+        ]
         if chance(85) { record["timestamp"] = time() }
         if chance(80) { record["attributes"] = .object(object()) }
         return .object(record)

@@ -53,7 +53,8 @@ public enum TestPostgres {
             guard let pid = pid_t(entry.dropFirst("cairn-test-pg-".count)), kill(pid, 0) != 0 else { continue }
             let pidFile = "/tmp/\(entry)/data/postmaster.pid"
             if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let line = text.split(separator: "\n").first,
-                let postmaster = pid_t(line), postmaster > 0 {
+                let postmaster = pid_t(line), postmaster > 0
+            {
                 kill(postmaster, SIGINT)
                 for _ in 0..<50 where kill(postmaster, 0) == 0 { usleep(100_000) }
             }

@@ -101,8 +101,14 @@ public final class TestReceiver: Sendable {
                 body += buffer.readBytes(length: buffer.readableBytes) ?? []
             case .end:
                 guard let head else { return }
-                let reply = recorder.record(Request(method: "\(head.method)", uri: head.uri,
-                                                    headers: head.headers.map { ($0.name, $0.value) }, body: body))
+                let reply = recorder.record(
+                    Request(
+                        method: "\(head.method)",
+                        uri: head.uri,
+                        headers: head.headers.map { ($0.name, $0.value) },
+                        body: body
+                    )
+                )
                 self.head = nil
                 var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(reply.body.utf8.count))])
                 for (name, value) in reply.headers { headers.add(name: name, value: value) }

@@ -28,8 +28,12 @@ public final class TestStack: @unchecked Sendable {
     /// - Parameters:
     ///   - stack: a stack file's JSON to run instead of `compose/default.json`.
     ///   - prepare: runs on the new data directory before the supervisor starts.
-    public init(environment extra: [String: String] = [:], stack: JSON? = nil, waitUntilRunning: Bool = true,
-                prepare: (String) throws -> Void = { _ in }) async throws {
+    public init(
+        environment extra: [String: String] = [:],
+        stack: JSON? = nil,
+        waitUntilRunning: Bool = true,
+        prepare: (String) throws -> Void = { _ in }
+    ) async throws {
         let supervisorPath = Binaries.path("cairn-supervisor")
         guard FileManager.default.isExecutableFile(atPath: supervisorPath) else {
             throw TestStackError("\(supervisorPath) is missing: run `swift build` (make test does) before the end-to-end tests")
@@ -149,9 +153,11 @@ public final class TestStack: @unchecked Sendable {
         process.standardError = FileHandle(forWritingAtPath: out + ".err")
         try process.run()
         let status = await process.waitForExit()
-        return (status,
-                (try? String(contentsOfFile: out + ".out", encoding: .utf8)) ?? "",
-                (try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? "")
+        return (
+            status,
+            (try? String(contentsOfFile: out + ".out", encoding: .utf8)) ?? "",
+            (try? String(contentsOfFile: out + ".err", encoding: .utf8)) ?? ""
+        )
     }
 
     /// The total of `report events` for `app`, through the reporting socket.
@@ -185,7 +191,9 @@ public final class TestStack: @unchecked Sendable {
     /// The ingest service's HTTP base URL, as it bound it.
     public func httpURL() async throws -> String {
         let status = try await call("ingest", "system.status")
-        guard let address = status["http_address"]?.stringValue else { throw TestStackError("ingest reports no HTTP address: \(status.serializedString())") }
+        guard let address = status["http_address"]?.stringValue else {
+            throw TestStackError("ingest reports no HTTP address: \(status.serializedString())")
+        }
         return "http://" + address
     }
 

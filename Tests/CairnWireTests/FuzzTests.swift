@@ -1,9 +1,10 @@
 import CairnCore
 import CairnTesting
-@testable import CairnWire
 import NIOCore
 import NIOEmbedded
 import Testing
+
+@testable import CairnWire
 
 /// Seeded fuzzing of the wire layer (see ``Fuzzer``): the frame decoder, fed any bytes in any
 /// pieces, yields frames or a ``WireError``; the JSON-RPC layer answers any frame with a

@@ -80,7 +80,9 @@ func withEchoServer(maximumFrameSize: Int = 1 << 20, _ body: @escaping @Sendable
     @Test func invalidRequestsAreAnsweredNotFatal() async throws {
         try await withEchoServer { path in
             let socket = try RawSocket(path: path)
-            for bad in [#"[1,2]"#, #"{"jsonrpc":"1.0","id":1,"method":"echo"}"#, #"{"jsonrpc":"2.0","id":3}"#, #"{"jsonrpc":"2.0","id":{},"method":"echo"}"#] {
+            for bad in [
+                #"[1,2]"#, #"{"jsonrpc":"1.0","id":1,"method":"echo"}"#, #"{"jsonrpc":"2.0","id":3}"#, #"{"jsonrpc":"2.0","id":{},"method":"echo"}"#,
+            ] {
                 try await socket.send(frame(bad))
                 let response = try JSONParser.parse(try #require(try await socket.receiveFrame()))
                 #expect(response["error"]?["code"] == .int(-32600), "for \(bad)")
@@ -193,7 +195,10 @@ func withEchoServer(maximumFrameSize: Int = 1 << 20, _ body: @escaping @Sendable
 
     @Test func aNewDirectoryIsPrivate() throws {
         let base = "/tmp/cairn-rundir-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        defer { rmdir(base + "/run"); rmdir(base) }
+        defer {
+            rmdir(base + "/run")
+            rmdir(base)
+        }
         try RunDirectory.prepare(base + "/run")
         #expect(mode(base + "/run") == 0o700)
     }

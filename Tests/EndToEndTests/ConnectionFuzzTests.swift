@@ -19,7 +19,8 @@ import Testing
             print("fuzz connections: seed \(seed)")
             let credentials = Data("\(key):".utf8).base64EncodedString()
             let valid = #"{"batch":[{"type":"track","event":"E","userId":"u","timestamp":"2024-05-01T09:00:00Z"}]}"#
-            let request = "POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \(credentials)\r\nContent-Type: application/json\r\nContent-Length: \(valid.utf8.count)\r\n\r\n\(valid)"
+            let request =
+                "POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \(credentials)\r\nContent-Type: application/json\r\nContent-Length: \(valid.utf8.count)\r\n\r\n\(valid)"
             var random = SplitMix64(seed: seed)
             let rounds = max(2, Int(Fuzzer.duration.components.seconds))
             for round in 0..<rounds {

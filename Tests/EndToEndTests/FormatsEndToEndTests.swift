@@ -1,6 +1,6 @@
-import CairnTesting
 import CairnCore
 import CairnPostgres
+import CairnTesting
 import Foundation
 import Testing
 
@@ -29,7 +29,9 @@ extension StackTests {
                 ("mixed.jsonl", "auto", "3 new, 2 duplicates, 0 rejected"),
             ]
             for expectation in expectations {
-                let result = try await stack.cli(["ingest", TestStack.repositoryRoot + "/Tests/Fixtures/" + expectation.file, "--app", "acme", "--format", expectation.format])
+                let result = try await stack.cli([
+                    "ingest", TestStack.repositoryRoot + "/Tests/Fixtures/" + expectation.file, "--app", "acme", "--format", expectation.format,
+                ])
                 #expect(result.status == 0, "\(expectation.file): \(result.stderr)")
                 #expect(result.stdout.contains(expectation.summary), "\(expectation.file): \(result.stdout)")
             }
@@ -39,7 +41,9 @@ extension StackTests {
             let origins = try connection.execute("SELECT origin, count(*) FROM events GROUP BY 1 ORDER BY 1").rows
             #expect(origins == [["segment", "8"], ["usercom", "5"], ["userguiding", "33"], ["userlike", "36"], ["userpilot", "23"]])
             // A registered number is stored as a JSON number; the unregistered stay strings.
-            let prices = try connection.execute("SELECT jsonb_typeof(metadata->'price'), jsonb_typeof(metadata->'items') FROM events WHERE origin = 'usercom' AND event_name = 'purchase' ORDER BY inserted_at").rows
+            let prices = try connection.execute(
+                "SELECT jsonb_typeof(metadata->'price'), jsonb_typeof(metadata->'items') FROM events WHERE origin = 'usercom' AND event_name = 'purchase' ORDER BY inserted_at"
+            ).rows
             #expect(prices == [["number", "string"], ["number", "string"]])
             // Userlike's personal data is hashed by default.
             let emails = try connection.execute("SELECT count(*) FROM events WHERE metadata ? 'client_email'").rows[0][0]
@@ -57,7 +61,11 @@ extension StackTests {
             // With identity frozen, the acknowledged event can only be in ingest's spool.
             kill(identityPID, SIGSTOP)
             let file = stack.directory + "/one.jsonl"
-            try #"{"event_type":"track","event_name":"Paid","user_id":"u-1","inserted_at":"2024-05-01T00:00:00Z"}"#.write(toFile: file, atomically: true, encoding: .utf8)
+            try #"{"event_type":"track","event_name":"Paid","user_id":"u-1","inserted_at":"2024-05-01T00:00:00Z"}"#.write(
+                toFile: file,
+                atomically: true,
+                encoding: .utf8
+            )
             let result = try await stack.cli(["ingest", file, "--app", "acme"])
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.contains("1 new"))
@@ -91,19 +99,25 @@ extension StackTests {
             #expect(ada["sessions"]?.arrayValue?.map { $0["started_at"] } == ["2024-05-01T09:00:00Z", "2024-05-03T10:00:00Z"])
             #expect(ada["sessions"]?.arrayValue?.map { $0["events"] } == [.int(5), .int(1)])
 
-            let company = try JSONParser.parse(try await stack.cli(["companies", "show", "--app", "acme", "--company", "acme-inc", "--format", "json"]).stdout)
+            let company = try JSONParser.parse(
+                try await stack.cli(["companies", "show", "--app", "acme", "--company", "acme-inc", "--format", "json"]).stdout
+            )
             #expect(company["traits"]?["name"] == "Acme Inc")
             #expect(company["members"]?.arrayValue?.map { $0["user_id"] } == ["ada"])
 
             let merged = try await stack.cli(["users", "merge", "--app", "acme", "--from", "ada-work", "--into", "ada"])
             #expect(merged.stdout.contains("merged ada-work into ada"), "\(merged.stdout) \(merged.stderr)")
-            let after = try JSONParser.parse(try await stack.cli(["users", "show", "--app", "acme", "--user", "ada-work", "--format", "json"]).stdout)
+            let after = try JSONParser.parse(
+                try await stack.cli(["users", "show", "--app", "acme", "--user", "ada-work", "--format", "json"]).stdout
+            )
             #expect(after["user_id"] == "ada")
             #expect(after["events"] == .int(7))
             #expect(after["traits"]?["email"] == "ada@acme.io")
             #expect(after["merged_from"]?.arrayValue?.map { $0["user_id"] } == ["ada-work"])
             // The survivor's sessions now include the merged user's visit on May 4th.
-            #expect(after["sessions"]?.arrayValue?.map { $0["started_at"] } == ["2024-05-01T09:00:00Z", "2024-05-03T10:00:00Z", "2024-05-04T10:00:00Z"])
+            #expect(
+                after["sessions"]?.arrayValue?.map { $0["started_at"] } == ["2024-05-01T09:00:00Z", "2024-05-03T10:00:00Z", "2024-05-04T10:00:00Z"]
+            )
 
             // "undefined" is never aliased; the identify itself is kept.
             let identity = try await stack.call("identity", "system.status")
@@ -133,13 +147,15 @@ extension StackTests {
             #expect(deleted.stdout.contains("dead letters: 1"), "\(deleted.stdout)")
 
             let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
-            let traces = try connection.execute("""
+            let traces = try connection.execute(
+                """
                 SELECT (SELECT count(*) FROM events WHERE user_id = 'ada' OR anonymous_id = 'device-A' OR metadata::text LIKE '%ada@acme.io%')
                      + (SELECT count(*) FROM users WHERE user_id = 'ada' OR traits::text LIKE '%ada@acme.io%')
                      + (SELECT count(*) FROM identity_aliases WHERE user_id = 'ada' OR alias_id IN ('ada', 'device-A'))
                      + (SELECT count(*) FROM user_sessions WHERE person IN ('ada', 'anonymous:device-A'))
                      + (SELECT count(*) FROM user_companies WHERE user_id = 'ada')
-                """).rows[0][0]
+                """
+            ).rows[0][0]
             #expect(traces == "0")
             #expect(try await stack.cli(["deadletters", "list", "--app", "acme", "--format", "json"]).stdout.contains("ada") == false)
             #expect(try await stack.cli(["users", "show", "--app", "acme", "--user", "ada"]).status == 1)

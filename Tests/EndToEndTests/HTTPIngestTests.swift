@@ -23,8 +23,14 @@ import Glibc
         var json: JSON? { try? JSONParser.parse(Array(body.utf8)) }
     }
 
-    static func post(_ url: String, _ body: [UInt8], key: String? = nil, gzip: Bool = false, contentType: String = "application/json",
-                     method: HTTPMethod = .POST) async throws -> Answer {
+    static func post(
+        _ url: String,
+        _ body: [UInt8],
+        key: String? = nil,
+        gzip: Bool = false,
+        contentType: String = "application/json",
+        method: HTTPMethod = .POST
+    ) async throws -> Answer {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Content-Type", value: contentType)
@@ -51,11 +57,17 @@ import Glibc
             let key = try await Self.createApp("web", on: stack)
             let batch: JSON = [
                 "batch": [
-                    ["type": "identify", "userId": "u1", "anonymousId": .null, "traits": ["plan": "pro"], "messageId": "m-identify",
-                     "timestamp": "2024-05-01T12:00:00.071+00:00"],
-                    ["type": "track", "userId": "u1", "event": "Signup Completed", "properties": ["plan": "pro", "seats": 3], "messageId": "m-track",
-                     "timestamp": "2024-05-01T12:00:01.5+02:00", "context": ["page": ["path": "/signup", "url": "https://app.example.com/signup"]],
-                     "integrations": ["Salesforce": false]],
+                    [
+                        "type": "identify", "userId": "u1", "anonymousId": .null, "traits": ["plan": "pro"], "messageId": "m-identify",
+                        "timestamp": "2024-05-01T12:00:00.071+00:00",
+                    ],
+                    [
+                        "type": "track", "userId": "u1", "event": "Signup Completed", "properties": ["plan": "pro", "seats": 3],
+                        "messageId": "m-track",
+                        "timestamp": "2024-05-01T12:00:01.5+02:00",
+                        "context": ["page": ["path": "/signup", "url": "https://app.example.com/signup"]],
+                        "integrations": ["Salesforce": false],
+                    ],
                     ["type": "page", "anonymousId": "a1", "name": "Pricing", "properties": ["path": "/pricing"], "messageId": "m-page"],
                     ["type": "group", "userId": "u1", "groupId": "acme-inc", "traits": ["name": "Acme"], "messageId": "m-group"],
                     ["type": "alias", "previousId": "a1", "userId": "u1", "messageId": "m-alias"],
@@ -71,7 +83,11 @@ import Glibc
             answer = try await Self.post(base + "/v1/batch", json: batch, key: key)
             #expect(answer.status == 200)
             // The browser's short route, text/plain, with the key in the body.
-            answer = try await Self.post(base + "/v1/t", Array(#"{"event":"Clicked","userId":"u2","writeKey":"\#(key)"}"#.utf8), contentType: "text/plain")
+            answer = try await Self.post(
+                base + "/v1/t",
+                Array(#"{"event":"Clicked","userId":"u2","writeKey":"\#(key)"}"#.utf8),
+                contentType: "text/plain"
+            )
             #expect(answer.status == 200, "\(answer.body)")
             // A path prefix, and a key without the trailing colon.
             var request = HTTPClientRequest(url: base + "/collect/v1/track")
@@ -106,10 +122,18 @@ import Glibc
             let many: JSON = ["batch": .array((0..<2501).map { ["type": "track", "event": "E", "userId": .string("u\($0)")] })]
             answer = try await Self.post(base + "/v1/batch", json: many, key: key)
             #expect(answer.status == 400 && answer.json?["code"] == "too_many_messages" && answer.body.contains("2500"), "\(answer.body)")
-            let huge: JSON = ["batch": [["type": "track", "event": "E", "userId": "u", "properties": ["text": .string(String(repeating: "x", count: 33_000))]]]]
+            let huge: JSON = [
+                "batch": [["type": "track", "event": "E", "userId": "u", "properties": ["text": .string(String(repeating: "x", count: 33_000))]]]
+            ]
             answer = try await Self.post(base + "/v1/batch", json: huge, key: key)
             #expect(answer.status == 400 && answer.json?["code"] == "message_too_large" && answer.body.contains("batch[0]"), "\(answer.body)")
-            let tooBig: JSON = ["batch": .array((0..<40).map { _ in ["type": "track", "event": "E", "userId": "u", "properties": ["text": .string(String(repeating: "y", count: 14_000))]] })]
+            let tooBig: JSON = [
+                "batch": .array(
+                    (0..<40).map { _ in
+                        ["type": "track", "event": "E", "userId": "u", "properties": ["text": .string(String(repeating: "y", count: 14_000))]]
+                    }
+                )
+            ]
             answer = try await Self.post(base + "/v1/batch", json: tooBig, key: key, gzip: true)
             #expect(answer.status == 400 && answer.json?["code"] == "request_too_large", "\(answer.body)")
 
@@ -118,7 +142,10 @@ import Glibc
             answer = try await Self.post(base + "/v1/batch", json: mixed, key: key)
             #expect(answer.status == 200 && answer.json?["success"] == true && answer.json?["rejected"] == 1, "\(answer.body)")
             let letters = try await stack.call("ingest", "ingest.deadletters.list", ["app": "web"])
-            #expect(letters["rows"]?.arrayValue?.contains { $0["field"] == "event" && $0["code"] == "missing_field" } == true, "\(letters.serializedString())")
+            #expect(
+                letters["rows"]?.arrayValue?.contains { $0["field"] == "event" && $0["code"] == "missing_field" } == true,
+                "\(letters.serializedString())"
+            )
 
             // Service routes.
             answer = try await Self.post(base + "/health", [], method: .GET)
@@ -143,11 +170,13 @@ import Glibc
             // In PostgreSQL with the right fields.
             #expect(try await stack.waitForCount(app: "web", 10) == 10)
             let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
-            let track = try connection.execute("""
+            let track = try connection.execute(
+                """
                 SELECT user_id, event_type, metadata->>'plan', metadata->>'seats', pathname, browser_language, message_id,
                        round(extract(epoch FROM received_at - inserted_at), 3)
                 FROM events WHERE app_token = 'web' AND event_name = 'Signup Completed'
-                """).rows
+                """
+            ).rows
             // Segment's clock-skew correction: receivedAt − (sentAt − timestamp), and the envelope's sentAt stands for the
             // message's: the device's clock ran 2 h 3.623 s ahead of the event time when it sent the batch.
             #expect(track == [["u1", "track", "pro", "3", "/signup", "de-DE", "m-track", "7203.623"]])
@@ -201,7 +230,10 @@ import Glibc
             let key = try await Self.createApp("clients", on: stack)
             let runs = [("segment", "plain"), ("segment", "gzip"), ("rudder", "gzip"), ("rudder", "plain")]
             for (library, compression) in runs {
-                let result = try await Self.run(python, [TestStack.repositoryRoot + "/Tests/Clients/send_with_client.py", library, base, key, compression, "\(library)-\(compression)"])
+                let result = try await Self.run(
+                    python,
+                    [TestStack.repositoryRoot + "/Tests/Clients/send_with_client.py", library, base, key, compression, "\(library)-\(compression)"]
+                )
                 #expect(result.status == 0, "\(library) \(compression): \(result.output)")
             }
             try await stack.waitForEmptySpool()
@@ -209,18 +241,24 @@ import Glibc
             let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
             for (library, compression) in runs {
                 let tag = "\(library)-\(compression)"
-                let rows = try connection.execute("""
+                let rows = try connection.execute(
+                    """
                     SELECT event_type, event_name, user_id, anonymous_id, company_id, metadata->>'revenue', metadata->>'order_id', pathname, metadata->>'plan'
                     FROM events WHERE app_token = 'clients' AND (user_id LIKE $1 OR anonymous_id LIKE $1 OR company_id LIKE $1)
                     ORDER BY event_type, event_name, anonymous_id NULLS FIRST
-                    """, [tag + "-%"]).rows
-                #expect(rows == [
-                    ["identify_company", "", "\(tag)-user", nil, "\(tag)-co", nil, nil, nil, "enterprise"],
-                    ["identify_user", "", "\(tag)-user", "\(tag)-anon", nil, nil, nil, nil, "pro"],
-                    ["identify_user", "alias", "\(tag)-user", "\(tag)-device", nil, nil, nil, nil, nil],
-                    ["page_view", "", nil, "\(tag)-anon", nil, nil, nil, "/pricing", nil],
-                    ["track", "Order Completed", "\(tag)-user", nil, nil, "19.99", tag, nil, nil],
-                ], "\(tag): \(rows)")
+                    """,
+                    [tag + "-%"]
+                ).rows
+                #expect(
+                    rows == [
+                        ["identify_company", "", "\(tag)-user", nil, "\(tag)-co", nil, nil, nil, "enterprise"],
+                        ["identify_user", "", "\(tag)-user", "\(tag)-anon", nil, nil, nil, nil, "pro"],
+                        ["identify_user", "alias", "\(tag)-user", "\(tag)-device", nil, nil, nil, nil, nil],
+                        ["page_view", "", nil, "\(tag)-anon", nil, nil, nil, "/pricing", nil],
+                        ["track", "Order Completed", "\(tag)-user", nil, nil, "19.99", tag, nil, nil],
+                    ],
+                    "\(tag): \(rows)"
+                )
             }
             let report = try await stack.cli(["report", "events", "--app", "clients", "--format", "json"])
             let rows = try JSONParser.parse(Array(report.stdout.utf8))["rows"]?.arrayValue ?? []

@@ -18,14 +18,21 @@ import Glibc
     @Test func writeKeysNeverReachLogsOrStatus() async throws {
         try await TestStack.with { stack in
             let created = try await stack.cli(["apps", "create", "secretive"])
-            let key = try #require(created.stdout.split(separator: "\n").first { $0.hasPrefix("write key:") }?.split(separator: " ").last.map(String.init))
+            let key = try #require(
+                created.stdout.split(separator: "\n").first { $0.hasPrefix("write key:") }?.split(separator: " ").last.map(String.init)
+            )
             #expect(key.count >= 24)
             let url = try await stack.httpURL()
             let message: JSON = ["type": "track", "event": "Signed In", "userId": "u1", "messageId": "s-1"]
             #expect(try await HTTPIngestTests.post(url + "/v1/track", json: message, key: key).status == 200)
             let inBody: JSON = ["type": "track", "event": "Signed In", "userId": "u1", "messageId": "s-2", "writeKey": .string(key)]
             #expect(try await HTTPIngestTests.post(url + "/v1/track", json: inBody).status == 200)
-            #expect(try await HTTPIngestTests.post(url + "/v1/track?writeKey=\(key)", json: ["type": "track", "event": "x", "userId": "u1", "messageId": "s-3"]).status == 200)
+            #expect(
+                try await HTTPIngestTests.post(
+                    url + "/v1/track?writeKey=\(key)",
+                    json: ["type": "track", "event": "x", "userId": "u1", "messageId": "s-3"]
+                ).status == 200
+            )
             // A wrong key is refused without being echoed either.
             let wrong = "wrong" + String(key.dropFirst(5))
             let refused = try await HTTPIngestTests.post(url + "/v1/track", json: message, key: wrong)
@@ -49,10 +56,13 @@ import Glibc
 
     /// A socket directory others can write to stops the stack before anything listens there.
     @Test func aWritableSocketDirectoryIsRefused() async throws {
-        let stack = try await TestStack(waitUntilRunning: false, prepare: { data in
-            try FileManager.default.createDirectory(atPath: data + "/run", withIntermediateDirectories: true)
-            chmod(data + "/run", 0o777)
-        })
+        let stack = try await TestStack(
+            waitUntilRunning: false,
+            prepare: { data in
+                try FileManager.default.createDirectory(atPath: data + "/run", withIntermediateDirectories: true)
+                chmod(data + "/run", 0o777)
+            }
+        )
         try await stack.waitForSupervisorExit(within: .seconds(30))
         #expect(!stack.supervisor.isRunning)
         #expect(stack.supervisor.terminationStatus == 78, "EX_CONFIG: restarting cannot help")
@@ -101,8 +111,10 @@ import Glibc
             for payload in payloads {
                 let refused = try await stack.cli(["apps", "create", payload])
                 #expect(refused.status != 0 && refused.stderr.contains("field 'app'"), "app name \(payload): \(refused.stderr)")
-                #expect(try await stack.cli(["attributes", "set", "--app", "inj", "--name", payload, "--type", "number"]).status != 0,
-                        "no app yet: refused by lookup, not by SQL")
+                #expect(
+                    try await stack.cli(["attributes", "set", "--app", "inj", "--name", payload, "--type", "number"]).status != 0,
+                    "no app yet: refused by lookup, not by SQL"
+                )
             }
             #expect(try await stack.cli(["apps", "create", "inj"]).status == 0)
             for payload in payloads {
@@ -111,10 +123,18 @@ import Glibc
             var lines: [String] = []
             for (index, payload) in payloads.enumerated() {
                 let time = "2024-05-0\(index + 1)T10:00:00.000000Z"
-                lines.append(JSON.object(["event_type": "identify_user", "event_name": "", "user_id": .string(payload), "inserted_at": .string(time),
-                                          "metadata": .object([payload: .string(payload), "plan": .string(payload)])]).serializedString())
-                lines.append(JSON.object(["event_type": "track", "event_name": .string(payload), "user_id": .string(payload), "inserted_at": .string(time),
-                                          "metadata": .object([payload: .int(Int64(100 + index)), "label": .string(payload)])]).serializedString())
+                lines.append(
+                    JSON.object([
+                        "event_type": "identify_user", "event_name": "", "user_id": .string(payload), "inserted_at": .string(time),
+                        "metadata": .object([payload: .string(payload), "plan": .string(payload)]),
+                    ]).serializedString()
+                )
+                lines.append(
+                    JSON.object([
+                        "event_type": "track", "event_name": .string(payload), "user_id": .string(payload), "inserted_at": .string(time),
+                        "metadata": .object([payload: .int(Int64(100 + index)), "label": .string(payload)]),
+                    ]).serializedString()
+                )
             }
             let file = stack.directory + "/injection.jsonl"
             try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
@@ -161,7 +181,10 @@ import Glibc
             let key = try await HTTPIngestTests.createApp("fuzzed", on: stack)
             let url = try await stack.httpURL()
             let before = try await stack.servicePID("ingest")
-            let routes = ["/v1/batch", "/v1/import", "/v1/track", "/v1/i", "/v1/g", "/v1/p", "/v1/s", "/v1/alias", "/userguiding", "/userlike", "/userpilot", "/usercom"]
+            let routes = [
+                "/v1/batch", "/v1/import", "/v1/track", "/v1/i", "/v1/g", "/v1/p", "/v1/s", "/v1/alias", "/userguiding", "/userlike", "/userpilot",
+                "/usercom",
+            ]
             var fuzzer = Fuzzer(target: "http")
             var statuses: [Int: Int] = [:]
             var round = 0

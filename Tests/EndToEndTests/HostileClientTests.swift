@@ -19,7 +19,10 @@ import Glibc
         let started = clock.now
         let status = try await stack.call("supervisor", "supervisor.status")
         #expect(clock.now - started < .seconds(1))
-        #expect(status["services"]?.arrayValue?.allSatisfy { $0["name"] == "postgres" || $0["status"]?["health"] == "ok" } == true, "\(status.serializedString().prefix(500))")
+        #expect(
+            status["services"]?.arrayValue?.allSatisfy { $0["name"] == "postgres" || $0["status"]?["health"] == "ok" } == true,
+            "\(status.serializedString().prefix(500))"
+        )
         #expect(try await stack.cli(["status"]).status == 0)
     }
 
@@ -36,17 +39,22 @@ import Glibc
                 let report = try await stack.cli(["report", "users", "--app", "shop", "--did", "E", "--where", condition])
                 #expect(report.status != 0)
                 #expect(report.stderr.contains("at position"), "\(report.stderr.prefix(300))")
-                let trigger = try await stack.cli(["triggers", "add", "--app", "shop", "--name", "deep", "--event", "E", "--where", condition, "--url", "http://127.0.0.1:9/x"])
+                let trigger = try await stack.cli([
+                    "triggers", "add", "--app", "shop", "--name", "deep", "--event", "E", "--where", condition, "--url", "http://127.0.0.1:9/x",
+                ])
                 #expect(trigger.status != 0)
             }
             try await Self.expectStatusWithinASecond(stack)
 
             // Stored before conditions were bounded: export marks it broken and goes on.
             let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
-            try connection.execute("""
+            try connection.execute(
+                """
                 INSERT INTO triggers (app_token, name, event, condition, url, max_attempts, timeout_ms, after_xid)
                 VALUES ('shop', 'old-deep', 'E', $1, 'http://127.0.0.1:9/x', 3, 1000, 0)
-                """, [chain])
+                """,
+                [chain]
+            )
             var state: String?
             for _ in 0..<50 where state != "disabled" {
                 try await Task.sleep(for: .milliseconds(200))
@@ -122,7 +130,9 @@ import Glibc
             let base = try await stack.httpURL()
             func batch(_ years: ClosedRange<Int>) -> [UInt8] {
                 let messages = years.flatMap { year in
-                    (1...12).map { month in #"{"type":"track","event":"M","userId":"u","messageId":"\#(year)-\#(month)","timestamp":"\#(year)-\#(month < 10 ? "0" : "")\#(month)-15T00:00:00Z"}"# }
+                    (1...12).map { month in
+                        #"{"type":"track","event":"M","userId":"u","messageId":"\#(year)-\#(month)","timestamp":"\#(year)-\#(month < 10 ? "0" : "")\#(month)-15T00:00:00Z"}"#
+                    }
                 }
                 return Array(#"{"batch":[\#(messages.joined(separator: ","))]}"#.utf8)
             }
@@ -133,7 +143,8 @@ import Glibc
             }
             #expect(try await stack.waitForCount(app: "bomb", 672, timeout: .seconds(60)) == 672)
             let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
-            let partitions = Int(try connection.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass").rows[0][0] ?? "") ?? 0
+            let partitions =
+                Int(try connection.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass").rows[0][0] ?? "") ?? 0
             #expect(partitions <= 56 + 15, "\(partitions) partitions")
             let clock = ContinuousClock()
             let started = clock.now
@@ -156,12 +167,17 @@ import Glibc
             // Slowloris: headers a byte at a time, never finished.
             let slow = try RawTCP(host: "127.0.0.1", port: port)
             try await slow.send("POST /v1/batch HTTP/1.1\r\nHost: x\r\n")
-            for _ in 0..<2 { try await Task.sleep(for: .milliseconds(500)); try await slow.send("X") }
+            for _ in 0..<2 {
+                try await Task.sleep(for: .milliseconds(500))
+                try await slow.send("X")
+            }
             #expect(try await slow.closedByPeer(within: .seconds(6)).closed)
             // A Content-Length that never arrives: answered and closed at the body deadline.
             let starved = try RawTCP(host: "127.0.0.1", port: port)
             let credentials = Data("\(key):".utf8).base64EncodedString()
-            try await starved.send("POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \(credentials)\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{}")
+            try await starved.send(
+                "POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \(credentials)\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{}"
+            )
             let answer = try await starved.closedByPeer(within: .seconds(8))
             #expect(answer.closed, "\(answer.received)")
             // One client past its share: the ninth and later connections are closed at once.
@@ -169,7 +185,9 @@ import Glibc
             let extra = try RawTCP(host: "127.0.0.1", port: port, source: "127.0.0.9")
             #expect(try await extra.closedByPeer(within: .seconds(3)).closed)
             // Many clients' idle connections: status still answers at once, and other clients are served.
-            let crowd = try (10..<40).flatMap { client in try (0..<2).map { _ in try RawTCP(host: "127.0.0.1", port: port, source: "127.0.1.\(client)") } }
+            let crowd = try (10..<40).flatMap { client in
+                try (0..<2).map { _ in try RawTCP(host: "127.0.0.1", port: port, source: "127.0.1.\(client)") }
+            }
             try await Self.expectStatusWithinASecond(stack)
             let event = Array(#"{"type":"track","event":"E","userId":"u1","timestamp":"2024-05-01T09:00:00Z"}"#.utf8)
             #expect(try await HTTPIngestTests.post(url + "/v1/track", event, key: key).status == 200)

@@ -30,26 +30,37 @@ import Glibc
         try await TestStack.with { stack in
             #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
             let file = stack.directory + "/four.jsonl"
-            try Self.write([
-                #"{"type":"track","event":"Viewed","anonymousId":"anon-1","timestamp":"2024-05-01T09:00:00Z","messageId":"m-1"}"#,
-                #"{"type":"track","event":"Viewed","anonymousId":"anon-2","timestamp":"2024-05-01T09:00:00Z","messageId":"m-2"}"#,
-                #"{"type":"track","event":"Purchased","userId":"u-1","properties":{"price":10},"timestamp":"2024-05-01T09:00:00Z","messageId":"m-3"}"#,
-                #"{"type":"track","event":"Purchased","userId":"u-1","properties":{"price":20},"timestamp":"2024-05-01T09:00:00Z","messageId":"m-4"}"#,
-            ], to: file)
+            try Self.write(
+                [
+                    #"{"type":"track","event":"Viewed","anonymousId":"anon-1","timestamp":"2024-05-01T09:00:00Z","messageId":"m-1"}"#,
+                    #"{"type":"track","event":"Viewed","anonymousId":"anon-2","timestamp":"2024-05-01T09:00:00Z","messageId":"m-2"}"#,
+                    #"{"type":"track","event":"Purchased","userId":"u-1","properties":{"price":10},"timestamp":"2024-05-01T09:00:00Z","messageId":"m-3"}"#,
+                    #"{"type":"track","event":"Purchased","userId":"u-1","properties":{"price":20},"timestamp":"2024-05-01T09:00:00Z","messageId":"m-4"}"#,
+                ],
+                to: file
+            )
             let first = try await stack.cli(["ingest", file, "--app", "shop"])
             #expect(first.stdout.contains("4 new, 0 duplicates, 0 rejected"), "\(first.stdout) \(first.stderr)")
             let again = try await stack.cli(["ingest", file, "--app", "shop"])
             #expect(again.stdout.contains("0 new, 4 duplicates, 0 rejected"), "\(again.stdout)")
             // The same messages without ids: the whole record is the identity, so still four, and a redelivery none.
             let bare = stack.directory + "/bare.jsonl"
-            try Self.write(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map {
-                $0.replacingOccurrences(of: #","messageId":"m-\d""#, with: "", options: .regularExpression).replacingOccurrences(of: "09:00:00", with: "09:30:00")
-            }, to: bare)
+            try Self.write(
+                try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map {
+                    $0.replacingOccurrences(of: #","messageId":"m-\d""#, with: "", options: .regularExpression).replacingOccurrences(
+                        of: "09:00:00",
+                        with: "09:30:00"
+                    )
+                },
+                to: bare
+            )
             #expect(try await stack.cli(["ingest", bare, "--app", "shop"]).stdout.contains("4 new, 0 duplicates"))
             #expect(try await stack.cli(["ingest", bare, "--app", "shop"]).stdout.contains("0 new, 4 duplicates"))
             #expect(try await stack.waitForCount(app: "shop", 8) == 8)
             let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
-            let prices = try connection.execute("SELECT metadata->>'price' FROM events WHERE app_token = 'shop' AND event_name = 'Purchased' ORDER BY 1").rows
+            let prices = try connection.execute(
+                "SELECT metadata->>'price' FROM events WHERE app_token = 'shop' AND event_name = 'Purchased' ORDER BY 1"
+            ).rows
             #expect(prices == [["10"], ["10"], ["20"], ["20"]])
         }
     }
@@ -64,30 +75,35 @@ import Glibc
             let time = #""timestamp":"2024-05-01T09:00:00Z""#
             let long = String(repeating: "x", count: 5000)
             let file = stack.directory + "/hostile.jsonl"
-            try Self.write([
-                #"{"type":"track","event":"ok-1","userId":"u1","messageId":"b-1",\#(time)}"#,
-                #"{"type":"track","event":"nul","userId":"u1","properties":{"note":"a\u0000b"},\#(time)}"#,
-                #"{"type":"track","event":"nul-key","userId":"u1","properties":{"a\u0000":1},\#(time)}"#,
-                #"{"type":"track","event":"nul-user","userId":"u\u0000",\#(time)}"#,
-                #"{"type":"track","event":"\#(long)","userId":"u1",\#(time)}"#,
-                #"{"type":"track","event":"long-user","userId":"\#(String(repeating: "u", count: 3000))",\#(time)}"#,
-                #"{"type":"track","event":"year-0","userId":"u1","timestamp":"0000-01-01T00:00:00Z"}"#,
-                #"{"type":"track","event":"year-9999","userId":"u1","timestamp":"9999-12-31T23:59:59Z"}"#,
-                #"{"type":"track","event":"infinite","userId":"u1","properties":{"x":1e400},\#(time)}"#,
-                #"{"type":"track","event":"surrogate","userId":"u1","properties":{"x":"\ud800"},\#(time)}"#,
-                #"{"type":"track","event":"big","userId":"u1","properties":{"big":12345678901234567890},\#(time)}"#,
-                #"{"type":"track","event":"repeated","userId":"u1","properties":{"price":1,"price":2},\#(time)}"#,
-                #"{"type":"track","event":"poison-cli","userId":"u1",\#(time)}"#,
-                #"{"type":"track","event":"collides","userId":"u9","messageId":"b-1",\#(time)}"#,
-                #"{"type":"track","event":"ok-2","userId":"u1",\#(time)}"#,
-            ], to: file)
+            try Self.write(
+                [
+                    #"{"type":"track","event":"ok-1","userId":"u1","messageId":"b-1",\#(time)}"#,
+                    #"{"type":"track","event":"nul","userId":"u1","properties":{"note":"a\u0000b"},\#(time)}"#,
+                    #"{"type":"track","event":"nul-key","userId":"u1","properties":{"a\u0000":1},\#(time)}"#,
+                    #"{"type":"track","event":"nul-user","userId":"u\u0000",\#(time)}"#,
+                    #"{"type":"track","event":"\#(long)","userId":"u1",\#(time)}"#,
+                    #"{"type":"track","event":"long-user","userId":"\#(String(repeating: "u", count: 3000))",\#(time)}"#,
+                    #"{"type":"track","event":"year-0","userId":"u1","timestamp":"0000-01-01T00:00:00Z"}"#,
+                    #"{"type":"track","event":"year-9999","userId":"u1","timestamp":"9999-12-31T23:59:59Z"}"#,
+                    #"{"type":"track","event":"infinite","userId":"u1","properties":{"x":1e400},\#(time)}"#,
+                    #"{"type":"track","event":"surrogate","userId":"u1","properties":{"x":"\ud800"},\#(time)}"#,
+                    #"{"type":"track","event":"big","userId":"u1","properties":{"big":12345678901234567890},\#(time)}"#,
+                    #"{"type":"track","event":"repeated","userId":"u1","properties":{"price":1,"price":2},\#(time)}"#,
+                    #"{"type":"track","event":"poison-cli","userId":"u1",\#(time)}"#,
+                    #"{"type":"track","event":"collides","userId":"u9","messageId":"b-1",\#(time)}"#,
+                    #"{"type":"track","event":"ok-2","userId":"u1",\#(time)}"#,
+                ],
+                to: file
+            )
             let ingested = try await stack.cli(["ingest", file, "--app", "bad"])
             #expect(ingested.status == 2)
             #expect(ingested.stdout.contains("5 new, 1 duplicates, 9 rejected"), "\(ingested.stdout) \(ingested.stderr)")
             // Each refusal names the line, the field and what was expected.
-            for (line, field, code) in [(2, "properties.note", "forbidden_character"), (3, "properties.a\u{0}", "forbidden_character"),
-                                        (4, "userId", "forbidden_character"), (5, "event_name", "field_too_long"), (6, "user_id", "field_too_long"),
-                                        (8, "timestamp", "time_out_of_range"), (9, nil, "invalid_json"), (10, nil, "invalid_json")] as [(Int, String?, String)] {
+            for (line, field, code) in [
+                (2, "properties.note", "forbidden_character"), (3, "properties.a\u{0}", "forbidden_character"),
+                (4, "userId", "forbidden_character"), (5, "event_name", "field_too_long"), (6, "user_id", "field_too_long"),
+                (8, "timestamp", "time_out_of_range"), (9, nil, "invalid_json"), (10, nil, "invalid_json"),
+            ] as [(Int, String?, String)] {
                 let prefix = "hostile.jsonl:\(line): \(code)"
                 #expect(ingested.stderr.contains(prefix), "line \(line): \(ingested.stderr)")
                 if let field { #expect(ingested.stderr.contains("\(prefix): field '\(field)'"), "line \(line): \(ingested.stderr)") }
@@ -96,13 +112,17 @@ import Glibc
 
             // Over HTTP, a batch mixing good and bad messages: 200, the bad ones named and kept.
             let base = try await stack.httpURL()
-            let batch = #"{"batch":[{"type":"track","event":"http-ok-1","userId":"u2",\#(time)},{"type":"track","event":"http-nul","userId":"u2","properties":{"n":"\u0000"},\#(time)},{"type":"track","event":"http-future","userId":"u2","timestamp":"2999-01-01T00:00:00Z"},{"type":"track","event":"poison-http","userId":"u2","messageId":"p-bad",\#(time)},{"type":"track","event":"http-ok-2","userId":"u2",\#(time)}]}"#
+            let batch =
+                #"{"batch":[{"type":"track","event":"http-ok-1","userId":"u2",\#(time)},{"type":"track","event":"http-nul","userId":"u2","properties":{"n":"\u0000"},\#(time)},{"type":"track","event":"http-future","userId":"u2","timestamp":"2999-01-01T00:00:00Z"},{"type":"track","event":"poison-http","userId":"u2","messageId":"p-bad",\#(time)},{"type":"track","event":"http-ok-2","userId":"u2",\#(time)}]}"#
             let answer = try await HTTPIngestTests.post(base + "/v1/batch", Array(batch.utf8), key: badKey)
             #expect(answer.status == 200, "\(answer.body)")
             let body = try JSONParser.parse(Array(answer.body.utf8))
             #expect(body["rejected"] == 2, "\(answer.body)")
-            #expect(body["errors"]?.arrayValue?.compactMap { $0["field"]?.stringValue }.sorted() == ["batch[1].properties.n", "timestamp"] ||
-                    body["errors"]?.arrayValue?.compactMap { $0["field"]?.stringValue }.sorted() == ["properties.n", "timestamp"], "\(answer.body)")
+            #expect(
+                body["errors"]?.arrayValue?.compactMap { $0["field"]?.stringValue }.sorted() == ["batch[1].properties.n", "timestamp"]
+                    || body["errors"]?.arrayValue?.compactMap { $0["field"]?.stringValue }.sorted() == ["properties.n", "timestamp"],
+                "\(answer.body)"
+            )
 
             // The other app's events go through at once: nothing waits behind the refused ones.
             let goodFile = stack.directory + "/good.jsonl"
@@ -116,10 +136,19 @@ import Glibc
             #expect(try await stack.waitForCount(app: "bad", 6, timeout: .seconds(15)) == 6)
             try await stack.waitForEmptySpool(timeout: .seconds(15))
             let names = try connection.execute("SELECT event_name, count(*) FROM events WHERE app_token = 'bad' GROUP BY 1 ORDER BY 1").rows
-            #expect(names == [["big", "1"], ["http-ok-1", "1"], ["http-ok-2", "1"], ["ok-1", "1"], ["ok-2", "1"], ["repeated", "1"]], "\(names)")
+            #expect(
+                names == [["big", "1"], ["http-ok-1", "1"], ["http-ok-2", "1"], ["ok-1", "1"], ["ok-2", "1"], ["repeated", "1"]],
+                "\(names)"
+            )
             // Integers keep every digit; a repeated key keeps its last value, as JSON.parse and jsonb do.
-            #expect(try connection.execute("SELECT metadata->>'big' FROM events WHERE app_token = 'bad' AND event_name = 'big'").rows == [["12345678901234567890"]])
-            #expect(try connection.execute("SELECT metadata->>'price' FROM events WHERE app_token = 'bad' AND event_name = 'repeated'").rows == [["2"]])
+            #expect(
+                try connection.execute("SELECT metadata->>'big' FROM events WHERE app_token = 'bad' AND event_name = 'big'").rows == [
+                    ["12345678901234567890"]
+                ]
+            )
+            #expect(
+                try connection.execute("SELECT metadata->>'price' FROM events WHERE app_token = 'bad' AND event_name = 'repeated'").rows == [["2"]]
+            )
             let letters = try await Self.deadLetters("bad", on: stack)
             #expect(letters.count == 13, "\(letters.map { $0["code"] ?? .null })")
             let refusedByStorage = letters.filter { $0["source"] == "storage" }
@@ -140,7 +169,9 @@ import Glibc
             // The CLI's poisoned event is new; the HTTP one is the same event as its corrected resend (one messageId).
             #expect(replayed.stdout.contains("1 new, 1 duplicates"), "\(replayed.stdout) \(replayed.stderr)")
             #expect(try await stack.waitForCount(app: "bad", 8, timeout: .seconds(15)) == 8)
-            #expect(try connection.execute("SELECT event_name FROM events WHERE app_token = 'bad' AND event_name LIKE 'poison%'").rows == [["poison-cli"]])
+            #expect(
+                try connection.execute("SELECT event_name FROM events WHERE app_token = 'bad' AND event_name LIKE 'poison%'").rows == [["poison-cli"]]
+            )
             // The stack is healthy again: status exits 0.
             let status = try await stack.cli(["status"])
             #expect(status.status == 0, "\(status.stdout)")
@@ -156,13 +187,20 @@ import Glibc
             let base = try await stack.httpURL()
             let identity = try #require(try await stack.servicePID("identity"))
             kill(identity, SIGSTOP)
-            func id(_ prefix: String, _ n: Int) -> String { prefix + String(n) + String(repeating: "x", count: 1024 - prefix.count - String(n).count) }
+            func id(_ prefix: String, _ n: Int) -> String {
+                prefix + String(n) + String(repeating: "x", count: 1024 - prefix.count - String(n).count)
+            }
             for request in 0..<13 {
                 let messages = (0..<150).map { index -> String in
                     let n = request * 150 + index
-                    return #"{"type":"identify","userId":"\#(id("u", n))","anonymousId":"\#(id("a", n))","context":{"groupId":"\#(id("c", n))"},"traits":{"n":\#(n)},"timestamp":"2024-05-01T09:00:00Z"}"#
+                    return
+                        #"{"type":"identify","userId":"\#(id("u", n))","anonymousId":"\#(id("a", n))","context":{"groupId":"\#(id("c", n))"},"traits":{"n":\#(n)},"timestamp":"2024-05-01T09:00:00Z"}"#
                 }
-                let answer = try await HTTPIngestTests.post(base + "/v1/batch", Array(#"{"batch":[\#(messages.joined(separator: ","))]}"#.utf8), key: key)
+                let answer = try await HTTPIngestTests.post(
+                    base + "/v1/batch",
+                    Array(#"{"batch":[\#(messages.joined(separator: ","))]}"#.utf8),
+                    key: key
+                )
                 #expect(answer.status == 200, "\(answer.body)")
             }
             kill(identity, SIGCONT)
@@ -179,11 +217,14 @@ import Glibc
             #expect(try await stack.cli(["apps", "create", "nums"]).status == 0)
             #expect(try await stack.cli(["attributes", "set", "--app", "nums", "--name", "price", "--type", "number"]).status == 0)
             let file = stack.directory + "/nums.jsonl"
-            try Self.write([
-                #"{"type":"track","event":"Paid","userId":"u1","properties":{"price":"1e999999","qty":"9e999999"},"timestamp":"2024-05-01T09:00:00Z"}"#,
-                #"{"type":"track","event":"Paid","userId":"u2","properties":{"price":200,"qty":3},"timestamp":"2024-05-01T09:00:01Z"}"#,
-                #"{"type":"identify","userId":"u1","traits":{"plan":"9e999999"},"timestamp":"2024-05-01T09:00:02Z"}"#,
-            ], to: file)
+            try Self.write(
+                [
+                    #"{"type":"track","event":"Paid","userId":"u1","properties":{"price":"1e999999","qty":"9e999999"},"timestamp":"2024-05-01T09:00:00Z"}"#,
+                    #"{"type":"track","event":"Paid","userId":"u2","properties":{"price":200,"qty":3},"timestamp":"2024-05-01T09:00:01Z"}"#,
+                    #"{"type":"identify","userId":"u1","traits":{"plan":"9e999999"},"timestamp":"2024-05-01T09:00:02Z"}"#,
+                ],
+                to: file
+            )
             #expect(try await stack.cli(["ingest", file, "--app", "nums"]).stdout.contains("3 new"))
             #expect(try await stack.waitForCount(app: "nums", 3) == 3)
             #expect(try await Self.deadLetters("nums", on: stack).isEmpty)
@@ -213,7 +254,10 @@ import Glibc
             try await Task.sleep(for: .seconds(3))
             let stuck = try await stack.cli(["status"])
             #expect(stuck.status == 1)
-            #expect(stuck.stdout.contains("stack is degraded") && stuck.stdout.contains("ingest: degraded, the oldest spooled event has waited"), "\(stuck.stdout)")
+            #expect(
+                stuck.stdout.contains("stack is degraded") && stuck.stdout.contains("ingest: degraded, the oldest spooled event has waited"),
+                "\(stuck.stdout)"
+            )
             let metrics = try await HTTPIngestTests.post(try await stack.httpURL() + "/metrics", [], method: .GET)
             #expect(metrics.body.contains("cairn_ingest_degraded 1"))
             kill(identity, SIGCONT)

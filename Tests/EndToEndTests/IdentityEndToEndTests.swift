@@ -1,6 +1,6 @@
-import CairnTesting
 import CairnCore
 import CairnPostgres
+import CairnTesting
 import Foundation
 import Testing
 
@@ -21,13 +21,17 @@ func writeIdentityStream(users: Int, to path: String) throws {
         let (anonymous, user) = ("dev-\(i)", "user-\(i)")
         lines.append(#"{"type":"page","anonymousId":"\#(anonymous)","properties":{"url":"https://acme.io/"},"timestamp":"\#(time(base))"}"#)
         lines.append(#"{"type":"track","event":"Viewed","anonymousId":"\#(anonymous)","timestamp":"\#(time(base + 3))"}"#)
-        lines.append(#"{"type":"identify","userId":"\#(user)","anonymousId":"\#(anonymous)","traits":{"plan":"free","n":\#(i)},"timestamp":"\#(time(base + 6))"}"#)
+        lines.append(
+            #"{"type":"identify","userId":"\#(user)","anonymousId":"\#(anonymous)","traits":{"plan":"free","n":\#(i)},"timestamp":"\#(time(base + 6))"}"#
+        )
         lines.append(#"{"event_type":"session_start","user_id":"\#(user)","inserted_at":"\#(time(base + 120))"}"#)
         lines.append(#"{"event_type":"track","event_name":"Used","user_id":"\#(user)","inserted_at":"\#(time(base + 130))"}"#)
         lines.append(#"{"type":"identify","userId":"\#(user)","traits":{"plan":"pro"},"timestamp":"\#(time(base + 140))"}"#)
         lines.append(#"{"type":"track","event":"Returned","userId":"\#(user)","timestamp":"\#(time(base + 300))"}"#)
         lines.append(#"{"type":"alias","previousId":"old-\#(i)","userId":"\#(user)","timestamp":"\#(time(base + 301))"}"#)
-        lines.append(#"{"event_type":"track","event_name":"Paid","user_id":"\#(user)","company_id":"co-\#(i % 7)","inserted_at":"\#(time(base + 360))"}"#)
+        lines.append(
+            #"{"event_type":"track","event_name":"Paid","user_id":"\#(user)","company_id":"co-\#(i % 7)","inserted_at":"\#(time(base + 360))"}"#
+        )
     }
     var generator = SeededGenerator(seed: 7)
     lines.shuffle(using: &generator)
@@ -38,7 +42,7 @@ struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
         return state
     }
 }
@@ -91,7 +95,10 @@ extension StackTests {
             }
             let expected = try state("clean")
             let actual = try state("chaos")
-            #expect(actual.count == expected.count, "chaos \(Dictionary(grouping: actual, by: { $0[0] ?? "" }).mapValues(\.count)) clean \(Dictionary(grouping: expected, by: { $0[0] ?? "" }).mapValues(\.count))")
+            #expect(
+                actual.count == expected.count,
+                "chaos \(Dictionary(grouping: actual, by: { $0[0] ?? "" }).mapValues(\.count)) clean \(Dictionary(grouping: expected, by: { $0[0] ?? "" }).mapValues(\.count))"
+            )
             if let first = (0..<min(actual.count, expected.count)).first(where: { actual[$0] != expected[$0] }) {
                 Issue.record("state differs first at row \(first): chaos \(actual[first]) vs clean \(expected[first])")
             }
@@ -100,7 +107,9 @@ extension StackTests {
             // inactivity, and the payment an hour later.
             // Each user's device and old id joined them.
             #expect(expected.filter { $0[0] == "alias" }.count == users * 2)
-            #expect(try connection.execute("SELECT count(*) FROM users WHERE app_token = 'clean' AND traits->>'plan' = 'pro'").rows[0][0] == String(users))
+            #expect(
+                try connection.execute("SELECT count(*) FROM users WHERE app_token = 'clean' AND traits->>'plan' = 'pro'").rows[0][0] == String(users)
+            )
             let sessions = try connection.execute("SELECT count(*) FROM user_sessions WHERE app_token = 'clean'").rows[0][0]
             #expect(sessions == String(users * 4))
         }

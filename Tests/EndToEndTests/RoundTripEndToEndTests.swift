@@ -37,19 +37,25 @@ extension StackTests {
 
             let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
             func rows(_ app: String) throws -> [String] {
-                try connection.execute("""
+                try connection.execute(
+                    """
                     SELECT event_type, event_name, user_id, company_id, anonymous_id, source, inserted_at, hostname, pathname,
                            screen_width, screen_height, device_type, user_agent, operating_system, browser, browser_language,
                            session, country_code, metadata::text, origin
                     FROM events WHERE app_token = $1
-                    """, [app]).rows.map { row in row.map { $0 ?? "∅" }.joined(separator: "|") }.sorted()
+                    """,
+                    [app]
+                ).rows.map { row in row.map { $0 ?? "∅" }.joined(separator: "|") }.sorted()
             }
             let first = try rows("first")
             let second = try rows("second")
             #expect(first.count > 200, "seed \(seed)")
             #expect(first.count == second.count, "seed \(seed)")
             let missing = Set(first).subtracting(second)
-            #expect(missing.isEmpty, "seed \(seed): rows that did not come back: \(missing.prefix(3)) — came instead: \(Set(second).subtracting(first).prefix(3))")
+            #expect(
+                missing.isEmpty,
+                "seed \(seed): rows that did not come back: \(missing.prefix(3)) — came instead: \(Set(second).subtracting(first).prefix(3))"
+            )
         }
     }
 }

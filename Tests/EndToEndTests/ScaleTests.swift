@@ -22,9 +22,18 @@ import Testing
             let all = stack.directory + "/all.jsonl"
             try writeGeneratedEvents(count: 4000, to: all, app: "acme")
             let lines = try String(contentsOfFile: all, encoding: .utf8).split(separator: "\n")
-            let even = stack.directory + "/even.jsonl", odd = stack.directory + "/odd.jsonl"
-            try lines.enumerated().filter { $0.offset % 2 == 0 }.map { $0.element + "\n" }.joined().write(toFile: even, atomically: true, encoding: .utf8)
-            try lines.enumerated().filter { $0.offset % 2 == 1 }.map { $0.element + "\n" }.joined().write(toFile: odd, atomically: true, encoding: .utf8)
+            let even = stack.directory + "/even.jsonl"
+            let odd = stack.directory + "/odd.jsonl"
+            try lines.enumerated().filter { $0.offset % 2 == 0 }.map { $0.element + "\n" }.joined().write(
+                toFile: even,
+                atomically: true,
+                encoding: .utf8
+            )
+            try lines.enumerated().filter { $0.offset % 2 == 1 }.map { $0.element + "\n" }.joined().write(
+                toFile: odd,
+                atomically: true,
+                encoding: .utf8
+            )
             async let first = stack.cli(["ingest", even, "--app", "acme", "--batch-size", "250"])
             async let second = stack.cli(["ingest", odd, "--app", "acme", "--batch-size", "250", "--ingest", "ingest-2"])
             let (a, b) = try await (first, second)
@@ -39,7 +48,9 @@ import Testing
             #expect(firstAddress != secondAddress)
             #expect(FileManager.default.fileExists(atPath: stack.directory + "/var/spool/ingest.sqlite"))
             #expect(FileManager.default.fileExists(atPath: stack.directory + "/var/spool/ingest-2.sqlite"))
-            let batch: JSON = ["batch": [["type": "track", "userId": "user-1", "event": "Via HTTP", "messageId": "m-http-2", "timestamp": "2024-05-01T00:30:00Z"]]]
+            let batch: JSON = [
+                "batch": [["type": "track", "userId": "user-1", "event": "Via HTTP", "messageId": "m-http-2", "timestamp": "2024-05-01T00:30:00Z"]]
+            ]
             let answer = try await HTTPIngestTests.post("http://\(secondAddress)/v1/batch", json: batch, key: key)
             #expect(answer.status == 200, "\(answer.body)")
 
@@ -47,9 +58,11 @@ import Testing
             // Every person's sessions are those of their whole history, though its events came
             // through two instances: user-N's events are 997 s apart, so each has one session.
             let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
-            let sessions = try connection.execute("""
+            let sessions = try connection.execute(
+                """
                 SELECT count(*), count(DISTINCT person), sum(events) FROM user_sessions WHERE app_token = (SELECT token FROM apps WHERE name = 'acme')
-                """).rows
+                """
+            ).rows
             #expect(sessions == [["997", "997", "4001"]], "\(sessions)")
 
             // `cairn status` shows both; dead letters are listed and replayed across both.
@@ -71,7 +84,11 @@ import Testing
             let deleted = try await stack.cli(["users", "delete", "--app", "acme", "--user", "user-5"])
             #expect(deleted.status == 0, "\(deleted.stderr)")
             let later = stack.directory + "/later.jsonl"
-            try #"{"event_type":"track","event_name":"After","user_id":"user-5","inserted_at":"2024-06-01T00:00:00Z"}"#.write(toFile: later, atomically: true, encoding: .utf8)
+            try #"{"event_type":"track","event_name":"After","user_id":"user-5","inserted_at":"2024-06-01T00:00:00Z"}"#.write(
+                toFile: later,
+                atomically: true,
+                encoding: .utf8
+            )
             let dropped = try await stack.cli(["ingest", later, "--app", "acme", "--ingest", "ingest-2"])
             #expect(dropped.stdout.contains("1 suppressed") || dropped.stdout.contains("suppressed 1"), "\(dropped.stdout)")
         }

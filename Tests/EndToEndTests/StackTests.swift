@@ -22,7 +22,8 @@ import Glibc
             let padding = String(repeating: "x", count: 30_000)
             var text = ""
             for n in 0..<1_000 {
-                text += #"{"event_type":"track","event_name":"Big","user_id":"u\#(n % 50)","inserted_at":"2024-05-01T00:00:00.\#(String(format: "%06d", n))Z","metadata":{"n":\#(n),"padding":"\#(padding)"}}"#
+                text +=
+                    #"{"event_type":"track","event_name":"Big","user_id":"u\#(n % 50)","inserted_at":"2024-05-01T00:00:00.\#(String(format: "%06d", n))Z","metadata":{"n":\#(n),"padding":"\#(padding)"}}"#
                 text += "\n"
             }
             let path = stack.directory + "/big.jsonl"
@@ -67,7 +68,9 @@ import Glibc
             #expect(dead["rows"]?.arrayValue?.count == 3)
 
             // Counts by day through the CLI, as JSON.
-            let daily = try await stack.cli(["report", "events", "--app", "acme", "--by", "day", "--since", "2024-05-01", "--until", "2024-05-04", "--format", "json"])
+            let daily = try await stack.cli([
+                "report", "events", "--app", "acme", "--by", "day", "--since", "2024-05-01", "--until", "2024-05-04", "--format", "json",
+            ])
             #expect(daily.status == 0, "\(daily.stderr)")
             let rows = try JSONParser.parse(daily.stdout)["rows"]?.arrayValue ?? []
             #expect(rows.map { $0["events"] } == [.int(8), .int(3), .int(2)])
@@ -177,12 +180,17 @@ import Glibc
     @Test func continuousExportSurvivesSIGKILLRepeatingOnlyTheBatchInFlight() async throws {
         // A slow endpoint, so that a batch is in flight when the kill lands.
         let receiver = try await TestReceiver(afterScript: .init(status: 200, delay: .milliseconds(250)))
-        let settings: JSON = ["destinations": [[
-            "name": "warehouse", "app": "load", "url": .string(receiver.url), "write_key_env": "CAIRN_TEST_WRITE_KEY",
-            "gzip": true, "poll_interval_ms": 100,
-        ]]]
+        let settings: JSON = [
+            "destinations": [
+                [
+                    "name": "warehouse", "app": "load", "url": .string(receiver.url), "write_key_env": "CAIRN_TEST_WRITE_KEY",
+                    "gzip": true, "poll_interval_ms": 100,
+                ]
+            ]
+        ]
         let key = "continuous-secret-\(UInt32.random(in: 0...UInt32.max))"
-        try await TestStack.with(environment: ["CAIRN_TEST_WRITE_KEY": key], stack: try TestStack.defaultStack(settings: settings, for: "export")) { stack in
+        try await TestStack.with(environment: ["CAIRN_TEST_WRITE_KEY": key], stack: try TestStack.defaultStack(settings: settings, for: "export")) {
+            stack in
             let total = 12_000
             let file = stack.directory + "/load.jsonl"
             try writeGeneratedEvents(count: total, to: file, app: "load")
@@ -231,7 +239,10 @@ import Glibc
                 try await Task.sleep(for: .milliseconds(200))
             }
             #expect(row?["destination"] == "warehouse" && row?["state"] == "following")
-            #expect(row?["pending"] == 0 && row?["delivered"] == .int(Int64(total)) && row?["failed"] == 0, "\(row.map { $0.serializedString() } ?? "no status")")
+            #expect(
+                row?["pending"] == 0 && row?["delivered"] == .int(Int64(total)) && row?["failed"] == 0,
+                "\(row.map { $0.serializedString() } ?? "no status")"
+            )
             let table = try await stack.cli(["export", "status"])
             #expect(table.stdout.contains("warehouse (app load)") && table.stdout.contains("pending     0 messages"), "\(table.stdout)")
             #expect(!stack.log.contains(key), "the write key must never be logged")
@@ -243,7 +254,9 @@ import Glibc
     /// is not set) stops the start-up at once with its reason, instead of being restarted
     /// until the health deadline.
     @Test func aRefusedConfigurationStopsTheStartAtOnce() async throws {
-        let settings: JSON = ["destinations": [["name": "w", "app": "acme", "url": "http://127.0.0.1:9/v1/batch", "write_key_env": "CAIRN_TEST_UNSET_KEY"]]]
+        let settings: JSON = [
+            "destinations": [["name": "w", "app": "acme", "url": "http://127.0.0.1:9/v1/batch", "write_key_env": "CAIRN_TEST_UNSET_KEY"]]
+        ]
         let stack = try await TestStack(stack: try TestStack.defaultStack(settings: settings, for: "export"), waitUntilRunning: false)
         let started = ContinuousClock.now
         try await stack.waitForSupervisorExit(within: .seconds(50))
@@ -263,7 +276,11 @@ import Glibc
         try await holder.shutdown()
         #expect(!stack.supervisor.isRunning && stack.supervisor.terminationStatus != 0)
         #expect(ContinuousClock.now - started < .seconds(30))
-        #expect(stack.log.contains("service 'ingest' refused its configuration") && stack.log.contains("the HTTP address 127.0.0.1:\(holder.port) is in use"), "\(stack.log.suffix(2000))")
+        #expect(
+            stack.log.contains("service 'ingest' refused its configuration")
+                && stack.log.contains("the HTTP address 127.0.0.1:\(holder.port) is in use"),
+            "\(stack.log.suffix(2000))"
+        )
         try await stack.stop()
     }
 
@@ -336,8 +353,10 @@ import Glibc
     }
 
     @Test func anUnreachableDatabaseIsOneClearMessage() async throws {
-        let stack = try await TestStack(environment: ["CAIRN_DATABASE_URL": "host=/nonexistent/cairn port=5999 dbname=cairn user=cairn connect_timeout=2"],
-                                        waitUntilRunning: false)
+        let stack = try await TestStack(
+            environment: ["CAIRN_DATABASE_URL": "host=/nonexistent/cairn port=5999 dbname=cairn user=cairn connect_timeout=2"],
+            waitUntilRunning: false
+        )
         let deadline = ContinuousClock.now + .seconds(30)
         while stack.supervisor.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
         #expect(!stack.supervisor.isRunning)

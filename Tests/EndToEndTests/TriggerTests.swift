@@ -15,7 +15,10 @@ import Glibc
     static func track(_ user: String, _ event: String, at time: String, properties: JSON = [:], id: String) -> JSON {
         var merged = properties.objectValue ?? JSONObject()
         merged["ref"] = .string(id)
-        return ["type": "track", "userId": .string(user), "event": .string(event), "properties": .object(merged), "timestamp": .string(time), "messageId": .string(id)]
+        return [
+            "type": "track", "userId": .string(user), "event": .string(event), "properties": .object(merged), "timestamp": .string(time),
+            "messageId": .string(id),
+        ]
     }
 
     static func ref(_ request: TestReceiver.Request) throws -> String {
@@ -34,7 +37,8 @@ import Glibc
     }
 
     /// Polls until `receiver` has at least `count` requests, or `limit` passes.
-    static func waitForRequests(_ receiver: TestReceiver, _ count: Int, within limit: Duration = .seconds(30)) async throws -> [TestReceiver.Request] {
+    static func waitForRequests(_ receiver: TestReceiver, _ count: Int, within limit: Duration = .seconds(30)) async throws -> [TestReceiver.Request]
+    {
         let deadline = ContinuousClock.now + limit
         while receiver.requests.count < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
         return receiver.requests
@@ -61,24 +65,32 @@ import Glibc
         let receiver = try await TestReceiver()
         try await TestStack.with { stack in
             #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
-            try await Self.ingest([
-                Self.identify("ann", traits: ["plan": "pro", "name": "Ann"], at: "2024-05-01T09:00:00Z", id: "i1"),
-                Self.identify("bob", traits: ["plan": "free"], at: "2024-05-01T09:00:00Z", id: "i2"),
-            ], on: stack)
+            try await Self.ingest(
+                [
+                    Self.identify("ann", traits: ["plan": "pro", "name": "Ann"], at: "2024-05-01T09:00:00Z", id: "i1"),
+                    Self.identify("bob", traits: ["plan": "free"], at: "2024-05-01T09:00:00Z", id: "i2"),
+                ],
+                on: stack
+            )
             try await stack.waitForEmptySpool()
             let secret = "whsec-\(UInt32.random(in: 0...UInt32.max))"
-            let added = try await stack.cli(["triggers", "add", "--app", "shop", "--name", "big-cart", "--event", "Added to cart",
-                                             "--where", "price > 100", "--trait", "plan = 'pro'", "--url", receiver.url + "/hooks/cart", "--secret", secret])
+            let added = try await stack.cli([
+                "triggers", "add", "--app", "shop", "--name", "big-cart", "--event", "Added to cart",
+                "--where", "price > 100", "--trait", "plan = 'pro'", "--url", receiver.url + "/hooks/cart", "--secret", secret,
+            ])
             #expect(added.status == 0, "\(added.stderr)")
             // No 'Added to cart' has been stored yet: accepted, with a warning.
             #expect(added.stderr.contains("warning: --event 'Added to cart'"), "\(added.stderr)")
 
-            try await Self.ingest([
-                Self.track("ann", "Added to cart", at: "2024-05-01T10:00:00Z", properties: ["price": 150, "sku": "lamp"], id: "match"),
-                Self.track("ann", "Added to cart", at: "2024-05-01T10:01:00Z", properties: ["price": 50], id: "too-cheap"),
-                Self.track("bob", "Added to cart", at: "2024-05-01T10:02:00Z", properties: ["price": 500], id: "free-plan"),
-                Self.track("ann", "Viewed Product", at: "2024-05-01T10:03:00Z", properties: ["price": 900], id: "other-event"),
-            ], on: stack)
+            try await Self.ingest(
+                [
+                    Self.track("ann", "Added to cart", at: "2024-05-01T10:00:00Z", properties: ["price": 150, "sku": "lamp"], id: "match"),
+                    Self.track("ann", "Added to cart", at: "2024-05-01T10:01:00Z", properties: ["price": 50], id: "too-cheap"),
+                    Self.track("bob", "Added to cart", at: "2024-05-01T10:02:00Z", properties: ["price": 500], id: "free-plan"),
+                    Self.track("ann", "Viewed Product", at: "2024-05-01T10:03:00Z", properties: ["price": 900], id: "other-event"),
+                ],
+                on: stack
+            )
             let requests = try await Self.waitForRequests(receiver, 1)
             // The others must not follow: give the trigger time to have read them all.
             try await stack.waitForEmptySpool()
@@ -98,10 +110,12 @@ import Glibc
 
             // The signature: t=<seconds>,v1=HMAC-SHA256(secret, "<t>.<body>"), as a receiver checks it.
             let signature = try #require(request.header("X-Cairn-Signature"))
-            let parts = Dictionary(uniqueKeysWithValues: signature.split(separator: ",").compactMap { part -> (String, String)? in
-                let pair = part.split(separator: "=", maxSplits: 1)
-                return pair.count == 2 ? (String(pair[0]), String(pair[1])) : nil
-            })
+            let parts = Dictionary(
+                uniqueKeysWithValues: signature.split(separator: ",").compactMap { part -> (String, String)? in
+                    let pair = part.split(separator: "=", maxSplits: 1)
+                    return pair.count == 2 ? (String(pair[0]), String(pair[1])) : nil
+                }
+            )
             let timestamp = try #require(parts["t"].flatMap { Int64($0) })
             #expect(abs(timestamp - Timestamp.now().microseconds / 1_000_000) < 60, "a fresh timestamp")
             let expected = SHA256.hexString(SHA256.hmac(key: Array(secret.utf8), Array("\(timestamp).".utf8) + request.body))
@@ -117,12 +131,20 @@ import Glibc
 
             // A dry run answers as the trigger does, and shows the body.
             let matching = stack.directory + "/matching.json"
-            try #"{"type": "track", "userId": "ann", "event": "Added to cart", "properties": {"price": 120}}"#.write(toFile: matching, atomically: true, encoding: .utf8)
+            try #"{"type": "track", "userId": "ann", "event": "Added to cart", "properties": {"price": 120}}"#.write(
+                toFile: matching,
+                atomically: true,
+                encoding: .utf8
+            )
             let dry = try await stack.cli(["triggers", "test", "--name", "big-cart", "--event-file", matching])
             #expect(dry.status == 0 && dry.stdout.contains("the event matches"), "\(dry.stdout) \(dry.stderr)")
             #expect(dry.stdout.contains("X-Cairn-Signature: t=") && dry.stdout.contains(#""price":120"#), "\(dry.stdout)")
             let cheap = stack.directory + "/cheap.json"
-            try #"{"type": "track", "userId": "bob", "event": "Added to cart", "properties": {"price": 20}}"#.write(toFile: cheap, atomically: true, encoding: .utf8)
+            try #"{"type": "track", "userId": "bob", "event": "Added to cart", "properties": {"price": 20}}"#.write(
+                toFile: cheap,
+                atomically: true,
+                encoding: .utf8
+            )
             let miss = try await stack.cli(["triggers", "test", "--name", "big-cart", "--event-file", cheap])
             #expect(miss.status == 3 && miss.stdout.contains("does not match"))
             #expect(miss.stdout.contains("--where 'price > 100'") && miss.stdout.contains("--trait 'plan = 'pro''"), "\(miss.stdout)")
@@ -144,7 +166,10 @@ import Glibc
             let condition = try await add(["--where", "price >> 3", "--url", "http://127.0.0.1:9/x"])
             #expect(condition.status != 0 && condition.stderr.contains("--where") && condition.stderr.contains("position"), "\(condition.stderr)")
             let scheme = try await add(["--url", "ftp://example.com/hook"])
-            #expect(scheme.status != 0 && scheme.stderr.contains("at character 1") && scheme.stderr.contains("'ftp' is not http or https"), "\(scheme.stderr)")
+            #expect(
+                scheme.status != 0 && scheme.stderr.contains("at character 1") && scheme.stderr.contains("'ftp' is not http or https"),
+                "\(scheme.stderr)"
+            )
             let port = try await add(["--url", "http://example.com:99999/hook"])
             #expect(port.status != 0 && port.stderr.contains("at character 20") && port.stderr.contains("port"), "\(port.stderr)")
             let space = try await add(["--url", "http://example.com/a hook"])
@@ -171,8 +196,10 @@ import Glibc
         let gone = try await TestReceiver(script: [.init(status: 410, body: "unsubscribed")])
         try await TestStack.with { stack in
             #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
-            for (name, url, extra) in [("flaky", flaky.url, ["--max-attempts", "5"]), ("down", down.url, ["--max-attempts", "2"]),
-                                       ("hanging", hanging.url, ["--max-attempts", "1", "--timeout", "500ms"]), ("gone", gone.url, [String]())] {
+            for (name, url, extra) in [
+                ("flaky", flaky.url, ["--max-attempts", "5"]), ("down", down.url, ["--max-attempts", "2"]),
+                ("hanging", hanging.url, ["--max-attempts", "1", "--timeout", "500ms"]), ("gone", gone.url, [String]()),
+            ] {
                 let added = try await stack.cli(["triggers", "add", "--app", "shop", "--name", name, "--event", "Signed up", "--url", url] + extra)
                 #expect(added.status == 0, "\(added.stderr)")
             }
@@ -185,7 +212,9 @@ import Glibc
 
             // Parked after two attempts, then re-sent by retry.
             var deadline = ContinuousClock.now + .seconds(30)
-            while try await Self.status(stack, "down")["parked"] != .int(1), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            while try await Self.status(stack, "down")["parked"] != .int(1), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
             let parked = try await Self.status(stack, "down")
             #expect(parked["failed"] == .int(1) && parked["parked"] == .int(1), "\(parked)")
             #expect(parked["last_error"]?.stringValue?.contains("HTTP 502 after 2 attempts") == true, "\(parked)")
@@ -195,18 +224,24 @@ import Glibc
             #expect(retried.stdout.contains("1 parked deliveries queued"), "\(retried.stdout)")
             _ = try await Self.waitForRequests(down, 3)
             deadline = ContinuousClock.now + .seconds(30)
-            while try await Self.status(stack, "down")["parked"] != .int(0), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            while try await Self.status(stack, "down")["parked"] != .int(0), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
             #expect(try await Self.status(stack, "down")["delivered"] == .int(1))
 
             // A receiver that hangs is cut off at the timeout, and the delivery parked.
             deadline = ContinuousClock.now + .seconds(30)
-            while try await Self.status(stack, "hanging")["parked"] != .int(1), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            while try await Self.status(stack, "hanging")["parked"] != .int(1), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
             let hung = try await Self.status(stack, "hanging")
             #expect(hung["parked"] == .int(1) && hung["last_error"]?.stringValue?.contains("no response") == true, "\(hung)")
 
             // 410 Gone: disabled, and said so; later events wait for a resume.
             deadline = ContinuousClock.now + .seconds(30)
-            while try await Self.status(stack, "gone")["state"] != "disabled", ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            while try await Self.status(stack, "gone")["state"] != "disabled", ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
             let disabled = try await Self.status(stack, "gone")
             #expect(disabled["state"] == "disabled" && disabled["state_reason"]?.stringValue?.contains("410 Gone") == true, "\(disabled)")
             try await Self.ingest([Self.track("bob", "Signed up", at: "2024-05-01T11:00:00Z", id: "s2")], on: stack)
@@ -229,11 +264,16 @@ import Glibc
         let receiver = try await TestReceiver(afterScript: .init(status: 200, delay: .milliseconds(100)))
         try await TestStack.with { stack in
             #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
-            #expect(try await stack.cli(["triggers", "add", "--app", "shop", "--name", "all", "--event", "Clicked *", "--url", receiver.url]).status == 0)
+            #expect(
+                try await stack.cli(["triggers", "add", "--app", "shop", "--name", "all", "--event", "Clicked *", "--url", receiver.url]).status == 0
+            )
             let total = 60
-            try await Self.ingest((0..<total).map { n in
-                Self.track("user-\(n % 7)", "Clicked \(n % 3)", at: "2024-05-01T10:00:\(String(format: "%02d", n))Z", id: "c\(n)")
-            }, on: stack)
+            try await Self.ingest(
+                (0..<total).map { n in
+                    Self.track("user-\(n % 7)", "Clicked \(n % 3)", at: "2024-05-01T10:00:\(String(format: "%02d", n))Z", id: "c\(n)")
+                },
+                on: stack
+            )
             _ = try await Self.waitForRequests(receiver, 5)
             let pid = try #require(try await stack.servicePID("export"))
             #expect(kill(pid, SIGKILL) == 0)
@@ -267,15 +307,22 @@ import Glibc
         let receiver = try await TestReceiver()
         try await TestStack.with { stack in
             #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
-            #expect(try await stack.cli(["triggers", "add", "--app", "shop", "--name", "cart-left", "--event", "Added to cart",
-                                         "--unless", "Purchase", "--within", "1h", "--url", receiver.url]).status == 0)
-            try await Self.ingest([
-                Self.track("ann", "Added to cart", at: "2024-05-01T10:00:00Z", id: "ann-cart"),
-                Self.track("bob", "Added to cart", at: "2024-05-01T10:00:00Z", id: "bob-cart"),
-                Self.track("bob", "Purchase", at: "2024-05-01T10:30:00Z", id: "bob-buys"),
-                Self.track("cid", "Added to cart", at: "2024-05-01T10:00:00Z", id: "cid-cart"),
-                Self.track("cid", "Purchase", at: "2024-05-01T12:00:00Z", id: "cid-buys-late"),
-            ], on: stack)
+            #expect(
+                try await stack.cli([
+                    "triggers", "add", "--app", "shop", "--name", "cart-left", "--event", "Added to cart",
+                    "--unless", "Purchase", "--within", "1h", "--url", receiver.url,
+                ]).status == 0
+            )
+            try await Self.ingest(
+                [
+                    Self.track("ann", "Added to cart", at: "2024-05-01T10:00:00Z", id: "ann-cart"),
+                    Self.track("bob", "Added to cart", at: "2024-05-01T10:00:00Z", id: "bob-cart"),
+                    Self.track("bob", "Purchase", at: "2024-05-01T10:30:00Z", id: "bob-buys"),
+                    Self.track("cid", "Added to cart", at: "2024-05-01T10:00:00Z", id: "cid-cart"),
+                    Self.track("cid", "Purchase", at: "2024-05-01T12:00:00Z", id: "cid-buys-late"),
+                ],
+                on: stack
+            )
             _ = try await Self.waitForRequests(receiver, 2)
             try await Task.sleep(for: .seconds(2))
             let fired = Set(try receiver.requests.map(Self.ref))
@@ -287,17 +334,25 @@ import Glibc
 
             // A live cart with a short window: the wait is stored, survives a SIGKILL of export,
             // and fires once the window has passed.
-            #expect(try await stack.cli(["triggers", "add", "--app", "shop", "--name", "quick", "--event", "Added to cart",
-                                         "--unless", "Purchase", "--within", "3s", "--url", receiver.url + "/quick"]).status == 0)
+            #expect(
+                try await stack.cli([
+                    "triggers", "add", "--app", "shop", "--name", "quick", "--event", "Added to cart",
+                    "--unless", "Purchase", "--within", "3s", "--url", receiver.url + "/quick",
+                ]).status == 0
+            )
             try await Task.sleep(for: .milliseconds(1500))
             try await Self.ingest([Self.track("dan", "Added to cart", at: Timestamp.now().description, id: "dan-cart")], on: stack)
             var deadline = ContinuousClock.now + .seconds(20)
-            while try await Self.status(stack, "quick")["waiting"] != .int(1), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            while try await Self.status(stack, "quick")["waiting"] != .int(1), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
             #expect(try await Self.status(stack, "quick")["waiting"] == .int(1))
             let pid = try #require(try await stack.servicePID("export"))
             #expect(kill(pid, SIGKILL) == 0)
             deadline = ContinuousClock.now + .seconds(30)
-            while !receiver.requests.contains(where: { $0.uri == "/quick" }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            while !receiver.requests.contains(where: { $0.uri == "/quick" }), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
             let quick = receiver.requests.filter { $0.uri == "/quick" }
             #expect(quick.count == 1)
             #expect(try quick.first.map(Self.ref) == "dan-cart")

@@ -26,7 +26,9 @@ struct HTTPBench {
             arguments.insert("0", at: 2)
         }
         guard arguments.count >= 3, let requested = Int(arguments[2]) else {
-            print("usage: cairn-http-bench URL WRITE_KEY EVENTS [CONNECTIONS] [BATCH]\n       cairn-http-bench --file FILE URL WRITE_KEY [CONNECTIONS] [BATCH]")
+            print(
+                "usage: cairn-http-bench URL WRITE_KEY EVENTS [CONNECTIONS] [BATCH]\n       cairn-http-bench --file FILE URL WRITE_KEY [CONNECTIONS] [BATCH]"
+            )
             exit(2)
         }
         let base = arguments[0]
@@ -35,7 +37,8 @@ struct HTTPBench {
         let batchSize = arguments.count > 4 ? Int(arguments[4]) ?? 100 : 100
 
         // Bodies are built before the clock starts: the loader must not be what is measured.
-        let requests = try file.map { try fileRequests($0, base: base, batchSize: batchSize) }
+        let requests =
+            try file.map { try fileRequests($0, base: base, batchSize: batchSize) }
             ?? syntheticRequests(requested, base: base, batchSize: batchSize)
         let events = requests.reduce(0) { $0 + $1.events }
         let batches = requests.count
@@ -80,14 +83,35 @@ struct HTTPBench {
         let sorted = results.latencies.sorted()
         func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 1000 }
         let failures = Dictionary(grouping: results.failures, by: { $0 }).mapValues(\.count)
-        print(String(format: "http: %d events in %d batches of %d over %d connections, acknowledged in %.2f s: %.0f events/s (target 50,000: %@)",
-                     events, batches, batchSize, connections, seconds, Double(events) / seconds, Double(events) / seconds >= 50_000 ? "met" : "MISSED"))
-        print(String(format: "http: request latency p50 %.1f ms, p99 %.1f ms (target below 50 ms: %@), max %.1f ms",
-                     percentile(0.5), percentile(0.99), percentile(0.99) < 50 ? "met" : "MISSED", sorted.last.map { $0 * 1000 } ?? 0))
-        if !failures.isEmpty { print("http: non-200 answers: \(failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))") }
-        let summary: JSON = ["events_sent": .int(Int64(events)), "requests": .int(Int64(batches)), "seconds": .double(seconds),
-                             "events_per_s": .double(Double(events) / seconds), "p50_ms": .double(percentile(0.5)), "p99_ms": .double(percentile(0.99)),
-                             "max_ms": .double(sorted.last.map { $0 * 1000 } ?? 0), "failures": .int(Int64(results.failures.count))]
+        print(
+            String(
+                format: "http: %d events in %d batches of %d over %d connections, acknowledged in %.2f s: %.0f events/s (target 50,000: %@)",
+                events,
+                batches,
+                batchSize,
+                connections,
+                seconds,
+                Double(events) / seconds,
+                Double(events) / seconds >= 50_000 ? "met" : "MISSED"
+            )
+        )
+        print(
+            String(
+                format: "http: request latency p50 %.1f ms, p99 %.1f ms (target below 50 ms: %@), max %.1f ms",
+                percentile(0.5),
+                percentile(0.99),
+                percentile(0.99) < 50 ? "met" : "MISSED",
+                sorted.last.map { $0 * 1000 } ?? 0
+            )
+        )
+        if !failures.isEmpty {
+            print("http: non-200 answers: \(failures.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "))")
+        }
+        let summary: JSON = [
+            "events_sent": .int(Int64(events)), "requests": .int(Int64(batches)), "seconds": .double(seconds),
+            "events_per_s": .double(Double(events) / seconds), "p50_ms": .double(percentile(0.5)), "p99_ms": .double(percentile(0.99)),
+            "max_ms": .double(sorted.last.map { $0 * 1000 } ?? 0), "failures": .int(Int64(results.failures.count)),
+        ]
         print(summary.serializedString())
     }
 
@@ -108,7 +132,10 @@ struct HTTPBench {
                     "userId": .string("user-\(index % 50_000)"), "messageId": .string("bench-\(index)"),
                     "timestamp": .string(Timestamp(microseconds: start + Int64(index) * 1_000).iso8601Milliseconds),
                     "properties": ["plan": .string(index % 3 == 0 ? "pro" : "free"), "amount": .int(Int64(index % 500)), "n": .int(Int64(index))],
-                    "context": ["library": ["name": "cairn-http-bench", "version": "1"], "page": ["path": "/reports", "url": "https://app.example.com/reports"]],
+                    "context": [
+                        "library": ["name": "cairn-http-bench", "version": "1"],
+                        "page": ["path": "/reports", "url": "https://app.example.com/reports"],
+                    ],
                 ])
             }
             let body = JSON.object(["batch": .array(messages), "sentAt": .string(Timestamp.now().iso8601Milliseconds)]).serialized()
@@ -139,11 +166,13 @@ struct HTTPBench {
         }
         var perRoute: [[Request]] = []
         for (route, records) in byRoute.sorted(by: { $0.key < $1.key }) {
-            perRoute.append(stride(from: 0, to: records.count, by: batchSize).map { first in
-                let chunk = Array(records[first..<min(records.count, first + batchSize)])
-                let body = route == "/v1/batch" ? JSON.object(["batch": .array(chunk)]).serialized() : JSON.array(chunk).serialized()
-                return Request(url: base + route, body: ByteBuffer(bytes: body), events: chunk.count)
-            })
+            perRoute.append(
+                stride(from: 0, to: records.count, by: batchSize).map { first in
+                    let chunk = Array(records[first..<min(records.count, first + batchSize)])
+                    let body = route == "/v1/batch" ? JSON.object(["batch": .array(chunk)]).serialized() : JSON.array(chunk).serialized()
+                    return Request(url: base + route, body: ByteBuffer(bytes: body), events: chunk.count)
+                }
+            )
         }
         var interleaved: [Request] = []
         var index = 0

@@ -17,10 +17,19 @@ func event(_ n: Int, user: Int) -> JSON {
     let time = Timestamp(microseconds: start.microseconds + Int64(n) * 7_000_000)
     let kind = n % 10
     let type: EventType = kind == 0 ? .identifyUser : kind == 1 ? .sessionStart : .track
-    return CanonicalEvent(appToken: "bench", eventType: type, eventName: type == .track ? "Used" : "", userId: "user-\(user)",
-                          companyId: kind == 2 ? "company-\(user % 2000)" : nil, anonymousId: kind == 0 ? "device-\(user)" : nil,
-                          source: "web-client", insertedAt: time, metadata: kind == 0 ? ["plan": "pro", "seats": .int(Int64(n % 50))] : [:],
-                          receivedAt: time, origin: .userpilot).json
+    return CanonicalEvent(
+        appToken: "bench",
+        eventType: type,
+        eventName: type == .track ? "Used" : "",
+        userId: "user-\(user)",
+        companyId: kind == 2 ? "company-\(user % 2000)" : nil,
+        anonymousId: kind == 0 ? "device-\(user)" : nil,
+        source: "web-client",
+        insertedAt: time,
+        metadata: kind == 0 ? ["plan": "pro", "seats": .int(Int64(n % 50))] : [:],
+        receivedAt: time,
+        origin: .userpilot
+    ).json
 }
 
 func residentMegabytes() -> Double {
@@ -32,7 +41,9 @@ func residentMegabytes() -> Double {
 // Warm state: every user's history already cached, as after identity has seen them once.
 let cache = SessionCache(capacity: 2_000_000)
 for user in 0..<users {
-    let points = (0..<5).map { Sessionizer.Point(time: Timestamp(microseconds: start.microseconds - Int64(5 - $0) * 600_000_000), isSessionStart: $0 == 0) }
+    let points = (0..<5).map {
+        Sessionizer.Point(time: Timestamp(microseconds: start.microseconds - Int64(5 - $0) * 600_000_000), isSessionStart: $0 == 0)
+    }
     cache.commit(app: "bench", ["user-\(user)": SessionHistory(points: points)], forget: [])
 }
 var generator = SystemRandomNumberGenerator()
@@ -64,11 +75,17 @@ print(String(format: "resolver      %10.0f events/s   target 200,000", rates.sor
 let before = residentMegabytes()
 let million = SessionCache(capacity: 2_000_000)
 for user in 0..<1_000_000 {
-    let points = (0..<5).map { Sessionizer.Point(time: Timestamp(microseconds: start.microseconds + Int64($0) * 600_000_000), isSessionStart: $0 == 0) }
+    let points = (0..<5).map {
+        Sessionizer.Point(time: Timestamp(microseconds: start.microseconds + Int64($0) * 600_000_000), isSessionStart: $0 == 0)
+    }
     million.commit(app: "bench", ["user-\(user)": SessionHistory(points: points)], forget: [])
 }
 let stateMegabytes = residentMegabytes() - before
 print(String(format: "state for %d users: %.0f MB resident (target: under 300 MB)", million.count, stateMegabytes))
 if let path = ProcessInfo.processInfo.environment["BENCH_IDENTITY_JSON"] {
-    try? String(format: "{\"events_per_s\": %.0f, \"state_mb\": %.1f}\n", rates.sorted()[1], stateMegabytes).write(toFile: path, atomically: true, encoding: .utf8)
+    try? String(format: "{\"events_per_s\": %.0f, \"state_mb\": %.1f}\n", rates.sorted()[1], stateMegabytes).write(
+        toFile: path,
+        atomically: true,
+        encoding: .utf8
+    )
 }

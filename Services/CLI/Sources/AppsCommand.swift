@@ -9,14 +9,16 @@ extension CairnCommand {
     struct Apps: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create and list apps, rotate their write keys, and set how personal data is stored.",
-            subcommands: [Create.self, List.self, RotateKey.self, Configure.self])
+            subcommands: [Create.self, List.self, RotateKey.self, Configure.self]
+        )
     }
 
     /// `cairn attributes`: the typed event attributes of an app (User.com's attribute registry).
     struct Attributes: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Register event attribute types (string, number, date, boolean, json).",
-            subcommands: [Set.self, List.self])
+            subcommands: [Set.self, List.self]
+        )
     }
 
     /// `cairn deadletters`: the records ingest refused, with why.
@@ -24,14 +26,16 @@ extension CairnCommand {
         static let configuration = CommandConfiguration(
             commandName: "deadletters",
             abstract: "List refused records, or replay them through ingest.",
-            subcommands: [List.self, Replay.self])
+            subcommands: [List.self, Replay.self]
+        )
     }
 }
 
 extension CairnCommand.Apps {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create an app; prints its token and write key (the key is shown only now).")
+            abstract: "Create an app; prints its token and write key (the key is shown only now)."
+        )
 
         @Argument(help: "The app's name.")
         var name: String
@@ -118,10 +122,12 @@ extension CairnCommand.Apps {
             params.future_allowance = futureAllowance
             let result = try await connection.call(AppsConfigure.self, params)
             try await connection.refreshApp(app)
-            print("\(result["name"]?.stringValue ?? app): personal data \(result["personal_data"]?.stringValue ?? ""), "
-                  + "sessions end after \(result["session_inactivity_s"]?.intValue ?? 0) s idle or \(result["session_max_length_s"]?.intValue ?? 0) s long, "
-                  + "Userlike email identifies: \(result["identify_userlike_by_email"]?.boolValue ?? false), "
-                  + "event times from \(result["event_time_earliest"]?.stringValue ?? "") to \((result["event_time_future_s"]?.intValue ?? 0) / 3600)h after receipt")
+            print(
+                "\(result["name"]?.stringValue ?? app): personal data \(result["personal_data"]?.stringValue ?? ""), "
+                    + "sessions end after \(result["session_inactivity_s"]?.intValue ?? 0) s idle or \(result["session_max_length_s"]?.intValue ?? 0) s long, "
+                    + "Userlike email identifies: \(result["identify_userlike_by_email"]?.boolValue ?? false), "
+                    + "event times from \(result["event_time_earliest"]?.stringValue ?? "") to \((result["event_time_future_s"]?.intValue ?? 0) / 3600)h after receipt"
+            )
         }
     }
 }
@@ -201,14 +207,18 @@ extension CairnCommand.DeadLetters {
                 rows.sort { ($0["received_at"]?.stringValue ?? "") > ($1["received_at"]?.stringValue ?? "") }
                 rows = Array(rows.prefix(limit))
             }
-            let columns: [JSON] = (instances.count > 1 ? ["ingest"] : []) + ["id", "received_at", "app", "source", "record", "message", "code", "field", "error", "raw"]
+            let columns: [JSON] =
+                (instances.count > 1 ? ["ingest"] : []) + [
+                    "id", "received_at", "app", "source", "record", "message", "code", "field", "error", "raw",
+                ]
             print(TableRenderer.render(["columns": .array(columns), "rows": .array(rows)], format: format))
         }
     }
 
     struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run dead letters through ingest again, e.g. after registering an attribute or creating an app.")
+            abstract: "Run dead letters through ingest again, e.g. after registering an attribute or creating an app."
+        )
 
         @Option(name: .long, help: "Only this app's dead letters (name or token).")
         var app: String?
@@ -226,7 +236,9 @@ extension CairnCommand.DeadLetters {
             let instances = await connection.ingestInstances(only: ingest)
             if !id.isEmpty, instances.count > 1 {
                 // Ids are numbered per spool, so an id alone does not say which instance holds it.
-                throw CLIError("this stack runs \(instances.count) ingest instances (\(instances.joined(separator: ", "))); say which one the ids belong to with --ingest")
+                throw CLIError(
+                    "this stack runs \(instances.count) ingest instances (\(instances.joined(separator: ", "))); say which one the ids belong to with --ingest"
+                )
             }
             var totals = (replayed: Int64(0), accepted: Int64(0), duplicates: Int64(0), stillRejected: Int64(0))
             for instance in instances {
@@ -234,14 +246,18 @@ extension CairnCommand.DeadLetters {
                 for error in result["errors"]?.arrayValue ?? [] {
                     let field = error["field"]?.stringValue.map { " field '\($0)'" } ?? ""
                     let prefix = instances.count > 1 ? "\(instance) " : ""
-                    printError("\(prefix)dead letter \(error["id"]?.intValue ?? 0): \(error["code"]?.stringValue ?? ""):\(field) \(error["error"]?.stringValue ?? "")")
+                    printError(
+                        "\(prefix)dead letter \(error["id"]?.intValue ?? 0): \(error["code"]?.stringValue ?? ""):\(field) \(error["error"]?.stringValue ?? "")"
+                    )
                 }
                 totals.replayed += result["replayed"]?.intValue ?? 0
                 totals.accepted += result["accepted"]?.intValue ?? 0
                 totals.duplicates += result["duplicates"]?.intValue ?? 0
                 totals.stillRejected += result["still_rejected"]?.intValue ?? 0
             }
-            print("replayed \(totals.replayed) dead letters: \(totals.accepted) new, \(totals.duplicates) duplicates; \(totals.stillRejected) still rejected")
+            print(
+                "replayed \(totals.replayed) dead letters: \(totals.accepted) new, \(totals.duplicates) duplicates; \(totals.stillRejected) still rejected"
+            )
             if totals.stillRejected > 0 { throw ExitCode(2) }
         }
     }

@@ -10,7 +10,11 @@ public struct CairnCommand: AsyncParsableCommand {
         commandName: "cairn",
         abstract: "Ingest, query and export product events with a running Cairn stack.",
         version: "0.1.0",
-        subcommands: [Ingest.self, Apps.self, Attributes.self, DeadLetters.self, Users.self, Companies.self, Report.self, Export.self, Triggers.self, Status.self])
+        subcommands: [
+            Ingest.self, Apps.self, Attributes.self, DeadLetters.self, Users.self, Companies.self, Report.self, Export.self, Triggers.self,
+            Status.self,
+        ]
+    )
 
     public init() {}
 
@@ -63,7 +67,9 @@ extension ConnectionOptions {
             }
         }
         if !unreachable.isEmpty {
-            throw CLIError("the setting is stored, but not yet applied by \(unreachable.joined(separator: ", ")); it applies within 2 seconds of that ingest answering again")
+            throw CLIError(
+                "the setting is stored, but not yet applied by \(unreachable.joined(separator: ", ")); it applies within 2 seconds of that ingest answering again"
+            )
         }
     }
 

@@ -8,7 +8,8 @@ extension CairnCommand {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Hand stored events on to the rest of the data stack.",
-            subcommands: [Segment.self, JSONLines.self, Status.self])
+            subcommands: [Segment.self, JSONLines.self, Status.self]
+        )
     }
 }
 
@@ -42,7 +43,8 @@ extension CairnCommand.Export {
                 POSTed with Basic auth (the write key as the username); network errors, 408, 429 (honouring \
                 Retry-After) and 5xx are retried with exponential backoff and jitter, and any other 4xx fails \
                 the batch, which is reported. The export stops when the endpoint stays unavailable.
-                """)
+                """
+        )
 
         @OptionGroup var export: ExportOptions
 
@@ -73,19 +75,29 @@ extension CairnCommand.Export {
                 params.gzip = gzip
                 let result = try await connection.call(ExportSegment.self, params)
                 let failed = result["failed_batches"]?.arrayValue ?? []
-                print("delivered \(result["delivered"]?.intValue ?? 0) of \(result["messages"]?.intValue ?? 0) messages in \(result["batches"]?.intValue ?? 0) batches to \(result["destination"]?.stringValue ?? to)")
+                print(
+                    "delivered \(result["delivered"]?.intValue ?? 0) of \(result["messages"]?.intValue ?? 0) messages in \(result["batches"]?.intValue ?? 0) batches to \(result["destination"]?.stringValue ?? to)"
+                )
                 for batch in failed {
-                    printError("batch \(batch["batch"]?.intValue ?? 0) (\(batch["messages"]?.intValue ?? 0) messages) failed after \(batch["attempts"]?.intValue ?? 0) attempts: "
-                               + "\(batch["status"]?.intValue.map { "HTTP \($0)" } ?? "no response"): \(batch["response"]?.stringValue ?? "")")
+                    printError(
+                        "batch \(batch["batch"]?.intValue ?? 0) (\(batch["messages"]?.intValue ?? 0) messages) failed after \(batch["attempts"]?.intValue ?? 0) attempts: "
+                            + "\(batch["status"]?.intValue.map { "HTTP \($0)" } ?? "no response"): \(batch["response"]?.stringValue ?? "")"
+                    )
                 }
-                if result["stopped"]?.boolValue == true { printError("stopped: the destination stayed unavailable; run the export again to resume (messageIds repeat, so the destination deduplicates)") }
+                if result["stopped"]?.boolValue == true {
+                    printError(
+                        "stopped: the destination stayed unavailable; run the export again to resume (messageIds repeat, so the destination deduplicates)"
+                    )
+                }
                 try reportSkipped(result)
                 if !failed.isEmpty || result["stopped"]?.boolValue == true { throw ExitCode(2) }
                 return
             }
             let result = try await connection.call(ExportSegment.self, export.params(out: out))
-            print("exported \(result["messages"]?.intValue ?? 0) messages in \(result["files"]?.intValue ?? 0) batch files to \(result["directory"]?.stringValue ?? out ?? "")"
-                  + ((result["truncated"]?.intValue ?? 0) > 0 ? " (\(result["truncated"]!.intValue!) cut down to fit 32000 bytes)" : ""))
+            print(
+                "exported \(result["messages"]?.intValue ?? 0) messages in \(result["files"]?.intValue ?? 0) batch files to \(result["directory"]?.stringValue ?? out ?? "")"
+                    + ((result["truncated"]?.intValue ?? 0) > 0 ? " (\(result["truncated"]!.intValue!) cut down to fit 32000 bytes)" : "")
+            )
             try reportSkipped(result)
         }
 
@@ -103,7 +115,8 @@ extension CairnCommand.Export {
     struct JSONLines: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "jsonl",
-            abstract: "Write the canonical (Userpilot-schema) events as JSON lines.")
+            abstract: "Write the canonical (Userpilot-schema) events as JSON lines."
+        )
 
         @OptionGroup var export: ExportOptions
 
@@ -128,15 +141,18 @@ extension CairnCommand.Export {
                 Continuous destinations are declared in the stack file (settings.destinations of the export \
                 service). pending counts the messages committed after the checkpoint; lag_s is how long the \
                 oldest of them has waited since Cairn received it.
-                """)
+                """
+        )
 
         @Option(name: .long, help: "Output: table, json or csv.")
         var format: OutputFormat = .table
 
         @OptionGroup var connection: ConnectionOptions
 
-        static let columns = ["destination", "app", "state", "pending", "lag_s", "delivered", "batches", "failed", "failed_batches",
-                              "skipped", "checkpoint", "last_delivered_at", "last_error", "last_error_at", "url"]
+        static let columns = [
+            "destination", "app", "state", "pending", "lag_s", "delivered", "batches", "failed", "failed_batches",
+            "skipped", "checkpoint", "last_delivered_at", "last_error", "last_error_at", "url",
+        ]
 
         func run() async throws {
             let result = try await connection.call(ExportStatus.self, NoParams())
@@ -156,7 +172,9 @@ extension CairnCommand.Export {
                 print("  state       \(text("state"))" + (row["state_detail"]?.stringValue.map { ": \($0)" } ?? ""))
                 print("  checkpoint  \(text("checkpoint"))")
                 print("  pending     \(text("pending")) messages, lag \(text("lag_s")) s")
-                print("  delivered   \(text("delivered")) messages in \(text("batches")) batches, last at \(row["last_delivered_at"]?.stringValue ?? "never")")
+                print(
+                    "  delivered   \(text("delivered")) messages in \(text("batches")) batches, last at \(row["last_delivered_at"]?.stringValue ?? "never")"
+                )
                 print("  failed      \(text("failed")) messages in \(text("failed_batches")) refused batches; \(text("skipped")) skipped")
                 if let error = row["last_error"]?.stringValue {
                     print("  last error  \(error) (at \(text("last_error_at")))")

@@ -13,7 +13,8 @@ extension CairnCommand {
                 Each record is validated; good records are acknowledged once durable in the spool, \
                 bad ones are reported with their line number and kept as dead letters. \
                 Exit status: 0 when every record was accepted, 2 when some were rejected, 1 on failure.
-                """)
+                """
+        )
 
         @Argument(help: "The file to ingest.", completion: .file())
         var file: String
@@ -131,8 +132,10 @@ extension CairnCommand {
                     while records.count < batchSize, bytes < Self.batchBytes, let record = try reader.next() {
                         guard record.text.utf8.count <= Self.maximumRecordBytes else {
                             rejected += 1
-                            errors.append(["record": .int(Int64(record.number)), "code": "record_too_large",
-                                           "error": .string("is \(record.text.utf8.count) bytes; the most one request may carry is \(Self.maximumRecordBytes)")])
+                            errors.append([
+                                "record": .int(Int64(record.number)), "code": "record_too_large",
+                                "error": .string("is \(record.text.utf8.count) bytes; the most one request may carry is \(Self.maximumRecordBytes)"),
+                            ])
                             continue
                         }
                         bytes += record.text.utf8.count
@@ -152,16 +155,21 @@ extension CairnCommand {
                 for try await result in group { collect(result) }
             }
             if showProgress { printError("") }
-            for error in errors.sorted(by: { ($0["record"]?.intValue ?? 0, $0["message"]?.intValue ?? -1) < ($1["record"]?.intValue ?? 0, $1["message"]?.intValue ?? -1) }) {
+            for error in errors.sorted(by: {
+                ($0["record"]?.intValue ?? 0, $0["message"]?.intValue ?? -1) < ($1["record"]?.intValue ?? 0, $1["message"]?.intValue ?? -1)
+            }) {
                 printError("\(file):" + describe(error))
             }
             if rejected > Int64(errors.count) {
                 printError("… and \(rejected - Int64(errors.count)) more rejected records (see `cairn deadletters list --app \(app)`)")
             }
-            let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
+            let seconds =
+                Double((ContinuousClock.now - started).components.attoseconds) / 1e18 + Double((ContinuousClock.now - started).components.seconds)
             let rate = seconds > 0 ? Int(Double(accepted + duplicates + rejected) / seconds) : 0
             let erased = suppressed > 0 ? ", \(suppressed) suppressed (erased users)" : ""
-            print("ingested \(file): \(accepted) new, \(duplicates) duplicates\(erased), \(rejected) rejected in \(String(format: "%.2f", seconds)) s (\(rate) events/s)")
+            print(
+                "ingested \(file): \(accepted) new, \(duplicates) duplicates\(erased), \(rejected) rejected in \(String(format: "%.2f", seconds)) s (\(rate) events/s)"
+            )
             if rejected > 0 { throw ExitCode(2) }
         }
     }

@@ -36,8 +36,11 @@ extension CairnCommand {
     struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Answer questions about stored events.",
-            subcommands: [Events.self, Uniques.self, Stats.self, Users.self, Timeline.self, Funnel.self, Retention.self, Sessions.self,
-                          Engagement.self, Companies.self])
+            subcommands: [
+                Events.self, Uniques.self, Stats.self, Users.self, Timeline.self, Funnel.self, Retention.self, Sessions.self,
+                Engagement.self, Companies.self,
+            ]
+        )
     }
 }
 
@@ -72,7 +75,8 @@ extension CairnCommand.Report {
     /// `cairn report uniques --by day|week|month [--event NAME]`: DAU, WAU, MAU.
     struct Uniques: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Count unique people per day, week or month (an anonymous visitor who signed up counts once).")
+            abstract: "Count unique people per day, week or month (an anonymous visitor who signed up counts once)."
+        )
 
         @OptionGroup var report: ReportOptions
 
@@ -92,7 +96,8 @@ extension CairnCommand.Report {
     /// `cairn report stats --event NAME --attr A`: statistics of a numeric attribute.
     struct Stats: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Count, sum, min, max, average and percentiles of a numeric attribute of one event.")
+            abstract: "Count, sum, min, max, average and percentiles of a numeric attribute of one event."
+        )
 
         @OptionGroup var report: ReportOptions
 
@@ -112,7 +117,8 @@ extension CairnCommand.Report {
     /// `cairn report timeline --user U`: one person's events in order.
     struct Timeline: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List one person's events in order, with attributes and session, including their anonymous events from before they identified.")
+            abstract: "List one person's events in order, with attributes and session, including their anonymous events from before they identified."
+        )
 
         @OptionGroup var report: ReportOptions
 
@@ -134,7 +140,8 @@ extension CairnCommand.Report {
     /// `cairn report funnel --step A --step B [--within 7d] [--by-trait plan]`.
     struct Funnel: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Conversion and drop-off through ordered steps, with the median time between steps; each person counts once.")
+            abstract: "Conversion and drop-off through ordered steps, with the median time between steps; each person counts once."
+        )
 
         @OptionGroup var report: ReportOptions
 
@@ -157,7 +164,8 @@ extension CairnCommand.Report {
     /// `cairn report sessions`.
     struct Sessions: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Session count, median and p90 length, events per session and bounce rate (sessions starting in the period).")
+            abstract: "Session count, median and p90 length, events per session and bounce rate (sessions starting in the period)."
+        )
 
         @OptionGroup var report: ReportOptions
         @OptionGroup var connection: ConnectionOptions
@@ -188,7 +196,8 @@ extension CairnCommand.Report {
     /// `cairn report retention --start-event A --return-event B --by day|week [--periods N]`.
     struct Retention: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "A cohort table: of the people who first did A in each day or week, how many did B in each following one.")
+            abstract: "A cohort table: of the people who first did A in each day or week, how many did B in each following one."
+        )
 
         @OptionGroup var report: ReportOptions
 
@@ -207,7 +216,11 @@ extension CairnCommand.Report {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            try await report.show(ReportRetention.self, .init(start_event: startEvent, return_event: returnEvent, by: by, periods: periods), via: connection)
+            try await report.show(
+                ReportRetention.self,
+                .init(start_event: startEvent, return_event: returnEvent, by: by, periods: periods),
+                via: connection
+            )
         }
     }
 }
@@ -221,7 +234,8 @@ extension CairnCommand.Report {
                 Conditions: name op value, with op one of = != > >= < <=, or name in (a, b), name not in (…), \
                 name contains 'text'; combined with and, or, not and parentheses. Values are numbers, 'text', \
                 true, false, or dates such as 2024-05-01. Example: --did purchase --where "price > 150 and color = 'teal'".
-                """)
+                """
+        )
 
         @OptionGroup var report: ReportOptions
 
@@ -256,7 +270,9 @@ extension CairnCommand.Report {
     /// `cairn report engagement --entity flow|checklist|survey|nps|resource_center|experiment|hotspot|banner|chat [--id ID]`.
     struct Engagement: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "One view of engagement across tools: seen, started, completed and dismissed; survey answers, NPS, experiment variants, the chat funnel.")
+            abstract:
+                "One view of engagement across tools: seen, started, completed and dismissed; survey answers, NPS, experiment variants, the chat funnel."
+        )
 
         @OptionGroup var report: ReportOptions
 

@@ -12,7 +12,9 @@ extension CairnCommand {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the health, pid, uptime and counters of every service.",
-            discussion: "Exits 0 when the stack is fully up and healthy, 1 when it is starting, degraded or partly down, 2 when the supervisor cannot be reached.")
+            discussion:
+                "Exits 0 when the stack is fully up and healthy, 1 when it is starting, degraded or partly down, 2 when the supervisor cannot be reached."
+        )
 
         @Option(name: .long, help: "Output: table, json or csv.")
         var format: OutputFormat = .table
@@ -49,7 +51,8 @@ extension CairnCommand {
                 }
                 rows.append([
                     "service": service["name"] ?? .null, "state": service["state"] ?? .null,
-                    "health": status?["health"] ?? (service["name"]?.stringValue == "postgres" ? .string(service["state"]?.stringValue == "running" ? "ok" : "down") : .null),
+                    "health": status?["health"]
+                        ?? (service["name"]?.stringValue == "postgres" ? .string(service["state"]?.stringValue == "running" ? "ok" : "down") : .null),
                     "pid": service["pid"] ?? .null, "uptime_s": service["uptime_s"] ?? .null,
                     "restarts": service["restarts"] ?? .null, "counters": .string(summary),
                 ])
@@ -58,7 +61,9 @@ extension CairnCommand {
             if format == .json {
                 print(result.serializedString())
             } else {
-                print("stack \(result["stack"]?.stringValue ?? "?") is \(result["phase"]?.stringValue ?? "?") (supervisor pid \(result["supervisor_pid"]?.intValue ?? 0))")
+                print(
+                    "stack \(result["stack"]?.stringValue ?? "?") is \(result["phase"]?.stringValue ?? "?") (supervisor pid \(result["supervisor_pid"]?.intValue ?? 0))"
+                )
                 print(TableRenderer.render(table, format: format))
                 if !problems.isEmpty {
                     print("stack is degraded:")

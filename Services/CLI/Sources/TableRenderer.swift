@@ -28,9 +28,13 @@ enum TableRenderer {
                 }.joined(separator: "  ").trimmingTrailingSpaces()
             }
             let numeric = columns.map { column in
-                !rows.isEmpty && rows.allSatisfy { row in
-                    switch row[column] { case .int?, .double?, nil, .null?: return true; default: return false }
-                }
+                !rows.isEmpty
+                    && rows.allSatisfy { row in
+                        switch row[column] {
+                        case .int?, .double?, nil, .null?: return true
+                        default: return false
+                        }
+                    }
             }
             var output = [line(columns, numeric: numeric), line(widths.map { String(repeating: "-", count: $0) }, numeric: numeric)]
             output += cells.map { line($0, numeric: numeric) }

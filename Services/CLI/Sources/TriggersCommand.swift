@@ -9,7 +9,8 @@ extension CairnCommand {
     struct Triggers: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Call a webhook for each newly stored event that matches, or for each that no follow-up answers in time.",
-            subcommands: [Add.self, List.self, Remove.self, Test.self, Status.self, Retry.self])
+            subcommands: [Add.self, List.self, Remove.self, Test.self, Status.self, Retry.self]
+        )
     }
 }
 
@@ -20,7 +21,8 @@ extension CairnCommand.Triggers {
             discussion: """
                 Example: cairn triggers add --app shop --name cart-left --event 'Added to cart' --where 'price > 100' \
                 --unless Purchase --within 1h --url https://hooks.example.com/cart --secret "$SECRET"
-                """)
+                """
+        )
 
         @Option(name: .long, help: "The app the trigger watches (name or token).")
         var app: String
@@ -84,8 +86,16 @@ extension CairnCommand.Triggers {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            try await printTriggers(connection, TriggersList.self, app: app, format: format,
-                                    columns: ["app", "name", "event", "where", "trait", "unless", "within_s", "url", "secret", "max_attempts", "timeout_ms", "state", "state_reason"])
+            try await printTriggers(
+                connection,
+                TriggersList.self,
+                app: app,
+                format: format,
+                columns: [
+                    "app", "name", "event", "where", "trait", "unless", "within_s", "url", "secret", "max_attempts", "timeout_ms", "state",
+                    "state_reason",
+                ]
+            )
         }
     }
 
@@ -109,7 +119,8 @@ extension CairnCommand.Triggers {
     struct Test: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Dry run: whether the event in a file would match, and the body and headers it would be sent with.",
-            discussion: "The file holds one record in any input format (a JSON object, or the first line of JSON lines). Nothing is stored or sent.")
+            discussion: "The file holds one record in any input format (a JSON object, or the first line of JSON lines). Nothing is stored or sent."
+        )
 
         @Option(name: .long, help: "The app (needed when two apps have a trigger of that name).")
         var app: String?
@@ -130,8 +141,11 @@ extension CairnCommand.Triggers {
             let record: JSON
             if let whole = try? JSONParser.parse(Array(data)) {
                 record = whole.arrayValue?.first ?? whole
-            } else if let line = String(decoding: data, as: UTF8.self).split(separator: "\n").first(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }),
-                      let first = try? JSONParser.parse(String(line)) {
+            } else if let line = String(decoding: data, as: UTF8.self).split(separator: "\n").first(where: {
+                !$0.trimmingCharacters(in: .whitespaces).isEmpty
+            }),
+                let first = try? JSONParser.parse(String(line))
+            {
                 record = first
             } else {
                 throw CLIError("\(eventFile) holds no JSON record")
@@ -161,15 +175,23 @@ extension CairnCommand.Triggers {
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            try await printTriggers(connection, TriggersStatus.self, app: app, format: format,
-                                    columns: ["app", "trigger", "event", "absence", "state", "matched", "delivered", "failed", "cancelled", "waiting", "parked",
-                                              "lag_s", "last_delivered_at", "last_error", "state_reason"])
+            try await printTriggers(
+                connection,
+                TriggersStatus.self,
+                app: app,
+                format: format,
+                columns: [
+                    "app", "trigger", "event", "absence", "state", "matched", "delivered", "failed", "cancelled", "waiting", "parked",
+                    "lag_s", "last_delivered_at", "last_error", "state_reason",
+                ]
+            )
         }
     }
 
     struct Retry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Re-send a trigger's parked deliveries, and resume it if a 410 Gone disabled it.")
+            abstract: "Re-send a trigger's parked deliveries, and resume it if a 410 Gone disabled it."
+        )
 
         @Option(name: .long, help: "The app (needed when two apps have a trigger of that name).")
         var app: String?
@@ -196,15 +218,23 @@ extension CairnCommand.Triggers {
                 return
             }
             let result = try await connection.call(TriggersRetry.self, .init(name: name, app: app, event_ids: id.isEmpty ? nil : id))
-            print("trigger \(name): \(result["queued"]?.intValue ?? 0) parked deliveries queued to go again"
-                  + (result["resumed"]?.boolValue == true ? "; the trigger is active again" : ""))
+            print(
+                "trigger \(name): \(result["queued"]?.intValue ?? 0) parked deliveries queued to go again"
+                    + (result["resumed"]?.boolValue == true ? "; the trigger is active again" : "")
+            )
         }
     }
 }
 
 /// `list` and `status`: every trigger (or one app's), one row each.
-private func printTriggers<Method: RPCMethod>(_ connection: ConnectionOptions, _ method: Method.Type, app: String?, format: OutputFormat, columns: JSON) async throws
-    where Method.Params == OptionalAppParams, Method.Result == JSON {
+private func printTriggers<Method: RPCMethod>(
+    _ connection: ConnectionOptions,
+    _ method: Method.Type,
+    app: String?,
+    format: OutputFormat,
+    columns: JSON
+) async throws
+where Method.Params == OptionalAppParams, Method.Result == JSON {
     let result = try await connection.call(method, OptionalAppParams(app: app))
     print(TableRenderer.render(["columns": columns, "rows": result["triggers"] ?? .array([])], format: format))
 }

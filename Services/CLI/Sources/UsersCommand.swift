@@ -9,7 +9,8 @@ extension CairnCommand {
     struct Users: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Inspect users and merge two identified users.",
-            subcommands: [Show.self, Merge.self, Delete.self])
+            subcommands: [Show.self, Merge.self, Delete.self]
+        )
     }
 
     /// `cairn companies`: one company with its traits and members.
@@ -44,7 +45,8 @@ func printRecord(_ record: JSON, format: OutputFormat) {
 extension CairnCommand.Users {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show a user: traits, company, aliases, merges, first and last seen, and event count.")
+            abstract: "Show a user: traits, company, aliases, merges, first and last seen, and event count."
+        )
 
         @Option(name: .long, help: "The app's name or token.")
         var app: String
@@ -64,7 +66,8 @@ extension CairnCommand.Users {
 
     struct Merge: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Merge one identified user into another; their events, aliases and traits follow (the target's traits win).")
+            abstract: "Merge one identified user into another; their events, aliases and traits follow (the target's traits win)."
+        )
 
         @Option(name: .long, help: "The app's name or token.")
         var app: String
@@ -81,8 +84,14 @@ extension CairnCommand.Users {
             let result = try await connection.call(UsersMerge.self, .init(app: app, from: from, into: into))
             if result["merged"] == .bool(true), let token = result["app_token"]?.stringValue {
                 // The survivor's sessions now span both histories.
-                _ = try await connection.call(IdentityRefresh.self, .init(
-                    app_token: token, persons: [result["into"]?.stringValue ?? into], forget: [result["from"]?.stringValue ?? from]))
+                _ = try await connection.call(
+                    IdentityRefresh.self,
+                    .init(
+                        app_token: token,
+                        persons: [result["into"]?.stringValue ?? into],
+                        forget: [result["from"]?.stringValue ?? from]
+                    )
+                )
             }
             if result["merged"] == .bool(true) {
                 print("merged \(result["from"]?.stringValue ?? from) into \(result["into"]?.stringValue ?? into)")
@@ -96,7 +105,8 @@ extension CairnCommand.Users {
 extension CairnCommand.Users {
     struct Delete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Erase a user everywhere (events, traits, aliases, sessions, spool, dead letters) and drop their later events.")
+            abstract: "Erase a user everywhere (events, traits, aliases, sessions, spool, dead letters) and drop their later events."
+        )
 
         @Option(name: .long, help: "The app's name or token.")
         var app: String
@@ -114,7 +124,11 @@ extension CairnCommand.Users {
             let userIds = (erased["user_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
             let anonymousIds = (erased["anonymous_ids"]?.arrayValue ?? []).compactMap(\.stringValue)
             for instance in await connection.ingestInstances() {
-                let result = try await connection.call(IngestSuppress.self, .init(app_token: token, user_ids: userIds, anonymous_ids: anonymousIds), on: instance)
+                let result = try await connection.call(
+                    IngestSuppress.self,
+                    .init(app_token: token, user_ids: userIds, anonymous_ids: anonymousIds),
+                    on: instance
+                )
                 purged.spooled += result["spooled_events"]?.intValue ?? 0
                 purged.deadLetters += result["dead_letters"]?.intValue ?? 0
             }

@@ -23,8 +23,9 @@ public struct BatchAssembler: Sendable {
 
     /// Whether `message` still fits the batch being assembled.
     public func fits(_ message: [UInt8]) -> Bool {
-        pending.isEmpty || (pending.count < Self.maximumMessages
-            && Self.prefix.count + pendingBytes + pending.count + message.count + Self.suffixLength <= Self.maximumBatchBytes)
+        pending.isEmpty
+            || (pending.count < Self.maximumMessages
+                && Self.prefix.count + pendingBytes + pending.count + message.count + Self.suffixLength <= Self.maximumBatchBytes)
     }
 
     public mutating func append(_ message: [UInt8]) {

@@ -43,7 +43,8 @@ public struct ContinuousDestination: Sendable {
             let path = "settings.destinations[\(index)]"
             guard entry.objectValue != nil else { throw invalid("\(path) must be an object") }
             guard let name = entry["name"]?.stringValue, !name.isEmpty,
-                  name.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }) else {
+                name.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) })
+            else {
                 throw invalid("\(path).name must be a non-empty name of letters, digits, '-', '_' or '.'")
             }
             guard !destinations.contains(where: { $0.name == name }) else { throw invalid("\(path).name '\(name)' is used twice") }
@@ -67,11 +68,15 @@ public struct ContinuousDestination: Sendable {
             }
             func milliseconds(_ object: JSON?, _ key: String, at scope: String, minimum: Int64) throws(RPCError) -> Duration? {
                 guard let value = object?[key] else { return nil }
-                guard let number = value.intValue, number >= minimum else { throw invalid("\(scope).\(key) must be a whole number of at least \(minimum)") }
+                guard let number = value.intValue, number >= minimum else {
+                    throw invalid("\(scope).\(key) must be a whole number of at least \(minimum)")
+                }
                 return .milliseconds(number)
             }
             let start = entry["start"]?.stringValue ?? "beginning"
-            guard entry["start"] == nil || ["beginning", "now"].contains(start) else { throw invalid("\(path).start must be \"beginning\" or \"now\"") }
+            guard entry["start"] == nil || ["beginning", "now"].contains(start) else {
+                throw invalid("\(path).start must be \"beginning\" or \"now\"")
+            }
             var retry = RetryPolicy()
             if let object = entry["retry"] {
                 guard object.objectValue != nil else { throw invalid("\(path).retry must be an object") }
@@ -89,9 +94,15 @@ public struct ContinuousDestination: Sendable {
             } catch {
                 throw invalid("\(path).url '\(url)' is not an http:// or https:// URL")
             }
-            destinations.append(ContinuousDestination(
-                name: name, app: app, endpoint: endpoint, startsAtBeginning: start == "beginning",
-                pollInterval: try milliseconds(entry, "poll_interval_ms", at: path, minimum: 10) ?? .seconds(1)))
+            destinations.append(
+                ContinuousDestination(
+                    name: name,
+                    app: app,
+                    endpoint: endpoint,
+                    startsAtBeginning: start == "beginning",
+                    pollInterval: try milliseconds(entry, "poll_interval_ms", at: path, minimum: 10) ?? .seconds(1)
+                )
+            )
         }
         return destinations
     }
@@ -136,18 +147,25 @@ enum ExportCheckpoints {
             """
         var row = try connection.execute(select, [token, destination.name]).firstRow
         if row == nil {
-            try connection.execute("""
+            try connection.execute(
+                """
                 INSERT INTO export_checkpoints (app_token, destination, url, after_xid, after_at)
                 SELECT $1, $2, $3, CASE WHEN $4 THEN -1 ELSE (\(horizon))::bigint - 1 END,
                        CASE WHEN $4 THEN '-infinity'::timestamptz ELSE 'infinity'::timestamptz END
                 ON CONFLICT (app_token, destination) DO NOTHING
-                """, [token, destination.name, destination.endpoint.url, destination.startsAtBeginning ? "true" : "false"])
+                """,
+                [token, destination.name, destination.endpoint.url, destination.startsAtBeginning ? "true" : "false"]
+            )
             row = try connection.execute(select, [token, destination.name]).firstRow
         } else if row?["url"] != destination.endpoint.url {
             // The same destination moved to another URL: the checkpoint stays, the status shows where it goes.
-            try connection.execute("UPDATE export_checkpoints SET url = $3 WHERE app_token = $1 AND destination = $2", [token, destination.name, destination.endpoint.url])
+            try connection.execute(
+                "UPDATE export_checkpoints SET url = $3 WHERE app_token = $1 AND destination = $2",
+                [token, destination.name, destination.endpoint.url]
+            )
         }
-        guard let row, let xid = row["after_xid", as: Int64.self], let at = row["after_at"], let eventId = row["after_event_id", as: Int64.self] else {
+        guard let row, let xid = row["after_xid", as: Int64.self], let at = row["after_at"], let eventId = row["after_event_id", as: Int64.self]
+        else {
             throw PostgresError(.queryFailed, "export_checkpoints gave no position for \(destination.name)")
         }
         return StreamPosition(xid: xid, at: at, eventId: eventId, aliasKind: row["after_alias_kind"] ?? "", aliasId: row["after_alias_id"] ?? "")
@@ -161,8 +179,15 @@ enum ExportCheckpoints {
     }
 
     /// Moves the checkpoint to `position`, adding `progress` to the totals, in one statement.
-    static func advance(_ name: String, token: String, to position: StreamPosition, _ progress: Progress, on connection: PostgresConnection) throws(PostgresError) {
-        try connection.execute("""
+    static func advance(
+        _ name: String,
+        token: String,
+        to position: StreamPosition,
+        _ progress: Progress,
+        on connection: PostgresConnection
+    ) throws(PostgresError) {
+        try connection.execute(
+            """
             UPDATE export_checkpoints SET
                 after_xid = $3, after_at = $4::timestamptz, after_event_id = $5, after_alias_kind = $6, after_alias_id = $7,
                 delivered_messages = delivered_messages + $8, delivered_batches = delivered_batches + sign($8::bigint),
@@ -170,17 +195,31 @@ enum ExportCheckpoints {
                 skipped_messages = skipped_messages + $10,
                 last_delivered_at = CASE WHEN $8::bigint > 0 THEN now() ELSE last_delivered_at END, updated_at = now()
             WHERE app_token = $1 AND destination = $2
-            """, [token, name, String(position.xid), position.at, String(position.eventId), position.aliasKind, position.aliasId,
-                  String(progress.delivered), String(progress.refused), String(progress.skipped)])
+            """,
+            [
+                token, name, String(position.xid), position.at, String(position.eventId), position.aliasKind, position.aliasId,
+                String(progress.delivered), String(progress.refused), String(progress.skipped),
+            ]
+        )
     }
 
     /// Keeps a batch refused for good, with the response, and moves past it, in one transaction.
-    static func refuse(_ name: String, token: String, through position: StreamPosition, _ progress: Progress, body: [UInt8],
-                       delivery: SegmentHTTPDestination.Delivery, on connection: PostgresConnection) throws(PostgresError) {
+    static func refuse(
+        _ name: String,
+        token: String,
+        through position: StreamPosition,
+        _ progress: Progress,
+        body: [UInt8],
+        delivery: SegmentHTTPDestination.Delivery,
+        on connection: PostgresConnection
+    ) throws(PostgresError) {
         try connection.transaction { () throws(PostgresError) in
-            try connection.execute("""
+            try connection.execute(
+                """
                 INSERT INTO export_failed_batches (app_token, destination, status, response, messages, body) VALUES ($1, $2, $3, $4, $5, $6)
-                """, [token, name, String(delivery.status ?? 0), delivery.detail, String(progress.refused), String(decoding: body, as: UTF8.self)])
+                """,
+                [token, name, String(delivery.status ?? 0), delivery.detail, String(progress.refused), String(decoding: body, as: UTF8.self)]
+            )
             try advance(name, token: token, to: position, progress, on: connection)
             try recordError(name, token: token, Self.describe(delivery), on: connection)
         }
@@ -189,7 +228,8 @@ enum ExportCheckpoints {
     static func recordError(_ name: String, token: String, _ message: String, on connection: PostgresConnection) throws(PostgresError) {
         try connection.execute(
             "UPDATE export_checkpoints SET last_error = $3, last_error_at = now(), updated_at = now() WHERE app_token = $1 AND destination = $2",
-            [token, name, message])
+            [token, name, message]
+        )
     }
 
     /// One line on what became of a delivery that failed.
@@ -229,7 +269,8 @@ enum ExportCheckpoints {
     /// Every checkpoint with its totals and what is still to send: `export.status`.
     static func status(on connection: PostgresConnection) throws(PostgresError) -> [JSONObject] {
         try connection.execute("SET TimeZone = 'UTC'")
-        let rows = try connection.execute("""
+        let rows = try connection.execute(
+            """
             SELECT c.destination, a.name, c.app_token, c.url, c.after_xid, c.after_at::text AS after_at, c.delivered_messages,
                    c.delivered_batches, c.failed_messages, c.failed_batches, c.skipped_messages,
                    c.last_delivered_at::text AS last_delivered_at, c.last_error, c.last_error_at::text AS last_error_at,
@@ -246,7 +287,8 @@ enum ExportCheckpoints {
                 WHERE app_token = c.app_token AND alias_kind = 'user' AND \(linksAfter(xid: "c.after_xid", at: "c.after_at", kind: "c.after_alias_kind", id: "c.after_alias_id"))
             ) l
             ORDER BY c.destination, a.name
-            """).namedRows
+            """
+        ).namedRows
         return rows.map { row in
             func int(_ column: String) -> JSON { row[column, as: Int64.self].map { .int($0) } ?? .null }
             let pending = (row["pending_events", as: Int64.self] ?? 0) + (row["pending_links", as: Int64.self] ?? 0)
@@ -392,20 +434,28 @@ struct Follower: Sendable {
             let aliases = try await session.run { connection in
                 try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 try connection.execute("SET LOCAL TimeZone = 'UTC'")
-                guard let horizon = try connection.execute(ExportCheckpoints.horizon).firstRow?["horizon", as: Int64.self] else { throw PostgresError(.queryFailed, "no snapshot horizon") }
+                guard let horizon = try connection.execute(ExportCheckpoints.horizon).firstRow?["horizon", as: Int64.self] else {
+                    throw PostgresError(.queryFailed, "no snapshot horizon")
+                }
                 let below = "stored_xid < \(horizon)"
-                try connection.execute("""
+                try connection.execute(
+                    """
                     DECLARE follow_cursor NO SCROLL CURSOR FOR
                     SELECT stored_xid, \(StoredEvents.columns) FROM events
                     WHERE app_token = $1 AND \(below) AND \(ExportCheckpoints.eventsAfter(xid: "$2::bigint", at: "$3::timestamptz", eventId: "$4::bigint"))
                     ORDER BY stored_xid, inserted_at, internal_event_id
-                    """, [token, String(start.xid), start.at, String(start.eventId)])
-                return try connection.execute("""
+                    """,
+                    [token, String(start.xid), start.at, String(start.eventId)]
+                )
+                return try connection.execute(
+                    """
                     SELECT stored_xid, aliased_at::text AS aliased_at, alias_kind, alias_id, user_id FROM identity_aliases
                     WHERE app_token = $1 AND alias_kind = 'user' AND \(below) AND \(ExportCheckpoints.linksAfter(xid: "$2::bigint", at: "$3::timestamptz", kind: "$4", id: "$5"))
                     ORDER BY stored_xid, aliased_at, alias_kind COLLATE "C", alias_id COLLATE "C"
                     LIMIT $6
-                    """, [token, String(start.xid), start.at, start.aliasKind, start.aliasId, String(limit)]).namedRows
+                    """,
+                    [token, String(start.xid), start.at, start.aliasKind, start.aliasId, String(limit)]
+                ).namedRows
             }
             var run = DeliveryRun(destination: destination, token: token, pool: pool, logger: logger, start: start)
             let outcome = try await run.stream(aliases: aliases, session: session)
@@ -453,9 +503,14 @@ struct DeliveryRun {
         let token = self.token
         let links: [Link] = rows.compactMap { row in
             guard let xid = row["stored_xid", as: Int64.self], let at = row["aliased_at"], let time = Timestamp(parsing: at),
-                  let kind = row["alias_kind"], let previous = row["alias_id"], let user = row["user_id"] else { return nil }
-            return Link(xid: xid, time: time, alias: StoredAlias(appToken: token, previousId: previous, userId: user, aliasedAt: time),
-                        position: .alias(xid: xid, at: at, kind: kind, id: previous))
+                let kind = row["alias_kind"], let previous = row["alias_id"], let user = row["user_id"]
+            else { return nil }
+            return Link(
+                xid: xid,
+                time: time,
+                alias: StoredAlias(appToken: token, previousId: previous, userId: user, aliasedAt: time),
+                position: .alias(xid: xid, at: at, kind: kind, id: previous)
+            )
         }
         let limit = destination.rowsPerSnapshot
         let linksCapped = rows.count >= limit
@@ -477,13 +532,16 @@ struct DeliveryRun {
             events += rows.count
             for row in rows {
                 guard let xid = row["stored_xid", as: Int64.self], let at = row["inserted_at"], let time = Timestamp(parsing: at),
-                      let id = row["internal_event_id", as: Int64.self] else { continue }
+                    let id = row["internal_event_id", as: Int64.self]
+                else { continue }
                 // Links were read up to a limit: past the last one read, the order is unknown.
                 if linksCapped, let last = links.last, (xid, time.microseconds) > (last.xid, last.time.microseconds) { break pages }
                 while linksBefore(xid, time) {
                     let link = links[nextLink]
                     nextLink += 1
-                    guard try await take(JSON.object(SegmentMapper.message(for: link.alias)).serialized(), at: link.position) else { return .unavailable }
+                    guard try await take(JSON.object(SegmentMapper.message(for: link.alias)).serialized(), at: link.position) else {
+                        return .unavailable
+                    }
                 }
                 let position = StreamPosition.event(xid: xid, at: at, id: id)
                 let message: [UInt8]?
@@ -491,11 +549,16 @@ struct DeliveryRun {
                     let event = try StoredEvents.event(from: row)
                     message = SegmentMapper.fitted(SegmentMapper.message(for: event))?.bytes
                     if message == nil {
-                        logger.warning("skipping a message larger than 32000 bytes even without properties",
-                                       metadata: ["destination": "\(destination.name)", "internal_event_id": "\(event.internalEventIdHex)"])
+                        logger.warning(
+                            "skipping a message larger than 32000 bytes even without properties",
+                            metadata: ["destination": "\(destination.name)", "internal_event_id": "\(event.internalEventIdHex)"]
+                        )
                     }
                 } catch {
-                    logger.error("skipping unreadable stored event", metadata: ["destination": "\(destination.name)", "internal_event_id": "\(id)", "error": "\(error)"])
+                    logger.error(
+                        "skipping unreadable stored event",
+                        metadata: ["destination": "\(destination.name)", "internal_event_id": "\(id)", "error": "\(error)"]
+                    )
                     message = nil
                 }
                 guard try await take(message, at: position) else { return .unavailable }
@@ -552,9 +615,14 @@ struct DeliveryRun {
             try await pool.withConnection { try ExportCheckpoints.recordError(name, token: token, description, on: $0) }
             return false
         }
-        logger.error("destination refused a batch; it is kept in export_failed_batches", metadata: ["destination": "\(name)", "messages": "\(count)", "error": "\(description)"])
+        logger.error(
+            "destination refused a batch; it is kept in export_failed_batches",
+            metadata: ["destination": "\(name)", "messages": "\(count)", "error": "\(description)"]
+        )
         let progress = ExportCheckpoints.Progress(refused: count, skipped: skipped)
-        try await pool.withConnection { try ExportCheckpoints.refuse(name, token: token, through: position, progress, body: body, delivery: delivery, on: $0) }
+        try await pool.withConnection {
+            try ExportCheckpoints.refuse(name, token: token, through: position, progress, body: body, delivery: delivery, on: $0)
+        }
         checkpointed = position
         skipped = 0
         return true

@@ -43,13 +43,15 @@ public enum ExportService {
                 counters.add("batches_failed", Int64(sender.failures.count))
             } else {
                 guard let out = request.out else { throw RPCError.invalidParams("params.out (a directory) or params.to (a URL) is required") }
-                result = .object(try await guarded {
-                    var writer = try BatchFileWriter(directory: out)
-                    var summary = try await exportSegment(request, pool: pool, into: &writer, logger: logger)
-                    summary["directory"] = .string(writer.directory)
-                    summary["files"] = .int(Int64(writer.filesWritten))
-                    return summary
-                })
+                result = .object(
+                    try await guarded {
+                        var writer = try BatchFileWriter(directory: out)
+                        var summary = try await exportSegment(request, pool: pool, into: &writer, logger: logger)
+                        summary["directory"] = .string(writer.directory)
+                        summary["files"] = .int(Int64(writer.filesWritten))
+                        return summary
+                    }
+                )
                 counters.add("segment_exports")
             }
             counters.add("messages_exported", result["messages"]?.intValue ?? 0)
@@ -63,7 +65,10 @@ public enum ExportService {
             counters.add("events_exported", result["events"]?.intValue ?? 0)
             return result
         }
-        let destinations = try ContinuousDestination.parse(settings: try context.environment.settings(), environment: ProcessInfo.processInfo.environment)
+        let destinations = try ContinuousDestination.parse(
+            settings: try context.environment.settings(),
+            environment: ProcessInfo.processInfo.environment
+        )
         let followers = destinations.map { Follower(destination: $0, pool: pool, logger: logger) }
         router.register(ExportStatus.self) { _ in
             var rows = try await guarded { try await pool.withConnection { try ExportCheckpoints.status(on: $0) } }
@@ -73,15 +78,20 @@ public enum ExportService {
             }
             // A configured destination that has not written its checkpoint yet (its app does not exist, say).
             for follower in followers where !rows.contains(where: { $0["destination"]?.stringValue == follower.destination.name }) {
-                var row: JSONObject = ["destination": .string(follower.destination.name), "app": .string(follower.destination.app),
-                                       "url": .string(follower.destination.endpoint.url), "checkpoint": "none yet"]
+                var row: JSONObject = [
+                    "destination": .string(follower.destination.name), "app": .string(follower.destination.app),
+                    "url": .string(follower.destination.endpoint.url), "checkpoint": "none yet",
+                ]
                 for (key, value) in follower.state.json { row[key] = value }
                 rows.append(row)
             }
             return ["destinations": .array(rows.map(JSON.object))]
         }
         for destination in destinations {
-            logger.info("continuous export", metadata: ["destination": "\(destination.name)", "app": "\(destination.app)", "url": "\(destination.endpoint.url)"])
+            logger.info(
+                "continuous export",
+                metadata: ["destination": "\(destination.name)", "app": "\(destination.app)", "url": "\(destination.endpoint.url)"]
+            )
         }
         TriggerMethods.register(in: &router, pool: pool)
         var runner = TriggerRunner(pool: pool, logger: logger)
@@ -134,7 +144,12 @@ public enum ExportService {
     /// Every stored event of the period, and every alias, as Segment messages into `sink`, in
     /// time order: one snapshot read through a cursor, with the sink's work (files, HTTP)
     /// between fetches. Stops early when the sink says its destination is unavailable.
-    static func exportSegment<Sink: SegmentSink>(_ request: ExportRequest, pool: PostgresPool, into sink: inout Sink, logger: Logger) async throws -> JSONObject {
+    static func exportSegment<Sink: SegmentSink>(
+        _ request: ExportRequest,
+        pool: PostgresPool,
+        into sink: inout Sink,
+        logger: Logger
+    ) async throws -> JSONObject {
         let reader = StoredEvents(app: request.app, since: request.since, until: request.until)
         return try await pool.withSession { session in
             var messages = 0
@@ -162,7 +177,10 @@ public enum ExportService {
                     try await sendLinks(before: event.insertedAt)
                     if stopped { break pages }
                     guard let fitted = SegmentMapper.fitted(SegmentMapper.message(for: event)) else {
-                        skipped.append(["internal_event_id": .string(event.internalEventIdHex), "reason": "message larger than 32000 bytes even without properties"])
+                        skipped.append([
+                            "internal_event_id": .string(event.internalEventIdHex),
+                            "reason": "message larger than 32000 bytes even without properties",
+                        ])
                         continue
                     }
                     if fitted.truncated { truncated += 1 }
@@ -178,14 +196,16 @@ public enum ExportService {
             } else {
                 try await session.run { try reader.close(on: $0) }
             }
-            return ["messages": .int(Int64(messages)), "truncated": .int(Int64(truncated)), "stopped": .bool(stopped),
-                    "skipped": .int(Int64(skipped.count)), "skipped_events": .array(Array(skipped.prefix(100)))]
+            return [
+                "messages": .int(Int64(messages)), "truncated": .int(Int64(truncated)), "stopped": .bool(stopped),
+                "skipped": .int(Int64(skipped.count)), "skipped_events": .array(Array(skipped.prefix(100))),
+            ]
         }
     }
 
     static func exportJSONLines(_ request: ExportRequest, to out: String, on connection: PostgresConnection) throws -> JSON {
         let temporary = out + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: nil) , let handle = FileHandle(forWritingAtPath: temporary) else {
+        guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
             throw RPCError.application(.exportFailed, "cannot create \(temporary)")
         }
         var count = 0
@@ -198,7 +218,8 @@ public enum ExportService {
                 }
                 try handle.write(contentsOf: chunk)
                 count += events.count
-            } corrupt: { _, _ in }
+            } corrupt: { _, _ in
+            }
             try handle.close()
             _ = try? FileManager.default.removeItem(atPath: out)
             try FileManager.default.moveItem(atPath: temporary, toPath: out)

@@ -49,7 +49,8 @@ public struct SegmentHTTPDestination: Sendable {
     public var retry: RetryPolicy
 
     public init(url: String, writeKey: String, gzip: Bool = false, retry: RetryPolicy = RetryPolicy()) throws(RPCError) {
-        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https", parsed.host != nil else {
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https", parsed.host != nil
+        else {
             throw RPCError.application(.invalidDestination, "--to '\(url)' is not an http:// or https:// URL")
         }
         guard !writeKey.isEmpty else { throw RPCError.application(.invalidDestination, "--write-key must not be empty") }
@@ -74,8 +75,10 @@ public struct SegmentHTTPDestination: Sendable {
             payload = body
         }
         return await HTTPPoster.post(payload, to: url, retry: retry, using: client) { attempt in
-            var headers = [("Content-Type", "application/json"), ("Authorization", authorization),
-                           ("User-Agent", "cairn/\(SegmentMapper.exporterVersion)")]
+            var headers = [
+                ("Content-Type", "application/json"), ("Authorization", authorization),
+                ("User-Agent", "cairn/\(SegmentMapper.exporterVersion)"),
+            ]
             if gzip { headers.append(("Content-Encoding", "gzip")) }
             if attempt > 1 { headers.append(("X-Retry-Count", String(attempt - 1))) }
             return headers
@@ -100,8 +103,13 @@ public struct DeliveryOutcome: Sendable {
 /// error, `408`, `429` or `5xx`, wait as ``RetryPolicy`` says and POST again.
 enum HTTPPoster {
     /// `headers` gives each attempt's headers (numbered from 1): a signature can be fresh.
-    static func post(_ payload: [UInt8], to url: String, retry: RetryPolicy, using client: HTTPClient,
-                     headers: (Int) -> [(String, String)]) async -> DeliveryOutcome {
+    static func post(
+        _ payload: [UInt8],
+        to url: String,
+        retry: RetryPolicy,
+        using client: HTTPClient,
+        headers: (Int) -> [(String, String)]
+    ) async -> DeliveryOutcome {
         var attempt = 0
         while true {
             attempt += 1
@@ -118,9 +126,17 @@ enum HTTPPoster {
                 if (200...299).contains(status) {
                     return DeliveryOutcome(delivered: true, attempts: attempt, status: status, detail: String(text), unavailable: false)
                 }
-                outcome = DeliveryOutcome(delivered: false, attempts: attempt, status: status, detail: String(text), unavailable: RetryPolicy.isRetryable(status: status))
+                outcome = DeliveryOutcome(
+                    delivered: false,
+                    attempts: attempt,
+                    status: status,
+                    detail: String(text),
+                    unavailable: RetryPolicy.isRetryable(status: status)
+                )
                 guard RetryPolicy.isRetryable(status: status) else { return outcome }
-                retryAfter = response.headers.first(name: "Retry-After").flatMap { Int64($0.trimmingCharacters(in: .whitespaces)) }.map { .seconds(max(0, $0)) }
+                retryAfter = response.headers.first(name: "Retry-After").flatMap { Int64($0.trimmingCharacters(in: .whitespaces)) }.map {
+                    .seconds(max(0, $0))
+                }
             } catch {
                 outcome = DeliveryOutcome(delivered: false, attempts: attempt, status: nil, detail: "\(error)", unavailable: true)
             }

@@ -124,7 +124,8 @@ public enum SegmentMapper {
         var typed = JSONObject()
         for (key, value) in properties {
             if UserGuidingCatalog.segmentIntegerProperties.contains(key), let text = value.stringValue,
-               let number = Int64(text), String(number) == text {
+                let number = Int64(text), String(number) == text
+            {
                 typed[key] = .int(number)
             } else {
                 typed[key] = value

@@ -13,7 +13,10 @@ public enum SnakeCase {
         for byte in bytes {
             defer { previous = byte }
             guard isUpper(byte) || isLower(byte) || isDigit(byte) else {
-                if !current.isEmpty { words.append(current); current = [] }
+                if !current.isEmpty {
+                    words.append(current)
+                    current = []
+                }
                 continue
             }
             // Only a lower-to-upper change starts a word: a run of capitals stays one

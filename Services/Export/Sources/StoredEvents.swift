@@ -37,8 +37,10 @@ public struct StoredEvents: Sendable {
     /// `body` with each page of events, all from one snapshot; a row that no longer reads as a
     /// canonical event is passed to `corrupt` instead of stopping the export.
     public func forEachPage(
-        on connection: PostgresConnection, aliases: ([StoredAlias]) throws -> Void = { _ in },
-        _ body: ([CanonicalEvent]) throws -> Void, corrupt: (String, EventError) -> Void
+        on connection: PostgresConnection,
+        aliases: ([StoredAlias]) throws -> Void = { _ in },
+        _ body: ([CanonicalEvent]) throws -> Void,
+        corrupt: (String, EventError) -> Void
     ) throws {
         do {
             try aliases(try open(on: connection))
@@ -80,14 +82,18 @@ public struct StoredEvents: Sendable {
         func conditions(_ column: String) -> String {
             (["app_token = $1"] + bounds.map { "\(column) \($0.op) $\($0.parameter)" }).joined(separator: " AND ")
         }
-        let links = try connection.execute("""
+        let links = try connection.execute(
+            """
             SELECT alias_id, user_id, aliased_at FROM identity_aliases
             WHERE \(conditions("aliased_at")) AND alias_kind = 'user'
             ORDER BY aliased_at, alias_kind, alias_id
-            """, parameters).namedRows
+            """,
+            parameters
+        ).namedRows
         try connection.execute(
             "DECLARE export_cursor NO SCROLL CURSOR FOR SELECT \(Self.columns) FROM events WHERE \(conditions("inserted_at")) ORDER BY inserted_at, internal_event_id",
-            parameters)
+            parameters
+        )
         return links.compactMap { row in
             guard let previous = row["alias_id"], let user = row["user_id"], let at = row["aliased_at", as: Timestamp.self] else { return nil }
             return StoredAlias(appToken: token, previousId: previous, userId: user, aliasedAt: at)
@@ -141,12 +147,30 @@ public struct StoredEvents: Sendable {
         // The stored id is the event's identity: it is not derived again (jsonb writes numbers
         // in its own form, and rows stored under earlier identity rules keep their ids).
         return CanonicalEvent(
-            appToken: row["app_token"] ?? "", eventType: type, eventName: row["event_name"] ?? "", userId: row["user_id"],
-            companyId: row["company_id"], anonymousId: row["anonymous_id"], source: row["source"] ?? "", insertedAt: try time("inserted_at"),
-            hostname: row["hostname"], pathname: row["pathname"], screenWidth: row["screen_width", as: Int.self],
-            screenHeight: row["screen_height", as: Int.self], deviceType: row["device_type"], userAgent: row["user_agent"],
-            operatingSystem: row["operating_system"], browser: row["browser"], browserLanguage: row["browser_language"],
-            session: row["session"], countryCode: row["country_code"], metadata: metadata, messageId: row["message_id"],
-            receivedAt: try time("received_at"), origin: origin, internalEventId: UInt64(bitPattern: storedId))
+            appToken: row["app_token"] ?? "",
+            eventType: type,
+            eventName: row["event_name"] ?? "",
+            userId: row["user_id"],
+            companyId: row["company_id"],
+            anonymousId: row["anonymous_id"],
+            source: row["source"] ?? "",
+            insertedAt: try time("inserted_at"),
+            hostname: row["hostname"],
+            pathname: row["pathname"],
+            screenWidth: row["screen_width", as: Int.self],
+            screenHeight: row["screen_height", as: Int.self],
+            deviceType: row["device_type"],
+            userAgent: row["user_agent"],
+            operatingSystem: row["operating_system"],
+            browser: row["browser"],
+            browserLanguage: row["browser_language"],
+            session: row["session"],
+            countryCode: row["country_code"],
+            metadata: metadata,
+            messageId: row["message_id"],
+            receivedAt: try time("received_at"),
+            origin: origin,
+            internalEventId: UInt64(bitPattern: storedId)
+        )
     }
 }

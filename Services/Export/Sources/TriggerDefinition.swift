@@ -60,7 +60,11 @@ public struct TriggerDefinition: Sendable, Equatable {
     /// The whole match as SQL: the event (alias `e`, with `event_name` and `metadata`) and its
     /// user's traits (alias `u`). The follower and `triggers test` share it, so a dry run
     /// answers exactly as the trigger will.
-    func matchSQL(event e: String, user u: String, parameters: inout [String?]) throws(ConditionError) -> (name: String, attributes: String, traits: String) {
+    func matchSQL(
+        event e: String,
+        user u: String,
+        parameters: inout [String?]
+    ) throws(ConditionError) -> (name: String, attributes: String, traits: String) {
         let name = eventNameSQL(on: "\(e).event_name", parameters: &parameters)
         var attributes = "TRUE"
         if let condition {
@@ -80,7 +84,8 @@ enum TriggerInput {
     static func definition(from params: TriggersAdd.Params) throws(RPCError) -> TriggerDefinition {
         let name = params.name
         guard !name.isEmpty, name.count <= 64,
-              name.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }) else {
+            name.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) })
+        else {
             throw invalid("--name must be 1 to 64 letters, digits, '-', '_' or '.'")
         }
         let event = params.event
@@ -113,9 +118,21 @@ enum TriggerInput {
             guard milliseconds >= 10, milliseconds <= 600_000 else { throw invalid("--timeout must be between 10ms and 10m") }
             timeout = .milliseconds(milliseconds)
         }
-        return TriggerDefinition(appToken: "", appName: "", name: name, event: event, condition: condition, traitCondition: traitCondition,
-                                 unless: unless, withinSeconds: withinSeconds, url: url, secret: secret, maximumAttempts: attempts,
-                                 timeout: timeout, state: .active)
+        return TriggerDefinition(
+            appToken: "",
+            appName: "",
+            name: name,
+            event: event,
+            condition: condition,
+            traitCondition: traitCondition,
+            unless: unless,
+            withinSeconds: withinSeconds,
+            url: url,
+            secret: secret,
+            maximumAttempts: attempts,
+            timeout: timeout,
+            state: .active
+        )
     }
 
     static func parseCondition(_ text: String, option: String) throws(RPCError) -> Condition {
@@ -167,7 +184,9 @@ enum TriggerInput {
     /// `90s`, `30m`, `1h`, `2d` (or plain seconds) as seconds.
     static func seconds(_ text: String, option: String) throws(RPCError) -> Int64 {
         let milliseconds = try milliseconds(text, option: option)
-        guard milliseconds >= 1000, milliseconds % 1000 == 0 else { throw invalid("\(option) must be a whole number of seconds or more, such as 90s, 30m, 1h or 7d") }
+        guard milliseconds >= 1000, milliseconds % 1000 == 0 else {
+            throw invalid("\(option) must be a whole number of seconds or more, such as 90s, 30m, 1h or 7d")
+        }
         return milliseconds / 1000
     }
 

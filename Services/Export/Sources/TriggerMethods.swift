@@ -67,7 +67,10 @@ enum TriggerMethods {
                     return (trigger, try TriggerStore.retry(trigger, eventIds: ids, on: connection))
                 }
             }
-            return ["trigger": .string(trigger.name), "app": .string(trigger.appName), "queued": .int(Int64(outcome.queued)), "resumed": .bool(outcome.resumed)]
+            return [
+                "trigger": .string(trigger.name), "app": .string(trigger.appName), "queued": .int(Int64(outcome.queued)),
+                "resumed": .bool(outcome.resumed),
+            ]
         }
         router.register(TriggersParked.self) { params in
             let (app, name) = (params.app, params.name)
@@ -75,21 +78,28 @@ enum TriggerMethods {
                 try await pool.withConnection { connection -> [PostgresRow] in
                     let trigger = try TriggerStore.find(app: app, name: name, on: connection)
                     try connection.execute("SET TimeZone = 'UTC'")
-                    return try connection.execute("""
+                    return try connection.execute(
+                        """
                         SELECT internal_event_id, inserted_at::text AS inserted_at, person, state, attempts, last_error, updated_at::text AS updated_at
                         FROM trigger_deliveries
                         WHERE app_token = $1 AND trigger = $2 AND state <> 'waiting' ORDER BY inserted_at, internal_event_id LIMIT 1000
-                        """, [trigger.appToken, trigger.name]).namedRows
+                        """,
+                        [trigger.appToken, trigger.name]
+                    ).namedRows
                 }
             }
-            return ["deliveries": .array(rows.map { row in
-                [
-                    "event_id": .optional(row["internal_event_id", as: Int64.self].map { CanonicalEvent.hex(UInt64(bitPattern: $0)) }),
-                    "inserted_at": .optional(row["inserted_at"]), "person": .optional(row["person"]), "state": .optional(row["state"]),
-                    "attempts": .int(row["attempts", as: Int64.self] ?? 0), "last_error": .optional(row["last_error"]),
-                    "updated_at": .optional(row["updated_at"]),
-                ]
-            })]
+            return [
+                "deliveries": .array(
+                    rows.map { row in
+                        [
+                            "event_id": .optional(row["internal_event_id", as: Int64.self].map { CanonicalEvent.hex(UInt64(bitPattern: $0)) }),
+                            "inserted_at": .optional(row["inserted_at"]), "person": .optional(row["person"]), "state": .optional(row["state"]),
+                            "attempts": .int(row["attempts", as: Int64.self] ?? 0), "last_error": .optional(row["last_error"]),
+                            "updated_at": .optional(row["updated_at"]),
+                        ]
+                    }
+                )
+            ]
         }
         router.register(TriggersTest.self) { params in
             let (app, name) = (params.app, params.name)
@@ -98,11 +108,18 @@ enum TriggerMethods {
             return try await ExportService.guarded {
                 try await pool.withConnection { connection -> JSON in
                     let trigger = try TriggerStore.find(app: app, name: name, on: connection)
-                    let outcome = EventNormalizer.normalize(record: record, format: format, context: IngestContext(appToken: trigger.appToken, receivedAt: .now()))
+                    let outcome = EventNormalizer.normalize(
+                        record: record,
+                        format: format,
+                        context: IngestContext(appToken: trigger.appToken, receivedAt: .now())
+                    )
                     if let rejection = outcome.rejections.first {
                         throw RPCError.application(rejection.error.code, "the event file's record is refused: " + rejection.error.description)
                     }
-                    guard let event = outcome.events.first(where: { $0.eventType != .identifyUser && $0.eventType != .identifyCompany }) ?? outcome.events.first else {
+                    guard
+                        let event = outcome.events.first(where: { $0.eventType != .identifyUser && $0.eventType != .identifyCompany })
+                            ?? outcome.events.first
+                    else {
                         throw RPCError.application(.invalidEvent, "the event file's record gives no event")
                     }
                     return try dryRun(trigger, event: event, on: connection)
@@ -118,27 +135,43 @@ enum TriggerMethods {
         let person = event.userId ?? event.anonymousId.map { "anonymous:" + $0 } ?? ""
         var parameters: [String?] = [trigger.appToken, event.eventName, event.json["metadata"]?.serializedString() ?? "{}", person, event.companyId]
         let match = try trigger.matchSQL(event: "e", user: "u", parameters: &parameters)
-        let row = try connection.execute("""
+        let row = try connection.execute(
+            """
             SELECT \(match.name) AS name_matches, \(match.attributes) AS attributes_match, \(match.traits) AS traits_match,
                    u.traits::text AS user_traits, COALESCE(e.company, u.company_id) AS company, c.traits::text AS company_traits
             FROM (SELECT $1::text AS app_token, $2::text AS event_name, $3::jsonb AS metadata, $4::text AS person, $5::text AS company) e
             LEFT JOIN users u ON u.app_token = e.app_token AND u.user_id = e.person
             LEFT JOIN companies c ON c.app_token = e.app_token AND c.company_id = COALESCE(e.company, u.company_id)
-            """, parameters).firstRow
+            """,
+            parameters
+        ).firstRow
         func flag(_ column: String) -> Bool { row?[column, as: Bool.self] == true }
         func object(_ column: String) -> JSONObject? { row?[column, as: JSON.self]?.objectValue }
         var reasons: [JSON] = []
-        if !flag("name_matches") { reasons.append(.string("the event name '\(event.eventName)' is not \(trigger.isPattern ? "matched by" : "") '\(trigger.event)'")) }
-        if !flag("attributes_match"), let condition = trigger.condition { reasons.append(.string("--where '\(condition)' does not hold for the event's attributes")) }
-        if !flag("traits_match"), let condition = trigger.traitCondition { reasons.append(.string("--trait '\(condition)' does not hold for the traits stored for '\(person)'")) }
-        let item = TriggerEvent(event: event, person: person, company: row?["company"], userTraits: object("user_traits"), companyTraits: object("company_traits"))
+        if !flag("name_matches") {
+            reasons.append(.string("the event name '\(event.eventName)' is not \(trigger.isPattern ? "matched by" : "") '\(trigger.event)'"))
+        }
+        if !flag("attributes_match"), let condition = trigger.condition {
+            reasons.append(.string("--where '\(condition)' does not hold for the event's attributes"))
+        }
+        if !flag("traits_match"), let condition = trigger.traitCondition {
+            reasons.append(.string("--trait '\(condition)' does not hold for the traits stored for '\(person)'"))
+        }
+        let item = TriggerEvent(
+            event: event,
+            person: person,
+            company: row?["company"],
+            userTraits: object("user_traits"),
+            companyTraits: object("company_traits")
+        )
         let body = TriggerWebhook.body(for: trigger, item)
         let headers = TriggerWebhook.headers(for: trigger, body: body, deliveryId: TriggerWebhook.deliveryId(trigger, item), attempt: 1)
         var headerObject = JSONObject()
         for (name, value) in headers { headerObject.append(name, .string(value)) }
         return [
             "trigger": .string(trigger.name), "app": .string(trigger.appName), "matches": .bool(reasons.isEmpty),
-            "reasons": .array(reasons), "absence": .optional(trigger.unless.map { "fires only if no '\($0)' follows within \(trigger.withinSeconds ?? 0)s" }),
+            "reasons": .array(reasons),
+            "absence": .optional(trigger.unless.map { "fires only if no '\($0)' follows within \(trigger.withinSeconds ?? 0)s" }),
             "url": .string(trigger.url), "headers": .object(headerObject), "body": (try? JSONParser.parse(body)) ?? .null,
         ]
     }

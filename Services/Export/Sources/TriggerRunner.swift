@@ -28,8 +28,10 @@ struct TriggerRunner: Service {
                 while !Task.isCancelled {
                     do {
                         let definitions = try await pool.withConnection { try TriggerStore.all(on: $0) }
-                        let wanted = Dictionary(definitions.filter { $0.state == .active }.map { ($0.appToken + "\u{1F}" + $0.name, $0) },
-                                                uniquingKeysWith: { first, _ in first })
+                        let wanted = Dictionary(
+                            definitions.filter { $0.state == .active }.map { ($0.appToken + "\u{1F}" + $0.name, $0) },
+                            uniquingKeysWith: { first, _ in first }
+                        )
                         for (key, lane) in lanes where wanted[key] != lane.trigger {
                             lane.stop()
                             lanes[key] = nil
@@ -41,7 +43,10 @@ struct TriggerRunner: Service {
                         for (key, trigger) in wanted where lanes[key] == nil && retiring[key] == nil {
                             let lane = TriggerLane(trigger: trigger, pool: pool, logger: logger, pollInterval: pollInterval)
                             lanes[key] = lane
-                            logger.info("trigger running", metadata: ["trigger": "\(trigger.name)", "app": "\(trigger.appName)", "url": "\(trigger.url)"])
+                            logger.info(
+                                "trigger running",
+                                metadata: ["trigger": "\(trigger.name)", "app": "\(trigger.appName)", "url": "\(trigger.url)"]
+                            )
                             group.addTask { await lane.run() }
                         }
                     } catch {
@@ -95,7 +100,9 @@ final class TriggerLane: Sendable {
                 // bounded) is marked broken with its reason and stops; `triggers remove` works as ever.
                 logger.error("trigger cannot be loaded; disabled", metadata: ["trigger": "\(trigger.name)", "error": "\(error.reason)"])
                 let trigger = self.trigger
-                _ = try? await pool.withConnection { try TriggerStore.disable(trigger, reason: "broken: its condition cannot be loaded: \(error.reason)", on: $0) }
+                _ = try? await pool.withConnection {
+                    try TriggerStore.disable(trigger, reason: "broken: its condition cannot be loaded: \(error.reason)", on: $0)
+                }
                 return
             } catch {
                 if Task.isCancelled { return }
@@ -139,14 +146,17 @@ final class TriggerLane: Sendable {
                 }
                 var parameters: [String?] = [trigger.appToken, String(start.xid), start.at, String(start.eventId)]
                 let match = try trigger.matchSQL(event: "e", user: "u", parameters: &parameters)
-                let rows = try connection.execute("""
+                let rows = try connection.execute(
+                    """
                     SELECT \(TriggerEvent.columns) \(TriggerEvent.joins)
                     WHERE e.app_token = $1 AND e.stored_xid < \(horizon)
                       AND \(ExportCheckpoints.eventsAfter(xid: "$2::bigint", at: "$3::timestamptz", eventId: "$4::bigint"))
                       AND \(match.name) AND \(match.attributes) AND \(match.traits)
                     ORDER BY e.stored_xid, e.inserted_at, e.internal_event_id
                     LIMIT \(pageSize)
-                    """, parameters).namedRows
+                    """,
+                    parameters
+                ).namedRows
                 try connection.execute("COMMIT")
                 var events: [TriggerEvent] = []
                 for row in rows {
@@ -157,7 +167,8 @@ final class TriggerLane: Sendable {
                     }
                 }
                 if rows.count == pageSize, let last = rows.last, let xid = last["stored_xid", as: Int64.self], let at = last["inserted_at"],
-                   let id = last["internal_event_id", as: Int64.self] {
+                    let id = last["internal_event_id", as: Int64.self]
+                {
                     return (events, .event(xid: xid, at: at, id: id))
                 }
                 // Everything below the horizon has been seen.
@@ -174,10 +185,15 @@ final class TriggerLane: Sendable {
         let token = trigger.appToken
         return try await pool.withConnection { connection -> TriggerEvent? in
             try connection.execute("SET TimeZone = 'UTC'")
-            guard let row = try connection.execute("""
-                SELECT \(TriggerEvent.columns) \(TriggerEvent.joins)
-                WHERE e.app_token = $1 AND e.internal_event_id = $2::bigint AND e.inserted_at = $3::timestamptz
-                """, [token, String(key.internalEventId), key.insertedAt]).firstRow else { return nil }
+            guard
+                let row = try connection.execute(
+                    """
+                    SELECT \(TriggerEvent.columns) \(TriggerEvent.joins)
+                    WHERE e.app_token = $1 AND e.internal_event_id = $2::bigint AND e.inserted_at = $3::timestamptz
+                    """,
+                    [token, String(key.internalEventId), key.insertedAt]
+                ).firstRow
+            else { return nil }
             return try? TriggerEvent(row: row)
         }
     }
@@ -257,17 +273,32 @@ final class TriggerLane: Sendable {
                 for parked in results.parked {
                     try TriggerStore.park(trigger, event: parked.event, attempts: parked.attempts, error: parked.error, on: connection)
                 }
-                try TriggerStore.advance(trigger, to: next, TriggerStore.Progress(
-                    matched: matched, delivered: results.delivered.count, failed: results.parked.count, cancelled: cancelled, lastError: results.lastError),
-                    on: connection)
+                try TriggerStore.advance(
+                    trigger,
+                    to: next,
+                    TriggerStore.Progress(
+                        matched: matched,
+                        delivered: results.delivered.count,
+                        failed: results.parked.count,
+                        cancelled: cancelled,
+                        lastError: results.lastError
+                    ),
+                    on: connection
+                )
                 if let gone = results.gone {
-                    try TriggerStore.disable(trigger, reason: "the receiver answered 410 Gone (\(gone)); cairn triggers retry resumes it", on: connection)
+                    try TriggerStore.disable(
+                        trigger,
+                        reason: "the receiver answered 410 Gone (\(gone)); cairn triggers retry resumes it",
+                        on: connection
+                    )
                 }
             }
         }
         if !results.parked.isEmpty {
-            logger.error("trigger parked deliveries; cairn triggers retry re-sends them",
-                         metadata: ["trigger": "\(trigger.name)", "parked": "\(results.parked.count)", "error": "\(results.lastError ?? "")"])
+            logger.error(
+                "trigger parked deliveries; cairn triggers retry re-sends them",
+                metadata: ["trigger": "\(trigger.name)", "parked": "\(results.parked.count)", "error": "\(results.lastError ?? "")"]
+            )
         }
         if results.gone != nil {
             logger.warning("trigger disabled: its receiver answered 410 Gone", metadata: ["trigger": "\(trigger.name)"])
@@ -279,10 +310,13 @@ final class TriggerLane: Sendable {
     func resendQueued() async throws {
         let trigger = self.trigger
         let queued = try await pool.withConnection { connection in
-            try connection.execute("""
+            try connection.execute(
+                """
                 SELECT internal_event_id, inserted_at::text AS inserted_at FROM trigger_deliveries
                 WHERE app_token = $1 AND trigger = $2 AND state = 'retry' ORDER BY inserted_at, internal_event_id LIMIT 200
-                """, [trigger.appToken, trigger.name]).namedRows
+                """,
+                [trigger.appToken, trigger.name]
+            ).namedRows
         }
         guard !queued.isEmpty else { return }
         var items: [TriggerEvent] = []
@@ -311,11 +345,14 @@ final class TriggerLane: Sendable {
         try await pool.withConnection { connection in
             try connection.transaction { () throws(PostgresError) in
                 for item in page {
-                    try connection.execute("""
+                    try connection.execute(
+                        """
                         INSERT INTO trigger_deliveries (app_token, trigger, internal_event_id, inserted_at, person, state, due_at)
                         VALUES ($1, $2, $3::bigint, $4::timestamptz, $5, 'waiting', $4::timestamptz + make_interval(secs => $6::bigint))
                         ON CONFLICT DO NOTHING
-                        """, [trigger.appToken, trigger.name, String(item.internalEventId), item.insertedAtText, item.person, String(within)])
+                        """,
+                        [trigger.appToken, trigger.name, String(item.internalEventId), item.insertedAtText, item.person, String(within)]
+                    )
                 }
                 try TriggerStore.advance(trigger, to: next, TriggerStore.Progress(matched: page.count), on: connection)
             }
@@ -336,7 +373,8 @@ final class TriggerLane: Sendable {
             try connection.execute("SET TimeZone = 'UTC'")
             var parameters: [String?] = [trigger.appToken, trigger.name, String(within)]
             let followUp = TriggerDefinition.eventNameSQL(unless, on: "f.event_name", parameters: &parameters)
-            return try connection.execute("""
+            return try connection.execute(
+                """
                 WITH watermark AS (
                     SELECT GREATEST((SELECT max(hour) FROM rollup_event_counts WHERE app_token = $1), now() - make_interval(secs => $3::bigint)) AS at
                 ), due AS (
@@ -354,7 +392,9 @@ final class TriggerLane: Sendable {
                            OR (f.user_id IS NULL AND d.person = 'anonymous:' || f.anonymous_id))
                 ) AS answered
                 FROM due d
-                """, parameters).namedRows
+                """,
+                parameters
+            ).namedRows
         }
         guard !rows.isEmpty else { return }
         var answered: [TriggerEventKey] = []

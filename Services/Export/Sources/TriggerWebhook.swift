@@ -29,7 +29,8 @@ struct TriggerEvent: Sendable {
 
     /// The columns that ``init(row:)`` reads, from `events_resolved e` joined to `users u` and
     /// `companies c`.
-    static let columns = "e.stored_xid, "
+    static let columns =
+        "e.stored_xid, "
         + StoredEvents.columns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")
         + ", e.person, e.company, u.traits::text AS user_traits, c.traits::text AS company_traits"
 
@@ -82,8 +83,10 @@ enum TriggerWebhook {
             "user": user, "company": company,
         ]
         if let unless = trigger.unless, let within = trigger.withinSeconds {
-            body["absence"] = ["unless": .string(unless), "within_s": .int(within),
-                               "deadline": .string(Timestamp(microseconds: item.event.insertedAt.microseconds + within * 1_000_000).description)]
+            body["absence"] = [
+                "unless": .string(unless), "within_s": .int(within),
+                "deadline": .string(Timestamp(microseconds: item.event.insertedAt.microseconds + within * 1_000_000).description),
+            ]
         }
         return JSON.object(body).serialized()
     }
@@ -97,9 +100,17 @@ enum TriggerWebhook {
     /// The headers of one attempt. With a secret, `X-Cairn-Signature: t=<unix seconds>,v1=<hex>`
     /// where the hex is HMAC-SHA256(secret, "<t>.<body>"), as Stripe signs: a receiver
     /// recomputes it, compares in constant time, and refuses a `t` too far from its clock.
-    static func headers(for trigger: TriggerDefinition, body: [UInt8], deliveryId: String, attempt: Int, now: Timestamp = .now()) -> [(String, String)] {
-        var headers = [("Content-Type", "application/json"), ("User-Agent", "cairn/\(SegmentMapper.exporterVersion)"),
-                       ("X-Cairn-Trigger", trigger.name), ("X-Cairn-Delivery", deliveryId), ("X-Cairn-Attempt", String(attempt))]
+    static func headers(
+        for trigger: TriggerDefinition,
+        body: [UInt8],
+        deliveryId: String,
+        attempt: Int,
+        now: Timestamp = .now()
+    ) -> [(String, String)] {
+        var headers = [
+            ("Content-Type", "application/json"), ("User-Agent", "cairn/\(SegmentMapper.exporterVersion)"),
+            ("X-Cairn-Trigger", trigger.name), ("X-Cairn-Delivery", deliveryId), ("X-Cairn-Attempt", String(attempt)),
+        ]
         if let secret = trigger.secret {
             headers.append(("X-Cairn-Signature", signature(secret: secret, body: body, at: now.microseconds / 1_000_000)))
         }

@@ -122,45 +122,55 @@ public struct IdentityBatch: Sendable {
 
     /// The (user, company) sightings, for `storage.write`'s `memberships`.
     public func membershipRows() -> JSON {
-        .array(memberships.keys.sorted().map { key in
-            let seen = memberships[key]!
-            return ["app_token": .string(key.app), "user_id": .string(key.user), "company_id": .string(key.company),
-                    "first_seen": .string(seen.first.description), "last_seen": .string(seen.last.description)]
-        })
+        .array(
+            memberships.keys.sorted().map { key in
+                let seen = memberships[key]!
+                return [
+                    "app_token": .string(key.app), "user_id": .string(key.user), "company_id": .string(key.company),
+                    "first_seen": .string(seen.first.description), "last_seen": .string(seen.last.description),
+                ]
+            }
+        )
     }
 
     /// The anonymous-id aliases, for `storage.write`'s `aliases`.
     public func aliasRows() -> JSON {
-        .array(aliases.keys.sorted().map { key in
-            let alias = aliases[key]!
-            return ["app_token": .string(key.app), "alias_id": .string(key.id), "user_id": .string(alias.user),
-                    "aliased_at": .string(alias.time.description)]
-        })
+        .array(
+            aliases.keys.sorted().map { key in
+                let alias = aliases[key]!
+                return [
+                    "app_token": .string(key.app), "alias_id": .string(key.id), "user_id": .string(alias.user),
+                    "aliased_at": .string(alias.time.description),
+                ]
+            }
+        )
     }
 
     private func rows(_ entities: [Key: Entity], idKey: String, includeCompany: Bool) -> JSON {
         // Sorted, so concurrent upserts lock rows in one order.
-        .array(entities.keys.sorted().map { key in
-            let entity = entities[key]!
-            var row = JSONObject()
-            row.append("app_token", .string(key.app))
-            row.append(idKey, .string(key.id))
-            row.append("first_seen", .string(entity.firstSeen.description))
-            row.append("last_seen", .string(entity.lastSeen.description))
-            var traits = JSONObject()
-            var times = JSONObject()
-            for name in entity.traits.keys.sorted(by: { $0.text.precedesExactly($1.text) }) {
-                traits.append(name.text, entity.traits[name]!.value)
-                times.append(name.text, .string(entity.traits[name]!.time.description))
+        .array(
+            entities.keys.sorted().map { key in
+                let entity = entities[key]!
+                var row = JSONObject()
+                row.append("app_token", .string(key.app))
+                row.append(idKey, .string(key.id))
+                row.append("first_seen", .string(entity.firstSeen.description))
+                row.append("last_seen", .string(entity.lastSeen.description))
+                var traits = JSONObject()
+                var times = JSONObject()
+                for name in entity.traits.keys.sorted(by: { $0.text.precedesExactly($1.text) }) {
+                    traits.append(name.text, entity.traits[name]!.value)
+                    times.append(name.text, .string(entity.traits[name]!.time.description))
+                }
+                row.append("traits", .object(traits))
+                row.append("trait_times", .object(times))
+                if includeCompany, let company = entity.company {
+                    row.append("company_id", .string(company.id))
+                    row.append("company_updated_at", .string(company.time.description))
+                }
+                return .object(row)
             }
-            row.append("traits", .object(traits))
-            row.append("trait_times", .object(times))
-            if includeCompany, let company = entity.company {
-                row.append("company_id", .string(company.id))
-                row.append("company_updated_at", .string(company.time.description))
-            }
-            return .object(row)
-        })
+        )
     }
 }
 
@@ -200,4 +210,3 @@ public enum IllegalIds {
         return trimmed.isEmpty || caseSensitive.contains(trimmed) || caseInsensitive.contains(trimmed.lowercased())
     }
 }
-

@@ -16,8 +16,10 @@ import CairnWire
 /// Resolution here is a lookup, not a rewrite: events are forwarded exactly as they came.
 public enum IdentityService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
-        let storage = ReconnectingClient(socketPath: context.environment.socketPath(of: "storage"),
-                                         maximumFrameSize: context.environment.maximumFrameSize)
+        let storage = ReconnectingClient(
+            socketPath: context.environment.socketPath(of: "storage"),
+            maximumFrameSize: context.environment.maximumFrameSize
+        )
         let counters = context.counters
         let maximumFrameSize = context.environment.maximumFrameSize - 1024
         let cache = SessionCache()
@@ -43,7 +45,10 @@ public enum IdentityService {
                     // The events with their identity rows can outgrow one frame (long ids, many
                     // people); ingest then halves the batch, as it does for a refused one.
                     guard write.count < maximumFrameSize else {
-                        throw RPCError.application(.batchTooLarge, "the batch's \(events.count) events and their identity rows are \(write.count) bytes, over the \(maximumFrameSize)-byte frame limit")
+                        throw RPCError.application(
+                            .batchTooLarge,
+                            "the batch's \(events.count) events and their identity rows are \(write.count) bytes, over the \(maximumFrameSize)-byte frame limit"
+                        )
                     }
                     // The gate waits for this answer: the call's deadline bounds how long it is held.
                     result = try await storage.call(StorageWrite.self, rawParams: write)
@@ -73,14 +78,21 @@ public enum IdentityService {
                 cache.commit(app: app, [:], forget: persons + forget)
                 guard !persons.isEmpty || !forget.isEmpty else { return IdentityRefresh.Result(persons: 0) }
                 let context = try await storage.call(IdentityContextMethod.self, .init(app_token: app, user_ids: persons))
-                let sessionizer = Sessionizer(inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
-                                              maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400))
+                let sessionizer = Sessionizer(
+                    inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
+                    maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400)
+                )
                 var rows: [JSON] = forget.map { ["app_token": .string(app), "person": .string($0), "sessions": .array([])] }
                 var histories: [String: SessionHistory] = [:]
                 for person in persons {
-                    let history = SessionHistory(points: (context["histories"]?[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:)))
+                    let history = SessionHistory(
+                        points: (context["histories"]?[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:))
+                    )
                     histories[person] = history
-                    rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array(sessionizer.sessions(of: history.points).map(\.json))])
+                    rows.append([
+                        "app_token": .string(app), "person": .string(person),
+                        "sessions": .array(sessionizer.sessions(of: history.points).map(\.json)),
+                    ])
                 }
                 _ = try await storage.call(StorageWrite.self, .init(events: [], sessions: .array(rows)))
                 cache.commit(app: app, histories, forget: [])

@@ -32,9 +32,16 @@ public struct SessionPlan: Sendable {
             let candidates = ids.users + ids.anonymous.map { "anonymous:" + $0 }
             // Storage says which identifications are new, and returns whole the histories of the
             // users who absorb a visitor, cached or not (``IdentityContext``).
-            let context = try await storage.call(IdentityContextMethod.self, .init(
-                app_token: app, user_ids: ids.users, anonymous_ids: ids.anonymous,
-                cached: cache.cachedPersons(app: app, among: candidates), new_aliases: newAliases))
+            let context = try await storage.call(
+                IdentityContextMethod.self,
+                .init(
+                    app_token: app,
+                    user_ids: ids.users,
+                    anonymous_ids: ids.anonymous,
+                    cached: cache.cachedPersons(app: app, among: candidates),
+                    new_aliases: newAliases
+                )
+            )
             let update = compute(app: app, events: appEvents, context: context, cache: cache)
             rows += update.rows
             updates[app] = update
@@ -65,8 +72,10 @@ public struct SessionPlan: Sendable {
     /// The pure part: given the database's context for one app's events, each touched
     /// person's new history and sessions. This is what `make bench` times as the resolver.
     public static func compute(app: String, events: [JSON], context: JSON, cache: SessionCache) -> Update {
-        let sessionizer = Sessionizer(inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
-                                      maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400))
+        let sessionizer = Sessionizer(
+            inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
+            maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400)
+        )
         let aliasMap = context["aliases"]?.objectValue ?? JSONObject()
         let userMap = context["users"]?.objectValue ?? JSONObject()
         let histories = context["histories"]?.objectValue ?? JSONObject()
@@ -86,7 +95,9 @@ public struct SessionPlan: Sendable {
             } else {
                 continue
             }
-            points[person, default: []].append(Sessionizer.Point(time: time, isSessionStart: event["event_type"]?.stringValue == EventType.sessionStart.rawValue))
+            points[person, default: []].append(
+                Sessionizer.Point(time: time, isSessionStart: event["event_type"]?.stringValue == EventType.sessionStart.rawValue)
+            )
         }
         // A visitor identified now stops being a person of their own, whether or not their
         // anonymous events are in this batch.
@@ -96,7 +107,8 @@ public struct SessionPlan: Sendable {
         var updated: [String: SessionHistory] = [:]
         for (person, new) in points.sorted(by: { $0.key < $1.key }) {
             let cached = absorbing.contains(person) ? nil : cache.history(app: app, person: person)
-            var history = cached
+            var history =
+                cached
                 ?? SessionHistory(points: (histories[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:)))
             history.insert(new)
             updated[person] = history
@@ -114,8 +126,10 @@ public struct SessionPlan: Sendable {
             var first = 0
             while first < sessions.count, first < before.count, sessions[first] == before[first] { first += 1 }
             if first == sessions.count, first == before.count { continue }
-            rows.append(["app_token": .string(app), "person": .string(person), "from": .int(Int64(first + 1)),
-                         "sessions": .array(sessions[first...].map(\.json))])
+            rows.append([
+                "app_token": .string(app), "person": .string(person), "from": .int(Int64(first + 1)),
+                "sessions": .array(sessions[first...].map(\.json)),
+            ])
         }
         for person in forget where updated[person] == nil {
             rows.append(["app_token": .string(app), "person": .string(person), "sessions": .array([])])

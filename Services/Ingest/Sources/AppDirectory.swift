@@ -31,13 +31,20 @@ public final class AppDirectory: Sendable {
             identifyUserlikeByEmail = value["identify_userlike_by_email"]?.boolValue ?? false
             admission = AdmissionPolicy(
                 earliest: value["event_time_earliest"]?.stringValue.flatMap(Timestamp.init(parsing:)) ?? AdmissionPolicy.defaultEarliest,
-                futureAllowanceSeconds: value["event_time_future_s"]?.intValue ?? AdmissionPolicy.defaultFutureAllowanceSeconds)
+                futureAllowanceSeconds: value["event_time_future_s"]?.intValue ?? AdmissionPolicy.defaultFutureAllowanceSeconds
+            )
         }
 
         /// What normalising this app's records needs.
         public func context(receivedAt: Timestamp) -> IngestContext {
-            IngestContext(appToken: token, receivedAt: receivedAt, personalData: personalData, attributes: attributes,
-                          identifyUserlikeByEmail: identifyUserlikeByEmail, admission: admission)
+            IngestContext(
+                appToken: token,
+                receivedAt: receivedAt,
+                personalData: personalData,
+                attributes: attributes,
+                identifyUserlikeByEmail: identifyUserlikeByEmail,
+                admission: admission
+            )
         }
     }
 
@@ -92,8 +99,13 @@ public final class AppDirectory: Sendable {
 
     /// One lookup, fresh from storage when the cached answer is older than ``freshness``;
     /// the last known answer when storage cannot be asked.
-    private func lookup<Method: RPCMethod>(cacheKey key: String, _ method: Method.Type, _ params: Method.Params, unknownCode: ErrorCode) async throws(RPCError) -> App
-        where Method.Result == JSON {
+    private func lookup<Method: RPCMethod>(
+        cacheKey key: String,
+        _ method: Method.Type,
+        _ params: Method.Params,
+        unknownCode: ErrorCode
+    ) async throws(RPCError) -> App
+    where Method.Result == JSON {
         let cached = cache.withLock { $0[key] }
         if let cached, ContinuousClock.now - cached.fetched < freshness { return cached.app }
         if let cached, let failed = storageFailedAt.withLock({ $0 }), ContinuousClock.now - failed < Self.failureHold { return cached.app }
@@ -109,7 +121,9 @@ public final class AppDirectory: Sendable {
                 $0[key] = (app, now)
             }
             let bytes = value.serialized()
-            try? await NIOThreadPool.singleton.runIfActive { [spool] in try spool.cacheApp(keys: Array(Set([key, app.token, app.name])), config: bytes) }
+            try? await NIOThreadPool.singleton.runIfActive { [spool] in
+                try spool.cacheApp(keys: Array(Set([key, app.token, app.name])), config: bytes)
+            }
             return app
         } catch let error as RPCError where error.applicationCode == unknownCode {
             cache.withLock { $0[key] = nil }
@@ -120,10 +134,14 @@ public final class AppDirectory: Sendable {
             storageFailedAt.withLock { $0 = .now }
             if let cached { return cached.app }
             if let bytes = try? await NIOThreadPool.singleton.runIfActive({ [spool] in try spool.cachedApp(key) }),
-                let value = try? JSONParser.parse(bytes), let app = App(value) {
+                let value = try? JSONParser.parse(bytes), let app = App(value)
+            {
                 return app
             }
-            throw RPCError.application(.storageUnavailable, "cannot look up app '\(key.hasPrefix("key:") ? "by write key" : key)': \(error); nothing was accepted, retry later")
+            throw RPCError.application(
+                .storageUnavailable,
+                "cannot look up app '\(key.hasPrefix("key:") ? "by write key" : key)': \(error); nothing was accepted, retry later"
+            )
         }
     }
 }

@@ -24,7 +24,10 @@ public final class Backpressure: Sendable {
     public func admit() async throws(RPCError) {
         let spooled = await depth()
         guard spooled >= highWaterMark else { return }
-        throw RPCError.application(.overloaded, "\(spooled) events are waiting in the spool (high-water mark \(highWaterMark)); nothing in this request was accepted, retry after a delay")
+        throw RPCError.application(
+            .overloaded,
+            "\(spooled) events are waiting in the spool (high-water mark \(highWaterMark)); nothing in this request was accepted, retry after a delay"
+        )
     }
 
     func depth() async -> Int64 {

@@ -70,7 +70,9 @@ public struct Forwarder: Service {
 
     /// Sends the oldest spooled events; returns how many left the spool.
     func forwardOneBatch() async throws -> Int {
-        let entries = try await NIOThreadPool.singleton.runIfActive { [spool, batchSize, batchBytes] in try spool.peek(limit: batchSize, maximumBytes: batchBytes) }
+        let entries = try await NIOThreadPool.singleton.runIfActive { [spool, batchSize, batchBytes] in
+            try spool.peek(limit: batchSize, maximumBytes: batchBytes)
+        }
         guard !entries.isEmpty else { return 0 }
         try await deliver(entries[...])
         return entries.count
@@ -100,7 +102,9 @@ public struct Forwarder: Service {
                 let entry = entries[entries.startIndex]
                 let sqlState = error.data?["sqlstate"]?.stringValue.map { " (SQLSTATE \($0))" } ?? ""
                 let letter = Self.deadLetter(entry, EventError(.storageRefused, field: nil, "storage refused the event: \(error.message)\(sqlState)"))
-                try await NIOThreadPool.singleton.runIfActive { [spool] in try spool.complete(sequences: [entry.sequence], refused: [(entry.sequence, letter)]) }
+                try await NIOThreadPool.singleton.runIfActive { [spool] in
+                    try spool.complete(sequences: [entry.sequence], refused: [(entry.sequence, letter)])
+                }
                 counters.add("events_refused_downstream")
                 logger.warning("storage refused an event; it is a dead letter", metadata: ["app": "\(letter.app)", "error": "\(error.message)"])
                 return
@@ -122,8 +126,11 @@ public struct Forwarder: Service {
         for rejection in result.rejected {
             guard let offset = rejection["index"]?.intValue.map(Int.init), offset >= 0, offset < entries.count else { continue }
             let entry = entries[entries.startIndex + offset]
-            let error = EventError(EventError.Code(rawValue: rejection["code"]?.stringValue ?? "invalid_event"),
-                                   field: rejection["field"]?.stringValue, rejection["message"]?.stringValue ?? "refused by storage")
+            let error = EventError(
+                EventError.Code(rawValue: rejection["code"]?.stringValue ?? "invalid_event"),
+                field: rejection["field"]?.stringValue,
+                rejection["message"]?.stringValue ?? "refused by storage"
+            )
             refused.append((entry.sequence, Self.deadLetter(entry, error)))
         }
         let sequences = entries.map(\.sequence)
@@ -158,7 +165,14 @@ public struct Forwarder: Service {
 
     /// A spooled event storage refused, kept whole with why.
     private static func deadLetter(_ entry: Spool.Entry, _ error: EventError) -> Spool.DeadLetter {
-        Spool.DeadLetter(app: appToken(of: entry.event), format: Ingestor.canonicalFormat, source: "storage", record: nil, error: error, raw: entry.event)
+        Spool.DeadLetter(
+            app: appToken(of: entry.event),
+            format: Ingestor.canonicalFormat,
+            source: "storage",
+            record: nil,
+            error: error,
+            raw: entry.event
+        )
     }
 }
 
@@ -194,7 +208,8 @@ public final class ForwardingHealth: Sendable {
     public func problem(oldestSpooled: Timestamp?, now: Timestamp, ageLimit: Duration) -> String? {
         let current = state.withLock { $0 }
         if current.consecutiveFailures >= Self.failuresBeforeDegraded {
-            return "forwarding has failed \(current.consecutiveFailures) times in a row since \(current.failingSince?.description ?? "?"): \(current.lastError)"
+            return
+                "forwarding has failed \(current.consecutiveFailures) times in a row since \(current.failingSince?.description ?? "?"): \(current.lastError)"
         }
         if let oldestSpooled {
             let age = (now.microseconds - oldestSpooled.microseconds) / 1_000_000

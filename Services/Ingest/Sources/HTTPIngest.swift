@@ -30,8 +30,12 @@ public struct HTTPIngest: Sendable {
     let metricsAccess: MetricsAccess
 
     /// Serves through `ingestor`, whose apps, spool, metrics and backpressure it shares.
-    public init(ingestor: Ingestor, degradation: @escaping @Sendable () async -> String? = { nil }, bodyTimeout: Duration = .seconds(10),
-                metricsAccess: MetricsAccess = MetricsAccess(token: nil)) {
+    public init(
+        ingestor: Ingestor,
+        degradation: @escaping @Sendable () async -> String? = { nil },
+        bodyTimeout: Duration = .seconds(10),
+        metricsAccess: MetricsAccess = MetricsAccess(token: nil)
+    ) {
         self.ingestor = ingestor
         self.degradation = degradation
         self.bodyTimeout = bodyTimeout
@@ -108,15 +112,23 @@ public struct HTTPIngest: Sendable {
         do {
             response = try await handle(request, route: route, peer: peer, app: &app)
         } catch let refusal as Refusal {
-            response = Self.json(refusal.status, ["code": .string(refusal.code.rawValue), "message": .string(refusal.message)], headers: refusal.headers)
+            response = Self.json(
+                refusal.status,
+                ["code": .string(refusal.code.rawValue), "message": .string(refusal.message)],
+                headers: refusal.headers
+            )
         } catch {
             response = Self.json(.internalServerError, ["code": "internal", "message": .string("\(error)")])
         }
         // Browsers (analytics.js, a forwarded Userlike callback) read the answer cross-origin.
         response.headers[.accessControlAllowOrigin] = "*"
         let elapsed = ContinuousClock.now - started
-        metrics.request(route: route?.label ?? "other", status: response.status.code, app: app,
-                        seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        metrics.request(
+            route: route?.label ?? "other",
+            status: response.status.code,
+            app: app,
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        )
         return response
     }
 
@@ -129,7 +141,13 @@ public struct HTTPIngest: Sendable {
             headers[.accessControlMaxAge] = "86400"
             return Response(status: .noContent, headers: headers)
         }
-        guard let route else { throw Refusal(status: .notFound, code: .notFound, message: "no route \(request.uri.path); POST to /v1/batch, /v1/track, …, /userguiding, /userlike, /userpilot or /usercom") }
+        guard let route else {
+            throw Refusal(
+                status: .notFound,
+                code: .notFound,
+                message: "no route \(request.uri.path); POST to /v1/batch, /v1/track, …, /userguiding, /userlike, /userpilot or /usercom"
+            )
+        }
         switch route {
         case .health:
             guard request.method == .get || request.method == .head else { throw Self.methodNotAllowed("GET") }
@@ -137,8 +155,11 @@ public struct HTTPIngest: Sendable {
         case .metrics:
             guard request.method == .get else { throw Self.methodNotAllowed("GET") }
             try metricsAccess.check(authorization: request.headers[.authorization], peer: peer)
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: await renderMetrics())))
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: await renderMetrics()))
+            )
         case .batch, .single, .vendor:
             guard request.method == .post else { throw Self.methodNotAllowed("POST") }
             return try await ingest(request, route: route, app: &app)
@@ -149,8 +170,12 @@ public struct HTTPIngest: Sendable {
         do {
             try await ingestor.backpressure.admit()
         } catch {
-            throw Refusal(status: .tooManyRequests, code: .overloaded, message: error.message,
-                          headers: [.retryAfter: "2", HTTPField.Name("X-RateLimit-Reset")!: "2"])
+            throw Refusal(
+                status: .tooManyRequests,
+                code: .overloaded,
+                message: error.message,
+                headers: [.retryAfter: "2", HTTPField.Name("X-RateLimit-Reset")!: "2"]
+            )
         }
         let body = try await Self.body(of: request, within: bodyTimeout)
         let value: JSON
@@ -165,10 +190,18 @@ public struct HTTPIngest: Sendable {
         switch route {
         case .batch:
             guard case .object(var envelope) = value, case .array(var messages)? = envelope["batch"] else {
-                throw Refusal(status: .badRequest, code: .invalidBatch, message: "expected an object {\"batch\": [messages]}, found \(value.typeName)")
+                throw Refusal(
+                    status: .badRequest,
+                    code: .invalidBatch,
+                    message: "expected an object {\"batch\": [messages]}, found \(value.typeName)"
+                )
             }
             guard messages.count <= Self.maximumBatchMessages else {
-                throw Refusal(status: .badRequest, code: .tooManyMessages, message: "the batch holds \(messages.count) messages; the limit is \(Self.maximumBatchMessages) per batch")
+                throw Refusal(
+                    status: .badRequest,
+                    code: .tooManyMessages,
+                    message: "the batch holds \(messages.count) messages; the limit is \(Self.maximumBatchMessages) per batch"
+                )
             }
             let bodyKey = Self.takeWriteKey(from: &envelope)
             key = key ?? bodyKey
@@ -197,15 +230,27 @@ public struct HTTPIngest: Sendable {
             switch value {
             case .array(let items): list = items
             case .object: list = [value]
-            default: throw Refusal(status: .badRequest, code: .invalidRecord, message: "expected a record object or an array of them, found \(value.typeName)")
+            default:
+                throw Refusal(
+                    status: .badRequest,
+                    code: .invalidRecord,
+                    message: "expected a record object or an array of them, found \(value.typeName)"
+                )
             }
             guard list.count <= Self.maximumBatchMessages else {
-                throw Refusal(status: .badRequest, code: .tooManyMessages, message: "the request holds \(list.count) records; the limit is \(Self.maximumBatchMessages)")
+                throw Refusal(
+                    status: .badRequest,
+                    code: .tooManyMessages,
+                    message: "the request holds \(list.count) records; the limit is \(Self.maximumBatchMessages)"
+                )
             }
             var cleaned: [JSON] = []
             for (index, item) in list.enumerated() {
                 try Self.checkSize(item, list.count == 1 ? "the record" : "record \(index)")
-                guard case .object(var record) = item else { cleaned.append(item); continue }
+                guard case .object(var record) = item else {
+                    cleaned.append(item)
+                    continue
+                }
                 let bodyKey = Self.takeWriteKey(from: &record)
                 key = key ?? bodyKey
                 cleaned.append(.object(record))
@@ -217,23 +262,42 @@ public struct HTTPIngest: Sendable {
         }
         key = key ?? request.uri.queryParameters["writeKey"].map(String.init) ?? request.uri.queryParameters["write_key"].map(String.init)
         guard let key, !key.isEmpty else {
-            throw Refusal(status: .unauthorized, code: .missingWriteKey,
-                          message: "send the app's write key as the Basic auth username (Authorization: Basic base64(key:)) or as writeKey in the body")
+            throw Refusal(
+                status: .unauthorized,
+                code: .missingWriteKey,
+                message: "send the app's write key as the Basic auth username (Authorization: Basic base64(key:)) or as writeKey in the body"
+            )
         }
         let app: AppDirectory.App
         do {
             app = try await apps.resolve(writeKey: key)
-        } catch where error.applicationCode == .unknownWriteKey {
-            throw Refusal(status: .unauthorized, code: .unknownWriteKey, message: "no app has this write key; `cairn apps list` shows the apps, `cairn apps rotate-key` issues a new key")
+        } catch  where error.applicationCode == .unknownWriteKey {
+            throw Refusal(
+                status: .unauthorized,
+                code: .unknownWriteKey,
+                message: "no app has this write key; `cairn apps list` shows the apps, `cairn apps rotate-key` issues a new key"
+            )
         } catch {
             throw Refusal(status: .serviceUnavailable, code: .storageUnavailable, message: error.message, headers: [.retryAfter: "5"])
         }
         appToken = app.token
         let accepted: Ingestor.Accepted
         do {
-            accepted = try await ingestor.accept(records, app: app, format: format, formatName: format.rawValue, source: "http \(route.label)", sizesChecked: true)
+            accepted = try await ingestor.accept(
+                records,
+                app: app,
+                format: format,
+                formatName: format.rawValue,
+                source: "http \(route.label)",
+                sizesChecked: true
+            )
         } catch let error as RPCError {
-            throw Refusal(status: .serviceUnavailable, code: error.applicationCode ?? .spoolFailed, message: error.message, headers: [.retryAfter: "5"])
+            throw Refusal(
+                status: .serviceUnavailable,
+                code: error.applicationCode ?? .spoolFailed,
+                message: error.message,
+                headers: [.retryAfter: "5"]
+            )
         }
         var answer: JSONObject = ["success": true]
         if accepted.rejected > 0 {
@@ -248,7 +312,11 @@ public struct HTTPIngest: Sendable {
     /// within `deadline` (a body that never arrives must not hold the connection for ever).
     static func body(of request: Request, within deadline: Duration) async throws -> [UInt8] {
         let limit = maximumBatchBytes
-        let tooLarge = Refusal(status: .badRequest, code: .requestTooLarge, message: "the body is over \(limit) bytes of JSON, Segment's limit per batch request")
+        let tooLarge = Refusal(
+            status: .badRequest,
+            code: .requestTooLarge,
+            message: "the body is over \(limit) bytes of JSON, Segment's limit per batch request"
+        )
         var buffer: ByteBuffer
         do {
             buffer = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
@@ -259,8 +327,12 @@ public struct HTTPIngest: Sendable {
                 }
                 defer { group.cancelAll() }
                 guard let first = try await group.next(), let body = first else {
-                    throw Refusal(status: .requestTimeout, code: .bodyTimeout, message: "the body did not arrive within \(deadline.components.seconds) s",
-                                  headers: [.connection: "close"])
+                    throw Refusal(
+                        status: .requestTimeout,
+                        code: .bodyTimeout,
+                        message: "the body did not arrive within \(deadline.components.seconds) s",
+                        headers: [.connection: "close"]
+                    )
                 }
                 return body
             }
@@ -270,11 +342,15 @@ public struct HTTPIngest: Sendable {
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
         guard let encoding = request.headers[.contentEncoding]?.lowercased(), encoding != "identity" else { return bytes }
         guard encoding == "gzip" || encoding == "x-gzip" else {
-            throw Refusal(status: .unsupportedMediaType, code: .unsupportedEncoding, message: "Content-Encoding \(encoding) is not supported; send gzip or nothing")
+            throw Refusal(
+                status: .unsupportedMediaType,
+                code: .unsupportedEncoding,
+                message: "Content-Encoding \(encoding) is not supported; send gzip or nothing"
+            )
         }
         do {
             return try Gzip.decompress(bytes, limit: limit)
-        } catch where error.exceedsLimit {
+        } catch  where error.exceedsLimit {
             throw tooLarge
         } catch {
             throw Refusal(status: .badRequest, code: .invalidGzip, message: "the body says Content-Encoding: gzip but does not gunzip: \(error)")
@@ -290,7 +366,11 @@ public struct HTTPIngest: Sendable {
     static func checkSize(_ value: JSON, _ what: String) throws(Refusal) {
         let size = value.serializedByteCount
         guard size <= maximumMessageBytes else {
-            throw Refusal(status: .badRequest, code: .messageTooLarge, message: "\(what) is \(size) bytes; the limit is \(maximumMessageBytes) bytes (32 KB) per message")
+            throw Refusal(
+                status: .badRequest,
+                code: .messageTooLarge,
+                message: "\(what) is \(size) bytes; the limit is \(maximumMessageBytes) bytes (32 KB) per message"
+            )
         }
     }
 
@@ -298,7 +378,8 @@ public struct HTTPIngest: Sendable {
     static func basicAuthUser(_ header: String?) -> String? {
         guard let header, header.count > 6, header.prefix(6).lowercased() == "basic " else { return nil }
         guard let data = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-              let text = String(data: data, encoding: .utf8) else { return nil }
+            let text = String(data: data, encoding: .utf8)
+        else { return nil }
         let user = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         return user.isEmpty ? nil : user
     }
@@ -320,20 +401,36 @@ public struct HTTPIngest: Sendable {
         func lag(_ oldest: Timestamp?) -> Double { max(0, oldest.map { Double(now - $0.microseconds) / 1_000_000 } ?? 0) }
         let totals = ingestor.commit.totals
         let appGauges = [
-            IngestMetrics.AppGauge(name: "cairn_app_spool_depth", help: "Events waiting in the spool, per app.",
-                                   values: backlog.map { ($0.app, Double($0.depth)) }),
-            IngestMetrics.AppGauge(name: "cairn_app_forwarder_lag_seconds", help: "How long the app's oldest spooled event has waited since it was received.",
-                                   values: backlog.map { ($0.app, lag($0.oldestReceivedAt)) }),
+            IngestMetrics.AppGauge(
+                name: "cairn_app_spool_depth",
+                help: "Events waiting in the spool, per app.",
+                values: backlog.map { ($0.app, Double($0.depth)) }
+            ),
+            IngestMetrics.AppGauge(
+                name: "cairn_app_forwarder_lag_seconds",
+                help: "How long the app's oldest spooled event has waited since it was received.",
+                values: backlog.map { ($0.app, lag($0.oldestReceivedAt)) }
+            ),
         ]
         let degraded = await degradation() != nil
-        return metrics.render(gauges: [
-            ("cairn_ingest_degraded", "1 while acknowledged events are not reaching storage (repeated forwarding failures, or a spool older than its limit); cairn status says why.", degraded ? 1 : 0),
-            ("cairn_spool_depth", "Events acknowledged and waiting in the spool for storage.", Double(backlog.reduce(0) { $0 + $1.depth })),
-            ("cairn_forwarder_lag_seconds", "How long the oldest spooled event has waited since it was received.", backlog.map { lag($0.oldestReceivedAt) }.max() ?? 0),
-            ("cairn_spool_group_commits", "Spool transactions committed since start.", Double(totals.groups)),
-            ("cairn_spool_group_commit_requests", "Requests those transactions carried.", Double(totals.requests)),
-            ("cairn_spool_high_water_mark", "Spooled events above which requests get 429.", Double(ingestor.backpressure.highWaterMark)),
-        ], appGauges: appGauges)
+        return metrics.render(
+            gauges: [
+                (
+                    "cairn_ingest_degraded",
+                    "1 while acknowledged events are not reaching storage (repeated forwarding failures, or a spool older than its limit); cairn status says why.",
+                    degraded ? 1 : 0
+                ),
+                ("cairn_spool_depth", "Events acknowledged and waiting in the spool for storage.", Double(backlog.reduce(0) { $0 + $1.depth })),
+                (
+                    "cairn_forwarder_lag_seconds", "How long the oldest spooled event has waited since it was received.",
+                    backlog.map { lag($0.oldestReceivedAt) }.max() ?? 0
+                ),
+                ("cairn_spool_group_commits", "Spool transactions committed since start.", Double(totals.groups)),
+                ("cairn_spool_group_commit_requests", "Requests those transactions carried.", Double(totals.requests)),
+                ("cairn_spool_high_water_mark", "Spooled events above which requests get 429.", Double(ingestor.backpressure.highWaterMark)),
+            ],
+            appGauges: appGauges
+        )
     }
 }
 
@@ -352,15 +449,23 @@ public struct MetricsAccess: Sendable {
     func check(authorization: String?, peer: SocketAddress?) throws(HTTPIngest.Refusal) {
         if let tokenHash {
             guard let header = authorization, header.lowercased().hasPrefix("bearer "),
-                  SHA256.hex(Array(header.dropFirst("bearer ".count).utf8)) == tokenHash else {
-                throw HTTPIngest.Refusal(status: .unauthorized, code: .metricsTokenRequired, message: "send the metrics token as Authorization: Bearer <token>",
-                              headers: [.wwwAuthenticate: "Bearer"])
+                SHA256.hex(Array(header.dropFirst("bearer ".count).utf8)) == tokenHash
+            else {
+                throw HTTPIngest.Refusal(
+                    status: .unauthorized,
+                    code: .metricsTokenRequired,
+                    message: "send the metrics token as Authorization: Bearer <token>",
+                    headers: [.wwwAuthenticate: "Bearer"]
+                )
             }
             return
         }
         guard let peer, Self.isLoopback(peer) else {
-            throw HTTPIngest.Refusal(status: .forbidden, code: .metricsLocalOnly,
-                          message: "/metrics answers only this machine; set settings.metrics_token (or CAIRN_METRICS_TOKEN) to scrape it from elsewhere")
+            throw HTTPIngest.Refusal(
+                status: .forbidden,
+                code: .metricsLocalOnly,
+                message: "/metrics answers only this machine; set settings.metrics_token (or CAIRN_METRICS_TOKEN) to scrape it from elsewhere"
+            )
         }
     }
 

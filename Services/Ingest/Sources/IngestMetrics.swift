@@ -65,7 +65,8 @@ public final class IngestMetrics: Sendable {
         }
         family("cairn_http_requests_total", "counter", "HTTP requests answered, by route, status and app (empty without a valid write key).")
         for (key, count) in snapshot.requests.sorted(by: { ($0.key.route, $0.key.status, $0.key.app) < ($1.key.route, $1.key.status, $1.key.app) }) {
-            out += "cairn_http_requests_total{route=\"\(Self.escape(key.route))\",status=\"\(key.status)\",app=\"\(Self.escape(key.app))\"} \(count)\n"
+            out +=
+                "cairn_http_requests_total{route=\"\(Self.escape(key.route))\",status=\"\(key.status)\",app=\"\(Self.escape(key.app))\"} \(count)\n"
         }
         family("cairn_http_request_duration_seconds", "histogram", "HTTP request latency, from the request's arrival to its answer.")
         var cumulative: Int64 = 0
@@ -78,7 +79,10 @@ public final class IngestMetrics: Sendable {
         out += "cairn_http_request_duration_seconds_count \(snapshot.latencyCount)\n"
         let apps = snapshot.events.sorted { $0.key < $1.key }
         for (name, help, value) in [
-            ("cairn_events_accepted_total", "New events made durable in the spool, per app.", { (t: (accepted: Int64, rejected: Int64, duplicates: Int64)) in t.accepted }),
+            (
+                "cairn_events_accepted_total", "New events made durable in the spool, per app.",
+                { (t: (accepted: Int64, rejected: Int64, duplicates: Int64)) in t.accepted }
+            ),
             ("cairn_events_rejected_total", "Records refused and kept as dead letters, per app.", { $0.rejected }),
             ("cairn_events_deduplicated_total", "Events already accepted before, per app.", { $0.duplicates }),
         ] {

@@ -27,15 +27,25 @@ public enum IngestService {
         try FileManager.default.createDirectory(atPath: spoolDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         // Each instance has its own spool: `ingest` keeps `ingest.sqlite`, `ingest-2` gets its own.
         let spool = try Spool(path: spoolDirectory + "/\(context.name).sqlite")
-        let identity = ReconnectingClient(socketPath: context.environment.socketPath(of: "identity"),
-                                          maximumFrameSize: context.environment.maximumFrameSize)
-        let storage = ReconnectingClient(socketPath: context.environment.socketPath(of: "storage"),
-                                         maximumFrameSize: context.environment.maximumFrameSize)
+        let identity = ReconnectingClient(
+            socketPath: context.environment.socketPath(of: "identity"),
+            maximumFrameSize: context.environment.maximumFrameSize
+        )
+        let storage = ReconnectingClient(
+            socketPath: context.environment.socketPath(of: "storage"),
+            maximumFrameSize: context.environment.maximumFrameSize
+        )
         let settings = try IngestSettings(context.environment.settings(), environment: ProcessInfo.processInfo.environment)
         let apps = AppDirectory(storage: storage, spool: spool)
         let metrics = IngestMetrics()
-        let ingestor = Ingestor(spool: spool, apps: apps, counters: context.counters,
-                                suppressions: Suppressions(try spool.suppressedKeys()), metrics: metrics, highWaterMark: settings.highWaterMark)
+        let ingestor = Ingestor(
+            spool: spool,
+            apps: apps,
+            counters: context.counters,
+            suppressions: Suppressions(try spool.suppressedKeys()),
+            metrics: metrics,
+            highWaterMark: settings.highWaterMark
+        )
         let forwarding = ForwardingHealth()
         let ageLimit = settings.spoolAgeLimit
         // Why acknowledged events are not reaching storage, or nil: for `cairn status` and `/metrics`.
@@ -43,8 +53,12 @@ public enum IngestService {
             let oldest = try? await NIOThreadPool.singleton.runIfActive { try spool.oldestReceivedAt() }
             return forwarding.problem(oldestSpooled: oldest ?? nil, now: .now(), ageLimit: ageLimit)
         }
-        let http = HTTPIngest(ingestor: ingestor, degradation: stuck, bodyTimeout: settings.connections.bodyTimeout,
-                              metricsAccess: MetricsAccess(token: settings.metricsToken))
+        let http = HTTPIngest(
+            ingestor: ingestor,
+            degradation: stuck,
+            bodyTimeout: settings.connections.bodyTimeout,
+            metricsAccess: MetricsAccess(token: settings.metricsToken)
+        )
         let clients = ClientConnections(maximumPerClient: settings.connections.maximumConnectionsPerClient)
         let idleTimeout = TimeAmount.nanoseconds(Int64(settings.connections.idleTimeout.components.seconds) * 1_000_000_000)
         let boundAddress = Mutex<String?>(nil)
@@ -52,14 +66,18 @@ public enum IngestService {
         let server = Application(
             responder: CallbackResponder<IngestRequestContext> { request, context in await http.respond(to: request, peer: context.remoteAddress) },
             server: .http1(configuration: .init(additionalChannelHandlers: [PerClientConnectionLimit(clients)], idleTimeout: idleTimeout)),
-            configuration: ApplicationConfiguration(address: .hostname(settings.host, port: settings.port), serverName: "cairn",
-                                                    availableConnectionsDelegate: MaximumAvailableConnections(settings.connections.maximumConnections)),
+            configuration: ApplicationConfiguration(
+                address: .hostname(settings.host, port: settings.port),
+                serverName: "cairn",
+                availableConnectionsDelegate: MaximumAvailableConnections(settings.connections.maximumConnections)
+            ),
             onServerRunning: { channel in
                 let address = channel.localAddress.map { "\($0.ipAddress ?? settings.host):\($0.port ?? settings.port)" }
                 boundAddress.withLock { $0 = address }
                 logger.info("HTTP ingest listening", metadata: ["http.address": "\(address ?? "?")"])
             },
-            logger: Logger(label: "cairn-ingest.http"))
+            logger: Logger(label: "cairn-ingest.http")
+        )
         let forwarder = Forwarder(spool: spool, identity: identity, counters: context.counters, logger: context.logger, health: forwarding)
 
         var router = RPCRouter()
@@ -77,7 +95,8 @@ public enum IngestService {
             return ["app": .string(fresh.name), "token": .string(fresh.token), "attributes": .int(Int64(fresh.attributes.types.count))]
         }
         return ServiceParts(
-            router: router, background: [forwarder, HTTPListener(server: server, address: "\(settings.host):\(settings.port)")],
+            router: router,
+            background: [forwarder, HTTPListener(server: server, address: "\(settings.host):\(settings.port)")],
             healthProblem: {
                 if let problem = spool.problem { return problem }
                 return boundAddress.withLock { $0 } == nil ? "the HTTP listener on \(settings.host):\(settings.port) is not up yet" : nil
@@ -87,7 +106,8 @@ public enum IngestService {
                 let dead = (try? await NIOThreadPool.singleton.runIfActive { try spool.deadLetterCount() }) ?? -1
                 return ["spool_depth": .int(depth), "dead_letters": .int(dead), "http_address": .optional(boundAddress.withLock { $0 })]
             },
-            degradation: stuck)
+            degradation: stuck
+        )
     }
 }
 
@@ -100,7 +120,10 @@ struct HTTPListener<Server: Service>: Service {
         do {
             try await server.run()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
-            throw RPCError.application(.configuration, "the HTTP address \(address) is in use by another process; set CAIRN_HTTP_ADDR or settings.http_address of the ingest service")
+            throw RPCError.application(
+                .configuration,
+                "the HTTP address \(address) is in use by another process; set CAIRN_HTTP_ADDR or settings.http_address of the ingest service"
+            )
         }
     }
 }
@@ -121,7 +144,10 @@ struct IngestSettings {
     init(_ settings: JSONObject, environment: [String: String]) throws(RPCError) {
         if let address = environment["CAIRN_HTTP_ADDR"].flatMap({ $0.isEmpty ? nil : $0 }) ?? settings["http_address"]?.stringValue {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
-                throw RPCError.application(.configuration, "the HTTP address '\(address)' is not host:port (CAIRN_HTTP_ADDR or settings.http_address)")
+                throw RPCError.application(
+                    .configuration,
+                    "the HTTP address '\(address)' is not host:port (CAIRN_HTTP_ADDR or settings.http_address)"
+                )
             }
             host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
             self.port = port

@@ -1,7 +1,7 @@
 import CairnCore
 import CairnMethods
-import CairnService
 import CairnSQLite
+import CairnService
 import CairnWire
 import NIOPosix
 
@@ -27,8 +27,14 @@ public struct Ingestor: Sendable {
     /// Refuses requests while the spool is over its high-water mark.
     public let backpressure: Backpressure
 
-    public init(spool: Spool, apps: AppDirectory, counters: Counters, suppressions: Suppressions = Suppressions(), metrics: IngestMetrics = IngestMetrics(),
-                highWaterMark: Int64 = 1_000_000) {
+    public init(
+        spool: Spool,
+        apps: AppDirectory,
+        counters: Counters,
+        suppressions: Suppressions = Suppressions(),
+        metrics: IngestMetrics = IngestMetrics(),
+        highWaterMark: Int64 = 1_000_000
+    ) {
         backpressure = Backpressure(spool: spool, highWaterMark: highWaterMark)
         self.spool = spool
         self.apps = apps
@@ -42,7 +48,10 @@ public struct Ingestor: Sendable {
         let appKey = params.app
         let formatName = params.format ?? "auto"
         guard let format = EventNormalizer.FormatChoice(rawValue: formatName) else {
-            throw RPCError.application(.invalidFormat, "unknown format '\(formatName)'; expected one of \(EventNormalizer.FormatChoice.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw RPCError.application(
+                .invalidFormat,
+                "unknown format '\(formatName)'; expected one of \(EventNormalizer.FormatChoice.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         let records = params.records
         let lines = params.lines
@@ -58,8 +67,14 @@ public struct Ingestor: Sendable {
             if error.applicationCode == .unknownApp {
                 // Kept, so that `cairn deadletters replay` can take them once the app exists.
                 let letters = records.enumerated().map { index, record in
-                    Spool.DeadLetter(app: appKey, format: formatName, source: source, record: number(index),
-                                     error: EventError(.unknownApp, field: "app", error.message), raw: Self.raw(record))
+                    Spool.DeadLetter(
+                        app: appKey,
+                        format: formatName,
+                        source: source,
+                        record: number(index),
+                        error: EventError(.unknownApp, field: "app", error.message),
+                        raw: Self.raw(record)
+                    )
                 }
                 try await store(events: [], deadLetters: letters)
                 counters.add("events_rejected", Int64(letters.count))
@@ -67,8 +82,15 @@ public struct Ingestor: Sendable {
             throw error
         }
 
-        let result = try await accept(records, app: app, format: format, formatName: formatName, source: source,
-                                      invalidUTF8: invalidUTF8, recordNumber: number)
+        let result = try await accept(
+            records,
+            app: app,
+            format: format,
+            formatName: formatName,
+            source: source,
+            invalidUTF8: invalidUTF8,
+            recordNumber: number
+        )
         return result.json
     }
 
@@ -86,8 +108,10 @@ public struct Ingestor: Sendable {
         public var errors: [JSON] = []
 
         public var json: JSON {
-            ["accepted": .int(Int64(accepted)), "duplicates": .int(Int64(duplicates)), "suppressed": .int(Int64(suppressed)),
-             "rejected": .int(Int64(rejected)), "errors": .array(errors)]
+            [
+                "accepted": .int(Int64(accepted)), "duplicates": .int(Int64(duplicates)), "suppressed": .int(Int64(suppressed)),
+                "rejected": .int(Int64(rejected)), "errors": .array(errors),
+            ]
         }
     }
 
@@ -96,8 +120,16 @@ public struct Ingestor: Sendable {
     /// HTTP's. Returns once everything is durable.
     /// - Parameter recordNumber: the number a record is reported under (a line of a file).
     /// - Parameter sizesChecked: the caller already held every message to the 32 KB limit (HTTP does, to answer 400).
-    public func accept(_ records: [JSON], app: AppDirectory.App, format: EventNormalizer.FormatChoice, formatName: String, source: String,
-                       invalidUTF8: Set<Int> = [], sizesChecked: Bool = false, recordNumber: (Int) -> Int = { $0 + 1 }) async throws -> Accepted {
+    public func accept(
+        _ records: [JSON],
+        app: AppDirectory.App,
+        format: EventNormalizer.FormatChoice,
+        formatName: String,
+        source: String,
+        invalidUTF8: Set<Int> = [],
+        sizesChecked: Bool = false,
+        recordNumber: (Int) -> Int = { $0 + 1 }
+    ) async throws -> Accepted {
         let context = app.context(receivedAt: .now())
         var events: [CanonicalEvent] = []
         events.reserveCapacity(records.count)
@@ -108,7 +140,9 @@ public struct Ingestor: Sendable {
             let outcome: EventNormalizer.Outcome
             switch record {
             case .string where invalidUTF8.contains(line):
-                outcome = EventNormalizer.Outcome(rejections: [.init(message: nil, error: EventError(.invalidUTF8, field: nil, "the record is not valid UTF-8"), raw: Self.raw(record))])
+                outcome = EventNormalizer.Outcome(rejections: [
+                    .init(message: nil, error: EventError(.invalidUTF8, field: nil, "the record is not valid UTF-8"), raw: Self.raw(record))
+                ])
             case .string(let text):
                 outcome = EventNormalizer.normalize(recordBytes: Array(text.utf8), format: format, context: context)
             default:
@@ -116,8 +150,17 @@ public struct Ingestor: Sendable {
             }
             events.append(contentsOf: outcome.events)
             for rejection in outcome.rejections {
-                deadLetters.append(Spool.DeadLetter(app: app.token, format: rejection.message == nil ? formatName : "segment", source: source,
-                                                    record: line, message: rejection.message, error: rejection.error, raw: rejection.raw))
+                deadLetters.append(
+                    Spool.DeadLetter(
+                        app: app.token,
+                        format: rejection.message == nil ? formatName : "segment",
+                        source: source,
+                        record: line,
+                        message: rejection.message,
+                        error: rejection.error,
+                        raw: rejection.raw
+                    )
+                )
                 if errors.count < maximumReportedErrors {
                     errors.append(Self.errorJSON(record: line, message: rejection.message, rejection.error))
                 }
@@ -133,7 +176,8 @@ public struct Ingestor: Sendable {
         }
         for index in events.indices {
             if let anonymous = events[index].anonymousId, events[index].userId != nil,
-               suppressions.isErased(anonymousId: anonymous, app: events[index].appToken) {
+                suppressions.isErased(anonymousId: anonymous, app: events[index].appToken)
+            {
                 events[index].anonymousId = nil
             }
         }
@@ -191,8 +235,10 @@ public struct Ingestor: Sendable {
             if let rejection = outcome.rejections.first {
                 refused.append((stored.id, rejection.error))
                 if errors.count < maximumReportedErrors {
-                    errors.append(["id": .int(stored.id), "code": .string(rejection.error.code.rawValue),
-                                   "field": .optional(rejection.error.field), "error": .string(rejection.error.message)])
+                    errors.append([
+                        "id": .int(stored.id), "code": .string(rejection.error.code.rawValue),
+                        "field": .optional(rejection.error.field), "error": .string(rejection.error.message),
+                    ])
                 }
             } else {
                 accepted.append(stored.id)
@@ -205,8 +251,11 @@ public struct Ingestor: Sendable {
             try spool.resolveReplay(accepted: done, events: toSpool, stillRefused: again)
         }
         counters.add("events_replayed", Int64(counts.new))
-        return ["replayed": .int(Int64(accepted.count + refused.count)), "accepted": .int(Int64(counts.new)), "duplicates": .int(Int64(counts.duplicates)),
-                "still_rejected": .int(Int64(refused.count)), "errors": .array(errors)]
+        return [
+            "replayed": .int(Int64(accepted.count + refused.count)), "accepted": .int(Int64(counts.new)),
+            "duplicates": .int(Int64(counts.duplicates)),
+            "still_rejected": .int(Int64(refused.count)), "errors": .array(errors),
+        ]
     }
 
     /// `ingest.suppress {app_token, user_ids, anonymous_ids}`: after storage erased a person,

@@ -69,8 +69,9 @@ public final class Spool: Sendable {
 
     static func fileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let device = (attributes[.systemNumber] as? NSNumber)?.uint64Value,
-              let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value else { return nil }
+            let device = (attributes[.systemNumber] as? NSNumber)?.uint64Value,
+            let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value
+        else { return nil }
         return (device, inode)
     }
 
@@ -78,7 +79,8 @@ public final class Spool: Sendable {
         self.path = path
         database = try SQLiteDatabase(path: path)
         try database.withConnection { (connection) throws(SQLiteError) in
-            try connection.execute("""
+            try connection.execute(
+                """
                 PRAGMA journal_mode = WAL;
                 PRAGMA synchronous = FULL;
                 PRAGMA cache_size = -65536;
@@ -106,7 +108,8 @@ public final class Spool: Sendable {
                 CREATE TABLE IF NOT EXISTS seen_messages (app TEXT NOT NULL, message_id TEXT NOT NULL, day INTEGER NOT NULL, PRIMARY KEY (app, message_id)) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS app_cache (key TEXT PRIMARY KEY, config BLOB NOT NULL);
                 CREATE TABLE IF NOT EXISTS suppressed (app TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (app, kind, id)) WITHOUT ROWID;
-                """)
+                """
+            )
         }
         // The write-ahead log exists once the schema is written; both files must stay the ones opened.
         identities = [path, path + "-wal"].compactMap { file in Self.fileIdentity(file).map { (file, $0.device, $0.inode) } }
@@ -149,7 +152,8 @@ public final class Spool: Sendable {
             let fresh = events.indices.filter { !isDuplicate[$0] }
             try connection.executeMany(
                 "INSERT INTO spool (app, event) VALUES (?1, ?2)",
-                fresh.lazy.map { [.text(events[$0].appToken), .blob(events[$0].json.serialized())] })
+                fresh.lazy.map { [.text(events[$0].appToken), .blob(events[$0].json.serialized())] }
+            )
             try Self.insert(deadLetters, receivedAt: now.description, on: connection)
             return isDuplicate
         }
@@ -196,10 +200,14 @@ public final class Spool: Sendable {
         try database.transaction { (connection) throws(SQLiteError) in
             try Self.insert(refused.map(\.deadLetter), receivedAt: now, on: connection)
             try connection.executeMany("DELETE FROM spool WHERE seq = ?1", sequences.lazy.map { [.integer($0)] })
-            try connection.executeMany("DELETE FROM seen_events WHERE app = ?1 AND id = ?2",
-                                       forgotten.lazy.map { [.text($0.appToken), .integer($0.internalEventIdBigint)] })
-            try connection.executeMany("DELETE FROM seen_messages WHERE app = ?1 AND message_id = ?2",
-                                       forgotten.lazy.compactMap { event in event.messageId.map { [.text(event.appToken), .text($0)] } })
+            try connection.executeMany(
+                "DELETE FROM seen_events WHERE app = ?1 AND id = ?2",
+                forgotten.lazy.map { [.text($0.appToken), .integer($0.internalEventIdBigint)] }
+            )
+            try connection.executeMany(
+                "DELETE FROM seen_messages WHERE app = ?1 AND message_id = ?2",
+                forgotten.lazy.compactMap { event in event.messageId.map { [.text(event.appToken), .text($0)] } }
+            )
         }
     }
 
@@ -269,10 +277,12 @@ public final class Spool: Sendable {
         public var letter: DeadLetter
 
         public var json: JSON {
-            ["id": .int(id), "received_at": .string(receivedAt), "app": .string(letter.app), "format": .string(letter.format),
-             "source": .string(letter.source), "record": .optional(letter.record), "message": .optional(letter.message),
-             "code": .string(letter.error.code.rawValue), "field": .optional(letter.error.field), "error": .string(letter.error.message),
-             "raw": .string(String(decoding: letter.raw, as: UTF8.self))]
+            [
+                "id": .int(id), "received_at": .string(receivedAt), "app": .string(letter.app), "format": .string(letter.format),
+                "source": .string(letter.source), "record": .optional(letter.record), "message": .optional(letter.message),
+                "code": .string(letter.error.code.rawValue), "field": .optional(letter.error.field), "error": .string(letter.error.message),
+                "raw": .string(String(decoding: letter.raw, as: UTF8.self)),
+            ]
         }
     }
 
@@ -288,13 +298,26 @@ public final class Spool: Sendable {
                 ORDER BY id DESC LIMIT ?3
                 """
             try connection.query(sql, [app.map(SQLiteValue.text) ?? .null, idList.map(SQLiteValue.text) ?? .null, .integer(Int64(limit))]) { row in
-                let error = EventError(EventError.Code(rawValue: row.text("error_code") ?? ""), field: row.text("error_field"), row.text("error_message") ?? "")
-                rows.append(StoredDeadLetter(
-                    id: row.integer("id"), receivedAt: row.text("received_at") ?? "",
-                    letter: DeadLetter(app: row.text("app") ?? "", format: row.text("format") ?? "auto", source: row.text("source") ?? "",
-                                       record: row.isNull("record") ? nil : Int(row.integer("record")),
-                                       message: row.isNull("message") ? nil : Int(row.integer("message")),
-                                       error: error, raw: row.blob("raw"))))
+                let error = EventError(
+                    EventError.Code(rawValue: row.text("error_code") ?? ""),
+                    field: row.text("error_field"),
+                    row.text("error_message") ?? ""
+                )
+                rows.append(
+                    StoredDeadLetter(
+                        id: row.integer("id"),
+                        receivedAt: row.text("received_at") ?? "",
+                        letter: DeadLetter(
+                            app: row.text("app") ?? "",
+                            format: row.text("format") ?? "auto",
+                            source: row.text("source") ?? "",
+                            record: row.isNull("record") ? nil : Int(row.integer("record")),
+                            message: row.isNull("message") ? nil : Int(row.integer("message")),
+                            error: error,
+                            raw: row.blob("raw")
+                        )
+                    )
+                )
             }
             return rows
         }
@@ -303,13 +326,20 @@ public final class Spool: Sendable {
     /// After a replay: spools the accepted events, then removes their dead letters and records
     /// the new reason for those refused again. A crash in between leaves a dead letter whose
     /// next replay is counted as a duplicate, never stored twice.
-    public func resolveReplay(accepted: [Int64], events: [CanonicalEvent], stillRefused: [(id: Int64, error: EventError)]) throws(SQLiteError) -> (new: Int, duplicates: Int) {
+    public func resolveReplay(
+        accepted: [Int64],
+        events: [CanonicalEvent],
+        stillRefused: [(id: Int64, error: EventError)]
+    ) throws(SQLiteError) -> (new: Int, duplicates: Int) {
         let counts = try append(events: events, deadLetters: [])
         try database.transaction { (connection) throws(SQLiteError) in
             try connection.executeMany("DELETE FROM dead_letters WHERE id = ?1", accepted.lazy.map { [.integer($0)] })
             try connection.executeMany(
                 "UPDATE dead_letters SET error_code = ?2, error_field = ?3, error_message = ?4 WHERE id = ?1",
-                stillRefused.lazy.map { [.integer($0.id), .text($0.error.code.rawValue), $0.error.field.map(SQLiteValue.text) ?? .null, .text($0.error.message)] })
+                stillRefused.lazy.map {
+                    [.integer($0.id), .text($0.error.code.rawValue), $0.error.field.map(SQLiteValue.text) ?? .null, .text($0.error.message)]
+                }
+            )
         }
         return counts
     }
@@ -317,26 +347,39 @@ public final class Spool: Sendable {
     /// Erases a person from ingest: records the suppression, and deletes their spooled events
     /// and every dead letter that names one of their ids.
     /// - Returns: how many spooled events and dead letters were removed.
-    public func suppress(app: String, appNames: [String], userIds: [String], anonymousIds: [String]) throws(SQLiteError) -> (spool: Int, deadLetters: Int) {
+    public func suppress(
+        app: String,
+        appNames: [String],
+        userIds: [String],
+        anonymousIds: [String]
+    ) throws(SQLiteError) -> (spool: Int, deadLetters: Int) {
         let users = SQLiteValue.text(JSON.array(userIds.map(JSON.string)).serializedString())
         let anonymous = SQLiteValue.text(JSON.array(anonymousIds.map(JSON.string)).serializedString())
         let everyId = SQLiteValue.text(JSON.array((userIds + anonymousIds).map(JSON.string)).serializedString())
         let apps = SQLiteValue.text(JSON.array(([app] + appNames).map(JSON.string)).serializedString())
         return try database.transaction { (connection) throws(SQLiteError) -> (spool: Int, deadLetters: Int) in
-            try connection.executeMany("INSERT OR IGNORE INTO suppressed (app, kind, id) VALUES (?1, ?2, ?3)",
-                                       userIds.map { [.text(app), .text("user"), .text($0)] } + anonymousIds.map { [.text(app), .text("anonymous"), .text($0)] })
-            try connection.executeMany("""
+            try connection.executeMany(
+                "INSERT OR IGNORE INTO suppressed (app, kind, id) VALUES (?1, ?2, ?3)",
+                userIds.map { [.text(app), .text("user"), .text($0)] } + anonymousIds.map { [.text(app), .text("anonymous"), .text($0)] }
+            )
+            try connection.executeMany(
+                """
                 DELETE FROM spool WHERE app = ?1 AND (
                     json_extract(CAST(event AS TEXT), '$.user_id') IN (SELECT value FROM json_each(?2))
                     OR (json_extract(CAST(event AS TEXT), '$.user_id') IS NULL
                         AND json_extract(CAST(event AS TEXT), '$.anonymous_id') IN (SELECT value FROM json_each(?3))))
-                """, [[.text(app), users, anonymous]])
+                """,
+                [[.text(app), users, anonymous]]
+            )
             let spooled = connection.changes
             // A dead letter is raw input in any format: any quoted mention of an id removes it.
-            try connection.executeMany("""
+            try connection.executeMany(
+                """
                 DELETE FROM dead_letters WHERE app IN (SELECT value FROM json_each(?1))
                   AND EXISTS (SELECT 1 FROM json_each(?2) j WHERE instr(CAST(raw AS TEXT), '"' || j.value || '"') > 0)
-                """, [[apps, everyId]])
+                """,
+                [[apps, everyId]]
+            )
             return (spooled, connection.changes)
         }
     }
@@ -356,11 +399,13 @@ public final class Spool: Sendable {
     public func countDropped(_ counts: [String: Int]) throws(SQLiteError) {
         guard !counts.isEmpty else { return }
         try database.withConnection { (connection) throws(SQLiteError) in
-            try connection.executeMany("UPDATE suppressed SET dropped = dropped + ?4 WHERE app = ?1 AND kind = ?2 AND id = ?3",
-                                       counts.map { key, count in
-                                           let parts = key.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
-                                           return [.text(parts[0]), .text(parts[1]), .text(parts[2]), .integer(Int64(count))]
-                                       })
+            try connection.executeMany(
+                "UPDATE suppressed SET dropped = dropped + ?4 WHERE app = ?1 AND kind = ?2 AND id = ?3",
+                counts.map { key, count in
+                    let parts = key.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+                    return [.text(parts[0]), .text(parts[1]), .text(parts[2]), .integer(Int64(count))]
+                }
+            )
         }
     }
 
@@ -382,8 +427,10 @@ public final class Spool: Sendable {
     /// Forgets the cached write keys of an app (after `cairn apps rotate-key`).
     public func forgetWriteKeys(appToken: String) throws(SQLiteError) {
         try database.withConnection { (connection) throws(SQLiteError) in
-            try connection.executeMany("DELETE FROM app_cache WHERE key LIKE 'key:%' AND json_extract(CAST(config AS TEXT), '$.token') = ?1",
-                                       [[.text(appToken)]])
+            try connection.executeMany(
+                "DELETE FROM app_cache WHERE key LIKE 'key:%' AND json_extract(CAST(config AS TEXT), '$.token') = ?1",
+                [[.text(appToken)]]
+            )
         }
     }
 
@@ -402,7 +449,11 @@ public final class Spool: Sendable {
         }
     }
 
-    private static func insert(_ deadLetters: [DeadLetter], receivedAt: String, on connection: borrowing SQLiteDatabase.Connection) throws(SQLiteError) {
+    private static func insert(
+        _ deadLetters: [DeadLetter],
+        receivedAt: String,
+        on connection: borrowing SQLiteDatabase.Connection
+    ) throws(SQLiteError) {
         guard !deadLetters.isEmpty else { return }
         try connection.executeMany(
             """
@@ -410,10 +461,13 @@ public final class Spool: Sendable {
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
             """,
             deadLetters.lazy.map { letter in
-                [.text(receivedAt), .text(letter.app), .text(letter.format), .text(letter.source),
-                 letter.record.map { .integer(Int64($0)) } ?? .null, letter.message.map { .integer(Int64($0)) } ?? .null,
-                 .text(letter.error.code.rawValue), letter.error.field.map(SQLiteValue.text) ?? .null, .text(letter.error.message),
-                 .blob(letter.raw)]
-            })
+                [
+                    .text(receivedAt), .text(letter.app), .text(letter.format), .text(letter.source),
+                    letter.record.map { .integer(Int64($0)) } ?? .null, letter.message.map { .integer(Int64($0)) } ?? .null,
+                    .text(letter.error.code.rawValue), letter.error.field.map(SQLiteValue.text) ?? .null, .text(letter.error.message),
+                    .blob(letter.raw),
+                ]
+            }
+        )
     }
 }

@@ -21,7 +21,8 @@ public struct SessionsReport: Report {
             let time = scope.timeFilter(startingAt: 2, column: "started_at")
             conditions += time.clauses
             parameters += time.parameters
-            let row = try connection.execute("""
+            let row = try connection.execute(
+                """
                 SELECT count(*) AS sessions, count(DISTINCT person) AS people,
                        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ended_at - started_at)) AS median_seconds,
                        percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM ended_at - started_at)) AS p90_seconds,
@@ -29,7 +30,9 @@ public struct SessionsReport: Report {
                        percentile_cont(0.5) WITHIN GROUP (ORDER BY events) AS median_events,
                        round(100.0 * count(*) FILTER (WHERE events = 1) / NULLIF(count(*), 0), 2) AS bounce_rate_percent
                 FROM user_sessions WHERE \(conditions.joined(separator: " AND "))
-                """, parameters).firstRow
+                """,
+                parameters
+            ).firstRow
             let columns = ["sessions", "people", "median_seconds", "p90_seconds", "events_per_session", "median_events", "bounce_rate_percent"]
             return ReportTable(columns: columns, rows: [columns.map { ReportValue.number(row?[$0]) }])
         }
@@ -54,12 +57,15 @@ public struct CompaniesReport: Report {
         try scope.run(on: connection) { token in
             if scope.since == nil && scope.until == nil {
                 // All time: counted ahead per company and person.
-                let rows = try connection.execute("""
+                let rows = try connection.execute(
+                    """
                     SELECT r.company, c.traits->>'name' AS name, count(*) AS active_people, sum(r.events) AS events
                     FROM rollup_company_people r LEFT JOIN companies c ON c.app_token = r.app_token AND c.company_id = r.company
                     WHERE r.app_token = $1
                     GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1 LIMIT $2
-                    """, [token, String(top)]).namedRows
+                    """,
+                    [token, String(top)]
+                ).namedRows
                 return table(rows)
             }
             var conditions = ["r.app_token = $1", "r.company IS NOT NULL"]
@@ -68,21 +74,26 @@ public struct CompaniesReport: Report {
             conditions += time.clauses.map { "r." + $0 }
             parameters += time.parameters
             parameters.append(String(top))
-            let rows = try connection.execute("""
+            let rows = try connection.execute(
+                """
                 SELECT r.company, c.traits->>'name' AS name, count(DISTINCT r.person) FILTER (WHERE r.person IS NOT NULL) AS active_people, count(*) AS events
                 FROM events_resolved r LEFT JOIN companies c ON c.app_token = r.app_token AND c.company_id = r.company
                 WHERE \(conditions.joined(separator: " AND "))
                 GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1 LIMIT $\(parameters.count)
-                """, parameters).namedRows
+                """,
+                parameters
+            ).namedRows
             return table(rows)
         }
     }
 
     private func table(_ rows: [PostgresRow]) -> ReportTable {
-        ReportTable(columns: ["company", "name", "active_people", "events"],
-                    rows: rows.map {
-                        [.optional($0["company"]), .optional($0["name"]), ReportValue.number($0["active_people"]), ReportValue.number($0["events"])]
-                    })
+        ReportTable(
+            columns: ["company", "name", "active_people", "events"],
+            rows: rows.map {
+                [.optional($0["company"]), .optional($0["name"]), ReportValue.number($0["active_people"]), ReportValue.number($0["events"])]
+            }
+        )
     }
 }
 
@@ -94,4 +105,3 @@ enum ReportValue {
         return Double(text).map(JSON.double) ?? .string(text)
     }
 }
-

@@ -25,8 +25,12 @@ public struct EngagementReport: Report {
         scope = try ReportScope(params.scope, now: now)
         let name = params.options.entity ?? ""
         guard let entity = Entity(rawValue: name) else {
-            throw ReportError(.invalidEntity, field: "entity", "must be one of \(Entity.allCases.map(\.rawValue).joined(separator: ", ")); found '\(name)'"
-                                       + Suggestion.phrase(for: name, among: Entity.allCases.map(\.rawValue)))
+            throw ReportError(
+                .invalidEntity,
+                field: "entity",
+                "must be one of \(Entity.allCases.map(\.rawValue).joined(separator: ", ")); found '\(name)'"
+                    + Suggestion.phrase(for: name, among: Entity.allCases.map(\.rawValue))
+            )
         }
         self.entity = entity
         id = params.options.id
@@ -108,12 +112,18 @@ public struct EngagementReport: Report {
 
     /// Every sighting of the entity in the period, oldest first, with its attributes.
     private func sightings(token: String, on connection: PostgresConnection) throws -> [Sighting] {
-        let events = classifiedEvents(token: token, extra: ", (extract(epoch FROM r.inserted_at) * 1000000)::bigint AS time, r.internal_event_id, r.metadata::text AS metadata")
-        let rows = try connection.execute("""
+        let events = classifiedEvents(
+            token: token,
+            extra: ", (extract(epoch FROM r.inserted_at) * 1000000)::bigint AS time, r.internal_event_id, r.metadata::text AS metadata"
+        )
+        let rows = try connection.execute(
+            """
             SELECT person, tool, id, array_to_string(stages, ',') AS stages, time, metadata FROM \(events.sql)
             WHERE stages IS NOT NULL AND ($3::text IS NULL OR id = $3)
             ORDER BY time, internal_event_id
-            """, events.parameters).namedRows
+            """,
+            events.parameters
+        ).namedRows
         return rows.compactMap { row in
             guard let person = row["person"], let time = row["time", as: Int64.self] else { return nil }
             let stages = Set((row["stages"] ?? "").split(separator: ",").map(String.init))
@@ -148,7 +158,9 @@ public struct EngagementReport: Report {
     private func nps(_ sightings: [Sighting]) -> ReportTable {
         var latest: [String: [String: (time: Int64, score: Int)]] = [:]
         for sighting in sightings {
-            guard let value = sighting.metadata["score"], let score = value.intValue ?? value.stringValue.flatMap({ Int64($0) }), (0...10).contains(score) else { continue }
+            guard let value = sighting.metadata["score"], let score = value.intValue ?? value.stringValue.flatMap({ Int64($0) }),
+                (0...10).contains(score)
+            else { continue }
             let key = sighting.tool + "\u{1F}" + sighting.id
             if let current = latest[key]?[sighting.person], current.time > sighting.time { continue }
             latest[key, default: [:]][sighting.person] = (sighting.time, Int(score))
@@ -160,7 +172,10 @@ public struct EngagementReport: Report {
             let passives = scores.count - promoters - detractors
             let score = scores.isEmpty ? 0 : (Double(promoters - detractors) * 100 / Double(scores.count)).rounded()
             let parts = id.split(separator: "\u{1F}", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            return [.string(parts[0]), .string(parts.count > 1 ? parts[1] : ""), .int(Int64(scores.count)), .int(Int64(promoters)), .int(Int64(passives)), .int(Int64(detractors)), .int(Int64(score))]
+            return [
+                .string(parts[0]), .string(parts.count > 1 ? parts[1] : ""), .int(Int64(scores.count)), .int(Int64(promoters)), .int(Int64(passives)),
+                .int(Int64(detractors)), .int(Int64(score)),
+            ]
         }
         return ReportTable(columns: ["tool", "id", "respondents", "promoters", "passives", "detractors", "nps"], rows: rows)
     }
@@ -184,8 +199,10 @@ public struct EngagementReport: Report {
             let total = people[id]!.values.reduce(0) { $0 + $1.seen.count }
             for group in people[id]!.keys.sorted() {
                 let entry = people[id]![group]!
-                rows.append([.string(id), .string(group), .int(Int64(entry.seen.count)), rate(entry.seen.count, total),
-                             .int(Int64(entry.completed.count)), rate(entry.completed.count, entry.seen.count)])
+                rows.append([
+                    .string(id), .string(group), .int(Int64(entry.seen.count)), rate(entry.seen.count, total),
+                    .int(Int64(entry.completed.count)), rate(entry.completed.count, entry.seen.count),
+                ])
             }
         }
         return ReportTable(columns: ["id", "variant", "people", "split_percent", "completed", "completed_percent"], rows: rows)
@@ -196,7 +213,8 @@ public struct EngagementReport: Report {
         var counts: [String: [String: Int]] = [:]
         for sighting in sightings where sighting.stages.contains("started") {
             let question = sighting.metadata["survey_question"]?.stringValue ?? sighting.metadata["question_id"]?.stringValue ?? ""
-            let answer = ["score", "emoji_score", "choices", "feedback"].lazy.compactMap { sighting.metadata[$0] }.first.map(ScalarText.of) ?? "(none)"
+            let answer =
+                ["score", "emoji_score", "choices", "feedback"].lazy.compactMap { sighting.metadata[$0] }.first.map(ScalarText.of) ?? "(none)"
             counts[question, default: [:]][answer, default: 0] += 1
         }
         var rows: [[JSON]] = []

@@ -30,7 +30,11 @@ public struct EventsReport: Report {
         eventName = options.event
         if let typeName = options.type {
             guard let type = EventType(rawValue: typeName) else {
-                throw ReportError(.invalidType, field: "type", "must be one of \(EventType.allCases.map(\.rawValue).joined(separator: ", ")); found '\(typeName)'")
+                throw ReportError(
+                    .invalidType,
+                    field: "type",
+                    "must be one of \(EventType.allCases.map(\.rawValue).joined(separator: ", ")); found '\(typeName)'"
+                )
             }
             eventType = type
         }
@@ -91,11 +95,25 @@ public struct EventsReport: Report {
                 // The rollup's UTC hours fit inside the calendar's buckets only when the zone is whole hours off UTC.
                 if try scope.zoneHasWholeHourOffset(on: connection) {
                     let source = hourlySource(token: token, startingAt: 2)
-                    let rows = try scope.series(bucket, measure: "sum(n)", source: source.sql, conditions: ["true"], parameters: source.parameters, on: connection)
+                    let rows = try scope.series(
+                        bucket,
+                        measure: "sum(n)",
+                        source: source.sql,
+                        conditions: ["true"],
+                        parameters: source.parameters,
+                        on: connection
+                    )
                     return ReportTable(columns: [bucket.rawValue, "events"], rows: rows)
                 }
                 let (clauses, parameters) = filter(token: token, startingAt: 2)
-                let rows = try scope.series(bucket, measure: "count(*)", source: "events", conditions: clauses, parameters: parameters, on: connection)
+                let rows = try scope.series(
+                    bucket,
+                    measure: "count(*)",
+                    source: "events",
+                    conditions: clauses,
+                    parameters: parameters,
+                    on: connection
+                )
                 return ReportTable(columns: [bucket.rawValue, "events"], rows: rows)
             }
             let source = hourlySource(token: token, startingAt: 1)
@@ -108,7 +126,8 @@ public struct EventsReport: Report {
             let result = try connection.execute(sql, all)
             return ReportTable(
                 columns: ["event_type", "event_name", "events"],
-                rows: result.namedRows.map { [.optional($0["event_type"]), .optional($0["event_name"]), .int($0["events", as: Int64.self] ?? 0)] })
+                rows: result.namedRows.map { [.optional($0["event_type"]), .optional($0["event_name"]), .int($0["events", as: Int64.self] ?? 0)] }
+            )
         }
     }
 }

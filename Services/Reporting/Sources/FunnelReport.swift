@@ -47,12 +47,15 @@ public struct FunnelReport: Report {
             } else {
                 traitColumn = "''"
             }
-            let rows = try connection.execute("""
+            let rows = try connection.execute(
+                """
                 SELECT r.person, r.event_name, (extract(epoch FROM r.inserted_at) * 1000000)::bigint AS micros, \(traitColumn) AS trait_group
                 FROM events_resolved r LEFT JOIN users u ON u.app_token = r.app_token AND u.user_id = r.person
                 WHERE \(conditions.joined(separator: " AND "))
                 ORDER BY r.person, 3
-                """, parameters).namedRows
+                """,
+                parameters
+            ).namedRows
 
             // Walk each person's step events in time order.
             var groups: [String: (reached: [Int], gaps: [[Int64]])] = [:]
@@ -91,12 +94,19 @@ public struct FunnelReport: Report {
                     let first = state.reached[0]
                     let before = position == 0 ? people : state.reached[position - 1]
                     let gaps = state.gaps[position].sorted()
-                    let median: JSON = gaps.isEmpty ? .null : .double(Double(gaps.count % 2 == 1 ? gaps[gaps.count / 2] : (gaps[gaps.count / 2 - 1] + gaps[gaps.count / 2]) / 2) / 1_000_000)
+                    let median: JSON =
+                        gaps.isEmpty
+                        ? .null
+                        : .double(
+                            Double(gaps.count % 2 == 1 ? gaps[gaps.count / 2] : (gaps[gaps.count / 2 - 1] + gaps[gaps.count / 2]) / 2) / 1_000_000
+                        )
                     var row: [JSON] = []
                     if byTrait != nil { row.append(.string(group)) }
-                    row += [.int(Int64(position + 1)), .string(step), .int(Int64(people)),
-                            .double(first == 0 ? 0 : (Double(people) * 10_000 / Double(first)).rounded() / 100),
-                            .int(Int64(before - people)), median]
+                    row += [
+                        .int(Int64(position + 1)), .string(step), .int(Int64(people)),
+                        .double(first == 0 ? 0 : (Double(people) * 10_000 / Double(first)).rounded() / 100),
+                        .int(Int64(before - people)), median,
+                    ]
                     table.append(row)
                 }
             }

@@ -32,9 +32,16 @@ public struct UniquesReport: Report {
                 var conditions = ["true"]
                 let time = scope.timeFilter(startingAt: 4)
                 conditions += time.clauses
-                let source = "(SELECT period::timestamp AT TIME ZONE 'UTC' AS inserted_at, people FROM rollup_period_people WHERE app_token = $2 AND grain = $3) AS periods"
-                let rows = try scope.series(bucket, measure: "sum(people)", source: source, conditions: conditions,
-                                            parameters: [token, bucket.rawValue] + time.parameters, on: connection)
+                let source =
+                    "(SELECT period::timestamp AT TIME ZONE 'UTC' AS inserted_at, people FROM rollup_period_people WHERE app_token = $2 AND grain = $3) AS periods"
+                let rows = try scope.series(
+                    bucket,
+                    measure: "sum(people)",
+                    source: source,
+                    conditions: conditions,
+                    parameters: [token, bucket.rawValue] + time.parameters,
+                    on: connection
+                )
                 return ReportTable(columns: [bucket.rawValue, "people"], rows: rows)
             }
             var conditions = ["app_token = $2", "person IS NOT NULL"]
@@ -46,8 +53,14 @@ public struct UniquesReport: Report {
                 parameters.append(eventName)
                 conditions.append("event_name = $\(parameters.count + 1)")
             }
-            let rows = try scope.series(bucket, measure: "count(DISTINCT person)", source: "events_resolved",
-                                        conditions: conditions, parameters: parameters, on: connection)
+            let rows = try scope.series(
+                bucket,
+                measure: "count(DISTINCT person)",
+                source: "events_resolved",
+                conditions: conditions,
+                parameters: parameters,
+                on: connection
+            )
             return ReportTable(columns: [bucket.rawValue, "people"], rows: rows)
         }
     }
@@ -79,24 +92,31 @@ public struct StatsReport: Report {
             try scope.requireAttributes([attribute], of: eventName, token: token, on: connection)
             // A registered number's values are kept apart from the events; any other attribute is read from them.
             let registered = try connection.execute(
-                "SELECT 1 FROM app_attributes WHERE app_token = $1 AND name = $2 AND type = 'number'", [token, attribute]).rows
-            let numbers = registered.isEmpty
+                "SELECT 1 FROM app_attributes WHERE app_token = $1 AND name = $2 AND type = 'number'",
+                [token, attribute]
+            ).rows
+            let numbers =
+                registered.isEmpty
                 ? "SELECT cairn_jsonb_numeric(metadata -> $3) AS n FROM events WHERE app_token = $1 AND event_name = $2 AND metadata ? $3"
                 : "SELECT value AS n FROM rollup_attribute_values WHERE app_token = $1 AND event_name = $2 AND attribute = $3"
             var parameters: [String?] = [token, eventName, attribute]
             let time = scope.timeFilter(startingAt: 4)
             parameters += time.parameters
-            let row = try connection.execute("""
+            let row = try connection.execute(
+                """
                 WITH numbers AS (\(([numbers] + time.clauses).joined(separator: " AND ")))
                 SELECT count(n) AS count, sum(n) AS sum, min(n) AS min, max(n) AS max, round(avg(n), 6) AS avg,
                        percentile_cont(0.5) WITHIN GROUP (ORDER BY n) AS p50, percentile_cont(0.9) WITHIN GROUP (ORDER BY n) AS p90,
                        percentile_cont(0.99) WITHIN GROUP (ORDER BY n) AS p99, count(*) - count(n) AS non_numeric
                 FROM numbers
-                """, parameters).firstRow
+                """,
+                parameters
+            ).firstRow
             let measures = ["count", "sum", "min", "max", "avg", "p50", "p90", "p99", "non_numeric"]
             return ReportTable(
                 columns: ["event", "attribute"] + measures,
-                rows: [[.string(eventName), .string(attribute)] + measures.map { ReportValue.number(row?[$0]) }])
+                rows: [[.string(eventName), .string(attribute)] + measures.map { ReportValue.number(row?[$0]) }]
+            )
         }
     }
 }
@@ -135,7 +155,8 @@ public struct TimelineReport: Report {
             conditions += time.clauses.map { "e." + $0 }
             parameters += time.parameters
             parameters.append(String(limit))
-            let rows = try connection.execute("""
+            let rows = try connection.execute(
+                """
                 SELECT * FROM (
                     SELECT to_char(e.inserted_at, 'YYYY-MM-DD"T"HH24:MI:SS.US') AS time, e.event_type, e.event_name,
                            COALESCE(e.user_id, 'anonymous:' || e.anonymous_id) AS as_id, s.session, e.metadata::text AS attributes, e.inserted_at
@@ -146,14 +167,19 @@ public struct TimelineReport: Report {
                     ORDER BY e.inserted_at DESC, e.internal_event_id DESC
                     LIMIT $\(parameters.count)
                 ) latest ORDER BY inserted_at, time
-                """, parameters).namedRows
+                """,
+                parameters
+            ).namedRows
             return ReportTable(
                 columns: ["time", "event_type", "event_name", "as", "session", "attributes"],
                 rows: rows.map { row in
-                    [.optional(row["time"]), .optional(row["event_type"]), .optional(row["event_name"]), .optional(row["as_id"]),
-                     row["session", as: Int64.self].map(JSON.int) ?? .null,
-                     .string(row["attributes"] ?? "{}")]
-                })
+                    [
+                        .optional(row["time"]), .optional(row["event_type"]), .optional(row["event_name"]), .optional(row["as_id"]),
+                        row["session", as: Int64.self].map(JSON.int) ?? .null,
+                        .string(row["attributes"] ?? "{}"),
+                    ]
+                }
+            )
         }
     }
 }

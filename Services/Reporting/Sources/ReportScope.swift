@@ -54,10 +54,13 @@ public struct ReportScope: Sendable {
                 // Calendar buckets follow --tz; set per transaction through bound parameters.
                 // Reports sort and hash hundreds of thousands of rows: let them do it in memory.
                 // JIT compilation costs more than it saves at this size (20–100 ms, measured).
-                try connection.execute("""
+                try connection.execute(
+                    """
                     SELECT set_config('TimeZone', $1, true), set_config('statement_timeout', $2, true),
                            set_config('work_mem', '64MB', true), set_config('jit', 'off', true)
-                    """, [timeZone, String(timeoutSeconds * 1000)])
+                    """,
+                    [timeZone, String(timeoutSeconds * 1000)]
+                )
                 guard let token = try connection.appToken(for: app) else {
                     throw RPCError.application(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
                 }
@@ -65,7 +68,10 @@ public struct ReportScope: Sendable {
             }
         } catch let error as PostgresError {
             if error.sqlState == "57014" {
-                throw RPCError.application(.reportTimeout, "the report ran longer than \(timeoutSeconds) s and was cancelled in PostgreSQL; narrow --since/--until")
+                throw RPCError.application(
+                    .reportTimeout,
+                    "the report ran longer than \(timeoutSeconds) s and was cancelled in PostgreSQL; narrow --since/--until"
+                )
             }
             if error.sqlState == "22023" || error.message.contains("time zone") {
                 throw ReportError(.invalidTimeZone, field: "tz", "'\(timeZone)' is not a time zone PostgreSQL knows (e.g. UTC, Europe/Berlin)")
@@ -102,10 +108,13 @@ public struct ReportScope: Sendable {
     /// instants at which a rollup kept in UTC `unit`s can start or stop.
     func boundsAligned(to unit: String, on connection: PostgresConnection) throws -> Bool {
         if sinceText == nil && untilText == nil { return true }
-        let row = try connection.execute("""
+        let row = try connection.execute(
+            """
             SELECT bool_and(date_trunc($1, b AT TIME ZONE 'UTC') = b AT TIME ZONE 'UTC') AS aligned
             FROM unnest(ARRAY[$2::timestamptz, $3::timestamptz]) AS b WHERE b IS NOT NULL
-            """, [unit, sinceText, untilText]).firstRow
+            """,
+            [unit, sinceText, untilText]
+        ).firstRow
         return row?["aligned", as: Bool.self] == true
     }
 
@@ -113,10 +122,12 @@ public struct ReportScope: Sendable {
     /// hours fall inside its calendar days.
     func zoneHasWholeHourOffset(on connection: PostgresConnection) throws -> Bool {
         if isUTC { return true }
-        let row = try connection.execute("""
+        let row = try connection.execute(
+            """
             SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE lower(name) = lower(current_setting('TimeZone'))
                            AND extract(minute FROM utc_offset) = 0 AND extract(second FROM utc_offset) = 0) AS whole_hours
-            """).firstRow
+            """
+        ).firstRow
         return row?["whole_hours", as: Bool.self] == true
     }
 
@@ -131,8 +142,14 @@ public struct ReportScope: Sendable {
     /// A gap-filled time series: `measure` (e.g. `count(*)`) per bucket of `source` rows that
     /// meet `conditions` (whose parameters start at `$2`; `$1` is the bucket unit). With a
     /// start, every bucket up to the end is listed, zeros included.
-    func series(_ bucket: Bucket, measure: String, source: String, conditions: [String], parameters: [String?],
-                on connection: PostgresConnection) throws -> [[JSON]] {
+    func series(
+        _ bucket: Bucket,
+        measure: String,
+        source: String,
+        conditions: [String],
+        parameters: [String?],
+        on connection: PostgresConnection
+    ) throws -> [[JSON]] {
         let format = bucket == .hour ? "YYYY-MM-DD HH24:00" : "YYYY-MM-DD"
         let sql = """
             WITH counts AS (
@@ -153,7 +170,10 @@ public struct ReportScope: Sendable {
         let end = untilText ?? (since != nil ? Timestamp.now().description : nil)
         let rows = try connection.execute(sql, [bucket.rawValue] + parameters + [sinceText, end]).namedRows
         if rows.count > Self.maximumBuckets {
-            throw RPCError.application(.tooManyBuckets, "the range holds more than \(Self.maximumBuckets) \(bucket.rawValue) buckets; narrow --since/--until or use a coarser --by")
+            throw RPCError.application(
+                .tooManyBuckets,
+                "the range holds more than \(Self.maximumBuckets) \(bucket.rawValue) buckets; narrow --since/--until or use a coarser --by"
+            )
         }
         return rows.map { [.optional($0["bucket"]), .int($0["value", as: Int64.self] ?? 0)] }
     }
@@ -163,7 +183,9 @@ public struct ReportScope: Sendable {
         let exists = try connection.execute("SELECT 1 FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1", [token, name]).rows
         guard exists.isEmpty else { return }
         let names = try connection.execute(
-            "SELECT DISTINCT event_name FROM events WHERE app_token = $1 AND event_name <> '' LIMIT 5000", [token]).namedRows.compactMap { $0["event_name"] }
+            "SELECT DISTINCT event_name FROM events WHERE app_token = $1 AND event_name <> '' LIMIT 5000",
+            [token]
+        ).namedRows.compactMap { $0["event_name"] }
         throw RPCError.application(.unknownEvent, "app '\(app)' has no event named '\(name)'" + Suggestion.phrase(for: name, among: names))
     }
 
@@ -172,11 +194,16 @@ public struct ReportScope: Sendable {
     func requireAttributes(_ names: [String], of event: String, token: String, on connection: PostgresConnection) throws {
         for name in names {
             let present = try connection.execute(
-                "SELECT 1 FROM events WHERE app_token = $1 AND event_name = $2 AND metadata ? $3 LIMIT 1", [token, event, name]).rows
+                "SELECT 1 FROM events WHERE app_token = $1 AND event_name = $2 AND metadata ? $3 LIMIT 1",
+                [token, event, name]
+            ).rows
             guard present.isEmpty else { continue }
-            let keys = try connection.execute("""
+            let keys = try connection.execute(
+                """
                 SELECT DISTINCT jsonb_object_keys(metadata) AS key FROM (SELECT metadata FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1000) s
-                """, [token, event]).namedRows.compactMap { $0["key"] }
+                """,
+                [token, event]
+            ).namedRows.compactMap { $0["key"] }
             throw RPCError.application(.unknownAttribute, "event '\(event)' has no attribute '\(name)'" + Suggestion.phrase(for: name, among: keys))
         }
     }

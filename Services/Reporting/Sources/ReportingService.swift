@@ -33,7 +33,9 @@ public enum ReportingService {
         register(UsersReport.self)
         register(EngagementReport.self)
         router.register(UsersShow.self) { params in try await pool.withConnection { connection in try IdentityViews.user(params, on: connection) } }
-        router.register(CompaniesShow.self) { params in try await pool.withConnection { connection in try IdentityViews.company(params, on: connection) } }
+        router.register(CompaniesShow.self) { params in
+            try await pool.withConnection { connection in try IdentityViews.company(params, on: connection) }
+        }
         return ServiceParts(router: router, healthProblem: { await pool.healthProblem() })
     }
 }

@@ -46,7 +46,8 @@ public struct RetentionReport: Report {
             conditions += time.clauses
             parameters += time.parameters
             let days = bucket == .week ? 7 : 1
-            let rows = try connection.execute("""
+            let rows = try connection.execute(
+                """
                 WITH cohorts AS (
                     SELECT person, min(inserted_at) AS first, date_trunc($4, min(inserted_at)) AS cohort
                     FROM events_resolved WHERE \(conditions.joined(separator: " AND ")) GROUP BY person
@@ -58,7 +59,9 @@ public struct RetentionReport: Report {
                 SELECT to_char(c.cohort, 'YYYY-MM-DD') AS cohort, c.person, r.period
                 FROM cohorts c LEFT JOIN returns r USING (person)
                 ORDER BY 1, 2, 3
-                """, parameters).namedRows
+                """,
+                parameters
+            ).namedRows
             var people: [String: Set<String>] = [:]
             var retained: [String: [Int: Set<String>]] = [:]
             for row in rows {

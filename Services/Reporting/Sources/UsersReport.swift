@@ -77,7 +77,8 @@ public struct UsersReport: Report {
             var notDidSQL = ""
             if !notDid.isEmpty {
                 parameters.append(PostgresArray.text(notDid))
-                notDidSQL = " AND NOT EXISTS (SELECT 1 FROM events_resolved x WHERE x.app_token = $1 AND x.person = base.person AND x.event_name = ANY($\(parameters.count)::text[])\(timeOn("x")))"
+                notDidSQL =
+                    " AND NOT EXISTS (SELECT 1 FROM events_resolved x WHERE x.app_token = $1 AND x.person = base.person AND x.event_name = ANY($\(parameters.count)::text[])\(timeOn("x")))"
             }
             var traitSQL = ""
             for trait in traits { traitSQL += " AND COALESCE(" + trait.sql(on: "u.traits", parameters: &parameters) + ", FALSE)" }
@@ -102,14 +103,19 @@ public struct UsersReport: Report {
                     """
             }
             parameters.append(String(limit))
-            let rows = try connection.execute("""
+            let rows = try connection.execute(
+                """
                 SELECT base.person, base.n, to_char(base.last, 'YYYY-MM-DD"T"HH24:MI:SS') AS last_event, u.traits::text
                 FROM (\(base)) base LEFT JOIN users u ON u.app_token = $1 AND u.user_id = base.person
                 WHERE TRUE\(notDidSQL)\(traitSQL)
                 ORDER BY base.n DESC, base.person LIMIT $\(parameters.count)
-                """, parameters).namedRows
-            return ReportTable(columns: ["user", did.map { "\($0)_events" } ?? "events", "last_event", "traits"],
-                               rows: rows.map { [.optional($0["person"]), ReportValue.number($0["n"]), .optional($0["last_event"]), .string($0["traits"] ?? "{}")] })
+                """,
+                parameters
+            ).namedRows
+            return ReportTable(
+                columns: ["user", did.map { "\($0)_events" } ?? "events", "last_event", "traits"],
+                rows: rows.map { [.optional($0["person"]), ReportValue.number($0["n"]), .optional($0["last_event"]), .string($0["traits"] ?? "{}")] }
+            )
         }
     }
 
@@ -119,11 +125,17 @@ public struct UsersReport: Report {
             try scope.requireAttributes(condition.names, of: did, token: token, on: connection)
         }
         if !traits.isEmpty {
-            let keys = try connection.execute("""
+            let keys = try connection.execute(
+                """
                 SELECT DISTINCT jsonb_object_keys(traits) AS key FROM (SELECT traits FROM users WHERE app_token = $1 LIMIT 5000) s
-                """, [token]).namedRows.compactMap { $0["key"] }
+                """,
+                [token]
+            ).namedRows.compactMap { $0["key"] }
             for name in traits.flatMap(\.names) where !keys.contains(name) {
-                throw RPCError.application(.unknownTrait, "no user of app '\(scope.app)' has the trait '\(name)'" + Suggestion.phrase(for: name, among: keys))
+                throw RPCError.application(
+                    .unknownTrait,
+                    "no user of app '\(scope.app)' has the trait '\(name)'" + Suggestion.phrase(for: name, among: keys)
+                )
             }
         }
     }

@@ -27,24 +27,29 @@ public enum AppRegistry {
     }
 
     private static func find(where condition: String, _ value: String, on connection: PostgresConnection) throws(PostgresError) -> JSON? {
-        let rows = try connection.execute("""
+        let rows = try connection.execute(
+            """
             SELECT token, name, personal_data, created_at, session_inactivity_s, session_max_length_s, identify_userlike_by_email,
                    to_char(event_time_earliest AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_time_earliest,
                    event_time_future_s
             FROM apps WHERE \(condition) LIMIT 1
-            """, [value])
+            """,
+            [value]
+        )
         guard let row = rows.firstRow else { return nil }
         let token = row["token"] ?? ""
         var attributes = JSONObject()
         for attribute in try connection.execute("SELECT name, type FROM app_attributes WHERE app_token = $1 ORDER BY name", [token]).namedRows {
             attributes.append(attribute["name"] ?? "", .optional(attribute["type"]))
         }
-        return ["token": .string(token), "name": .optional(row["name"]), "personal_data": .optional(row["personal_data"]),
-                "created_at": .optional(row["created_at"]), "session_inactivity_s": .int(row["session_inactivity_s", as: Int64.self] ?? 1800),
-                "session_max_length_s": .int(row["session_max_length_s", as: Int64.self] ?? 86400),
-                "identify_userlike_by_email": .bool(row["identify_userlike_by_email", as: Bool.self] ?? false),
-                "event_time_earliest": .optional(row["event_time_earliest"]),
-                "event_time_future_s": .int(row["event_time_future_s", as: Int64.self] ?? 86400), "attributes": .object(attributes)]
+        return [
+            "token": .string(token), "name": .optional(row["name"]), "personal_data": .optional(row["personal_data"]),
+            "created_at": .optional(row["created_at"]), "session_inactivity_s": .int(row["session_inactivity_s", as: Int64.self] ?? 1800),
+            "session_max_length_s": .int(row["session_max_length_s", as: Int64.self] ?? 86400),
+            "identify_userlike_by_email": .bool(row["identify_userlike_by_email", as: Bool.self] ?? false),
+            "event_time_earliest": .optional(row["event_time_earliest"]),
+            "event_time_future_s": .int(row["event_time_future_s", as: Int64.self] ?? 86400), "attributes": .object(attributes),
+        ]
     }
 
     public static func create(_ params: AppsCreate.Params, on connection: PostgresConnection) throws -> JSON {
@@ -60,7 +65,8 @@ public enum AppRegistry {
         let writeKey = WriteKey.generate()
         let inserted = try connection.execute(
             "INSERT INTO apps (token, name, write_key_hash, personal_data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            [token, name, WriteKey.hash(writeKey), personalData.rawValue])
+            [token, name, WriteKey.hash(writeKey), personalData.rawValue]
+        )
         guard inserted.affectedRows == 1 else {
             throw RPCError.application(.appExists, "an app named '\(name)' or with token '\(token)' already exists")
         }
@@ -68,16 +74,24 @@ public enum AppRegistry {
     }
 
     public static func list(on connection: PostgresConnection) throws(PostgresError) -> JSON {
-        let rows = try connection.execute("""
+        let rows = try connection.execute(
+            """
             SELECT a.name, a.token, a.personal_data, to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS created_at,
                    (SELECT count(*) FROM app_attributes t WHERE t.app_token = a.token) AS attributes
             FROM apps a ORDER BY a.name
-            """).namedRows
-        return ["columns": ["name", "token", "personal_data", "created_at", "attributes"],
-                "rows": .array(rows.map { row in
-                    ["name": .optional(row["name"]), "token": .optional(row["token"]), "personal_data": .optional(row["personal_data"]),
-                     "created_at": .optional(row["created_at"]), "attributes": .int(row["attributes", as: Int64.self] ?? 0)]
-                })]
+            """
+        ).namedRows
+        return [
+            "columns": ["name", "token", "personal_data", "created_at", "attributes"],
+            "rows": .array(
+                rows.map { row in
+                    [
+                        "name": .optional(row["name"]), "token": .optional(row["token"]), "personal_data": .optional(row["personal_data"]),
+                        "created_at": .optional(row["created_at"]), "attributes": .int(row["attributes", as: Int64.self] ?? 0),
+                    ]
+                }
+            ),
+        ]
     }
 
     public static func rotateKey(_ params: AppParams, on connection: PostgresConnection) throws -> JSON {
@@ -92,8 +106,10 @@ public enum AppRegistry {
         if let mode = params.personal_data {
             try connection.execute("UPDATE apps SET personal_data = $2 WHERE token = $1", [app.token, try personalDataMode(mode).rawValue])
         }
-        for (key, value, column) in [("session_inactivity", params.session_inactivity, "session_inactivity_s"),
-                                     ("session_max_length", params.session_max_length, "session_max_length_s")] {
+        for (key, value, column) in [
+            ("session_inactivity", params.session_inactivity, "session_inactivity_s"),
+            ("session_max_length", params.session_max_length, "session_max_length_s"),
+        ] {
             guard let text = value else { continue }
             guard let seconds = TimeBound.seconds(text), seconds > 0 else {
                 throw StorageError(.invalidSetting, field: key, "must be a length such as 30m or 24h; found '\(text)'")
@@ -103,13 +119,21 @@ public enum AppRegistry {
         }
         if let text = params.earliest_event_time {
             guard let earliest = Timestamp(parsing: text), earliest >= AdmissionPolicy.widestEarliest else {
-                throw StorageError(.invalidSetting, field: "earliest_event_time", "must be a date or RFC 3339 time from \(AdmissionPolicy.widestEarliest) on; found '\(text)'")
+                throw StorageError(
+                    .invalidSetting,
+                    field: "earliest_event_time",
+                    "must be a date or RFC 3339 time from \(AdmissionPolicy.widestEarliest) on; found '\(text)'"
+                )
             }
             try connection.execute("UPDATE apps SET event_time_earliest = $2 WHERE token = $1", [app.token, earliest.description])
         }
         if let text = params.future_allowance {
             guard let seconds = TimeBound.seconds(text), seconds <= AdmissionPolicy.widestFutureAllowanceSeconds else {
-                throw StorageError(.invalidSetting, field: "future_allowance", "must be a length such as 24h or 7d, at most \(AdmissionPolicy.widestFutureAllowanceSeconds / 86_400)d; found '\(text)'")
+                throw StorageError(
+                    .invalidSetting,
+                    field: "future_allowance",
+                    "must be a length such as 24h or 7d, at most \(AdmissionPolicy.widestFutureAllowanceSeconds / 86_400)d; found '\(text)'"
+                )
             }
             try connection.execute("UPDATE apps SET event_time_future_s = $2 WHERE token = $1", [app.token, String(seconds)])
         }
@@ -128,10 +152,13 @@ public enum AppRegistry {
         guard let type = AttributeType(rawValue: params.type) else {
             throw StorageError(.invalidType, field: "type", "must be one of \(AttributeType.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        try connection.execute("""
+        try connection.execute(
+            """
             INSERT INTO app_attributes (app_token, name, type) VALUES ($1, $2, $3)
             ON CONFLICT (app_token, name) DO UPDATE SET type = EXCLUDED.type, updated_at = now()
-            """, [app.token, name, type.rawValue])
+            """,
+            [app.token, name, type.rawValue]
+        )
         return ["app": .string(app.name), "name": .string(name), "type": .string(type.rawValue)]
     }
 
@@ -139,9 +166,12 @@ public enum AppRegistry {
         let app = try existing(params.app, on: connection)
         let rows = try connection.execute(
             "SELECT name, type, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated_at FROM app_attributes WHERE app_token = $1 ORDER BY name",
-            [app.token]).namedRows
-        return ["columns": ["name", "type", "updated_at"],
-                "rows": .array(rows.map { ["name": .optional($0["name"]), "type": .optional($0["type"]), "updated_at": .optional($0["updated_at"])] })]
+            [app.token]
+        ).namedRows
+        return [
+            "columns": ["name", "type", "updated_at"],
+            "rows": .array(rows.map { ["name": .optional($0["name"]), "type": .optional($0["type"]), "updated_at": .optional($0["updated_at"])] }),
+        ]
     }
 
     private static func existing(_ app: String, on connection: PostgresConnection) throws -> (token: String, name: String) {

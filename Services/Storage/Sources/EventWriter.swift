@@ -28,22 +28,50 @@ public final class EventWriter: Sendable {
     ]
 
     /// Writes `events` and applies the identity upserts in one transaction.
-    public func write(events: [CanonicalEvent], users: JSON, companies: JSON, memberships: JSON = .array([]), aliases: JSON = .array([]),
-                      sessions: JSON = .array([]), on connection: PostgresConnection) throws(PostgresError) -> Outcome {
+    public func write(
+        events: [CanonicalEvent],
+        users: JSON,
+        companies: JSON,
+        memberships: JSON = .array([]),
+        aliases: JSON = .array([]),
+        sessions: JSON = .array([]),
+        on connection: PostgresConnection
+    ) throws(PostgresError) -> Outcome {
         do {
-            return try writeOnce(events: events, users: users, companies: companies, memberships: memberships, aliases: aliases,
-                                 sessions: sessions, on: connection)
-        } catch where error.sqlState == "23514" && error.message.contains("no partition") {
+            return try writeOnce(
+                events: events,
+                users: users,
+                companies: companies,
+                memberships: memberships,
+                aliases: aliases,
+                sessions: sessions,
+                on: connection
+            )
+        } catch  where error.sqlState == "23514" && error.message.contains("no partition") {
             // A partition this process made was dropped behind its back (by hand, or a restored
             // database): not the events' fault, so not a refusal. Learn the partitions again, once.
             resetPartitionCache()
-            return try writeOnce(events: events, users: users, companies: companies, memberships: memberships, aliases: aliases,
-                                 sessions: sessions, on: connection)
+            return try writeOnce(
+                events: events,
+                users: users,
+                companies: companies,
+                memberships: memberships,
+                aliases: aliases,
+                sessions: sessions,
+                on: connection
+            )
         }
     }
 
-    private func writeOnce(events: [CanonicalEvent], users: JSON, companies: JSON, memberships: JSON, aliases: JSON,
-                           sessions: JSON, on connection: PostgresConnection) throws(PostgresError) -> Outcome {
+    private func writeOnce(
+        events: [CanonicalEvent],
+        users: JSON,
+        companies: JSON,
+        memberships: JSON,
+        aliases: JSON,
+        sessions: JSON,
+        on connection: PostgresConnection
+    ) throws(PostgresError) -> Outcome {
         try ensurePartitions(for: events, on: connection)
         let copyData = Self.copyText(events)
         return try connection.transaction { () throws(PostgresError) -> Outcome in
@@ -74,17 +102,23 @@ public final class EventWriter: Sendable {
             if case .array(let rows) = sessions, !rows.isEmpty {
                 // Each listed person's sessions are replaced from `from` on (whole without it):
                 // identity recomputes them from the full history and sends what changed.
-                try connection.execute("""
+                try connection.execute(
+                    """
                     DELETE FROM user_sessions s USING jsonb_to_recordset($1::jsonb) AS x(app_token text, person text, "from" integer)
                     WHERE s.app_token = x.app_token AND s.person = x.person AND s.session >= COALESCE(x."from", 0)
-                    """, [sessions.serializedString()])
-                try connection.execute("""
+                    """,
+                    [sessions.serializedString()]
+                )
+                try connection.execute(
+                    """
                     INSERT INTO user_sessions (app_token, person, session, started_at, ended_at, events)
                     SELECT x.app_token, x.person, (s->>0)::integer, (s->>1)::timestamptz, (s->>2)::timestamptz, (s->>3)::integer
                     FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, person text, sessions jsonb), jsonb_array_elements(x.sessions) AS s
                     WHERE NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.app_token = x.app_token
                                       AND ((p.kind = 'user' AND p.id = x.person) OR (p.kind = 'anonymous' AND 'anonymous:' || p.id = x.person)))
-                    """, [sessions.serializedString()])
+                    """,
+                    [sessions.serializedString()]
+                )
             }
             return Outcome(inserted: inserted, duplicates: events.count - inserted - suppressed, suppressed: suppressed)
         }
@@ -123,16 +157,21 @@ public final class EventWriter: Sendable {
                 throw PostgresError(.queryFailed, "the batch needs more than \(Self.maximumNewPartitionsPerWrite) new partitions", sqlState: "54000")
             }
             let parts = time.utcComponents
-            let desired: (start: Timestamp, end: Timestamp) = recent.contains(time) ? time.utcMonthBounds
+            let desired: (start: Timestamp, end: Timestamp) =
+                recent.contains(time)
+                ? time.utcMonthBounds
                 : (Timestamp(year: parts.year, month: 1, day: 1), Timestamp(year: parts.year + 1, month: 1, day: 1))
             let start = max(desired.start, ranges.filter { $0.end <= time }.map(\.end).max() ?? desired.start)
             let end = min(desired.end, ranges.filter { $0.start > time }.map(\.start).min() ?? desired.end)
-            let name = recent.contains(time) && start == desired.start && end == desired.end
+            let name =
+                recent.contains(time) && start == desired.start && end == desired.end
                 ? "events_y\(Self.digits(parts.year, 4))m\(Self.digits(parts.month, 2))"
                 : "events_r\(Self.monthName(start))_\(Self.monthName(end))"
             do {
                 // Partition names and bounds come from timestamps Cairn formatted, never from input text.
-                try connection.execute("CREATE TABLE IF NOT EXISTS \(name) PARTITION OF events FOR VALUES FROM ('\(start.description)') TO ('\(end.description)')")
+                try connection.execute(
+                    "CREATE TABLE IF NOT EXISTS \(name) PARTITION OF events FOR VALUES FROM ('\(start.description)') TO ('\(end.description)')"
+                )
             } catch let error as PostgresError {
                 // Another writer may have made an overlapping one: read the catalog afresh next time.
                 resetPartitionCache()
@@ -146,16 +185,18 @@ public final class EventWriter: Sendable {
 
     /// The partitions of `events` from PostgreSQL's catalog (whatever made them).
     static func readPartitions(on connection: PostgresConnection) throws(PostgresError) -> [PartitionRange] {
-        try connection.execute("""
+        try connection.execute(
+            """
             SELECT to_char(b[1]::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS start,
                    to_char(b[2]::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "end"
             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
                  regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS b
             WHERE i.inhparent = 'events'::regclass
-            """).namedRows.compactMap { row in
-                guard let start = row["start", as: Timestamp.self], let end = row["end", as: Timestamp.self] else { return nil }
-                return PartitionRange(start: start, end: end)
-            }
+            """
+        ).namedRows.compactMap { row in
+            guard let start = row["start", as: Timestamp.self], let end = row["end", as: Timestamp.self] else { return nil }
+            return PartitionRange(start: start, end: end)
+        }
     }
 
     static func monthStart(_ time: Timestamp, offset: Int64) -> Timestamp {
@@ -184,29 +225,52 @@ public final class EventWriter: Sendable {
         var out = [UInt8]()
         out.reserveCapacity(events.count * 400)
         for event in events {
-            append(&out, event.appToken); tab(&out)
-            append(&out, event.insertedAt.description); tab(&out)
-            append(&out, String(event.internalEventIdBigint)); tab(&out)
-            append(&out, event.eventType.rawValue); tab(&out)
-            append(&out, event.eventName); tab(&out)
-            append(&out, event.userId); tab(&out)
-            append(&out, event.companyId); tab(&out)
-            append(&out, event.anonymousId); tab(&out)
-            append(&out, event.source); tab(&out)
-            append(&out, event.hostname); tab(&out)
-            append(&out, event.pathname); tab(&out)
-            append(&out, event.screenWidth.map(String.init)); tab(&out)
-            append(&out, event.screenHeight.map(String.init)); tab(&out)
-            append(&out, event.deviceType); tab(&out)
-            append(&out, event.userAgent); tab(&out)
-            append(&out, event.operatingSystem); tab(&out)
-            append(&out, event.browser); tab(&out)
-            append(&out, event.browserLanguage); tab(&out)
-            append(&out, event.session); tab(&out)
-            append(&out, event.countryCode); tab(&out)
-            appendEscaped(&out, JSON.object(event.metadata).serialized()); tab(&out)
-            append(&out, event.messageId); tab(&out)
-            append(&out, event.receivedAt.description); tab(&out)
+            append(&out, event.appToken)
+            tab(&out)
+            append(&out, event.insertedAt.description)
+            tab(&out)
+            append(&out, String(event.internalEventIdBigint))
+            tab(&out)
+            append(&out, event.eventType.rawValue)
+            tab(&out)
+            append(&out, event.eventName)
+            tab(&out)
+            append(&out, event.userId)
+            tab(&out)
+            append(&out, event.companyId)
+            tab(&out)
+            append(&out, event.anonymousId)
+            tab(&out)
+            append(&out, event.source)
+            tab(&out)
+            append(&out, event.hostname)
+            tab(&out)
+            append(&out, event.pathname)
+            tab(&out)
+            append(&out, event.screenWidth.map(String.init))
+            tab(&out)
+            append(&out, event.screenHeight.map(String.init))
+            tab(&out)
+            append(&out, event.deviceType)
+            tab(&out)
+            append(&out, event.userAgent)
+            tab(&out)
+            append(&out, event.operatingSystem)
+            tab(&out)
+            append(&out, event.browser)
+            tab(&out)
+            append(&out, event.browserLanguage)
+            tab(&out)
+            append(&out, event.session)
+            tab(&out)
+            append(&out, event.countryCode)
+            tab(&out)
+            appendEscaped(&out, JSON.object(event.metadata).serialized())
+            tab(&out)
+            append(&out, event.messageId)
+            tab(&out)
+            append(&out, event.receivedAt.description)
+            tab(&out)
             append(&out, event.origin.rawValue)
             out.append(0x0A)
         }
@@ -229,10 +293,18 @@ public final class EventWriter: Sendable {
     private static func appendEscaped<Bytes: Sequence<UInt8>>(_ out: inout [UInt8], _ bytes: Bytes) {
         for byte in bytes {
             switch byte {
-            case 0x5C: out.append(0x5C); out.append(0x5C)
-            case 0x09: out.append(0x5C); out.append(UInt8(ascii: "t"))
-            case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
-            case 0x0D: out.append(0x5C); out.append(UInt8(ascii: "r"))
+            case 0x5C:
+                out.append(0x5C)
+                out.append(0x5C)
+            case 0x09:
+                out.append(0x5C)
+                out.append(UInt8(ascii: "t"))
+            case 0x0A:
+                out.append(0x5C)
+                out.append(UInt8(ascii: "n"))
+            case 0x0D:
+                out.append(0x5C)
+                out.append(UInt8(ascii: "r"))
             case 0x00: break
             default: out.append(byte)
             }

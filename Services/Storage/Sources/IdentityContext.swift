@@ -26,7 +26,8 @@ public enum IdentityContext {
         var finalUser: [String: String] = [:]
         for row in try connection.execute(
             "SELECT alias_id, user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = ANY($2::text[])",
-            [token, PostgresArray.text(userIds + (params.new_aliases ?? []).compactMap { $0["user_id"]?.stringValue })]).namedRows {
+            [token, PostgresArray.text(userIds + (params.new_aliases ?? []).compactMap { $0["user_id"]?.stringValue })]
+        ).namedRows {
             if let from = row["alias_id"], let to = row["user_id"] { finalUser[from] = to }
         }
         // Anonymous ids: the stored alias, unless the batch identifies them earlier. The stored
@@ -34,10 +35,13 @@ public enum IdentityContext {
         // change anything: most repeat an alias already stored.
         let newAliases = params.new_aliases ?? []
         var aliases: [String: (user: String, time: String)] = [:]
-        for row in try connection.execute("""
+        for row in try connection.execute(
+            """
             SELECT alias_id, user_id, to_char(aliased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS aliased_at
             FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'anonymous' AND alias_id = ANY($2::text[])
-            """, [token, PostgresArray.text(anonymousIds + newAliases.compactMap { $0["alias_id"]?.stringValue })]).namedRows {
+            """,
+            [token, PostgresArray.text(anonymousIds + newAliases.compactMap { $0["alias_id"]?.stringValue })]
+        ).namedRows {
             if let anonymous = row["alias_id"], let user = row["user_id"], let time = row["aliased_at"] { aliases[anonymous] = (user, time) }
         }
         // The visitors this batch identifies for the first time (or earlier than stored), and
@@ -47,7 +51,8 @@ public enum IdentityContext {
         var absorbing = Set<String>()
         for alias in newAliases {
             guard let anonymous = alias["alias_id"]?.stringValue, let user = alias["user_id"]?.stringValue,
-                let time = alias["aliased_at"]?.stringValue.flatMap(Timestamp.init(parsing:))?.description else { continue }
+                let time = alias["aliased_at"]?.stringValue.flatMap(Timestamp.init(parsing:))?.description
+            else { continue }
             let candidate = (user: finalUser[user] ?? user, time: time)
             if let stored = aliases[anonymous], (stored.time, stored.user) <= (candidate.time, candidate.user) { continue }
             aliases[anonymous] = candidate
@@ -65,37 +70,47 @@ public enum IdentityContext {
         for (anonymous, alias) in aliases.sorted(by: { $0.key < $1.key }) { aliasObject.append(anonymous, .string(alias.user)) }
         var userObject = JSONObject()
         for (from, to) in finalUser.sorted(by: { $0.key < $1.key }) { userObject.append(from, .string(to)) }
-        return ["aliases": .object(aliasObject), "users": .object(userObject), "histories": .object(histories),
-                "novel_aliases": .array(novel.sorted().map(JSON.string)), "absorbing": .array(absorbing.sorted().map(JSON.string)),
-                "inactivity_s": .int(settings?["session_inactivity_s", as: Int64.self] ?? 1800),
-                "max_length_s": .int(settings?["session_max_length_s", as: Int64.self] ?? 86400)]
+        return [
+            "aliases": .object(aliasObject), "users": .object(userObject), "histories": .object(histories),
+            "novel_aliases": .array(novel.sorted().map(JSON.string)), "absorbing": .array(absorbing.sorted().map(JSON.string)),
+            "inactivity_s": .int(settings?["session_inactivity_s", as: Int64.self] ?? 1800),
+            "max_length_s": .int(settings?["session_max_length_s", as: Int64.self] ?? 86400),
+        ]
     }
 
     /// The packed session points (time × 2, minus 1 for `session_start`) of the stored events
     /// of each of `persons`: their own, those of users merged into them, and their anonymous
     /// events from before they identified.
-    static func histories(of persons: Set<String>, token: String, aliases: [String: (user: String, time: String)],
-                          on connection: PostgresConnection) throws -> JSONObject {
+    static func histories(
+        of persons: Set<String>,
+        token: String,
+        aliases: [String: (user: String, time: String)],
+        on connection: PostgresConnection
+    ) throws -> JSONObject {
         guard !persons.isEmpty else { return JSONObject() }
         let users = persons.filter { !$0.hasPrefix("anonymous:") }
         // Which stored ids belong to which person.
-        var owner: [String: String] = [:]          // user id → person
-        var anonymousOwner: [String: String] = [:] // anonymous id → person
+        var owner: [String: String] = [:]  // user id → person
+        var anonymousOwner: [String: String] = [:]  // anonymous id → person
         for user in users { owner[user] = user }
         for person in persons where person.hasPrefix("anonymous:") { anonymousOwner[String(person.dropFirst("anonymous:".count))] = person }
         for row in try connection.execute(
             "SELECT alias_kind, alias_id, user_id FROM identity_aliases WHERE app_token = $1 AND user_id = ANY($2::text[])",
-            [token, PostgresArray.text(users.sorted())]).namedRows {
+            [token, PostgresArray.text(users.sorted())]
+        ).namedRows {
             guard let kind = row["alias_kind"], let id = row["alias_id"], let user = row["user_id"] else { continue }
             if kind == "user" { owner[id] = user } else { anonymousOwner[id] = user }
         }
         for (id, alias) in aliases where users.contains(alias.user) { anonymousOwner[id] = alias.user }
         var points: [String: [Int64]] = [:]
-        for row in try connection.execute("""
+        for row in try connection.execute(
+            """
             SELECT user_id, anonymous_id, (extract(epoch FROM inserted_at) * 1000000)::bigint AS micros, event_type = 'session_start' AS starts_session
             FROM events WHERE app_token = $1
               AND (user_id = ANY($2::text[]) OR (user_id IS NULL AND anonymous_id = ANY($3::text[])))
-            """, [token, PostgresArray.text(owner.keys.sorted()), PostgresArray.text(anonymousOwner.keys.sorted())]).namedRows {
+            """,
+            [token, PostgresArray.text(owner.keys.sorted()), PostgresArray.text(anonymousOwner.keys.sorted())]
+        ).namedRows {
             guard let micros = row["micros", as: Int64.self] else { continue }
             let person = row["user_id"].flatMap { owner[$0] } ?? row["anonymous_id"].flatMap { anonymousOwner[$0] }
             guard let person else { continue }

@@ -20,7 +20,9 @@ public enum Schema {
     /// - Parameter target: stop after this version (tests use it to build an older database).
     @discardableResult
     public static func migrate(_ connection: PostgresConnection, upTo target: Int = .max) throws(PostgresError) -> Int {
-        try connection.execute("CREATE TABLE IF NOT EXISTS cairn_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        try connection.execute(
+            "CREATE TABLE IF NOT EXISTS cairn_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         try connection.execute("SELECT pg_advisory_lock(72617000)")
         defer { _ = try? connection.execute("SELECT pg_advisory_unlock(72617000)") }
         let applied = Set(try connection.execute("SELECT version FROM cairn_migrations").namedRows.compactMap { $0["version", as: Int.self] })

@@ -43,7 +43,9 @@ final class StatisticsKeeper: Service, Sendable {
             do {
                 let rows = try await pool.withConnection { connection -> Int in
                     try connection.execute("ANALYZE events, users, companies, user_companies, identity_aliases, user_sessions")
-                    return try connection.execute("SELECT COALESCE(sum(c.reltuples), 0)::bigint AS estimated FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass").firstRow?["estimated", as: Int.self] ?? 0
+                    return try connection.execute(
+                        "SELECT COALESCE(sum(c.reltuples), 0)::bigint AS estimated FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass"
+                    ).firstRow?["estimated", as: Int.self] ?? 0
                 }
                 state.withLock { $0.analyzedRows = rows }
                 logger.debug("statistics refreshed", metadata: ["rows.changed": "\(pending)", "events.estimated": "\(rows)"])

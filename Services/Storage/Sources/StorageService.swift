@@ -39,8 +39,10 @@ public enum StorageService {
                 do throws(EventError) {
                     events.append(try CanonicalEvent(canonical: value))
                 } catch {
-                    rejected.append(["index": .int(Int64(index)), "code": .string(error.code.rawValue),
-                                     "field": .optional(error.field), "message": .string(error.message)])
+                    rejected.append([
+                        "index": .int(Int64(index)), "code": .string(error.code.rawValue),
+                        "field": .optional(error.field), "message": .string(error.message),
+                    ])
                 }
             }
             let users = params.users ?? .array([])
@@ -51,8 +53,15 @@ public enum StorageService {
             let toWrite = events
             do {
                 let outcome = try await pool.withConnection { connection in
-                    try writer.write(events: toWrite, users: users, companies: companies, memberships: memberships, aliases: aliases,
-                                     sessions: sessions, on: connection)
+                    try writer.write(
+                        events: toWrite,
+                        users: users,
+                        companies: companies,
+                        memberships: memberships,
+                        aliases: aliases,
+                        sessions: sessions,
+                        on: connection
+                    )
                 }
                 statistics.record(outcome.inserted)
                 counters.add("batches_committed")
@@ -60,7 +69,12 @@ public enum StorageService {
                 counters.add("events_duplicate", Int64(outcome.duplicates))
                 counters.add("events_suppressed", Int64(outcome.suppressed))
                 counters.add("events_rejected", Int64(rejected.count))
-                return StorageWrite.Result(inserted: outcome.inserted, duplicates: outcome.duplicates, suppressed: outcome.suppressed, rejected: rejected)
+                return StorageWrite.Result(
+                    inserted: outcome.inserted,
+                    duplicates: outcome.duplicates,
+                    suppressed: outcome.suppressed,
+                    rejected: rejected
+                )
             } catch let error as PostgresError {
                 counters.add("write_failures")
                 if error.code == .unavailable {
@@ -70,7 +84,10 @@ public enum StorageService {
                 }
                 if let sqlState = error.sqlState, refusesData(sqlState) {
                     // No retry can cure it: ingest halves the batch until the event stands alone, and dead-letters it.
-                    logger.warning("batch refused for its data", metadata: ["error": "\(error.message)", "sqlstate": "\(sqlState)", "events": "\(toWrite.count)"])
+                    logger.warning(
+                        "batch refused for its data",
+                        metadata: ["error": "\(error.message)", "sqlstate": "\(sqlState)", "events": "\(toWrite.count)"]
+                    )
                     throw RPCError.application(.writeRefused, error.message, details: ["sqlstate": .string(sqlState)])
                 }
                 logger.error("write failed", metadata: ["error": "\(error.message)", "sqlstate": "\(error.sqlState ?? "")"])
@@ -79,7 +96,10 @@ public enum StorageService {
         }
 
         // The app registry: each method runs in one pooled connection, once the schema is in place.
-        func register<Method: RPCMethod>(_ method: Method.Type, _ body: @escaping @Sendable (Method.Params, PostgresConnection) throws -> Method.Result) {
+        func register<Method: RPCMethod>(
+            _ method: Method.Type,
+            _ body: @escaping @Sendable (Method.Params, PostgresConnection) throws -> Method.Result
+        ) {
             router.register(method) { params in
                 if let problem = readiness.problem { throw RPCError.application(.storageUnavailable, problem) }
                 return try await pool.withConnection { connection in try body(params, connection) }
@@ -96,7 +116,10 @@ public enum StorageService {
         register(UsersDelete.self) { params, connection in try UserErasure.delete(params, on: connection) }
         register(AppsGet.self) { params, connection in
             guard let found = try AppRegistry.find(params.app, on: connection) else {
-                throw RPCError.application(.unknownApp, "no app is named '\(params.app)' or has that token; create it with `cairn apps create \(params.app)`")
+                throw RPCError.application(
+                    .unknownApp,
+                    "no app is named '\(params.app)' or has that token; create it with `cairn apps create \(params.app)`"
+                )
             }
             return found
         }
@@ -111,7 +134,8 @@ public enum StorageService {
             router: router,
             background: [SchemaMigrator(pool: pool, readiness: readiness, logger: logger), statistics],
             healthProblem: { readiness.problem },
-            statusDetails: { ["database": .string(PostgresConfiguration.redacted(databaseURL))] })
+            statusDetails: { ["database": .string(PostgresConfiguration.redacted(databaseURL))] }
+        )
     }
 }
 

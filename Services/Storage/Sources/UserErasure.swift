@@ -29,27 +29,44 @@ public enum UserErasure {
             func count(_ sql: String, _ parameters: [String?]) throws(PostgresError) -> Int64 {
                 Int64(try connection.execute(sql, parameters).affectedRows)
             }
-            let events = try count("""
+            let events = try count(
+                """
                 DELETE FROM events WHERE app_token = $1
                   AND (user_id = ANY($2::text[]) OR (user_id IS NULL AND anonymous_id = ANY($3::text[])))
-                """, [token, users, anonymous])
-            let userRows = try count("DELETE FROM users WHERE app_token = $1 AND (user_id = ANY($2::text[]) OR merged_into = ANY($2::text[]))", [token, users])
+                """,
+                [token, users, anonymous]
+            )
+            let userRows = try count(
+                "DELETE FROM users WHERE app_token = $1 AND (user_id = ANY($2::text[]) OR merged_into = ANY($2::text[]))",
+                [token, users]
+            )
             let memberships = try count("DELETE FROM user_companies WHERE app_token = $1 AND user_id = ANY($2::text[])", [token, users])
-            let aliases = try count("DELETE FROM identity_aliases WHERE app_token = $1 AND (user_id = ANY($2::text[]) OR alias_id = ANY($2::text[]) OR alias_id = ANY($3::text[]))", [token, users, anonymous])
-            let merges = try count("DELETE FROM identity_merges WHERE app_token = $1 AND (into_user = ANY($2::text[]) OR from_user = ANY($2::text[]))", [token, users])
+            let aliases = try count(
+                "DELETE FROM identity_aliases WHERE app_token = $1 AND (user_id = ANY($2::text[]) OR alias_id = ANY($2::text[]) OR alias_id = ANY($3::text[]))",
+                [token, users, anonymous]
+            )
+            let merges = try count(
+                "DELETE FROM identity_merges WHERE app_token = $1 AND (into_user = ANY($2::text[]) OR from_user = ANY($2::text[]))",
+                [token, users]
+            )
             let sessions = try count("DELETE FROM user_sessions WHERE app_token = $1 AND person = ANY($2::text[])", [token, persons])
             // Triggers' waiting and parked deliveries name the person.
             let deliveries = try count("DELETE FROM trigger_deliveries WHERE app_token = $1 AND person = ANY($2::text[])", [token, persons])
-            try connection.execute("""
+            try connection.execute(
+                """
                 INSERT INTO suppressions (app_token, kind, id)
                 SELECT $1, 'user', unnest($2::text[]) UNION ALL SELECT $1, 'anonymous', unnest($3::text[])
                 ON CONFLICT DO NOTHING
-                """, [token, users, anonymous])
+                """,
+                [token, users, anonymous]
+            )
             return [
                 "app_token": .string(token), "user": .string(user),
                 "user_ids": .array(userIds.map(JSON.string)), "anonymous_ids": .array(anonymousIds.map(JSON.string)),
-                "removed": ["events": .int(events), "users": .int(userRows), "aliases": .int(aliases), "memberships": .int(memberships),
-                            "sessions": .int(sessions), "merges": .int(merges), "trigger_deliveries": .int(deliveries)],
+                "removed": [
+                    "events": .int(events), "users": .int(userRows), "aliases": .int(aliases), "memberships": .int(memberships),
+                    "sessions": .int(sessions), "merges": .int(merges), "trigger_deliveries": .int(deliveries),
+                ],
             ]
         }
     }

@@ -26,14 +26,21 @@ public enum UserMerge {
             if source == target {
                 return ["from": .string(from), "into": .string(target), "merged": false, "note": "already the same user"]
             }
-            try connection.execute("""
+            try connection.execute(
+                """
                 INSERT INTO identity_aliases (app_token, alias_kind, alias_id, user_id, aliased_at, reason)
                 VALUES ($1, 'user', $2, $3, now(), 'merge')
                 ON CONFLICT (app_token, alias_kind, alias_id) DO UPDATE SET user_id = EXCLUDED.user_id, reason = 'merge', stored_xid = cairn_xid()
-                """, [token, source, target])
+                """,
+                [token, source, target]
+            )
             // Keep aliases flat: whatever resolved to the source now resolves to the target.
-            let moved = try connection.execute("UPDATE identity_aliases SET user_id = $3 WHERE app_token = $1 AND user_id = $2", [token, source, target]).affectedRows
-            try connection.execute("""
+            let moved = try connection.execute(
+                "UPDATE identity_aliases SET user_id = $3 WHERE app_token = $1 AND user_id = $2",
+                [token, source, target]
+            ).affectedRows
+            try connection.execute(
+                """
                 UPDATE users t SET
                     traits = f.traits || t.traits,
                     trait_times = f.trait_times || t.trait_times,
@@ -41,13 +48,23 @@ public enum UserMerge {
                     last_seen = GREATEST(t.last_seen, f.last_seen)
                 FROM users f
                 WHERE t.app_token = $1 AND t.user_id = $3 AND f.app_token = $1 AND f.user_id = $2
-                """, [token, source, target])
-            try connection.execute("UPDATE users SET merged_into = $3 WHERE app_token = $1 AND (user_id = $2 OR merged_into = $2)", [token, source, target])
-            try connection.execute("""
+                """,
+                [token, source, target]
+            )
+            try connection.execute(
+                "UPDATE users SET merged_into = $3 WHERE app_token = $1 AND (user_id = $2 OR merged_into = $2)",
+                [token, source, target]
+            )
+            try connection.execute(
+                """
                 INSERT INTO identity_merges (app_token, from_user, into_user) VALUES ($1, $2, $3)
                 ON CONFLICT (app_token, from_user) DO UPDATE SET into_user = EXCLUDED.into_user, merged_at = now()
-                """, [token, source, target])
-            return ["app_token": .string(token), "from": .string(source), "into": .string(target), "merged": true, "aliases_moved": .int(Int64(moved))]
+                """,
+                [token, source, target]
+            )
+            return [
+                "app_token": .string(token), "from": .string(source), "into": .string(target), "merged": true, "aliases_moved": .int(Int64(moved)),
+            ]
         }
     }
 }

@@ -38,8 +38,12 @@ public final class ChildProcess: Sendable {
 
     /// Starts `arguments[0]` with `arguments[1...]` and exactly `environment`.
     /// - Parameter output: receives each line the child prints, without the newline.
-    public init(name: String, arguments: [String], environment: [String: String],
-                output: @escaping @Sendable (String) -> Void) throws(SupervisorError) {
+    public init(
+        name: String,
+        arguments: [String],
+        environment: [String: String],
+        output: @escaping @Sendable (String) -> Void
+    ) throws(SupervisorError) {
         self.name = name
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw SupervisorError(.spawnFailed, "\(name): pipe failed: \(String(cString: strerror(errno)))") }
@@ -80,7 +84,12 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    private static func spawn(name: String, arguments: [String], environment: [String: String], stdout writeEnd: Int32) -> Result<pid_t, SupervisorError> {
+    private static func spawn(
+        name: String,
+        arguments: [String],
+        environment: [String: String],
+        stdout writeEnd: Int32
+    ) -> Result<pid_t, SupervisorError> {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -105,8 +114,7 @@ public final class ChildProcess: Sendable {
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+            for pointer in argv + envp { free(pointer) }
         }
         var childPID: pid_t = 0
         let status = posix_spawn(&childPID, arguments[0], &actions, &attributes, argv, envp)

@@ -32,11 +32,19 @@ struct ChildRegistry: Sendable {
     /// Replaces the record with `children`.
     func write(_ children: [Record]) {
         let rows: [JSON] = children.map {
-            ["name": .string($0.name), "pid": .int(Int64($0.pid)), "start_time": .int(Int64($0.startTime)), "stop_signal": .int(Int64($0.stopSignal))]
+            [
+                "name": .string($0.name), "pid": .int(Int64($0.pid)), "start_time": .int(Int64($0.startTime)),
+                "stop_signal": .int(Int64($0.stopSignal)),
+            ]
         }
         let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(JSON.array(rows).serialized()),
-                                             attributes: [.posixPermissions: 0o600]) else { return }
+        guard
+            FileManager.default.createFile(
+                atPath: temporary,
+                contents: Data(JSON.array(rows).serialized()),
+                attributes: [.posixPermissions: 0o600]
+            )
+        else { return }
         _ = rename(temporary, path)
     }
 
@@ -45,7 +53,8 @@ struct ChildRegistry: Sendable {
         guard let data = FileManager.default.contents(atPath: path), let rows = try? JSONParser.parse(Array(data)).arrayValue else { return [] }
         return rows.compactMap { row -> Record? in
             guard let name = row["name"]?.stringValue, let pid = row["pid"]?.intValue, let start = row["start_time"]?.intValue,
-                let signal = row["stop_signal"]?.intValue else { return nil }
+                let signal = row["stop_signal"]?.intValue
+            else { return nil }
             let record = Record(name: name, pid: pid_t(pid), startTime: UInt64(start), stopSignal: Int32(signal))
             return Self.startTime(of: record.pid) == record.startTime ? record : nil
         }
@@ -56,7 +65,10 @@ struct ChildRegistry: Sendable {
         let leftovers = leftovers()
         guard !leftovers.isEmpty else { return }
         for child in leftovers {
-            logger.warning("stopping a service left running by a supervisor that died", metadata: ["service": "\(child.name)", "pid": "\(child.pid)"])
+            logger.warning(
+                "stopping a service left running by a supervisor that died",
+                metadata: ["service": "\(child.name)", "pid": "\(child.pid)"]
+            )
             kill(child.pid, child.stopSignal)
         }
         let end = ContinuousClock.now + deadline
@@ -77,7 +89,8 @@ struct ChildRegistry: Sendable {
     /// nil when there is no such process (or only its zombie).
     static func startTime(of pid: pid_t) -> UInt64? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = text.lastIndex(of: ")") else { return nil }
+            let close = text.lastIndex(of: ")")
+        else { return nil }
         // After the command name: state (field 3), ppid (4), …, starttime (22).
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 19, fields[0] != "Z" else { return nil }

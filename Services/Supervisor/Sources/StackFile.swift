@@ -61,7 +61,8 @@ public struct StackFile: Sendable, Equatable {
             guard let name = entry["name"]?.stringValue, !name.isEmpty else { throw fail("services[\(index)].name must be a non-empty string") }
             // The name names the instance's socket and files (ingest's spool), so it must be a plain file name.
             guard name.count <= 40, name != "supervisor", name != "postgres",
-                  name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F }) else {
+                name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F })
+            else {
                 throw fail("services[\(index)].name '\(name)' must be at most 40 of a-z, 0-9, '-' and '_', and not 'supervisor' or 'postgres'")
             }
             let executable = entry["executable"]?.stringValue ?? "cairn-\(name)"
@@ -86,15 +87,26 @@ public struct StackFile: Sendable, Equatable {
             guard let policy = RestartPolicy(rawValue: policyName) else {
                 throw fail("services[\(index)].restart must be always, on-failure or never")
             }
-            services.append(ServiceEntry(name: name, executable: executable, dependsOn: dependsOn, arguments: arguments,
-                                         environment: environment, settings: settings, restart: policy))
+            services.append(
+                ServiceEntry(
+                    name: name,
+                    executable: executable,
+                    dependsOn: dependsOn,
+                    arguments: arguments,
+                    environment: environment,
+                    settings: settings,
+                    restart: policy
+                )
+            )
         }
         let stack = StackFile(
-            name: value["name"]?.stringValue ?? "stack", services: try order(services, fail: fail),
+            name: value["name"]?.stringValue ?? "stack",
+            services: try order(services, fail: fail),
             initialBackoff: .milliseconds(value["restart_backoff_ms"]?["initial"]?.intValue ?? 250),
             maximumBackoff: .milliseconds(value["restart_backoff_ms"]?["max"]?.intValue ?? 30_000),
             healthTimeout: .seconds(value["health_timeout_s"]?.intValue ?? 60),
-            shutdownTimeout: .seconds(value["shutdown_timeout_s"]?.intValue ?? 15))
+            shutdownTimeout: .seconds(value["shutdown_timeout_s"]?.intValue ?? 15)
+        )
         return stack
     }
 

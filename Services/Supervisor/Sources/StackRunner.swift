@@ -1,6 +1,6 @@
 import CairnCore
-import CairnPostgres
 import CairnMethods
+import CairnPostgres
 import CairnService
 import CairnWire
 import Foundation
@@ -70,11 +70,25 @@ public final class StackRunner: Service, Sendable {
                     if let settings = entry.settings { childEnvironment[ServiceEnvironment.settingsVariable] = settings.serializedString() }
                     childEnvironment[ServiceEnvironment.instanceNameVariable] = entry.name
                     let finalEnvironment = childEnvironment
-                    group.addTask { await self.supervise(name: entry.name, command: command, environment: finalEnvironment, policy: entry.restart, signal: SIGTERM) }
+                    group.addTask {
+                        await self.supervise(
+                            name: entry.name,
+                            command: command,
+                            environment: finalEnvironment,
+                            policy: entry.restart,
+                            signal: SIGTERM
+                        )
+                    }
                     try await waitUntilHealthy(entry.name)
                 }
                 state.withLock { $0.phase = .running }
-                logger.info("stack is up", metadata: ["stack": "\(stack.name)", "services": "\(stack.services.map(\.name).joined(separator: ","))", "run.dir": "\(environment.runDirectory)"])
+                logger.info(
+                    "stack is up",
+                    metadata: [
+                        "stack": "\(stack.name)", "services": "\(stack.services.map(\.name).joined(separator: ","))",
+                        "run.dir": "\(environment.runDirectory)",
+                    ]
+                )
                 try? await gracefulShutdown()
             } catch is CancellationError where Task.isShuttingDownGracefully {
                 logger.info("start-up interrupted by shutdown")
@@ -101,7 +115,10 @@ public final class StackRunner: Service, Sendable {
             return url
         }
         let cluster = try EmbeddedPostgres(baseDirectory: environment.dataDirectory + "/postgres", settings: Self.embeddedSettings)
-        logger.info("starting the embedded PostgreSQL", metadata: ["cluster": "\(cluster.clusterDirectory)", "os.user": "\(cluster.account?.name ?? "(current)")"])
+        logger.info(
+            "starting the embedded PostgreSQL",
+            metadata: ["cluster": "\(cluster.clusterDirectory)", "os.user": "\(cluster.account?.name ?? "(current)")"]
+        )
         try await NIOThreadPool.singleton.runIfActive { try cluster.prepare() }
         let command = try cluster.serverCommand(stopsWithParent: true)
         var postgresEnvironment = ProcessInfo.processInfo.environment
@@ -170,9 +187,13 @@ public final class StackRunner: Service, Sendable {
                 }
             }
             // /proc is read outside the lock.
-            registry.write(running.sorted { $0.name < $1.name }.compactMap { child in
-                ChildRegistry.startTime(of: child.pid).map { ChildRegistry.Record(name: child.name, pid: child.pid, startTime: $0, stopSignal: child.signal) }
-            })
+            registry.write(
+                running.sorted { $0.name < $1.name }.compactMap { child in
+                    ChildRegistry.startTime(of: child.pid).map {
+                        ChildRegistry.Record(name: child.name, pid: child.pid, startTime: $0, stopSignal: child.signal)
+                    }
+                }
+            )
             let termination = await process.waitForExit()
             let (next, restarts, stackStopping) = state.withLock { state in
                 let stackStopping = state.phase == .stopping
@@ -187,9 +208,12 @@ public final class StackRunner: Service, Sendable {
             }
             if stableRun { backoff = stack.initialBackoff }
             // Why it stopped, every time: the exit status or the signal.
-            logger.warning(flapping ? "service keeps exiting (flapping); restarting with backoff" : "service exited unexpectedly; restarting", metadata: [
-                "service": "\(name)", "exit": "\(termination)", "restart.in": "\(backoff)", "restarts": "\(restarts)",
-            ])
+            logger.warning(
+                flapping ? "service keeps exiting (flapping); restarting with backoff" : "service exited unexpectedly; restarting",
+                metadata: [
+                    "service": "\(name)", "exit": "\(termination)", "restart.in": "\(backoff)", "restarts": "\(restarts)",
+                ]
+            )
             let deadline = ContinuousClock.now + backoff
             while ContinuousClock.now < deadline {
                 if state.withLock({ $0.phase == .stopping }) { return }

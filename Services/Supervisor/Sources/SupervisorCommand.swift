@@ -9,7 +9,8 @@ public struct SupervisorCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "cairn-supervisor",
         abstract: "Start Cairn's services from a stack file and keep them running.",
-        version: CairnVersion.current)
+        version: CairnVersion.current
+    )
 
     @Option(name: .long, help: "The stack file to run.", completion: .file(extensions: ["json"]))
     var stack: String = "compose/default.json"
@@ -27,8 +28,10 @@ public struct SupervisorCommand: AsyncParsableCommand {
         let current = ServiceEnvironment.fromProcessEnvironment()
         // Children get absolute paths, whatever directory they are started from.
         let dataDirectory = absolute(dataDir ?? current.dataDirectory)
-        let runDirectory = absolute(runDir ?? ProcessInfo.processInfo.environment["CAIRN_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? ServiceEnvironment.defaultRunDirectory(dataDirectory: dataDirectory))
+        let runDirectory = absolute(
+            runDir ?? ProcessInfo.processInfo.environment["CAIRN_RUN_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? ServiceEnvironment.defaultRunDirectory(dataDirectory: dataDirectory)
+        )
         setenv("CAIRN_DATA_DIR", dataDirectory, 1)
         setenv("CAIRN_RUN_DIR", runDirectory, 1)
         // The supervisor is nobody's child in the stack.

@@ -15,7 +15,7 @@ extension Migration {
                 dropped bigint NOT NULL DEFAULT 0,
                 PRIMARY KEY (app_token, kind, id)
             )
-            """#,
+            """#
         ]
     )
 }

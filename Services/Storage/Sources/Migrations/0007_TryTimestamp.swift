@@ -15,7 +15,7 @@ extension Migration {
                 RETURN NULL;
             END
             $$
-            """#,
+            """#
         ]
     )
 }

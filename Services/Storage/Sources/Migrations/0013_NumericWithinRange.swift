@@ -16,7 +16,7 @@ extension Migration {
                         THEN trim(value #>> '{}')::numeric
                 END
             $$
-            """#,
+            """#
         ]
     )
 }
