@@ -173,10 +173,13 @@ public protocol ApplicationError: Error, Sendable, CustomStringConvertible {
     /// What was wrong, in words, without the field's name when ``field`` is set: "must be a
     /// positive number".
     var reason: String { get }
+    /// Facts a client may act on beyond the code, such as the SQLSTATE of a refused write.
+    var details: JSONObject { get }
 }
 
 extension ApplicationError {
     public var field: String? { nil }
+    public var details: JSONObject { [:] }
     /// The field and the reason, as one sentence.
     public var description: String { field.map { "\($0) \(reason)" } ?? reason }
 }
@@ -188,11 +191,13 @@ public struct ModuleError<Module>: ApplicationError {
     public var applicationCode: ErrorCode
     public var field: String?
     public var reason: String
+    public var details: JSONObject
 
-    public init(_ code: ErrorCode, field: String? = nil, _ reason: String) {
+    public init(_ code: ErrorCode, field: String? = nil, _ reason: String, details: JSONObject = [:]) {
         self.applicationCode = code
         self.field = field
         self.reason = reason
+        self.details = details
     }
 
     /// The field and the reason as one sentence, as the JSON-RPC error's `message` carries it.

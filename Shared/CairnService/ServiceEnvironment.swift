@@ -49,7 +49,7 @@ public struct ServiceEnvironment: Sendable {
     public func settings() throws -> JSONObject {
         guard let settingsText else { return JSONObject() }
         guard case .object(let object)? = try? JSONParser.parse(Array(settingsText.utf8)) else {
-            throw RPCError.application(.configuration, "\(Self.settingsVariable) is not a JSON object")
+            throw ServiceError(.configuration, "\(Self.settingsVariable) is not a JSON object")
         }
         return object
     }

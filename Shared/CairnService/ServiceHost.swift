@@ -51,7 +51,7 @@ public struct ServiceContext: Sendable {
     /// The database URL, for services that need one; the supervisor always provides it.
     public func requireDatabaseURL() throws -> String {
         guard let url = environment.databaseURL else {
-            throw RPCError.application(.configuration, "CAIRN_DATABASE_URL is not set; start Cairn with cairn-supervisor, which provides one")
+            throw ServiceError(.configuration, "CAIRN_DATABASE_URL is not set; start Cairn with cairn-supervisor, which provides one")
         }
         return url
     }
@@ -178,7 +178,8 @@ public enum ServiceExit {
     public static func status(for error: any Error) -> Int32 {
         if let error = error as? IOError, error.errnoCode == EADDRINUSE { return configuration }
         if let error = error as? WireError, error.code == .runDirectory { return configuration }
-        guard let error = error as? RPCError, let code = error.applicationCode else { return 1 }
+        let code = (error as? any ApplicationError)?.applicationCode ?? (error as? RPCError)?.applicationCode
+        guard let code else { return 1 }
         return [ErrorCode.configuration, .invalidDestination].contains(code) ? configuration : 1
     }
 }

@@ -35,7 +35,8 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
     /// fault with the reason apart, so a client can name the field its own way (the CLI shows
     /// its flag).
     public init(_ error: any ApplicationError) {
-        var data: JSONObject = ["code": .string(error.applicationCode.rawValue)]
+        var data = error.details
+        data["code"] = .string(error.applicationCode.rawValue)
         if let field = error.field {
             data["field"] = .string(field)
             data["reason"] = .string(error.reason)

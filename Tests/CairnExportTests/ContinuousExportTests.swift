@@ -208,7 +208,7 @@ import Testing
         let stack = try JSONParser.parse(Array(try #require(FileManager.default.contents(atPath: path))))
         let export = try #require(stack["services"]?.arrayValue?.first { $0["name"] == "export" })
         let settings = try #require(export["settings"]?.objectValue)
-        #expect(throws: RPCError.self) { try ContinuousDestination.parse(settings: settings, environment: [:]) }
+        #expect(throws: ExportError.self) { try ContinuousDestination.parse(settings: settings, environment: [:]) }
         let destinations = try ContinuousDestination.parse(settings: settings, environment: ["SEGMENT_WRITE_KEY": "key"])
         #expect(destinations.map(\.name) == ["segment"])
         #expect(destinations.first?.endpoint.url == "https://api.segment.io/v1/batch" && destinations.first?.endpoint.gzip == true)
@@ -220,17 +220,17 @@ import Testing
         }
         let good: JSONObject = ["name": "w", "app": "acme", "url": "http://127.0.0.1:9/v1/batch", "write_key_env": "W_KEY"]
         #expect(throws: Never.self) { try parse(.object(good), environment: ["W_KEY": "secret"]) }
-        #expect(throws: RPCError.self) { try parse(.object(good)) }  // the variable is not set
+        #expect(throws: ExportError.self) { try parse(.object(good)) }  // the variable is not set
         var broken = good
         broken["url"] = "ftp://example.com"
-        #expect(throws: RPCError.self) { try parse(.object(broken), environment: ["W_KEY": "secret"]) }
+        #expect(throws: ExportError.self) { try parse(.object(broken), environment: ["W_KEY": "secret"]) }
         broken = good
         broken["start"] = "yesterday"
-        #expect(throws: RPCError.self) { try parse(.object(broken), environment: ["W_KEY": "secret"]) }
+        #expect(throws: ExportError.self) { try parse(.object(broken), environment: ["W_KEY": "secret"]) }
         broken = good
         broken["name"] = "no spaces"
-        #expect(throws: RPCError.self) { try parse(.object(broken), environment: ["W_KEY": "secret"]) }
-        #expect(throws: RPCError.self) {
+        #expect(throws: ExportError.self) { try parse(.object(broken), environment: ["W_KEY": "secret"]) }
+        #expect(throws: ExportError.self) {
             _ = try ContinuousDestination.parse(settings: ["destinations": [.object(good), .object(good)]], environment: ["W_KEY": "s"])
         }
     }

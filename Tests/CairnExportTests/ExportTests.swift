@@ -320,8 +320,8 @@ import Testing
     }
 
     @Test func refusesADestinationThatIsNotHTTP() {
-        #expect(throws: RPCError.self) { try SegmentHTTPDestination(url: "ftp://example.com", writeKey: "k") }
-        #expect(throws: RPCError.self) { try SegmentHTTPDestination(url: "http://example.com", writeKey: "") }
+        #expect(throws: ExportError.self) { try SegmentHTTPDestination(url: "ftp://example.com", writeKey: "k") }
+        #expect(throws: ExportError.self) { try SegmentHTTPDestination(url: "http://example.com", writeKey: "") }
         #expect((try? SegmentHTTPDestination(url: "https://api.segment.io", writeKey: "k"))?.url == "https://api.segment.io/v1/batch")
     }
 

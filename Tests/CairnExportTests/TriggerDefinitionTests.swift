@@ -10,7 +10,8 @@ import Testing
             try TriggerInput.checkURL(url)
             return nil
         } catch {
-            return error.message
+            #expect(error.field == "url")
+            return error.reason
         }
     }
 
@@ -27,15 +28,15 @@ import Testing
     }
 
     @Test func durations() throws {
-        #expect(try TriggerInput.seconds("90s", option: "--within") == 90)
-        #expect(try TriggerInput.seconds("30m", option: "--within") == 1800)
-        #expect(try TriggerInput.seconds("1h", option: "--within") == 3600)
-        #expect(try TriggerInput.seconds("7d", option: "--within") == 604_800)
-        #expect(try TriggerInput.seconds("45", option: "--within") == 45)
-        #expect(try TriggerInput.milliseconds("500ms", option: "--timeout") == 500)
-        #expect(throws: RPCError.self) { try TriggerInput.seconds("soon", option: "--within") }
-        #expect(throws: RPCError.self) { try TriggerInput.seconds("500ms", option: "--within") }
-        #expect(throws: RPCError.self) { try TriggerInput.seconds("-1h", option: "--within") }
+        #expect(try TriggerInput.seconds("90s", field: "within") == 90)
+        #expect(try TriggerInput.seconds("30m", field: "within") == 1800)
+        #expect(try TriggerInput.seconds("1h", field: "within") == 3600)
+        #expect(try TriggerInput.seconds("7d", field: "within") == 604_800)
+        #expect(try TriggerInput.seconds("45", field: "within") == 45)
+        #expect(try TriggerInput.milliseconds("500ms", field: "timeout") == 500)
+        #expect(throws: ExportError.self) { try TriggerInput.seconds("soon", field: "within") }
+        #expect(throws: ExportError.self) { try TriggerInput.seconds("500ms", field: "within") }
+        #expect(throws: ExportError.self) { try TriggerInput.seconds("-1h", field: "within") }
     }
 
     @Test func definitionsAreValidated() throws {
@@ -45,6 +46,7 @@ import Testing
         ]
         let trigger = try TriggerInput.definition(from: good)
         #expect(trigger.withinSeconds == 3600 && trigger.maximumAttempts == 3 && trigger.timeout == .seconds(2) && trigger.isAbsence)
+        /// The refusal's code and the parameter it names.
         func code(_ change: (inout JSONObject) -> Void) -> String? {
             guard case .object(var object) = good else { return nil }
             change(&object)
@@ -52,16 +54,16 @@ import Testing
                 _ = try TriggerInput.definition(from: .object(object))
                 return nil
             } catch {
-                return (error as? RPCError)?.applicationCode?.rawValue
+                return (error as? ExportError).map { $0.applicationCode.rawValue + ($0.field.map { " " + $0 } ?? "") }
             }
         }
-        #expect(code { $0["where"] = "price >" } == "invalid_condition")
-        #expect(code { $0["trait"] = "plan = " } == "invalid_condition")
-        #expect(code { $0["url"] = "mailto:a@b" } == "invalid_url")
-        #expect(code { $0["within"] = nil } == "invalid_trigger")
-        #expect(code { $0["name"] = "no spaces" } == "invalid_trigger")
-        #expect(code { $0["max_attempts"] = 0 } == "invalid_trigger")
-        #expect(code { $0["timeout"] = "1ms" } == "invalid_trigger")
+        #expect(code { $0["where"] = "price >" } == "invalid_condition where")
+        #expect(code { $0["trait"] = "plan = " } == "invalid_condition trait")
+        #expect(code { $0["url"] = "mailto:a@b" } == "invalid_url url")
+        #expect(code { $0["within"] = nil } == "invalid_trigger within")
+        #expect(code { $0["name"] = "no spaces" } == "invalid_trigger name")
+        #expect(code { $0["max_attempts"] = 0 } == "invalid_trigger max_attempts")
+        #expect(code { $0["timeout"] = "1ms" } == "invalid_trigger timeout")
     }
 
     /// `*` is the only wildcard: SQL's own `%`, `_` and `\` in a name match themselves.

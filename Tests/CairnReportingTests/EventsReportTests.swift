@@ -73,7 +73,7 @@ import Testing
             _ = try EventsReport(params: ["app": "nobody"]).run(on: connection)
             Issue.record("expected an error")
         } catch {
-            #expect((error as? RPCError)?.applicationCode?.rawValue == "unknown_app")
+            #expect((error as? ReportError)?.applicationCode == .unknownApp)
         }
     }
 

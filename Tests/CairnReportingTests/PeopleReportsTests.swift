@@ -90,15 +90,15 @@ import Testing
             _ = try StatsReport(params: ["app": "shop", "event": "purchse", "attr": "price"]).run(on: connection)
             Issue.record("expected an error")
         } catch {
-            let rpc = try #require(error as? RPCError)
-            #expect(rpc.applicationCode?.rawValue == "unknown_event")
+            let rpc = try #require(error as? ReportError)
+            #expect(rpc.applicationCode == .unknownEvent)
             #expect(rpc.message.contains("did you mean 'purchase'?"))
         }
         do {
             _ = try StatsReport(params: ["app": "shop", "event": "purchase", "attr": "prize"]).run(on: connection)
             Issue.record("expected an error")
         } catch {
-            #expect((error as? RPCError)?.message.contains("did you mean 'price'?") == true)
+            #expect((error as? ReportError)?.message.contains("did you mean 'price'?") == true)
         }
         #expect(throws: ReportError.self) { try UniquesReport(params: ["app": "shop", "by": "hour"]) }
     }
@@ -111,7 +111,7 @@ import Testing
         let limited = try TimelineReport(params: ["app": "shop", "user": "bob", "limit": 2]).run(on: connection)
         #expect(limited.rows.map { $0[0] } == ["2024-05-01T10:00:00.000000", "2024-05-02T09:00:00.000000"])
         #expect(limited.rows[0][5].stringValue?.contains("30.5") == true)
-        #expect(throws: RPCError.self) { _ = try TimelineReport(params: ["app": "shop", "user": "nobody"]).run(on: connection) }
+        #expect(throws: ReportError.self) { _ = try TimelineReport(params: ["app": "shop", "user": "nobody"]).run(on: connection) }
     }
 
     @Test func aReportPastItsTimeoutIsCancelled() throws {
@@ -122,7 +122,7 @@ import Testing
             _ = try scope.run(on: connection) { _ in try connection.execute("SELECT pg_sleep(3)") }
             Issue.record("expected a timeout")
         } catch {
-            #expect((error as? RPCError)?.applicationCode?.rawValue == "report_timeout")
+            #expect((error as? ReportError)?.applicationCode == .reportTimeout)
         }
     }
 }
@@ -189,6 +189,6 @@ import Testing
         _ = try UserErasure.delete(["app": "shop", "user": "ada"], on: connection)
         let after = try UniquesReport(params: ["app": "shop", "by": "month"]).run(on: connection)
         #expect(after.rows == [["2024-05-01", 2]])
-        #expect(throws: RPCError.self) { _ = try TimelineReport(params: ["app": "shop", "user": "ada"]).run(on: connection) }
+        #expect(throws: ReportError.self) { _ = try TimelineReport(params: ["app": "shop", "user": "ada"]).run(on: connection) }
     }
 }

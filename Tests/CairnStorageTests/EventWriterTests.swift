@@ -251,8 +251,8 @@ func migrated() throws -> PostgresConnection {
         #expect(try AppRegistry.find("NX-42", on: connection)?["name"] == "acme")
         #expect(try AppRegistry.find("nobody", on: connection) == nil)
         #expect(try AppRegistry.find("acme", on: connection)?["personal_data"] == "hash")
-        #expect(throws: RPCError.self) { _ = try AppRegistry.create(["name": "acme"], on: connection) }
-        #expect(throws: RPCError.self) { _ = try AppRegistry.create(["name": "bad/name"], on: connection) }
+        #expect(throws: StorageError.self) { _ = try AppRegistry.create(["name": "acme"], on: connection) }
+        #expect(throws: StorageError.self) { _ = try AppRegistry.create(["name": "bad/name"], on: connection) }
         let rotated = try AppRegistry.rotateKey(["app": "acme"], on: connection)
         #expect(rotated["write_key"] != created["write_key"])
         #expect(try connection.execute("SELECT write_key_hash FROM apps").rows[0][0] == WriteKey.hash(rotated["write_key"]!.stringValue!))
@@ -265,7 +265,7 @@ func migrated() throws -> PostgresConnection {
         _ = try AppRegistry.setAttribute(["app": "acme", "name": "price", "type": "string"], on: connection)
         _ = try AppRegistry.setAttribute(["app": "acme", "name": "paid_at", "type": "date"], on: connection)
         #expect(throws: StorageError.self) { _ = try AppRegistry.setAttribute(["app": "acme", "name": "x", "type": "money"], on: connection) }
-        #expect(throws: RPCError.self) { _ = try AppRegistry.setAttribute(["app": "nobody", "name": "x", "type": "number"], on: connection) }
+        #expect(throws: StorageError.self) { _ = try AppRegistry.setAttribute(["app": "nobody", "name": "x", "type": "number"], on: connection) }
         let app = try #require(try AppRegistry.find("acme", on: connection))
         #expect(app["attributes"] == ["paid_at": "date", "price": "string"])
         _ = try AppRegistry.configure(["app": "acme", "personal_data": "drop"], on: connection)

@@ -58,7 +58,7 @@ import Testing
         #expect(aliases == [["anonymous", "device-1", "u3"], ["user", "u1", "u3"], ["user", "u2", "u3"]])
         let again = try UserMerge.merge(["app": "acme", "from": "u1", "into": "u3"], on: connection)
         #expect(again["merged"] == .bool(false))
-        #expect(throws: RPCError.self) { _ = try UserMerge.merge(["app": "acme", "from": "nobody", "into": "u3"], on: connection) }
+        #expect(throws: StorageError.self) { _ = try UserMerge.merge(["app": "acme", "from": "nobody", "into": "u3"], on: connection) }
         // An identify of the merged-away user later still lands on the survivor.
         _ = try EventWriter().write(
             events: [],

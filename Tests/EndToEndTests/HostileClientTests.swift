@@ -13,12 +13,14 @@ import Glibc
 
 /// What a client holding a write key (or a CLI user) can try against the services themselves.
 @Suite(.serialized) struct HostileClientTests {
-    /// Every service answers the supervisor's status round within a second, and `cairn status` says all is well.
-    static func expectStatusWithinASecond(_ stack: TestStack) async throws {
+    /// Every service answers the supervisor's status round, and `cairn status` says all is well. A
+    /// wedged service shows as unreachable once its 3 s status deadline passes; the bound on the
+    /// round leaves room for a loaded, parallel test run.
+    static func expectStatusAnswered(_ stack: TestStack) async throws {
         let clock = ContinuousClock()
         let started = clock.now
         let status = try await stack.call("supervisor", "supervisor.status")
-        #expect(clock.now - started < .seconds(1))
+        #expect(clock.now - started < .seconds(5))
         #expect(
             status["services"]?.arrayValue?.allSatisfy { $0["name"] == "postgres" || $0["status"]?["health"] == "ok" } == true,
             "\(status.serializedString().prefix(500))"
@@ -44,7 +46,7 @@ import Glibc
                 ])
                 #expect(trigger.status != 0)
             }
-            try await Self.expectStatusWithinASecond(stack)
+            try await Self.expectStatusAnswered(stack)
 
             // Stored before conditions were bounded: export marks it broken and goes on.
             let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
@@ -150,7 +152,7 @@ import Glibc
             let started = clock.now
             #expect(try await stack.cli(["users", "delete", "--app", "bomb", "--user", "u"]).status == 0)
             #expect(clock.now - started < .seconds(10))
-            try await Self.expectStatusWithinASecond(stack)
+            try await Self.expectStatusAnswered(stack)
         }
     }
 
@@ -188,7 +190,7 @@ import Glibc
             let crowd = try (10..<40).flatMap { client in
                 try (0..<2).map { _ in try RawTCP(host: "127.0.0.1", port: port, source: "127.0.1.\(client)") }
             }
-            try await Self.expectStatusWithinASecond(stack)
+            try await Self.expectStatusAnswered(stack)
             let event = Array(#"{"type":"track","event":"E","userId":"u1","timestamp":"2024-05-01T09:00:00Z"}"#.utf8)
             #expect(try await HTTPIngestTests.post(url + "/v1/track", event, key: key).status == 200)
             withExtendedLifetime((held, crowd)) {}

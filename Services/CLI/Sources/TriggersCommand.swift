@@ -59,6 +59,14 @@ extension CairnCommand.Triggers {
 
         @OptionGroup var connection: ConnectionOptions
 
+        func validate() throws {
+            guard (unless == nil) == (within == nil) else {
+                throw ValidationError(
+                    "--unless and --within go together: the follow-up event, and how long it has (e.g. --unless Purchase --within 1h)"
+                )
+            }
+        }
+
         func run() async throws {
             var params = TriggersAdd.Params(app: app, name: name, event: event, url: url)
             params.where = `where`

@@ -35,7 +35,7 @@ public struct ContinuousDestination: Sendable {
 
     /// The destinations of a service's settings; the write key comes from the environment
     /// variable `write_key_env` names (or, for local endpoints, `write_key` itself).
-    public static func parse(settings: JSONObject, environment: [String: String]) throws(RPCError) -> [ContinuousDestination] {
+    public static func parse(settings: JSONObject, environment: [String: String]) throws(ExportError) -> [ContinuousDestination] {
         guard let list = settings["destinations"] else { return [] }
         guard let entries = list.arrayValue else { throw invalid("settings.destinations must be an array") }
         var destinations: [ContinuousDestination] = []
@@ -61,12 +61,12 @@ public struct ContinuousDestination: Sendable {
             } else {
                 throw invalid("\(path) needs write_key_env (the variable holding the write key) or write_key")
             }
-            func flag(_ key: String) throws(RPCError) -> Bool? {
+            func flag(_ key: String) throws(ExportError) -> Bool? {
                 guard let value = entry[key] else { return nil }
                 guard let bool = value.boolValue else { throw invalid("\(path).\(key) must be true or false") }
                 return bool
             }
-            func milliseconds(_ object: JSON?, _ key: String, at scope: String, minimum: Int64) throws(RPCError) -> Duration? {
+            func milliseconds(_ object: JSON?, _ key: String, at scope: String, minimum: Int64) throws(ExportError) -> Duration? {
                 guard let value = object?[key] else { return nil }
                 guard let number = value.intValue, number >= minimum else {
                     throw invalid("\(scope).\(key) must be a whole number of at least \(minimum)")
@@ -107,8 +107,8 @@ public struct ContinuousDestination: Sendable {
         return destinations
     }
 
-    private static func invalid(_ message: String) -> RPCError {
-        RPCError.application(.invalidDestination, message)
+    private static func invalid(_ message: String) -> ExportError {
+        ExportError(.invalidDestination, message)
     }
 }
 

@@ -29,7 +29,7 @@ public enum ExportService {
             let request = try ExportRequest(params: params)
             let result: JSON
             if let url = params.to {
-                guard let key = params.write_key else { throw RPCError.invalidParams("params.write_key is required with params.to") }
+                guard let key = params.write_key else { throw ExportError(.invalidParams, field: "write_key", "is required with to") }
                 let destination = try SegmentHTTPDestination(url: url, writeKey: key, gzip: params.gzip ?? false)
                 var sender = HTTPBatchSender(destination: destination)
                 var summary = try await guarded { try await exportSegment(request, pool: pool, into: &sender, logger: logger) }
@@ -42,7 +42,7 @@ public enum ExportService {
                 counters.add("messages_delivered", Int64(sender.messagesDelivered))
                 counters.add("batches_failed", Int64(sender.failures.count))
             } else {
-                guard let out = request.out else { throw RPCError.invalidParams("params.out (a directory) or params.to (a URL) is required") }
+                guard let out = request.out else { throw ExportError(.invalidParams, field: "out", "(a directory) or to (a URL) is required") }
                 result = .object(
                     try await guarded {
                         var writer = try BatchFileWriter(directory: out)
@@ -59,7 +59,7 @@ public enum ExportService {
         }
         router.register(ExportJSONLines.self) { params in
             let request = try ExportRequest(params: params)
-            guard let out = request.out else { throw RPCError.invalidParams("params.out must be an absolute path") }
+            guard let out = request.out else { throw ExportError(.invalidParams, field: "out", "must be an absolute path") }
             let result = try await guarded { try await pool.withConnection { connection in try exportJSONLines(request, to: out, on: connection) } }
             counters.add("jsonl_exports")
             counters.add("events_exported", result["events"]?.intValue ?? 0)
@@ -97,7 +97,7 @@ public enum ExportService {
         var runner = TriggerRunner(pool: pool, logger: logger)
         if let interval = try context.environment.settings()["trigger_poll_interval_ms"] {
             guard let milliseconds = interval.intValue, milliseconds >= 10 else {
-                throw RPCError.application(.configuration, "settings.trigger_poll_interval_ms must be a whole number of at least 10")
+                throw ExportError(.configuration, "settings.trigger_poll_interval_ms must be a whole number of at least 10")
             }
             runner.pollInterval = .milliseconds(milliseconds)
         }
@@ -113,8 +113,10 @@ public enum ExportService {
             throw RPCError(error)
         } catch let error as RPCError {
             throw error
+        } catch let error as any ApplicationError {
+            throw error
         } catch {
-            throw RPCError.application(.exportFailed, "\(error)")
+            throw ExportError(.exportFailed, "\(error)")
         }
     }
 
@@ -124,17 +126,17 @@ public enum ExportService {
         var until: Timestamp?
         var out: String?
 
-        init(params: ExportParams) throws(RPCError) {
+        init(params: ExportParams) throws(ExportError) {
             let app = params.app
             let out = params.out
-            if let out, !out.hasPrefix("/") { throw RPCError.invalidParams("params.out must be an absolute path") }
+            if let out, !out.hasPrefix("/") { throw ExportError(.invalidParams, field: "out", "must be an absolute path") }
             self.app = app
             self.out = out
             let now = Timestamp.now()
             for (key, given) in [("since", params.since), ("until", params.until)] {
                 guard let text = given else { continue }
                 guard let value = TimeBound.parse(text, now: now) else {
-                    throw RPCError.application(.invalidTime, "--\(key) '\(text)' is neither an RFC 3339 time nor a relative time like 24h or 7d")
+                    throw ExportError(.invalidTime, field: key, "'\(text)' is neither an RFC 3339 time nor a relative time like 24h or 7d")
                 }
                 if key == "since" { since = value } else { until = value }
             }
@@ -206,7 +208,7 @@ public enum ExportService {
     static func exportJSONLines(_ request: ExportRequest, to out: String, on connection: PostgresConnection) throws -> JSON {
         let temporary = out + ".tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: nil), let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw RPCError.application(.exportFailed, "cannot create \(temporary)")
+            throw ExportError(.exportFailed, "cannot create \(temporary)")
         }
         var count = 0
         do {

@@ -48,12 +48,12 @@ public struct SegmentHTTPDestination: Sendable {
     public let gzip: Bool
     public var retry: RetryPolicy
 
-    public init(url: String, writeKey: String, gzip: Bool = false, retry: RetryPolicy = RetryPolicy()) throws(RPCError) {
+    public init(url: String, writeKey: String, gzip: Bool = false, retry: RetryPolicy = RetryPolicy()) throws(ExportError) {
         guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "http" || scheme == "https", parsed.host != nil
         else {
-            throw RPCError.application(.invalidDestination, "--to '\(url)' is not an http:// or https:// URL")
+            throw ExportError(.invalidDestination, field: "to", "'\(url)' is not an http:// or https:// URL")
         }
-        guard !writeKey.isEmpty else { throw RPCError.application(.invalidDestination, "--write-key must not be empty") }
+        guard !writeKey.isEmpty else { throw ExportError(.invalidDestination, field: "write_key", "must not be empty") }
         self.url = parsed.path.isEmpty || parsed.path == "/" ? url.trimmingSuffix("/") + "/v1/batch" : url
         authorization = "Basic " + Data((writeKey + ":").utf8).base64EncodedString()
         self.gzip = gzip

@@ -81,41 +81,44 @@ public struct TriggerDefinition: Sendable, Equatable {
 /// Checks what `cairn triggers add` sends, saying where and why anything is wrong.
 enum TriggerInput {
     /// A trigger from `triggers.add`'s params; `appToken` and `appName` are filled in by the caller.
-    static func definition(from params: TriggersAdd.Params) throws(RPCError) -> TriggerDefinition {
+    static func definition(from params: TriggersAdd.Params) throws(ExportError) -> TriggerDefinition {
         let name = params.name
         guard !name.isEmpty, name.count <= 64,
             name.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) })
         else {
-            throw invalid("--name must be 1 to 64 letters, digits, '-', '_' or '.'")
+            throw invalid("name", "must be 1 to 64 letters, digits, '-', '_' or '.'")
         }
         let event = params.event
         guard !event.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw invalid("--event must name the event (or a pattern such as 'Guide *')")
+            throw invalid("event", "must name the event (or a pattern such as 'Guide *')")
         }
         let condition = nonEmpty(params.where)
         let traitCondition = nonEmpty(params.trait)
         // Parsed here so that a malformed condition is refused now, with its position.
-        if let condition { _ = try parseCondition(condition, option: "--where") }
-        if let traitCondition { _ = try parseCondition(traitCondition, option: "--trait") }
+        if let condition { _ = try parseCondition(condition, field: "where") }
+        if let traitCondition { _ = try parseCondition(traitCondition, field: "trait") }
         let unless = nonEmpty(params.unless)
         let within = nonEmpty(params.within)
         guard (unless == nil) == (within == nil) else {
-            throw invalid("--unless and --within go together: the follow-up event, and how long it has (e.g. --unless Purchase --within 1h)")
+            throw invalid(
+                unless == nil ? "unless" : "within",
+                "goes with \(unless == nil ? "within" : "unless"): an absence trigger needs the follow-up event and how long it has"
+            )
         }
         var withinSeconds: Int64?
-        if let within { withinSeconds = try seconds(within, option: "--within") }
+        if let within { withinSeconds = try seconds(within, field: "within") }
         let url = params.url
         try checkURL(url)
         let secret = nonEmpty(params.secret)
         var attempts = 10
         if let count = params.max_attempts {
-            guard (1...100).contains(count) else { throw invalid("--max-attempts must be a whole number from 1 to 100") }
+            guard (1...100).contains(count) else { throw invalid("max_attempts", "must be a whole number from 1 to 100") }
             attempts = count
         }
         var timeout = Duration.seconds(10)
         if let text = nonEmpty(params.timeout) {
-            let milliseconds = try self.milliseconds(text, option: "--timeout")
-            guard milliseconds >= 10, milliseconds <= 600_000 else { throw invalid("--timeout must be between 10ms and 10m") }
+            let milliseconds = try self.milliseconds(text, field: "timeout")
+            guard milliseconds >= 10, milliseconds <= 600_000 else { throw invalid("timeout", "must be between 10ms and 10m") }
             timeout = .milliseconds(milliseconds)
         }
         return TriggerDefinition(
@@ -135,18 +138,18 @@ enum TriggerInput {
         )
     }
 
-    static func parseCondition(_ text: String, option: String) throws(RPCError) -> Condition {
+    static func parseCondition(_ text: String, field: String) throws(ExportError) -> Condition {
         do {
             return try Condition.parse(text)
         } catch {
-            throw RPCError.application(.invalidCondition, "\(option): \(error.reason)")
+            throw ExportError(.invalidCondition, field: field, "'\(text)': \(error.reason)")
         }
     }
 
     /// An http(s) URL with a host, or an error naming the character where it goes wrong.
-    static func checkURL(_ text: String) throws(RPCError) {
-        func refuse(_ position: Int, _ reason: String) -> RPCError {
-            RPCError.application(.invalidUrl, "--url '\(text)' at character \(position): \(reason)")
+    static func checkURL(_ text: String) throws(ExportError) {
+        func refuse(_ position: Int, _ reason: String) -> ExportError {
+            ExportError(.invalidUrl, field: "url", "'\(text)' at character \(position): \(reason)")
         }
         let characters = Array(text)
         if let bad = characters.firstIndex(where: { $0.isWhitespace || !$0.isASCII || $0 == "\"" || $0 == "<" || $0 == ">" || $0 == "\\" }) {
@@ -182,22 +185,22 @@ enum TriggerInput {
     }
 
     /// `90s`, `30m`, `1h`, `2d` (or plain seconds) as seconds.
-    static func seconds(_ text: String, option: String) throws(RPCError) -> Int64 {
-        let milliseconds = try milliseconds(text, option: option)
+    static func seconds(_ text: String, field: String) throws(ExportError) -> Int64 {
+        let milliseconds = try milliseconds(text, field: field)
         guard milliseconds >= 1000, milliseconds % 1000 == 0 else {
-            throw invalid("\(option) must be a whole number of seconds or more, such as 90s, 30m, 1h or 7d")
+            throw invalid(field, "must be a whole number of seconds or more, such as 90s, 30m, 1h or 7d")
         }
         return milliseconds / 1000
     }
 
-    static func milliseconds(_ text: String, option: String) throws(RPCError) -> Int64 {
+    static func milliseconds(_ text: String, field: String) throws(ExportError) -> Int64 {
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
             if let number = Int64(trimmed.dropLast(suffix.count)), number > 0, number <= Int64.max / scale { return number * scale }
         }
         if let number = Int64(trimmed), number > 0, number <= Int64.max / 1000 { return number * 1000 }
-        throw invalid("\(option) '\(text)' is not a duration such as 500ms, 90s, 30m, 1h or 7d")
+        throw invalid(field, "'\(text)' is not a duration such as 500ms, 90s, 30m, 1h or 7d")
     }
 
     private static func nonEmpty(_ text: String?) -> String? {
@@ -205,8 +208,8 @@ enum TriggerInput {
         return text
     }
 
-    static func invalid(_ message: String) -> RPCError {
-        RPCError.application(.invalidTrigger, message)
+    static func invalid(_ field: String, _ reason: String) -> ExportError {
+        ExportError(.invalidTrigger, field: field, reason)
     }
 }
 

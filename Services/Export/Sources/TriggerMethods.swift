@@ -17,7 +17,7 @@ enum TriggerMethods {
             let app = params.app
             let (definition, warnings) = try await ExportService.guarded {
                 try await pool.withConnection { connection -> (TriggerDefinition, [String]) in
-                    guard let token = try connection.appToken(for: app) else { throw RPCError.application(.invalidApp, "no app is named '\(app)'") }
+                    guard let token = try connection.appToken(for: app) else { throw ExportError(.invalidApp, "no app is named '\(app)'") }
                     var trigger = input
                     trigger.appToken = token
                     trigger.appName = try connection.execute("SELECT name FROM apps WHERE token = $1", [token]).firstRow?["name"] ?? token
@@ -55,9 +55,9 @@ enum TriggerMethods {
         }
         router.register(TriggersRetry.self) { params in
             let (app, name) = (params.app, params.name)
-            let ids = try (params.event_ids ?? []).map { text throws(RPCError) -> Int64 in
+            let ids = try (params.event_ids ?? []).map { text throws(ExportError) -> Int64 in
                 guard text.count == 16, let id = UInt64(text, radix: 16).map({ Int64(bitPattern: $0) }) else {
-                    throw RPCError.invalidParams("params.event_ids must be event ids as `cairn triggers status` shows them (16 hex digits)")
+                    throw ExportError(.invalidParams, field: "event_ids", "must be event ids as `cairn triggers status` shows them (16 hex digits)")
                 }
                 return id
             }
@@ -114,13 +114,13 @@ enum TriggerMethods {
                         context: IngestContext(appToken: trigger.appToken, receivedAt: .now())
                     )
                     if let rejection = outcome.rejections.first {
-                        throw RPCError.application(rejection.error.code, "the event file's record is refused: " + rejection.error.description)
+                        throw ExportError(rejection.error.code, "the event file's record is refused: " + rejection.error.description)
                     }
                     guard
                         let event = outcome.events.first(where: { $0.eventType != .identifyUser && $0.eventType != .identifyCompany })
                             ?? outcome.events.first
                     else {
-                        throw RPCError.application(.invalidEvent, "the event file's record gives no event")
+                        throw ExportError(.invalidEvent, "the event file's record gives no event")
                     }
                     return try dryRun(trigger, event: event, on: connection)
                 }
@@ -190,7 +190,7 @@ enum TriggerMethods {
 
     private static func token(_ app: String?, on connection: PostgresConnection) throws -> String? {
         guard let app else { return nil }
-        guard let token = try connection.appToken(for: app) else { throw RPCError.application(.invalidApp, "no app is named '\(app)'") }
+        guard let token = try connection.appToken(for: app) else { throw ExportError(.invalidApp, "no app is named '\(app)'") }
         return token
     }
 

@@ -47,7 +47,7 @@ enum TriggerStore {
     static func find(app: String?, name: String, on connection: PostgresConnection) throws -> TriggerDefinition {
         var token: String?
         if let app {
-            guard let found = try connection.appToken(for: app) else { throw RPCError.application(.invalidApp, "no app is named '\(app)'") }
+            guard let found = try connection.appToken(for: app) else { throw ExportError(.invalidApp, "no app is named '\(app)'") }
             token = found
         }
         let rows = try connection.execute(
@@ -58,12 +58,13 @@ enum TriggerStore {
             [name, token]
         ).namedRows.compactMap(definition(from:))
         guard let first = rows.first else {
-            throw RPCError.application(.unknownTrigger, "no trigger is named '\(name)'\(app.map { " for app '\($0)'" } ?? "")")
+            throw ExportError(.unknownTrigger, "no trigger is named '\(name)'\(app.map { " for app '\($0)'" } ?? "")")
         }
         guard rows.count == 1 else {
-            throw RPCError.application(
+            throw ExportError(
                 .ambiguousTrigger,
-                "\(rows.count) apps have a trigger named '\(name)' (\(rows.map(\.appName).joined(separator: ", "))); say which with --app"
+                field: "app",
+                "is needed: \(rows.count) apps have a trigger named '\(name)' (\(rows.map(\.appName).joined(separator: ", ")))"
             )
         }
         return first
@@ -86,7 +87,7 @@ enum TriggerStore {
             ]
         ).affectedRows
         guard inserted == 1 else {
-            throw RPCError.application(
+            throw ExportError(
                 .triggerExists,
                 "app '\(trigger.appName)' already has a trigger named '\(trigger.name)'; remove it first, or choose another name"
             )

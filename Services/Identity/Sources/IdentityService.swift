@@ -45,7 +45,7 @@ public enum IdentityService {
                     // The events with their identity rows can outgrow one frame (long ids, many
                     // people); ingest then halves the batch, as it does for a refused one.
                     guard write.count < maximumFrameSize else {
-                        throw RPCError.application(
+                        throw IdentityError(
                             .batchTooLarge,
                             "the batch's \(events.count) events and their identity rows are \(write.count) bytes, over the \(maximumFrameSize)-byte frame limit"
                         )
@@ -55,7 +55,7 @@ public enum IdentityService {
                 } catch let error as RPCError {
                     throw error
                 } catch {
-                    throw RPCError.application(.storageUnavailable, "storage service unreachable: \(error)")
+                    throw IdentityError(.storageUnavailable, "storage service unreachable: \(error)")
                 }
                 // Only what storage committed enters the cache, so a failed write leaves no trace.
                 plan.commit(to: cache)

@@ -113,7 +113,7 @@ public final class AppDirectory: Sendable {
             // Every wait on storage has a deadline (the method's, 1 s): a hung storage must not hang ingest.
             let value = try await storage.call(method, params)
             storageFailedAt.withLock { $0 = nil }
-            guard let app = App(value) else { throw RPCError.application(.storageUnavailable, "storage sent an app without a token") }
+            guard let app = App(value) else { throw RPCError(IngestError(.storageUnavailable, "storage sent an app without a token")) }
             let now = ContinuousClock.now
             cache.withLock {
                 $0[app.token] = (app, now)
@@ -138,9 +138,11 @@ public final class AppDirectory: Sendable {
             {
                 return app
             }
-            throw RPCError.application(
-                .storageUnavailable,
-                "cannot look up app '\(key.hasPrefix("key:") ? "by write key" : key)': \(error); nothing was accepted, retry later"
+            throw RPCError(
+                IngestError(
+                    .storageUnavailable,
+                    "cannot look up app '\(key.hasPrefix("key:") ? "by write key" : key)': \(error); nothing was accepted, retry later"
+                )
             )
         }
     }

@@ -21,10 +21,10 @@ public final class Backpressure: Sendable {
     }
 
     /// Throws `overloaded` when the spool is at or over the high-water mark.
-    public func admit() async throws(RPCError) {
+    public func admit() async throws(IngestError) {
         let spooled = await depth()
         guard spooled >= highWaterMark else { return }
-        throw RPCError.application(
+        throw IngestError(
             .overloaded,
             "\(spooled) events are waiting in the spool (high-water mark \(highWaterMark)); nothing in this request was accepted, retry after a delay"
         )

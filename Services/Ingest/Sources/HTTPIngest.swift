@@ -173,7 +173,7 @@ public struct HTTPIngest: Sendable {
             throw Refusal(
                 status: .tooManyRequests,
                 code: .overloaded,
-                message: error.message,
+                message: error.description,
                 headers: [.retryAfter: "2", HTTPField.Name("X-RateLimit-Reset")!: "2"]
             )
         }
@@ -291,6 +291,8 @@ public struct HTTPIngest: Sendable {
                 source: "http \(route.label)",
                 sizesChecked: true
             )
+        } catch let error as any ApplicationError {
+            throw Refusal(status: .serviceUnavailable, code: error.applicationCode, message: error.description, headers: [.retryAfter: "5"])
         } catch let error as RPCError {
             throw Refusal(
                 status: .serviceUnavailable,

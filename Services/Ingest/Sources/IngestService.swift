@@ -120,7 +120,7 @@ struct HTTPListener<Server: Service>: Service {
         do {
             try await server.run()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
-            throw RPCError.application(
+            throw IngestError(
                 .configuration,
                 "the HTTP address \(address) is in use by another process; set CAIRN_HTTP_ADDR or settings.http_address of the ingest service"
             )
@@ -141,10 +141,10 @@ struct IngestSettings {
     /// The bearer token `/metrics` asks for; without one it answers loopback clients only.
     var metricsToken: String?
 
-    init(_ settings: JSONObject, environment: [String: String]) throws(RPCError) {
+    init(_ settings: JSONObject, environment: [String: String]) throws(IngestError) {
         if let address = environment["CAIRN_HTTP_ADDR"].flatMap({ $0.isEmpty ? nil : $0 }) ?? settings["http_address"]?.stringValue {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
-                throw RPCError.application(
+                throw IngestError(
                     .configuration,
                     "the HTTP address '\(address)' is not host:port (CAIRN_HTTP_ADDR or settings.http_address)"
                 )
@@ -153,12 +153,12 @@ struct IngestSettings {
             self.port = port
         }
         if let mark = environment["CAIRN_SPOOL_HIGH_WATER_MARK"].flatMap({ Int64($0) }) ?? settings["spool_high_water_mark"]?.intValue {
-            guard mark > 0 else { throw RPCError.application(.configuration, "the spool high-water mark must be positive") }
+            guard mark > 0 else { throw IngestError(.configuration, "the spool high-water mark must be positive") }
             highWaterMark = mark
         }
-        func positive(_ key: String) throws(RPCError) -> Int64? {
+        func positive(_ key: String) throws(IngestError) -> Int64? {
             guard let value = settings[key]?.intValue else { return nil }
-            guard value > 0 else { throw RPCError.application(.configuration, "settings.\(key) must be positive") }
+            guard value > 0 else { throw IngestError(.configuration, "settings.\(key) must be positive") }
             return value
         }
         metricsToken = environment["CAIRN_METRICS_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } ?? settings["metrics_token"]?.stringValue

@@ -48,7 +48,7 @@ public struct Ingestor: Sendable {
         let appKey = params.app
         let formatName = params.format ?? "auto"
         guard let format = EventNormalizer.FormatChoice(rawValue: formatName) else {
-            throw RPCError.application(
+            throw IngestError(
                 .invalidFormat,
                 "unknown format '\(formatName)'; expected one of \(EventNormalizer.FormatChoice.allCases.map(\.rawValue).joined(separator: ", "))"
             )
@@ -291,13 +291,13 @@ public struct Ingestor: Sendable {
     @discardableResult
     private func store(events: [CanonicalEvent], deadLetters: [Spool.DeadLetter]) async throws -> (new: Int, duplicates: Int) {
         // Nothing is acknowledged into a spool file that is gone.
-        if let problem = spool.problem { throw RPCError.application(.spoolLost, problem) }
+        if let problem = spool.problem { throw IngestError(.spoolLost, problem) }
         do {
             let counts = try await commit.append(events: events, deadLetters: deadLetters)
             backpressure.added(counts.new)
             return counts
         } catch let error as SQLiteError {
-            throw SpoolFailure.rpcError(error)
+            throw SpoolFailure.error(error)
         }
     }
 }

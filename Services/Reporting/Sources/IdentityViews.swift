@@ -23,7 +23,7 @@ public enum IdentityViews {
                 [token, user]
             ).firstRow
         else {
-            throw RPCError.application(.unknownUser, "app '\(app)' has no user '\(requested)'")
+            throw ReportError(.unknownUser, "app '\(app)' has no user '\(requested)'")
         }
         let aliases = try connection.execute(
             "SELECT alias_kind, alias_id, reason, to_char(aliased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS since FROM identity_aliases WHERE app_token = $1 AND user_id = $2 ORDER BY aliased_at, alias_id",
@@ -88,7 +88,7 @@ public enum IdentityViews {
                 [token, company]
             ).firstRow
         else {
-            throw RPCError.application(.unknownCompany, "app '\(app)' has no company '\(company)'")
+            throw ReportError(.unknownCompany, "app '\(app)' has no company '\(company)'")
         }
         let members = try connection.execute(
             """
@@ -117,7 +117,7 @@ public enum IdentityViews {
 
     private static func resolveApp(_ app: String, on connection: PostgresConnection) throws -> (token: String, app: String) {
         guard let token = try connection.appToken(for: app) else {
-            throw RPCError.application(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            throw ReportError(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
         }
         return (token, app)
     }

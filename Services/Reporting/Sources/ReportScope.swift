@@ -62,15 +62,15 @@ public struct ReportScope: Sendable {
                     [timeZone, String(timeoutSeconds * 1000)]
                 )
                 guard let token = try connection.appToken(for: app) else {
-                    throw RPCError.application(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+                    throw ReportError(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
                 }
                 return try body(token)
             }
         } catch let error as PostgresError {
             if error.sqlState == "57014" {
-                throw RPCError.application(
+                throw ReportError(
                     .reportTimeout,
-                    "the report ran longer than \(timeoutSeconds) s and was cancelled in PostgreSQL; narrow --since/--until"
+                    "the report ran longer than \(timeoutSeconds) s and was cancelled in PostgreSQL; narrow the range (since, until)"
                 )
             }
             if error.sqlState == "22023" || error.message.contains("time zone") {
@@ -170,9 +170,10 @@ public struct ReportScope: Sendable {
         let end = untilText ?? (since != nil ? Timestamp.now().description : nil)
         let rows = try connection.execute(sql, [bucket.rawValue] + parameters + [sinceText, end]).namedRows
         if rows.count > Self.maximumBuckets {
-            throw RPCError.application(
+            throw ReportError(
                 .tooManyBuckets,
-                "the range holds more than \(Self.maximumBuckets) \(bucket.rawValue) buckets; narrow --since/--until or use a coarser --by"
+                field: "by",
+                "'\(bucket.rawValue)' makes more than \(Self.maximumBuckets) buckets of this range; use a coarser bucket or narrow the range (since, until)"
             )
         }
         return rows.map { [.optional($0["bucket"]), .int($0["value", as: Int64.self] ?? 0)] }
@@ -186,7 +187,7 @@ public struct ReportScope: Sendable {
             "SELECT DISTINCT event_name FROM events WHERE app_token = $1 AND event_name <> '' LIMIT 5000",
             [token]
         ).namedRows.compactMap { $0["event_name"] }
-        throw RPCError.application(.unknownEvent, "app '\(app)' has no event named '\(name)'" + Suggestion.phrase(for: name, among: names))
+        throw ReportError(.unknownEvent, "app '\(app)' has no event named '\(name)'" + Suggestion.phrase(for: name, among: names))
     }
 
     /// Refuses attribute names no `event` of the app carries, suggesting a close one from a
@@ -204,7 +205,7 @@ public struct ReportScope: Sendable {
                 """,
                 [token, event]
             ).namedRows.compactMap { $0["key"] }
-            throw RPCError.application(.unknownAttribute, "event '\(event)' has no attribute '\(name)'" + Suggestion.phrase(for: name, among: keys))
+            throw ReportError(.unknownAttribute, "event '\(event)' has no attribute '\(name)'" + Suggestion.phrase(for: name, among: keys))
         }
     }
 }

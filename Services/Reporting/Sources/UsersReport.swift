@@ -132,7 +132,7 @@ public struct UsersReport: Report {
                 [token]
             ).namedRows.compactMap { $0["key"] }
             for name in traits.flatMap(\.names) where !keys.contains(name) {
-                throw RPCError.application(
+                throw ReportError(
                     .unknownTrait,
                     "no user of app '\(scope.app)' has the trait '\(name)'" + Suggestion.phrase(for: name, among: keys)
                 )

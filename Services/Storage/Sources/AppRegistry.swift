@@ -59,7 +59,7 @@ public enum AppRegistry {
             try AppName.validate(name)
             try AppName.validate(token)
         } catch {
-            throw RPCError.application(.invalidApp, error.description)
+            throw StorageError(.invalidApp, error.description)
         }
         let personalData = try personalDataMode(params.personal_data ?? PersonalDataMode.hash.rawValue)
         let writeKey = WriteKey.generate()
@@ -68,7 +68,7 @@ public enum AppRegistry {
             [token, name, WriteKey.hash(writeKey), personalData.rawValue]
         )
         guard inserted.affectedRows == 1 else {
-            throw RPCError.application(.appExists, "an app named '\(name)' or with token '\(token)' already exists")
+            throw StorageError(.appExists, "an app named '\(name)' or with token '\(token)' already exists")
         }
         return ["name": .string(name), "token": .string(token), "write_key": .string(writeKey), "personal_data": .string(personalData.rawValue)]
     }
@@ -176,7 +176,7 @@ public enum AppRegistry {
 
     private static func existing(_ app: String, on connection: PostgresConnection) throws -> (token: String, name: String) {
         guard let found = try find(app, on: connection), let token = found["token"]?.stringValue, let name = found["name"]?.stringValue else {
-            throw RPCError.application(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            throw StorageError(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
         }
         return (token, name)
     }

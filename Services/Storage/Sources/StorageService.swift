@@ -29,7 +29,7 @@ public enum StorageService {
         var router = RPCRouter()
         router.register(StorageWrite.self) { params in
             if let problem = readiness.problem {
-                throw RPCError.application(.storageUnavailable, problem)
+                throw StorageError(.storageUnavailable, problem)
             }
             let eventValues = params.events
             var events: [CanonicalEvent] = []
@@ -80,7 +80,7 @@ public enum StorageService {
                 if error.code == .unavailable {
                     writer.resetPartitionCache()
                     logger.warning("write failed, database unavailable", metadata: ["error": "\(error.message)"])
-                    throw RPCError.application(.storageUnavailable, error.message)
+                    throw StorageError(.storageUnavailable, error.message)
                 }
                 if let sqlState = error.sqlState, refusesData(sqlState) {
                     // No retry can cure it: ingest halves the batch until the event stands alone, and dead-letters it.
@@ -88,10 +88,10 @@ public enum StorageService {
                         "batch refused for its data",
                         metadata: ["error": "\(error.message)", "sqlstate": "\(sqlState)", "events": "\(toWrite.count)"]
                     )
-                    throw RPCError.application(.writeRefused, error.message, details: ["sqlstate": .string(sqlState)])
+                    throw StorageError(.writeRefused, error.message, details: ["sqlstate": .string(sqlState)])
                 }
                 logger.error("write failed", metadata: ["error": "\(error.message)", "sqlstate": "\(error.sqlState ?? "")"])
-                throw RPCError.application(.writeFailed, error.message)
+                throw StorageError(.writeFailed, error.message)
             }
         }
 
@@ -101,7 +101,7 @@ public enum StorageService {
             _ body: @escaping @Sendable (Method.Params, PostgresConnection) throws -> Method.Result
         ) {
             router.register(method) { params in
-                if let problem = readiness.problem { throw RPCError.application(.storageUnavailable, problem) }
+                if let problem = readiness.problem { throw StorageError(.storageUnavailable, problem) }
                 return try await pool.withConnection { connection in try body(params, connection) }
             }
         }
@@ -116,7 +116,7 @@ public enum StorageService {
         register(UsersDelete.self) { params, connection in try UserErasure.delete(params, on: connection) }
         register(AppsGet.self) { params, connection in
             guard let found = try AppRegistry.find(params.app, on: connection) else {
-                throw RPCError.application(
+                throw StorageError(
                     .unknownApp,
                     "no app is named '\(params.app)' or has that token; create it with `cairn apps create \(params.app)`"
                 )
@@ -125,7 +125,7 @@ public enum StorageService {
         }
         register(AppsAuthenticate.self) { params, connection in
             guard let found = try AppRegistry.find(writeKeyHash: params.write_key_hash, on: connection) else {
-                throw RPCError.application(.unknownWriteKey, "no app has this write key")
+                throw StorageError(.unknownWriteKey, "no app has this write key")
             }
             return found
         }
