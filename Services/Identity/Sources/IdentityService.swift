@@ -54,6 +54,8 @@ public enum IdentityService {
                     result = try await storage.call(StorageWrite.self, rawParams: write)
                 } catch let error as RPCError {
                     throw error
+                } catch let error as IdentityError {
+                    throw error
                 } catch {
                     throw IdentityError(.storageUnavailable, "storage service unreachable: \(error)")
                 }
