@@ -203,3 +203,15 @@ public struct ModuleError<Module>: ApplicationError {
     /// The field and the reason as one sentence, as the JSON-RPC error's `message` carries it.
     public var message: String { description }
 }
+
+extension ModuleError {
+    /// No app has this name or token: every module says it the same way, with the command that makes one.
+    public static func unknownApp(_ app: String) -> Self {
+        Self(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+    }
+
+    /// The app has no such user: every module says it the same way.
+    public static func unknownUser(_ user: String, app: String) -> Self {
+        Self(.unknownUser, "app '\(app)' has no user '\(user)'")
+    }
+}

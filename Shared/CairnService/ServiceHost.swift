@@ -178,8 +178,7 @@ public enum ServiceExit {
     public static func status(for error: any Error) -> Int32 {
         if let error = error as? IOError, error.errnoCode == EADDRINUSE { return configuration }
         if let error = error as? WireError, error.code == .runDirectory { return configuration }
-        let code = (error as? any ApplicationError)?.applicationCode ?? (error as? RPCError)?.applicationCode
-        guard let code else { return 1 }
+        guard let code = RPCError(converting: error)?.applicationCode else { return 1 }
         return [ErrorCode.configuration, .invalidDestination].contains(code) ? configuration : 1
     }
 }

@@ -44,6 +44,19 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
         self.init(code: Self.applicationErrorCode, message: error.description, data: .object(data))
     }
 
+    /// The wire form of an error that already says what went wrong with a stable code: a
+    /// peer's answer as it came, or a module's own error converted. nil for anything else, which
+    /// the caller words itself.
+    public init?(converting error: any Error) {
+        if let error = error as? RPCError {
+            self = error
+        } else if let error = error as? any ApplicationError {
+            self.init(error)
+        } else {
+            return nil
+        }
+    }
+
     public static func invalidParams(_ message: String) -> RPCError {
         RPCError(code: invalidParamsCode, message: message, data: ["code": .string(ErrorCode.invalidParams.rawValue)])
     }

@@ -43,14 +43,12 @@ public struct RPCRouter: Sendable {
         }
         do {
             return try await handler(params)
-        } catch let error as RPCError {
-            throw error
-        } catch let error as any ApplicationError {
-            throw RPCError(error)
-        } catch let error as JSONDecodingError {
-            throw RPCError.invalidParams(error)
         } catch {
-            throw RPCError(code: RPCError.internalErrorCode, message: "Internal error: \(error)", data: ["code": "internal_error"])
+            if let answer = RPCError(converting: error) { throw answer }
+            guard let error = error as? JSONDecodingError else {
+                throw RPCError(code: RPCError.internalErrorCode, message: "Internal error: \(error)", data: ["code": "internal_error"])
+            }
+            throw RPCError.invalidParams(error)
         }
     }
 }

@@ -111,9 +111,7 @@ public enum ExportService {
             return try await body()
         } catch let error as PostgresError {
             throw RPCError(error)
-        } catch let error as RPCError {
-            throw error
-        } catch let error as any ApplicationError {
+        } catch  where RPCError(converting: error) != nil {
             throw error
         } catch {
             throw ExportError(.exportFailed, "\(error)")

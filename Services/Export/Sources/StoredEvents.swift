@@ -66,7 +66,7 @@ public struct StoredEvents: Sendable {
         try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try connection.execute("SET LOCAL TimeZone = 'UTC'")
         guard let token = try connection.appToken(for: app) else {
-            throw ExportError(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            throw ExportError.unknownApp(app)
         }
         var parameters: [String?] = [token]
         var bounds: [(op: String, parameter: Int)] = []

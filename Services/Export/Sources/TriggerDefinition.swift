@@ -100,10 +100,8 @@ enum TriggerInput {
         let unless = nonEmpty(params.unless)
         let within = nonEmpty(params.within)
         guard (unless == nil) == (within == nil) else {
-            throw invalid(
-                unless == nil ? "unless" : "within",
-                "goes with \(unless == nil ? "within" : "unless"): an absence trigger needs the follow-up event and how long it has"
-            )
+            let (missing, given) = unless == nil ? ("unless", "within") : ("within", "unless")
+            throw invalid(missing, "goes with \(given): an absence trigger needs the follow-up event and how long it has")
         }
         var withinSeconds: Int64?
         if let within { withinSeconds = try seconds(within, field: "within") }

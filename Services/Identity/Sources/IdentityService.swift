@@ -52,10 +52,8 @@ public enum IdentityService {
                     }
                     // The gate waits for this answer: the call's deadline bounds how long it is held.
                     result = try await storage.call(StorageWrite.self, rawParams: write)
-                } catch let error as RPCError {
-                    throw error
-                } catch let error as IdentityError {
-                    throw error
+                } catch  where RPCError(converting: error) != nil {
+                    throw error  // storage's answer, or identity's own batch_too_large
                 } catch {
                     throw IdentityError(.storageUnavailable, "storage service unreachable: \(error)")
                 }

@@ -291,13 +291,12 @@ public struct HTTPIngest: Sendable {
                 source: "http \(route.label)",
                 sizesChecked: true
             )
-        } catch let error as any ApplicationError {
-            throw Refusal(status: .serviceUnavailable, code: error.applicationCode, message: error.description, headers: [.retryAfter: "5"])
-        } catch let error as RPCError {
+        } catch {
+            guard let answer = RPCError(converting: error) else { throw error }
             throw Refusal(
                 status: .serviceUnavailable,
-                code: error.applicationCode ?? .spoolFailed,
-                message: error.message,
+                code: answer.applicationCode ?? .spoolFailed,
+                message: answer.message,
                 headers: [.retryAfter: "5"]
             )
         }

@@ -23,7 +23,7 @@ public enum IdentityViews {
                 [token, user]
             ).firstRow
         else {
-            throw ReportError(.unknownUser, "app '\(app)' has no user '\(requested)'")
+            throw ReportError.unknownUser(requested, app: app)
         }
         let aliases = try connection.execute(
             "SELECT alias_kind, alias_id, reason, to_char(aliased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS since FROM identity_aliases WHERE app_token = $1 AND user_id = $2 ORDER BY aliased_at, alias_id",
@@ -117,7 +117,7 @@ public enum IdentityViews {
 
     private static func resolveApp(_ app: String, on connection: PostgresConnection) throws -> (token: String, app: String) {
         guard let token = try connection.appToken(for: app) else {
-            throw ReportError(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            throw ReportError.unknownApp(app)
         }
         return (token, app)
     }

@@ -147,7 +147,7 @@ public struct TimelineReport: Report {
             let known = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, person]).rows
             if known.isEmpty && anonymousIds.isEmpty {
                 let exists = try connection.execute("SELECT 1 FROM events WHERE app_token = $1 AND user_id = $2 LIMIT 1", [token, person]).rows
-                guard !exists.isEmpty else { throw ReportError(.unknownUser, "app '\(scope.app)' has no user '\(user)'") }
+                guard !exists.isEmpty else { throw ReportError.unknownUser(user, app: scope.app) }
             }
             var conditions = ["e.app_token = $1", "(e.user_id = ANY($2::text[]) OR (e.user_id IS NULL AND e.anonymous_id = ANY($3::text[])))"]
             var parameters: [String?] = [token, PostgresArray.text(userIds), PostgresArray.text(anonymousIds), person]

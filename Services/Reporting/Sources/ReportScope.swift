@@ -62,7 +62,7 @@ public struct ReportScope: Sendable {
                     [timeZone, String(timeoutSeconds * 1000)]
                 )
                 guard let token = try connection.appToken(for: app) else {
-                    throw ReportError(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+                    throw ReportError.unknownApp(app)
                 }
                 return try body(token)
             }

@@ -176,7 +176,7 @@ public enum AppRegistry {
 
     private static func existing(_ app: String, on connection: PostgresConnection) throws -> (token: String, name: String) {
         guard let found = try find(app, on: connection), let token = found["token"]?.stringValue, let name = found["name"]?.stringValue else {
-            throw StorageError(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            throw StorageError.unknownApp(app)
         }
         return (token, name)
     }

@@ -116,10 +116,7 @@ public enum StorageService {
         register(UsersDelete.self) { params, connection in try UserErasure.delete(params, on: connection) }
         register(AppsGet.self) { params, connection in
             guard let found = try AppRegistry.find(params.app, on: connection) else {
-                throw StorageError(
-                    .unknownApp,
-                    "no app is named '\(params.app)' or has that token; create it with `cairn apps create \(params.app)`"
-                )
+                throw StorageError.unknownApp(params.app)
             }
             return found
         }

@@ -14,14 +14,14 @@ public enum UserErasure {
     public static func delete(_ params: UsersDelete.Params, on connection: PostgresConnection) throws -> JSON {
         let (app, requested) = (params.app, params.user)
         guard let token = try connection.appToken(for: app) else {
-            throw StorageError(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            throw StorageError.unknownApp(app)
         }
         return try connection.inTransaction { () throws -> JSON in
             let person = try connection.resolvedPerson(requested, token: token)
             let (user, userIds, anonymousIds) = (person.userId, person.userIds, person.anonymousIds)
             let known = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, user]).rows
             guard !known.isEmpty || person.hasAliases else {
-                throw StorageError(.unknownUser, "app '\(app)' has no user '\(requested)'")
+                throw StorageError.unknownUser(requested, app: app)
             }
             let users = PostgresArray.text(userIds)
             let anonymous = PostgresArray.text(anonymousIds)

@@ -14,14 +14,14 @@ public enum UserMerge {
     public static func merge(_ params: UsersMerge.Params, on connection: PostgresConnection) throws -> JSON {
         let (app, from, into) = (params.app, params.from, params.into)
         guard let token = try connection.appToken(for: app) else {
-            throw StorageError(.unknownApp, "no app is named '\(app)' or has that token; create it with `cairn apps create \(app)`")
+            throw StorageError.unknownApp(app)
         }
         return try connection.inTransaction { () throws -> JSON in
             let source = try connection.survivingUser(from, token: token)
             let target = try connection.survivingUser(into, token: token)
             for user in [from, into] {
                 let exists = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, user]).rows
-                guard !exists.isEmpty else { throw StorageError(.unknownUser, "app '\(app)' has no user '\(user)'") }
+                guard !exists.isEmpty else { throw StorageError.unknownUser(user, app: app) }
             }
             if source == target {
                 return ["from": .string(from), "into": .string(target), "merged": false, "note": "already the same user"]
