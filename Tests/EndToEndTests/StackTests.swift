@@ -170,6 +170,9 @@ import Glibc
                 #expect(try JSONParser.parse(original.stdout)["rows"]?.arrayValue?.isEmpty == false, "\(question) has no rows")
                 #expect(copy.stdout == original.stdout, "\(question):\n\(original.stdout)\n\(copy.stdout)")
             }
+            // A refusal names the flag the user typed (`--step`), not the method's field (`steps`).
+            let oneStep = try await stack.cli(["report", "funnel", "--app", "origin", "--step", "Signup Started"])
+            #expect(oneStep.status != 0 && oneStep.stderr.contains("--step must name at least two events"), "\(oneStep.stderr)")
         }
     }
 

@@ -110,7 +110,7 @@ struct CLIError: Error, CustomStringConvertible {
     /// a list (`steps[2]`) is named by its list's flag.
     static func flag(for field: String) -> String {
         let name = field.split(separator: "[").first.map(String.init) ?? field
-        let renamed = ["traits": "trait", "attr": "attr", "app_token": "app", "event_ids": "id"][name] ?? name
+        let renamed = ["traits": "trait", "attr": "attr", "app_token": "app", "event_ids": "id", "steps": "step"][name] ?? name
         return "--" + renamed.replacingOccurrences(of: "_", with: "-")
     }
 }
