@@ -99,6 +99,8 @@ let package = Package(
             path: "Shared/CairnCondition",
             swiftSettings: swiftSettings
         ),
+        // What derives from the events log: rollups, follower checkpoints, the log's horizon.
+        .target(name: "CairnRollups", dependencies: ["CairnCore", "CairnPostgres"], path: "Shared/CairnRollups", swiftSettings: swiftSettings),
         // The contract between the services: every RPC method as a type.
         .target(name: "CairnMethods", dependencies: ["CairnCore", "CairnWire"], path: "Shared/CairnMethods", swiftSettings: swiftSettings),
         .target(
@@ -112,13 +114,13 @@ let package = Package(
             "Storage",
             library: "CairnStorage",
             executable: "cairn-storage",
-            dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", logging, serviceLifecycle]
+            dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnPostgres", "CairnRollups", "CairnService", logging, serviceLifecycle]
         )
         + service(
             "Identity",
             library: "CairnIdentity",
             executable: "cairn-identity",
-            dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnService", logging, serviceLifecycle]
+            dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnPostgres", "CairnRollups", "CairnService", logging, serviceLifecycle]
         )
         + service(
             "Ingest",
@@ -133,15 +135,18 @@ let package = Package(
             "Reporting",
             library: "CairnReporting",
             executable: "cairn-reporting",
-            dependencies: ["CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", logging, serviceLifecycle]
+            dependencies: [
+                "CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnRollups", "CairnService", logging,
+                serviceLifecycle,
+            ]
         )
         + service(
             "Export",
             library: "CairnExport",
             executable: "cairn-export",
             dependencies: [
-                "CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", "CairnGzip", httpClient, logging,
-                serviceLifecycle,
+                "CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnRollups", "CairnService", "CairnGzip", httpClient,
+                logging, serviceLifecycle,
             ]
         )
         + service(
@@ -182,7 +187,8 @@ let package = Package(
             .target(
                 name: "CairnTesting",
                 dependencies: [
-                    "CairnCore", "CairnPostgres", "CairnWire", "CairnMethods", "CairnStorage", "CairnGzip", httpClient, nioCore, nioPosix, nioHTTP1,
+                    "CairnCore", "CairnPostgres", "CairnWire", "CairnMethods", "CairnStorage", "CairnIdentity", "CairnGzip", httpClient, nioCore,
+                    nioPosix, nioHTTP1,
                 ],
                 path: "Tests/CairnTesting",
                 swiftSettings: swiftSettings
@@ -222,14 +228,15 @@ let package = Package(
             ),
             .testTarget(
                 name: "CairnStorageTests",
-                dependencies: ["CairnStorage", "CairnCore", "CairnPostgres", "CairnTesting", "CairnWire", logging],
+                dependencies: ["CairnStorage", "CairnIdentity", "CairnCore", "CairnPostgres", "CairnTesting", "CairnWire", logging],
                 path: "Tests/CairnStorageTests",
                 swiftSettings: swiftSettings
             ),
             .testTarget(
                 name: "CairnReportingTests",
                 dependencies: [
-                    "CairnReporting", "CairnMethods", "CairnCondition", "CairnCore", "CairnWire", "CairnStorage", "CairnPostgres", "CairnTesting",
+                    "CairnReporting", "CairnMethods", "CairnCondition", "CairnCore", "CairnWire", "CairnStorage", "CairnIdentity", "CairnRollups",
+                    "CairnPostgres", "CairnTesting",
                 ],
                 path: "Tests/CairnReportingTests",
                 swiftSettings: swiftSettings

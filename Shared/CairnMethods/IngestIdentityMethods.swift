@@ -97,21 +97,6 @@ public enum IngestAppsRefresh: RPCMethod {
     public typealias Result = JSON
 }
 
-public enum IdentityProcess: RPCMethod {
-    public static let name = "identity.process"
-    public static let service = ServiceName.identity
-    public static let summary = "Resolve a batch's users, companies, aliases and sessions, and commit it with them through storage."
-    /// Longer than storage's own deadline, so storage's answer (or its timeout) comes first.
-    public static let deadline: Duration = .seconds(120)
-
-    public struct Params: Codable, Sendable {
-        public var events: [JSON]
-        public init(events: [JSON]) { self.events = events }
-    }
-
-    public typealias Result = StorageWrite.Result
-}
-
 public enum IdentityRefresh: RPCMethod {
     public static let name = "identity.refresh"
     public static let service = ServiceName.identity
@@ -132,5 +117,36 @@ public enum IdentityRefresh: RPCMethod {
     public struct Result: Codable, Sendable {
         public var persons: Int
         public init(persons: Int) { self.persons = persons }
+    }
+}
+
+public enum IdentityFollowers: RPCMethod {
+    public static let name = "identity.followers"
+    public static let service = ServiceName.identity
+    public static let summary = "How far each app's identity follower is behind the events log, in events and seconds."
+    /// Short: ingest's `/metrics` asks it, and a scrape must not hang on a stalled identity.
+    public static let deadline: Duration = .seconds(2)
+    public typealias Params = NoParams
+    public struct Result: Codable, Sendable {
+        public var followers: [FollowerLag]
+        public init(followers: [FollowerLag]) { self.followers = followers }
+    }
+}
+
+/// One app's follower: the events stored but not yet folded, and the age of the oldest.
+public struct FollowerLag: Codable, Sendable, Equatable {
+    public var app: String
+    public var follower: String
+    public var lag_events: Int64
+    public var lag_seconds: Double
+    public var folded_events: Int64
+    public var updated_at: String?
+    public init(app: String, follower: String, lag_events: Int64, lag_seconds: Double, folded_events: Int64, updated_at: String?) {
+        self.app = app
+        self.follower = follower
+        self.lag_events = lag_events
+        self.lag_seconds = lag_seconds
+        self.folded_events = folded_events
+        self.updated_at = updated_at
     }
 }

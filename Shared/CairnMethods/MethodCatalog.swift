@@ -6,9 +6,9 @@ public enum MethodCatalog {
     public static let all: [any RPCMethod.Type] = [
         SystemHealth.self, SystemStatus.self, SupervisorStatus.self,
         IngestSubmit.self, IngestDeadLettersList.self, IngestDeadLettersReplay.self, IngestSuppress.self, IngestAppsRefresh.self,
-        IdentityProcess.self, IdentityRefresh.self,
+        IdentityRefresh.self, IdentityFollowers.self,
         StorageWrite.self, AppsCreate.self, AppsList.self, AppsGet.self, AppsAuthenticate.self, AppsRotateKey.self, AppsConfigure.self,
-        AttributesSet.self, AttributesList.self, UsersMerge.self, UsersDelete.self, IdentityContextMethod.self,
+        AttributesSet.self, AttributesList.self, UsersMerge.self, UsersDelete.self,
         ReportEvents.self, ReportUniques.self, ReportStats.self, ReportTimeline.self, ReportSessions.self, ReportCompanies.self,
         ReportFunnel.self, ReportRetention.self, ReportUsers.self, ReportEngagement.self, UsersShow.self, CompaniesShow.self,
         ExportSegment.self, ExportJSONLines.self, ExportStatus.self,

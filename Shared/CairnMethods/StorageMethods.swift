@@ -7,26 +7,15 @@ import CairnWire
 public enum StorageWrite: RPCMethod {
     public static let name = "storage.write"
     public static let service = ServiceName.storage
-    public static let summary = "Commit canonical events with their users, companies, memberships, aliases and sessions, in one transaction."
-    /// A big batch waits for its partitions and rollups; ingest's own deadline is longer.
+    public static let summary = "Commit canonical events to the log (the events table), in one transaction; what derives from them follows."
+    /// A big batch may wait for its partitions; ingest's own deadline is longer.
     public static let deadline: Duration = .seconds(100)
 
     public struct Params: Codable, Sendable {
         public var events: [JSON]
-        public var users: JSON?
-        public var companies: JSON?
-        public var memberships: JSON?
-        public var aliases: JSON?
-        public var sessions: JSON?
 
-        public init(events: [JSON], users: JSON? = nil, companies: JSON? = nil, memberships: JSON? = nil, aliases: JSON? = nil, sessions: JSON? = nil)
-        {
+        public init(events: [JSON]) {
             self.events = events
-            self.users = users
-            self.companies = companies
-            self.memberships = memberships
-            self.aliases = aliases
-            self.sessions = sessions
         }
     }
 
@@ -194,35 +183,6 @@ public enum UsersDelete: RPCMethod {
         public init(app: String, user: String) {
             self.app = app
             self.user = user
-        }
-    }
-
-    public typealias Result = JSON
-}
-
-public enum IdentityContextMethod: RPCMethod {
-    public static let name = "identity.context"
-    public static let service = ServiceName.storage
-    public static let summary =
-        "What identity needs to plan a batch: aliases, merged users, session settings, and the stored histories of the people it names."
-    public static let deadline: Duration = .seconds(60)
-
-    public struct Params: Codable, Sendable {
-        public var app_token: String
-        public var user_ids: [String]?
-        public var anonymous_ids: [String]?
-        /// People whose histories identity holds already.
-        public var cached: [String]?
-        /// The batch's own identifications: `alias_id`, `user_id`, `aliased_at`.
-        public var new_aliases: [JSON]?
-
-        public init(app_token: String, user_ids: [String]? = nil, anonymous_ids: [String]? = nil, cached: [String]? = nil, new_aliases: [JSON]? = nil)
-        {
-            self.app_token = app_token
-            self.user_ids = user_ids
-            self.anonymous_ids = anonymous_ids
-            self.cached = cached
-            self.new_aliases = new_aliases
         }
     }
 

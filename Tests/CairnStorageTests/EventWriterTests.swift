@@ -115,9 +115,9 @@ func migrated() throws -> PostgresConnection {
     @Test func aWriteMakesAtMostSixtyFourPartitions() throws {
         let connection = try migrated()
         let events = (1900...1999).map { makeEvent("E", user: "u\($0)", at: "\($0)-06-01T00:00:00Z") }
-        #expect(throws: PostgresError.self) { try EventWriter().write(events: events, users: .array([]), companies: .array([]), on: connection) }
+        #expect(throws: PostgresError.self) { try EventWriter().write(events: events, on: connection) }
         do {
-            _ = try EventWriter().write(events: events, users: .array([]), companies: .array([]), on: connection)
+            _ = try EventWriter().write(events: events, on: connection)
         } catch {
             #expect(error.sqlState == "54000")
         }

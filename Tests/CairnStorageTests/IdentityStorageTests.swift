@@ -1,4 +1,5 @@
 import CairnCore
+import CairnIdentity
 import CairnPostgres
 import CairnTesting
 import CairnWire

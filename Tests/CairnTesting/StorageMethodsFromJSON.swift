@@ -1,4 +1,5 @@
 import CairnCore
+import CairnIdentity
 import CairnMethods
 import CairnPostgres
 import CairnStorage
@@ -38,6 +39,15 @@ extension UserMerge {
 
 extension IdentityContext {
     public static func load(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        try load(JSONCoding.decode(IdentityContextMethod.Params.self, from: params), on: connection)
+        try load(
+            Request(
+                app_token: params["app_token"]?.stringValue ?? "",
+                user_ids: params["user_ids"]?.arrayValue?.compactMap(\.stringValue),
+                anonymous_ids: params["anonymous_ids"]?.arrayValue?.compactMap(\.stringValue),
+                cached: params["cached"]?.arrayValue?.compactMap(\.stringValue),
+                new_aliases: params["new_aliases"]?.arrayValue
+            ),
+            on: connection
+        )
     }
 }

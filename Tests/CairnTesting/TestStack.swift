@@ -172,7 +172,10 @@ public final class TestStack: @unchecked Sendable {
         var count: Int64 = -1
         while ContinuousClock.now < deadline {
             count = (try? await storedCount(app: app)) ?? -1
-            if count == expected { return count }
+            if count == expected {
+                try await waitForFollowers(timeout: deadline - ContinuousClock.now)
+                return count
+            }
             try await Task.sleep(for: .milliseconds(200))
         }
         return count
@@ -182,10 +185,42 @@ public final class TestStack: @unchecked Sendable {
     public func waitForEmptySpool(timeout: Duration = .seconds(120)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let status = try? await call("ingest", "system.status"), status["spool_depth"] == .int(0) { return }
+            if let status = try? await call("ingest", "system.status"), status["spool_depth"] == .int(0) {
+                try await waitForFollowers(timeout: deadline - ContinuousClock.now)
+                return
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw TestStackError("the spool did not drain within \(timeout)")
+    }
+
+    /// Holds back every write to the events log (a `SHARE` lock on `events`, which reads pass)
+    /// until ``resumeEventWrites(_:)``: the forwarder's batches wait in storage, as behind a
+    /// stalled database, while app lookups and reports still answer.
+    public func pauseEventWrites() throws -> PostgresConnection {
+        let connection = try PostgresConnection(conninfo: databaseConninfo)
+        try connection.execute("BEGIN")
+        try connection.execute("LOCK TABLE events IN SHARE MODE")
+        return connection
+    }
+
+    public func resumeEventWrites(_ connection: PostgresConnection) throws {
+        try connection.execute("ROLLBACK")
+    }
+
+    /// Polls until the identity follower has folded every stored event of every app: identity
+    /// state, sessions and rollups reflect everything committed.
+    public func waitForFollowers(timeout: Duration = .seconds(120)) async throws {
+        let deadline = ContinuousClock.now + max(timeout, .seconds(5))
+        while ContinuousClock.now < deadline {
+            if let result = try? await call("identity", "identity.followers"), let followers = result["followers"]?.arrayValue,
+                followers.allSatisfy({ $0["lag_events"] == .int(0) })
+            {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestStackError("the identity follower did not catch up within \(timeout)")
     }
 
     /// The ingest service's HTTP base URL, as it bound it.

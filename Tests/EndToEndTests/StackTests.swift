@@ -3,6 +3,7 @@ import CairnPostgres
 import CairnTesting
 import CairnWire
 import Foundation
+import NIOHTTP1
 import Testing
 
 #if canImport(Glibc)
@@ -32,6 +33,44 @@ import Glibc
             #expect(ingested.status == 0 && ingested.stdout.contains("1000 new"), "\(ingested.stdout) \(ingested.stderr)")
             #expect(try await stack.waitForCount(app: "acme", 1_000, timeout: .seconds(60)) == 1_000)
             #expect(!stack.log.contains("frame_too_large"))
+        }
+    }
+
+    /// Events are the log: with the identity follower held back, ingest still commits, reports
+    /// still count every committed event (from the unfolded tail), and `cairn status` and
+    /// `/metrics` show the lag; once released it folds everything and the lag is zero.
+    @Test func reportsReadTheUnfoldedTailWhileTheFollowerIsHeldBack() async throws {
+        try await TestStack.with { stack in
+            _ = try await HTTPIngestTests.createApp("tail", on: stack)
+            // The follower folds an app only under the app's advisory lock: holding it holds the follower back.
+            let holder = try PostgresConnection(conninfo: stack.databaseConninfo)
+            let token = try #require(try holder.execute("SELECT token FROM apps WHERE name = 'tail'").firstRow?["token"])
+            try holder.execute("SELECT pg_advisory_lock(72617001, hashtext($1))", [token])
+            let file = stack.directory + "/tail.jsonl"
+            let lines = (0..<40).map { #"{"type":"track","event":"Tapped","userId":"u\#($0 % 8)","timestamp":"2024-05-01T09:\#(10 + $0):00Z"}"# }
+            try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+            #expect(try await stack.cli(["ingest", file, "--app", "tail"]).status == 0)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try await stack.storedCount(app: "tail") < 40, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(try await stack.storedCount(app: "tail") == 40)
+            // Nothing folded, and the report still sees eight people.
+            let uniques = try await stack.call("reporting", "report.uniques", ["app": "tail", "by": "day"])
+            #expect(uniques["rows"]?.arrayValue?.first?["people"] == .int(8), "\(uniques)")
+            let base = try await stack.httpURL()
+            let held = try await HTTPIngestTests.post(base + "/metrics", [], method: .GET)
+            #expect(held.body.contains(#"cairn_follower_lag_events{app="tail"} 40.0"#), "\(held.body)")
+            let lagging = try await stack.cli(["status"])
+            #expect(lagging.stdout.contains("identity") && lagging.stdout.contains("40"), "\(lagging.stdout)")
+            try holder.execute("SELECT pg_advisory_unlock(72617001, hashtext($1))", [token])
+            try await stack.waitForFollowers()
+            let metrics = try await HTTPIngestTests.post(base + "/metrics", [], method: .GET)
+            #expect(metrics.body.contains(#"cairn_follower_lag_events{app="tail"} 0.0"#), "\(metrics.body)")
+            let folded = try await stack.call("identity", "identity.followers")
+            let row = folded["followers"]?.arrayValue?.first { $0["app"] == "tail" }
+            #expect(row?["lag_events"] == .int(0))
+            #expect(row?["folded_events"] == .int(40))
+            let after = try await stack.call("reporting", "report.uniques", ["app": "tail", "by": "day"])
+            #expect(after["rows"] == uniques["rows"])
         }
     }
 

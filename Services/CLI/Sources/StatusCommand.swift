@@ -30,6 +30,7 @@ extension CairnCommand {
                 throw ExitCode(2)
             }
             var rows: [JSON] = []
+            var followers: [JSON] = []
             var problems: [String] = []
             if result["phase"]?.stringValue != "running" { problems.append("the stack is \(result["phase"]?.stringValue ?? "in an unknown phase")") }
             for service in result["services"]?.arrayValue ?? [] {
@@ -40,6 +41,12 @@ extension CairnCommand {
                 }
                 let summary = counters.map { "\($0.key)=\(TableRenderer.text($0.value))" }.joined(separator: " ")
                 let name = service["name"]?.stringValue ?? "?"
+                for follower in status?["followers"]?.arrayValue ?? [] {
+                    followers.append([
+                        "follower": follower["follower"] ?? .null, "app": follower["app"] ?? .null, "lag_events": follower["lag_events"] ?? .null,
+                        "lag_seconds": follower["lag_seconds"] ?? .null, "folded_events": follower["folded_events"] ?? .null,
+                    ])
+                }
                 if service["state"]?.stringValue == "flapping" {
                     problems.append("\(name): flapping (restarting again and again; its log says why)")
                 } else if name == "postgres" {
@@ -65,6 +72,11 @@ extension CairnCommand {
                     "stack \(result["stack"]?.stringValue ?? "?") is \(result["phase"]?.stringValue ?? "?") (supervisor pid \(result["supervisor_pid"]?.intValue ?? 0))"
                 )
                 print(TableRenderer.render(table, format: format))
+                if !followers.isEmpty {
+                    // What reports have folded: the rest they read from the events log directly.
+                    let columns: JSON = ["follower", "app", "lag_events", "lag_seconds", "folded_events"]
+                    print(TableRenderer.render(["columns": columns, "rows": .array(followers)], format: format))
+                }
                 if !problems.isEmpty {
                     print("stack is degraded:")
                     for problem in problems { print("  \(problem)") }

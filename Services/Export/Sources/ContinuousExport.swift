@@ -1,5 +1,6 @@
 import CairnCore
 import CairnPostgres
+import CairnRollups
 import CairnWire
 import Foundation
 import Logging
@@ -237,23 +238,8 @@ enum ExportCheckpoints {
         "\(delivery.status.map { "HTTP \($0)" } ?? "no response") after \(delivery.attempts) attempt\(delivery.attempts == 1 ? "" : "s"): \(delivery.detail.prefix(500))"
     }
 
-    /// The first transaction id whose rows the snapshot may not show yet: the oldest one
-    /// still running in this database (a running transaction of another database on the same
-    /// server cannot hold rows of ours), else the first id not yet assigned. Every row below
-    /// it that will ever be committed already is, so a checkpoint below it is final.
-    ///
-    /// A running transaction counts as another database's only when `pg_stat_activity` says
-    /// so; one that ended meanwhile, or that the view hides, counts as ours, which only
-    /// delays delivery until the next snapshot. `backend_xid` is 32 bits: running ids never
-    /// share them.
-    static let horizon = """
-        SELECT COALESCE(
-            (SELECT min(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-             WHERE x::text::bigint % 4294967296 NOT IN (
-                 SELECT backend_xid::text::bigint FROM pg_stat_activity
-                 WHERE backend_xid IS NOT NULL AND datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database()))),
-            pg_snapshot_xmax(pg_current_snapshot())::text::bigint) AS horizon
-        """
+    /// The log's horizon (shared with the identity follower).
+    static let horizon = LogHorizon.sql
 
     /// Events after a checkpoint in stream order; the arguments name the checkpoint's
     /// transaction, time and event id (columns or parameters). The follower and the status share it.

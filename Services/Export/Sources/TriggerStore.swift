@@ -1,5 +1,6 @@
 import CairnCore
 import CairnPostgres
+import CairnRollups
 import CairnWire
 import Foundation
 
@@ -98,7 +99,13 @@ enum TriggerStore {
             var parameters: [String?] = [trigger.appToken]
             let test = TriggerDefinition.eventNameSQL(event, on: "event_name", parameters: &parameters)
             let seen =
-                try connection.execute("SELECT EXISTS (SELECT 1 FROM rollup_event_counts WHERE app_token = $1 AND \(test)) AS seen", parameters)
+                try connection.execute(
+                    """
+                    SELECT EXISTS (SELECT 1 FROM rollup_event_counts WHERE app_token = $1 AND \(test))
+                        OR EXISTS (SELECT 1 FROM events WHERE app_token = $1 AND stored_xid > \(FollowerCheckpoint.scalar(appParameter: "$1")) AND \(test)) AS seen
+                    """,
+                    parameters
+                )
                 .firstRow?["seen", as: Bool.self] == true
             if !seen {
                 warnings.append(
@@ -110,7 +117,11 @@ enum TriggerStore {
     }
 
     static func remove(_ trigger: TriggerDefinition, on connection: PostgresConnection) throws(PostgresError) -> Int {
-        try connection.execute("DELETE FROM triggers WHERE app_token = $1 AND name = $2", [trigger.appToken, trigger.name]).affectedRows
+        // No foreign key cascades (the tables distribute by app): the deliveries go first, in one transaction.
+        try connection.transaction { () throws(PostgresError) -> Int in
+            try connection.execute("DELETE FROM trigger_deliveries WHERE app_token = $1 AND trigger = $2", [trigger.appToken, trigger.name])
+            return try connection.execute("DELETE FROM triggers WHERE app_token = $1 AND name = $2", [trigger.appToken, trigger.name]).affectedRows
+        }
     }
 
     /// Where the trigger's stream stands.

@@ -114,13 +114,13 @@ public struct IdentityBatch: Sendable {
         }
     }
 
-    /// The user upsert rows, for `storage.write`'s `users`.
+    /// The user upsert rows, to upsert as `users`.
     public func userRows() -> JSON { rows(users, idKey: "user_id", includeCompany: true) }
 
-    /// The company upsert rows, for `storage.write`'s `companies`.
+    /// The company upsert rows, to upsert as `companies`.
     public func companyRows() -> JSON { rows(companies, idKey: "company_id", includeCompany: false) }
 
-    /// The (user, company) sightings, for `storage.write`'s `memberships`.
+    /// The (user, company) sightings, to upsert as `memberships`.
     public func membershipRows() -> JSON {
         .array(
             memberships.keys.sorted().map { key in
@@ -133,7 +133,7 @@ public struct IdentityBatch: Sendable {
         )
     }
 
-    /// The anonymous-id aliases, for `storage.write`'s `aliases`.
+    /// The anonymous-id aliases, to upsert as `aliases`.
     public func aliasRows() -> JSON {
         .array(
             aliases.keys.sorted().map { key in
@@ -164,6 +164,7 @@ public struct IdentityBatch: Sendable {
                 }
                 row.append("traits", .object(traits))
                 row.append("trait_times", .object(times))
+                if let latest = entity.traits.values.map(\.time).max() { row.append("traits_updated_at", .string(latest.description)) }
                 if includeCompany, let company = entity.company {
                     row.append("company_id", .string(company.id))
                     row.append("company_updated_at", .string(company.time.description))

@@ -1,75 +1,30 @@
 import CairnCore
 import CairnMethods
+import CairnPostgres
+import CairnRollups
 import CairnService
 import CairnWire
+import Logging
+import ServiceLifecycle
+import Synchronization
 
-/// The identity service: sits between ingest and storage, works out which users and
-/// companies each batch names, and hands events and identity upserts to storage together,
-/// so both commit in one transaction.
+/// The identity service: follows the events log and keeps what it says about people (users,
+/// companies, memberships, anonymous → known aliases, sessions) and the report rollups.
+/// Nothing on the write path waits for it; reports add the events it has not folded yet.
 ///
 /// Methods:
-/// - `identity.process {events}` → storage's `storage.write` result, once it has committed.
-///
-/// Sessions are computed here, from each person's whole event history (see ``Sessionizer``),
-/// and committed with the batch.
-///
-/// Resolution here is a lookup, not a rewrite: events are forwarded exactly as they came.
+/// - `identity.refresh {app_token, persons, forget}`: after a merge or an erasure, forget cached
+///   histories and recompute the sessions of the persons that remain;
+/// - `identity.followers` → each app's lag behind the log, in events and seconds.
 public enum IdentityService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
-        let storage = ReconnectingClient(
-            socketPath: context.environment.socketPath(of: "storage"),
-            maximumFrameSize: context.environment.maximumFrameSize
-        )
-        let counters = context.counters
-        let maximumFrameSize = context.environment.maximumFrameSize - 1024
+        let pool = PostgresPool(conninfo: try context.requireDatabaseURL(), maximumIdle: 2)
         let cache = SessionCache()
-        // Several ingest instances may forward at once; each batch plans from the sessions the
-        // one before it committed, so batches go through one at a time.
+        let follower = IdentityFollower(cache: cache, spanLimit: Int((try context.environment.settings())["span_events"]?.intValue ?? 50_000))
+        // The follower's spans and the refreshes both move the session cache with the database.
         let gate = SerialGate()
+        let loop = FollowerLoop(follower: follower, pool: pool, gate: gate, counters: context.counters, logger: context.logger)
         var router = RPCRouter()
-        router.register(IdentityProcess.self) { params in
-            let events = params.events
-            return try await gate.run {
-                var batch = IdentityBatch()
-                for event in events { batch.add(event) }
-                let users = batch.userRows()
-                let companies = batch.companyRows()
-                let plan: SessionPlan
-                let result: StorageWrite.Result
-                do {
-                    plan = try await SessionPlan.make(events: events, aliases: batch.aliasRows(), cache: cache, storage: storage)
-                    let write = JSON.object([
-                        "events": .array(events), "users": users, "companies": companies,
-                        "memberships": batch.membershipRows(), "aliases": batch.aliasRows(), "sessions": plan.rows,
-                    ]).serialized()
-                    // The events with their identity rows can outgrow one frame (long ids, many
-                    // people); ingest then halves the batch, as it does for a refused one.
-                    guard write.count < maximumFrameSize else {
-                        throw IdentityError(
-                            .batchTooLarge,
-                            "the batch's \(events.count) events and their identity rows are \(write.count) bytes, over the \(maximumFrameSize)-byte frame limit"
-                        )
-                    }
-                    // The gate waits for this answer: the call's deadline bounds how long it is held.
-                    result = try await storage.call(StorageWrite.self, rawParams: write)
-                } catch  where RPCError(converting: error) != nil {
-                    throw error  // storage's answer, or identity's own batch_too_large
-                } catch {
-                    throw IdentityError(.storageUnavailable, "storage service unreachable: \(error)")
-                }
-                // Only what storage committed enters the cache, so a failed write leaves no trace.
-                plan.commit(to: cache)
-                counters.add("batches")
-                counters.add("events", Int64(events.count))
-                counters.add("users_seen", Int64(users.arrayValue?.count ?? 0))
-                counters.add("companies_seen", Int64(companies.arrayValue?.count ?? 0))
-                counters.add("aliases_refused_illegal_id", Int64(batch.refusedAliases))
-                counters.add("sessions_recomputed_persons", Int64(plan.rows.arrayValue?.count ?? 0))
-                return result
-            }
-        }
-        // After a merge or an erasure in storage: forget what changed, and recompute the
-        // sessions of the persons that remain from their stored history.
         router.register(IdentityRefresh.self) { params in
             let app = params.app_token
             let persons = params.persons ?? []
@@ -77,28 +32,125 @@ public enum IdentityService {
             return try await gate.run {
                 cache.commit(app: app, [:], forget: persons + forget)
                 guard !persons.isEmpty || !forget.isEmpty else { return IdentityRefresh.Result(persons: 0) }
-                let context = try await storage.call(IdentityContextMethod.self, .init(app_token: app, user_ids: persons))
-                let sessionizer = Sessionizer(
-                    inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
-                    maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400)
-                )
-                var rows: [JSON] = forget.map { ["app_token": .string(app), "person": .string($0), "sessions": .array([])] }
-                var histories: [String: SessionHistory] = [:]
-                for person in persons {
-                    let history = SessionHistory(
-                        points: (context["histories"]?[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:))
-                    )
-                    histories[person] = history
-                    rows.append([
-                        "app_token": .string(app), "person": .string(person),
-                        "sessions": .array(sessionizer.sessions(of: history.points).map(\.json)),
-                    ])
+                return try await pool.withConnection { connection in
+                    try connection.inTransaction { () throws -> IdentityRefresh.Result in
+                        try Rollups.lock(app: app, on: connection)
+                        let through = try FollowerCheckpoint.read(app: app, on: connection)
+                        let context = try IdentityContext.load(.init(app_token: app, user_ids: persons, through: through), on: connection)
+                        let sessionizer = Sessionizer(
+                            inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
+                            maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400)
+                        )
+                        var rows: [JSON] = forget.map { ["app_token": .string(app), "person": .string($0), "sessions": .array([])] }
+                        var histories: [String: SessionHistory] = [:]
+                        for person in persons {
+                            let history = SessionHistory(
+                                points: (context["histories"]?[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:))
+                            )
+                            histories[person] = history
+                            rows.append([
+                                "app_token": .string(app), "person": .string(person),
+                                "sessions": .array(sessionizer.sessions(of: history.points).map(\.json)),
+                            ])
+                        }
+                        try IdentityWriter(app: app, connection: connection).replaceSessions(rows)
+                        cache.commit(app: app, histories, forget: [])
+                        return IdentityRefresh.Result(persons: rows.count)
+                    }
                 }
-                _ = try await storage.call(StorageWrite.self, .init(events: [], sessions: .array(rows)))
-                cache.commit(app: app, histories, forget: [])
-                return IdentityRefresh.Result(persons: rows.count)
             }
         }
-        return ServiceParts(router: router)
+        router.register(IdentityFollowers.self) { _ in
+            IdentityFollowers.Result(followers: try await pool.withConnection { connection in try Self.lag(on: connection) })
+        }
+        return ServiceParts(
+            router: router,
+            background: [loop],
+            healthProblem: { await pool.healthProblem() },
+            statusDetails: {
+                var details = JSONObject()
+                if let lag = try? await pool.withConnection({ connection in try Self.lag(on: connection) }) {
+                    details.append("followers", (try? JSONCoding.encode(lag)) ?? .array([]))
+                }
+                return details
+            },
+            degradation: { loop.problem }
+        )
+    }
+
+    static func lag(on connection: PostgresConnection) throws -> [FollowerLag] {
+        try FollowerCheckpoint.lag(on: connection).map {
+            FollowerLag(
+                app: $0.appName,
+                follower: $0.follower,
+                lag_events: $0.events,
+                lag_seconds: ($0.seconds * 1000).rounded() / 1000,
+                folded_events: $0.foldedEvents,
+                updated_at: $0.updatedAt
+            )
+        }
+    }
+}
+
+/// Runs the identity follower until shutdown: every app's spans in turn, then a short rest
+/// when there was nothing to fold (a failing database backs off up to 5 s).
+final class FollowerLoop: Service, Sendable {
+    let follower: IdentityFollower
+    let pool: PostgresPool
+    let gate: SerialGate
+    let counters: Counters
+    let logger: Logger
+    private let failure = Mutex<String?>(nil)
+
+    init(follower: IdentityFollower, pool: PostgresPool, gate: SerialGate, counters: Counters, logger: Logger) {
+        self.follower = follower
+        self.pool = pool
+        self.gate = gate
+        self.counters = counters
+        self.logger = logger
+    }
+
+    /// Why the follower is not folding, while it is not.
+    var problem: String? { failure.withLock { $0 } }
+
+    func run() async throws {
+        var rest = Duration.milliseconds(100)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let folded = try await round()
+                failure.withLock { $0 = nil }
+                rest = .milliseconds(100)
+                if folded > 0 { continue }
+            } catch {
+                failure.withLock { $0 = "identity follower failing: \(error)" }
+                counters.add("follower_failures")
+                logger.warning("identity follower failed", metadata: ["error": "\(error)"])
+                rest = min(rest * 2, .seconds(5))
+            }
+            let pause = rest
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+        }
+    }
+
+    /// One pass over every app; returns the events folded.
+    private func round() async throws -> Int {
+        let apps = try await pool.withConnection { connection in try IdentityFollower.apps(on: connection) }
+        var folded = 0
+        for app in apps {
+            // One span per app per pass, so that a long backlog of one app never starves another.
+            let span = try await gate.run {
+                try await pool.withConnection { [follower] connection in try follower.foldNext(app: app, on: connection) }
+            }
+            guard let span else { continue }
+            folded += span.events
+            counters.add("spans")
+            counters.add("events_folded", Int64(span.events))
+            counters.add("users_seen", Int64(span.users))
+            counters.add("aliases_seen", Int64(span.aliases))
+            counters.add("aliases_refused_illegal_id", Int64(span.refusedAliases))
+            counters.add("persons_rederived", Int64(span.refreshedPersons))
+            counters.add("sessions_recomputed_persons", Int64(span.sessionPersons))
+        }
+        return folded
     }
 }

@@ -1,11 +1,10 @@
 import CairnCore
-import CairnMethods
-import CairnWire
+import CairnPostgres
 
-/// The sessions one batch changes: for each person its events touch, the history with the
-/// batch's events added and the sessions recomputed from it.
+/// The sessions one span changes: for each person its events touch, the history with the
+/// span's events added and the sessions recomputed from it.
 public struct SessionPlan: Sendable {
-    /// `storage.write`'s `sessions`: `[{app_token, person, from?, sessions: [[number, start, end, events]]}]`.
+    /// The session rows to write: `[{app_token, person, from?, sessions: [[number, start, end, events]]}]`.
     /// Without `from`, the person's whole list is replaced; with it, the sessions numbered
     /// `from` and later.
     public var rows: JSON
@@ -18,35 +17,34 @@ public struct SessionPlan: Sendable {
         public var forget: [String]
     }
 
-    /// Fetches what the database knows (``IdentityContext`` in storage) and computes the plan.
-    static func make(events: [JSON], aliases: JSON, cache: SessionCache, storage: ReconnectingClient) async throws -> SessionPlan {
-        var byApp: [String: [JSON]] = [:]
-        for event in events {
-            if let app = event["app_token"]?.stringValue { byApp[app, default: []].append(event) }
-        }
-        var rows: [JSON] = []
-        var updates: [String: Update] = [:]
-        for (app, appEvents) in byApp.sorted(by: { $0.key < $1.key }) {
-            let ids = Ids(appEvents)
-            let newAliases = (aliases.arrayValue ?? []).filter { $0["app_token"]?.stringValue == app }
-            let candidates = ids.users + ids.anonymous.map { "anonymous:" + $0 }
-            // Storage says which identifications are new, and returns whole the histories of the
-            // users who absorb a visitor, cached or not (``IdentityContext``).
-            let context = try await storage.call(
-                IdentityContextMethod.self,
-                .init(
-                    app_token: app,
-                    user_ids: ids.users,
-                    anonymous_ids: ids.anonymous,
-                    cached: cache.cachedPersons(app: app, among: candidates),
-                    new_aliases: newAliases
-                )
-            )
-            let update = compute(app: app, events: appEvents, context: context, cache: cache)
-            rows += update.rows
-            updates[app] = update
-        }
-        return SessionPlan(rows: .array(rows), updates: updates)
+    /// Reads what the database knows (``IdentityContext``) and computes the plan for one app's events.
+    static func make(
+        app: String,
+        events: [JSON],
+        aliases: JSON,
+        through: Int64,
+        cache: SessionCache,
+        on connection: PostgresConnection
+    ) throws
+        -> SessionPlan
+    {
+        let ids = Ids(events)
+        let candidates = ids.users + ids.anonymous.map { "anonymous:" + $0 }
+        // The database says which identifications are new, and returns whole the histories of
+        // the users who absorb a visitor, cached or not (``IdentityContext``).
+        let context = try IdentityContext.load(
+            .init(
+                app_token: app,
+                user_ids: ids.users,
+                anonymous_ids: ids.anonymous,
+                cached: cache.cachedPersons(app: app, among: candidates),
+                new_aliases: aliases.arrayValue ?? [],
+                through: through
+            ),
+            on: connection
+        )
+        let update = compute(app: app, events: events, context: context, cache: cache)
+        return SessionPlan(rows: .array(update.rows), updates: [app: update])
     }
 
     /// The user ids and the anonymous ids (of events without a user id) of one app's events.

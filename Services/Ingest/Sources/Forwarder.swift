@@ -8,26 +8,25 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
-/// Drains the spool downstream in order: a batch at a time to identity (which commits it
-/// through storage), deleting entries only after that commit. Failures back off
+/// Drains the spool downstream in order: a batch at a time to storage, which commits it to
+/// the events log, deleting entries only after that commit. Failures back off
 /// exponentially and retry the same batch, and every hop is idempotent, so a retry after
 /// a lost answer stores nothing twice.
 public struct Forwarder: Service {
     let spool: Spool
-    let identity: ReconnectingClient
+    let storage: ReconnectingClient
     let counters: Counters
     let logger: Logger
     let health: ForwardingHealth
-    /// Events per `identity.process` call. Defaults to `10000`.
+    /// Events per `storage.write` call. Defaults to `10000`.
     public var batchSize = 10000
-    /// The events' bytes per call, at most: the frame to identity, and identity's to storage
-    /// (the events again, plus the identity rows), must stay under the frame limit (16 MiB),
-    /// or the batch could never be delivered.
-    public var batchBytes = 6 << 20
+    /// The events' bytes per call, at most: the frame must stay under the frame limit
+    /// (16 MiB), or the batch could never be delivered.
+    public var batchBytes = 12 << 20
 
-    public init(spool: Spool, identity: ReconnectingClient, counters: Counters, logger: Logger, health: ForwardingHealth = ForwardingHealth()) {
+    public init(spool: Spool, storage: ReconnectingClient, counters: Counters, logger: Logger, health: ForwardingHealth = ForwardingHealth()) {
         self.spool = spool
-        self.identity = identity
+        self.storage = storage
         self.counters = counters
         self.logger = logger
         self.health = health
@@ -80,7 +79,7 @@ public struct Forwarder: Service {
 
     /// Delivers `entries` and removes them from the spool. When storage refuses them for
     /// their data (`write_refused`: a SQLSTATE of class 22, 23 or 54, which no retry can
-    /// cure), or identity finds the batch too large for one frame (`batch_too_large`), the
+    /// cure), or the batch is too large for one frame (`batch_too_large`), the
     /// batch splits by app and then in halves until each refused event stands alone; that
     /// event becomes a dead letter with storage's reason (`source: storage`) and the rest
     /// commits. Any other failure is thrown, and the forwarder retries.
@@ -96,7 +95,7 @@ public struct Forwarder: Service {
                 params.append(contentsOf: entry.event)
             }
             params.append(contentsOf: "]}".utf8)
-            result = try await identity.call(IdentityProcess.self, rawParams: params)
+            result = try await storage.call(StorageWrite.self, rawParams: params)
         } catch let error as RPCError where error.applicationCode == Self.refusedCode || error.applicationCode == Self.tooLargeCode {
             guard entries.count > 1 else {
                 let entry = entries[entries.startIndex]
@@ -143,7 +142,7 @@ public struct Forwarder: Service {
 
     /// The application error code storage answers when PostgreSQL refuses a batch for its data.
     static let refusedCode = ErrorCode.writeRefused
-    /// The code identity answers when a batch with its identity rows would not fit one frame.
+    /// The code a service answers when a batch would not fit one frame.
     static let tooLargeCode = ErrorCode.batchTooLarge
 
     /// The entries grouped by app, each group in spool order.

@@ -1,5 +1,6 @@
 import CairnCore
 import CairnGzip
+import CairnMethods
 import CairnWire
 import Foundation
 import HTTPTypes
@@ -28,18 +29,22 @@ public struct HTTPIngest: Sendable {
     let bodyTimeout: Duration
     /// Who may read `/metrics`, which names every app and its counts.
     let metricsAccess: MetricsAccess
+    /// Each app's identity follower lag, for `/metrics` (empty when identity does not answer).
+    let followerLag: @Sendable () async -> [FollowerLag]
 
     /// Serves through `ingestor`, whose apps, spool, metrics and backpressure it shares.
     public init(
         ingestor: Ingestor,
         degradation: @escaping @Sendable () async -> String? = { nil },
         bodyTimeout: Duration = .seconds(10),
-        metricsAccess: MetricsAccess = MetricsAccess(token: nil)
+        metricsAccess: MetricsAccess = MetricsAccess(token: nil),
+        followerLag: @escaping @Sendable () async -> [FollowerLag] = { [] }
     ) {
         self.ingestor = ingestor
         self.degradation = degradation
         self.bodyTimeout = bodyTimeout
         self.metricsAccess = metricsAccess
+        self.followerLag = followerLag
     }
 
     private var apps: AppDirectory { ingestor.apps }
@@ -401,7 +406,7 @@ public struct HTTPIngest: Sendable {
         let now = Timestamp.now().microseconds
         func lag(_ oldest: Timestamp?) -> Double { max(0, oldest.map { Double(now - $0.microseconds) / 1_000_000 } ?? 0) }
         let totals = ingestor.commit.totals
-        let appGauges = [
+        let spoolGauges = [
             IngestMetrics.AppGauge(
                 name: "cairn_app_spool_depth",
                 help: "Events waiting in the spool, per app.",
@@ -413,6 +418,20 @@ public struct HTTPIngest: Sendable {
                 values: backlog.map { ($0.app, lag($0.oldestReceivedAt)) }
             ),
         ]
+        let followers = await followerLag()
+        let appGauges =
+            spoolGauges + [
+                IngestMetrics.AppGauge(
+                    name: "cairn_follower_lag_events",
+                    help: "Events stored but not yet folded by the identity follower (reports read them from the log meanwhile), per app.",
+                    values: followers.map { ($0.app, Double($0.lag_events)) }
+                ),
+                IngestMetrics.AppGauge(
+                    name: "cairn_follower_lag_seconds",
+                    help: "How long the oldest event the identity follower has not folded has waited since it was received, per app.",
+                    values: followers.map { ($0.app, $0.lag_seconds) }
+                ),
+            ]
         let degraded = await degradation() != nil
         return metrics.render(
             gauges: [

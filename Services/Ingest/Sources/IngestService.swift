@@ -20,15 +20,21 @@ import Synchronization
 /// else `127.0.0.1:8088`.
 ///
 /// Several instances may run in one stack (README, "Scale"): each has its own socket, spool
-/// and HTTP address, and all of them forward to the one identity service.
+/// and HTTP address, and all of them forward to the one storage service.
 public enum IngestService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
         let spoolDirectory = context.environment.dataDirectory + "/spool"
         try FileManager.default.createDirectory(atPath: spoolDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         // Each instance has its own spool: `ingest` keeps `ingest.sqlite`, `ingest-2` gets its own.
         let spool = try Spool(path: spoolDirectory + "/\(context.name).sqlite")
+        // Only `/metrics` asks identity anything: how far its follower is behind.
         let identity = ReconnectingClient(
             socketPath: context.environment.socketPath(of: "identity"),
+            maximumFrameSize: context.environment.maximumFrameSize
+        )
+        // Writes go on a connection of their own, so that an app lookup never waits behind a batch.
+        let storageWrites = ReconnectingClient(
+            socketPath: context.environment.socketPath(of: "storage"),
             maximumFrameSize: context.environment.maximumFrameSize
         )
         let storage = ReconnectingClient(
@@ -57,7 +63,8 @@ public enum IngestService {
             ingestor: ingestor,
             degradation: stuck,
             bodyTimeout: settings.connections.bodyTimeout,
-            metricsAccess: MetricsAccess(token: settings.metricsToken)
+            metricsAccess: MetricsAccess(token: settings.metricsToken),
+            followerLag: { (try? await identity.call(IdentityFollowers.self, NoParams()).followers) ?? [] }
         )
         let clients = ClientConnections(maximumPerClient: settings.connections.maximumConnectionsPerClient)
         let idleTimeout = TimeAmount.nanoseconds(Int64(settings.connections.idleTimeout.components.seconds) * 1_000_000_000)
@@ -78,7 +85,7 @@ public enum IngestService {
             },
             logger: Logger(label: "cairn-ingest.http")
         )
-        let forwarder = Forwarder(spool: spool, identity: identity, counters: context.counters, logger: context.logger, health: forwarding)
+        let forwarder = Forwarder(spool: spool, storage: storageWrites, counters: context.counters, logger: context.logger, health: forwarding)
 
         var router = RPCRouter()
         router.register(IngestSubmit.self) { params in try await ingestor.submit(params) }

@@ -1,6 +1,7 @@
 import CairnCore
 import CairnMethods
 import CairnPostgres
+import CairnRollups
 import CairnWire
 
 /// `report.sessions`: the server-computed sessions that start in the period: how many, their
@@ -56,12 +57,19 @@ public struct CompaniesReport: Report {
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
             if scope.since == nil && scope.until == nil {
-                // All time: counted ahead per company and person.
+                // All time: counted ahead per company and person, plus the unfolded tail.
+                let through = try FollowerCheckpoint.read(app: token, on: connection)
                 let rows = try connection.execute(
                     """
                     SELECT r.company, c.traits->>'name' AS name, count(*) AS active_people, sum(r.events) AS events
-                    FROM rollup_company_people r LEFT JOIN companies c ON c.app_token = r.app_token AND c.company_id = r.company
-                    WHERE r.app_token = $1
+                    FROM (
+                        SELECT company, person, sum(events) AS events FROM (
+                            SELECT company, person, events FROM rollup_company_people WHERE app_token = $1
+                            UNION ALL
+                            SELECT company, person, 1 FROM events_resolved
+                            WHERE app_token = $1 AND stored_xid > \(through) AND company IS NOT NULL AND person IS NOT NULL
+                        ) AS folded_and_tail GROUP BY 1, 2
+                    ) r LEFT JOIN companies c ON c.app_token = $1 AND c.company_id = r.company
                     GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1 LIMIT $2
                     """,
                     [token, String(top)]

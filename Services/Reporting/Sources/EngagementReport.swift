@@ -1,6 +1,7 @@
 import CairnCore
 import CairnMethods
 import CairnPostgres
+import CairnRollups
 import CairnWire
 
 /// `report.engagement`: one view of in-app engagement across tools (``EngagementCatalog``):
@@ -62,7 +63,7 @@ public struct EngagementReport: Report {
     /// with `person`, `tool`, `id` and `stages` (plus `extra` columns). Parameters: `$1` the
     /// app, `$2` the entity, `$3` the id or NULL, then the name filters and the period. Only
     /// events whose names can match reach the classifier, so indexes on names apply.
-    private func classifiedEvents(token: String, extra: String = "") -> (sql: String, parameters: [String?]) {
+    private func classifiedEvents(token: String, extra: String = "", after: Int64? = nil) -> (sql: String, parameters: [String?]) {
         var parameters: [String?] = [token, entity.rawValue, id]
         // LIKE patterns: the prefix literally (`_` escaped), then ':'.
         let patterns = EngagementCatalog.userpilotPrefixes.filter { $0.entity == entity }.map {
@@ -76,7 +77,9 @@ public struct EngagementReport: Report {
         }
         let time = scope.timeFilter(startingAt: parameters.count + 1, column: "r.inserted_at")
         parameters += time.parameters
-        let conditions = ["r.app_token = $1", "r.person IS NOT NULL", "(" + alternatives.joined(separator: " OR ") + ")"] + time.clauses
+        let conditions =
+            ["r.app_token = $1", "r.person IS NOT NULL", "(" + alternatives.joined(separator: " OR ") + ")"] + time.clauses
+            + (after.map { ["r.stored_xid > \($0)"] } ?? [])
         let sql = """
             (SELECT r.person, cairn_engagement_tool($2, r.event_type) AS tool, cairn_engagement_id($2, r.event_type, r.event_name, r.metadata) AS id,
                     cairn_engagement_stages($2, r.event_type, r.event_name, r.metadata) AS stages\(extra)
@@ -91,9 +94,17 @@ public struct EngagementReport: Report {
         var parameters: [String?] = [token, entity.rawValue, id]
         let sql: String
         if scope.since == nil && scope.until == nil {
+            // Counted ahead, plus the people of the unfolded tail not counted there yet.
+            let events = classifiedEvents(token: token, after: try FollowerCheckpoint.read(app: token, on: connection))
+            parameters = events.parameters
             sql = """
-                SELECT tool, id, stage, count(*) AS people FROM rollup_engagement_people
-                WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
+                SELECT tool, id, stage, count(*) AS people FROM (
+                    SELECT tool, id, stage, person FROM rollup_engagement_people
+                    WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
+                    UNION
+                    SELECT tool, id, stage, person FROM \(events.sql) CROSS JOIN unnest(classified.stages) AS stage
+                    WHERE $3::text IS NULL OR id = $3
+                ) AS folded_and_tail
                 GROUP BY 1, 2, 3
                 """
         } else {

@@ -1,6 +1,7 @@
 import CairnCore
 import CairnMethods
 import CairnPostgres
+import CairnRollups
 import CairnWire
 
 /// `report.events`: event counts per event name, or over time.
@@ -67,9 +68,10 @@ public struct EventsReport: Report {
     }
 
     /// The app's events in the period as `(inserted_at, event_type, event_name, n)`: whole UTC
-    /// hours from `rollup_event_counts` (with `inserted_at` the hour), and the partial hours
-    /// at either end of the period one event at a time from `events`. Parameters from `first`.
-    private func hourlySource(token: String, startingAt first: Int) -> (sql: String, parameters: [String?]) {
+    /// hours from `rollup_event_counts` (with `inserted_at` the hour) plus the events of those
+    /// hours the follower has not folded yet (after `through`), and the partial hours at either
+    /// end of the period one event at a time from `events`. Parameters from `first`.
+    private func hourlySource(token: String, through: Int64, startingAt first: Int) -> (sql: String, parameters: [String?]) {
         let (app, since, until) = ("$\(first)", "$\(first + 1)::timestamptz", "$\(first + 2)::timestamptz")
         let named = nameAndType(startingAt: first + 3)
         let parameters: [String?] = [token, scope.sinceText, scope.untilText] + named.parameters
@@ -80,6 +82,10 @@ public struct EventsReport: Report {
             (SELECT hour AS inserted_at, event_type, event_name, events AS n FROM rollup_event_counts
              WHERE app_token = \(app)\(filters)
                AND hour >= COALESCE(\(firstWholeHour), '-infinity') AND hour < COALESCE(\(lastWholeHourEnd), 'infinity')
+             UNION ALL
+             SELECT inserted_at, event_type, event_name, 1 FROM events
+             WHERE app_token = \(app)\(filters) AND stored_xid > \(through)
+               AND inserted_at >= COALESCE(\(firstWholeHour), '-infinity') AND inserted_at < COALESCE(\(lastWholeHourEnd), 'infinity')
              UNION ALL
              SELECT inserted_at, event_type, event_name, 1 FROM events
              WHERE app_token = \(app)\(filters)
@@ -94,7 +100,7 @@ public struct EventsReport: Report {
             if let bucket {
                 // The rollup's UTC hours fit inside the calendar's buckets only when the zone is whole hours off UTC.
                 if try scope.zoneHasWholeHourOffset(on: connection) {
-                    let source = hourlySource(token: token, startingAt: 2)
+                    let source = hourlySource(token: token, through: try FollowerCheckpoint.read(app: token, on: connection), startingAt: 2)
                     let rows = try scope.series(
                         bucket,
                         measure: "sum(n)",
@@ -116,7 +122,7 @@ public struct EventsReport: Report {
                 )
                 return ReportTable(columns: [bucket.rawValue, "events"], rows: rows)
             }
-            let source = hourlySource(token: token, startingAt: 1)
+            let source = hourlySource(token: token, through: try FollowerCheckpoint.read(app: token, on: connection), startingAt: 1)
             var sql = "SELECT event_type, event_name, sum(n) AS events FROM \(source.sql) GROUP BY 1, 2 ORDER BY 3 DESC, 2, 1"
             var all = source.parameters
             if let top {

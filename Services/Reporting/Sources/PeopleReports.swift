@@ -1,6 +1,7 @@
 import CairnCore
 import CairnMethods
 import CairnPostgres
+import CairnRollups
 import CairnWire
 
 /// `report.uniques`: unique people per calendar bucket (DAU, WAU, MAU), counted as identity
@@ -32,8 +33,19 @@ public struct UniquesReport: Report {
                 var conditions = ["true"]
                 let time = scope.timeFilter(startingAt: 4)
                 conditions += time.clauses
-                let source =
-                    "(SELECT period::timestamp AT TIME ZONE 'UTC' AS inserted_at, people FROM rollup_period_people WHERE app_token = $2 AND grain = $3) AS periods"
+                // The follower's periods, plus the people of the unfolded tail not yet counted there.
+                let through = try FollowerCheckpoint.read(app: token, on: connection)
+                let source = """
+                    (SELECT period::timestamp AT TIME ZONE 'UTC' AS inserted_at, people FROM rollup_period_people WHERE app_token = $2 AND grain = $3
+                     UNION ALL
+                     SELECT t.period::timestamp AT TIME ZONE 'UTC', count(*) FROM (
+                         SELECT DISTINCT r.person, date_trunc($3, r.inserted_at AT TIME ZONE 'UTC')::date AS period
+                         FROM events_resolved r WHERE r.app_token = $2 AND r.stored_xid > \(through) AND r.person IS NOT NULL
+                     ) t
+                     WHERE NOT EXISTS (SELECT 1 FROM rollup_person_periods p
+                                       WHERE p.app_token = $2 AND p.person = t.person AND p.grain = $3 AND p.period = t.period)
+                     GROUP BY t.period) AS periods
+                    """
                 let rows = try scope.series(
                     bucket,
                     measure: "sum(people)",
@@ -98,7 +110,14 @@ public struct StatsReport: Report {
             let numbers =
                 registered.isEmpty
                 ? "SELECT cairn_jsonb_numeric(metadata -> $3) AS n FROM events WHERE app_token = $1 AND event_name = $2 AND metadata ? $3"
-                : "SELECT value AS n FROM rollup_attribute_values WHERE app_token = $1 AND event_name = $2 AND attribute = $3"
+                : """
+                SELECT n FROM (
+                    SELECT value AS n, inserted_at FROM rollup_attribute_values WHERE app_token = $1 AND event_name = $2 AND attribute = $3
+                    UNION ALL
+                    SELECT cairn_jsonb_numeric(metadata -> $3), inserted_at FROM events
+                    WHERE app_token = $1 AND event_name = $2 AND metadata ? $3 AND stored_xid > \(try FollowerCheckpoint.read(app: token, on: connection))
+                ) AS folded_and_tail WHERE true
+                """
             var parameters: [String?] = [token, eventName, attribute]
             let time = scope.timeFilter(startingAt: 4)
             parameters += time.parameters

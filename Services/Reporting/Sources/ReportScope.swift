@@ -50,7 +50,9 @@ public struct ReportScope: Sendable {
     public func run<T>(on connection: PostgresConnection, _ body: (_ token: String) throws -> T) throws -> T {
         do {
             return try connection.inTransaction { () throws -> T in
-                try connection.execute("SET TRANSACTION READ ONLY")
+                // One snapshot for the whole report: the rollups, the follower's checkpoint and
+                // the events after it (the unfolded tail) agree.
+                try connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 // Calendar buckets follow --tz; set per transaction through bound parameters.
                 // Reports sort and hash hundreds of thousands of rows: let them do it in memory.
                 // JIT compilation costs more than it saves at this size (20–100 ms, measured).

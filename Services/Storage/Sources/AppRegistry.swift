@@ -1,6 +1,7 @@
 import CairnCore
 import CairnMethods
 import CairnPostgres
+import CairnRollups
 import CairnWire
 
 /// Apps (tenants) and their settings: token, name, hashed write key, what to do with
@@ -152,13 +153,24 @@ public enum AppRegistry {
         guard let type = AttributeType(rawValue: params.type) else {
             throw StorageError(.invalidType, field: "type", "must be one of \(AttributeType.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        try connection.execute(
-            """
-            INSERT INTO app_attributes (app_token, name, type) VALUES ($1, $2, $3)
-            ON CONFLICT (app_token, name) DO UPDATE SET type = EXCLUDED.type, updated_at = now()
-            """,
-            [app.token, name, type.rawValue]
-        )
+        try connection.transaction { () throws(PostgresError) in
+            // The follower folds under the same lock: a number's values are filled up to its checkpoint, and it adds the rest.
+            try Rollups.lock(app: app.token, on: connection)
+            let before = try connection.execute("SELECT type FROM app_attributes WHERE app_token = $1 AND name = $2", [app.token, name]).firstRow?[
+                "type"
+            ]
+            try connection.execute(
+                """
+                INSERT INTO app_attributes (app_token, name, type) VALUES ($1, $2, $3)
+                ON CONFLICT (app_token, name) DO UPDATE SET type = EXCLUDED.type, updated_at = now()
+                """,
+                [app.token, name, type.rawValue]
+            )
+            if before != type.rawValue {
+                let through = try FollowerCheckpoint.read(app: app.token, on: connection)
+                try Rollups.attributeChanged(app: app.token, name: name, isNumber: type == .number, through: through, on: connection)
+            }
+        }
         return ["app": .string(app.name), "name": .string(name), "type": .string(type.rawValue)]
     }
 

@@ -2,10 +2,10 @@ import CairnCore
 import CairnPostgres
 import Synchronization
 
-/// The write path: one transaction per batch, events through COPY into a staging table and
-/// then into `events` with `ON CONFLICT DO NOTHING`, so a batch delivered twice leaves
-/// exactly the rows one delivery leaves. User and company upserts ride in the same
-/// transaction and are idempotent too.
+/// The write path: events are the log. One transaction per batch, events through COPY into
+/// a staging table and then into `events` with `ON CONFLICT DO NOTHING`, so a batch delivered
+/// twice leaves exactly the rows one delivery leaves. Nothing else rides in the transaction:
+/// identity state, sessions and rollups follow the log (the identity follower).
 public final class EventWriter: Sendable {
     /// The partitions of `events`, as time ranges; nil until read from the catalog.
     private let knownPartitions = Mutex<[PartitionRange]?>(nil)
@@ -27,99 +27,27 @@ public final class EventWriter: Sendable {
         "received_at", "origin",
     ]
 
-    /// Writes `events` and applies the identity upserts in one transaction.
-    public func write(
-        events: [CanonicalEvent],
-        users: JSON,
-        companies: JSON,
-        memberships: JSON = .array([]),
-        aliases: JSON = .array([]),
-        sessions: JSON = .array([]),
-        on connection: PostgresConnection
-    ) throws(PostgresError) -> Outcome {
+    /// Writes `events` in one transaction.
+    public func write(events: [CanonicalEvent], on connection: PostgresConnection) throws(PostgresError) -> Outcome {
+        guard !events.isEmpty else { return Outcome(inserted: 0, duplicates: 0) }
         do {
-            return try writeOnce(
-                events: events,
-                users: users,
-                companies: companies,
-                memberships: memberships,
-                aliases: aliases,
-                sessions: sessions,
-                on: connection
-            )
+            return try writeOnce(events: events, on: connection)
         } catch  where error.sqlState == "23514" && error.message.contains("no partition") {
             // A partition this process made was dropped behind its back (by hand, or a restored
             // database): not the events' fault, so not a refusal. Learn the partitions again, once.
             resetPartitionCache()
-            return try writeOnce(
-                events: events,
-                users: users,
-                companies: companies,
-                memberships: memberships,
-                aliases: aliases,
-                sessions: sessions,
-                on: connection
-            )
+            return try writeOnce(events: events, on: connection)
         }
     }
 
-    private func writeOnce(
-        events: [CanonicalEvent],
-        users: JSON,
-        companies: JSON,
-        memberships: JSON,
-        aliases: JSON,
-        sessions: JSON,
-        on connection: PostgresConnection
-    ) throws(PostgresError) -> Outcome {
+    private func writeOnce(events: [CanonicalEvent], on connection: PostgresConnection) throws(PostgresError) -> Outcome {
         try ensurePartitions(for: events, on: connection)
         let copyData = Self.copyText(events)
         return try connection.transaction { () throws(PostgresError) -> Outcome in
             try connection.execute("CREATE TEMP TABLE IF NOT EXISTS events_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-            var inserted = 0
-            var suppressed = 0
-            if !events.isEmpty {
-                try connection.copyIn("COPY events_staging (\(Self.columns.joined(separator: ", "))) FROM STDIN", data: copyData)
-                suppressed = try connection.execute(Self.dropSuppressedEvents).firstRow?["dropped", as: Int.self] ?? 0
-            }
-            if case .array(let rows) = users, !rows.isEmpty {
-                try connection.execute(Self.upsertUsers, [users.serializedString()])
-            }
-            if case .array(let rows) = companies, !rows.isEmpty {
-                try connection.execute(Self.upsertCompanies, [companies.serializedString()])
-            }
-            if case .array(let rows) = memberships, !rows.isEmpty {
-                try connection.execute(Self.upsertMemberships, [memberships.serializedString()])
-            }
-            if case .array(let rows) = aliases, !rows.isEmpty {
-                try connection.execute(Self.upsertAliases, [aliases.serializedString()])
-            }
-            // Identity first, events after: the rollup triggers then resolve the new events
-            // once, and re-derive only the people whose earlier events identity moved.
-            if !events.isEmpty {
-                inserted = try connection.execute("INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING").affectedRows
-            }
-            if case .array(let rows) = sessions, !rows.isEmpty {
-                // Each listed person's sessions are replaced from `from` on (whole without it):
-                // identity recomputes them from the full history and sends what changed.
-                try connection.execute(
-                    """
-                    DELETE FROM user_sessions s USING jsonb_to_recordset($1::jsonb) AS x(app_token text, person text, "from" integer)
-                    WHERE s.app_token = x.app_token AND s.person = x.person AND s.session >= COALESCE(x."from", 0)
-                    """,
-                    [sessions.serializedString()]
-                )
-                try connection.execute(
-                    """
-                    INSERT INTO user_sessions (app_token, person, session, started_at, ended_at, events)
-                    SELECT x.app_token, x.person, (s->>0)::integer, (s->>1)::timestamptz, (s->>2)::timestamptz, (s->>3)::integer
-                    FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, person text, sessions jsonb), jsonb_array_elements(x.sessions) AS s
-                    WHERE NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.app_token = x.app_token
-                                      AND ((p.kind = 'user' AND p.id = x.person) OR (p.kind = 'anonymous' AND 'anonymous:' || p.id = x.person)))
-                    """,
-                    [sessions.serializedString()]
-                )
-            }
+            try connection.copyIn("COPY events_staging (\(Self.columns.joined(separator: ", "))) FROM STDIN", data: copyData)
+            let suppressed = try connection.execute(Self.dropSuppressedEvents).firstRow?["dropped", as: Int.self] ?? 0
+            let inserted = try connection.execute("INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING").affectedRows
             return Outcome(inserted: inserted, duplicates: events.count - inserted - suppressed, suppressed: suppressed)
         }
     }
@@ -326,76 +254,5 @@ public final class EventWriter: Sendable {
             RETURNING c.n
         )
         SELECT COALESCE(sum(n), 0) AS dropped FROM counted
-        """
-
-    /// Each upsert skips rows it would not change (a range already covering the batch's, no
-    /// traits, no company): no new row version, no index entries, no trigger rows.
-    static let upsertUsers = """
-        INSERT INTO users AS u (app_token, user_id, first_seen, last_seen, traits, trait_times, traits_updated_at, company_id, company_updated_at)
-        SELECT app_token, user_id, first_seen, last_seen, COALESCE(traits, '{}'::jsonb), COALESCE(trait_times, '{}'::jsonb),
-               (SELECT max(value::text::timestamptz) FROM jsonb_each_text(COALESCE(trait_times, '{}'::jsonb))), company_id, company_updated_at
-        FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, user_id text, first_seen timestamptz, last_seen timestamptz,
-             traits jsonb, trait_times jsonb, company_id text, company_updated_at timestamptz)
-        WHERE NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.app_token = x.app_token AND p.kind = 'user' AND p.id = x.user_id)
-        ON CONFLICT (app_token, user_id) DO UPDATE SET
-            first_seen = LEAST(u.first_seen, EXCLUDED.first_seen),
-            last_seen = GREATEST(u.last_seen, EXCLUDED.last_seen),
-            -- Most batches carry no traits for most users: skip the per-key merge then.
-            traits = CASE WHEN EXCLUDED.trait_times = '{}'::jsonb THEN u.traits
-                          ELSE cairn_merge_traits(u.traits, u.trait_times, EXCLUDED.traits, EXCLUDED.trait_times) END,
-            trait_times = CASE WHEN EXCLUDED.trait_times = '{}'::jsonb THEN u.trait_times
-                               ELSE cairn_merge_trait_times(u.traits, u.trait_times, EXCLUDED.traits, EXCLUDED.trait_times) END,
-            traits_updated_at = GREATEST(u.traits_updated_at, EXCLUDED.traits_updated_at),
-            company_id = CASE
-                WHEN EXCLUDED.company_updated_at IS NOT NULL AND (u.company_updated_at IS NULL OR EXCLUDED.company_updated_at > u.company_updated_at
-                     OR (EXCLUDED.company_updated_at = u.company_updated_at AND EXCLUDED.company_id > u.company_id))
-                THEN EXCLUDED.company_id ELSE u.company_id END,
-            company_updated_at = GREATEST(u.company_updated_at, EXCLUDED.company_updated_at)
-        WHERE EXCLUDED.first_seen < u.first_seen OR EXCLUDED.last_seen > u.last_seen
-           OR EXCLUDED.trait_times <> '{}'::jsonb OR EXCLUDED.company_updated_at IS NOT NULL
-        """
-
-    static let upsertCompanies = """
-        INSERT INTO companies AS c (app_token, company_id, first_seen, last_seen, traits, trait_times, traits_updated_at)
-        SELECT app_token, company_id, first_seen, last_seen, COALESCE(traits, '{}'::jsonb), COALESCE(trait_times, '{}'::jsonb),
-               (SELECT max(value::text::timestamptz) FROM jsonb_each_text(COALESCE(trait_times, '{}'::jsonb)))
-        FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, company_id text, first_seen timestamptz, last_seen timestamptz,
-             traits jsonb, trait_times jsonb)
-        ON CONFLICT (app_token, company_id) DO UPDATE SET
-            first_seen = LEAST(c.first_seen, EXCLUDED.first_seen),
-            last_seen = GREATEST(c.last_seen, EXCLUDED.last_seen),
-            traits = CASE WHEN EXCLUDED.trait_times = '{}'::jsonb THEN c.traits
-                          ELSE cairn_merge_traits(c.traits, c.trait_times, EXCLUDED.traits, EXCLUDED.trait_times) END,
-            trait_times = CASE WHEN EXCLUDED.trait_times = '{}'::jsonb THEN c.trait_times
-                               ELSE cairn_merge_trait_times(c.traits, c.trait_times, EXCLUDED.traits, EXCLUDED.trait_times) END,
-            traits_updated_at = GREATEST(c.traits_updated_at, EXCLUDED.traits_updated_at)
-        WHERE EXCLUDED.first_seen < c.first_seen OR EXCLUDED.last_seen > c.last_seen OR EXCLUDED.trait_times <> '{}'::jsonb
-        """
-
-    static let upsertMemberships = """
-        INSERT INTO user_companies AS m (app_token, user_id, company_id, first_seen, last_seen)
-        SELECT app_token, user_id, company_id, first_seen, last_seen
-        FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, user_id text, company_id text, first_seen timestamptz, last_seen timestamptz)
-        WHERE NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.app_token = x.app_token AND p.kind = 'user' AND p.id = x.user_id)
-        ON CONFLICT (app_token, user_id, company_id) DO UPDATE SET
-            first_seen = LEAST(m.first_seen, EXCLUDED.first_seen),
-            last_seen = GREATEST(m.last_seen, EXCLUDED.last_seen)
-        WHERE EXCLUDED.first_seen < m.first_seen OR EXCLUDED.last_seen > m.last_seen
-        """
-
-    /// An anonymous id joins the user it was identified as, resolved through merges. The
-    /// earliest identification wins (then the smaller user id), so arrival order never
-    /// matters; an id that is itself an identified user is never aliased away (PostHog's
-    /// rule: two identified users are never merged silently).
-    static let upsertAliases = """
-        INSERT INTO identity_aliases AS a (app_token, alias_kind, alias_id, user_id, aliased_at, reason)
-        SELECT x.app_token, 'anonymous', x.alias_id, COALESCE(m.user_id, x.user_id), x.aliased_at, 'identify'
-        FROM jsonb_to_recordset($1::jsonb) AS x(app_token text, alias_id text, user_id text, aliased_at timestamptz)
-        LEFT JOIN identity_aliases m ON m.app_token = x.app_token AND m.alias_kind = 'user' AND m.alias_id = x.user_id
-        WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.app_token = x.app_token AND u.user_id = x.alias_id)
-          AND NOT EXISTS (SELECT 1 FROM suppressions p WHERE p.app_token = x.app_token
-                          AND ((p.kind = 'user' AND p.id = x.user_id) OR (p.kind = 'anonymous' AND p.id = x.alias_id)))
-        ON CONFLICT (app_token, alias_kind, alias_id) DO UPDATE SET user_id = EXCLUDED.user_id, aliased_at = EXCLUDED.aliased_at, stored_xid = cairn_xid()
-        WHERE EXCLUDED.aliased_at < a.aliased_at OR (EXCLUDED.aliased_at = a.aliased_at AND EXCLUDED.user_id < a.user_id)
         """
 }

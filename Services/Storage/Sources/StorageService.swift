@@ -7,11 +7,11 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// The storage service: owns the schema, and commits batches of events (with the identity
-/// upserts identity computed) to PostgreSQL.
+/// The storage service: owns the schema and its migrations, commits batches of events to the
+/// log (the events table), and keeps the app registry, merges and erasure.
 ///
 /// Methods:
-/// - `storage.write {events, users, companies}` → `{inserted, duplicates, rejected}`. Events
+/// - `storage.write {events}` → `{inserted, duplicates, suppressed, rejected}`. Events
 ///   that fail the canonical checks are returned in `rejected` (by index) instead of failing
 ///   the batch, so one bad event cannot block the spool behind it. A batch PostgreSQL refuses
 ///   for its data fails with `write_refused` (and `data.sqlstate`); ingest then isolates the
@@ -45,23 +45,10 @@ public enum StorageService {
                     ])
                 }
             }
-            let users = params.users ?? .array([])
-            let companies = params.companies ?? .array([])
-            let memberships = params.memberships ?? .array([])
-            let aliases = params.aliases ?? .array([])
-            let sessions = params.sessions ?? .array([])
             let toWrite = events
             do {
                 let outcome = try await pool.withConnection { connection in
-                    try writer.write(
-                        events: toWrite,
-                        users: users,
-                        companies: companies,
-                        memberships: memberships,
-                        aliases: aliases,
-                        sessions: sessions,
-                        on: connection
-                    )
+                    try writer.write(events: toWrite, on: connection)
                 }
                 statistics.record(outcome.inserted)
                 counters.add("batches_committed")
@@ -112,7 +99,6 @@ public enum StorageService {
         register(AttributesSet.self) { params, connection in try AppRegistry.setAttribute(params, on: connection) }
         register(AttributesList.self) { params, connection in try AppRegistry.listAttributes(params, on: connection) }
         register(UsersMerge.self) { params, connection in try UserMerge.merge(params, on: connection) }
-        register(IdentityContextMethod.self) { params, connection in try IdentityContext.load(params, on: connection) }
         register(UsersDelete.self) { params, connection in try UserErasure.delete(params, on: connection) }
         register(AppsGet.self) { params, connection in
             guard let found = try AppRegistry.find(params.app, on: connection) else {

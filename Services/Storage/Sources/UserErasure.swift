@@ -1,6 +1,7 @@
 import CairnCore
 import CairnMethods
 import CairnPostgres
+import CairnRollups
 import CairnWire
 
 /// `users.delete {app, user}`: the right-to-erasure path in PostgreSQL. In one transaction it
@@ -17,6 +18,9 @@ public enum UserErasure {
             throw StorageError.unknownApp(app)
         }
         return try connection.inTransaction { () throws -> JSON in
+            // The identity follower folds under the same lock: nothing of the person is folded after this.
+            try Rollups.lock(app: token, on: connection)
+            let through = try FollowerCheckpoint.read(app: token, on: connection)
             let person = try connection.resolvedPerson(requested, token: token)
             let (user, userIds, anonymousIds) = (person.userId, person.userIds, person.anonymousIds)
             let known = try connection.execute("SELECT 1 FROM users WHERE app_token = $1 AND user_id = $2", [token, user]).rows
@@ -29,12 +33,28 @@ public enum UserErasure {
             func count(_ sql: String, _ parameters: [String?]) throws(PostgresError) -> Int64 {
                 Int64(try connection.execute(sql, parameters).affectedRows)
             }
-            let events = try count(
+            // The counting rollups lose the deleted events they counted; the person rollups of
+            // everyone they resolved to are derived again once the aliases are gone.
+            let rederive = try connection.execute(
                 """
-                DELETE FROM events WHERE app_token = $1
-                  AND (user_id = ANY($2::text[]) OR (user_id IS NULL AND anonymous_id = ANY($3::text[])))
+                SELECT DISTINCT person FROM (\(Rollups.resolved(where: """
+                    e.app_token = $1 AND (e.user_id = ANY($2::text[]) OR (e.user_id IS NULL AND e.anonymous_id = ANY($3::text[])))
+                    """))) AS resolved
                 """,
                 [token, users, anonymous]
+            ).namedRows.compactMap { $0["person"] }
+            let events = Int64(
+                try Rollups.subtractDeleted(
+                    app: token,
+                    deletedSQL: """
+                        DELETE FROM events WHERE app_token = $1
+                          AND (user_id = ANY($2::text[]) OR (user_id IS NULL AND anonymous_id = ANY($3::text[])))
+                        RETURNING event_type, event_name, inserted_at, internal_event_id, stored_xid
+                        """,
+                    parameters: [token, users, anonymous],
+                    through: through,
+                    on: connection
+                )
             )
             let userRows = try count(
                 "DELETE FROM users WHERE app_token = $1 AND (user_id = ANY($2::text[]) OR merged_into = ANY($2::text[]))",
@@ -48,6 +68,12 @@ public enum UserErasure {
             let merges = try count(
                 "DELETE FROM identity_merges WHERE app_token = $1 AND (into_user = ANY($2::text[]) OR from_user = ANY($2::text[]))",
                 [token, users]
+            )
+            try Rollups.refresh(
+                app: token,
+                persons: Array(Set(rederive + userIds + anonymousIds.map { "anonymous:" + $0 })),
+                through: through,
+                on: connection
             )
             let sessions = try count("DELETE FROM user_sessions WHERE app_token = $1 AND person = ANY($2::text[])", [token, persons])
             // Triggers' waiting and parked deliveries name the person.

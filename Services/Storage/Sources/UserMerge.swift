@@ -1,6 +1,7 @@
 import CairnCore
 import CairnMethods
 import CairnPostgres
+import CairnRollups
 import CairnWire
 
 /// `users.merge {app, from, into}`: the explicit merge of two identified users (PostHog's
@@ -17,6 +18,8 @@ public enum UserMerge {
             throw StorageError.unknownApp(app)
         }
         return try connection.inTransaction { () throws -> JSON in
+            // The identity follower folds under the same lock: the rollups move with the aliases.
+            try Rollups.lock(app: token, on: connection)
             let source = try connection.survivingUser(from, token: token)
             let target = try connection.survivingUser(into, token: token)
             for user in [from, into] {
@@ -62,6 +65,9 @@ public enum UserMerge {
                 """,
                 [token, source, target]
             )
+            // Everyone whose events resolved to either user is derived again, as of the follower's checkpoint.
+            let through = try FollowerCheckpoint.read(app: token, on: connection)
+            try Rollups.refresh(app: token, persons: [source, target], through: through, on: connection)
             return [
                 "app_token": .string(token), "from": .string(source), "into": .string(target), "merged": true, "aliases_moved": .int(Int64(moved)),
             ]

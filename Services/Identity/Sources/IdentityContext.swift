@@ -1,21 +1,47 @@
 import CairnCore
-import CairnMethods
 import CairnPostgres
-import CairnWire
 
-/// `identity.context`: what identity needs from the database to place one batch's events:
+/// What identity needs from the database to place one span's events:
 /// who each anonymous id belongs to, the stored event history of each person it has not
 /// cached, and the app's session settings.
 ///
-/// Params: `app_token`, `user_ids`, `anonymous_ids` (of events without a user id),
-/// `new_aliases` (`[{alias_id, user_id, aliased_at}]` from the batch), `cached` (persons whose
+/// The request: `app_token`, `user_ids`, `anonymous_ids` (of events without a user id),
+/// `new_aliases` (`[{alias_id, user_id, aliased_at}]` from the span), `cached` (persons whose
 /// history identity already holds). Result: `{aliases: {anonymous_id: user}, histories:
 /// {person: [packed points]}, users: {merged user: survivor}, novel_aliases: [anonymous_id],
 /// absorbing: [user], inactivity_s, max_length_s}`: `novel_aliases` are the batch's
 /// identifications that change a stored alias (or add one), and `absorbing` the users they
 /// join, whose histories are returned whole even when cached.
 public enum IdentityContext {
-    public static func load(_ params: IdentityContextMethod.Params, on connection: PostgresConnection) throws -> JSON {
+    public struct Request: Sendable {
+        public var app_token: String
+        public var user_ids: [String]?
+        public var anonymous_ids: [String]?
+        /// People whose histories identity holds already.
+        public var cached: [String]?
+        /// The span's own identifications: `alias_id`, `user_id`, `aliased_at`.
+        public var new_aliases: [JSON]?
+        /// Histories hold the events at or below this checkpoint: the span's own are added to them.
+        public var through: Int64
+
+        public init(
+            app_token: String,
+            user_ids: [String]? = nil,
+            anonymous_ids: [String]? = nil,
+            cached: [String]? = nil,
+            new_aliases: [JSON]? = nil,
+            through: Int64 = .max
+        ) {
+            self.through = through
+            self.app_token = app_token
+            self.user_ids = user_ids
+            self.anonymous_ids = anonymous_ids
+            self.cached = cached
+            self.new_aliases = new_aliases
+        }
+    }
+
+    public static func load(_ params: Request, on connection: PostgresConnection) throws -> JSON {
         let token = params.app_token
         let userIds = params.user_ids ?? []
         let anonymousIds = params.anonymous_ids ?? []
@@ -65,7 +91,7 @@ public enum IdentityContext {
         var persons = Set(userIds.map { finalUser[$0] ?? $0 })
         for anonymous in anonymousIds { persons.insert(aliases[anonymous]?.user ?? "anonymous:" + anonymous) }
         let wanted = persons.subtracting(cached).union(absorbing)
-        let histories = try self.histories(of: wanted, token: token, aliases: aliases, on: connection)
+        let histories = try self.histories(of: wanted, token: token, aliases: aliases, through: params.through, on: connection)
         var aliasObject = JSONObject()
         for (anonymous, alias) in aliases.sorted(by: { $0.key < $1.key }) { aliasObject.append(anonymous, .string(alias.user)) }
         var userObject = JSONObject()
@@ -85,6 +111,7 @@ public enum IdentityContext {
         of persons: Set<String>,
         token: String,
         aliases: [String: (user: String, time: String)],
+        through: Int64,
         on connection: PostgresConnection
     ) throws -> JSONObject {
         guard !persons.isEmpty else { return JSONObject() }
@@ -106,10 +133,10 @@ public enum IdentityContext {
         for row in try connection.execute(
             """
             SELECT user_id, anonymous_id, (extract(epoch FROM inserted_at) * 1000000)::bigint AS micros, event_type = 'session_start' AS starts_session
-            FROM events WHERE app_token = $1
+            FROM events WHERE app_token = $1 AND stored_xid <= $4::bigint
               AND (user_id = ANY($2::text[]) OR (user_id IS NULL AND anonymous_id = ANY($3::text[])))
             """,
-            [token, PostgresArray.text(owner.keys.sorted()), PostgresArray.text(anonymousOwner.keys.sorted())]
+            [token, PostgresArray.text(owner.keys.sorted()), PostgresArray.text(anonymousOwner.keys.sorted()), String(through)]
         ).namedRows {
             guard let micros = row["micros", as: Int64.self] else { continue }
             let person = row["user_id"].flatMap { owner[$0] } ?? row["anonymous_id"].flatMap { anonymousOwner[$0] }

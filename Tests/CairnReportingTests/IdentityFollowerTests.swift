@@ -1,0 +1,160 @@
+import CairnCore
+import CairnIdentity
+import CairnPostgres
+import CairnReporting
+import CairnRollups
+import CairnStorage
+import CairnTesting
+import Testing
+
+/// The identity follower derives users, aliases, memberships, sessions and the rollups from
+/// the events log; reports stay exact before it has folded anything (the unfolded tail), and
+/// folding in many small spans gives exactly what one large span gives.
+@Suite struct IdentityFollowerTests {
+    let conninfo: String
+    let connection: PostgresConnection
+
+    init() throws {
+        conninfo = try TestPostgres.freshDatabase()
+        connection = try PostgresConnection(conninfo: conninfo)
+        try Schema.migrate(connection)
+        _ = try AppRegistry.create(["name": "shop", "token": "shop"], on: connection)
+    }
+
+    static func event(
+        _ type: EventType,
+        _ name: String,
+        user: String?,
+        anonymous: String? = nil,
+        company: String? = nil,
+        at: String,
+        _ metadata: JSONObject = [:]
+    ) -> CanonicalEvent {
+        CanonicalEvent(
+            appToken: "shop",
+            eventType: type,
+            eventName: name,
+            userId: user,
+            companyId: company,
+            anonymousId: anonymous,
+            source: "web-client",
+            insertedAt: Timestamp(parsing: at)!,
+            metadata: metadata,
+            receivedAt: Timestamp(parsing: at)!,
+            origin: .segment
+        )
+    }
+
+    /// device-A browses on May 1st and identifies as ada on May 2nd; ada buys for acme; bob
+    /// starts a guide; carol's two views are 40 minutes apart (two sessions).
+    static let stream: [CanonicalEvent] = [
+        event(.track, "viewed", user: nil, anonymous: "device-A", at: "2024-05-01T08:00:00Z"),
+        event(.track, "viewed", user: nil, anonymous: "device-A", at: "2024-05-02T08:00:00Z"),
+        event(.identifyUser, "", user: "ada", anonymous: "device-A", at: "2024-05-02T08:05:00Z", ["plan": "pro"]),
+        event(.track, "purchase", user: "ada", company: "acme", at: "2024-05-02T08:10:00Z", ["price": 12]),
+        event(.track, "Guide Started", user: "bob", at: "2024-05-03T09:00:00Z", ["guide_id": "7"]),
+        event(.track, "viewed", user: "carol", at: "2024-05-03T10:00:00Z"),
+        event(.track, "viewed", user: "carol", at: "2024-05-03T10:40:00Z"),
+    ]
+
+    func reports() throws -> [[[JSON]]] {
+        [
+            try EventsReport(params: ["app": "shop"]).run(on: connection).rows,
+            try UniquesReport(params: ["app": "shop", "by": "day"]).run(on: connection).rows,
+            try UniquesReport(params: ["app": "shop", "by": "week"]).run(on: connection).rows,
+            try CompaniesReport(params: ["app": "shop"]).run(on: connection).rows,
+            try EngagementReport(params: ["app": "shop", "entity": "flow"]).run(on: connection).rows,
+            try StatsReport(params: ["app": "shop", "event": "purchase", "attr": "price"]).run(on: connection).rows,
+        ]
+    }
+
+    /// Everything the follower keeps, as text, for comparing two runs.
+    func derivedState() throws -> [[[String?]]] { try Self.derivedState(of: connection) }
+
+    static func derivedState(of connection: PostgresConnection) throws -> [[[String?]]] {
+        try [
+            "SELECT user_id, first_seen, last_seen, traits::text, company_id FROM users ORDER BY 1",
+            "SELECT alias_kind, alias_id, user_id, aliased_at FROM identity_aliases ORDER BY 1, 2",
+            "SELECT user_id, company_id, first_seen, last_seen FROM user_companies ORDER BY 1, 2",
+            "SELECT person, session, started_at, ended_at, events FROM user_sessions ORDER BY 1, 2",
+            "SELECT hour, event_type, event_name, events FROM rollup_event_counts ORDER BY 1, 2, 3",
+            "SELECT grain, period, people FROM rollup_period_people ORDER BY 1, 2",
+            "SELECT person, grain, period FROM rollup_person_periods ORDER BY 1, 2, 3",
+            "SELECT company, person, events FROM rollup_company_people ORDER BY 1, 2",
+            "SELECT entity, id, stage, person FROM rollup_engagement_people ORDER BY 1, 2, 3, 4",
+        ].map { try connection.execute($0).rows }
+    }
+
+    @Test func reportsCountTheUnfoldedTailAndAgreeOnceFolded() throws {
+        _ = try AppRegistry.setAttribute(["app": "shop", "name": "price", "type": "number"], on: connection)
+        _ = try EventWriter().write(events: Self.stream, on: connection)
+        let lag = try FollowerCheckpoint.lag(on: connection)
+        #expect(lag.map(\.events) == [7])
+        // Nothing folded: the events report and the stats count all seven events and the price.
+        let before = try reports()
+        #expect(before[0].map { [$0[1], $0[2]] } == [["viewed", 4], ["", 1], ["Guide Started", 1], ["purchase", 1]])
+        #expect(before[5][0][2] == .int(1))
+        let spans = try IdentityFollower(cache: SessionCache()).catchUp(on: connection)
+        #expect(spans.map(\.events) == [7])
+        #expect(try FollowerCheckpoint.lag(on: connection).map(\.events) == [0])
+        let after = try reports()
+        #expect(after[0] == before[0])
+        #expect(after[5] == before[5])
+        // Folded, device-A is ada: May 1st device-A (now ada), May 2nd ada, May 3rd bob and carol.
+        #expect(after[1] == [["2024-05-01", 1], ["2024-05-02", 1], ["2024-05-03", 2]])
+        #expect(after[2] == [["2024-04-29", 3]])
+        #expect(after[3].map { [$0[0], $0[2], $0[3]] } == [["acme", 1, 1]])
+        #expect(after[4].map { Array($0[1...3]) } == [["userguiding", "7", 1]])
+        // Identity: ada with her trait, device-A aliased to her, carol's two sessions.
+        #expect(try connection.execute("SELECT traits->>'plan' FROM users WHERE user_id = 'ada'").rows == [["pro"]])
+        #expect(try connection.execute("SELECT user_id FROM identity_aliases WHERE alias_id = 'device-A'").rows == [["ada"]])
+        #expect(try connection.execute("SELECT count(*) FROM user_sessions WHERE person = 'carol'").rows == [["2"]])
+        #expect(try connection.execute("SELECT count(*) FROM user_sessions WHERE person = 'anonymous:device-A'").rows == [["0"]])
+        // Folding again finds nothing to fold and changes nothing.
+        let state = try derivedState()
+        #expect(try IdentityFollower(cache: SessionCache()).catchUp(on: connection).isEmpty)
+        #expect(try derivedState() == state)
+    }
+
+    @Test func manySmallSpansEqualOneLargeSpan() throws {
+        // One event per stored batch, in reverse time order, folded one span per two batches.
+        for event in Self.stream.reversed() { _ = try EventWriter().write(events: [event], on: connection) }
+        let cache = SessionCache()
+        let spans = try IdentityFollower(cache: cache, spanLimit: 2).catchUp(on: connection)
+        #expect(spans.count == 4)
+        #expect(spans.map(\.events).reduce(0, +) == 7)
+        let small = try derivedState()
+
+        let other = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try Schema.migrate(other)
+        _ = try AppRegistry.create(["name": "shop", "token": "shop"], on: other)
+        _ = try EventWriter().write(events: Self.stream, on: other)
+        #expect(try IdentityFollower(cache: SessionCache()).catchUp(on: other).count == 1)
+        let large = try Self.derivedState(of: other)
+        #expect(small == large)
+    }
+
+    /// A transaction still writing holds the horizon: the follower folds up to it and no
+    /// further, so an event committed late is folded later, never skipped.
+    @Test func anOpenWriteHoldsTheFollowerBack() throws {
+        try connection.execute(
+            "CREATE TABLE events_test_may PARTITION OF events FOR VALUES FROM ('2024-05-01T00:00:00Z') TO ('2024-06-01T00:00:00Z')"
+        )
+        let writer = try PostgresConnection(conninfo: conninfo)
+        try writer.execute("BEGIN")
+        try writer.execute(
+            """
+            INSERT INTO events (app_token, inserted_at, internal_event_id, event_type, event_name, user_id, source, metadata, received_at, origin)
+            VALUES ('shop', '2024-05-01T07:00:00Z', 99, 'track', 'late', 'dan', 'web-client', '{}', '2024-05-01T07:00:00Z', 'segment')
+            """
+        )
+        _ = try EventWriter().write(events: Self.stream, on: connection)
+        // The stream committed after the open transaction began: it lies above the horizon too.
+        #expect(try IdentityFollower(cache: SessionCache()).catchUp(on: connection).isEmpty)
+        try writer.execute("COMMIT")
+        let spans = try IdentityFollower(cache: SessionCache()).catchUp(on: connection)
+        #expect(spans.map(\.events).reduce(0, +) == 8)
+        #expect(try EventsReport(params: ["app": "shop"]).run(on: connection).rows.map { $0[2] }.contains(.int(1)))
+        #expect(try connection.execute("SELECT events FROM rollup_event_counts WHERE event_name = 'late'").rows == [["1"]])
+    }
+}
