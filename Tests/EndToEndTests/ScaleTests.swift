@@ -10,7 +10,7 @@ import Testing
     /// `compose/default.json` plus a second ingest instance.
     static func twoIngestStack() throws -> JSON {
         try TestStack.defaultStack { services in
-            services.append(["name": "ingest-2", "executable": "cairn-ingest", "depends_on": ["identity"], "restart": "always"])
+            services.append(["name": "ingest-2", "executable": "cairn-ingest", "depends_on": ["storage"], "restart": "always"])
         }
     }
 

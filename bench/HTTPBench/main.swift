@@ -13,12 +13,23 @@ import NIOHTTP1
 ///   JSON lines, each format to its own route (Segment messages in `/v1/batch` envelopes, the
 ///   vendors' records as arrays to `/userpilot`, `/userguiding`, `/userlike`, `/usercom`).
 ///
+/// With `--rate EVENTS_PER_S [--seconds S]` first, the load is open-loop: one request of `BATCH`
+/// events starts every `BATCH / EVENTS_PER_S` seconds whatever the answers (only those of the
+/// first `S` seconds), and each latency counts from the request's scheduled start, so a slow
+/// answer cannot hide the requests that queue behind it.
+///
 /// Prints the acknowledged rate and the request latency percentiles, then the same as one JSON
 /// line for `bench/bench.py`.
 @main
 struct HTTPBench {
     static func main() async throws {
         var arguments = Array(CommandLine.arguments.dropFirst())
+        var rate: Double?
+        var limitSeconds: Double?
+        while arguments.first == "--rate" || arguments.first == "--seconds", arguments.count >= 2 {
+            if arguments[0] == "--rate" { rate = Double(arguments[1]) } else { limitSeconds = Double(arguments[1]) }
+            arguments.removeFirst(2)
+        }
         var file: String?
         if arguments.first == "--file", arguments.count >= 2 {
             file = arguments[1]
@@ -37,9 +48,12 @@ struct HTTPBench {
         let batchSize = arguments.count > 4 ? Int(arguments[4]) ?? 100 : 100
 
         // Bodies are built before the clock starts: the loader must not be what is measured.
-        let requests =
+        var requests =
             try file.map { try fileRequests($0, base: base, batchSize: batchSize) }
             ?? syntheticRequests(requested, base: base, batchSize: batchSize)
+        let interval = rate.map { Double(batchSize) / $0 }
+        if let interval, let limitSeconds { requests = Array(requests.prefix(max(1, Int(limitSeconds / interval)))) }
+        let schedule = requests
         let events = requests.reduce(0) { $0 + $1.events }
         let batches = requests.count
 
@@ -47,24 +61,38 @@ struct HTTPBench {
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let began = ContinuousClock.now
+        func send(_ request: Request, from start: ContinuousClock.Instant) async throws -> (latency: Double, status: Int) {
+            var http = HTTPClientRequest(url: request.url)
+            http.method = .POST
+            http.headers.add(name: "Content-Type", value: "application/json")
+            http.headers.add(name: "Authorization", value: authorization)
+            http.body = .bytes(request.body)
+            let response = try await client.execute(http, timeout: .seconds(60))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            let took = ContinuousClock.now - start
+            return (Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18, Int(response.status.code))
+        }
         let results = try await withThrowingTaskGroup(of: (latencies: [Double], failures: [Int]).self) { group in
-            for worker in 0..<connections {
+            if let interval {
+                // Open loop: each request at its own time, on as many connections as it takes.
+                for (index, request) in schedule.enumerated() {
+                    let scheduled = began + .microseconds(Int64(Double(index) * interval * 1_000_000))
+                    try await Task.sleep(until: scheduled, clock: .continuous)
+                    group.addTask {
+                        let (latency, status) = try await send(request, from: scheduled)
+                        return ([latency], status == 200 ? [] : [status])
+                    }
+                }
+            }
+            for worker in 0..<(interval == nil ? connections : 0) {
                 group.addTask {
                     var latencies: [Double] = []
                     var failures: [Int] = []
                     var batch = worker
                     while batch < batches {
-                        var request = HTTPClientRequest(url: requests[batch].url)
-                        request.method = .POST
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.headers.add(name: "Authorization", value: authorization)
-                        request.body = .bytes(requests[batch].body)
-                        let sent = ContinuousClock.now
-                        let response = try await client.execute(request, timeout: .seconds(60))
-                        _ = try await response.body.collect(upTo: 1 << 20)
-                        let took = ContinuousClock.now - sent
-                        latencies.append(Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)
-                        if response.status != .ok { failures.append(Int(response.status.code)) }
+                        let (latency, status) = try await send(schedule[batch], from: ContinuousClock.now)
+                        latencies.append(latency)
+                        if status != 200 { failures.append(status) }
                         batch += connections
                     }
                     return (latencies, failures)
