@@ -31,6 +31,9 @@ public struct IdentityFollower: Sendable {
         public var refreshedPersons: Int
         public var sessionPersons: Int
         public var refusedAliases: Int
+        /// Where the span's time went, in milliseconds: reading, planning identity and sessions,
+        /// writing identity, deriving moved people again, and folding the rollups.
+        public var milliseconds: [String: Int64] = [:]
     }
 
     /// What a span says about identity, as upsert rows.
@@ -62,6 +65,18 @@ public struct IdentityFollower: Sendable {
     ) throws
         -> Set<String>
     {
+        var clock = PhaseClock()
+        return try write(rows, app: app, through: through, on: connection, rollups: rollups, clock: &clock)
+    }
+
+    static func write(
+        _ rows: IdentityRows,
+        app: String,
+        through: Int64,
+        on connection: PostgresConnection,
+        rollups: Bool = true,
+        clock: inout PhaseClock
+    ) throws -> Set<String> {
         let writer = IdentityWriter(app: app, connection: connection)
         try writer.upsertUsers(rows.users)
         try writer.upsertCompanies(rows.companies)
@@ -73,7 +88,9 @@ public struct IdentityFollower: Sendable {
         }
         moved.formUnion(try writer.usersWhoseCompanyMayMove(began, through: through))
         try writer.replaceSessions(rows.sessions)
+        clock.lap("identity")
         try Rollups.refresh(app: app, persons: Array(moved), through: through, on: connection)
+        clock.lap("rederive")
         return moved
     }
 
@@ -111,9 +128,12 @@ public struct IdentityFollower: Sendable {
                 // The span ends before the transaction that crosses the limit, unless that is its first.
                 through = cut - 1 > after ? cut - 1 : cut
             }
+            var clock = PhaseClock()
             let events = try Self.events(app: app, after: after, through: through, on: connection)
             guard !events.isEmpty else { return nil }
-            let (folded, sessions) = try fold(app: app, events: events, after: after, through: through, on: connection)
+            clock.lap("read")
+            var (folded, sessions) = try fold(app: app, events: events, after: after, through: through, clock: &clock, on: connection)
+            folded.milliseconds = clock.laps
             plan = sessions
             try FollowerCheckpoint.advance(app: app, to: through, events: events.count, on: connection)
             return folded
@@ -154,7 +174,16 @@ public struct IdentityFollower: Sendable {
 
     /// Writes what the span says, then the rollups: people whose earlier events identity moved
     /// are derived again from those events, and the span's events are added for everyone.
-    private func fold(app: String, events: [JSON], after: Int64, through: Int64, on connection: PostgresConnection) throws -> (Span, SessionPlan) {
+    private func fold(
+        app: String,
+        events: [JSON],
+        after: Int64,
+        through: Int64,
+        clock: inout PhaseClock,
+        on connection: PostgresConnection
+    ) throws
+        -> (Span, SessionPlan)
+    {
         var batch = IdentityBatch()
         for event in events { batch.add(event) }
         let writer = IdentityWriter(app: app, connection: connection)
@@ -183,9 +212,11 @@ public struct IdentityFollower: Sendable {
             }
         }
 
+        clock.lap("plan")
         let rows = IdentityRows(users: users, companies: companies, memberships: memberships, aliases: aliases, sessions: sessions)
-        let moved = try Self.write(rows, app: app, through: after, on: connection)
+        let moved = try Self.write(rows, app: app, through: after, on: connection, clock: &clock)
         try Rollups.fold(app: app, after: after, through: through, on: connection)
+        clock.lap("rollups")
         let span = Span(
             app: app,
             after: after,
@@ -198,5 +229,18 @@ public struct IdentityFollower: Sendable {
             refusedAliases: batch.refusedAliases
         )
         return (span, plan)
+    }
+}
+
+/// Milliseconds between laps, by phase.
+struct PhaseClock {
+    private var last = ContinuousClock.now
+    private(set) var laps: [String: Int64] = [:]
+
+    mutating func lap(_ phase: String) {
+        let now = ContinuousClock.now
+        let elapsed = now - last
+        laps[phase, default: 0] += elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        last = now
     }
 }

@@ -150,6 +150,7 @@ final class FollowerLoop: Service, Sendable {
             counters.add("aliases_refused_illegal_id", Int64(span.refusedAliases))
             counters.add("persons_rederived", Int64(span.refreshedPersons))
             counters.add("sessions_recomputed_persons", Int64(span.sessionPersons))
+            for (phase, milliseconds) in span.milliseconds { counters.add("fold_ms_" + phase, milliseconds) }
         }
         return folded
     }

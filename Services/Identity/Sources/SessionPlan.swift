@@ -74,9 +74,15 @@ public struct SessionPlan: Sendable {
             inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
             maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400)
         )
-        let aliasMap = context["aliases"]?.objectValue ?? JSONObject()
-        let userMap = context["users"]?.objectValue ?? JSONObject()
-        let histories = context["histories"]?.objectValue ?? JSONObject()
+        // Indexed once: a JSON object looks keys up one by one, and a span names tens of thousands.
+        func index(_ key: String) -> [ExactString: JSON] {
+            var map: [ExactString: JSON] = [:]
+            for (name, value) in context[key]?.objectValue ?? JSONObject() { map[ExactString(name)] = value }
+            return map
+        }
+        let aliasMap = index("aliases")
+        let userMap = index("users")
+        let histories = index("histories")
         let absorbing = Set((context["absorbing"]?.arrayValue ?? []).compactMap(\.stringValue))
         let novelAliases = (context["novel_aliases"]?.arrayValue ?? []).compactMap(\.stringValue)
 
@@ -86,10 +92,10 @@ public struct SessionPlan: Sendable {
             guard let time = event["inserted_at"]?.stringValue.flatMap(Timestamp.init(parsing:)) else { continue }
             let person: String
             if let user = event["user_id"]?.stringValue {
-                person = userMap[user]?.stringValue ?? user
+                person = userMap[ExactString(user)]?.stringValue ?? user
             } else if let anonymous = event["anonymous_id"]?.stringValue {
                 anonymousIds.insert(anonymous)
-                person = aliasMap[anonymous]?.stringValue ?? "anonymous:" + anonymous
+                person = aliasMap[ExactString(anonymous)]?.stringValue ?? "anonymous:" + anonymous
             } else {
                 continue
             }
@@ -99,7 +105,7 @@ public struct SessionPlan: Sendable {
         }
         // A visitor identified now stops being a person of their own, whether or not their
         // anonymous events are in this batch.
-        let forget = Set(anonymousIds.filter { aliasMap[$0] != nil } + novelAliases)
+        let forget = Set(anonymousIds.filter { aliasMap[ExactString($0)] != nil } + novelAliases)
             .sorted().map { "anonymous:" + $0 }
         var rows: [JSON] = []
         var updated: [String: SessionHistory] = [:]
@@ -107,7 +113,9 @@ public struct SessionPlan: Sendable {
             let cached = absorbing.contains(person) ? nil : cache.history(app: app, person: person)
             var history =
                 cached
-                ?? SessionHistory(points: (histories[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:)))
+                ?? SessionHistory(
+                    points: (histories[ExactString(person)]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:))
+                )
             history.insert(new)
             updated[person] = history
             let sessions = sessionizer.sessions(of: history.points)
