@@ -38,6 +38,14 @@ public enum EngagementCatalog {
     ]
     public static let userpilotOtherStatus = ["seen", "started"]
 
+    /// Every stage any sighting can have, in first-appearance order.
+    public static var allStages: [String] {
+        var seen: [String] = []
+        let lists = userpilotStatuses.map(\.stages) + [userpilotOtherStatus] + namedEvents.flatMap { [$0.stages] + ($0.otherwise.map { [$0] } ?? []) }
+        for stage in lists.joined() where !seen.contains(stage) { seen.append(stage) }
+        return seen
+    }
+
     /// A named (UserGuiding or Userlike) event that is a sighting of `entity`, whose id is the
     /// attribute `idKey`. When `condition` is set, `stages` apply only if that attribute holds
     /// one of its values, and `otherwise` (nil: no sighting) applies if not.

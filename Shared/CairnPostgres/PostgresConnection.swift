@@ -8,6 +8,8 @@ import Foundation
 /// format, so user input never becomes SQL.
 public final class PostgresConnection: @unchecked Sendable {
     private let handle: OpaquePointer
+    /// Sees every statement this connection runs, as sent; the SQL rules test reads them.
+    public var statementObserver: (@Sendable (String) -> Void)?
 
     /// Connects with a libpq connection string or URL.
     /// - Throws: ``PostgresError`` with code `unavailable` when the server cannot be reached.
@@ -42,6 +44,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs one statement with bound parameters (`$1`, `$2`, …; `nil` binds NULL).
     @discardableResult
     public func execute(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> PostgresResult {
+        statementObserver?(sql)
         let result: OpaquePointer? = withCStrings(parameters) { values in
             PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
@@ -52,6 +55,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// (`COPY t (cols) FROM STDIN`). Returns the number of rows copied.
     @discardableResult
     public func copyIn(_ sql: String, data: [UInt8]) throws(PostgresError) -> Int {
+        statementObserver?(sql)
         let started = PQexec(handle, sql)
         guard let started, PQresultStatus(started) == PGRES_COPY_IN else {
             _ = try consume(started, sql: sql)

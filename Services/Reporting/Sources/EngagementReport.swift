@@ -89,6 +89,10 @@ public struct EngagementReport: Report {
         return (sql, parameters)
     }
 
+    /// Every stage as rows, to spread a sighting's stages without a set-returning function
+    /// beside the resolved events' correlated subquery (docs/scale.md). Catalog constants only.
+    static let stageRows = "(VALUES " + EngagementCatalog.allStages.map { "('\($0)')" }.joined(separator: ", ") + ") AS stages(stage)"
+
     /// People per (tool, id, stage).
     private func stagePeople(token: String, on connection: PostgresConnection) throws -> [(tool: String, id: String, stage: String, people: Int)] {
         var parameters: [String?] = [token, entity.rawValue, id]
@@ -102,7 +106,7 @@ public struct EngagementReport: Report {
                     SELECT tool, id, stage, person FROM rollup_engagement_people
                     WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
                     UNION
-                    SELECT tool, id, stage, person FROM \(events.sql) CROSS JOIN unnest(classified.stages) AS stage
+                    SELECT tool, id, stage, person FROM \(events.sql) JOIN \(Self.stageRows) ON stages.stage = ANY(classified.stages)
                     WHERE $3::text IS NULL OR id = $3
                 ) AS folded_and_tail
                 GROUP BY 1, 2, 3
@@ -111,7 +115,7 @@ public struct EngagementReport: Report {
             let events = classifiedEvents(token: token)
             parameters = events.parameters
             sql = """
-                SELECT tool, id, stage, count(DISTINCT person) AS people FROM \(events.sql) CROSS JOIN unnest(classified.stages) AS stage
+                SELECT tool, id, stage, count(DISTINCT person) AS people FROM \(events.sql) JOIN \(Self.stageRows) ON stages.stage = ANY(classified.stages)
                 WHERE $3::text IS NULL OR id = $3
                 GROUP BY 1, 2, 3
                 """
