@@ -166,7 +166,8 @@ public struct IdentityFollower: Sendable {
             if let company = row["company_id"] { event.append("company_id", .string(company)) }
             if let anonymous = row["anonymous_id"] { event.append("anonymous_id", .string(anonymous)) }
             event.append("origin", .optional(row["origin"]))
-            if let metadata = row["metadata"] { event.append("metadata", try JSONParser.parse(metadata)) }
+            // Stored jsonb always reads back; were it ever not to, the span still folds, without those traits.
+            if let metadata = row["metadata"], let traits = try? JSONParser.parse(metadata, maximumDepth: 4096) { event.append("metadata", traits) }
             events.append(.object(event))
         }
         return events
