@@ -94,6 +94,32 @@ public enum Rollups {
         try applyDelta(on: connection)
     }
 
+    /// Adds to the person rollups of `users` the events at or below `through` of the
+    /// `visitors` (anonymous ids) now aliased to them, and nothing else: their own events are
+    /// counted already, and the visitors' were counted for the visitors, whom
+    /// ``refresh(app:persons:through:)`` takes out.
+    public static func addVisitors(
+        app: String,
+        users: [String],
+        visitors: [String],
+        through: Int64,
+        on connection: PostgresConnection
+    )
+        throws(PostgresError)
+    {
+        guard !users.isEmpty, !visitors.isEmpty else { return }
+        try prepareDelta(on: connection)
+        try connection.execute(
+            """
+            INSERT INTO cairn_fold_delta \(resolved(where: """
+                e.app_token = $1 AND e.stored_xid <= $3::bigint AND e.user_id IS NULL AND e.anonymous_id = ANY($4::text[])
+                """, person: "ANY($2::text[])"))
+            """,
+            [app, PostgresArray.text(users.sorted()), String(through), PostgresArray.text(visitors.sorted())]
+        )
+        try applyDelta(on: connection)
+    }
+
     /// Takes deleted events out of the counting rollups: those at or below the checkpoint
     /// were counted, the rest never were. `deleted` is a query of the deleted rows'
     /// `(event_type, event_name, inserted_at, internal_event_id, stored_xid)` (a `RETURNING`).
@@ -167,9 +193,15 @@ public enum Rollups {
             SELECT e.app_token, e.inserted_at, e.company_id, e.event_type, e.event_name, e.metadata,
                    COALESCE(mu.user_id, e.user_id, ma.user_id, 'anonymous:' || e.anonymous_id) AS person
             FROM events e
-            LEFT JOIN identity_aliases mu ON mu.app_token = e.app_token AND mu.alias_kind = 'user' AND mu.alias_id = e.user_id
-            LEFT JOIN identity_aliases ma ON ma.app_token = e.app_token AND ma.alias_kind = 'anonymous' AND ma.alias_id = e.anonymous_id
-                                         AND e.user_id IS NULL
+            -- One key lookup per event: a span is small beside the aliases, which a hash join would read whole.
+            LEFT JOIN LATERAL (
+                SELECT i.user_id FROM identity_aliases i
+                WHERE i.app_token = e.app_token AND i.alias_kind = 'user' AND i.alias_id = e.user_id LIMIT 1
+            ) mu ON true
+            LEFT JOIN LATERAL (
+                SELECT i.user_id FROM identity_aliases i
+                WHERE e.user_id IS NULL AND i.app_token = e.app_token AND i.alias_kind = 'anonymous' AND i.alias_id = e.anonymous_id LIMIT 1
+            ) ma ON true
             WHERE \(condition)
         ) r
         LEFT JOIN LATERAL (

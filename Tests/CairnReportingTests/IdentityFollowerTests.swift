@@ -116,9 +116,11 @@ import Testing
         #expect(try derivedState() == state)
     }
 
-    @Test func manySmallSpansEqualOneLargeSpan() throws {
-        // One event per stored batch, in reverse time order, folded one span per two batches.
-        for event in Self.stream.reversed() { _ = try EventWriter().write(events: [event], on: connection) }
+    /// One event per stored batch, folded one span per two batches: in time order the visitor's
+    /// events are folded before the identify that joins them to ada (her rollups gain them), and
+    /// in reverse order after it.
+    @Test(arguments: [false, true]) func manySmallSpansEqualOneLargeSpan(reversed: Bool) throws {
+        for event in reversed ? Self.stream.reversed() : Self.stream { _ = try EventWriter().write(events: [event], on: connection) }
         let cache = SessionCache()
         let spans = try IdentityFollower(cache: cache, spanLimit: 2).catchUp(on: connection)
         #expect(spans.count == 4)

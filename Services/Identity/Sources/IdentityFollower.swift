@@ -81,17 +81,21 @@ public struct IdentityFollower: Sendable {
         try writer.upsertUsers(rows.users)
         try writer.upsertCompanies(rows.companies)
         let began = try writer.upsertMemberships(rows.memberships)
-        var moved = try writer.upsertAliases(rows.aliases)
+        let aliases = try writer.upsertAliases(rows.aliases)
         guard rollups else {
             try writer.replaceSessions(rows.sessions)
-            return moved
+            return aliases.lost.union(aliases.gained.keys)
         }
-        moved.formUnion(try writer.usersWhoseCompanyMayMove(began, through: through))
+        // Whoever lost events, or may have their company moved, is derived again whole; a user
+        // who only gained visitors gets just the visitors' events added.
+        let rederived = aliases.lost.union(try writer.usersWhoseCompanyMayMove(began, through: through))
         try writer.replaceSessions(rows.sessions)
         clock.lap("identity")
-        try Rollups.refresh(app: app, persons: Array(moved), through: through, on: connection)
+        try Rollups.refresh(app: app, persons: Array(rederived), through: through, on: connection)
+        let gainers = aliases.gained.filter { !rederived.contains($0.key) }
+        try Rollups.addVisitors(app: app, users: Array(gainers.keys), visitors: gainers.values.flatMap { $0 }, through: through, on: connection)
         clock.lap("rederive")
-        return moved
+        return rederived.union(aliases.gained.keys)
     }
 
     /// Every app's token, in order.

@@ -152,10 +152,11 @@ struct IdentityWriter {
 
     /// An anonymous id joins the user it was identified as, resolved through merges. The earliest identification wins (then the smaller user id), so arrival order
     /// never matters; an id that is itself an identified user is never aliased away (PostHog's
-    /// rule: two identified users are never merged silently). Returns the persons whose events
-    /// now resolve differently: the users gained or lost, and the visitors identified.
-    func upsertAliases(_ rows: [JSON]) throws(PostgresError) -> Set<String> {
-        guard !rows.isEmpty else { return [] }
+    /// rule: two identified users are never merged silently). Returns how resolution moved:
+    /// the persons who lost events (the visitors identified, and a user an earlier
+    /// identification took a visitor from), and for each user the visitors they gained.
+    func upsertAliases(_ rows: [JSON]) throws(PostgresError) -> AliasChanges {
+        guard !rows.isEmpty else { return AliasChanges() }
         // An identification of a user merged away joins the survivor.
         var survivors: [String: String] = [:]
         for row in try connection.execute(
@@ -175,7 +176,7 @@ struct IdentityWriter {
                 .namedRows.compactMap { $0["user_id"] }
         )
         let kept = rows.filter { row in row["alias_id"]?.stringValue.map { !identified.contains($0) } ?? false }
-        guard !kept.isEmpty else { return [] }
+        guard !kept.isEmpty else { return AliasChanges() }
         var before: [String: String] = [:]
         for row in try connection.execute(
             "SELECT alias_id, user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'anonymous' AND alias_id = ANY($2::text[])",
@@ -183,7 +184,7 @@ struct IdentityWriter {
         ).namedRows {
             if let id = row["alias_id"], let user = row["user_id"] { before[id] = user }
         }
-        var affected = Set<String>()
+        var changes = AliasChanges()
         for row in try connection.execute(
             """
             INSERT INTO identity_aliases AS a (app_token, alias_kind, alias_id, user_id, aliased_at, reason)
@@ -196,11 +197,23 @@ struct IdentityWriter {
             [JSON.array(kept).serializedString()]
         ).namedRows {
             guard let id = row["alias_id"], let user = row["user_id"] else { continue }
-            affected.insert(user)
-            affected.insert("anonymous:" + id)
-            if let previous = before[id], previous != user { affected.insert(previous) }
+            // An earlier identification as the same user moves no event.
+            if let previous = before[id] {
+                guard previous != user else { continue }
+                changes.lost.insert(previous)
+            }
+            changes.lost.insert("anonymous:" + id)
+            changes.gained[user, default: []].append(id)
         }
-        return affected
+        return changes
+    }
+
+    /// How a span's aliases moved events between people.
+    struct AliasChanges {
+        /// Persons some of whose events now resolve to someone else: derived again whole.
+        var lost = Set<String>()
+        /// Users, and the visitors whose events now resolve to them: only those events are added.
+        var gained: [String: [String]] = [:]
     }
 
     /// Each listed person's sessions are replaced from `from` on (whole without it): identity
