@@ -15,8 +15,11 @@ import Synchronization
 final class StatisticsKeeper: Service, Sendable {
     private let pool: PostgresPool
     private let logger: Logger
-    /// Rows written since the last ANALYZE, and the event count it saw.
-    private let state = Mutex<(pending: Int, analyzedRows: Int)>((0, 0))
+    /// Rows written since the last ANALYZE, the event count it saw, and when it ran.
+    private let state = Mutex<(pending: Int, analyzedRows: Int, at: ContinuousClock.Instant?)>((0, 0, nil))
+    /// At most one ANALYZE a minute: each reads a sample of every partition (a second of the
+    /// database's time at 200,000 events), and a steady load would otherwise pay it often.
+    static let minimumInterval = Duration.seconds(60)
     /// Re-analyze after this many new rows, or a quarter of the table, whichever is larger.
     static let minimumChange = 10_000
 
@@ -31,7 +34,9 @@ final class StatisticsKeeper: Service, Sendable {
     }
 
     var isDue: Bool {
-        state.withLock { $0.pending >= max(Self.minimumChange, $0.analyzedRows / 4) }
+        state.withLock {
+            $0.pending >= max(Self.minimumChange, $0.analyzedRows / 4) && ($0.at.map { ContinuousClock.now - $0 >= Self.minimumInterval } ?? true)
+        }
     }
 
     func run() async throws {
@@ -49,7 +54,10 @@ final class StatisticsKeeper: Service, Sendable {
                         "SELECT COALESCE(sum(c.reltuples), 0)::bigint AS estimated FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass"
                     ).firstRow?["estimated", as: Int.self] ?? 0
                 }
-                state.withLock { $0.analyzedRows = rows }
+                state.withLock {
+                    $0.analyzedRows = rows
+                    $0.at = ContinuousClock.now
+                }
                 logger.debug("statistics refreshed", metadata: ["rows.changed": "\(pending)", "events.estimated": "\(rows)"])
             } catch {
                 state.withLock { $0.pending += pending }
