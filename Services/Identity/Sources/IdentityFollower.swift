@@ -15,7 +15,12 @@ public struct IdentityFollower: Sendable {
     /// Events per span, at most (a span never splits one stored batch).
     public var spanLimit: Int
 
-    public init(cache: SessionCache, spanLimit: Int = 50_000) {
+    /// Events per span unless the stack file says otherwise (`settings.span_events`): large
+    /// enough that each person's rows are written once for many of their events, small enough
+    /// that a span's events and identity rows stay a few tens of megabytes.
+    public static let defaultSpanLimit = 20_000
+
+    public init(cache: SessionCache, spanLimit: Int = IdentityFollower.defaultSpanLimit) {
         self.cache = cache
         self.spanLimit = spanLimit
     }

@@ -20,7 +20,10 @@ public enum IdentityService {
     public static func setup(_ context: ServiceContext) async throws -> ServiceParts {
         let pool = PostgresPool(conninfo: try context.requireDatabaseURL(), maximumIdle: 2)
         let cache = SessionCache()
-        let follower = IdentityFollower(cache: cache, spanLimit: Int((try context.environment.settings())["span_events"]?.intValue ?? 50_000))
+        let follower = IdentityFollower(
+            cache: cache,
+            spanLimit: Int((try context.environment.settings())["span_events"]?.intValue ?? Int64(IdentityFollower.defaultSpanLimit))
+        )
         // The follower's spans and the refreshes both move the session cache with the database.
         let gate = SerialGate()
         let loop = FollowerLoop(follower: follower, pool: pool, gate: gate, counters: context.counters, logger: context.logger)
