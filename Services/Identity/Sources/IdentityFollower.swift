@@ -103,9 +103,17 @@ public struct IdentityFollower: Sendable {
         return rederived.union(aliases.gained.keys)
     }
 
-    /// Every app's token, in order.
+    /// The apps with stored events after their checkpoint, in token order: one statement, so an
+    /// idle stack with many apps asks the database one question per round, not one per app.
     public static func apps(on connection: PostgresConnection) throws(PostgresError) -> [String] {
-        try connection.execute("SELECT token FROM apps ORDER BY token").namedRows.compactMap { $0["token"] }
+        try connection.execute(
+            """
+            SELECT a.token FROM apps a LEFT JOIN follower_checkpoints c ON c.app_token = a.token AND c.follower = $1
+            WHERE EXISTS (SELECT 1 FROM events e WHERE e.app_token = a.token AND e.stored_xid > COALESCE(c.after_xid, 0))
+            ORDER BY a.token
+            """,
+            [FollowerCheckpoint.identity]
+        ).namedRows.compactMap { $0["token"] }
     }
 
     /// Folds everything committed so far, app after app; returns the spans folded.
