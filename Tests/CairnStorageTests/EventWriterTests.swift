@@ -112,6 +112,24 @@ func migrated() throws -> PostgresConnection {
 
     /// More new partitions than one write may make: the write is refused as a data-class
     /// failure (SQLSTATE 54000), which ingest answers by halving the batch.
+    /// Each app of a batch commits in its own transaction (one shard per write on Citus), and a
+    /// batch written again leaves the rows one write leaves.
+    @Test func eachAppOfABatchCommitsOnItsOwn() throws {
+        let connection = try migrated()
+        let batch = [
+            makeEvent("A1", user: "u", at: "2024-05-01T09:00:00Z", app: "acme"),
+            makeEvent("B1", user: "u", at: "2024-05-01T09:00:01Z", app: "beta"),
+            makeEvent("A2", user: "u", at: "2024-05-01T09:00:02Z", app: "acme"),
+        ]
+        let first = try EventWriter().write(events: batch, on: connection)
+        #expect(first == EventWriter.Outcome(inserted: 3, duplicates: 0))
+        let transactions = try connection.execute("SELECT app_token, count(DISTINCT stored_xid) AS n FROM events GROUP BY 1 ORDER BY 1").rows
+        #expect(transactions == [["acme", "1"], ["beta", "1"]])
+        let distinct = try connection.execute("SELECT count(DISTINCT stored_xid) FROM events").rows
+        #expect(distinct == [["2"]])
+        #expect(try EventWriter().write(events: batch, on: connection) == EventWriter.Outcome(inserted: 0, duplicates: 3))
+    }
+
     @Test func aWriteMakesAtMostSixtyFourPartitions() throws {
         let connection = try migrated()
         let events = (1900...1999).map { makeEvent("E", user: "u\($0)", at: "\($0)-06-01T00:00:00Z") }

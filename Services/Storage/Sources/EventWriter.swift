@@ -27,9 +27,30 @@ public final class EventWriter: Sendable {
         "received_at", "origin",
     ]
 
-    /// Writes `events` in one transaction.
+    /// Writes `events`, one transaction per app (in order of first appearance). One app's
+    /// write touches one shard of a distributed database, which commits it before the
+    /// transaction that stamped its `stored_xid` ends; a write of several apps would commit
+    /// on the shards a moment after, where a follower could pass it by (docs/scale.md). A
+    /// failure after an earlier app committed is retried whole, and that app's rows are then
+    /// duplicates.
     public func write(events: [CanonicalEvent], on connection: PostgresConnection) throws(PostgresError) -> Outcome {
-        guard !events.isEmpty else { return Outcome(inserted: 0, duplicates: 0) }
+        var order: [String] = []
+        var byApp: [String: [CanonicalEvent]] = [:]
+        for event in events {
+            if byApp[event.appToken] == nil { order.append(event.appToken) }
+            byApp[event.appToken, default: []].append(event)
+        }
+        var total = Outcome(inserted: 0, duplicates: 0)
+        for app in order {
+            let outcome = try writeApp(events: byApp[app] ?? [], on: connection)
+            total.inserted += outcome.inserted
+            total.duplicates += outcome.duplicates
+            total.suppressed += outcome.suppressed
+        }
+        return total
+    }
+
+    private func writeApp(events: [CanonicalEvent], on connection: PostgresConnection) throws(PostgresError) -> Outcome {
         do {
             return try writeOnce(events: events, on: connection)
         } catch  where error.sqlState == "23514" && error.message.contains("no partition") {
