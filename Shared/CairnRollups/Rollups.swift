@@ -181,6 +181,10 @@ public enum Rollups {
 
     static let anonymousPrefix = "anonymous:"
 
+    /// The longest engagement id (a guide, survey or checklist id from the event's attributes)
+    /// that engagement reports count; the engagement report applies the same bound.
+    public static let maximumEngagementIdBytes = 1024
+
     /// The events matching `condition` (on `events e`) as the person rollups count them: the
     /// person each resolves to through the aliases, and the company from the event or, failing
     /// that, the person's membership as of the event's time (what `events_resolved` says).
@@ -256,6 +260,8 @@ public enum Rollups {
             CROSS JOIN unnest(cairn_engagement_entities()) AS g(entity)
             CROSS JOIN LATERAL unnest(cairn_engagement_stages(g.entity, d.event_type, d.event_name, d.metadata)) AS s(stage)
             WHERE cairn_engagement_candidate(d.event_type, d.event_name)
+              -- An id longer than this cannot be indexed; were it folded, every later span would fail.
+              AND octet_length(cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata)) <= \(maximumEngagementIdBytes)
             ORDER BY 1, 2, 3, 4, 5, 6
             ON CONFLICT DO NOTHING
             """

@@ -120,10 +120,14 @@ final class FollowerLoop: Service, Sendable {
         var rest = Duration.milliseconds(100)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                let folded = try await round()
                 failure.withLock { $0 = nil }
-                rest = .milliseconds(100)
-                if folded > 0 { continue }
+                let folded = try await round()
+                if folded > 0 {
+                    rest = .milliseconds(100)
+                    continue
+                }
+                // Only failing spans left: back off as for a failing database.
+                rest = problem == nil ? .milliseconds(100) : min(rest * 2, .seconds(5))
             } catch {
                 failure.withLock { $0 = "identity follower failing: \(error)" }
                 counters.add("follower_failures")
@@ -139,10 +143,23 @@ final class FollowerLoop: Service, Sendable {
     private func round() async throws -> Int {
         let apps = try await pool.withConnection { connection in try IdentityFollower.apps(on: connection) }
         var folded = 0
+        var failures: [String] = []
+        defer {
+            if !failures.isEmpty { failure.withLock { $0 = "identity follower failing: " + failures.joined(separator: "; ") } }
+        }
         for app in apps {
-            // One span per app per pass, so that a long backlog of one app never starves another.
-            let span = try await gate.run {
-                try await pool.withConnection { [follower] connection in try follower.foldNext(app: app, on: connection) }
+            // One span per app per pass, so that a long backlog of one app never starves another,
+            // and a span that fails holds back its own app only.
+            let span: IdentityFollower.Span?
+            do {
+                span = try await gate.run {
+                    try await pool.withConnection { [follower] connection in try follower.foldNext(app: app, on: connection) }
+                }
+            } catch {
+                counters.add("follower_failures")
+                logger.warning("identity follower failed", metadata: ["app": "\(app)", "error": "\(error)"])
+                failures.append("app \(app): \(error)")
+                continue
             }
             guard let span else { continue }
             folded += span.events

@@ -78,7 +78,10 @@ public struct EngagementReport: Report {
         let time = scope.timeFilter(startingAt: parameters.count + 1, column: "r.inserted_at")
         parameters += time.parameters
         let conditions =
-            ["r.app_token = $1", "r.person IS NOT NULL", "(" + alternatives.joined(separator: " OR ") + ")"] + time.clauses
+            [
+                "r.app_token = $1", "r.person IS NOT NULL", "(" + alternatives.joined(separator: " OR ") + ")",
+                "octet_length(cairn_engagement_id($2, r.event_type, r.event_name, r.metadata)) <= \(Rollups.maximumEngagementIdBytes)",
+            ] + time.clauses
             + (after.map { ["r.stored_xid > \($0)"] } ?? [])
         let sql = """
             (SELECT r.person, cairn_engagement_tool($2, r.event_type) AS tool, cairn_engagement_id($2, r.event_type, r.event_name, r.metadata) AS id,
