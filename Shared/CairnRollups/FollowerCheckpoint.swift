@@ -8,13 +8,9 @@ import CairnPostgres
 /// (``LogHorizon``) every transaction has ended, so no event can appear there later: a
 /// follower that folds up to the horizon never skips one, and one that folds a span twice
 /// is stopped by its checkpoint, moved in the span's own transaction.
-public struct FollowerCheckpoint: Sendable, Equatable {
+public enum FollowerCheckpoint {
     /// The follower that keeps identity state, sessions and rollups (in `cairn-identity`).
     public static let identity = "identity"
-
-    public var app: String
-    public var follower: String
-    public var afterXid: Int64
 
     /// The app's checkpoint (0, before anything was folded).
     public static func read(app: String, follower: String = identity, on connection: PostgresConnection) throws(PostgresError) -> Int64 {

@@ -151,7 +151,7 @@ enum ExportCheckpoints {
             try connection.execute(
                 """
                 INSERT INTO export_checkpoints (app_token, destination, url, after_xid, after_at)
-                SELECT $1, $2, $3, CASE WHEN $4 THEN -1 ELSE (\(horizon))::bigint - 1 END,
+                SELECT $1, $2, $3, CASE WHEN $4 THEN -1 ELSE (\(LogHorizon.sql))::bigint - 1 END,
                        CASE WHEN $4 THEN '-infinity'::timestamptz ELSE 'infinity'::timestamptz END
                 ON CONFLICT (app_token, destination) DO NOTHING
                 """,
@@ -237,9 +237,6 @@ enum ExportCheckpoints {
     static func describe(_ delivery: SegmentHTTPDestination.Delivery) -> String {
         "\(delivery.status.map { "HTTP \($0)" } ?? "no response") after \(delivery.attempts) attempt\(delivery.attempts == 1 ? "" : "s"): \(delivery.detail.prefix(500))"
     }
-
-    /// The log's horizon (shared with the identity follower).
-    static let horizon = LogHorizon.sql
 
     /// Events after a checkpoint in stream order; the arguments name the checkpoint's
     /// transaction, time and event id (columns or parameters). The follower and the status share it.
@@ -420,9 +417,7 @@ struct Follower: Sendable {
             let aliases = try await session.run { connection in
                 try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 try connection.execute("SET LOCAL TimeZone = 'UTC'")
-                guard let horizon = try connection.execute(ExportCheckpoints.horizon).firstRow?["horizon", as: Int64.self] else {
-                    throw PostgresError(.queryFailed, "no snapshot horizon")
-                }
+                let horizon = try LogHorizon.read(on: connection)
                 let below = "stored_xid < \(horizon)"
                 try connection.execute(
                     """

@@ -3,6 +3,7 @@ import CairnCondition
 import CairnCore
 import CairnMethods
 import CairnPostgres
+import CairnRollups
 import CairnWire
 import Foundation
 import Logging
@@ -141,9 +142,7 @@ final class TriggerLane: Sendable {
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             do {
                 try connection.execute("SET LOCAL TimeZone = 'UTC'")
-                guard let horizon = try connection.execute(ExportCheckpoints.horizon).firstRow?["horizon", as: Int64.self] else {
-                    throw PostgresError(.queryFailed, "no snapshot horizon")
-                }
+                let horizon = try LogHorizon.read(on: connection)
                 var parameters: [String?] = [trigger.appToken, String(start.xid), start.at, String(start.eventId)]
                 let match = try trigger.matchSQL(event: "e", user: "u", parameters: &parameters)
                 let rows = try connection.execute(

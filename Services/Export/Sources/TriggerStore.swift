@@ -78,7 +78,7 @@ enum TriggerStore {
             """
             INSERT INTO triggers (app_token, name, event, condition, trait_condition, unless_event, within_s, url, secret,
                                   max_attempts, timeout_ms, after_xid)
-            SELECT $1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10::integer, $11::integer, (\(ExportCheckpoints.horizon))::bigint - 1
+            SELECT $1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10::integer, $11::integer, (\(LogHorizon.sql))::bigint - 1
             ON CONFLICT (app_token, name) DO NOTHING
             """,
             [

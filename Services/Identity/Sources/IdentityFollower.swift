@@ -105,7 +105,7 @@ public struct IdentityFollower: Sendable {
 
     /// The apps with stored events after their checkpoint, in token order: one statement, so an
     /// idle stack with many apps asks the database one question per round, not one per app.
-    public static func apps(on connection: PostgresConnection) throws(PostgresError) -> [String] {
+    public static func appsWithUnfoldedEvents(on connection: PostgresConnection) throws(PostgresError) -> [String] {
         try connection.execute(
             """
             SELECT a.token FROM apps a LEFT JOIN follower_checkpoints c ON c.app_token = a.token AND c.follower = $1
@@ -120,7 +120,7 @@ public struct IdentityFollower: Sendable {
     @discardableResult
     public func catchUp(on connection: PostgresConnection) throws -> [Span] {
         var spans: [Span] = []
-        for app in try Self.apps(on: connection) {
+        for app in try Self.appsWithUnfoldedEvents(on: connection) {
             while let span = try foldNext(app: app, on: connection) { spans.append(span) }
         }
         return spans

@@ -141,7 +141,7 @@ final class FollowerLoop: Service, Sendable {
 
     /// One pass over every app; returns the events folded.
     private func round() async throws -> Int {
-        let apps = try await pool.withConnection { connection in try IdentityFollower.apps(on: connection) }
+        let apps = try await pool.withConnection { connection in try IdentityFollower.appsWithUnfoldedEvents(on: connection) }
         var folded = 0
         var failures: [String] = []
         defer {

@@ -158,13 +158,7 @@ struct IdentityWriter {
     func upsertAliases(_ rows: [JSON]) throws(PostgresError) -> AliasChanges {
         guard !rows.isEmpty else { return AliasChanges() }
         // An identification of a user merged away joins the survivor.
-        var survivors: [String: String] = [:]
-        for row in try connection.execute(
-            "SELECT alias_id, user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND alias_id = ANY($2::text[])",
-            [app, PostgresArray.text(rows.compactMap { $0["user_id"]?.stringValue })]
-        ).namedRows {
-            if let from = row["alias_id"], let to = row["user_id"] { survivors[from] = to }
-        }
+        let survivors = try aliasTargets(kind: "user", of: rows.compactMap { $0["user_id"]?.stringValue })
         let rows = rows.map { row -> JSON in
             guard let user = row["user_id"]?.stringValue, let survivor = survivors[user], case .object(var object) = row else { return row }
             object["user_id"] = .string(survivor)
@@ -177,13 +171,7 @@ struct IdentityWriter {
         )
         let kept = rows.filter { row in row["alias_id"]?.stringValue.map { !identified.contains($0) } ?? false }
         guard !kept.isEmpty else { return AliasChanges() }
-        var before: [String: String] = [:]
-        for row in try connection.execute(
-            "SELECT alias_id, user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'anonymous' AND alias_id = ANY($2::text[])",
-            [app, PostgresArray.text(kept.compactMap { $0["alias_id"]?.stringValue })]
-        ).namedRows {
-            if let id = row["alias_id"], let user = row["user_id"] { before[id] = user }
-        }
+        let before = try aliasTargets(kind: "anonymous", of: kept.compactMap { $0["alias_id"]?.stringValue })
         var changes = AliasChanges()
         for row in try connection.execute(
             """
@@ -206,6 +194,18 @@ struct IdentityWriter {
             changes.gained[user, default: []].append(id)
         }
         return changes
+    }
+
+    /// The user each of `ids` (aliases of `kind`) resolves to now, where it has an alias.
+    private func aliasTargets(kind: String, of ids: [String]) throws(PostgresError) -> [String: String] {
+        var targets: [String: String] = [:]
+        for row in try connection.execute(
+            "SELECT alias_id, user_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = $2 AND alias_id = ANY($3::text[])",
+            [app, kind, PostgresArray.text(ids)]
+        ).namedRows {
+            if let id = row["alias_id"], let user = row["user_id"] { targets[id] = user }
+        }
+        return targets
     }
 
     /// How a span's aliases moved events between people.
