@@ -79,6 +79,8 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, CustomStringConve
     public static let configuration = ErrorCode(rawValue: "configuration")
     /// An export could not be written.
     public static let exportFailed = ErrorCode(rawValue: "export_failed")
+    /// The identity follower has not folded the app's latest events, which a merge or an erasure needs; retry.
+    public static let followerBehind = ErrorCode(rawValue: "follower_behind")
     /// The app name or token is not allowed, or names no app.
     public static let invalidApp = ErrorCode(rawValue: "invalid_app")
     /// The time bucket is not one of those the report takes.

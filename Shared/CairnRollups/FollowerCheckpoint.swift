@@ -20,6 +20,62 @@ public enum FollowerCheckpoint {
         ).firstRow?["after_xid", as: Int64.self] ?? 0
     }
 
+    /// The newest event of the app (its `stored_xid`, 0 for none), which a wait waits for.
+    static func newest(app: String, on connection: PostgresConnection) throws(PostgresError) -> Int64 {
+        try connection.execute("SELECT COALESCE(max(stored_xid), 0) AS newest FROM events WHERE app_token = $1", [app])
+            .firstRow?["newest", as: Int64.self] ?? 0
+    }
+
+    /// The app's events the follower has not folded yet.
+    static func unfolded(app: String, follower: String, on connection: PostgresConnection) throws(PostgresError) -> Int64 {
+        try connection.execute(
+            "SELECT count(*) AS unfolded FROM events WHERE app_token = $1 AND stored_xid > $2::bigint",
+            [app, String(try read(app: app, follower: follower, on: connection))]
+        ).firstRow?["unfolded", as: Int64.self] ?? 0
+    }
+
+    /// Waits, on this connection and its thread, until the follower has folded every event of
+    /// the app committed when the wait began, for at most `limit`. Merges and erasures call it
+    /// under their locks, after ``awaitFolded(app:follower:limit:pool:)`` has waited out the
+    /// backlog. Returns nil once folded, else how many events are still unfolded. The
+    /// caller's transaction must not have written yet: the follower folds only below the
+    /// oldest running writer.
+    public static func awaitFolded(
+        app: String,
+        follower: String = identity,
+        limit: Duration,
+        on connection: PostgresConnection
+    ) throws(PostgresError) -> Int64? {
+        let target = try newest(app: app, on: connection)
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: limit)
+        while try read(app: app, follower: follower, on: connection) < target {
+            if clock.now >= deadline { return try unfolded(app: app, follower: follower, on: connection) }
+            _ = try connection.execute("SELECT pg_sleep(0.02)")
+        }
+        return nil
+    }
+
+    /// The same wait holding no connection or thread between its checks: for the backlog,
+    /// which may take seconds to fold.
+    public static func awaitFolded(
+        app: String,
+        follower: String = identity,
+        limit: Duration,
+        pool: PostgresPool
+    ) async throws -> Int64? {
+        let target = try await pool.withConnection { connection in try newest(app: app, on: connection) }
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: limit)
+        while try await pool.withConnection({ connection in try read(app: app, follower: follower, on: connection) }) < target {
+            if clock.now >= deadline {
+                return try await pool.withConnection { connection in try unfolded(app: app, follower: follower, on: connection) }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
     /// Moves the checkpoint on after a span of `events` events, in the span's transaction.
     public static func advance(
         app: String,

@@ -17,6 +17,16 @@ public enum Rollups {
         _ = try connection.execute("SELECT pg_advisory_xact_lock(72617001, hashtext($1))", [app])
     }
 
+    /// Taken shared by every write of the app's events and exclusively by an erasure, until the
+    /// transaction ends. Writes never wait for one another; an erasure waits for the writes in
+    /// flight and holds back new ones until its suppressions are committed, so an event of an
+    /// erased person either commits before the erasure (which then deletes it) or is dropped
+    /// by the write path (which then sees the suppression).
+    public static func lockWrites(app: String, exclusive: Bool, on connection: PostgresConnection) throws(PostgresError) {
+        let function = exclusive ? "pg_advisory_xact_lock" : "pg_advisory_xact_lock_shared"
+        _ = try connection.execute("SELECT \(function)(72617002, hashtext($1))", [app])
+    }
+
     /// Folds the app's events with `stored_xid` in `(after, through]` into every rollup. The
     /// identity state those events name must already be in place (the follower upserts it first).
     public static func fold(app: String, after: Int64, through: Int64, on connection: PostgresConnection) throws(PostgresError) {

@@ -159,4 +159,142 @@ import Testing
         #expect(try EventsReport(params: ["app": "shop"]).run(on: connection).rows.map { $0[2] }.contains(.int(1)))
         #expect(try connection.execute("SELECT events FROM rollup_event_counts WHERE event_name = 'late'").rows == [["1"]])
     }
+
+    /// An erasure as the storage service runs it: the follower's backlog first, then the method.
+    static func erase(_ user: String, _ pool: PostgresPool) async throws -> JSON {
+        try await FollowerWait.awaitBacklog(app: "shop", pool: pool)
+        return try await pool.withConnection { try UserErasure.delete(["app": "shop", "user": .string(user)], on: $0) }
+    }
+
+    /// The identity service's follower loop, after a moment: what a merge or an erasure waits for.
+    static func follow(_ pool: PostgresPool) async throws {
+        try await Task.sleep(for: .milliseconds(300))
+        while true {
+            _ = try await pool.withConnection { try IdentityFollower(cache: SessionCache()).catchUp(on: $0) }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Waits until some backend of the test database waits for an advisory lock.
+    func awaitAdvisoryWaiter() async throws {
+        for _ in 0..<250 {
+            let waiting = try connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'"
+            ).rows
+            if waiting != [["0"]] { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("no backend waited for an advisory lock")
+    }
+
+    func remaining(_ where: String) throws -> String? {
+        try connection.execute("SELECT count(*) FROM events WHERE app_token = 'shop' AND (\(`where`))").rows[0][0]
+    }
+
+    /// An erasure waits for the follower: device-A is ada's only through an identify nobody
+    /// has folded yet, and ada herself is known only from unfolded events; both are erased.
+    @Test func anErasureWaitsForTheFollowerAndErasesIdsOnlyUnfoldedIdentifiesLink() async throws {
+        _ = try EventWriter().write(events: Self.stream, on: connection)
+        let pool = PostgresPool(conninfo: conninfo)
+        let erased = try await withThrowingTaskGroup(of: JSON?.self, returning: JSON?.self) { group in
+            group.addTask { try await Self.erase("ada", pool) }
+            group.addTask {
+                try await Self.follow(pool)
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let result { return result }
+            }
+            return nil
+        }
+        #expect(erased?["anonymous_ids"] == ["device-A"])
+        #expect(erased?["removed"]?["events"] == 4)
+        #expect(try remaining("user_id = 'ada' OR anonymous_id = 'device-A'") == "0")
+        #expect(try connection.execute("SELECT kind, id FROM suppressions ORDER BY 1").rows == [["anonymous", "device-A"], ["user", "ada"]])
+    }
+
+    /// With the follower stopped, an erasure gives up with `follower_behind` and erases nothing.
+    @Test func anErasureRefusesWhileTheFollowerIsBehind() throws {
+        _ = try EventWriter().write(events: Self.stream, on: connection)
+        #expect {
+            _ = try UserErasure.delete(["app": "shop", "user": "ada"], on: connection, followerWait: .milliseconds(100))
+        } throws: { error in
+            (error as? StorageError)?.applicationCode == .followerBehind && "\(error)".contains("7 events of app 'shop'")
+        }
+        #expect(try remaining("true") == "7")
+        #expect(try connection.execute("SELECT count(*) FROM suppressions").rows == [["0"]])
+    }
+
+    /// A write of the person's events and their erasure never interleave: a write waits for an
+    /// erasure under way and then drops the events, and an erasure waits for a write under way
+    /// and then deletes its events.
+    @Test func writesAndAnErasureOfTheSamePersonNeverInterleave() async throws {
+        _ = try EventWriter().write(events: Self.stream, on: connection)
+        try foldCommittedEvents(on: connection)
+        let pool = PostgresPool(conninfo: conninfo)
+        let late = Self.event(.track, "late", user: "ada", at: "2024-05-04T08:00:00Z")
+        // An erasure under way (its lock, then its suppression): the write waits, then drops.
+        let eraser = try PostgresConnection(conninfo: conninfo)
+        try eraser.execute("BEGIN")
+        try Rollups.lockWrites(app: "shop", exclusive: true, on: eraser)
+        let outcome = try await withThrowingTaskGroup(of: EventWriter.Outcome?.self) { group in
+            group.addTask { try await pool.withConnection { try EventWriter().write(events: [late], on: $0) } }
+            try await awaitAdvisoryWaiter()
+            try eraser.execute("INSERT INTO suppressions (app_token, kind, id) VALUES ('shop', 'user', 'ada')")
+            try eraser.execute("COMMIT")
+            var outcome: EventWriter.Outcome?
+            for try await result in group { outcome = result }
+            return outcome
+        }
+        #expect(outcome.map { [$0.inserted, $0.duplicates, $0.suppressed] } == [0, 0, 1])
+        try connection.execute("DELETE FROM suppressions")
+        // A write under way (its lock, then its row): the erasure waits, then deletes the row.
+        let writer = try PostgresConnection(conninfo: conninfo)
+        try writer.execute("BEGIN")
+        try Rollups.lockWrites(app: "shop", exclusive: false, on: writer)
+        try writer.execute(
+            """
+            INSERT INTO events (app_token, inserted_at, internal_event_id, event_type, event_name, user_id, source, metadata, received_at, origin)
+            VALUES ('shop', '2024-05-04T09:00:00Z', 99, 'track', 'late', 'ada', 'web-client', '{}', '2024-05-04T09:00:00Z', 'segment')
+            """
+        )
+        let erased = try await withThrowingTaskGroup(of: JSON?.self, returning: JSON?.self) { group in
+            group.addTask { try await Self.erase("ada", pool) }
+            try await awaitAdvisoryWaiter()
+            try writer.execute("COMMIT")
+            // The erasure now waits for the late row to be folded.
+            group.addTask {
+                try await Self.follow(pool)
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let result { return result }
+            }
+            return nil
+        }
+        #expect(erased?["removed"]?["events"] == 5)
+        #expect(try remaining("user_id = 'ada' OR anonymous_id = 'device-A'") == "0")
+    }
+
+    /// A merge waits for the follower too: bob's traits come from an identify not folded yet.
+    @Test func aMergeWaitsForTheFollowerAndKeepsTraitsOfUnfoldedIdentifies() async throws {
+        _ = try EventWriter().write(events: Self.stream, on: connection)
+        try foldCommittedEvents(on: connection)
+        let identify = Self.event(.identifyUser, "", user: "bob", at: "2024-05-04T08:00:00Z", ["team": "ops", "plan": "free"])
+        _ = try EventWriter().write(events: [identify], on: connection)
+        let pool = PostgresPool(conninfo: conninfo)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await FollowerWait.awaitBacklog(app: "shop", pool: pool)
+                _ = try await pool.withConnection { try UserMerge.merge(["app": "shop", "from": "bob", "into": "ada"], on: $0) }
+            }
+            group.addTask { try await Self.follow(pool) }
+            try await group.next()
+            group.cancelAll()
+        }
+        // ada's own plan wins; bob's team fills the gap.
+        #expect(try connection.execute("SELECT traits->>'plan', traits->>'team' FROM users WHERE user_id = 'ada'").rows == [["pro", "ops"]])
+    }
 }

@@ -26,8 +26,8 @@ extension AppRegistry {
 }
 
 extension UserErasure {
-    public static func delete(_ params: JSON, on connection: PostgresConnection) throws -> JSON {
-        try delete(JSONCoding.decode(UsersDelete.Params.self, from: params), on: connection)
+    public static func delete(_ params: JSON, on connection: PostgresConnection, followerWait: Duration = FollowerWait.underLock) throws -> JSON {
+        try delete(JSONCoding.decode(UsersDelete.Params.self, from: params), on: connection, followerWait: followerWait)
     }
 }
 

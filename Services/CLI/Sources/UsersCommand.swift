@@ -82,15 +82,14 @@ extension CairnCommand.Users {
 
         func run() async throws {
             let result = try await connection.call(UsersMerge.self, .init(app: app, from: from, into: into))
-            if result["merged"] == .bool(true), let token = result["app_token"]?.stringValue {
-                // The survivor's sessions now span both histories.
+            if let token = result["app_token"]?.stringValue {
+                // The survivor's sessions now span both histories. A repeated merge refreshes
+                // them too: the first may have been cut short before its refresh.
+                let survivor = result["into"]?.stringValue ?? into
+                let merged = result["from"]?.stringValue ?? from
                 _ = try await connection.call(
                     IdentityRefresh.self,
-                    .init(
-                        app_token: token,
-                        persons: [result["into"]?.stringValue ?? into],
-                        forget: [result["from"]?.stringValue ?? from]
-                    )
+                    .init(app_token: token, persons: [survivor], forget: merged == survivor ? [] : [merged])
                 )
             }
             if result["merged"] == .bool(true) {

@@ -1,5 +1,6 @@
 import CairnCore
 import CairnPostgres
+import CairnRollups
 import Synchronization
 
 /// The write path: events are the log. One transaction per batch, events through COPY into
@@ -65,6 +66,8 @@ public final class EventWriter: Sendable {
         try ensurePartitions(for: events, on: connection)
         let copyData = Self.copyText(events)
         return try connection.transaction { () throws(PostgresError) -> Outcome in
+            // An erasure of the app waits for this write, or this write for the erasure.
+            try Rollups.lockWrites(app: events[0].appToken, exclusive: false, on: connection)
             try connection.execute("CREATE TEMP TABLE IF NOT EXISTS events_staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
             try connection.copyIn("COPY events_staging (\(Self.columns.joined(separator: ", "))) FROM STDIN", data: copyData)
             let suppressed = try connection.execute(Self.dropSuppressedEvents).firstRow?["dropped", as: Int.self] ?? 0

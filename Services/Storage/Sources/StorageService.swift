@@ -98,8 +98,17 @@ public enum StorageService {
         register(AppsConfigure.self) { params, connection in try AppRegistry.configure(params, on: connection) }
         register(AttributesSet.self) { params, connection in try AppRegistry.setAttribute(params, on: connection) }
         register(AttributesList.self) { params, connection in try AppRegistry.listAttributes(params, on: connection) }
-        register(UsersMerge.self) { params, connection in try UserMerge.merge(params, on: connection) }
-        register(UsersDelete.self) { params, connection in try UserErasure.delete(params, on: connection) }
+        // Merges and erasures read identity state: the follower's backlog is waited out first.
+        router.register(UsersMerge.self) { params in
+            if let problem = readiness.problem { throw StorageError(.storageUnavailable, problem) }
+            try await FollowerWait.awaitBacklog(app: params.app, pool: pool)
+            return try await pool.withConnection { connection in try UserMerge.merge(params, on: connection) }
+        }
+        router.register(UsersDelete.self) { params in
+            if let problem = readiness.problem { throw StorageError(.storageUnavailable, problem) }
+            try await FollowerWait.awaitBacklog(app: params.app, pool: pool)
+            return try await pool.withConnection { connection in try UserErasure.delete(params, on: connection) }
+        }
         register(AppsGet.self) { params, connection in
             guard let found = try AppRegistry.find(params.app, on: connection) else {
                 throw StorageError.unknownApp(params.app)

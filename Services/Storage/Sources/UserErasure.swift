@@ -7,17 +7,28 @@ import CairnWire
 /// `users.delete {app, user}`: the right-to-erasure path in PostgreSQL. In one transaction it
 /// removes the user, every user merged into them, their anonymous ids, traits, memberships,
 /// sessions and all their events, and records suppressions so that later events naming any
-/// of those ids are dropped (and counted) by the write path.
+/// of those ids are dropped (and counted) by the write path. It holds the app's writes back
+/// (``Rollups/lockWrites``) and waits for the identity follower to fold what they committed,
+/// so an id linked by an identify that is not folded yet is erased too. The service waits
+/// out the follower's backlog first (``FollowerWait/awaitBacklog``), so the wait here is short.
 ///
 /// Result: what was removed, and the ids suppressed (ingest purges its spool and dead
 /// letters of them next).
 public enum UserErasure {
-    public static func delete(_ params: UsersDelete.Params, on connection: PostgresConnection) throws -> JSON {
+    public static func delete(
+        _ params: UsersDelete.Params,
+        on connection: PostgresConnection,
+        followerWait: Duration = FollowerWait.underLock
+    ) throws -> JSON {
         let (app, requested) = (params.app, params.user)
         guard let token = try connection.appToken(for: app) else {
             throw StorageError.unknownApp(app)
         }
         return try connection.inTransaction { () throws -> JSON in
+            // Every id the person's identifies and aliases link must be folded into the aliases
+            // read below: with the app's writes held back, the events committed until now.
+            try Rollups.lockWrites(app: token, exclusive: true, on: connection)
+            try FollowerWait.awaitFolded(app: token, name: app, limit: followerWait, on: connection)
             // The identity follower folds under the same lock: nothing of the person is folded after this.
             try Rollups.lock(app: token, on: connection)
             let through = try FollowerCheckpoint.read(app: token, on: connection)

@@ -12,12 +12,18 @@ import CairnWire
 /// and last seen widen; the merge is logged. Merges are transitive (aliases stay flat) and
 /// repeating one changes nothing.
 public enum UserMerge {
-    public static func merge(_ params: UsersMerge.Params, on connection: PostgresConnection) throws -> JSON {
+    public static func merge(
+        _ params: UsersMerge.Params,
+        on connection: PostgresConnection,
+        followerWait: Duration = FollowerWait.underLock
+    ) throws -> JSON {
         let (app, from, into) = (params.app, params.from, params.into)
         guard let token = try connection.appToken(for: app) else {
             throw StorageError.unknownApp(app)
         }
         return try connection.inTransaction { () throws -> JSON in
+            // Both users' identifies and traits must be folded before they are read below.
+            try FollowerWait.awaitFolded(app: token, name: app, limit: followerWait, on: connection)
             // The identity follower folds under the same lock: the rollups move with the aliases.
             try Rollups.lock(app: token, on: connection)
             let source = try connection.survivingUser(from, token: token)
@@ -27,7 +33,9 @@ public enum UserMerge {
                 guard !exists.isEmpty else { throw StorageError.unknownUser(user, app: app) }
             }
             if source == target {
-                return ["from": .string(from), "into": .string(target), "merged": false, "note": "already the same user"]
+                return [
+                    "app_token": .string(token), "from": .string(from), "into": .string(target), "merged": false, "note": "already the same user",
+                ]
             }
             try connection.execute(
                 """
