@@ -139,6 +139,36 @@ public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionary
         }
     }
 
+    /// The position of `key` among the pairs (by its UTF-8 bytes), if present.
+    public func index(ofKey key: String) -> Int? {
+        pairs.firstIndex { $0.key.isExactly(key) }
+    }
+
+    /// Replaces the value of the pair at `index`, keeping its key and place.
+    public mutating func setValue(_ value: JSON, at index: Int) {
+        pairs[index].value = value
+    }
+
+    /// Sets every pair of `other` that `include` accepts, its value winning over one of the
+    /// same key here. Linear in both sizes: large objects are matched through a hash, so a
+    /// hostile record of thousands of keys cannot make a merge quadratic.
+    public mutating func merge(_ other: JSONObject, where include: (JSON) -> Bool = { _ in true }) {
+        if pairs.count + other.count <= 32 {
+            for (key, value) in other where include(value) { self[key] = value }
+            return
+        }
+        var positions: [ExactString: Int] = [:]
+        for (at, pair) in pairs.enumerated() { positions[ExactString(pair.key)] = at }
+        for (key, value) in other where include(value) {
+            if let at = positions[ExactString(key)] {
+                pairs[at].value = value
+            } else {
+                positions[ExactString(key)] = pairs.count
+                pairs.append((key: key, value: value))
+            }
+        }
+    }
+
     /// Appends without checking for an existing key; for builders that know keys are unique.
     public mutating func append(_ key: String, _ value: JSON) {
         pairs.append((key: key, value: value))

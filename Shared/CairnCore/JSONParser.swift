@@ -96,10 +96,14 @@ public struct JSONParser {
         index += count
     }
 
+    /// Objects up to this many keys look a repeated key up by scanning, which beats hashing.
+    static let linearKeyScanLimit = 32
+
     private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSON {
         guard depth <= maximumDepth else { throw error("nesting deeper than \(maximumDepth) levels") }
         index += 1
         var object = JSONObject()
+        var positions: [ExactString: Int] = [:]
         skipWhitespace()
         if index < buffer.count, buffer[index] == UInt8(ascii: "}") {
             index += 1
@@ -116,11 +120,21 @@ public struct JSONParser {
             index += 1
             skipWhitespace()
             let value = try parseValue(depth: depth)
-            // A repeated key keeps its last value, as JavaScript's JSON.parse does.
-            if object.count > 0, object[key] != nil {
-                object[key] = value
+            // A repeated key keeps its last value, as JavaScript's JSON.parse does. Past a few
+            // keys they are found through a hash, so a record of thousands of keys costs
+            // linear time, not quadratic.
+            if object.count < Self.linearKeyScanLimit {
+                if let at = object.index(ofKey: key) { object.setValue(value, at: at) } else { object.append(key, value) }
             } else {
-                object.append(key, value)
+                if positions.isEmpty {
+                    for (at, pair) in object.pairs.enumerated() { positions[ExactString(pair.key)] = at }
+                }
+                if let at = positions[ExactString(key)] {
+                    object.setValue(value, at: at)
+                } else {
+                    positions[ExactString(key)] = object.count
+                    object.append(key, value)
+                }
             }
             skipWhitespace()
             guard index < buffer.count else { throw error("unexpected end of input in an object") }

@@ -39,7 +39,7 @@ public enum SegmentAdapter {
             }
             for (key, envelope) in shared {
                 var merged = envelope
-                for (name, value) in message[key]?.objectValue ?? JSONObject() where !value.isNull { merged[name] = value }
+                merged.merge(message[key]?.objectValue ?? JSONObject()) { !$0.isNull }
                 message[key] = .object(merged)
             }
             if let sentAt, message["sentAt"] == nil || message["sentAt"]!.isNull { message["sentAt"] = sentAt }
@@ -110,7 +110,7 @@ public enum SegmentAdapter {
             eventType = .identifyUser
             // RudderStack's clients send identify traits in context.traits only; top-level traits win.
             metadata = try contextFields.object("traits") ?? JSONObject()
-            for (key, value) in try fields.object("traits") ?? JSONObject() { metadata[key] = value }
+            metadata.merge(try fields.object("traits") ?? JSONObject())
         case "group":
             eventType = .identifyCompany
             company = try fields.identifier("groupId", required: true)

@@ -47,6 +47,29 @@ import Testing
         #expect(value.serializedString() == #"{"b":3,"a":2}"#)
     }
 
+    /// Past a few keys, repeats are found through a hash (a hostile record of thousands of keys
+    /// stays linear): the same answer as the scan, look-alike keys still apart.
+    @Test func wideObjectsKeepKeyOrderAndLastDuplicateWins() throws {
+        var text = (0..<100).map { #""k\#($0)":\#($0)"# }
+        text += [#""k7":"again""#, #""caf\u00e9":"nfc""#, #""cafe\u0301":"nfd""#, #""k99":null"#, #""caf\u00e9":"nfc2""#]
+        let object = try #require(try JSONParser.parse("{" + text.joined(separator: ",") + "}").objectValue)
+        #expect(object.count == 102)
+        #expect(Array(object.keys.prefix(3)) == ["k0", "k1", "k2"])
+        #expect(object["k7"] == "again")
+        #expect(object.keys[7] == "k7")
+        #expect(object["k99"] == .null)
+        #expect(object["caf\u{e9}"] == "nfc2")
+        #expect(object["cafe\u{301}"] == "nfd")
+        // A merge of two wide objects: the other's values win, its new keys come last.
+        var merged = object
+        merged.merge(JSONObject(pairs: (95..<140).map { (key: "k\($0)", value: JSON.int(Int64(-$0))) })) { $0 != .int(-120) }
+        #expect(merged.count == 102 + 39)
+        #expect(merged["k96"] == .int(-96))
+        #expect(merged["k120"] == nil)
+        #expect(merged.keys.last == "k139")
+        #expect(merged["cafe\u{301}"] == "nfd")
+    }
+
     @Test(arguments: [
         "", "{", "[1,]", "{\"a\":}", "NaN", "Infinity", "-Infinity", "01", "1.", "1e", "\"abc", "{\"a\" 1}",
         "[1] x", "\"\u{01}\"", "\"\\x\"", "\"\\ud800\"", "tru", "nul", "{'a':1}", "1e999",

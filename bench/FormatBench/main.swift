@@ -16,6 +16,13 @@ func time(_ n: Int) -> String {
     String(format: "2024-05-%02dT%02d:%02d:%02d.%06dZ", 1 + n % 28, n / 3600 % 24, n / 60 % 60, n % 60, n % 1_000_000)
 }
 
+/// A hostile client's record: an identify with 2,600 traits, just under the 32 KB record limit.
+/// A key lookup that scans would make each record cost the square of its keys.
+func wideIdentify(_ n: Int) -> String {
+    let traits = (0..<2600).map { #""t\#($0)":\#(n % 7)"# }.joined(separator: ",")
+    return #"{"type":"identify","userId":"user-\#(n % 1000)","messageId":"w-\#(n)","timestamp":"\#(time(n))","traits":{\#(traits)}}"#
+}
+
 let generators: [(String, EventNormalizer.FormatChoice, (Int) -> String)] = [
     (
         "userpilot", .userpilot,
@@ -52,8 +59,9 @@ let generators: [(String, EventNormalizer.FormatChoice, (Int) -> String)] = [
 print("format layer, one core, \(count) records per format (release build)")
 print("format        events/s   target")
 var results: [String] = []
-for (name, format, generate) in generators {
-    let records = (0..<count).map { Array(generate($0).utf8) }
+for (name, format, generate) in generators + [("segment-wide", .segment, wideIdentify)] {
+    // The wide records are 31 KB each: fewer of them make as long a pass.
+    let records = (0..<(name == "segment-wide" ? max(count / 200, 10) : count)).map { Array(generate($0).utf8) }
     // One warm-up pass, then the median of three timed passes.
     var rates: [Double] = []
     for pass in 0..<4 {
