@@ -297,4 +297,25 @@ import Testing
         // ada's own plan wins; bob's team fills the gap.
         #expect(try connection.execute("SELECT traits->>'plan', traits->>'team' FROM users WHERE user_id = 'ada'").rows == [["pro", "ops"]])
     }
+
+    /// People already in a rollup and seen again in the tail count once: the reports agree
+    /// before and after the tail is folded.
+    @Test func peopleInBothTheRollupsAndTheTailCountOnce() throws {
+        _ = try AppRegistry.setAttribute(["app": "shop", "name": "price", "type": "number"], on: connection)
+        _ = try EventWriter().write(events: Self.stream, on: connection)
+        try foldCommittedEvents(on: connection)
+        let again: [CanonicalEvent] = [
+            Self.event(.track, "purchase", user: "ada", company: "acme", at: "2024-05-04T08:10:00Z", ["price": 3]),
+            Self.event(.track, "purchase", user: "dan", company: "acme", at: "2024-05-04T08:20:00Z", ["price": 4]),
+            Self.event(.track, "Guide Started", user: "bob", at: "2024-05-04T09:00:00Z", ["guide_id": "7"]),
+            Self.event(.track, "Guide Started", user: "carol", at: "2024-05-04T09:30:00Z", ["guide_id": "7"]),
+        ]
+        _ = try EventWriter().write(events: again, on: connection)
+        let tail = try reports()
+        // acme: ada (folded and tail) and dan (tail only); guide 7: bob (both) and carol.
+        #expect(tail[3].map { [$0[0], $0[2], $0[3]] } == [["acme", 2, 3]])
+        #expect(tail[4].map { Array($0[1...3]) } == [["userguiding", "7", 2]])
+        try foldCommittedEvents(on: connection)
+        #expect(try reports() == tail)
+    }
 }

@@ -109,7 +109,11 @@ public struct IdentityFollower: Sendable {
         try connection.execute(
             """
             SELECT a.token FROM apps a LEFT JOIN follower_checkpoints c ON c.app_token = a.token AND c.follower = $1
-            WHERE EXISTS (SELECT 1 FROM events e WHERE e.app_token = a.token AND e.stored_xid > COALESCE(c.after_xid, 0))
+            -- One index probe per app. (As EXISTS, PostgreSQL chose a merge semi-join that read
+            -- every event of the app, 150 ms a round at a million events, four rounds a second.)
+            CROSS JOIN LATERAL (
+                SELECT 1 FROM events e WHERE e.app_token = a.token AND e.stored_xid > COALESCE(c.after_xid, 0) LIMIT 1
+            ) unfolded
             ORDER BY a.token
             """,
             [FollowerCheckpoint.identity]

@@ -61,14 +61,22 @@ public struct CompaniesReport: Report {
                 let through = try FollowerCheckpoint.read(app: token, on: connection)
                 let rows = try connection.execute(
                     """
-                    SELECT r.company, c.traits->>'name' AS name, count(*) AS active_people, sum(r.events) AS events
+                    SELECT r.company, c.traits->>'name' AS name, sum(r.people)::bigint AS active_people, sum(r.events)::bigint AS events
                     FROM (
-                        SELECT company, person, sum(events) AS events FROM (
-                            SELECT company, person, events FROM rollup_company_people WHERE app_token = $1
-                            UNION ALL
-                            SELECT company, person, 1 FROM events_resolved
+                        -- The rollup holds each person once per company: counted per company as it
+                        -- stands, and a person of the tail counted only when the rollup lacks them.
+                        SELECT company, count(*) AS people, sum(events) AS events FROM rollup_company_people
+                        WHERE app_token = $1 GROUP BY 1
+                        UNION ALL
+                        SELECT t.company, sum(t.new_person), sum(t.events) FROM (
+                            SELECT company, person, count(*) AS events,
+                                   (NOT EXISTS (
+                                       SELECT 1 FROM rollup_company_people p WHERE p.app_token = $1 AND p.person = tail.person AND p.company = tail.company
+                                   ))::int AS new_person
+                            FROM events_resolved tail
                             WHERE app_token = $1 AND stored_xid > \(through) AND company IS NOT NULL AND person IS NOT NULL
-                        ) AS folded_and_tail GROUP BY 1, 2
+                            GROUP BY 1, 2
+                        ) t GROUP BY 1
                     ) r LEFT JOIN companies c ON c.app_token = $1 AND c.company_id = r.company
                     GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC, 1 LIMIT $2
                     """,

@@ -104,13 +104,23 @@ public struct EngagementReport: Report {
             // Counted ahead, plus the people of the unfolded tail not counted there yet.
             let events = classifiedEvents(token: token, after: try FollowerCheckpoint.read(app: token, on: connection))
             parameters = events.parameters
+            // The rollup holds each person once per stage: it is counted as it stands, and a
+            // person of the tail only when the rollup lacks them (no hash of every person).
             sql = """
-                SELECT tool, id, stage, count(*) AS people FROM (
-                    SELECT tool, id, stage, person FROM rollup_engagement_people
+                SELECT tool, id, stage, sum(people)::bigint AS people FROM (
+                    SELECT tool, id, stage, count(*) AS people FROM rollup_engagement_people
                     WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
-                    UNION
-                    SELECT tool, id, stage, person FROM \(events.sql) JOIN \(Self.stageRows) ON stages.stage = ANY(classified.stages)
-                    WHERE $3::text IS NULL OR id = $3
+                    GROUP BY 1, 2, 3
+                    UNION ALL
+                    SELECT t.tool, t.id, t.stage, count(*) FROM (
+                        SELECT DISTINCT tool, id, stage, person FROM \(events.sql) JOIN \(Self.stageRows) ON stages.stage = ANY(classified.stages)
+                        WHERE $3::text IS NULL OR id = $3
+                    ) t
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM rollup_engagement_people p
+                        WHERE p.app_token = $1 AND p.entity = $2 AND p.tool = t.tool AND p.id = t.id AND p.stage = t.stage AND p.person = t.person
+                    )
+                    GROUP BY 1, 2, 3
                 ) AS folded_and_tail
                 GROUP BY 1, 2, 3
                 """

@@ -196,6 +196,13 @@ public struct ReportScope: Sendable {
     /// sample of the keys it does carry.
     func requireAttributes(_ names: [String], of event: String, token: String, on connection: PostgresConnection) throws {
         for name in names {
+            // A number attribute's values are kept per event: one index probe finds one. The
+            // events' own probe may read every index entry of a common event before a match.
+            let counted = try connection.execute(
+                "SELECT 1 FROM rollup_attribute_values WHERE app_token = $1 AND event_name = $2 AND attribute = $3 LIMIT 1",
+                [token, event, name]
+            ).rows
+            guard counted.isEmpty else { continue }
             let present = try connection.execute(
                 "SELECT 1 FROM events WHERE app_token = $1 AND event_name = $2 AND metadata ? $3 LIMIT 1",
                 [token, event, name]

@@ -10,7 +10,7 @@ public enum FollowerWait {
     /// Long enough for a follower at its usual lag; short enough to answer within the method's deadline.
     public static let limit: Duration = .seconds(10)
     /// For what commits between the backlog's end and the method's lock.
-    public static let underLock: Duration = .seconds(3)
+    public static let underLock: Duration = .seconds(5)
 
     /// Waits out the app's backlog; an unknown app is left for the method to refuse.
     public static func awaitBacklog(app: String, pool: PostgresPool, limit: Duration = limit) async throws {
