@@ -175,6 +175,22 @@ import Testing
         }
     }
 
+    /// Runs `body` with the follower loop beside it, as the services run; returns what `body` returns.
+    static func withFollower<T: Sendable>(_ pool: PostgresPool, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self, returning: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await follow(pool)
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let result = try await group.next() {
+                if let result { return result }
+            }
+            throw CancellationError()
+        }
+    }
+
     /// Waits until some backend of the test database waits for an advisory lock.
     func awaitAdvisoryWaiter() async throws {
         for _ in 0..<250 {
@@ -196,20 +212,9 @@ import Testing
     @Test func anErasureWaitsForTheFollowerAndErasesIdsOnlyUnfoldedIdentifiesLink() async throws {
         _ = try EventWriter().write(events: Self.stream, on: connection)
         let pool = PostgresPool(conninfo: conninfo)
-        let erased = try await withThrowingTaskGroup(of: JSON?.self, returning: JSON?.self) { group in
-            group.addTask { try await Self.erase("ada", pool) }
-            group.addTask {
-                try await Self.follow(pool)
-                return nil
-            }
-            defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let result { return result }
-            }
-            return nil
-        }
-        #expect(erased?["anonymous_ids"] == ["device-A"])
-        #expect(erased?["removed"]?["events"] == 4)
+        let erased = try await Self.withFollower(pool) { try await Self.erase("ada", pool) }
+        #expect(erased["anonymous_ids"] == ["device-A"])
+        #expect(erased["removed"]?["events"] == 4)
         #expect(try remaining("user_id = 'ada' OR anonymous_id = 'device-A'") == "0")
         #expect(try connection.execute("SELECT kind, id FROM suppressions ORDER BY 1").rows == [["anonymous", "device-A"], ["user", "ada"]])
     }
@@ -259,22 +264,12 @@ import Testing
             VALUES ('shop', '2024-05-04T09:00:00Z', 99, 'track', 'late', 'ada', 'web-client', '{}', '2024-05-04T09:00:00Z', 'segment')
             """
         )
-        let erased = try await withThrowingTaskGroup(of: JSON?.self, returning: JSON?.self) { group in
-            group.addTask { try await Self.erase("ada", pool) }
-            try await awaitAdvisoryWaiter()
-            try writer.execute("COMMIT")
-            // The erasure now waits for the late row to be folded.
-            group.addTask {
-                try await Self.follow(pool)
-                return nil
-            }
-            defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let result { return result }
-            }
-            return nil
-        }
-        #expect(erased?["removed"]?["events"] == 5)
+        async let erasure = Self.withFollower(pool) { try await Self.erase("ada", pool) }
+        try await awaitAdvisoryWaiter()
+        // The erasure then waits for the late row to be folded.
+        try writer.execute("COMMIT")
+        let erased = try await erasure
+        #expect(erased["removed"]?["events"] == 5)
         #expect(try remaining("user_id = 'ada' OR anonymous_id = 'device-A'") == "0")
     }
 
@@ -285,14 +280,9 @@ import Testing
         let identify = Self.event(.identifyUser, "", user: "bob", at: "2024-05-04T08:00:00Z", ["team": "ops", "plan": "free"])
         _ = try EventWriter().write(events: [identify], on: connection)
         let pool = PostgresPool(conninfo: conninfo)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await FollowerWait.awaitBacklog(app: "shop", pool: pool)
-                _ = try await pool.withConnection { try UserMerge.merge(["app": "shop", "from": "bob", "into": "ada"], on: $0) }
-            }
-            group.addTask { try await Self.follow(pool) }
-            try await group.next()
-            group.cancelAll()
+        _ = try await Self.withFollower(pool) {
+            try await FollowerWait.awaitBacklog(app: "shop", pool: pool)
+            return try await pool.withConnection { try UserMerge.merge(["app": "shop", "from": "bob", "into": "ada"], on: $0) }
         }
         // ada's own plan wins; bob's team fills the gap.
         #expect(try connection.execute("SELECT traits->>'plan', traits->>'team' FROM users WHERE user_id = 'ada'").rows == [["pro", "ops"]])

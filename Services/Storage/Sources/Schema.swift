@@ -11,7 +11,7 @@ public enum Schema {
     /// Every migration, in the order they apply. Each is frozen in its own file under `Migrations/`.
     public static let migrations: [Migration] = [
         .events, .apps, .identityGraph, .sessions, .suppressions, .resolvedCompany, .tryTimestamp,
-        .rollups, .continuousExport, .rollupWritePath, .triggers, .admissionWindow, .numericWithinRange, .logFirst,
+        .rollups, .continuousExport, .rollupWritePath, .triggers, .admissionWindow, .numericWithinRange, .logFirst, .linearTraitMerge,
     ]
 
     /// Applies the migrations not yet applied, each in its own transaction, serialised
