@@ -139,32 +139,43 @@ public struct JSONObject: Sendable, Equatable, Sequence, ExpressibleByDictionary
         }
     }
 
-    /// The position of `key` among the pairs (by its UTF-8 bytes), if present.
-    public func index(ofKey key: String) -> Int? {
-        pairs.firstIndex { $0.key.isExactly(key) }
-    }
-
-    /// Replaces the value of the pair at `index`, keeping its key and place.
-    public mutating func setValue(_ value: JSON, at index: Int) {
-        pairs[index].value = value
-    }
-
     /// Sets every pair of `other` that `include` accepts, its value winning over one of the
-    /// same key here. Linear in both sizes: large objects are matched through a hash, so a
-    /// hostile record of thousands of keys cannot make a merge quadratic.
+    /// same key here (``KeyedBuilder``: linear however many keys either side has).
     public mutating func merge(_ other: JSONObject, where include: (JSON) -> Bool = { _ in true }) {
-        if pairs.count + other.count <= 32 {
-            for (key, value) in other where include(value) { self[key] = value }
-            return
-        }
-        var positions: [ExactString: Int] = [:]
-        for (at, pair) in pairs.enumerated() { positions[ExactString(pair.key)] = at }
-        for (key, value) in other where include(value) {
+        var builder = KeyedBuilder(self)
+        for (key, value) in other where include(value) { builder.set(key, value) }
+        self = builder.object
+    }
+
+    /// Builds an object key by key, a repeated key keeping its place and taking the new value.
+    /// Up to ``linearScanLimit`` keys a repeat is found by scanning, which beats hashing; past
+    /// it through a hash, so a hostile record of thousands of keys costs linear time, not
+    /// quadratic. The parser and ``merge(_:where:)`` both build with it.
+    public struct KeyedBuilder {
+        public private(set) var object: JSONObject
+        private var positions: [ExactString: Int] = [:]
+
+        static let linearScanLimit = 32
+
+        public init(_ object: JSONObject = JSONObject()) { self.object = object }
+
+        public mutating func set(_ key: String, _ value: JSON) {
+            if object.count < Self.linearScanLimit {
+                if let at = object.pairs.firstIndex(where: { $0.key.isExactly(key) }) {
+                    object.pairs[at].value = value
+                } else {
+                    object.pairs.append((key: key, value: value))
+                }
+                return
+            }
+            if positions.isEmpty {
+                for (at, pair) in object.pairs.enumerated() { positions[ExactString(pair.key)] = at }
+            }
             if let at = positions[ExactString(key)] {
-                pairs[at].value = value
+                object.pairs[at].value = value
             } else {
-                positions[ExactString(key)] = pairs.count
-                pairs.append((key: key, value: value))
+                positions[ExactString(key)] = object.count
+                object.pairs.append((key: key, value: value))
             }
         }
     }

@@ -96,18 +96,14 @@ public struct JSONParser {
         index += count
     }
 
-    /// Objects up to this many keys look a repeated key up by scanning, which beats hashing.
-    static let linearKeyScanLimit = 32
-
     private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSON {
         guard depth <= maximumDepth else { throw error("nesting deeper than \(maximumDepth) levels") }
         index += 1
-        var object = JSONObject()
-        var positions: [ExactString: Int] = [:]
+        var builder = JSONObject.KeyedBuilder()
         skipWhitespace()
         if index < buffer.count, buffer[index] == UInt8(ascii: "}") {
             index += 1
-            return .object(object)
+            return .object(builder.object)
         }
         while true {
             skipWhitespace()
@@ -120,22 +116,8 @@ public struct JSONParser {
             index += 1
             skipWhitespace()
             let value = try parseValue(depth: depth)
-            // A repeated key keeps its last value, as JavaScript's JSON.parse does. Past a few
-            // keys they are found through a hash, so a record of thousands of keys costs
-            // linear time, not quadratic.
-            if object.count < Self.linearKeyScanLimit {
-                if let at = object.index(ofKey: key) { object.setValue(value, at: at) } else { object.append(key, value) }
-            } else {
-                if positions.isEmpty {
-                    for (at, pair) in object.pairs.enumerated() { positions[ExactString(pair.key)] = at }
-                }
-                if let at = positions[ExactString(key)] {
-                    object.setValue(value, at: at)
-                } else {
-                    positions[ExactString(key)] = object.count
-                    object.append(key, value)
-                }
-            }
+            // A repeated key keeps its last value, as JavaScript's JSON.parse does.
+            builder.set(key, value)
             skipWhitespace()
             guard index < buffer.count else { throw error("unexpected end of input in an object") }
             if buffer[index] == UInt8(ascii: ",") {
@@ -144,7 +126,7 @@ public struct JSONParser {
             }
             if buffer[index] == UInt8(ascii: "}") {
                 index += 1
-                return .object(object)
+                return .object(builder.object)
             }
             throw error("expected ',' or '}' in an object")
         }

@@ -110,8 +110,6 @@ func migrated() throws -> PostgresConnection {
         #expect(after == before + 1)
     }
 
-    /// More new partitions than one write may make: the write is refused as a data-class
-    /// failure (SQLSTATE 54000), which ingest answers by halving the batch.
     /// Each app of a batch commits in its own transaction (one shard per write on Citus), and a
     /// batch written again leaves the rows one write leaves.
     @Test func eachAppOfABatchCommitsOnItsOwn() throws {
@@ -130,6 +128,8 @@ func migrated() throws -> PostgresConnection {
         #expect(try EventWriter().write(events: batch, on: connection) == EventWriter.Outcome(inserted: 0, duplicates: 3))
     }
 
+    /// More new partitions than one write may make: the write is refused as a data-class
+    /// failure (SQLSTATE 54000), which ingest answers by halving the batch.
     @Test func aWriteMakesAtMostSixtyFourPartitions() throws {
         let connection = try migrated()
         let events = (1900...1999).map { makeEvent("E", user: "u\($0)", at: "\($0)-06-01T00:00:00Z") }

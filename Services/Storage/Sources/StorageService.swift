@@ -83,12 +83,16 @@ public enum StorageService {
         }
 
         // The app registry: each method runs in one pooled connection, once the schema is in place.
+        // A method that reads identity state names its app in `afterFollowing`: the identity
+        // follower's backlog of that app is waited out first, holding no connection.
         func register<Method: RPCMethod>(
             _ method: Method.Type,
+            afterFollowing app: (@Sendable (Method.Params) -> String)? = nil,
             _ body: @escaping @Sendable (Method.Params, PostgresConnection) throws -> Method.Result
         ) {
             router.register(method) { params in
                 if let problem = readiness.problem { throw StorageError(.storageUnavailable, problem) }
+                if let app { try await FollowerWait.awaitBacklog(app: app(params), pool: pool) }
                 return try await pool.withConnection { connection in try body(params, connection) }
             }
         }
@@ -98,17 +102,8 @@ public enum StorageService {
         register(AppsConfigure.self) { params, connection in try AppRegistry.configure(params, on: connection) }
         register(AttributesSet.self) { params, connection in try AppRegistry.setAttribute(params, on: connection) }
         register(AttributesList.self) { params, connection in try AppRegistry.listAttributes(params, on: connection) }
-        // Merges and erasures read identity state: the follower's backlog is waited out first.
-        router.register(UsersMerge.self) { params in
-            if let problem = readiness.problem { throw StorageError(.storageUnavailable, problem) }
-            try await FollowerWait.awaitBacklog(app: params.app, pool: pool)
-            return try await pool.withConnection { connection in try UserMerge.merge(params, on: connection) }
-        }
-        router.register(UsersDelete.self) { params in
-            if let problem = readiness.problem { throw StorageError(.storageUnavailable, problem) }
-            try await FollowerWait.awaitBacklog(app: params.app, pool: pool)
-            return try await pool.withConnection { connection in try UserErasure.delete(params, on: connection) }
-        }
+        register(UsersMerge.self, afterFollowing: { $0.app }, { params, connection in try UserMerge.merge(params, on: connection) })
+        register(UsersDelete.self, afterFollowing: { $0.app }, { params, connection in try UserErasure.delete(params, on: connection) })
         register(AppsGet.self) { params, connection in
             guard let found = try AppRegistry.find(params.app, on: connection) else {
                 throw StorageError.unknownApp(params.app)
