@@ -5,7 +5,7 @@ SWIFT ?= swift
 STACK ?= compose/default.json
 BENCH_EVENTS ?= 1000000
 
-.PHONY: all deps build run test lint format bench faults fuzz rpc-docs clean
+.PHONY: all deps build run test lint format bench faults fuzz rpc-docs openapi clean
 
 all: build
 
@@ -46,6 +46,11 @@ fuzz: deps
 rpc-docs: deps
 	$(SWIFT) build --product cairn-rpc-docs
 	.build/debug/cairn-rpc-docs > docs/rpc.md
+
+# docs/openapi.json from the report API's routes (a test fails when it is stale).
+openapi: deps
+	$(SWIFT) build --product cairn-rpc-docs
+	.build/debug/cairn-rpc-docs openapi > docs/openapi.json
 
 bench: deps
 	$(SWIFT) build -c release

@@ -20,14 +20,22 @@ let httpClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
 let hummingbirdCore: Target.Dependency = .product(name: "HummingbirdCore", package: "hummingbird")
+let mustache: Target.Dependency = .product(name: "Mustache", package: "swift-mustache")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 
 /// A service is a library (its logic, importable by tests) plus a thin executable.
-func service(_ folder: String, library: String, executable: String, dependencies: [Target.Dependency]) -> [Target] {
+func service(
+    _ folder: String,
+    library: String,
+    executable: String,
+    dependencies: [Target.Dependency],
+    executableDependencies: [Target.Dependency] = []
+) -> [Target] {
     [
         .target(name: library, dependencies: dependencies, path: "Services/\(folder)/Sources", swiftSettings: swiftSettings),
         .executableTarget(
             name: executable,
-            dependencies: [.target(name: library), "CairnService"],
+            dependencies: [.target(name: library), "CairnService"] + executableDependencies,
             path: "Services/\(folder)/main",
             swiftSettings: swiftSettings
         ),
@@ -55,6 +63,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         // Without its default traits: no swift-configuration, and no Foundation beyond ours.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // System libraries: exactly one Swift module wraps each.
@@ -138,8 +148,22 @@ let package = Package(
             dependencies: [
                 "CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnRollups", "CairnService", logging,
                 serviceLifecycle,
-            ]
+            ],
+            executableDependencies: ["CairnConsole"]
         )
+        + [
+            // The reporting service's HTTP side: the report API and the web console.
+            .target(
+                name: "CairnConsole",
+                dependencies: [
+                    "CairnCore", "CairnMethods", "CairnWire", "CairnPostgres", "CairnReporting", "CairnService", hummingbird, hummingbirdCore,
+                    mustache, crypto, nioCore, logging, serviceLifecycle,
+                ],
+                path: "Services/Console/Sources",
+                resources: [.copy("Templates"), .copy("Static")],
+                swiftSettings: swiftSettings
+            )
+        ]
         + service(
             "Export",
             library: "CairnExport",
@@ -166,8 +190,13 @@ let package = Package(
                 swiftSettings: swiftSettings
             ),
             .executableTarget(name: "cairn", dependencies: ["CairnCLI"], path: "Services/CLI/main", swiftSettings: swiftSettings),
-            // `make rpc-docs`: docs/rpc.md from the method types.
-            .executableTarget(name: "cairn-rpc-docs", dependencies: ["CairnMethods"], path: "Tools/RPCDocs", swiftSettings: swiftSettings),
+            // `make rpc-docs`: docs/rpc.md from the method types; `make openapi`: docs/openapi.json from the report API's routes.
+            .executableTarget(
+                name: "cairn-rpc-docs",
+                dependencies: ["CairnCore", "CairnMethods", "CairnConsole"],
+                path: "Tools/RPCDocs",
+                swiftSettings: swiftSettings
+            ),
             // `make bench`: the format layer alone, per format.
             .executableTarget(name: "cairn-format-bench", dependencies: ["CairnCore"], path: "bench/FormatBench", swiftSettings: swiftSettings),
             .executableTarget(

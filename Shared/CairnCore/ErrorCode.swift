@@ -67,6 +67,21 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, CustomStringConve
     /// The spool failed in a way without a code of its own.
     public static let spoolFailed = ErrorCode(rawValue: "spool_failed")
 
+    // MARK: HTTP report API and console
+
+    /// A report request carries no read key (nor a console session).
+    public static let missingReadKey = ErrorCode(rawValue: "missing_read_key")
+    /// No app has this read key (a write key never reads).
+    public static let unknownReadKey = ErrorCode(rawValue: "unknown_read_key")
+    /// The read key belongs to another app than the path names.
+    public static let forbiddenApp = ErrorCode(rawValue: "forbidden_app")
+    /// A query parameter the route does not take.
+    public static let unknownParameter = ErrorCode(rawValue: "unknown_parameter")
+    /// A query parameter whose value is not of its type, or given twice.
+    public static let invalidParameter = ErrorCode(rawValue: "invalid_parameter")
+    /// A console form was posted without its session's CSRF token.
+    public static let invalidCSRFToken = ErrorCode(rawValue: "invalid_csrf_token")
+
     // MARK: Methods
 
     /// Two apps have a trigger of that name; name the app.

@@ -145,3 +145,20 @@ extension JSON {
         String(decoding: serialized(), as: UTF8.self)
     }
 }
+
+extension JSON {
+    /// The value with two-space indentation and keys in their order, for documents people read
+    /// and diff (`docs/openapi.json`).
+    public func prettyPrinted(indent: String = "") -> String {
+        let inner = indent + "  "
+        switch self {
+        case .object(let object) where !object.isEmpty:
+            let members = object.map { key, value in inner + JSON.string(key).serializedString() + ": " + value.prettyPrinted(indent: inner) }
+            return "{\n" + members.joined(separator: ",\n") + "\n" + indent + "}"
+        case .array(let items) where !items.isEmpty:
+            return "[\n" + items.map { inner + $0.prettyPrinted(indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+        default:
+            return serializedString()
+        }
+    }
+}

@@ -44,7 +44,7 @@ public struct AppParams: Codable, Sendable {
 public enum AppsCreate: RPCMethod {
     public static let name = "apps.create"
     public static let service = ServiceName.storage
-    public static let summary = "Register an app; the answer holds its write key, shown this once."
+    public static let summary = "Register an app; the answer holds its write key and read key, shown this once."
 
     public struct Params: Codable, Sendable {
         public var name: String
@@ -98,6 +98,14 @@ public enum AppsRotateKey: RPCMethod {
     public static let name = "apps.rotate_key"
     public static let service = ServiceName.storage
     public static let summary = "Issue a new write key for an app; the old one stops working."
+    public typealias Params = AppParams
+    public typealias Result = JSON
+}
+
+public enum AppsRotateReadKey: RPCMethod {
+    public static let name = "apps.rotate_read_key"
+    public static let service = ServiceName.storage
+    public static let summary = "Issue a new read key for an app (its first, for an app made before read keys); the old one stops reading."
     public typealias Params = AppParams
     public typealias Result = JSON
 }

@@ -27,6 +27,7 @@ import Testing
         13: "d030dd233ec2c5af6c153ecbb7fecff2d3f76986943ead8db95c8de92ad5bad5",
         14: "e164bc2ff3a9b5db49e76bbd30e9d82e075b30382c723a631333846365c98382",
         15: "d14cb11ecd5a882165dbf973ef2d683bd91ad6c9432237f7fde97478b3f79a9e",
+        16: "c72a5e1631201ddcabe6a677c0375dd7fa60058fd83075ec3ee9b1c2c1de2858",
     ]
 
     @Test func everyShippedMigrationIsUnchanged() {

@@ -56,6 +56,7 @@ public final class TestStack: @unchecked Sendable {
         environment.removeValue(forKey: "CAIRN_DATABASE_URL")
         // Any free port: stacks of parallel tests, or a `make run`, never collide.
         environment["CAIRN_HTTP_ADDR"] = "127.0.0.1:0"
+        environment["CAIRN_CONSOLE_ADDR"] = "127.0.0.1:0"
         environment.merge(extra) { _, new in new }
         self.environment = environment
         supervisor = try Self.launch(stackPath: stackPath, environment: environment, logPath: logPath)
@@ -228,6 +229,15 @@ public final class TestStack: @unchecked Sendable {
         let status = try await call("ingest", "system.status")
         guard let address = status["http_address"]?.stringValue else {
             throw TestStackError("ingest reports no HTTP address: \(status.serializedString())")
+        }
+        return "http://" + address
+    }
+
+    /// The reporting service's HTTP base URL (report API and console), as it bound it.
+    public func consoleURL() async throws -> String {
+        let status = try await call("reporting", "system.status")
+        guard let address = status["http_address"]?.stringValue else {
+            throw TestStackError("reporting reports no HTTP address: \(status.serializedString())")
         }
         return "http://" + address
     }

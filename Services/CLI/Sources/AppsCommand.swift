@@ -34,7 +34,7 @@ extension CairnCommand {
 extension CairnCommand.Apps {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create an app; prints its token and write key (the key is shown only now)."
+            abstract: "Create an app; prints its token, write key (sends events) and read key (reads reports); the keys are shown only now."
         )
 
         @Argument(help: "The app's name.")
@@ -53,6 +53,7 @@ extension CairnCommand.Apps {
             print("app:           \(result["name"]?.stringValue ?? name)")
             print("app token:     \(result["token"]?.stringValue ?? "")")
             print("write key:     \(result["write_key"]?.stringValue ?? "")")
+            print("read key:      \(result["read_key"]?.stringValue ?? "")")
             print("personal data: \(result["personal_data"]?.stringValue ?? "")")
         }
     }
@@ -71,14 +72,26 @@ extension CairnCommand.Apps {
     }
 
     struct RotateKey: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "rotate-key", abstract: "Issue a new write key; the old one stops working.")
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-key",
+            abstract: "Issue a new write key (or, with --read, a new read key); the old one stops working."
+        )
 
         @Option(name: .long, help: "The app's name or token.")
         var app: String
 
+        @Flag(name: .long, help: "Rotate the read key, which the report API and the console take, instead of the write key.")
+        var read = false
+
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
+            if read {
+                // The report API looks the key up on every request: the old one is refused at once.
+                let result = try await connection.call(AppsRotateReadKey.self, AppParams(app: app))
+                print("read key: \(result["read_key"]?.stringValue ?? "")")
+                return
+            }
             let result = try await connection.call(AppsRotateKey.self, AppParams(app: app))
             print("write key: \(result["write_key"]?.stringValue ?? "")")
             // Returns once every ingest has forgotten the old key, so it is refused from now on.

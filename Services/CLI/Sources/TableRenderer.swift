@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 
 /// Prints a `{columns, rows}` result as an aligned table, JSON (`{"rows": [...]}`), or CSV.
 enum TableRenderer {
@@ -10,11 +11,7 @@ enum TableRenderer {
         case .json:
             return JSON.object(["rows": .array(rows)]).serializedString()
         case .csv:
-            var lines = [columns.map(csvField).joined(separator: ",")]
-            for row in rows {
-                lines.append(columns.map { csvField(text(row[$0])) }.joined(separator: ","))
-            }
-            return lines.joined(separator: "\n")
+            return TableText.csv(columns: columns, rows: rows.compactMap(\.objectValue))
         case .table:
             let cells = rows.map { row in columns.map { text(row[$0]) } }
             var widths = columns.map(\.count)
@@ -43,27 +40,7 @@ enum TableRenderer {
         }
     }
 
-    static func text(_ value: JSON?) -> String {
-        switch value {
-        case nil, .null?: return ""
-        case .string(let text)?: return text
-        case .int(let number)?: return String(number)
-        case .double(let number)?:
-            return number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(format2(number))
-        case .bool(let flag)?: return flag ? "true" : "false"
-        case let other?: return other.serializedString()
-        }
-    }
-
-    private static func format2(_ number: Double) -> String {
-        let scaled = (number * 100).rounded() / 100
-        return String(scaled)
-    }
-
-    static func csvField(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
-        return "\"" + text.replacingAll("\"", with: "\"\"") + "\""
-    }
+    static func text(_ value: JSON?) -> String { TableText.cell(value) }
 }
 
 extension String {
@@ -71,9 +48,5 @@ extension String {
         var copy = Substring(self)
         while copy.last == " " { copy.removeLast() }
         return String(copy)
-    }
-
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }

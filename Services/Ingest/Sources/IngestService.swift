@@ -103,7 +103,7 @@ public enum IngestService {
         }
         return ServiceParts(
             router: router,
-            background: [forwarder, HTTPListener(server: server, address: "\(settings.host):\(settings.port)")],
+            background: [forwarder, HTTPListener(server: server, address: settings.address, variable: "CAIRN_HTTP_ADDR", service: "ingest")],
             healthProblem: {
                 if let problem = spool.problem { return problem }
                 return boundAddress.withLock { $0 } == nil ? "the HTTP listener on \(settings.host):\(settings.port) is not up yet" : nil
@@ -118,27 +118,11 @@ public enum IngestService {
     }
 }
 
-/// Runs the HTTP server, and says which setting to change when its address is taken.
-struct HTTPListener<Server: Service>: Service {
-    let server: Server
-    let address: String
-
-    func run() async throws {
-        do {
-            try await server.run()
-        } catch let error as IOError where error.errnoCode == EADDRINUSE {
-            throw IngestError(
-                .configuration,
-                "the HTTP address \(address) is in use by another process; set CAIRN_HTTP_ADDR or settings.http_address of the ingest service"
-            )
-        }
-    }
-}
-
 /// The ingest service's settings: the stack file's `settings`, overridden by the environment.
 struct IngestSettings {
-    var host = "127.0.0.1"
-    var port = 8088
+    var address = ListenAddress(host: "127.0.0.1", port: 8088)
+    var host: String { address.host }
+    var port: Int { address.port }
     /// Spooled events from which requests are refused (`overloaded`; HTTP `429`). Defaults to 1,000,000.
     var highWaterMark: Int64 = 1_000_000
     /// How old the spool's oldest event may grow before ingest reports itself degraded. Defaults to 300 s.
@@ -149,15 +133,10 @@ struct IngestSettings {
     var metricsToken: String?
 
     init(_ settings: JSONObject, environment: [String: String]) throws(IngestError) {
-        if let address = environment["CAIRN_HTTP_ADDR"].flatMap({ $0.isEmpty ? nil : $0 }) ?? settings["http_address"]?.stringValue {
-            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
-                throw IngestError(
-                    .configuration,
-                    "the HTTP address '\(address)' is not host:port (CAIRN_HTTP_ADDR or settings.http_address)"
-                )
-            }
-            host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-            self.port = port
+        do {
+            address = try ListenAddress(variable: "CAIRN_HTTP_ADDR", environment: environment, settings: settings, fallback: address)
+        } catch {
+            throw IngestError(.configuration, error.reason)
         }
         if let mark = environment["CAIRN_SPOOL_HIGH_WATER_MARK"].flatMap({ Int64($0) }) ?? settings["spool_high_water_mark"]?.intValue {
             guard mark > 0 else { throw IngestError(.configuration, "the spool high-water mark must be positive") }

@@ -1,4 +1,4 @@
-import CairnReporting
+import CairnConsole
 import CairnService
 
-await ServiceHost.run(name: "reporting", setup: ReportingService.setup)
+await ServiceHost.run(name: "reporting", setup: ConsoleService.setup)

@@ -8,11 +8,11 @@ import CairnWire
 /// personal data, and registered attribute types. Every value is a bound parameter.
 ///
 /// Methods served by storage:
-/// - `apps.create {name, token?, personal_data?}` → `{name, token, write_key, personal_data}`;
-///   the write key is shown once and stored only as its SHA-256;
+/// - `apps.create {name, token?, personal_data?}` → `{name, token, write_key, read_key, personal_data}`;
+///   the keys are shown once and stored only as their SHA-256;
 /// - `apps.list` → `{rows}`; `apps.get {app}` (name or token) → the app with its attributes;
 /// - `apps.authenticate {write_key_hash}` → the app whose write key has that SHA-256;
-/// - `apps.rotate_key {app}` → `{name, token, write_key}`; `apps.configure {app, personal_data?,
+/// - `apps.rotate_key {app}` → `{name, token, write_key}`; `apps.rotate_read_key {app}` → `{name, token, read_key}`; `apps.configure {app, personal_data?,
 ///   session_inactivity?, session_max_length?, identify_userlike_by_email?, earliest_event_time?, future_allowance?}`;
 /// - `attributes.set {app, name, type}`; `attributes.list {app}` → `{rows}`.
 public enum AppRegistry {
@@ -64,14 +64,21 @@ public enum AppRegistry {
         }
         let personalData = try personalDataMode(params.personal_data ?? PersonalDataMode.hash.rawValue)
         let writeKey = WriteKey.generate()
+        let readKey = WriteKey.generateReadKey()
         let inserted = try connection.execute(
-            "INSERT INTO apps (token, name, write_key_hash, personal_data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            [token, name, WriteKey.hash(writeKey), personalData.rawValue]
+            """
+            INSERT INTO apps (token, name, write_key_hash, read_key_hash, read_key_rotated_at, personal_data)
+            VALUES ($1, $2, $3, $4, now(), $5) ON CONFLICT DO NOTHING
+            """,
+            [token, name, WriteKey.hash(writeKey), WriteKey.hash(readKey), personalData.rawValue]
         )
         guard inserted.affectedRows == 1 else {
             throw StorageError(.appExists, "an app named '\(name)' or with token '\(token)' already exists")
         }
-        return ["name": .string(name), "token": .string(token), "write_key": .string(writeKey), "personal_data": .string(personalData.rawValue)]
+        return [
+            "name": .string(name), "token": .string(token), "write_key": .string(writeKey), "read_key": .string(readKey),
+            "personal_data": .string(personalData.rawValue),
+        ]
     }
 
     public static func list(on connection: PostgresConnection) throws(PostgresError) -> JSON {
@@ -100,6 +107,18 @@ public enum AppRegistry {
         let writeKey = WriteKey.generate()
         try connection.execute("UPDATE apps SET write_key_hash = $2, key_rotated_at = now() WHERE token = $1", [app.token, WriteKey.hash(writeKey)])
         return ["name": .string(app.name), "token": .string(app.token), "write_key": .string(writeKey)]
+    }
+
+    /// Issues a new read key (an app made before read keys existed gets its first): the old one
+    /// stops reading at once, since the report API looks the key up on every request.
+    public static func rotateReadKey(_ params: AppParams, on connection: PostgresConnection) throws -> JSON {
+        let app = try existing(params.app, on: connection)
+        let readKey = WriteKey.generateReadKey()
+        try connection.execute(
+            "UPDATE apps SET read_key_hash = $2, read_key_rotated_at = now() WHERE token = $1",
+            [app.token, WriteKey.hash(readKey)]
+        )
+        return ["name": .string(app.name), "token": .string(app.token), "read_key": .string(readKey)]
     }
 
     public static func configure(_ params: AppsConfigure.Params, on connection: PostgresConnection) throws -> JSON {

@@ -99,6 +99,7 @@ public enum StorageService {
         register(AppsCreate.self) { params, connection in try AppRegistry.create(params, on: connection) }
         register(AppsList.self) { _, connection in try AppRegistry.list(on: connection) }
         register(AppsRotateKey.self) { params, connection in try AppRegistry.rotateKey(params, on: connection) }
+        register(AppsRotateReadKey.self) { params, connection in try AppRegistry.rotateReadKey(params, on: connection) }
         register(AppsConfigure.self) { params, connection in try AppRegistry.configure(params, on: connection) }
         register(AttributesSet.self) { params, connection in try AppRegistry.setAttribute(params, on: connection) }
         register(AttributesList.self) { params, connection in try AppRegistry.listAttributes(params, on: connection) }
