@@ -156,8 +156,8 @@ let package = Package(
             .target(
                 name: "CairnConsole",
                 dependencies: [
-                    "CairnCore", "CairnMethods", "CairnWire", "CairnPostgres", "CairnReporting", "CairnService", hummingbird, hummingbirdCore,
-                    mustache, crypto, nioCore, logging, serviceLifecycle,
+                    "CairnCore", "CairnMethods", "CairnWire", "CairnPostgres", "CairnRollups", "CairnReporting", "CairnService", hummingbird,
+                    hummingbirdCore, mustache, crypto, nioCore, logging, serviceLifecycle,
                 ],
                 path: "Services/Console/Sources",
                 resources: [.copy("Templates"), .copy("Static")],

@@ -72,7 +72,8 @@ extension ReportMethod {
 
 public enum ReportEvents: ReportMethod {
     public static let name = "report.events"
-    public static let summary = "Events per name (the most frequent first), or a time series with `by`."
+    public static let summary =
+        "Events per name (the most frequent first), a time series with `by`, or events and people per value of an attribute with `breakdown`."
 
     public struct Options: Codable, Sendable {
         /// `hour`, `day`, `week` or `month`: a time series.
@@ -81,11 +82,14 @@ public enum ReportEvents: ReportMethod {
         /// An event type: `track`, `page_view`, `interaction`, …
         public var type: String?
         public var top: Int?
-        public init(by: String? = nil, event: String? = nil, type: String? = nil, top: Int? = nil) {
+        /// Count per value of this attribute instead of per name.
+        public var breakdown: String?
+        public init(by: String? = nil, event: String? = nil, type: String? = nil, top: Int? = nil, breakdown: String? = nil) {
             self.by = by
             self.event = event
             self.type = type
             self.top = top
+            self.breakdown = breakdown
         }
     }
 }

@@ -60,13 +60,16 @@ extension CairnCommand.Report {
         @Option(name: .long, help: "Only this event type (track, interaction, page_view, ...).")
         var type: String?
 
-        @Option(name: .long, help: "Only the N most frequent names.")
+        @Option(name: .long, help: "Only the N most frequent names (or values, with --breakdown).")
         var top: Int?
+
+        @Option(name: .long, help: "Count events and people per value of this attribute, e.g. plan (with --event, one event's).")
+        var breakdown: String?
 
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            try await report.show(ReportEvents.self, .init(by: by, event: event, type: type, top: top), via: connection)
+            try await report.show(ReportEvents.self, .init(by: by, event: event, type: type, top: top, breakdown: breakdown), via: connection)
         }
     }
 }

@@ -1,6 +1,7 @@
 import CairnCore
 import CairnReporting
 import CairnService
+import CairnWire
 import Foundation
 import Hummingbird
 import Logging
@@ -24,6 +25,16 @@ public enum ConsoleService {
         let keys = ReadKeys(runner: runner, sessions: try SessionSigner.load(directory: context.environment.dataDirectory + "/console"))
         let router = Router(context: BasicRequestContext.self)
         ReportAPI(runner: runner, keys: keys).register(on: router)
+        func client(_ service: String) -> ReconnectingClient {
+            ReconnectingClient(socketPath: context.environment.socketPath(of: service), maximumFrameSize: context.environment.maximumFrameSize)
+        }
+        let services = ServiceClients(
+            supervisor: client("supervisor"),
+            ingest: client("ingest"),
+            identity: client("identity"),
+            export: client("export")
+        )
+        try await Console.load(runner: runner, keys: keys, services: services).register(on: router)
         router.get("/health") { _, _ -> Response in ReportAPI.json(["status": "ok"]) }
 
         let boundAddress = Mutex<String?>(nil)

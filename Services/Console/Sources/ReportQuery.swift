@@ -113,6 +113,7 @@ struct ReportParameter: Sendable, Equatable {
         "event": "An event name.",
         "type": "An event type: track, page_view, interaction, identify, …",
         "top": "Only the N largest rows.",
+        "breakdown": "Count events and people per value of this attribute.",
         "attr": "A numeric attribute of the event, e.g. price.",
         "user": "A user id (or an anonymous id that identity resolved).",
         "limit": "At most this many rows.",

@@ -7,7 +7,8 @@ import CairnWire
 /// `report.events`: event counts per event name, or over time.
 ///
 /// Params: those of ``ReportScope``, plus `by` (`hour|day|week|month`, for a time series),
-/// `event` (one event name), `type` (one event type), `top` (at most N names).
+/// `event` (one event name), `type` (one event type), `top` (at most N names), `breakdown`
+/// (counts per value of one attribute, at most `top` values, 100 when absent).
 ///
 /// Every value reaches SQL as a bound parameter; only fixed SQL fragments are spliced in.
 public struct EventsReport: Report {
@@ -18,6 +19,8 @@ public struct EventsReport: Report {
     public var eventName: String?
     public var eventType: EventType?
     public var top: Int?
+    /// An attribute to count the events by, one row per value (`--breakdown color`).
+    public var breakdown: String?
 
     public init(params: ReportEvents.Params, now: Timestamp = .now()) throws(ReportError) {
         scope = try ReportScope(params.scope, now: now)
@@ -42,6 +45,13 @@ public struct EventsReport: Report {
         if let top = options.top {
             guard top > 0 else { throw ReportError(.invalidTop, field: "top", "must be a positive number") }
             self.top = Int(top)
+        }
+        if let attribute = options.breakdown {
+            guard !attribute.isEmpty, attribute.utf8.count <= 1024 else {
+                throw ReportError(.invalidParams, field: "breakdown", "must name an attribute (1 to 1,024 bytes)")
+            }
+            guard bucket == nil else { throw ReportError(.invalidParams, field: "breakdown", "counts per value over the whole period; leave out by") }
+            breakdown = attribute
         }
     }
 
@@ -121,6 +131,25 @@ public struct EventsReport: Report {
                     on: connection
                 )
                 return ReportTable(columns: [bucket.rawValue, "events"], rows: rows)
+            }
+            if let breakdown {
+                // Per value of one attribute: the rollups keep no attribute values, so this reads the
+                // log; people as identity resolved them, as every report counts them.
+                let (clauses, parameters) = filter(token: token, startingAt: 2)
+                var all: [String?] = [breakdown] + parameters
+                var sql = """
+                    SELECT metadata->>$1 AS value, count(*) AS events, count(DISTINCT person) AS people
+                    FROM events_resolved WHERE \(clauses.joined(separator: " AND ")) GROUP BY 1 ORDER BY 2 DESC, 1 NULLS LAST
+                    """
+                all.append(String(top ?? 100))
+                sql += " LIMIT $\(all.count)"
+                let result = try connection.execute(sql, all)
+                return ReportTable(
+                    columns: ["value", "events", "people"],
+                    rows: result.namedRows.map {
+                        [.optional($0["value"]), .int($0["events", as: Int64.self] ?? 0), .int($0["people", as: Int64.self] ?? 0)]
+                    }
+                )
             }
             let source = hourlySource(token: token, through: try FollowerCheckpoint.read(app: token, on: connection), startingAt: 1)
             var sql = "SELECT event_type, event_name, sum(n) AS events FROM \(source.sql) GROUP BY 1, 2 ORDER BY 3 DESC, 2, 1"
