@@ -404,19 +404,20 @@ enum ConsolePage {
                 link: { column, value in
                     guard entity == "survey", column == "id", let id = value.map(TableText.cell) else { return nil }
                     return context.path + "?" + Console.encode(context.periodPairs + [("entity", "survey"), ("id", id)])
+                },
+                draw: { table in
+                    Chart.bars(
+                        table.points(
+                            label: { "\(TableText.cell($0["tool"])) \(TableText.cell($0["id"]))" },
+                            value: "completed_percent",
+                            note: { "seen by \(TableText.cell($0["seen"])), completed by \(TableText.cell($0["completed"]))" }
+                        ),
+                        title: heading,
+                        maximum: 100,
+                        unit: "%"
+                    )
                 }
-            ) { table in
-                Chart.bars(
-                    table.points(
-                        label: { "\(TableText.cell($0["tool"])) \(TableText.cell($0["id"]))" },
-                        value: "completed_percent",
-                        note: { "seen by \(TableText.cell($0["seen"])), completed by \(TableText.cell($0["completed"]))" }
-                    ),
-                    title: heading,
-                    maximum: 100,
-                    unit: "%"
-                )
-            }
+            )
         }
         view.sections.append(section)
     }
@@ -496,18 +497,19 @@ enum ConsolePage {
                 [("top", "25")],
                 caption: "Active people per company in the period.",
                 open: true,
-                link: { column, value in column == "company" ? value.map { context.companyLink(TableText.cell($0)) } : nil }
-            ) { table in
-                Chart.bars(
-                    table.points(
-                        label: { row in row["name"]?.stringValue ?? TableText.cell(row["company"]) },
-                        value: "active_people",
-                        note: { "\(TableText.cell($0["events"])) events" }
-                    ),
-                    title: "Active people per company",
-                    series: 2
-                )
-            }
+                link: { column, value in column == "company" ? value.map { context.companyLink(TableText.cell($0)) } : nil },
+                draw: { table in
+                    Chart.bars(
+                        table.points(
+                            label: { row in row["name"]?.stringValue ?? TableText.cell(row["company"]) },
+                            value: "active_people",
+                            note: { "\(TableText.cell($0["events"])) events" }
+                        ),
+                        title: "Active people per company",
+                        series: 2
+                    )
+                }
+            )
         )
     }
 
