@@ -20,6 +20,7 @@ run: build
 
 test: deps lint
 	@scripts/ensure-python-clients.sh
+	@scripts/ensure-browser.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

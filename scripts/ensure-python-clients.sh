@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real Segment-protocol client libraries the HTTP ingest tests drive, in a virtual
 # environment under the build folder, once: segment-analytics-python 2.3.4 (write key in the
-# body) and rudder-sdk-python 2.1.9 (write key as Basic auth, gzip by default).
+# body) and rudder-sdk-python 2.1.9 (write key as Basic auth, gzip by default); and selenium 4.51.0,
+# which drives Debian's chromium for the console's browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.build/python-clients
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import segment.analytics, rudderstack.analytics" 2>/dev/null; then
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import segment.analytics, rudderstack.analytics, selenium" 2>/dev/null; then
     exit 0
 fi
 mkdir -p .build
@@ -19,5 +20,5 @@ if ! python3 -m venv "$venv" 2>/dev/null; then
     rm -rf "$venv"
     python3 -m venv "$venv"
 fi
-echo "cairn: installing segment-analytics-python and rudder-sdk-python into $venv" >&2
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check segment-analytics-python==2.3.4 rudder-sdk-python==2.1.9
+echo "cairn: installing segment-analytics-python, rudder-sdk-python and selenium into $venv" >&2
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check segment-analytics-python==2.3.4 rudder-sdk-python==2.1.9 selenium==4.51.0

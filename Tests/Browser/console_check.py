@@ -1,5 +1,5 @@
 """Drives the console in Debian's headless Chromium (through chromedriver) and reports, as one
-JSON object on stdout, what a person would see: console errors per page, the marks of each
+JSON object (on stdout and in SCREENSHOT_DIR/report.json), what a person would see: console errors per page, the marks of each
 chart against the rows of its table and of the report API, the numbers in those tables against
 the API's, how long the live tail took to show a fresh event, and a screenshot of each page.
 
@@ -51,11 +51,11 @@ def main():
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
         time.sleep(0.3)
         report["login"] = driver.current_url
-        for path in pages:
+        for index, path in enumerate(pages):
             started = time.time()
             driver.get(base + path)
             loaded = time.time() - started
-            name = path.split("?")[0].strip("/").replace("/", "-")
+            name = f"{index:02d}-" + path.split("?")[0].strip("/").replace("/", "-")
             driver.save_screenshot(f"{shots}/{name}.png")
             errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
             figures = []
@@ -101,6 +101,8 @@ def main():
         report["live"] = {"event": name, "shown_after_s": shown, "errors": errors}
     finally:
         driver.quit()
+    with open(f"{shots}/report.json", "w") as out:
+        json.dump(report, out)
     json.dump(report, sys.stdout)
 
 

@@ -245,7 +245,9 @@ struct Console: Sendable {
         } else {
             do {
                 let result = try await services.ingest.call(IngestDeadLettersReplay.self, .init(app: reader.token))
-                view.message = "Replayed: " + TableText.cell(result)
+                view.message =
+                    "Replayed \(TableText.cell(result["replayed"])) dead letters: \(TableText.cell(result["accepted"])) accepted, "
+                    + "\(TableText.cell(result["duplicates"])) duplicates, \(TableText.cell(result["still_rejected"])) still refused (listed below)."
             } catch {
                 view.error = "The replay failed: \(APIRefusal.from(error).message)"
                 status = .serviceUnavailable
