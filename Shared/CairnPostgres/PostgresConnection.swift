@@ -45,6 +45,11 @@ public final class PostgresConnection: @unchecked Sendable {
     @discardableResult
     public func execute(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> PostgresResult {
         statementObserver?(sql)
+        // libpq reads parameters as C strings: a NUL would silently cut the value short (a
+        // query for "a\0b" would ask for "a"). PostgreSQL text cannot hold one anyway.
+        if let index = parameters.firstIndex(where: { $0?.utf8.contains(0) == true }) {
+            throw PostgresError(.queryFailed, "parameter $\(index + 1) holds a NUL character, which PostgreSQL text cannot hold", sqlState: "22021")
+        }
         let result: OpaquePointer? = withCStrings(parameters) { values in
             PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }

@@ -8,17 +8,21 @@ public final class PostgresPool: Sendable {
     /// Idle connections kept for reuse. Defaults to `4`.
     public let maximumIdle: Int
     private let idle = Mutex<[PostgresConnection]>([])
+    /// Where the blocking calls run: NIO's shared pool (two threads here), or a pool of the
+    /// service's own where slow queries must not hold up quick ones (reporting).
+    private let threadPool: NIOThreadPool
 
-    public init(conninfo: String, maximumIdle: Int = 4) {
+    public init(conninfo: String, maximumIdle: Int = 4, threadPool: NIOThreadPool = .singleton) {
         self.conninfo = conninfo
         self.maximumIdle = maximumIdle
+        self.threadPool = threadPool
     }
 
     /// Runs `body` with a connection on a thread-pool thread.
     ///
     /// A connection that broke during `body` is discarded, so the next call reconnects.
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        try await NIOThreadPool.singleton.runIfActive { [self] in
+        try await threadPool.runIfActive { [self] in
             let connection = try checkout()
             do {
                 let value = try body(connection)
@@ -35,7 +39,7 @@ public final class PostgresPool: Sendable {
     /// cursor can span asynchronous work (an HTTP delivery between two fetches). Each
     /// ``PostgresSession/run(_:)`` still executes on a thread-pool thread.
     public func withSession<T: Sendable>(_ body: (PostgresSession) async throws -> T) async throws -> T {
-        let connection = try await NIOThreadPool.singleton.runIfActive { [self] in try checkout() }
+        let connection = try await threadPool.runIfActive { [self] in try checkout() }
         // A session that fails may have left a transaction open: its connection is dropped, not pooled.
         let value = try await body(PostgresSession(connection: connection))
         checkin(connection)

@@ -13,6 +13,15 @@ import Testing
         #expect(rows.map { $0[0] ?? "NULL" }.map { Array($0.utf8) } == ids.map { Array($0.utf8) })
     }
 
+    /// A parameter holding NUL is refused, never cut short at it (libpq reads C strings: "a\0b"
+    /// would reach the server as "a"), and the connection stays usable.
+    @Test func aParameterWithANulIsRefusedNotTruncated() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        #expect(throws: PostgresError.self) { try connection.execute("SELECT $1::text AS v", ["a\u{0}b"]) }
+        #expect(throws: PostgresError.self) { try connection.execute("SELECT $1::text AS v, $2::text AS w", ["ok", "\u{0}"]) }
+        #expect(try connection.execute("SELECT $1::text AS v", ["a b"]).firstRow?["v"] == "a b")
+    }
+
     /// Rows are read by column name and decoded to the type asked for; NULL and text that is
     /// not of that type read as nil.
     @Test func rowsReadByNameAndType() throws {

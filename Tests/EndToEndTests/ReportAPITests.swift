@@ -172,7 +172,11 @@ import Testing
                 ("users?did=purchase&where=price+%3E%3E+1", "invalid_condition", "where"),
                 ("stats?event=purchase", "missing_option", "attr"),
                 ("engagement?entity=rocket", "invalid_entity", "entity"),
-                ("events?since=%FF", "invalid_parameter", ""),
+                ("events?since=%FF", "invalid_parameter", "since"),
+                // NUL would reach libpq as the end of the value: "a\0b" would ask for "a".
+                ("events?event=a%00b", "invalid_parameter", "event"),
+                ("events?event=%00", "invalid_parameter", "event"),
+                ("events?by=day&since=1900-01-01", "too_many_buckets", "by"),
             ]
             for (path, code, parameter) in cases {
                 let answer = try await Self.get(base + "/api/v1/apps/acme/reports/" + path, key: acme.read)

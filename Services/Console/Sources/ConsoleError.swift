@@ -64,8 +64,10 @@ struct APIRefusal: HTTPResponseError {
         }
         if let rpc = RPCError(converting: error), let code = rpc.applicationCode {
             if let (field, reason) = rpc.fieldReason {
+                // An error that names a parameter is the request's fault, unless it is about something missing or slow.
                 let name = parameterName(field)
-                return APIRefusal(status(for: code), code, "\(name) \(reason)", parameter: name)
+                let status = status(for: code)
+                return APIRefusal(status == .internalServerError ? .badRequest : status, code, "\(name) \(reason)", parameter: name)
             }
             return APIRefusal(status(for: code), code, rpc.message)
         }

@@ -141,7 +141,7 @@ struct ReportAPI: Sendable {
     /// A path segment as the client meant it: percent-decoded (a user id may hold `/` as `%2F`).
     static func pathValue(_ raw: String?) throws(APIRefusal) -> String {
         guard let raw, !raw.isEmpty else { throw APIRefusal(.badRequest, .invalidParameter, "the path is missing a segment") }
-        return try QueryParameters.decode(Substring(raw.replacingOccurrences(of: "+", with: "%2B")))
+        return try QueryParameters.decode(Substring(raw.replacingOccurrences(of: "+", with: "%2B")), parameter: "path")
     }
 
     static func table(_ table: ReportTableResult, format: String, name: String) throws -> Response {

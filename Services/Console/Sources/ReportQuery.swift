@@ -16,8 +16,8 @@ struct QueryParameters: Sendable, Equatable {
         guard let query, !query.isEmpty else { return }
         for part in query.split(separator: "&", omittingEmptySubsequences: true) {
             let halves = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = try Self.decode(halves[0])
-            let value = halves.count > 1 ? try Self.decode(halves[1]) : ""
+            let name = try Self.decode(halves[0], parameter: nil)
+            let value = halves.count > 1 ? try Self.decode(halves[1], parameter: name) : ""
             pairs.append((name, value))
         }
     }
@@ -31,7 +31,8 @@ struct QueryParameters: Sendable, Equatable {
         return values.first?.value
     }
 
-    static func decode(_ text: Substring) throws(APIRefusal) -> String {
+    /// - Parameter parameter: the name whose value this is, for the error.
+    static func decode(_ text: Substring, parameter: String?) throws(APIRefusal) -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
         var iterator = text.utf8.makeIterator()
@@ -40,14 +41,24 @@ struct QueryParameters: Sendable, Equatable {
             case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
                 guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-                    throw APIRefusal(.badRequest, .invalidParameter, "the query holds a % that is not followed by two hex digits")
+                    throw APIRefusal(
+                        .badRequest,
+                        .invalidParameter,
+                        "the query holds a % that is not followed by two hex digits",
+                        parameter: parameter
+                    )
                 }
                 bytes.append(high << 4 | low)
             default: bytes.append(byte)
             }
         }
+        let what = parameter.map { "\($0)'s value" } ?? "a parameter's name"
         guard let decoded = String(validating: bytes, as: UTF8.self) else {
-            throw APIRefusal(.badRequest, .invalidParameter, "the query decodes to bytes that are not UTF-8")
+            throw APIRefusal(.badRequest, .invalidParameter, "\(what) decodes to bytes that are not UTF-8", parameter: parameter)
+        }
+        // No stored name or value can hold one (ingest refuses them), and the database would cut the value at it.
+        guard !bytes.contains(0) else {
+            throw APIRefusal(.badRequest, .invalidParameter, "\(what) holds a NUL character (%00)", parameter: parameter)
         }
         return decoded
     }

@@ -3,6 +3,7 @@ import CairnMethods
 import CairnPostgres
 import CairnService
 import CairnWire
+import NIOPosix
 
 /// The reporting service: answers report queries against PostgreSQL, read-only.
 ///
@@ -12,7 +13,12 @@ public enum ReportingService {
     /// The RPC side: the router every report is registered on, and the runner it uses.
     public static func setup(_ context: ServiceContext) async throws -> (parts: ServiceParts, runner: ReportRunner) {
         let databaseURL = try context.requireDatabaseURL()
-        let pool = PostgresPool(conninfo: databaseURL, maximumIdle: 4)
+        // Threads of its own for the blocking queries: a report that runs for its whole time
+        // limit holds one thread, and NIO's shared pool has only two, which a client of the
+        // report API could otherwise fill and so hold up every other report and key lookup.
+        let threads = NIOThreadPool(numberOfThreads: 16)
+        threads.start()
+        let pool = PostgresPool(conninfo: databaseURL, maximumIdle: 8, threadPool: threads)
         let runner = ReportRunner(pool: pool, counters: context.counters)
         var router = RPCRouter()
         for entry in ReportCatalog.entries { entry.registerRPC(&router, runner) }
