@@ -285,6 +285,12 @@ let package = Package(
                 path: "Tests/CairnMethodsTests",
                 swiftSettings: swiftSettings
             ),
+            .testTarget(
+                name: "CairnConsoleTests",
+                dependencies: ["CairnConsole", "CairnReporting", "CairnCore", crypto],
+                path: "Tests/CairnConsoleTests",
+                swiftSettings: swiftSettings
+            ),
             .testTarget(name: "CairnServiceTests", dependencies: ["CairnService"], path: "Tests/CairnServiceTests", swiftSettings: swiftSettings),
             .testTarget(
                 name: "CairnSupervisorTests",

@@ -32,6 +32,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release")
@@ -501,6 +503,65 @@ def time_reports(stack):
     return p50
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+CONSOLE_PAGES = [
+    ("overview", ""), ("events", ""), ("events by day", "&by=day"),
+    ("funnel", "&step=Guide+Started&step=Guide+Completed&within=7d"),
+    ("retention", "&start-event=Purchased&return-event=Purchased&by=week&periods=4"), ("sessions", ""),
+    ("engagement", "&entity=flow"), ("people", "&did=Purchased&times=%3E2"), ("companies", ""), ("pipeline", ""),
+]
+
+
+def time_api_and_console(stack):
+    """Each report over the HTTP API (p50 of 5, with the read key) and each console page
+    (p50 of 5, logged in, its period the console's default: the 30 days up to the newest event)."""
+    key = stack.cairn("apps", "rotate-key", "--app", APP, "--read").stdout.split()[-1]
+    base = "http://" + next(s for s in stack.status()["services"] if s["name"] == "reporting")["status"]["http_address"]
+    api = {}
+    for name, args, target in REPORTS:
+        query, index = [], 2
+        while index + 1 < len(args):
+            query.append((args[index][2:], args[index + 1]))
+            index += 2
+        url = f"{base}/api/v1/apps/{APP}/reports/{args[1]}?" + urllib.parse.urlencode(query)
+        times = []
+        for _ in range(5):
+            began = time.perf_counter()
+            urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": "Bearer " + key}), timeout=600).read()
+            times.append(time.perf_counter() - began)
+        api[name] = (statistics.median(times) * 1000, target)
+    opener = urllib.request.build_opener(NoRedirect)
+    def fetch(path, data=None, cookie=None):
+        request = urllib.request.Request(base + path, data=data, headers={"Cookie": cookie} if cookie else {})
+        try:
+            response = opener.open(request, timeout=600)
+            response.read()
+            return response
+        except urllib.error.HTTPError as redirect:
+            return redirect
+    login = fetch("/login", data=urllib.parse.urlencode({"key": key, "next": ""}).encode())
+    cookie = login.headers["Set-Cookie"].split(";")[0]
+    period = fetch(f"/apps/{APP}/overview", cookie=cookie).headers["Location"].split("?", 1)[1]
+    pages = {}
+    for name, extra in CONSOLE_PAGES:
+        path = f"/apps/{APP}/{name.split()[0]}?{period}{extra}"
+        times = []
+        for _ in range(5):
+            began = time.perf_counter()
+            status = fetch(path, cookie=cookie).status
+            times.append(time.perf_counter() - began)
+            if status != 200:
+                raise RuntimeError(f"console page {path} answered {status}")
+        pages[name] = statistics.median(times) * 1000
+    log("bench: report API p50: " + ", ".join(f"{k} {v[0]:.0f} ms" for k, v in api.items()))
+    log("bench: console pages p50: " + ", ".join(f"{k} {v:.0f} ms" for k, v in pages.items()))
+    return api, pages
+
+
 def open_loop_run(stack, server, database, dataset, rate, seconds):
     """A second app's records over HTTP at a fixed `rate` (open loop) for `seconds`, on the stack
     that holds the bench app's events: acknowledgement latency from each request's scheduled
@@ -595,6 +656,7 @@ def main():
         pg_peak = first.pg_peak
 
         report_p50 = time_reports(first)
+        api_p50, page_p50 = time_api_and_console(first)
         # Open loop at half the sustained committed rate, with the bench app's reports timed meanwhile.
         open_rate = max(100, round(rate / 2 / 100) * 100)
         open_report, lag_p99, loaded_p50 = open_loop_run(first, server, first_db, dataset, open_rate, OPEN_SECONDS)
@@ -706,6 +768,10 @@ def main():
             add(f"report {name}: p50 of 5", f"{p50:.0f} ms", "-", f"≤ {target:,} ms", p50 <= target)
         for name, (p50, target) in loaded_p50.items():
             add(f"report {name}: p50 of 5, while ingesting", f"{p50:.0f} ms", "-", f"≤ {target:,} ms", p50 <= target)
+        for name, (p50, target) in api_p50.items():
+            add(f"report API {name}: p50 of 5 over HTTP", f"{p50:.0f} ms", "-", f"≤ {target:,} ms", p50 <= target)
+        for name, p50 in page_p50.items():
+            add(f"console page {name}: p50 of 5", f"{p50:.0f} ms", "-", "≤ 150 ms", p50 <= 150)
         add("export: to Segment batch files", f"{export_rate:,.0f} events/s", "-", "≥ 100,000", export_rate >= 100_000)
         for name in SERVICES:
             kib = peaks.get(name, 0)
@@ -718,6 +784,7 @@ def main():
                      "open_loop": {"rate": open_rate, "seconds": OPEN_SECONDS, "report": open_report, "follower_lag_p99_s": lag_p99},
                      "reports_while_ingesting_p50_ms": {k: v[0] for k, v in loaded_p50.items()}, "http_runs": http_reports, "identity": identity_figures, "formats": format_figures,
                      "reports_p50_ms": {k: v[0] for k, v in report_p50.items()}, "export_events_per_s": export_rate,
+                     "report_api_p50_ms": {k: v[0] for k, v in api_p50.items()}, "console_pages_p50_ms": page_p50,
                      "peak_resident_mb": {k: v / 1024 for k, v in peaks.items()}, "postgres_peak_pss_mb": pg_peak / 1024,
                      "canonical_rows": copied, "triggers": triggers,
                      "scale": {"records": min(EVENTS, SCALE_EVENTS),

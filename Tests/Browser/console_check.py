@@ -80,6 +80,12 @@ def main():
                     "first_difference": next(([a, b] for a, b in zip(body, expected) if a != b), None),
                 })
             report["pages"].append({"path": path, "title": driver.title, "load_s": round(loaded, 3), "errors": errors, "figures": figures})
+        # The first page again in dark mode, as a reader whose system prefers it sees it.
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        driver.get(base + pages[0])
+        driver.save_screenshot(f"{shots}/dark-{pages[0].split('?')[0].strip('/').replace('/', '-')}.png")
+        report["dark_errors"] = [entry["message"] for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
         driver.get(base + f"/apps/{app}/live")
         deadline = time.time() + 10
         while "Live:" not in driver.find_element(By.CSS_SELECTOR, ".live-state").text and time.time() < deadline:

@@ -89,6 +89,7 @@ import Testing
             #expect(figures >= 18, "only \(figures) charts")
             let rowsShown = visited.flatMap { $0["figures"]?.arrayValue ?? [] }.reduce(Int64(0)) { $0 + ($1["api_rows"]?.intValue ?? 0) }
             #expect(rowsShown >= 60, "the charts showed only \(rowsShown) rows")
+            #expect(report["dark_errors"]?.arrayValue == [], "\(report["dark_errors"] ?? .null)")
             let live = report["live"]
             #expect(live?["errors"]?.arrayValue == [], "\(live ?? .null)")
             let shown = try #require(live?["shown_after_s"]?.doubleValue, "the live tail never showed the event: \(live ?? .null)")
