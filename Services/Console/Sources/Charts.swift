@@ -112,7 +112,7 @@ enum Chart {
         let height = 24 + cell.height * Double(cohorts.count) + 4
         let svgWidth = max(left + cell.width * Double(periods) + 8, 320)
         var svg =
-            "<svg class=\"chart\" role=\"img\" viewBox=\"0 0 \(fmt(svgWidth)) \(fmt(height))\" width=\"\(fmt(svgWidth))\" aria-label=\"\(HTML.escape(title))\">"
+            "<svg class=\"chart grid\" role=\"img\" viewBox=\"0 0 \(fmt(svgWidth)) \(fmt(height))\" width=\"\(fmt(svgWidth))\" aria-label=\"\(HTML.escape(title))\">"
         for period in 0..<periods {
             svg +=
                 "<text class=\"axis\" x=\"\(fmt(left + cell.width * (Double(period) + 0.5)))\" y=\"16\" text-anchor=\"middle\">\(period)</text>"
