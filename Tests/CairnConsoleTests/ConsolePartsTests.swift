@@ -68,6 +68,13 @@ import Testing
         #expect(Chart.niceMaximum(101) == 200 && Chart.niceMaximum(4_900) == 5_000)
     }
 
+    @Test func durationsReadAsPeopleSayThem() {
+        #expect(ConsolePage.duration(44.6) == "45 s")
+        #expect(ConsolePage.duration(1_260) == "21 min")
+        #expect(ConsolePage.duration(12_600) == "3.5 h")
+        #expect(ConsolePage.duration(896_220) == "10.37 d")
+    }
+
     @Test func sessionsAreSignedExpireAndDieWithTheirKey() throws {
         let signer = SessionSigner(key: SymmetricKey(size: .bits256))
         let reader = Reader(token: "acme.token", name: "acme", keyHash: WriteKey.hash("rk_secret"))
