@@ -23,14 +23,5 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 echo "cairn: installing missing system packages: ${missing[*]}" >&2
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-        echo "cairn: need root (or sudo) to install: ${missing[*]}" >&2
-        exit 1
-    fi
-fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
 # The server package must not start its own cluster service; Cairn runs its own.
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"$(dirname "$0")/apt-install.sh" "${missing[@]}"

@@ -14,9 +14,7 @@ mkdir -p .build
 if ! python3 -m venv "$venv" 2>/dev/null; then
     # Debian's python3 keeps venv in its own package.
     echo "cairn: installing python3-venv" >&2
-    sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    scripts/apt-install.sh python3-venv
     rm -rf "$venv"
     python3 -m venv "$venv"
 fi

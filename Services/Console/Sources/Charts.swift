@@ -103,6 +103,40 @@ enum Chart {
         return svg + "</svg>"
     }
 
+    /// Stages side by side for each row (seen, started, completed, …): one `mark` group per row,
+    /// a bar per stage in the stage's colour, and a legend. For funnels within one entity.
+    static func stages(_ rows: [(label: String, values: [Double])], stages: [String], title: String) -> String {
+        let barHeight = 13.0
+        let rowHeight = barHeight * Double(max(stages.count, 1)) + 12
+        let (left, right, legend) = (220.0, 90.0, 24.0)
+        let height = legend + rowHeight * Double(rows.count) + 4
+        let maximum = max(rows.flatMap(\.values).max() ?? 0, 1)
+        let plotWidth = width - left - right
+        var svg = open(height: height, title: title)
+        for (index, stage) in stages.enumerated() {
+            let x = left + Double(index) * 110
+            svg += "<rect class=\"series-\(index)\" x=\"\(fmt(x))\" y=\"6\" width=\"10\" height=\"10\"/>"
+            svg += "<text class=\"axis\" x=\"\(fmt(x + 14))\" y=\"15\">\(HTML.escape(stage))</text>"
+        }
+        for (row, entry) in rows.enumerated() {
+            let y = legend + Double(row) * rowHeight
+            let summary = zip(stages, entry.values).map { "\($0) \(number($1))" }.joined(separator: ", ")
+            svg +=
+                "<g class=\"mark\" tabindex=\"0\" data-row=\"\(row)\" data-label=\"\(HTML.escape(entry.label))\" data-value=\"\(number(entry.values.first ?? 0))\"><title>\(HTML.escape(entry.label)): \(HTML.escape(summary))</title>"
+            svg +=
+                "<text class=\"label\" x=\"\(fmt(left - 8))\" y=\"\(fmt(y + rowHeight / 2 + 2))\" text-anchor=\"end\">\(HTML.escape(truncated(entry.label, 30)))</text>"
+            for (index, value) in entry.values.enumerated() {
+                let barY = y + 4 + Double(index) * barHeight
+                let barWidth = max(value, 0) / maximum * plotWidth
+                svg +=
+                    "<rect class=\"series-\(index)\" x=\"\(fmt(left))\" y=\"\(fmt(barY))\" width=\"\(fmt(barWidth))\" height=\"\(fmt(barHeight - 2))\"/>"
+                svg += "<text class=\"axis\" x=\"\(fmt(left + barWidth + 4))\" y=\"\(fmt(barY + barHeight - 2))\">\(number(value))</text>"
+            }
+            svg += "</g>"
+        }
+        return svg + "</svg>"
+    }
+
     /// A cohort grid: one row (a `mark` group) per cohort, a cell per period coloured by its rate
     /// in ten steps of one hue, with the rate written in the cell.
     static func grid(cohorts: [(label: String, people: Double, rates: [Double?])], title: String) -> String {

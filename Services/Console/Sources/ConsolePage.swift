@@ -78,8 +78,16 @@ struct PageContext: Sendable {
         return PeriodView(action: path, since: value("since"), until: until, tz: value("tz"), hidden: others, presets: presets)
     }
 
-    /// The form's hidden period fields, so that a filter form keeps the period.
-    var periodHidden: [NameValue] { periodPairs.map { NameValue(name: $0.name, value: $0.value) } }
+    /// A GET form of the page's own fields that keeps the period, so its result is a URL to share.
+    func form(_ fields: [FieldView], submit: String, datalists: [DataListView] = []) -> FormView {
+        FormView(
+            action: path,
+            hidden: periodPairs.map { NameValue(name: $0.name, value: $0.value) },
+            fields: fields,
+            submit: submit,
+            datalists: datalists
+        )
+    }
 
     func personLink(_ id: String) -> String { "\(base)/people/\(Console.encode(id))?\(Console.encode(periodPairs))" }
     func companyLink(_ id: String) -> String { "\(base)/companies/\(Console.encode(id))?\(Console.encode(periodPairs))" }
@@ -162,10 +170,8 @@ enum ConsolePage {
         view.title = "Events"
         view.period = context.periodView()
         let names = await eventNames(context)
-        view.filters = FormView(
-            action: context.path,
-            hidden: context.periodHidden,
-            fields: [
+        view.filters = context.form(
+            [
                 .select("Type", "type", eventTypes, selected: context.value("type")),
                 FieldView(label: "Event", name: "event", value: context.value("event"), placeholder: "any event", list: names.id),
                 .select("Over time", "by", ["", "hour", "day", "week", "month"], selected: context.value("by")),
@@ -235,10 +241,8 @@ enum ConsolePage {
                 list: names.id
             )
         }
-        view.filters = FormView(
-            action: context.path,
-            hidden: context.periodHidden,
-            fields: stepFields + [
+        view.filters = context.form(
+            stepFields + [
                 FieldView(label: "Within", name: "within", value: context.value("within"), placeholder: "e.g. 7d"),
                 FieldView(label: "Split by trait", name: "by-trait", value: context.value("by-trait"), placeholder: "e.g. plan"),
             ],
@@ -283,10 +287,8 @@ enum ConsolePage {
         view.title = "Retention"
         view.period = context.periodView()
         let names = await eventNames(context)
-        view.filters = FormView(
-            action: context.path,
-            hidden: context.periodHidden,
-            fields: [
+        view.filters = context.form(
+            [
                 FieldView(
                     label: "Cohort by first",
                     name: "start-event",
@@ -364,10 +366,8 @@ enum ConsolePage {
         view.title = "Engagement"
         view.period = context.periodView()
         let entity = context.value("entity").isEmpty ? "flow" : context.value("entity")
-        view.filters = FormView(
-            action: context.path,
-            hidden: context.periodHidden,
-            fields: [
+        view.filters = context.form(
+            [
                 .select("Entity", "entity", entities, selected: entity),
                 FieldView(label: "One id", name: "id", value: context.value("id"), placeholder: "all"),
             ],
@@ -408,27 +408,26 @@ enum ConsolePage {
                 )
             }
         default:
-            let heading = entity == "chat" ? "The chat funnel" : "Completion per \(entity.replacingOccurrences(of: "_", with: " "))"
+            let heading =
+                entity == "chat" ? "The chat funnel" : "Who saw, started and completed each \(entity.replacingOccurrences(of: "_", with: " "))"
             section = try await context.chart(
                 heading,
                 report: "engagement",
                 options,
-                caption: caption + " Bars: the share of those who saw it that completed it.",
+                caption: caption + " Rates against those who saw it are in the table.",
                 open: true,
                 link: { column, value in
                     guard entity == "survey", column == "id", let id = value.map(TableText.cell) else { return nil }
                     return context.path + "?" + Console.encode(context.periodPairs + [("entity", "survey"), ("id", id)])
                 },
                 draw: { table in
-                    Chart.bars(
-                        table.points(
-                            label: { "\(TableText.cell($0["tool"])) \(TableText.cell($0["id"]))" },
-                            value: "completed_percent",
-                            note: { "seen by \(TableText.cell($0["seen"])), completed by \(TableText.cell($0["completed"]))" }
-                        ),
-                        title: heading,
-                        maximum: 100,
-                        unit: "%"
+                    // The stages are the report's count columns between `id` and the rates: seen, started, completed, …
+                    let stages = table.columns.filter { !["entity", "tool", "id"].contains($0) && !$0.hasSuffix("_percent") }
+                    return Chart.stages(
+                        table.rows.map { row in ("\(TableText.cell(row["tool"])) \(TableText.cell(row["id"]))", stages.map { table.number(row, $0) })
+                        },
+                        stages: stages,
+                        title: heading
                     )
                 }
             )
@@ -440,10 +439,8 @@ enum ConsolePage {
         view.title = "People"
         view.period = context.periodView()
         let names = await eventNames(context)
-        view.filters = FormView(
-            action: context.path,
-            hidden: context.periodHidden,
-            fields: [
+        view.filters = context.form(
+            [
                 FieldView(label: "Did", name: "did", value: context.value("did"), placeholder: "event name", list: names.id),
                 FieldView(label: "Where", name: "where", value: context.value("where"), placeholder: "price > 150"),
                 FieldView(label: "Times", name: "times", value: context.value("times"), placeholder: ">=2"),
