@@ -287,7 +287,7 @@ let package = Package(
             ),
             .testTarget(
                 name: "CairnConsoleTests",
-                dependencies: ["CairnConsole", "CairnReporting", "CairnCore", crypto],
+                dependencies: ["CairnConsole", "CairnReporting", "CairnCore", "CairnMethods", crypto],
                 path: "Tests/CairnConsoleTests",
                 swiftSettings: swiftSettings
             ),

@@ -201,7 +201,7 @@ public enum ReportUsers: ReportMethod {
         public var traits: [String]?
         /// A condition on the `did` event's attributes.
         public var `where`: String?
-        /// How many times `did` happened: `3`, `3..`, `..5`, `2..4`.
+        /// How many times `did` happened: `3` (exactly), `>5`, `>=2`, `<3`, `!=0`.
         public var times: String?
         public var limit: Int?
         public init(

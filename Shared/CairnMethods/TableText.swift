@@ -11,16 +11,34 @@ public enum TableText {
         case .int(let number)?: return String(number)
         case .double(let number)?:
             return number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String((number * 100).rounded() / 100)
+        // A number kept as its text (one a double cannot hold exactly): shown as a double is, when it reads as one.
+        case .number(let text)?:
+            return Double(text).map { cell(.double($0)) } ?? text
         case .bool(let flag)?: return flag ? "true" : "false"
         case let other?: return other.serializedString()
         }
     }
 
-    /// RFC 4180 CSV: a header of `columns`, then one line per row.
+    /// RFC 4180 CSV: a header of `columns`, then one line per row. A text cell that a spreadsheet
+    /// would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets
+    /// a leading `'`, so that an event name a client chose cannot run in whoever opens the file.
     public static func csv(columns: [String], rows: [JSONObject]) -> String {
-        var lines = [columns.map(field).joined(separator: ",")]
-        for row in rows { lines.append(columns.map { field(cell(row[$0])) }.joined(separator: ",")) }
+        var lines = [columns.map { field(defused($0)) }.joined(separator: ",")]
+        for row in rows {
+            lines.append(
+                columns.map { column in
+                    let text = cell(row[column])
+                    if case .string? = row[column] { return field(defused(text)) }
+                    return field(text)
+                }.joined(separator: ",")
+            )
+        }
         return lines.joined(separator: "\n")
+    }
+
+    static func defused(_ text: String) -> String {
+        guard let first = text.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) else { return text }
+        return "'" + text
     }
 
     static func field(_ text: String) -> String {

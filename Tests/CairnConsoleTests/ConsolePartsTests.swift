@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMethods
 import CairnReporting
 import Crypto
 import Foundation
@@ -68,6 +69,41 @@ import Testing
         #expect(Chart.niceMaximum(101) == 200 && Chart.niceMaximum(4_900) == 5_000)
     }
 
+    @Test func csvCellsThatASpreadsheetWouldRunAreDefused() {
+        let csv = TableText.csv(
+            columns: ["name", "n"],
+            rows: [["name": "=HYPERLINK(\"http://x\")", "n": -3], ["name": "+cmd|calc", "n": 1], ["name": "plain", "n": .double(158.426)]]
+        )
+        #expect(csv == "name,n\n\"'=HYPERLINK(\"\"http://x\"\")\",-3\n'+cmd|calc,1\nplain,158.43")
+        #expect(TableText.cell(.number("158.42600000000002")) == "158.43")
+    }
+
+    /// One app's slow reports wait their turn, and past the wait are refused: other apps go on.
+    @Test func oneAppCannotTakeEveryReportThread() async throws {
+        let limiter = ReportLimiter(perApp: 1, wait: .milliseconds(200))
+        try await withThrowingTaskGroup(of: String.self) { group in
+            group.addTask {
+                try await limiter.run(app: "a") {
+                    try await Task.sleep(for: .milliseconds(600))
+                    return "slow"
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            group.addTask {
+                do {
+                    return try await limiter.run(app: "a") { "second" }
+                } catch let refusal as APIRefusal {
+                    return "\(refusal.json["code"]?.stringValue ?? "?")"
+                }
+            }
+            group.addTask { try await limiter.run(app: "b") { "other app" } }
+            var answers: [String] = []
+            for try await answer in group { answers.append(answer) }
+            #expect(Set(answers) == ["slow", "overloaded", "other app"])
+        }
+        #expect(try await limiter.run(app: "a") { "free again" } == "free again")
+    }
+
     @Test func durationsReadAsPeopleSayThem() {
         #expect(ConsolePage.duration(44.6) == "45 s")
         #expect(ConsolePage.duration(1_260) == "21 min")
@@ -76,14 +112,15 @@ import Testing
     }
 
     @Test func sessionsAreSignedExpireAndDieWithTheirKey() throws {
-        let signer = SessionSigner(key: SymmetricKey(size: .bits256))
+        let signer = SessionSigner(key: SymmetricKey(size: .bits256), revoked: RevokedSessions(path: nil))
         let reader = Reader(token: "acme.token", name: "acme", keyHash: WriteKey.hash("rk_secret"))
         let now = Timestamp(microseconds: 1_700_000_000_000_000)
         let cookie = signer.cookie(for: reader, now: now)
         #expect(!cookie.contains("rk_secret") && !cookie.contains(reader.keyHash))
         let session = try #require(signer.verify(cookie, now: now))
         #expect(session.token == "acme.token")
-        #expect(reader.keyHash.hasPrefix(session.keyHashPrefix))
+        #expect(session.keyTag == signer.keyTag(reader.keyHash))
+        #expect(!cookie.contains(reader.keyHash.prefix(16)))
         // Expired, tampered, or signed by another key: refused.
         #expect(signer.verify(cookie, now: Timestamp(microseconds: now.microseconds + 13 * 3_600_000_000)) == nil)
         var parts = cookie.split(separator: ".").map(String.init)
@@ -93,7 +130,18 @@ import Testing
         parts[2] = String(Int64(parts[2])! + 86_400)
         #expect(signer.verify(parts.joined(separator: "."), now: now) == nil)
         #expect(SessionSigner(key: SymmetricKey(size: .bits256)).verify(cookie, now: now) == nil)
-        #expect(signer.verify("garbage", now: now) == nil && signer.verify("a.b.c.d.e", now: now) == nil)
+        #expect(signer.verify("garbage", now: now) == nil && signer.verify("a.b.c.d.e.f", now: now) == nil)
+        #expect(signer.cookie(for: reader, now: now) != cookie, "two logins in one second are two sessions")
+        // Logged out: refused from then on, by this process and by the next (the file).
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("revoked-\(UInt32.random(in: 0...UInt32.max))").path
+        let persisted = SessionSigner(key: signer.key, revoked: RevokedSessions(path: path))
+        let current = persisted.cookie(for: reader, now: .now())
+        let pieces = current.split(separator: ".")
+        persisted.revoked.revoke(String(pieces[4]), until: Int64(pieces[2])!)
+        #expect(persisted.verify(current, now: .now()) == nil)
+        #expect(SessionSigner(key: signer.key, revoked: RevokedSessions(path: path)).verify(current, now: .now()) == nil)
+        #expect(signer.verify(current, now: .now()) != nil)
+        try? FileManager.default.removeItem(atPath: path)
         // The CSRF token belongs to its session.
         #expect(signer.csrfToken(forCookie: cookie) != signer.csrfToken(forCookie: signer.cookie(for: reader, now: Timestamp(microseconds: 1))))
     }

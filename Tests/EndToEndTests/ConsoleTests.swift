@@ -107,13 +107,12 @@ import Testing
         _ method: HTTPMethod,
         _ url: String,
         cookie: String? = nil,
+        headers: [(String, String)] = [],
         form: [(String, String)]? = nil
-    ) async throws
-        -> ReportAPITests.Answer
-    {
+    ) async throws -> ReportAPITests.Answer {
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
         do {
-            let answer = try await send(method, url, cookie: cookie, form: form, client: client)
+            let answer = try await send(method, url, cookie: cookie, headers: headers, form: form, client: client)
             try await client.shutdown()
             return answer
         } catch {
@@ -126,13 +125,13 @@ import Testing
         _ method: HTTPMethod,
         _ url: String,
         cookie: String?,
+        headers: [(String, String)],
         form: [(String, String)]?,
         client: HTTPClient
-    ) async throws
-        -> ReportAPITests.Answer
-    {
+    ) async throws -> ReportAPITests.Answer {
         var request = HTTPClientRequest(url: url)
         request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let cookie { request.headers.add(name: "Cookie", value: cookie) }
         if let form {
             request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
@@ -201,6 +200,13 @@ import Testing
             #expect(try await Self.request(.GET, base + "/api/v1/apps/acme/reports/events?format=csv", cookie: cookie).status == 200)
             #expect(try await Self.request(.GET, base + "/api/v1/apps/other/reports/events", cookie: forged).status == 401)
 
+            // The people page's box opens a profile by id, the period kept; a malformed page query is an HTML page, not JSON.
+            answer = try await Self.request(.GET, base + "/apps/acme/people?\(Self.period)&user=a%2Fb%20c", cookie: cookie)
+            #expect(answer.status == 303)
+            #expect(answer.headers.first(name: "Location") == "/apps/acme/people/a%2Fb%20c?since=2024-04-20&until=2024-05-10")
+            answer = try await Self.request(.GET, base + "/apps/acme/overview?\(Self.period)&since=2024-01-01", cookie: cookie)
+            #expect(answer.status == 400 && answer.headers.first(name: "Content-Type")?.hasPrefix("text/html") == true)
+
             // Replaying dead letters: a POST with the session's CSRF token and the app's write key.
             let pipeline = try await Self.request(.GET, base + "/apps/acme/pipeline", cookie: cookie)
             #expect(pipeline.status == 200)
@@ -225,12 +231,27 @@ import Testing
 
             // Logging out needs the token too, and ends the cookie.
             #expect(try await Self.request(.POST, base + "/logout", cookie: cookie, form: []).status == 403)
+            // A form posted from another site is refused, whatever it carries (login CSRF among others).
+            answer = try await Self.request(
+                .POST,
+                base + "/login",
+                headers: [("Sec-Fetch-Site", "cross-site")],
+                form: [("key", acme.read), ("next", "")]
+            )
+            #expect(answer.status == 403 && answer.headers.first(name: "Set-Cookie") == nil)
+            // A second session, to see that rotating the key ends it.
+            let second = try #require(Self.session(try await Self.request(.POST, base + "/login", form: [("key", acme.read), ("next", "")])))
             answer = try await Self.request(.POST, base + "/logout", cookie: cookie, form: [("csrf", csrf)])
             #expect(answer.status == 303)
             #expect(answer.headers.first(name: "Set-Cookie")?.contains("Max-Age=0") == true)
+            // Logging out ends the cookie itself, not only in this browser.
+            answer = try await Self.request(.GET, base + "/apps/acme/overview?\(Self.period)", cookie: cookie)
+            #expect(answer.status == 303 && answer.headers.first(name: "Location")?.hasPrefix("/login") == true)
+            #expect(try await Self.request(.GET, base + "/api/v1/apps/acme/reports/events", cookie: cookie).status == 401)
+            #expect(try await Self.request(.GET, base + "/apps/acme/overview?\(Self.period)", cookie: second).status == 200)
             // Rotating the read key ends every session it opened.
             _ = try await stack.cli(["apps", "rotate-key", "--app", "acme", "--read"])
-            answer = try await Self.request(.GET, base + "/apps/acme/overview?\(Self.period)", cookie: cookie)
+            answer = try await Self.request(.GET, base + "/apps/acme/overview?\(Self.period)", cookie: second)
             #expect(answer.status == 303 && answer.headers.first(name: "Location")?.hasPrefix("/login") == true)
         }
     }

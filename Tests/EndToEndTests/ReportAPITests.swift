@@ -177,6 +177,12 @@ import Testing
                 ("events?event=a%00b", "invalid_parameter", "event"),
                 ("events?event=%00", "invalid_parameter", "event"),
                 ("events?by=day&since=1900-01-01", "too_many_buckets", "by"),
+                ("events?by=hour&since=0001-01-02&until=9999-01-01", "too_many_buckets", "by"),
+                ("events?since=0000-01-01", "invalid_time", "since"),
+                ("events?since=0001-01-01T00:00:00%2B14:00", "invalid_time", "since"),
+                ("retention?start-event=nope&return-event=Signup+Completed", "unknown_event", "start-event"),
+                ("stats?event=purchase&attr=nope", "unknown_attribute", "attr"),
+                ("funnel?step=Signup+Started&step=", "invalid_event", "step"),
             ]
             for (path, code, parameter) in cases {
                 let answer = try await Self.get(base + "/api/v1/apps/acme/reports/" + path, key: acme.read)
@@ -187,7 +193,9 @@ import Testing
                     #expect(answer.json?["message"]?.stringValue?.hasPrefix(parameter) == true, "\(path): \(answer.body)")
                 }
             }
-            #expect(try await Self.get(base + "/api/v1/apps/acme/reports/nonsense", key: acme.read).status == 404)
+            let nowhere = try await Self.get(base + "/api/v1/apps/acme/reports/nonsense", key: acme.read)
+            #expect(nowhere.status == 404 && nowhere.json?["code"] == "not_found", "\(nowhere.body)")
+            #expect(try await Self.get(events, key: acme.read).headers.first(name: "Cache-Control") == "no-store")
 
             // Rotating the read key: the old one stops reading at once, the new one reads.
             let rotated = try await stack.cli(["apps", "rotate-key", "--app", "acme", "--read"])

@@ -11,6 +11,25 @@ public enum ConsoleModule {}
 /// request spelled it, and the reason.
 public typealias ConsoleError = ModuleError<ConsoleModule>
 
+/// Answers what the router itself refuses (no such route, a method a route does not take) as
+/// JSON with a stable code, like every other refusal, instead of an empty body.
+struct JSONErrors<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            let code: ErrorCode =
+                switch error.status {
+                case .notFound: .notFound
+                case .methodNotAllowed: .methodNotAllowed
+                case .contentTooLarge: .requestTooLarge
+                default: .invalidParameter
+                }
+            throw APIRefusal(error.status, code, error.body ?? "\(request.method) \(request.uri.path): \(error.status.reasonPhrase)")
+        }
+    }
+}
+
 /// An answer that refuses a request: its status, and the error as JSON
 /// (`{"code", "message", "parameter"?}`), the same codes the RPC socket gives.
 struct APIRefusal: HTTPResponseError {
@@ -37,6 +56,8 @@ struct APIRefusal: HTTPResponseError {
     func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers = headers
         headers[.contentType] = "application/json"
+        headers[.xContentTypeOptions] = "nosniff"
+        headers[.cacheControl] = "no-store"
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: json.serialized())))
     }
 

@@ -36,7 +36,8 @@ struct PageContext: Sendable {
         let reportQuery = ReportQuery(entry)
         let params = try reportQuery.params(app: reader.token, query: QueryParameters(pairs: pairs))
         do {
-            return (try await entry.run(params, on: console.runner), Console.encode(pairs))
+            let table = try await console.limiter.run(app: reader.token) { try await entry.run(params, on: console.runner) }
+            return (table, Console.encode(pairs))
         } catch {
             throw APIRefusal.from(error, parameterName: reportQuery.name(ofField:))
         }
@@ -450,12 +451,16 @@ enum ConsolePage {
             submit: "Find people",
             datalists: [names]
         )
+        view.sections.append(
+            SectionView(
+                heading: "Open a profile",
+                form: nil,
+                search: SearchView(action: context.path, hidden: context.periodPairs.map { NameValue(name: $0.name, value: $0.value) })
+            )
+        )
         guard !context.value("did").isEmpty || !context.value("trait").isEmpty else {
             view.sections.append(
-                SectionView(
-                    note:
-                        "Find people by what they did (and how often, and with which attributes) or by their traits. Open a profile from the results, or at /apps/\(context.app)/people/USER-ID."
-                )
+                SectionView(note: "Or find people by what they did (how often, with which attributes), by their traits, or by what they did not do.")
             )
             return
         }
@@ -476,7 +481,9 @@ enum ConsolePage {
     static func person(_ context: PageContext, user: String, _ view: inout PageView) async throws {
         view.title = "Person \(user)"
         view.period = context.periodView()
-        let profile = try await context.console.runner.user(.init(app: context.reader.token, user: user))
+        let profile = try await context.console.limiter.run(app: context.reader.token) {
+            try await context.console.runner.user(.init(app: context.reader.token, user: user))
+        }
         var tiles = [
             TileView(label: "User id", value: TableText.cell(profile["user_id"])),
             TileView(label: "Events", value: TableText.cell(profile["events"])),
@@ -527,7 +534,9 @@ enum ConsolePage {
     static func company(_ context: PageContext, company: String, _ view: inout PageView) async throws {
         view.title = "Company \(company)"
         view.period = context.periodView()
-        let record = try await context.console.runner.company(.init(app: context.reader.token, company: company))
+        let record = try await context.console.limiter.run(app: context.reader.token) {
+            try await context.console.runner.company(.init(app: context.reader.token, company: company))
+        }
         var tiles: [TileView] = []
         for (key, value) in record.objectValue ?? JSONObject() {
             switch value {

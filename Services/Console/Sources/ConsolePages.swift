@@ -17,6 +17,7 @@ import NIOCore
 struct Console: Sendable {
     let runner: ReportRunner
     let keys: ReadKeys
+    let limiter: ReportLimiter
     let library: MustacheLibrary
     let services: ServiceClients
     let assets: [String: (type: String, bytes: [UInt8])]
@@ -28,7 +29,7 @@ struct Console: Sendable {
     ]
 
     /// Loads the templates and static files shipped with the module.
-    static func load(runner: ReportRunner, keys: ReadKeys, services: ServiceClients) async throws -> Console {
+    static func load(runner: ReportRunner, keys: ReadKeys, limiter: ReportLimiter, services: ServiceClients) async throws -> Console {
         guard let resources = Bundle.module.resourcePath else { throw ConsoleError(.configuration, "the console's templates are missing") }
         let library = try await MustacheLibrary(directory: resources + "/Templates")
         var assets: [String: (String, [UInt8])] = [:]
@@ -40,7 +41,7 @@ struct Console: Sendable {
             }
             assets[name] = (type, Array(data))
         }
-        return Console(runner: runner, keys: keys, library: library, services: services, assets: assets)
+        return Console(runner: runner, keys: keys, limiter: limiter, library: library, services: services, assets: assets)
     }
 
     // MARK: Routes
@@ -68,19 +69,14 @@ struct Console: Sendable {
         }
         for page in Self.pages {
             router.get(RouterPath("/apps/:app/\(page.path)")) { request, context -> Response in
-                try await console.page(page.path, request: request, app: context.parameters.get("app") ?? "", subject: nil)
+                await console.page(page.path, request: request, app: context.parameters.get("app") ?? "", subject: nil)
             }
         }
         router.get("/apps/:app/people/:user") { request, context -> Response in
-            try await console.page("person", request: request, app: context.parameters.get("app") ?? "", subject: context.parameters.get("user"))
+            await console.page("person", request: request, app: context.parameters.get("app") ?? "", subject: context.parameters.get("user"))
         }
         router.get("/apps/:app/companies/:company") { request, context -> Response in
-            try await console.page(
-                "company",
-                request: request,
-                app: context.parameters.get("app") ?? "",
-                subject: context.parameters.get("company")
-            )
+            await console.page("company", request: request, app: context.parameters.get("app") ?? "", subject: context.parameters.get("company"))
         }
         router.get("/apps/:app/live/stream") { request, context -> Response in
             try await console.liveStream(request, app: context.parameters.get("app") ?? "")
@@ -93,9 +89,18 @@ struct Console: Sendable {
     // MARK: Sessions
 
     func login(_ request: Request) async throws -> Response {
-        let form = try await Self.form(request)
-        let next = try form.single("next") ?? ""
-        guard let key = try form.single("key"), !key.isEmpty else {
+        let form: QueryParameters
+        let next: String
+        let key: String?
+        do {
+            try Self.requireSameOrigin(request)
+            form = try await Self.form(request)
+            next = try form.single("next") ?? ""
+            key = try form.single("key")
+        } catch let refusal as APIRefusal {
+            return render("login", ["next": "", "error": refusal.message], status: refusal.status)
+        }
+        guard let key, !key.isEmpty else {
             return render("login", ["next": next, "error": "Enter the app's read key."], status: .unauthorized)
         }
         let reader: Reader
@@ -114,13 +119,26 @@ struct Console: Sendable {
     }
 
     func logout(_ request: Request) async throws -> Response {
+        try Self.requireSameOrigin(request)
         let form = try await Self.form(request)
         guard let cookie = ReadKeys.cookie(ReadKeys.cookieName, in: request.headers[values: .cookie]),
             let token = try form.single("csrf"), keys.sessions.constantTimeEqual(token, keys.sessions.csrfToken(forCookie: cookie))
         else { throw APIRefusal(.forbidden, .invalidCSRFToken, "log out from the console's own button") }
+        // The cookie stops working here and now, not only in this browser.
+        let parts = cookie.split(separator: ".")
+        if parts.count == 5, let expiry = Int64(parts[2]) { keys.sessions.revoked.revoke(String(parts[4]), until: expiry) }
         var response = Self.redirect("/login")
         response.headers[.setCookie] = Self.sessionCookie("", request: request, maxAge: 0)
         return response
+    }
+
+    /// Refuses a form posted from another site (login CSRF among others): browsers say where a
+    /// request comes from in `Sec-Fetch-Site`, and a form of the console comes from itself. (Not
+    /// `Origin` against `Host`: a reverse proxy may rewrite the host.)
+    static func requireSameOrigin(_ request: Request) throws(APIRefusal) {
+        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], !["same-origin", "none"].contains(site.lowercased()) {
+            throw APIRefusal(.forbidden, .invalidCSRFToken, "the console's forms are posted only from the console itself")
+        }
     }
 
     static func sessionCookie(_ value: String, request: Request, maxAge: Int) -> String {
@@ -153,7 +171,17 @@ struct Console: Sendable {
 
     // MARK: Pages
 
-    func page(_ name: String, request: Request, app rawApp: String, subject: String?) async throws -> Response {
+    /// A page, or a page that says what was wrong with its request (never a bare JSON error to a browser).
+    func page(_ name: String, request: Request, app rawApp: String, subject: String?) async -> Response {
+        do {
+            return try await buildPage(name, request: request, app: rawApp, subject: subject)
+        } catch {
+            let refusal = APIRefusal.from(error)
+            return render("page", PageView(title: "Cannot show this page", error: refusal.message), status: refusal.status)
+        }
+    }
+
+    private func buildPage(_ name: String, request: Request, app rawApp: String, subject: String?) async throws -> Response {
         let app = try ReportAPI.pathValue(rawApp)
         let (reader, csrf): (Reader, String)
         switch try await session(request, app: app) {
@@ -161,6 +189,11 @@ struct Console: Sendable {
         case .answer(let response): return response
         }
         let query = try QueryParameters(query: request.uri.query)
+        // The people page's "open a profile" box: straight to that person's page, period kept.
+        if name == "people", let user = try query.single("user"), !user.isEmpty {
+            let period = query.pairs.filter { ["since", "until", "tz"].contains($0.name) }
+            return Self.redirect("/apps/\(Self.encode(reader.name))/people/\(Self.encode(user))?" + Self.encode(period))
+        }
         // A page's URL always holds its period, so that it can be shared as it is.
         if name != "live", name != "pipeline", try query.single("since") == nil || query.single("until") == nil {
             let period = try await defaultPeriod(reader.token)
@@ -227,6 +260,7 @@ struct Console: Sendable {
         case .reader(let found, let token): (reader, csrf) = (found, token)
         case .answer(let response): return response
         }
+        try Self.requireSameOrigin(request)
         let form = try await Self.form(request)
         guard let token = try form.single("csrf"), keys.sessions.constantTimeEqual(token, csrf) else {
             throw APIRefusal(.forbidden, .invalidCSRFToken, "the form's CSRF token does not match this session; reload the page and try again")
@@ -239,12 +273,14 @@ struct Console: Sendable {
         view.nav = Self.pages.map { LinkView(label: $0.label, href: "/apps/\(Self.encode(reader.name))/\($0.path)", current: $0.path == "pipeline") }
         let context = PageContext(console: self, reader: reader, app: reader.name, query: QueryParameters(pairs: []), path: request.uri.path)
         var status = HTTPResponse.Status.ok
-        if owner != reader.token {
+        if writeKey.isEmpty || owner != reader.token {
             view.error = "That is not this app's write key: replaying dead letters sends events, so it takes the write key."
             status = .forbidden
         } else {
             do {
-                let result = try await services.ingest.call(IngestDeadLettersReplay.self, .init(app: reader.token))
+                let result = try await limiter.run(app: reader.token) {
+                    try await services.ingest.call(IngestDeadLettersReplay.self, .init(app: reader.token))
+                }
                 view.message =
                     "Replayed \(TableText.cell(result["replayed"])) dead letters: \(TableText.cell(result["accepted"])) accepted, "
                     + "\(TableText.cell(result["duplicates"])) duplicates, \(TableText.cell(result["still_rejected"])) still refused (listed below)."

@@ -108,6 +108,7 @@ extension Console {
         let reader = try await keys.reader(for: request)
         try ReadKeys.authorize(reader, app: app)
         let runner = self.runner
+        let keys = self.keys
         let token = reader.token
         let start = try await runner.withConnection { connection in try LogHorizon.read(on: connection) }
         let headers: HTTPFields = [
@@ -121,9 +122,16 @@ extension Console {
                 try await writer.write(ByteBuffer(string: "retry: 2000\n: connected\n\n"))
                 let started = ContinuousClock.now
                 var lastWrite = ContinuousClock.now
+                var lastCheck = ContinuousClock.now
                 // A stream lasts at most 10 minutes; the browser reconnects by itself.
                 while !Task.isCancelled, ContinuousClock.now - started < .seconds(600) {
                     try await Task.sleep(for: .milliseconds(400))
+                    // The key or session that opened the stream must still be good: a rotated key or
+                    // a logout ends it within 5 s.
+                    if ContinuousClock.now - lastCheck > .seconds(5) {
+                        guard let again = try? await keys.reader(for: request), again.owns(app) else { break }
+                        lastCheck = .now
+                    }
                     let from = cursor
                     let (rows, horizon) = try await runner.withConnection { connection in
                         let horizon = try LogHorizon.read(on: connection)

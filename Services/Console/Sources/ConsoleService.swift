@@ -24,7 +24,9 @@ public enum ConsoleService {
         )
         let keys = ReadKeys(runner: runner, sessions: try SessionSigner.load(directory: context.environment.dataDirectory + "/console"))
         let router = Router(context: BasicRequestContext.self)
-        ReportAPI(runner: runner, keys: keys).register(on: router)
+        router.add(middleware: JSONErrors())
+        let limiter = ReportLimiter()
+        ReportAPI(runner: runner, keys: keys, limiter: limiter).register(on: router)
         func client(_ service: String) -> ReconnectingClient {
             ReconnectingClient(socketPath: context.environment.socketPath(of: service), maximumFrameSize: context.environment.maximumFrameSize)
         }
@@ -34,13 +36,16 @@ public enum ConsoleService {
             identity: client("identity"),
             export: client("export")
         )
-        try await Console.load(runner: runner, keys: keys, services: services).register(on: router)
+        try await Console.load(runner: runner, keys: keys, limiter: limiter, services: services).register(on: router)
         router.get("/health") { _, _ -> Response in ReportAPI.json(["status": "ok"]) }
 
         let boundAddress = Mutex<String?>(nil)
         let logger = context.logger
         let server = Application(
             router: router,
+            // A connection that sends nothing (half a request's headers, say) is closed after 30 s; a
+            // response under way, such as a live tail, is not idle.
+            server: .http1(configuration: .init(idleTimeout: .seconds(30))),
             configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: "cairn"),
             onServerRunning: { channel in
                 let bound = channel.localAddress.map { "\($0.ipAddress ?? address.host):\($0.port ?? address.port)" }

@@ -147,6 +147,12 @@ struct ActionFormView {
     var submit: String
 }
 
+/// A GET box that opens one person's profile by id.
+struct SearchView {
+    var action: String
+    var hidden: [NameValue]
+}
+
 struct LiveView {
     var stream: String
 }
@@ -158,6 +164,7 @@ struct SectionView {
     var chart: ChartView?
     var table: TableView?
     var form: ActionFormView?
+    var search: SearchView?
     var live: LiveView?
     var hasTiles: Bool
 
@@ -168,6 +175,7 @@ struct SectionView {
         chart: ChartView? = nil,
         table: TableView? = nil,
         form: ActionFormView? = nil,
+        search: SearchView? = nil,
         live: LiveView? = nil
     ) {
         self.heading = heading
@@ -176,6 +184,7 @@ struct SectionView {
         self.chart = chart
         self.table = table
         self.form = form
+        self.search = search
         self.live = live
         hasTiles = !tiles.isEmpty
     }

@@ -51,6 +51,8 @@ public enum OpenAPIDocument {
                     "401": error("No read key, or not a read key of any app (a write key never reads)."),
                     "403": error("The read key is another app's."),
                     "404": error("No such app, user or company."),
+                    "429": error("The app already runs its most reports at once over HTTP (6); retry after Retry-After."),
+                    "503": error("The database or a service cannot answer now."),
                     "504": error("The report ran past its time limit."),
                 ],
             ]
@@ -69,7 +71,7 @@ public enum OpenAPIDocument {
                 "version": .string(CairnVersion.current),
                 "description": "Every report of `cairn report`, with the same parameters and the same JSON, for an app's read key.",
             ],
-            "servers": [["url": "http://127.0.0.1:8090"]],
+            "servers": [["url": "/"]],
             "security": [["readKey": []]],
             "paths": .object(paths),
             "components": [

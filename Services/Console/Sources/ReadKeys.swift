@@ -5,6 +5,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Synchronization
 
 /// The app a request may read, and the hash of the read key that opened it.
 struct Reader: Sendable, Equatable {
@@ -36,7 +37,7 @@ struct ReadKeys: Sendable {
         }
         if let cookie = Self.cookie(Self.cookieName, in: request.headers[values: .cookie]) {
             guard let session = sessions.verify(cookie, now: .now()), let reader = try await reader(token: session.token),
-                reader.keyHash.hasPrefix(session.keyHashPrefix)
+                sessions.keyTag(reader.keyHash) == session.keyTag
             else {
                 throw APIRefusal(.unauthorized, .unknownReadKey, "the console session has expired or its read key was rotated; log in again")
             }
@@ -54,20 +55,17 @@ struct ReadKeys: Sendable {
     func reader(forKey key: String) async throws -> Reader {
         let hash = WriteKey.hash(key)
         let found = try await runner.withConnection { connection in
-            let row = try connection.execute("SELECT token, name, read_key_hash FROM apps WHERE read_key_hash = $1", [hash]).firstRow
-            if let row { return Reader(token: row["token"] ?? "", name: row["name"] ?? "", keyHash: hash) as Reader? }
-            // A write key never reads: say so, rather than just "unknown".
-            let isWriteKey = try connection.execute("SELECT 1 FROM apps WHERE write_key_hash = $1", [hash]).firstRow != nil
-            return isWriteKey ? Reader(token: "", name: "", keyHash: "") : nil
+            try connection.execute("SELECT token, name FROM apps WHERE read_key_hash = $1", [hash]).firstRow.map {
+                Reader(token: $0["token"] ?? "", name: $0["name"] ?? "", keyHash: hash)
+            }
         }
+        // The same answer for a write key as for any other string: whether a string is some
+        // app's write key is not this service's to tell.
         guard let found else {
-            throw APIRefusal(.unauthorized, .unknownReadKey, "no app has this read key", headers: [.wwwAuthenticate: "Bearer"])
-        }
-        guard !found.token.isEmpty else {
             throw APIRefusal(
                 .unauthorized,
                 .unknownReadKey,
-                "this is a write key, which only sends events; reports take the app's read key",
+                "no app has this read key (reports take an app's read key, rk_…; a write key never reads)",
                 headers: [.wwwAuthenticate: "Bearer"]
             )
         }
@@ -125,20 +123,26 @@ struct ReadKeys: Sendable {
 /// Signs console session cookies and CSRF tokens with HMAC-SHA256 under a key kept in the data
 /// directory (0600), so sessions outlive a restart of the reporting service.
 ///
-/// A cookie is `<app token, base64url>.<first 16 hex digits of the read key's hash>.<expiry, unix s>.<MAC>`:
-/// rotating the read key ends every session it opened.
+/// A cookie is `<app token, base64url>.<key tag>.<expiry, unix s>.<nonce>.<MAC>`, the key tag being a MAC
+/// of the read key's hash (so nothing in the cookie derives from the key alone): rotating the
+/// read key ends every session it opened. Logging out revokes the cookie (``RevokedSessions``).
 struct SessionSigner: Sendable {
     let key: SymmetricKey
+    let revoked: RevokedSessions
     /// How long a session lasts. Defaults to 12 hours.
     var lifetime: Duration = .seconds(12 * 3600)
 
-    init(key: SymmetricKey) { self.key = key }
+    init(key: SymmetricKey, revoked: RevokedSessions = RevokedSessions(path: nil)) {
+        self.key = key
+        self.revoked = revoked
+    }
 
     /// The key in `directory/console-session.key`, made on first use.
     static func load(directory: String) throws -> SessionSigner {
         let path = directory + "/console-session.key"
+        let revoked = RevokedSessions(path: directory + "/revoked-sessions")
         if let data = FileManager.default.contents(atPath: path), data.count == 32 {
-            return SessionSigner(key: SymmetricKey(data: data))
+            return SessionSigner(key: SymmetricKey(data: data), revoked: revoked)
         }
         let key = SymmetricKey(size: .bits256)
         let bytes = key.withUnsafeBytes { Data($0) }
@@ -147,22 +151,29 @@ struct SessionSigner: Sendable {
             throw ConsoleError(.configuration, "cannot write the console's session key at \(path)")
         }
         try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
-        return SessionSigner(key: key)
+        return SessionSigner(key: key, revoked: revoked)
     }
 
     func cookie(for reader: Reader, now: Timestamp) -> String {
         let expiry = now.microseconds / 1_000_000 + Int64(lifetime.components.seconds)
-        let body = "\(Base64URL.encode(Array(reader.token.utf8))).\(reader.keyHash.prefix(16)).\(expiry)"
+        // A nonce of its own: two logins in the same second are two sessions, and logging one out leaves the other.
+        var generator = SystemRandomNumberGenerator()
+        let nonce = Base64URL.encode((0..<9).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let body = "\(Base64URL.encode(Array(reader.token.utf8))).\(keyTag(reader.keyHash)).\(expiry).\(nonce)"
         return body + "." + mac(body)
     }
 
-    /// The session's app token and key-hash prefix, when the MAC holds and it has not expired.
-    func verify(_ cookie: String, now: Timestamp) -> (token: String, keyHashPrefix: String)? {
+    /// What a session keeps of the read key that opened it.
+    func keyTag(_ keyHash: String) -> String { String(mac("key." + keyHash).prefix(16)) }
+
+    /// The session's app token and key tag, when the MAC holds, it has not expired and it was not logged out.
+    func verify(_ cookie: String, now: Timestamp) -> (token: String, keyTag: String)? {
         let parts = cookie.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4 else { return nil }
-        let body = parts[0...2].joined(separator: ".")
-        guard constantTimeEqual(mac(body), String(parts[3])), let expiry = Int64(parts[2]), expiry > now.microseconds / 1_000_000,
-            let tokenBytes = Base64URL.decode(String(parts[0])), let token = String(validating: tokenBytes, as: UTF8.self)
+        guard parts.count == 5 else { return nil }
+        let body = parts[0...3].joined(separator: ".")
+        guard constantTimeEqual(mac(body), String(parts[4])), let expiry = Int64(parts[2]), expiry > now.microseconds / 1_000_000,
+            let tokenBytes = Base64URL.decode(String(parts[0])), let token = String(validating: tokenBytes, as: UTF8.self),
+            !revoked.contains(String(parts[4]))
         else { return nil }
         return (token, String(parts[1]))
     }
@@ -179,6 +190,44 @@ struct SessionSigner: Sendable {
         let y = Array(b.utf8)
         guard x.count == y.count else { return false }
         return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+/// Sessions ended by logging out, until they would have expired anyway: kept in memory and in a
+/// file of the data directory (one `<MAC> <expiry>` line each), so a restart does not revive them.
+final class RevokedSessions: Sendable {
+    private let path: String?
+    private let macs: Mutex<[String: Int64]>
+
+    init(path: String?) {
+        self.path = path
+        var loaded: [String: Int64] = [:]
+        let now = Timestamp.now().microseconds / 1_000_000
+        if let path, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                let parts = line.split(separator: " ")
+                if parts.count == 2, let expiry = Int64(parts[1]), expiry > now { loaded[String(parts[0])] = expiry }
+            }
+        }
+        macs = Mutex(loaded)
+    }
+
+    func contains(_ mac: String) -> Bool { macs.withLock { $0[mac] != nil } }
+
+    /// Revokes the cookie whose MAC is `mac` until `expiry` (unix seconds).
+    func revoke(_ mac: String, until expiry: Int64) {
+        let now = Timestamp.now().microseconds / 1_000_000
+        let kept = macs.withLock { macs in
+            macs[mac] = expiry
+            macs = macs.filter { $0.value > now }
+            return macs
+        }
+        guard let path else { return }
+        let text = kept.map { "\($0.key) \($0.value)" }.joined(separator: "\n") + "\n"
+        if FileManager.default.createFile(atPath: path + ".tmp", contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) {
+            _ = try? FileManager.default.removeItem(atPath: path)
+            try? FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
+        }
     }
 }
 

@@ -12,6 +12,7 @@ import NIOCore
 struct ReportAPI: Sendable {
     let runner: ReportRunner
     let keys: ReadKeys
+    let limiter: ReportLimiter
 
     /// One GET route: its path in OpenAPI's spelling (`{app}`), what it answers, its query
     /// parameters, and how it answers.
@@ -127,7 +128,7 @@ struct ReportAPI: Sendable {
                     for name in route.pathParameters { values[name] = try Self.pathValue(context.parameters.get(name)) }
                     let reader = try await api.keys.reader(for: request)
                     try ReadKeys.authorize(reader, app: app)
-                    return try await route.handle(api, request, reader, values)
+                    return try await api.limiter.run(app: reader.token) { try await route.handle(api, request, reader, values) }
                 } catch {
                     throw APIRefusal.from(error)
                 }
@@ -152,7 +153,10 @@ struct ReportAPI: Sendable {
         case "csv":
             return Response(
                 status: .ok,
-                headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(name).csv\""],
+                headers: [
+                    .contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(name).csv\"", .cacheControl: "no-store",
+                    .xContentTypeOptions: "nosniff",
+                ],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: TableText.csv(columns: table.columns, rows: table.rows) + "\n"))
             )
         default:
@@ -163,6 +167,8 @@ struct ReportAPI: Sendable {
     static func json(_ value: JSON, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var headers = headers
         headers[.contentType] = "application/json"
+        headers[.xContentTypeOptions] = "nosniff"
+        if headers[.cacheControl] == nil { headers[.cacheControl] = "no-store" }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: value.serialized())))
     }
 }

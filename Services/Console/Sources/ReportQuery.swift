@@ -138,7 +138,7 @@ struct ReportParameter: Sendable, Equatable {
         "not_did": "People who did not do this event in the period (repeatable).",
         "traits": "A condition on user traits, e.g. plan = 'pro' (repeatable).",
         "where": "A condition on the did event's attributes, e.g. price > 150.",
-        "times": "How often did happened: 3, >5, >=2, 2..4.",
+        "times": "How often did happened: 3 (exactly), >5, >=2, <3, !=0.",
         "entity": "flow, checklist, survey, nps, resource_center, experiment, hotspot, banner or chat.",
         "id": "One entity id (for a survey: its answer distribution per question).",
     ]

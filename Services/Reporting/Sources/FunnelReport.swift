@@ -23,6 +23,7 @@ public struct FunnelReport: Report {
         scope = try ReportScope(params.scope, now: now)
         steps = params.options.steps ?? []
         guard steps.count >= 2 else { throw ReportError(.missingOption, field: "steps", "must name at least two events") }
+        guard !steps.contains(where: \.isEmpty) else { throw ReportError(.invalidEvent, field: "steps", "must each name an event; one is empty") }
         if let text = params.options.within {
             guard let seconds = TimeBound.seconds(text), seconds > 0 else {
                 throw ReportError(.invalidWindow, field: "within", "must be a length such as 30m, 24h or 7d; found '\(text)'")
@@ -34,7 +35,7 @@ public struct FunnelReport: Report {
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
-            for step in Set(steps) { try scope.requireEvent(step, token: token, on: connection) }
+            for step in Set(steps) { try scope.requireEvent(step, field: "steps", token: token, on: connection) }
             var conditions = ["r.app_token = $1", "r.event_name = ANY($2::text[])", "r.person IS NOT NULL"]
             var parameters: [String?] = [token, PostgresArray.text(steps)]
             let time = scope.timeFilter(startingAt: 3)

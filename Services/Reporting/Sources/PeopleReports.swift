@@ -27,7 +27,7 @@ public struct UniquesReport: Report {
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
-            if let eventName { try scope.requireEvent(eventName, token: token, on: connection) }
+            if let eventName { try scope.requireEvent(eventName, field: "event", token: token, on: connection) }
             // Whole UTC days, weeks and months are counted ahead, as people resolve today.
             if eventName == nil, scope.isUTC, try scope.boundsAligned(to: bucket.rawValue, on: connection) {
                 var conditions = ["true"]
@@ -100,8 +100,8 @@ public struct StatsReport: Report {
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
-            try scope.requireEvent(eventName, token: token, on: connection)
-            try scope.requireAttributes([attribute], of: eventName, token: token, on: connection)
+            try scope.requireEvent(eventName, field: "event", token: token, on: connection)
+            try scope.requireAttributes([attribute], of: eventName, field: "attr", token: token, on: connection)
             // A registered number's values are kept apart from the events; any other attribute is read from them.
             let registered = try connection.execute(
                 "SELECT 1 FROM app_attributes WHERE app_token = $1 AND name = $2 AND type = 'number'",

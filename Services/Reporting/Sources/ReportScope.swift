@@ -27,6 +27,10 @@ public struct ReportScope: Sendable {
             guard let value = TimeBound.parse(text, now: now) else {
                 throw ReportError(.invalidTime, field: key, "'\(text)' is neither an RFC 3339 time nor a relative time like 24h or 7d")
             }
+            // PostgreSQL's calendar starts at year 1 and its bounds meet time zones: a day of margin either side.
+            guard value >= Self.earliestBound, value <= Self.latestBound else {
+                throw ReportError(.invalidTime, field: key, "'\(text)' is outside the years 0001 to 9999")
+            }
             let isBareDate = text.utf8.count == 10 && Timestamp(parsing: text) != nil
             return (value, isBareDate ? text : value.description)
         }
@@ -141,6 +145,10 @@ public struct ReportScope: Sendable {
     /// The most buckets one time series may have, so a typo cannot ask for millions.
     public static let maximumBuckets = 20_000
 
+    /// The earliest and latest bounds a period may have.
+    static let earliestBound = Timestamp(parsing: "0001-01-02T00:00:00Z")!
+    static let latestBound = Timestamp(parsing: "9999-12-30T00:00:00Z")!
+
     /// A gap-filled time series: `measure` (e.g. `count(*)`) per bucket of `source` rows that
     /// meet `conditions` (whose parameters start at `$2`; `$1` is the bucket unit). With a
     /// start, every bucket up to the end is listed, zeros included.
@@ -153,6 +161,14 @@ public struct ReportScope: Sendable {
         on connection: PostgresConnection
     ) throws -> [[JSON]] {
         let format = bucket == .hour ? "YYYY-MM-DD HH24:00" : "YYYY-MM-DD"
+        let end = untilText ?? (since != nil ? Timestamp.now().description : nil)
+        // Refused before any query: a far-apart pair of bounds would otherwise make PostgreSQL
+        // generate every bucket (millions of hours) before the LIMIT below could stop it.
+        if let since, let last = until ?? end.flatMap(Timestamp.init(parsing:)) {
+            let seconds = Double(last.microseconds - since.microseconds) / 1_000_000
+            let shortest: Double = [.hour: 3_600, .day: 86_400, .week: 604_800, .month: 28 * 86_400][bucket] ?? 3_600
+            if seconds / shortest > Double(Self.maximumBuckets) + 2 { throw Self.tooManyBuckets(bucket) }
+        }
         let sql = """
             WITH counts AS (
                 SELECT date_trunc($1, inserted_at) AS bucket, \(measure) AS value
@@ -169,32 +185,34 @@ public struct ReportScope: Sendable {
             ORDER BY b.bucket
             LIMIT \(Self.maximumBuckets + 1)
             """
-        let end = untilText ?? (since != nil ? Timestamp.now().description : nil)
         let rows = try connection.execute(sql, [bucket.rawValue] + parameters + [sinceText, end]).namedRows
-        if rows.count > Self.maximumBuckets {
-            throw ReportError(
-                .tooManyBuckets,
-                field: "by",
-                "'\(bucket.rawValue)' makes more than \(Self.maximumBuckets) buckets of this range; use a coarser bucket or narrow the range (since, until)"
-            )
-        }
+        if rows.count > Self.maximumBuckets { throw Self.tooManyBuckets(bucket) }
         return rows.map { [.optional($0["bucket"]), .int($0["value", as: Int64.self] ?? 0)] }
     }
 
+    static func tooManyBuckets(_ bucket: Bucket) -> ReportError {
+        ReportError(
+            .tooManyBuckets,
+            field: "by",
+            "'\(bucket.rawValue)' makes more than \(maximumBuckets) buckets of this range; use a coarser bucket or narrow the range (since, until)"
+        )
+    }
+
     /// Refuses an event name the app has never stored, suggesting a close one.
-    func requireEvent(_ name: String, token: String, on connection: PostgresConnection) throws {
+    /// - Parameter field: the option that named it, which the error names.
+    func requireEvent(_ name: String, field: String, token: String, on connection: PostgresConnection) throws {
         let exists = try connection.execute("SELECT 1 FROM events WHERE app_token = $1 AND event_name = $2 LIMIT 1", [token, name]).rows
         guard exists.isEmpty else { return }
         let names = try connection.execute(
             "SELECT DISTINCT event_name FROM events WHERE app_token = $1 AND event_name <> '' LIMIT 5000",
             [token]
         ).namedRows.compactMap { $0["event_name"] }
-        throw ReportError(.unknownEvent, "app '\(app)' has no event named '\(name)'" + Suggestion.phrase(for: name, among: names))
+        throw ReportError(.unknownEvent, field: field, "'\(name)' names no event of app '\(app)'" + Suggestion.phrase(for: name, among: names))
     }
 
     /// Refuses attribute names no `event` of the app carries, suggesting a close one from a
     /// sample of the keys it does carry.
-    func requireAttributes(_ names: [String], of event: String, token: String, on connection: PostgresConnection) throws {
+    func requireAttributes(_ names: [String], of event: String, field: String, token: String, on connection: PostgresConnection) throws {
         for name in names {
             // A number attribute's values are kept per event: one index probe finds one. The
             // events' own probe may read every index entry of a common event before a match.
@@ -214,7 +232,11 @@ public struct ReportScope: Sendable {
                 """,
                 [token, event]
             ).namedRows.compactMap { $0["key"] }
-            throw ReportError(.unknownAttribute, "event '\(event)' has no attribute '\(name)'" + Suggestion.phrase(for: name, among: keys))
+            throw ReportError(
+                .unknownAttribute,
+                field: field,
+                "'\(name)' is no attribute of event '\(event)'" + Suggestion.phrase(for: name, among: keys)
+            )
         }
     }
 }

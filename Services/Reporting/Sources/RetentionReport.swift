@@ -38,8 +38,8 @@ public struct RetentionReport: Report {
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
-            try scope.requireEvent(startEvent, token: token, on: connection)
-            try scope.requireEvent(returnEvent, token: token, on: connection)
+            try scope.requireEvent(startEvent, field: "start_event", token: token, on: connection)
+            try scope.requireEvent(returnEvent, field: "return_event", token: token, on: connection)
             var conditions = ["app_token = $1", "event_name = $2", "person IS NOT NULL"]
             var parameters: [String?] = [token, startEvent, returnEvent, bucket.rawValue]
             let time = scope.timeFilter(startingAt: 5)

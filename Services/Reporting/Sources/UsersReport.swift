@@ -68,7 +68,8 @@ public struct UsersReport: Report {
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
         try scope.run(on: connection) { token in
-            for name in ([did].compactMap { $0 } + notDid) { try scope.requireEvent(name, token: token, on: connection) }
+            if let did { try scope.requireEvent(did, field: "did", token: token, on: connection) }
+            for name in notDid { try scope.requireEvent(name, field: "not_did", token: token, on: connection) }
             try checkNames(token: token, on: connection)
             var parameters: [String?] = [token]
             let time = scope.timeFilter(startingAt: 2)
@@ -122,7 +123,7 @@ public struct UsersReport: Report {
     /// Refuses attribute and trait names nothing has, suggesting close ones.
     private func checkNames(token: String, on connection: PostgresConnection) throws {
         if let did, let condition {
-            try scope.requireAttributes(condition.names, of: did, token: token, on: connection)
+            try scope.requireAttributes(condition.names, of: did, field: "where", token: token, on: connection)
         }
         if !traits.isEmpty {
             let keys = try connection.execute(
