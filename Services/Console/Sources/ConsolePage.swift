@@ -30,9 +30,14 @@ struct PageContext: Sendable {
 
     /// Runs report `name` for the page's period and `options` (empty values left out, as a form
     /// sends them); answers its table and the query the API takes for the same numbers.
-    func report(_ name: String, _ options: [(name: String, value: String)]) async throws -> (table: ReportTableResult, query: String) {
+    /// - Parameter period: another period than the page's (``period(wholeIn:)``).
+    func report(
+        _ name: String,
+        _ options: [(name: String, value: String)],
+        period: [(name: String, value: String)]? = nil
+    ) async throws -> (table: ReportTableResult, query: String) {
         guard let entry = ReportCatalog.entry(named: name) else { throw APIRefusal(.notFound, .notFound, "no report \(name)") }
-        let pairs = periodPairs + options.filter { !$0.value.isEmpty }
+        let pairs = (period ?? periodPairs) + options.filter { !$0.value.isEmpty }
         let reportQuery = ReportQuery(entry)
         let params = try reportQuery.params(app: reader.token, query: QueryParameters(pairs: pairs))
         do {
@@ -51,10 +56,11 @@ struct PageContext: Sendable {
         caption: String,
         note: String? = nil,
         open: Bool = false,
+        period: [(name: String, value: String)]? = nil,
         link: @escaping (String, JSON?) -> String? = { _, _ in nil },
         draw: (ReportTableResult) -> String
     ) async throws -> SectionView {
-        let (table, query) = try await report(name, options)
+        let (table, query) = try await report(name, options, period: period)
         let api = "/api/v1/apps/\(Console.encode(app))/reports/\(name)?\(query)"
         return SectionView(
             heading: heading,
@@ -64,10 +70,34 @@ struct PageContext: Sendable {
         )
     }
 
+    /// The page's period widened to whole weeks (from Monday) or months in UTC: the buckets a
+    /// weekly or monthly chart shows, each whole rather than cut at the period's ends, which the
+    /// rollups answer without reading events. Unchanged in another time zone or for relative bounds.
+    func period(wholeIn grain: String) -> [(name: String, value: String)] {
+        guard ["", "utc"].contains(value("tz").lowercased()), let since = Timestamp(parsing: value("since")),
+            let until = Timestamp(parsing: value("until")), grain == "week" || grain == "month"
+        else { return periodPairs }
+        let day: Int64 = 86_400_000_000
+        func start(_ time: Timestamp) -> Timestamp {
+            if grain == "month" { return time.utcMonthBounds.start }
+            let days = time.microseconds >= 0 ? time.microseconds / day : (time.microseconds - day + 1) / day
+            // 1970-01-01 was a Thursday: three days after a Monday.
+            return Timestamp(microseconds: (days - ((days + 3) % 7 + 7) % 7) * day)
+        }
+        var end = start(until)
+        if end < until { end = grain == "month" ? end.utcMonthBounds.end : Timestamp(microseconds: end.microseconds + 7 * day) }
+        return [("since", String(start(since).description.prefix(10))), ("until", String(end.description.prefix(10)))]
+            + periodPairs.filter { $0.name == "tz" }
+    }
+
     /// The period form, keeping the page's other parameters, with presets that end at `until`.
     func periodView() -> PeriodView {
         let others = query.pairs.filter { !["since", "until", "tz"].contains($0.name) }.map { NameValue(name: $0.name, value: $0.value) }
         let until = value("until")
+        let allTime = LinkView(
+            label: "All time",
+            href: path + "?" + Console.encode([("since", ""), ("until", "")] + others.map { ($0.name, $0.value) })
+        )
         let presets = [("7 days", 7), ("30 days", 30), ("90 days", 90), ("1 year", 365)].compactMap { label, days -> LinkView? in
             guard let end = Timestamp(parsing: until) else { return nil }
             let start = Timestamp(microseconds: end.microseconds - Int64(days) * 86_400_000_000)
@@ -76,7 +106,7 @@ struct PageContext: Sendable {
                 + others.map { ($0.name, $0.value) }
             return LinkView(label: label, href: path + "?" + Console.encode(pairs))
         }
-        return PeriodView(action: path, since: value("since"), until: until, tz: value("tz"), hidden: others, presets: presets)
+        return PeriodView(action: path, since: value("since"), until: until, tz: value("tz"), hidden: others, presets: presets + [allTime])
     }
 
     /// A GET form of the page's own fields that keeps the period, so its result is a URL to share.
@@ -152,6 +182,8 @@ enum ConsolePage {
                 report: "uniques",
                 [("by", grain)],
                 caption: "People with any event; a visitor who signed up counts once."
+                    + (grain == "day" ? "" : " Each \(grain) whole, also where the period cuts it."),
+                period: context.period(wholeIn: grain)
             ) {
                 table in
                 Chart.columns(table.points(label: { TableText.cell($0[grain]) }, value: "people"), title: heading, series: 2)
@@ -177,12 +209,14 @@ enum ConsolePage {
                 FieldView(label: "Event", name: "event", value: context.value("event"), placeholder: "any event", list: names.id),
                 .select("Over time", "by", ["", "hour", "day", "week", "month"], selected: context.value("by")),
                 FieldView(label: "Break down by attribute", name: "breakdown", value: context.value("breakdown"), placeholder: "e.g. plan"),
-                FieldView(label: "Top", name: "top", value: context.value("top"), placeholder: "all"),
+                FieldView(label: "Top", name: "top", value: context.value("top"), placeholder: "25"),
             ],
             submit: "Show",
             datalists: [names]
         )
-        let options = ["type", "event", "by", "breakdown", "top"].map { ($0, context.value($0)) }
+        // The 25 most frequent names unless the form asks for more: an app may have thousands.
+        let top = context.value("top").isEmpty && context.value("by").isEmpty ? "25" : context.value("top")
+        let options = ["type", "event", "by", "breakdown"].map { ($0, context.value($0)) } + [("top", top)]
         let by = context.value("by")
         let breakdown = context.value("breakdown")
         if !breakdown.isEmpty {

@@ -194,9 +194,11 @@ struct Console: Sendable {
             let period = query.pairs.filter { ["since", "until", "tz"].contains($0.name) }
             return Self.redirect("/apps/\(Self.encode(reader.name))/people/\(Self.encode(user))?" + Self.encode(period))
         }
-        // A page's URL always holds its period, so that it can be shared as it is.
+        // A page's URL always holds its period, so that it can be shared as it is. Empty bounds
+        // mean all time: the default of the pages whose reports keep all-time rollups only
+        // (companies, engagement), where a period reads the events themselves.
         if name != "live", name != "pipeline", try query.single("since") == nil || query.single("until") == nil {
-            let period = try await defaultPeriod(reader.token)
+            let period = Self.allTimePages.contains(name) ? (since: "", until: "") : try await defaultPeriod(reader.token)
             var pairs = query.pairs.filter { $0.name != "since" && $0.name != "until" }
             pairs.insert(("until", try query.single("until") ?? period.until), at: 0)
             pairs.insert(("since", try query.single("since") ?? period.since), at: 0)
@@ -234,6 +236,9 @@ struct Console: Sendable {
         default: throw APIRefusal(.notFound, .notFound, "no console page \(name)")
         }
     }
+
+    /// Pages whose period is all time unless the URL says otherwise.
+    static let allTimePages: Set<String> = ["companies", "engagement", "company"]
 
     /// The 30 days up to the app's newest event (by the rollup's hours), as dates: data that is
     /// months old still shows when the console opens.
