@@ -80,26 +80,29 @@ import Testing
 
     /// One app's slow reports wait their turn, and past the wait are refused: other apps go on.
     @Test func oneAppCannotTakeEveryReportThread() async throws {
-        let limiter = ReportLimiter(perApp: 1, wait: .milliseconds(200))
+        let limiter = ReportLimiter(perApp: 1, wait: .milliseconds(100))
+        let (held, holding) = AsyncStream<Void>.makeStream()
+        let (release, releasing) = AsyncStream<Void>.makeStream()
         try await withThrowingTaskGroup(of: String.self) { group in
             group.addTask {
                 try await limiter.run(app: "a") {
-                    try await Task.sleep(for: .milliseconds(600))
+                    holding.yield()
+                    for await _ in release { break }
                     return "slow"
                 }
             }
-            try await Task.sleep(for: .milliseconds(50))
-            group.addTask {
-                do {
-                    return try await limiter.run(app: "a") { "second" }
-                } catch let refusal as APIRefusal {
-                    return "\(refusal.json["code"]?.stringValue ?? "?")"
-                }
+            // The slow report holds app a's only slot from here until it is released.
+            for await _ in held { break }
+            let second: String
+            do {
+                second = try await limiter.run(app: "a") { "second" }
+            } catch let refusal as APIRefusal {
+                second = refusal.json["code"]?.stringValue ?? "?"
             }
-            group.addTask { try await limiter.run(app: "b") { "other app" } }
-            var answers: [String] = []
-            for try await answer in group { answers.append(answer) }
-            #expect(Set(answers) == ["slow", "overloaded", "other app"])
+            #expect(second == "overloaded")
+            #expect(try await limiter.run(app: "b") { "other app" } == "other app")
+            releasing.yield()
+            #expect(try await group.next() == "slow")
         }
         #expect(try await limiter.run(app: "a") { "free again" } == "free again")
     }
