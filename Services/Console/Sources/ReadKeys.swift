@@ -1,6 +1,7 @@
 import CairnCore
 import CairnPostgres
 import CairnReporting
+import CairnService
 import Crypto
 import Foundation
 import HTTPTypes
@@ -97,13 +98,7 @@ struct ReadKeys: Sendable {
             let key = header.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces)
             return key.isEmpty ? nil : key
         }
-        if lowered.hasPrefix("basic "), let data = Data(base64Encoded: header.dropFirst("basic ".count).trimmingCharacters(in: .whitespaces)),
-            let text = String(data: data, encoding: .utf8)
-        {
-            let user = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            return user.isEmpty ? nil : user
-        }
-        return nil
+        return HTTPAuthorization.basicUsername(header)
     }
 
     /// The value of cookie `name` in the request's `Cookie` headers.

@@ -1,6 +1,7 @@
 import CairnCore
 import CairnGzip
 import CairnMethods
+import CairnService
 import CairnWire
 import Foundation
 import HTTPTypes
@@ -189,7 +190,7 @@ public struct HTTPIngest: Sendable {
         } catch {
             throw Refusal(status: .badRequest, code: .invalidJSON, message: "the body is not valid JSON: \(error)")
         }
-        var key = Self.basicAuthUser(request.headers[.authorization])
+        var key = HTTPAuthorization.basicUsername(request.headers[.authorization])
         let records: [JSON]
         let format: EventNormalizer.FormatChoice
         switch route {
@@ -378,16 +379,6 @@ public struct HTTPIngest: Sendable {
                 message: "\(what) is \(size) bytes; the limit is \(maximumMessageBytes) bytes (32 KB) per message"
             )
         }
-    }
-
-    /// The username of `Authorization: Basic base64(key:)`; the trailing colon is optional.
-    static func basicAuthUser(_ header: String?) -> String? {
-        guard let header, header.count > 6, header.prefix(6).lowercased() == "basic " else { return nil }
-        guard let data = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-            let text = String(data: data, encoding: .utf8)
-        else { return nil }
-        let user = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        return user.isEmpty ? nil : user
     }
 
     static func methodNotAllowed(_ allowed: String) -> Refusal {
