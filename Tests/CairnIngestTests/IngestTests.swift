@@ -34,8 +34,10 @@ final class RegistryServer: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             let client = ReconnectingClient(socketPath: path)
-            for _ in 0..<500 {
-                if (try? await client.call(AppsGet.self, AppParams(app: "acme"))) != nil { break }
+            // Ready when a call answers; a loaded machine (tests run in parallel) may take seconds.
+            let readyBy = ContinuousClock.now + .seconds(30)
+            while (try? await client.call(AppsGet.self, AppParams(app: "acme"))) == nil {
+                guard ContinuousClock.now < readyBy else { throw IngestError(.storageUnavailable, "the test registry never answered") }
                 try await Task.sleep(for: .milliseconds(10))
             }
             do {
@@ -166,7 +168,18 @@ final class RegistryServer: Sendable {
         let kept = Mutex<AppDirectory?>(nil)
         try await RegistryServer().run { storage in
             let apps = AppDirectory(storage: storage, spool: spool, freshness: .zero)
-            _ = try await apps.resolve("acme")
+            // The lookup that fills the cache must reach the registry: on a loaded machine one
+            // call can miss its 1 s deadline, which would leave nothing cached to test.
+            var attempts = 0
+            while true {
+                do {
+                    _ = try await apps.resolve("acme")
+                    break
+                } catch {
+                    attempts += 1
+                    if attempts >= 10 { throw error }
+                }
+            }
             kept.withLock { $0 = apps }
         }
         let directory = try #require(kept.withLock { $0 })
