@@ -97,7 +97,7 @@ let package = Package(
         ),
         .target(
             name: "CairnPostgres",
-            dependencies: ["CLibPQ", "CairnCore", nioPosix, logging],
+            dependencies: ["CLibPQ", "CairnCore", nioPosix, logging, serviceLifecycle],
             path: "Shared/CairnPostgres",
             swiftSettings: swiftSettings
         ),

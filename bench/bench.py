@@ -35,6 +35,9 @@ import time
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import idle  # noqa: E402  (bench/idle.py, beside this file)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".build", "release")
 EVENTS = int(os.environ.get("BENCH_EVENTS", "1000000"))
@@ -713,6 +716,8 @@ def main():
             os.remove(half)
 
         triggers = trigger_run(work, server, TRIGGER_PINGS, min(EVENTS, TRIGGER_LOAD))
+        log("bench: the idle stack's CPU over 60 s")
+        idle_cpu = idle.measure(60)
 
         formats_file, identity_file = os.path.join(work, "formats.json"), os.path.join(work, "identity.json")
         run([os.path.join(BIN, "cairn-format-bench")], env=dict(os.environ, BENCH_FORMAT_JSON=formats_file))
@@ -775,6 +780,8 @@ def main():
             add(f"report API {name}: p50 of 5 over HTTP", f"{p50:.0f} ms", "-", f"≤ {target:,} ms", p50 <= target)
         for name, p50 in page_p50.items():
             add(f"console page {name}: p50 of 5", f"{p50:.0f} ms", "-", "≤ 150 ms", p50 <= 150)
+        add("idle: whole stack's CPU over 60 s (embedded default)", f"{idle_cpu['cpu_seconds']:.2f} s ({idle_cpu['percent_of_one_core']:.2f}% of a core)",
+            "-", "< 1% of a core", idle_cpu["percent_of_one_core"] < 1)
         add("export: to Segment batch files", f"{export_rate:,.0f} events/s", "-", "≥ 100,000", export_rate >= 100_000)
         for name in SERVICES:
             kib = peaks.get(name, 0)
@@ -789,7 +796,7 @@ def main():
                      "reports_p50_ms": {k: v[0] for k, v in report_p50.items()}, "export_events_per_s": export_rate,
                      "report_api_p50_ms": {k: v[0] for k, v in api_p50.items()}, "console_pages_p50_ms": page_p50,
                      "peak_resident_mb": {k: v / 1024 for k, v in peaks.items()}, "postgres_peak_pss_mb": pg_peak / 1024,
-                     "canonical_rows": copied, "triggers": triggers,
+                     "canonical_rows": copied, "triggers": triggers, "idle_cpu": idle_cpu,
                      "scale": {"records": min(EVENTS, SCALE_EVENTS),
                                "one_ingest": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[1]],
                                "two_ingests": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[2]]},

@@ -7,7 +7,7 @@ import Foundation
 /// Parameters are always sent separately from the SQL text (`PQexecParams`), in text
 /// format, so user input never becomes SQL.
 public final class PostgresConnection: @unchecked Sendable {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     /// Sees every statement this connection runs, as sent; the SQL rules test reads them.
     public var statementObserver: (@Sendable (String) -> Void)?
 

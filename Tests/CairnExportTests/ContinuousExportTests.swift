@@ -83,6 +83,7 @@ import Testing
         let follower = Follower(
             destination: try Self.destination(url: receiver.url),
             pool: PostgresPool(conninfo: conninfo),
+            wakeups: PostgresNotifications(conninfo: conninfo, channels: [], logger: Logger(label: "test")),
             logger: Logger(label: "test")
         )
 
@@ -143,6 +144,7 @@ import Testing
         let follower = Follower(
             destination: try Self.destination(url: receiver.url, start: "now"),
             pool: PostgresPool(conninfo: conninfo),
+            wakeups: PostgresNotifications(conninfo: conninfo, channels: [], logger: Logger(label: "test")),
             logger: Logger(label: "test")
         )
         #expect(try await follower.followOnce() == .caughtUp)
@@ -167,6 +169,7 @@ import Testing
         let follower = Follower(
             destination: try Self.destination(url: receiver.url),
             pool: PostgresPool(conninfo: conninfo),
+            wakeups: PostgresNotifications(conninfo: conninfo, channels: [], logger: Logger(label: "test")),
             logger: Logger(label: "test")
         )
         #expect(try await follower.followOnce() == .caughtUp)
@@ -193,6 +196,7 @@ import Testing
         let blocked = Follower(
             destination: try Self.destination(url: down.url, maximumAttempts: 2),
             pool: PostgresPool(conninfo: conninfo),
+            wakeups: PostgresNotifications(conninfo: conninfo, channels: [], logger: Logger(label: "test")),
             logger: Logger(label: "test")
         )
         #expect(try await blocked.followOnce() == .unavailable)

@@ -366,8 +366,20 @@ final class FollowerState: Sendable {
 struct Follower: Sendable {
     let destination: ContinuousDestination
     let pool: PostgresPool
+    let wakeups: PostgresNotifications
+    /// Rings when the app's events or identity links commit.
+    let committed: Doorbell
     let logger: Logger
     let state = FollowerState()
+
+    init(destination: ContinuousDestination, pool: PostgresPool, wakeups: PostgresNotifications, logger: Logger) {
+        self.destination = destination
+        self.pool = pool
+        self.wakeups = wakeups
+        // Every app's commits ring it: the destination learns its app's token only once the app exists.
+        committed = wakeups.doorbell(channels: [LogNotification.events, LogNotification.folded])
+        self.logger = logger
+    }
 
     enum Outcome: Equatable {
         /// Everything committed has been handed on.
@@ -381,16 +393,23 @@ struct Follower: Sendable {
 
     func run() async {
         var databaseBackoff: Duration = .seconds(1)
+        /// A commit can be announced while an older transaction still hides it (the log's
+        /// horizon): after a wake-up the follower looks once more at its poll interval.
+        var settling = true
         while !Task.isCancelled {
+            let seen = committed.rings
             var pause: Duration
+            var sleepUntilCommit = false
             do {
                 let outcome = try await followOnce()
                 databaseBackoff = .seconds(1)
                 switch outcome {
-                case .caughtUp: pause = destination.pollInterval
+                case .caughtUp, .waitingForApp:
+                    pause = outcome == .caughtUp ? destination.pollInterval : max(destination.pollInterval, .seconds(1))
+                    sleepUntilCommit = !settling
+                    settling = false
                 case .more: pause = .zero
                 case .unavailable: pause = destination.endpoint.retry.maximumBackoff
-                case .waitingForApp: pause = max(destination.pollInterval, .seconds(1))
                 }
             } catch {
                 if Task.isCancelled { return }
@@ -399,7 +418,11 @@ struct Follower: Sendable {
                 pause = databaseBackoff
                 databaseBackoff = min(databaseBackoff * 2, .seconds(30))
             }
-            if pause > .zero { try? await Task.sleep(for: pause) }
+            if sleepUntilCommit {
+                settling = await committed.wait(after: seen, timeout: wakeups.timeout(poll: pause))
+            } else if pause > .zero {
+                try? await Task.sleep(for: pause)
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 import CairnCore
 import CairnMethods
 import CairnPostgres
+import CairnRollups
 import CairnService
 import CairnWire
 import Foundation
@@ -69,7 +70,12 @@ public enum ExportService {
             settings: try context.environment.settings(),
             environment: ProcessInfo.processInfo.environment
         )
-        let followers = destinations.map { Follower(destination: $0, pool: pool, logger: logger) }
+        let notifications = PostgresNotifications(
+            conninfo: databaseURL,
+            channels: [LogNotification.events, LogNotification.folded, LogNotification.triggers],
+            logger: logger
+        )
+        let followers = destinations.map { Follower(destination: $0, pool: pool, wakeups: notifications, logger: logger) }
         router.register(ExportStatus.self) { _ in
             var rows = try await guarded { try await pool.withConnection { try ExportCheckpoints.status(on: $0) } }
             for index in rows.indices {
@@ -94,14 +100,14 @@ public enum ExportService {
             )
         }
         TriggerMethods.register(in: &router, pool: pool)
-        var runner = TriggerRunner(pool: pool, logger: logger)
+        var runner = TriggerRunner(pool: pool, wakeups: notifications, logger: logger)
         if let interval = try context.environment.settings()["trigger_poll_interval_ms"] {
             guard let milliseconds = interval.intValue, milliseconds >= 10 else {
                 throw ExportError(.configuration, "settings.trigger_poll_interval_ms must be a whole number of at least 10")
             }
             runner.pollInterval = .milliseconds(milliseconds)
         }
-        let background: [any Service] = (followers.isEmpty ? [] : [ContinuousExport(followers: followers)]) + [runner]
+        let background: [any Service] = [notifications] + (followers.isEmpty ? [] : [ContinuousExport(followers: followers)]) + [runner]
         return ServiceParts(router: router, background: background, healthProblem: { await pool.healthProblem() })
     }
 

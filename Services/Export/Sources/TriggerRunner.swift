@@ -15,6 +15,7 @@ import Synchronization
 /// second, without a restart.
 struct TriggerRunner: Service {
     let pool: PostgresPool
+    let wakeups: PostgresNotifications
     let logger: Logger
     /// How often a caught-up trigger looks for new events. Defaults to 250 ms.
     var pollInterval: Duration = .milliseconds(250)
@@ -26,7 +27,9 @@ struct TriggerRunner: Service {
             await withDiscardingTaskGroup { group in
                 var lanes: [String: TriggerLane] = [:]
                 var retiring: [String: TriggerLane] = [:]
+                let changed = wakeups.doorbell(channels: [LogNotification.triggers])
                 while !Task.isCancelled {
+                    let seen = changed.rings
                     do {
                         let definitions = try await pool.withConnection { try TriggerStore.all(on: $0) }
                         let wanted = Dictionary(
@@ -42,7 +45,7 @@ struct TriggerRunner: Service {
                         // A changed trigger's new lane starts once the old one has finished its step,
                         // so that two never move one checkpoint.
                         for (key, trigger) in wanted where lanes[key] == nil && retiring[key] == nil {
-                            let lane = TriggerLane(trigger: trigger, pool: pool, logger: logger, pollInterval: pollInterval)
+                            let lane = TriggerLane(trigger: trigger, pool: pool, wakeups: wakeups, logger: logger, pollInterval: pollInterval)
                             lanes[key] = lane
                             logger.info(
                                 "trigger running",
@@ -53,7 +56,8 @@ struct TriggerRunner: Service {
                     } catch {
                         logger.warning("cannot read the triggers; will retry", metadata: ["error": "\(error)"])
                     }
-                    try? await Task.sleep(for: syncInterval)
+                    // A lane being retired finishes its step soon: look again shortly while one is.
+                    await changed.wait(after: seen, timeout: retiring.isEmpty ? wakeups.timeout(poll: syncInterval) : syncInterval)
                 }
                 for lane in lanes.values { lane.stop() }
             }
@@ -69,6 +73,9 @@ struct TriggerRunner: Service {
 final class TriggerLane: Sendable {
     let trigger: TriggerDefinition
     let pool: PostgresPool
+    let wakeups: PostgresNotifications
+    /// Rings when the app's events, identity or triggers change.
+    let committed: Doorbell
     let logger: Logger
     let pollInterval: Duration
     /// Events read and acted on per step.
@@ -77,9 +84,14 @@ final class TriggerLane: Sendable {
     let concurrency = 8
     private let flags = Mutex<(stopped: Bool, finished: Bool)>((false, false))
 
-    init(trigger: TriggerDefinition, pool: PostgresPool, logger: Logger, pollInterval: Duration) {
+    init(trigger: TriggerDefinition, pool: PostgresPool, wakeups: PostgresNotifications, logger: Logger, pollInterval: Duration) {
         self.trigger = trigger
         self.pool = pool
+        self.wakeups = wakeups
+        committed = wakeups.doorbell(
+            channels: [LogNotification.events, LogNotification.folded, LogNotification.triggers],
+            payload: trigger.appToken
+        )
         self.logger = logger
         self.pollInterval = pollInterval
     }
@@ -91,11 +103,23 @@ final class TriggerLane: Sendable {
     func run() async {
         defer { flags.withLock { $0.finished = true } }
         var backoff: Duration = .seconds(1)
+        /// After a wake-up, one more look at the poll interval: the commit announced may still
+        /// have been hidden behind an older transaction (the log's horizon).
+        var settling = true
         while !isStopped && !Task.isCancelled {
+            let seen = committed.rings
             do {
                 let more = try await step()
                 backoff = .seconds(1)
-                if !more { try? await Task.sleep(for: pollInterval) }
+                if !more {
+                    // An absence trigger has decisions falling due with time alone: it keeps polling.
+                    if settling || trigger.isAbsence {
+                        try? await Task.sleep(for: pollInterval)
+                        settling = false
+                    } else {
+                        settling = await committed.wait(after: seen, timeout: wakeups.timeout(poll: pollInterval))
+                    }
+                }
             } catch let error as ConditionError {
                 // A stored definition that no longer loads (one stored before conditions were
                 // bounded) is marked broken with its reason and stops; `triggers remove` works as ever.

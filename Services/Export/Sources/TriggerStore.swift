@@ -93,6 +93,7 @@ enum TriggerStore {
                 "app '\(trigger.appName)' already has a trigger named '\(trigger.name)'; remove it first, or choose another name"
             )
         }
+        try LogNotification.announce(LogNotification.triggers, app: trigger.appToken, on: connection)
         var warnings: [String] = []
         // The event may simply not have happened yet: a warning, not a refusal.
         for (option, event) in [("--event", trigger.event)] + (trigger.unless.map { [("--unless", $0)] } ?? []) {
@@ -120,6 +121,7 @@ enum TriggerStore {
         // No foreign key cascades (the tables distribute by app): the deliveries go first, in one transaction.
         try connection.transaction { () throws(PostgresError) -> Int in
             try connection.execute("DELETE FROM trigger_deliveries WHERE app_token = $1 AND trigger = $2", [trigger.appToken, trigger.name])
+            try LogNotification.announce(LogNotification.triggers, app: trigger.appToken, on: connection)
             return try connection.execute("DELETE FROM triggers WHERE app_token = $1 AND name = $2", [trigger.appToken, trigger.name]).affectedRows
         }
     }
@@ -175,6 +177,7 @@ enum TriggerStore {
             "UPDATE triggers SET state = 'disabled', state_reason = $3, updated_at = now() WHERE app_token = $1 AND name = $2",
             [trigger.appToken, trigger.name, reason]
         )
+        try LogNotification.announce(LogNotification.triggers, app: trigger.appToken, on: connection)
     }
 
     /// Parks a delivery that used up its attempts (or was refused for good), to be re-sent by
@@ -231,6 +234,7 @@ enum TriggerStore {
                 """,
                 [trigger.appToken, trigger.name]
             ).affectedRows
+            try LogNotification.announce(LogNotification.triggers, app: trigger.appToken, on: connection)
             return (queued, resumed > 0)
         }
     }

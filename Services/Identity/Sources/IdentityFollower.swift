@@ -157,6 +157,7 @@ public struct IdentityFollower: Sendable {
             folded.milliseconds = clock.laps
             plan = sessions
             try FollowerCheckpoint.advance(app: app, to: through, events: events.count, on: connection)
+            try LogNotification.announce(LogNotification.folded, app: app, on: connection)
             return folded
         }
         // Only what the database committed enters the cache, so a failed span leaves no trace.

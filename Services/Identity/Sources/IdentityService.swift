@@ -26,7 +26,15 @@ public enum IdentityService {
         )
         // The follower's spans and the refreshes both move the session cache with the database.
         let gate = SerialGate()
-        let loop = FollowerLoop(follower: follower, pool: pool, gate: gate, counters: context.counters, logger: context.logger)
+        let notifications = PostgresNotifications(conninfo: pool.conninfo, channels: [LogNotification.events], logger: context.logger)
+        let loop = FollowerLoop(
+            follower: follower,
+            pool: pool,
+            gate: gate,
+            wakeups: notifications,
+            counters: context.counters,
+            logger: context.logger
+        )
         var router = RPCRouter()
         router.register(IdentityRefresh.self) { params in
             let app = params.app_token
@@ -68,7 +76,7 @@ public enum IdentityService {
         }
         return ServiceParts(
             router: router,
-            background: [loop],
+            background: [notifications, loop],
             healthProblem: { await pool.healthProblem() },
             statusDetails: {
                 var details = JSONObject()
@@ -101,14 +109,22 @@ final class FollowerLoop: Service, Sendable {
     let follower: IdentityFollower
     let pool: PostgresPool
     let gate: SerialGate
+    /// Rings when storage commits events: the follower sleeps until then.
+    let wakeups: PostgresNotifications
+    let newEvents: Doorbell
     let counters: Counters
     let logger: Logger
     private let failure = Mutex<String?>(nil)
+    /// How often the follower looks for events while notifications are down, or while events
+    /// wait behind a transaction still running.
+    static let pollInterval: Duration = .milliseconds(100)
 
-    init(follower: IdentityFollower, pool: PostgresPool, gate: SerialGate, counters: Counters, logger: Logger) {
+    init(follower: IdentityFollower, pool: PostgresPool, gate: SerialGate, wakeups: PostgresNotifications, counters: Counters, logger: Logger) {
         self.follower = follower
         self.pool = pool
         self.gate = gate
+        self.wakeups = wakeups
+        newEvents = wakeups.doorbell(channels: [LogNotification.events])
         self.counters = counters
         self.logger = logger
     }
@@ -117,30 +133,41 @@ final class FollowerLoop: Service, Sendable {
     var problem: String? { failure.withLock { $0 } }
 
     func run() async throws {
-        var rest = Duration.milliseconds(100)
+        var rest = Self.pollInterval
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            // Read before looking, so that a commit announced while this round looks ends the wait below.
+            let seen = newEvents.rings
+            var idle = false
             do {
                 failure.withLock { $0 = nil }
-                let folded = try await round()
+                let (folded, waiting) = try await round()
                 if folded > 0 {
-                    rest = .milliseconds(100)
+                    rest = Self.pollInterval
                     continue
                 }
                 // Only failing spans left: back off as for a failing database.
-                rest = problem == nil ? .milliseconds(100) : min(rest * 2, .seconds(5))
+                rest = problem == nil ? Self.pollInterval : min(rest * 2, .seconds(5))
+                // Nothing unfolded at all: sleep until storage announces a commit.
+                idle = problem == nil && !waiting
             } catch {
                 failure.withLock { $0 = "identity follower failing: \(error)" }
                 counters.add("follower_failures")
                 logger.warning("identity follower failed", metadata: ["error": "\(error)"])
                 rest = min(rest * 2, .seconds(5))
             }
-            let pause = rest
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+            if idle {
+                let timeout = wakeups.timeout(poll: Self.pollInterval)
+                _ = await cancelWhenGracefulShutdown { await self.newEvents.wait(after: seen, timeout: timeout) }
+            } else {
+                let pause = rest
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+            }
         }
     }
 
-    /// One pass over every app; returns the events folded.
-    private func round() async throws -> Int {
+    /// One pass over every app; returns the events folded, and whether events were left
+    /// unfolded (behind a transaction still running, or in a failing span).
+    private func round() async throws -> (folded: Int, waiting: Bool) {
         let apps = try await pool.withConnection { connection in try IdentityFollower.appsWithUnfoldedEvents(on: connection) }
         var folded = 0
         var failures: [String] = []
@@ -172,6 +199,6 @@ final class FollowerLoop: Service, Sendable {
             counters.add("sessions_recomputed_persons", Int64(span.sessionPersons))
             for (phase, milliseconds) in span.milliseconds { counters.add("fold_ms_" + phase, milliseconds) }
         }
-        return folded
+        return (folded, !apps.isEmpty)
     }
 }

@@ -41,6 +41,7 @@ public struct Forwarder: Service {
                 lastPrune = ContinuousClock.now
                 try? await NIOThreadPool.singleton.runIfActive { [spool] in try spool.pruneSeen() }
             }
+            let seen = spool.appended.rings
             do {
                 let delivered = try await forwardOneBatch()
                 health.succeeded()
@@ -50,7 +51,8 @@ public struct Forwarder: Service {
                 }
                 delay = .milliseconds(100)
                 if delivered == 0 {
-                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(20)) }
+                    // Asleep until an append; the timeout only bounds the hourly prune's wait.
+                    _ = await cancelWhenGracefulShutdown { await spool.appended.wait(after: seen, timeout: .seconds(60)) }
                 }
             } catch {
                 counters.add("forward_failures")

@@ -13,6 +13,8 @@ import Foundation
 /// Mapped pages count as resident: with 256 MB mapped, ingest peaked at 394 MB while a
 /// million-event load waited in the spool.
 public final class Spool: Sendable {
+    /// Rings after every commit that added events: the forwarder sleeps until then.
+    public let appended = Doorbell()
     private let database: SQLiteDatabase
     /// Accepted ids are remembered this many days for deduplication (storage's primary key
     /// catches an `internal_event_id` repeat after that; a `messageId` repeat it does not).
@@ -157,6 +159,7 @@ public final class Spool: Sendable {
             try Self.insert(deadLetters, receivedAt: now.description, on: connection)
             return isDuplicate
         }
+        if isDuplicate.contains(false) { appended.ring() }
         var counts: [(new: Int, duplicates: Int)] = []
         var offset = 0
         for request in requests {

@@ -72,6 +72,7 @@ public final class EventWriter: Sendable {
             try connection.copyIn("COPY events_staging (\(Self.columns.joined(separator: ", "))) FROM STDIN", data: copyData)
             let suppressed = try connection.execute(Self.dropSuppressedEvents).firstRow?["dropped", as: Int.self] ?? 0
             let inserted = try connection.execute("INSERT INTO events SELECT * FROM events_staging ON CONFLICT DO NOTHING").affectedRows
+            if inserted > 0 { try LogNotification.announce(LogNotification.events, app: events[0].appToken, on: connection) }
             return Outcome(inserted: inserted, duplicates: events.count - inserted - suppressed, suppressed: suppressed)
         }
     }

@@ -45,6 +45,7 @@ public enum UserMerge {
                 """,
                 [token, source, target]
             )
+            try LogNotification.announce(LogNotification.folded, app: token, on: connection)
             // Keep aliases flat: whatever resolved to the source now resolves to the target.
             let moved = try connection.execute(
                 "UPDATE identity_aliases SET user_id = $3 WHERE app_token = $1 AND user_id = $2",
