@@ -5,7 +5,7 @@ SWIFT ?= swift
 STACK ?= compose/default.json
 BENCH_EVENTS ?= 1000000
 
-.PHONY: all deps build run test lint format bench faults fuzz rpc-docs openapi clean
+.PHONY: all deps build run test lint format bench faults fuzz rpc-docs openapi install clean
 
 all: build
 
@@ -52,6 +52,13 @@ rpc-docs: deps
 openapi: deps
 	$(SWIFT) build --product cairn-rpc-docs
 	.build/debug/cairn-rpc-docs openapi > docs/openapi.json
+
+# Release binaries and the default stack file under PREFIX (docs/operations.md, "Install").
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: deps
+	$(SWIFT) build -c release
+	scripts/install.sh --prefix $(PREFIX) --from .build/release --destdir "$(DESTDIR)"
 
 bench: deps
 	$(SWIFT) build -c release

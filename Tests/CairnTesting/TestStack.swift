@@ -15,8 +15,11 @@ public final class TestStack: @unchecked Sendable {
     /// The running supervisor; ``restart()`` replaces it.
     public private(set) var supervisor: Process
     public let logPath: String
-    private let stackPath: String
+    /// The stack file given with `--stack`; nil runs the supervisor's own default.
+    private let stackPath: String?
     private let environment: [String: String]
+    /// Where `cairn-supervisor` and `cairn` are: the build's products, or an installation's `bin`.
+    public let binDirectory: String
 
     public var runDirectory: String { directory + "/var/run" }
     /// The stack's own database, for checks that go behind the services' backs.
@@ -28,13 +31,17 @@ public final class TestStack: @unchecked Sendable {
     /// - Parameters:
     ///   - stack: a stack file's JSON to run instead of `compose/default.json`.
     ///   - prepare: runs on the new data directory before the supervisor starts.
+    ///   - installation: the `bin` of an installation (`make install`) to run instead of the
+    ///     build's executables, on the installation's own stack file.
     public init(
         environment extra: [String: String] = [:],
         stack: JSON? = nil,
         waitUntilRunning: Bool = true,
+        installation: String? = nil,
         prepare: (String) throws -> Void = { _ in }
     ) async throws {
-        let supervisorPath = Binaries.path("cairn-supervisor")
+        binDirectory = installation ?? Binaries.directory
+        let supervisorPath = binDirectory + "/cairn-supervisor"
         guard FileManager.default.isExecutableFile(atPath: supervisorPath) else {
             throw TestStackError("\(supervisorPath) is missing: run `swift build` (make test does) before the end-to-end tests")
         }
@@ -44,10 +51,10 @@ public final class TestStack: @unchecked Sendable {
         try prepare(directory + "/var")
         logPath = directory + "/supervisor.log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        var stackPath = Self.repositoryRoot + "/compose/default.json"
+        var stackPath: String? = installation == nil ? Self.repositoryRoot + "/compose/default.json" : nil
         if let stack {
             stackPath = directory + "/stack.json"
-            try Data(stack.serialized()).write(to: URL(fileURLWithPath: stackPath))
+            try Data(stack.serialized()).write(to: URL(fileURLWithPath: directory + "/stack.json"))
         }
         self.stackPath = stackPath
         var environment = ProcessInfo.processInfo.environment
@@ -59,7 +66,7 @@ public final class TestStack: @unchecked Sendable {
         environment["CAIRN_CONSOLE_ADDR"] = "127.0.0.1:0"
         environment.merge(extra) { _, new in new }
         self.environment = environment
-        supervisor = try Self.launch(stackPath: stackPath, environment: environment, logPath: logPath)
+        supervisor = try Self.launch(binDirectory: binDirectory, stackPath: stackPath, environment: environment, logPath: logPath)
         if waitUntilRunning {
             do {
                 try await self.waitUntilRunning()
@@ -71,10 +78,10 @@ public final class TestStack: @unchecked Sendable {
         }
     }
 
-    private static func launch(stackPath: String, environment: [String: String], logPath: String) throws -> Process {
+    private static func launch(binDirectory: String, stackPath: String?, environment: [String: String], logPath: String) throws -> Process {
         let supervisor = Process()
-        supervisor.executableURL = URL(fileURLWithPath: Binaries.path("cairn-supervisor"))
-        supervisor.arguments = ["--stack", stackPath]
+        supervisor.executableURL = URL(fileURLWithPath: binDirectory + "/cairn-supervisor")
+        supervisor.arguments = stackPath.map { ["--stack", $0] } ?? []
         supervisor.environment = environment
         let log = FileHandle(forWritingAtPath: logPath)
         log?.seekToEndOfFile()
@@ -88,7 +95,7 @@ public final class TestStack: @unchecked Sendable {
     /// (stopped, or killed outright).
     public func restart(waitUntilRunning: Bool = true) async throws {
         guard !supervisor.isRunning else { throw TestStackError("restart() while the supervisor still runs") }
-        supervisor = try Self.launch(stackPath: stackPath, environment: environment, logPath: logPath)
+        supervisor = try Self.launch(binDirectory: binDirectory, stackPath: stackPath, environment: environment, logPath: logPath)
         if waitUntilRunning { try await self.waitUntilRunning() }
     }
 
@@ -141,7 +148,7 @@ public final class TestStack: @unchecked Sendable {
     /// Runs the `cairn` CLI against this stack.
     public func cli(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binaries.path("cairn"))
+        process.executableURL = URL(fileURLWithPath: binDirectory + "/cairn")
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["CAIRN_RUN_DIR"] = runDirectory

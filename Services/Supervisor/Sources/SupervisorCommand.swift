@@ -12,18 +12,38 @@ public struct SupervisorCommand: AsyncParsableCommand {
         version: CairnVersion.current
     )
 
-    @Option(name: .long, help: "The stack file to run.", completion: .file(extensions: ["json"]))
-    var stack: String = "compose/default.json"
+    @Option(
+        name: .long,
+        help: "The stack file to run (default: PREFIX/etc/cairn/stack.json when installed, else compose/default.json).",
+        completion: .file(extensions: ["json"])
+    )
+    var stack: String?
 
-    @Option(name: .long, help: "The data directory (default: $CAIRN_DATA_DIR or ./var).")
+    @Option(name: .long, help: "The data directory (default: $CAIRN_DATA_DIR or ./var; /var/lib/cairn in the systemd unit).")
     var dataDir: String?
 
     @Option(name: .long, help: "The socket directory (default: $CAIRN_RUN_DIR or <data-dir>/run).")
     var runDir: String?
 
+    @Flag(name: .long, help: "Print a systemd unit that runs this installation's stack as a dedicated user, and exit.")
+    var printSystemdUnit = false
+
+    @Option(name: .long, help: "The account the systemd unit runs the stack as.")
+    var user = "cairn"
+
     public init() {}
 
     public func run() async throws {
+        let layout = InstallLayout.current()
+        let stack = absolute(self.stack ?? layout.defaultStack)
+        if printSystemdUnit {
+            print(
+                SystemdUnit(supervisor: layout.supervisor, stack: stack, dataDirectory: absolute(dataDir ?? SystemdUnit.dataDirectory), user: user)
+                    .text,
+                terminator: ""
+            )
+            return
+        }
         let stackFile = try StackFile.load(path: stack)
         let current = ServiceEnvironment.fromProcessEnvironment()
         // Children get absolute paths, whatever directory they are started from.
@@ -37,7 +57,7 @@ public struct SupervisorCommand: AsyncParsableCommand {
         // The supervisor is nobody's child in the stack.
         unsetenv("CAIRN_SUPERVISOR_PID")
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let binDirectory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+        let binDirectory = layout.executables
         await ServiceHost.run(name: "supervisor") { context in
             let runner = StackRunner(stack: stackFile, environment: context.environment, binDirectory: binDirectory, logger: context.logger)
             var router = RPCRouter()
