@@ -43,10 +43,12 @@ fuzz: deps
 	$(SWIFT) build --build-tests
 	CAIRN_FUZZ_SECONDS=$(FUZZ_SECONDS) $(SWIFT) test --skip-build --filter 'FuzzTests|everyHTTPRouteAnswersAnyBody'
 
-# docs/rpc.md from the method types in Shared/CairnMethods (a test fails when it is stale).
+# docs/rpc.md from the method types in Shared/CairnMethods, docs/metrics.md from Shared/CairnMetrics
+# (a test fails when either is stale).
 rpc-docs: deps
 	$(SWIFT) build --product cairn-rpc-docs
 	.build/debug/cairn-rpc-docs > docs/rpc.md
+	.build/debug/cairn-rpc-docs metrics > docs/metrics.md
 
 # docs/openapi.json from the report API's routes (a test fails when it is stale).
 openapi: deps

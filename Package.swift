@@ -22,6 +22,9 @@ let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hum
 let hummingbirdCore: Target.Dependency = .product(name: "HummingbirdCore", package: "hummingbird")
 let mustache: Target.Dependency = .product(name: "Mustache", package: "swift-mustache")
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
+let coreMetrics: Target.Dependency = .product(name: "CoreMetrics", package: "swift-metrics")
+let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
 
 /// A service is a library (its logic, importable by tests) plus a thin executable.
 func service(
@@ -32,7 +35,7 @@ func service(
     executableDependencies: [Target.Dependency] = []
 ) -> [Target] {
     [
-        .target(name: library, dependencies: dependencies, path: "Services/\(folder)/Sources", swiftSettings: swiftSettings),
+        .target(name: library, dependencies: dependencies + ["CairnMetrics"], path: "Services/\(folder)/Sources", swiftSettings: swiftSettings),
         .executableTarget(
             name: executable,
             dependencies: [.target(name: library), "CairnService"] + executableDependencies,
@@ -65,6 +68,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries: exactly one Swift module wraps each.
@@ -95,9 +100,11 @@ let package = Package(
             path: "Shared/CairnWire",
             swiftSettings: swiftSettings
         ),
+        // The metrics every service exports (swift-metrics, with swift-prometheus as its backend).
+        .target(name: "CairnMetrics", dependencies: [metrics, coreMetrics, prometheus], path: "Shared/CairnMetrics", swiftSettings: swiftSettings),
         .target(
             name: "CairnPostgres",
-            dependencies: ["CLibPQ", "CairnCore", nioPosix, logging, serviceLifecycle],
+            dependencies: ["CLibPQ", "CairnCore", "CairnMetrics", nioPosix, logging, serviceLifecycle],
             path: "Shared/CairnPostgres",
             swiftSettings: swiftSettings
         ),
@@ -115,7 +122,7 @@ let package = Package(
         .target(name: "CairnMethods", dependencies: ["CairnCore", "CairnWire"], path: "Shared/CairnMethods", swiftSettings: swiftSettings),
         .target(
             name: "CairnService",
-            dependencies: ["CairnCore", "CairnWire", "CairnMethods", nioCore, logging, serviceLifecycle, unixSignals],
+            dependencies: ["CairnCore", "CairnWire", "CairnMethods", "CairnMetrics", nioCore, logging, serviceLifecycle, unixSignals],
             path: "Shared/CairnService",
             swiftSettings: swiftSettings
         ),
@@ -156,7 +163,8 @@ let package = Package(
             .target(
                 name: "CairnConsole",
                 dependencies: [
-                    "CairnCore", "CairnMethods", "CairnWire", "CairnPostgres", "CairnRollups", "CairnReporting", "CairnService", hummingbird,
+                    "CairnCore", "CairnMethods", "CairnMetrics", "CairnWire", "CairnPostgres", "CairnRollups", "CairnReporting", "CairnService",
+                    hummingbird,
                     hummingbirdCore, mustache, crypto, nioCore, logging, serviceLifecycle,
                 ],
                 path: "Services/Console/Sources",
@@ -179,7 +187,7 @@ let package = Package(
             executable: "cairn-supervisor",
             dependencies: [
                 "CairnCore", "CairnWire", "CairnMethods", "CairnPostgres", "CairnService", nioCore, nioPosix, logging, serviceLifecycle, unixSignals,
-                argumentParser,
+                argumentParser, hummingbird,
             ]
         )
         + [
@@ -193,7 +201,7 @@ let package = Package(
             // `make rpc-docs`: docs/rpc.md from the method types; `make openapi`: docs/openapi.json from the report API's routes.
             .executableTarget(
                 name: "cairn-rpc-docs",
-                dependencies: ["CairnCore", "CairnMethods", "CairnConsole"],
+                dependencies: ["CairnCore", "CairnMethods", "CairnMetrics", "CairnConsole"],
                 path: "Tools/RPCDocs",
                 swiftSettings: swiftSettings
             ),
@@ -300,7 +308,9 @@ let package = Package(
             ),
             .testTarget(
                 name: "EndToEndTests",
-                dependencies: ["CairnCore", "CairnWire", "CairnPostgres", "CairnTesting", "CairnGzip", httpClient, nioCore, nioHTTP1],
+                dependencies: [
+                    "CairnCore", "CairnWire", "CairnPostgres", "CairnMetrics", "CairnTesting", "CairnGzip", httpClient, nioCore, nioHTTP1,
+                ],
                 path: "Tests/EndToEndTests",
                 swiftSettings: swiftSettings
             ),

@@ -130,7 +130,7 @@ class Stack:
         self.dir = os.path.join(work, name)
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
-        self.env = dict(os.environ, CAIRN_DATA_DIR=os.path.join(self.dir, "var"), CAIRN_DATABASE_URL=database, CAIRN_HTTP_ADDR="127.0.0.1:0", CAIRN_CONSOLE_ADDR="127.0.0.1:0")
+        self.env = dict(os.environ, CAIRN_DATA_DIR=os.path.join(self.dir, "var"), CAIRN_DATABASE_URL=database, CAIRN_HTTP_ADDR="127.0.0.1:0", CAIRN_CONSOLE_ADDR="127.0.0.1:0", CAIRN_METRICS_ADDR="127.0.0.1:0")
         self.env.pop("CAIRN_RUN_DIR", None)
         self.log = open(os.path.join(self.dir, "supervisor.log"), "w")
         stack_file = os.path.join(ROOT, "compose", "default.json")

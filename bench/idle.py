@@ -49,7 +49,7 @@ def measure(seconds=60, settle=10):
     work = tempfile.mkdtemp(prefix="cairn-idle-")
     os.chmod(work, 0o755)
     env = dict(os.environ, CAIRN_DATA_DIR=os.path.join(work, "var"), CAIRN_RUN_DIR=os.path.join(work, "run"),
-               CAIRN_HTTP_ADDR="127.0.0.1:0", CAIRN_CONSOLE_ADDR="127.0.0.1:0")
+               CAIRN_HTTP_ADDR="127.0.0.1:0", CAIRN_CONSOLE_ADDR="127.0.0.1:0", CAIRN_METRICS_ADDR="127.0.0.1:0")
     env.pop("CAIRN_DATABASE_URL", None)
     log = open(os.path.join(work, "supervisor.log"), "w")
     supervisor = subprocess.Popen([os.path.join(BIN, "cairn-supervisor"), "--stack", os.path.join(ROOT, "compose", "default.json")],

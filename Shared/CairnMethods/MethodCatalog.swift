@@ -4,7 +4,7 @@ import CairnWire
 /// Every method Cairn's services answer, for the generated reference (`make rpc-docs`).
 public enum MethodCatalog {
     public static let all: [any RPCMethod.Type] = [
-        SystemHealth.self, SystemStatus.self, SupervisorStatus.self,
+        SystemHealth.self, SystemStatus.self, SystemMetrics.self, SupervisorStatus.self,
         IngestSubmit.self, IngestDeadLettersList.self, IngestDeadLettersReplay.self, IngestSuppress.self, IngestAppsRefresh.self,
         IdentityRefresh.self, IdentityFollowers.self,
         StorageWrite.self, AppsCreate.self, AppsList.self, AppsGet.self, AppsAuthenticate.self, AppsRotateKey.self, AppsRotateReadKey.self,

@@ -22,6 +22,19 @@ public enum SystemStatus: RPCMethod {
     public typealias Result = JSON
 }
 
+public enum SystemMetrics: RPCMethod {
+    public static let name = "system.metrics"
+    public static let service = ServiceName.supervisor
+    public static let summary = "The service's metrics in Prometheus text format; the supervisor's `/metrics` joins every service's (every service)."
+    public static let deadline: Duration = .seconds(5)
+    public typealias Params = NoParams
+    public struct Result: Codable, Sendable {
+        /// Prometheus text exposition format 0.0.4.
+        public var text: String
+        public init(text: String) { self.text = text }
+    }
+}
+
 public enum SupervisorStatus: RPCMethod {
     public static let name = "supervisor.status"
     public static let service = ServiceName.supervisor

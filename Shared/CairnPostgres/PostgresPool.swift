@@ -1,3 +1,4 @@
+import CairnMetrics
 import NIOPosix
 import Synchronization
 
@@ -8,12 +9,17 @@ public final class PostgresPool: Sendable {
     /// Idle connections kept for reuse. Defaults to `4`.
     public let maximumIdle: Int
     private let idle = Mutex<[PostgresConnection]>([])
+    /// Connections lent out now.
+    private let busy = Mutex(0)
+    /// Names the pool in `cairn_postgres_connections`.
+    public let name: String
     /// Where the blocking calls run: NIO's shared pool (two threads here), or a pool of the
     /// service's own where slow queries must not hold up quick ones (reporting).
     private let threadPool: NIOThreadPool
 
-    public init(conninfo: String, maximumIdle: Int = 4, threadPool: NIOThreadPool = .singleton) {
+    public init(conninfo: String, maximumIdle: Int = 4, threadPool: NIOThreadPool = .singleton, name: String = "main") {
         self.conninfo = conninfo
+        self.name = name
         self.maximumIdle = maximumIdle
         self.threadPool = threadPool
     }
@@ -41,7 +47,13 @@ public final class PostgresPool: Sendable {
     public func withSession<T: Sendable>(_ body: (PostgresSession) async throws -> T) async throws -> T {
         let connection = try await threadPool.runIfActive { [self] in try checkout() }
         // A session that fails may have left a transaction open: its connection is dropped, not pooled.
-        let value = try await body(PostgresSession(connection: connection))
+        let value: T
+        do {
+            value = try await body(PostgresSession(connection: connection))
+        } catch {
+            lent(-1)
+            throw error
+        }
         checkin(connection)
         return value
     }
@@ -63,16 +75,38 @@ public final class PostgresPool: Sendable {
 
     private func checkout() throws(PostgresError) -> PostgresConnection {
         while let connection = idle.withLock({ $0.popLast() }) {
-            if connection.isHealthy { return connection }
+            if connection.isHealthy {
+                lent(+1)
+                return connection
+            }
         }
-        return try PostgresConnection(conninfo: conninfo)
+        do {
+            let connection = try PostgresConnection(conninfo: conninfo)
+            CairnMetric.postgresConnects.increment(name, "ok")
+            lent(+1)
+            return connection
+        } catch {
+            CairnMetric.postgresConnects.increment(name, "failed")
+            throw error
+        }
     }
 
     private func checkin(_ connection: PostgresConnection) {
+        defer { lent(-1) }
         guard connection.isHealthy else { return }
         idle.withLock { connections in
             if connections.count < maximumIdle { connections.append(connection) }
         }
+    }
+
+    /// Counts a connection lent (+1) or returned (-1), and sets the pool's gauges.
+    private func lent(_ change: Int) {
+        let now = busy.withLock { count in
+            count += change
+            return count
+        }
+        CairnMetric.postgresConnections.set(Double(now), name, "busy")
+        CairnMetric.postgresConnections.set(Double(idle.withLock { $0.count }), name, "idle")
     }
 }
 

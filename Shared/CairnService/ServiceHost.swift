@@ -1,5 +1,6 @@
 import CairnCore
 import CairnMethods
+import CairnMetrics
 import CairnWire
 import Foundation
 import Logging
@@ -21,19 +22,24 @@ public struct ServiceParts: Sendable {
     /// forwarding fails), or nil: `system.status` then says `degraded` with this reason.
     /// `system.health` stays ok, so the supervisor does not restart a service for it.
     public var degradation: @Sendable () async -> String?
+    /// Sets the gauges that are read rather than counted (a spool's depth, a follower's lag)
+    /// just before `system.metrics` renders them.
+    public var refreshMetrics: @Sendable () async -> Void
 
     public init(
         router: RPCRouter,
         background: [any Service] = [],
         healthProblem: @escaping @Sendable () async -> String? = { nil },
         statusDetails: @escaping @Sendable () async -> JSONObject = { JSONObject() },
-        degradation: @escaping @Sendable () async -> String? = { nil }
+        degradation: @escaping @Sendable () async -> String? = { nil },
+        refreshMetrics: @escaping @Sendable () async -> Void = {}
     ) {
         self.router = router
         self.background = background
         self.healthProblem = healthProblem
         self.statusDetails = statusDetails
         self.degradation = degradation
+        self.refreshMetrics = refreshMetrics
     }
 }
 
@@ -74,6 +80,7 @@ public enum ServiceHost {
             return handler
         }
         let logger = Logger(label: "cairn-\(name)")
+        MetricsRegistry.bootstrap(service: name)
         // Sockets and spool files are private to the owner (0600 in a 0700 directory).
         umask(0o077)
         signal(SIGPIPE, SIG_IGN)
@@ -85,6 +92,14 @@ public enum ServiceHost {
             let started = ContinuousClock.now
             let startedAt = Timestamp.now()
             var router = parts.router
+            router.observer = { method, errorCode, duration in
+                CairnMetric.rpcRequests.increment(method ?? "unknown", errorCode ?? "ok")
+                CairnMetric.rpcDuration.record(duration, method ?? "unknown")
+            }
+            router.register(SystemMetrics.self) { _ in
+                await parts.refreshMetrics()
+                return SystemMetrics.Result(text: MetricsRegistry.exposition())
+            }
             router.register(SystemHealth.self) { _ in
                 if let problem = await parts.healthProblem() {
                     return ["status": "unavailable", "service": .string(name), "reason": .string(problem)]

@@ -7,6 +7,9 @@ public typealias RPCMethodHandler = @Sendable (JSON) async throws -> JSON
 /// Maps JSON-RPC method names to handlers.
 public struct RPCRouter: Sendable {
     private var handlers: [String: RPCMethodHandler] = [:]
+    /// Sees every request answered: the method (nil for an unknown one, whose name a client
+    /// chose), the error's code or nil, and the time taken. A service records its metrics here.
+    public var observer: (@Sendable (_ method: String?, _ errorCode: String?, _ duration: Duration) -> Void)?
 
     public init() {}
 
@@ -38,6 +41,18 @@ public struct RPCRouter: Sendable {
     /// Runs the handler for `method`.
     /// - Throws: ``RPCError`` for unknown methods and for whatever the handler throws.
     public func handle(method: String, params: JSON) async throws(RPCError) -> JSON {
+        let started = ContinuousClock.now
+        do {
+            let result = try await answer(method: method, params: params)
+            observer?(method, nil, ContinuousClock.now - started)
+            return result
+        } catch {
+            observer?(handlers[method] == nil ? nil : method, error.applicationCode?.rawValue ?? "error", ContinuousClock.now - started)
+            throw error
+        }
+    }
+
+    private func answer(method: String, params: JSON) async throws(RPCError) -> JSON {
         guard let handler = handlers[method] else {
             throw RPCError(code: RPCError.methodNotFoundCode, message: "Method not found: \(method)", data: ["code": "method_not_found"])
         }

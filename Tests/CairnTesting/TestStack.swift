@@ -64,6 +64,7 @@ public final class TestStack: @unchecked Sendable {
         // Any free port: stacks of parallel tests, or a `make run`, never collide.
         environment["CAIRN_HTTP_ADDR"] = "127.0.0.1:0"
         environment["CAIRN_CONSOLE_ADDR"] = "127.0.0.1:0"
+        environment["CAIRN_METRICS_ADDR"] = "127.0.0.1:0"
         environment.merge(extra) { _, new in new }
         self.environment = environment
         supervisor = try Self.launch(binDirectory: binDirectory, stackPath: stackPath, environment: environment, logPath: logPath)
@@ -247,6 +248,15 @@ public final class TestStack: @unchecked Sendable {
             throw TestStackError("reporting reports no HTTP address: \(status.serializedString())")
         }
         return "http://" + address
+    }
+
+    /// The supervisor's metrics address (the whole stack's scrape target), as it bound it.
+    public func metricsURL() async throws -> String {
+        let status = try await call("supervisor", "supervisor.status")
+        guard let address = status["metrics_address"]?.stringValue else {
+            throw TestStackError("the supervisor reports no metrics address: \(status.serializedString())")
+        }
+        return "http://" + address + "/metrics"
     }
 
     public func servicePID(_ name: String) async throws -> pid_t? {

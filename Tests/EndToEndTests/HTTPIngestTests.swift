@@ -29,12 +29,14 @@ import Glibc
         key: String? = nil,
         gzip: Bool = false,
         contentType: String = "application/json",
-        method: HTTPMethod = .POST
+        method: HTTPMethod = .POST,
+        bearer: String? = nil
     ) async throws -> Answer {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Content-Type", value: contentType)
         if let key { request.headers.add(name: "Authorization", value: "Basic " + Data((key + ":").utf8).base64EncodedString()) }
+        if let bearer { request.headers.add(name: "Authorization", value: "Bearer " + bearer) }
         if gzip { request.headers.add(name: "Content-Encoding", value: "gzip") }
         if method == .POST { request.body = .bytes(ByteBuffer(bytes: gzip ? try Gzip.compress(body) : body)) }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
@@ -159,13 +161,18 @@ import Glibc
             let metrics = try await Self.post(base + "/metrics", [], method: .GET)
             #expect(metrics.status == 200)
             // 5 + 1 + 1 + 2 + 1 new events; the repeated batch's 5 deduplicated; 1 dead letter.
-            #expect(metrics.body.contains(#"cairn_events_accepted_total{app="web"} 10"#), "\(metrics.body)")
-            #expect(metrics.body.contains(#"cairn_events_deduplicated_total{app="web"} 5"#))
-            #expect(metrics.body.contains(#"cairn_events_rejected_total{app="web"} 1"#))
-            #expect(metrics.body.contains(#"cairn_http_requests_total{route="/v1/batch",status="401",app=""} 2"#))
-            #expect(metrics.body.contains(#"cairn_http_requests_total{route="/v1/batch",status="200",app="web"} 3"#), "\(metrics.body)")
-            #expect(metrics.body.contains("cairn_spool_depth 0"))
-            #expect(metrics.body.contains("# TYPE cairn_app_forwarder_lag_seconds gauge"))
+            #expect(metrics.body.contains(#"cairn_app_events_total{service="ingest",app="web",outcome="accepted"} 10"#), "\(metrics.body)")
+            #expect(metrics.body.contains(#"cairn_app_events_total{service="ingest",app="web",outcome="duplicate"} 5"#))
+            #expect(metrics.body.contains(#"cairn_app_events_total{service="ingest",app="web",outcome="rejected"} 1"#))
+            #expect(metrics.body.contains(#"cairn_dead_letters_total{service="ingest",reason="missing_field"} 1"#), "\(metrics.body)")
+            #expect(metrics.body.contains(#"cairn_http_requests_total{service="ingest",route="/v1/batch",status="401",app=""} 2"#))
+            #expect(
+                metrics.body.contains(#"cairn_http_requests_total{service="ingest",route="/v1/batch",status="200",app="web"} 3"#),
+                "\(metrics.body)"
+            )
+            #expect(metrics.body.contains(#"cairn_spool_depth{service="ingest"} 0.0"#))
+            #expect(metrics.body.contains(#"cairn_spool_oldest_age_seconds{service="ingest"} 0.0"#))
+            #expect(metrics.body.contains("# TYPE cairn_http_request_duration_seconds histogram"))
 
             // In PostgreSQL with the right fields.
             #expect(try await stack.waitForCount(app: "web", 10) == 10)
@@ -206,8 +213,8 @@ import Glibc
             #expect(answer.status == 429 && answer.json?["code"] == "overloaded", "\(answer.body)")
             #expect(answer.headers.first(name: "Retry-After") != nil)
             let metrics = try await Self.post(base + "/metrics", [], method: .GET).body
-            #expect(metrics.contains(#"cairn_app_spool_depth{app="busy"} 10.0"#), "\(metrics)")
-            #expect(metrics.contains(#"cairn_http_requests_total{route="/v1/batch",status="429",app=""} 1"#))
+            #expect(metrics.contains(#"cairn_app_spool_depth{service="ingest",app="busy"} 10.0"#), "\(metrics)")
+            #expect(metrics.contains(#"cairn_http_requests_total{service="ingest",route="/v1/batch",status="429",app=""} 1"#))
             try stack.resumeEventWrites(paused)
             try await stack.waitForEmptySpool()
             try await Task.sleep(for: .milliseconds(150))

@@ -257,7 +257,7 @@ import Glibc
                 "\(stuck.stdout)"
             )
             let metrics = try await HTTPIngestTests.post(try await stack.httpURL() + "/metrics", [], method: .GET)
-            #expect(metrics.body.contains("cairn_ingest_degraded 1"))
+            #expect(metrics.body.contains(#"cairn_ingest_degraded{service="ingest"} 1.0"#), "\(metrics.body)")
             try stack.resumeEventWrites(paused)
             #expect(try await stack.waitForCount(app: "acme", 1) == 1)
             var recovered: Int32 = -1

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMetrics
 import CairnWire
 import HTTPTypes
 import Hummingbird
@@ -93,5 +94,27 @@ struct APIRefusal: HTTPResponseError {
             return APIRefusal(status(for: code), code, rpc.message)
         }
         return APIRefusal(.internalServerError, ErrorCode(rawValue: "internal"), "\(error)")
+    }
+}
+
+/// Counts each request of the report API and the console, by route pattern (never the raw
+/// path, which a client controls) and status, with its latency.
+struct HTTPMetrics<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            record(context, status: response.status.code, since: started)
+            return response
+        } catch {
+            record(context, status: (error as? any HTTPResponseError)?.status.code ?? 500, since: started)
+            throw error
+        }
+    }
+
+    private func record(_ context: Context, status: Int, since started: ContinuousClock.Instant) {
+        let route = context.endpointPath ?? "other"
+        CairnMetric.httpRequests.increment(route, String(status), "")
+        CairnMetric.httpDuration.record(ContinuousClock.now - started, route)
     }
 }

@@ -24,6 +24,7 @@ public enum ConsoleService {
         )
         let keys = ReadKeys(runner: runner, sessions: try SessionSigner.load(directory: context.environment.dataDirectory + "/console"))
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: HTTPMetrics())
         router.add(middleware: JSONErrors())
         let limiter = ReportLimiter()
         ReportAPI(runner: runner, keys: keys, limiter: limiter).register(on: router)

@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMetrics
 import CairnPostgres
 import CairnRollups
 import CairnWire
@@ -609,8 +610,11 @@ struct DeliveryRun {
         if Task.isCancelled { throw CancellationError() }
         if delivery.delivered {
             try await moveCheckpoint(ExportCheckpoints.Progress(delivered: count, skipped: skipped))
+            CairnMetric.batches.increment("destination", "ok")
+            CairnMetric.events.increment(by: count, "destination", "delivered")
             return true
         }
+        CairnMetric.batches.increment("destination", "failed")
         let description = ExportCheckpoints.describe(delivery)
         lastFailure = description
         let (name, token, position) = (destination.name, token, consumed)
@@ -624,6 +628,7 @@ struct DeliveryRun {
             metadata: ["destination": "\(name)", "messages": "\(count)", "error": "\(description)"]
         )
         let progress = ExportCheckpoints.Progress(refused: count, skipped: skipped)
+        CairnMetric.events.increment(by: count, "destination", "refused")
         try await pool.withConnection {
             try ExportCheckpoints.refuse(name, token: token, through: position, progress, body: body, delivery: delivery, on: $0)
         }
@@ -633,6 +638,7 @@ struct DeliveryRun {
     }
 
     private mutating func moveCheckpoint(_ progress: ExportCheckpoints.Progress) async throws {
+        if progress.skipped > 0 { CairnMetric.events.increment(by: progress.skipped, "destination", "skipped") }
         let (name, token, position) = (destination.name, token, consumed)
         try await pool.withConnection { try ExportCheckpoints.advance(name, token: token, to: position, progress, on: $0) }
         checkpointed = position

@@ -1,5 +1,6 @@
 import CairnCore
 import CairnMethods
+import CairnMetrics
 import CairnPostgres
 import CairnRollups
 import CairnService
@@ -108,7 +109,19 @@ public enum ExportService {
             runner.pollInterval = .milliseconds(milliseconds)
         }
         let background: [any Service] = [notifications] + (followers.isEmpty ? [] : [ContinuousExport(followers: followers)]) + [runner]
-        return ServiceParts(router: router, background: background, healthProblem: { await pool.healthProblem() })
+        return ServiceParts(
+            router: router,
+            background: background,
+            healthProblem: { await pool.healthProblem() },
+            refreshMetrics: {
+                guard !followers.isEmpty else { return }
+                for row in (try? await pool.withConnection { try ExportCheckpoints.status(on: $0) }) ?? [] {
+                    guard let name = row["destination"]?.stringValue, let app = row["app"]?.stringValue else { continue }
+                    CairnMetric.destinationLagEvents.set(Double(row["pending"]?.intValue ?? 0), name, app)
+                    CairnMetric.destinationLagSeconds.set(row["lag_s"]?.doubleValue ?? 0, name, app)
+                }
+            }
+        )
     }
 
     /// Turns database failures into export errors that say what happened.

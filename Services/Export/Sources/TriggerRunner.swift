@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CairnCondition
 import CairnCore
 import CairnMethods
+import CairnMetrics
 import CairnPostgres
 import CairnRollups
 import CairnWire
@@ -56,8 +57,10 @@ struct TriggerRunner: Service {
                     } catch {
                         logger.warning("cannot read the triggers; will retry", metadata: ["error": "\(error)"])
                     }
-                    // A lane being retired finishes its step soon: look again shortly while one is.
-                    await changed.wait(after: seen, timeout: retiring.isEmpty ? wakeups.timeout(poll: syncInterval) : syncInterval)
+                    // A lane being retired finishes its step soon: look again shortly while one is. The
+                    // table is also read every 5 s regardless: a trigger written by hand (or a restored
+                    // database) announces nothing, and the read costs one small query.
+                    await changed.wait(after: seen, timeout: retiring.isEmpty ? min(wakeups.timeout(poll: syncInterval), .seconds(5)) : syncInterval)
                 }
                 for lane in lanes.values { lane.stop() }
             }
@@ -316,6 +319,9 @@ final class TriggerLane: Sendable {
                     )
                 }
             }
+        }
+        for (outcome, count) in [("delivered", results.delivered.count), ("parked", results.parked.count)] where count > 0 {
+            CairnMetric.triggerDeliveries.increment(by: count, trigger.appName, trigger.name, outcome)
         }
         if !results.parked.isEmpty {
             logger.error(

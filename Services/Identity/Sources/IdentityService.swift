@@ -1,5 +1,6 @@
 import CairnCore
 import CairnMethods
+import CairnMetrics
 import CairnPostgres
 import CairnRollups
 import CairnService
@@ -85,7 +86,13 @@ public enum IdentityService {
                 }
                 return details
             },
-            degradation: { loop.problem }
+            degradation: { loop.problem },
+            refreshMetrics: {
+                for lag in (try? await pool.withConnection({ connection in try Self.lag(on: connection) })) ?? [] {
+                    CairnMetric.followerLagEvents.set(Double(lag.lag_events), lag.app)
+                    CairnMetric.followerLagSeconds.set(lag.lag_seconds, lag.app)
+                }
+            }
         )
     }
 
@@ -184,11 +191,15 @@ final class FollowerLoop: Service, Sendable {
                 }
             } catch {
                 counters.add("follower_failures")
+                CairnMetric.batches.increment("fold", "failed")
                 logger.warning("identity follower failed", metadata: ["app": "\(app)", "error": "\(error)"])
                 failures.append("app \(app): \(error)")
                 continue
             }
             guard let span else { continue }
+            CairnMetric.batches.increment("fold", "ok")
+            CairnMetric.events.increment(by: span.events, "fold", "folded")
+            CairnMetric.foldDuration.record(.milliseconds(span.milliseconds.values.reduce(0, +)))
             folded += span.events
             counters.add("spans")
             counters.add("events_folded", Int64(span.events))

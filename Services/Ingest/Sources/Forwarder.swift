@@ -1,5 +1,6 @@
 import CairnCore
 import CairnMethods
+import CairnMetrics
 import CairnService
 import CairnWire
 import Logging
@@ -56,6 +57,7 @@ public struct Forwarder: Service {
                 }
             } catch {
                 counters.add("forward_failures")
+                CairnMetric.batches.increment("forward", "failed")
                 let message = "\(error)"
                 health.failed(message)
                 if message != lastFailure {
@@ -138,6 +140,8 @@ public struct Forwarder: Service {
         let refusedLetters = refused
         try await NIOThreadPool.singleton.runIfActive { [spool] in try spool.complete(sequences: sequences, refused: refusedLetters) }
         counters.add("events_forwarded", Int64(entries.count - refused.count))
+        CairnMetric.batches.increment("forward", "ok")
+        CairnMetric.events.increment(by: entries.count - refused.count, "forward", "delivered")
         counters.add("events_duplicate_downstream", Int64(result.duplicates))
         counters.add("events_refused_downstream", Int64(refused.count))
     }

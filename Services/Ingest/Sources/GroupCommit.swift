@@ -1,4 +1,5 @@
 import CairnCore
+import CairnMetrics
 import CairnSQLite
 import NIOPosix
 import Synchronization
@@ -61,6 +62,8 @@ public final class GroupCommit: Sendable {
                     return group
                 }
                 if group.isEmpty { return }
+                CairnMetric.spoolGroupCommits.increment()
+                CairnMetric.spoolGroupCommitRequests.increment(by: group.count)
                 do {
                     let counts = try spool.append(group.map(\.request))
                     for (waiting, count) in zip(group, counts) { waiting.continuation.resume(returning: count) }

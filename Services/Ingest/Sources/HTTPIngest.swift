@@ -1,6 +1,7 @@
 import CairnCore
 import CairnGzip
 import CairnMethods
+import CairnMetrics
 import CairnService
 import CairnWire
 import Foundation
@@ -30,27 +31,25 @@ public struct HTTPIngest: Sendable {
     let bodyTimeout: Duration
     /// Who may read `/metrics`, which names every app and its counts.
     let metricsAccess: MetricsAccess
-    /// Each app's identity follower lag, for `/metrics` (empty when identity does not answer).
-    let followerLag: @Sendable () async -> [FollowerLag]
+    /// Ingest's gauges, refreshed for each `/metrics` and `system.metrics`.
+    let gauges: IngestGauges
 
     /// Serves through `ingestor`, whose apps, spool, metrics and backpressure it shares.
     public init(
         ingestor: Ingestor,
         degradation: @escaping @Sendable () async -> String? = { nil },
         bodyTimeout: Duration = .seconds(10),
-        metricsAccess: MetricsAccess = MetricsAccess(token: nil),
-        followerLag: @escaping @Sendable () async -> [FollowerLag] = { [] }
+        metricsAccess: MetricsAccess = MetricsAccess(token: nil)
     ) {
         self.ingestor = ingestor
         self.degradation = degradation
         self.bodyTimeout = bodyTimeout
         self.metricsAccess = metricsAccess
-        self.followerLag = followerLag
+        gauges = IngestGauges(spool: ingestor.spool, backpressure: ingestor.backpressure, degradation: degradation)
     }
 
     private var apps: AppDirectory { ingestor.apps }
     private var spool: Spool { ingestor.spool }
-    private var metrics: IngestMetrics { ingestor.metrics }
 
     /// What a path asks for. Segment's routes match at the end of the path, so a client
     /// configured with a path prefix (`host="http://h/prefix"`) reaches them too.
@@ -129,12 +128,9 @@ public struct HTTPIngest: Sendable {
         // Browsers (analytics.js, a forwarded Userlike callback) read the answer cross-origin.
         response.headers[.accessControlAllowOrigin] = "*"
         let elapsed = ContinuousClock.now - started
-        metrics.request(
-            route: route?.label ?? "other",
-            status: response.status.code,
-            app: app,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        )
+        let label = route?.label ?? "other"
+        CairnMetric.httpRequests.increment(label, String(response.status.code), app ?? "")
+        CairnMetric.httpDuration.record(elapsed, label)
         return response
     }
 
@@ -160,7 +156,14 @@ public struct HTTPIngest: Sendable {
             return Self.json(.ok, ["status": "ok"])
         case .metrics:
             guard request.method == .get else { throw Self.methodNotAllowed("GET") }
-            try metricsAccess.check(authorization: request.headers[.authorization], peer: peer)
+            if let denial = metricsAccess.denial(authorization: request.headers[.authorization], peer: peer) {
+                throw Refusal(
+                    status: HTTPResponse.Status(code: denial.status),
+                    code: denial.code,
+                    message: denial.message,
+                    headers: denial.status == 401 ? [.wwwAuthenticate: "Bearer"] : [:]
+                )
+            }
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4"],
@@ -391,97 +394,9 @@ public struct HTTPIngest: Sendable {
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSON.object(object).serialized())))
     }
 
+    /// Ingest's own metrics (the supervisor's address serves the whole stack's).
     private func renderMetrics() async -> String {
-        let spool = self.spool
-        let backlog = (try? await NIOThreadPool.singleton.runIfActive { try spool.backlog() }) ?? []
-        let now = Timestamp.now().microseconds
-        func lag(_ oldest: Timestamp?) -> Double { max(0, oldest.map { Double(now - $0.microseconds) / 1_000_000 } ?? 0) }
-        let totals = ingestor.commit.totals
-        let spoolGauges = [
-            IngestMetrics.AppGauge(
-                name: "cairn_app_spool_depth",
-                help: "Events waiting in the spool, per app.",
-                values: backlog.map { ($0.app, Double($0.depth)) }
-            ),
-            IngestMetrics.AppGauge(
-                name: "cairn_app_forwarder_lag_seconds",
-                help: "How long the app's oldest spooled event has waited since it was received.",
-                values: backlog.map { ($0.app, lag($0.oldestReceivedAt)) }
-            ),
-        ]
-        let followers = await followerLag()
-        let appGauges =
-            spoolGauges + [
-                IngestMetrics.AppGauge(
-                    name: "cairn_follower_lag_events",
-                    help: "Events stored but not yet folded by the identity follower (reports read them from the log meanwhile), per app.",
-                    values: followers.map { ($0.app, Double($0.lag_events)) }
-                ),
-                IngestMetrics.AppGauge(
-                    name: "cairn_follower_lag_seconds",
-                    help: "How long the oldest event the identity follower has not folded has waited since it was received, per app.",
-                    values: followers.map { ($0.app, $0.lag_seconds) }
-                ),
-            ]
-        let degraded = await degradation() != nil
-        return metrics.render(
-            gauges: [
-                (
-                    "cairn_ingest_degraded",
-                    "1 while acknowledged events are not reaching storage (repeated forwarding failures, or a spool older than its limit); cairn status says why.",
-                    degraded ? 1 : 0
-                ),
-                ("cairn_spool_depth", "Events acknowledged and waiting in the spool for storage.", Double(backlog.reduce(0) { $0 + $1.depth })),
-                (
-                    "cairn_forwarder_lag_seconds", "How long the oldest spooled event has waited since it was received.",
-                    backlog.map { lag($0.oldestReceivedAt) }.max() ?? 0
-                ),
-                ("cairn_spool_group_commits", "Spool transactions committed since start.", Double(totals.groups)),
-                ("cairn_spool_group_commit_requests", "Requests those transactions carried.", Double(totals.requests)),
-                ("cairn_spool_high_water_mark", "Spooled events above which requests get 429.", Double(ingestor.backpressure.highWaterMark)),
-            ],
-            appGauges: appGauges
-        )
-    }
-}
-
-/// Who may read `/metrics`: it lists every app token with its counts, and the HTTP port may face
-/// the internet (write keys sit in browsers). With a token (`settings.metrics_token`, or
-/// `CAIRN_METRICS_TOKEN`), a scraper sends `Authorization: Bearer <token>`, from anywhere;
-/// without one, only clients on this machine (loopback) are answered.
-public struct MetricsAccess: Sendable {
-    /// The token's SHA-256: the token itself is not kept, and comparing hashes takes the same time for every guess.
-    let tokenHash: String?
-
-    public init(token: String?) {
-        tokenHash = token.flatMap { $0.isEmpty ? nil : SHA256.hex(Array($0.utf8)) }
-    }
-
-    func check(authorization: String?, peer: SocketAddress?) throws(HTTPIngest.Refusal) {
-        if let tokenHash {
-            guard let header = authorization, header.lowercased().hasPrefix("bearer "),
-                SHA256.hex(Array(header.dropFirst("bearer ".count).utf8)) == tokenHash
-            else {
-                throw HTTPIngest.Refusal(
-                    status: .unauthorized,
-                    code: .metricsTokenRequired,
-                    message: "send the metrics token as Authorization: Bearer <token>",
-                    headers: [.wwwAuthenticate: "Bearer"]
-                )
-            }
-            return
-        }
-        guard let peer, Self.isLoopback(peer) else {
-            throw HTTPIngest.Refusal(
-                status: .forbidden,
-                code: .metricsLocalOnly,
-                message: "/metrics answers only this machine; set settings.metrics_token (or CAIRN_METRICS_TOKEN) to scrape it from elsewhere"
-            )
-        }
-    }
-
-    static func isLoopback(_ address: SocketAddress) -> Bool {
-        guard let ip = address.ipAddress else { return false }
-        return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
+        await gauges.refresh()
+        return MetricsRegistry.exposition()
     }
 }

@@ -27,11 +27,6 @@ public enum IngestService {
         try FileManager.default.createDirectory(atPath: spoolDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         // Each instance has its own spool: `ingest` keeps `ingest.sqlite`, `ingest-2` gets its own.
         let spool = try Spool(path: spoolDirectory + "/\(context.name).sqlite")
-        // Only `/metrics` asks identity anything: how far its follower is behind.
-        let identity = ReconnectingClient(
-            socketPath: context.environment.socketPath(of: "identity"),
-            maximumFrameSize: context.environment.maximumFrameSize
-        )
         // Writes go on a connection of their own, so that an app lookup never waits behind a batch.
         let storageWrites = ReconnectingClient(
             socketPath: context.environment.socketPath(of: "storage"),
@@ -43,13 +38,11 @@ public enum IngestService {
         )
         let settings = try IngestSettings(context.environment.settings(), environment: ProcessInfo.processInfo.environment)
         let apps = AppDirectory(storage: storage, spool: spool)
-        let metrics = IngestMetrics()
         let ingestor = Ingestor(
             spool: spool,
             apps: apps,
             counters: context.counters,
             suppressions: Suppressions(try spool.suppressedKeys()),
-            metrics: metrics,
             highWaterMark: settings.highWaterMark
         )
         let forwarding = ForwardingHealth()
@@ -63,8 +56,7 @@ public enum IngestService {
             ingestor: ingestor,
             degradation: stuck,
             bodyTimeout: settings.connections.bodyTimeout,
-            metricsAccess: MetricsAccess(token: settings.metricsToken),
-            followerLag: { (try? await identity.call(IdentityFollowers.self, NoParams()).followers) ?? [] }
+            metricsAccess: MetricsAccess(token: settings.metricsToken)
         )
         let clients = ClientConnections(maximumPerClient: settings.connections.maximumConnectionsPerClient)
         let idleTimeout = TimeAmount.nanoseconds(Int64(settings.connections.idleTimeout.components.seconds) * 1_000_000_000)
@@ -113,7 +105,8 @@ public enum IngestService {
                 let dead = (try? await NIOThreadPool.singleton.runIfActive { try spool.deadLetterCount() }) ?? -1
                 return ["spool_depth": .int(depth), "dead_letters": .int(dead), "http_address": .optional(boundAddress.withLock { $0 })]
             },
-            degradation: stuck
+            degradation: stuck,
+            refreshMetrics: { await http.gauges.refresh() }
         )
     }
 }

@@ -1,5 +1,6 @@
 import CairnCore
 import CairnMethods
+import CairnMetrics
 import CairnSQLite
 import CairnService
 import CairnWire
@@ -19,8 +20,6 @@ public struct Ingestor: Sendable {
     let counters: Counters
     let suppressions: Suppressions
     let commit: GroupCommit
-    /// Per-app totals for `/metrics`.
-    let metrics: IngestMetrics
     /// How many per-record errors a response lists; all are kept as dead letters.
     public var maximumReportedErrors = 100
 
@@ -32,7 +31,6 @@ public struct Ingestor: Sendable {
         apps: AppDirectory,
         counters: Counters,
         suppressions: Suppressions = Suppressions(),
-        metrics: IngestMetrics = IngestMetrics(),
         highWaterMark: Int64 = 1_000_000
     ) {
         backpressure = Backpressure(spool: spool, highWaterMark: highWaterMark)
@@ -41,7 +39,15 @@ public struct Ingestor: Sendable {
         self.counters = counters
         self.suppressions = suppressions
         self.commit = GroupCommit(spool: spool)
-        self.metrics = metrics
+    }
+
+    /// One accepted request's (or file batch's) events, in the stage totals and per app.
+    static func count(app: String, accepted: Int, duplicates: Int, rejected: Int) {
+        CairnMetric.batches.increment("accept", "ok")
+        for (outcome, count) in [("accepted", accepted), ("duplicate", duplicates), ("rejected", rejected)] where count > 0 {
+            CairnMetric.events.increment(by: count, "accept", outcome)
+            CairnMetric.appEvents.increment(by: count, app, outcome)
+        }
     }
 
     public func submit(_ params: IngestSubmit.Params) async throws -> JSON {
@@ -192,7 +198,7 @@ public struct Ingestor: Sendable {
         counters.add("events_accepted", Int64(counts.new))
         counters.add("events_duplicate", Int64(counts.duplicates))
         counters.add("events_rejected", Int64(deadLetters.count))
-        metrics.add(app: app.token, accepted: counts.new, rejected: deadLetters.count, duplicates: counts.duplicates)
+        Self.count(app: app.token, accepted: counts.new, duplicates: counts.duplicates, rejected: deadLetters.count)
         return Accepted(accepted: counts.new, duplicates: counts.duplicates, suppressed: suppressed, rejected: deadLetters.count, errors: errors)
     }
 

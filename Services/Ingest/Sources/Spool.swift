@@ -1,6 +1,8 @@
 import CairnCore
+import CairnMetrics
 import CairnSQLite
 import Foundation
+import Synchronization
 
 /// Ingest's durable state in SQLite: the queue of accepted events awaiting storage, the
 /// dead letters, the set of event and message ids already accepted (for deduplication),
@@ -15,6 +17,9 @@ import Foundation
 public final class Spool: Sendable {
     /// Rings after every commit that added events: the forwarder sleeps until then.
     public let appended = Doorbell()
+    /// Every app this process spooled events of: its spool gauges read 0 once drained, not nothing.
+    private let spooledApps = Mutex<Set<String>>([])
+    public var appsSpooled: Set<String> { spooledApps.withLock { $0 } }
     private let database: SQLiteDatabase
     /// Accepted ids are remembered this many days for deduplication (storage's primary key
     /// catches an `internal_event_id` repeat after that; a `messageId` repeat it does not).
@@ -159,7 +164,12 @@ public final class Spool: Sendable {
             try Self.insert(deadLetters, receivedAt: now.description, on: connection)
             return isDuplicate
         }
-        if isDuplicate.contains(false) { appended.ring() }
+        if isDuplicate.contains(false) {
+            let apps = Set(events.indices.lazy.filter { !isDuplicate[$0] }.map { events[$0].appToken })
+            spooledApps.withLock { $0.formUnion(apps) }
+            appended.ring()
+        }
+        Self.countDeadLetters(deadLetters)
         var counts: [(new: Int, duplicates: Int)] = []
         var offset = 0
         for request in requests {
@@ -212,6 +222,15 @@ public final class Spool: Sendable {
                 forgotten.lazy.compactMap { event in event.messageId.map { [.text(event.appToken), .text($0)] } }
             )
         }
+        Self.countDeadLetters(refused.map(\.deadLetter))
+    }
+
+    /// Every dead letter is kept by ``append(_:)`` or ``complete(sequences:refused:)``: both
+    /// count what they committed here, by the error's code.
+    private static func countDeadLetters(_ letters: [DeadLetter]) {
+        var byReason: [String: Int] = [:]
+        for letter in letters { byReason[letter.error.code.rawValue, default: 0] += 1 }
+        for (reason, count) in byReason { CairnMetric.deadLetters.increment(by: count, reason) }
     }
 
     /// Forgets accepted ids older than the deduplication window.

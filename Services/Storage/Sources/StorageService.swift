@@ -1,5 +1,6 @@
 import CairnCore
 import CairnMethods
+import CairnMetrics
 import CairnPostgres
 import CairnService
 import CairnWire
@@ -46,9 +47,16 @@ public enum StorageService {
                 }
             }
             let toWrite = events
+            let started = ContinuousClock.now
             do {
                 let outcome = try await pool.withConnection { connection in
                     try writer.write(events: toWrite, on: connection)
+                }
+                CairnMetric.writeDuration.record(ContinuousClock.now - started)
+                CairnMetric.batches.increment("write", "ok")
+                for (outcome, count) in [("stored", outcome.inserted), ("duplicate", outcome.duplicates), ("suppressed", outcome.suppressed)]
+                where count > 0 {
+                    CairnMetric.events.increment(by: count, "write", outcome)
                 }
                 statistics.record(outcome.inserted)
                 counters.add("batches_committed")
@@ -64,6 +72,7 @@ public enum StorageService {
                 )
             } catch let error as PostgresError {
                 counters.add("write_failures")
+                CairnMetric.batches.increment("write", "failed")
                 if error.code == .unavailable {
                     writer.resetPartitionCache()
                     logger.warning("write failed, database unavailable", metadata: ["error": "\(error.message)"])

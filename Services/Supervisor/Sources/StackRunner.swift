@@ -1,5 +1,6 @@
 import CairnCore
 import CairnMethods
+import CairnMetrics
 import CairnPostgres
 import CairnService
 import CairnWire
@@ -180,6 +181,8 @@ public final class StackRunner: Service, Sendable {
                 state.withLock { $0[child: name].failedToStart("\(error)") }
                 return
             }
+            // Zero until the first restart, so that the series exists from the start.
+            CairnMetric.serviceRestarts.increment(by: 0, name)
             let running = state.withLock { state -> [(name: String, pid: pid_t, signal: Int32)] in
                 state[child: name].started(process, at: .now, stopSignal: signal)
                 return state.children.compactMap { name, child in
@@ -207,6 +210,7 @@ public final class StackRunner: Service, Sendable {
                 return
             }
             if stableRun { backoff = stack.initialBackoff }
+            CairnMetric.serviceRestarts.increment(name)
             // Why it stopped, every time: the exit status or the signal.
             logger.warning(
                 flapping ? "service keeps exiting (flapping); restarting with backoff" : "service exited unexpectedly; restarting",
@@ -322,6 +326,35 @@ public final class StackRunner: Service, Sendable {
             rows.append(.object(row))
         }
         return ["stack": .string(stack.name), "phase": .string(phase.rawValue), "supervisor_pid": .int(Int64(getpid())), "services": .array(rows)]
+    }
+
+    // MARK: - Metrics
+
+    /// The whole stack's metrics: every running service's (`system.metrics`, asked side by side
+    /// with the method's deadline) and the supervisor's own, one family each.
+    public func metrics() async -> String {
+        let children = state.withLock { $0.children }
+        let names = (children["postgres"] != nil ? ["postgres"] : []) + stack.services.map(\.name)
+        let texts = await withTaskGroup(of: (String, String?).self) { group in
+            for name in names where name != "postgres" && children[name]?.isRunning == true {
+                let socket = environment.socketPath(of: name)
+                group.addTask {
+                    let text = try? await RPCClient.withConnection(socketPath: socket) { try await $0.call(SystemMetrics.self, NoParams()).text }
+                    return (name, text)
+                }
+            }
+            var texts: [String: String] = [:]
+            for await (name, text) in group {
+                CairnMetric.scrapeFailures.increment(by: text == nil ? 1 : 0, name)
+                if let text { texts[name] = text }
+            }
+            return texts
+        }
+        for name in names {
+            let up = name == "postgres" ? children[name]?.isRunning == true : texts[name] != nil
+            CairnMetric.serviceUp.set(up ? 1 : 0, name)
+        }
+        return MetricsExposition.merge([MetricsRegistry.exposition()] + names.compactMap { texts[$0] })
     }
 
     /// nil once every service is up, else what the stack is doing.

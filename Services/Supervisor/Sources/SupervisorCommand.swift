@@ -1,4 +1,5 @@
 import ArgumentParser
+import CairnCore
 import CairnMethods
 import CairnService
 import CairnWire
@@ -60,9 +61,26 @@ public struct SupervisorCommand: AsyncParsableCommand {
         let binDirectory = layout.executables
         await ServiceHost.run(name: "supervisor") { context in
             let runner = StackRunner(stack: stackFile, environment: context.environment, binDirectory: binDirectory, logger: context.logger)
+            let environment = ProcessInfo.processInfo.environment
+            let metricsAddress = try ListenAddress(
+                variable: "CAIRN_METRICS_ADDR",
+                environment: environment,
+                settings: JSONObject(),
+                fallback: MetricsEndpoint.defaultAddress
+            )
+            let metrics = MetricsEndpoint.listener(
+                runner: runner,
+                address: metricsAddress,
+                access: MetricsAccess(token: environment["CAIRN_METRICS_TOKEN"]),
+                logger: context.logger
+            )
             var router = RPCRouter()
-            router.register(SupervisorStatus.self) { _ in await runner.status() }
-            return ServiceParts(router: router, background: [runner], healthProblem: { runner.healthProblem })
+            router.register(SupervisorStatus.self) { _ in
+                guard case .object(var status) = await runner.status() else { return .null }
+                status["metrics_address"] = .optional(metrics.bound())
+                return .object(status)
+            }
+            return ServiceParts(router: router, background: [runner, metrics.listener], healthProblem: { runner.healthProblem })
         }
     }
 
