@@ -149,6 +149,7 @@ class Stack:
                 raise RuntimeError("the stack did not start:\n" + open(os.path.join(self.dir, "supervisor.log")).read()[-3000:])
             time.sleep(0.2)
         self.peaks = {}
+        self.retention = None
         self.pg_peak = 0
 
     def cairn(self, *args, check=True):
@@ -230,7 +231,19 @@ def sampled(stack, server):
     return sample
 
 
-def cli_run(work, server, dataset, index, keep=False):
+def time_retention(stack, drop):
+    """The retention job removing every event of the bench app (its window ends after the
+    dataset's month, and the 2024 partition holds nothing else): dropped whole, or deleted."""
+    stack.cairn("apps", "configure", "--app", APP, "--retention", "23mo")
+    began = time.perf_counter()
+    result = json.loads(stack.cairn("retention", "run", "--format", "json", *([] if drop else ["--no-drop"])).stdout)
+    took = time.perf_counter() - began
+    log(f"bench: retention ({'drop' if drop else 'delete'}): {result['events']:,} events in {took:.1f} s "
+        f"({', '.join(a['method'] for a in result['apps'])})")
+    return {"seconds": took, "events": result["events"], "method": ",".join(a["method"] for a in result["apps"])}
+
+
+def cli_run(work, server, dataset, index, keep=False, retention=None):
     name = f"cli_{index}"
     database = server.fresh(name)
     stack = Stack(work, name, database)
@@ -250,6 +263,8 @@ def cli_run(work, server, dataset, index, keep=False):
         f"folded by the follower in {folded:.1f} s, {new / folded:,.0f}/s)")
     if keep:
         return new / took, new / acknowledged, new / folded, stack, name, new
+    if retention is not None:
+        stack.retention = time_retention(stack, drop=retention == "drop")
     stack.stop()
     server.drop(name)
     return new / took, new / acknowledged, new / folded, stack, None, new
@@ -687,8 +702,13 @@ def main():
         limit_rates = [limit_run(work, server, copy_file, months, index) for index in range(1, RUNS + 1)]
         bare_rates = [limit_run(work, server, copy_file, months, index, triggers=False) for index in range(1, RUNS + 1)]
 
+        # Runs 2 and 3 end with the retention job removing their million events: app by app, then dropped whole.
+        retention = {}
         for index in range(2, RUNS + 1):
-            rate, ack, folded, stack, _, _ = cli_run(work, server, dataset, index)
+            method = {2: "delete", 3: "drop"}.get(index)
+            rate, ack, folded, stack, _, _ = cli_run(work, server, dataset, index, retention=method)
+            if method:
+                retention[method] = stack.retention
             cli_rates.append(rate)
             ack_rates.append(ack)
             folded_rates.append(folded)
@@ -782,6 +802,9 @@ def main():
             add(f"console page {name}: p50 of 5", f"{p50:.0f} ms", "-", "≤ 150 ms", p50 <= 150)
         add("idle: whole stack's CPU over 60 s (embedded default)", f"{idle_cpu['cpu_seconds']:.2f} s ({idle_cpu['percent_of_one_core']:.2f}% of a core)",
             "-", "< 1% of a core", idle_cpu["percent_of_one_core"] < 1)
+        for method, figure in retention.items():
+            add(f"retention: remove {figure['events']:,} events ({'drop the partition' if method == 'drop' else 'delete app by app'})",
+                f"{figure['seconds']:.1f} s", "-", "-", None)
         add("export: to Segment batch files", f"{export_rate:,.0f} events/s", "-", "≥ 100,000", export_rate >= 100_000)
         for name in SERVICES:
             kib = peaks.get(name, 0)
@@ -796,7 +819,7 @@ def main():
                      "reports_p50_ms": {k: v[0] for k, v in report_p50.items()}, "export_events_per_s": export_rate,
                      "report_api_p50_ms": {k: v[0] for k, v in api_p50.items()}, "console_pages_p50_ms": page_p50,
                      "peak_resident_mb": {k: v / 1024 for k, v in peaks.items()}, "postgres_peak_pss_mb": pg_peak / 1024,
-                     "canonical_rows": copied, "triggers": triggers, "idle_cpu": idle_cpu,
+                     "canonical_rows": copied, "triggers": triggers, "idle_cpu": idle_cpu, "retention": retention,
                      "scale": {"records": min(EVENTS, SCALE_EVENTS),
                                "one_ingest": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[1]],
                                "two_ingests": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[2]]},

@@ -120,6 +120,30 @@ public enum IdentityRefresh: RPCMethod {
     }
 }
 
+public enum RetentionRun: RPCMethod {
+    public static let name = "retention.run"
+    public static let service = ServiceName.identity
+    public static let summary =
+        "Remove the events older than each app's retention window (or one app's), with what derives from them; `dry_run` only says what would go."
+    public static let deadline: Duration = .seconds(3600)
+
+    public struct Params: Codable, Sendable {
+        /// One app (name or token); every app with a retention window when absent.
+        public var app: String?
+        public var dry_run: Bool?
+        /// Whether a month partition every app in it has outlived is dropped whole (the fast
+        /// path) rather than deleted from app by app. Defaults to true.
+        public var drop_partitions: Bool?
+        public init(app: String? = nil, dry_run: Bool? = nil, drop_partitions: Bool? = nil) {
+            self.app = app
+            self.dry_run = dry_run
+            self.drop_partitions = drop_partitions
+        }
+    }
+
+    public typealias Result = JSON
+}
+
 public enum IdentityFollowers: RPCMethod {
     public static let name = "identity.followers"
     public static let service = ServiceName.identity

@@ -6,7 +6,7 @@ public enum MethodCatalog {
     public static let all: [any RPCMethod.Type] = [
         SystemHealth.self, SystemStatus.self, SystemMetrics.self, SupervisorStatus.self,
         IngestSubmit.self, IngestDeadLettersList.self, IngestDeadLettersReplay.self, IngestSuppress.self, IngestAppsRefresh.self,
-        IdentityRefresh.self, IdentityFollowers.self,
+        IdentityRefresh.self, IdentityFollowers.self, RetentionRun.self,
         StorageWrite.self, AppsCreate.self, AppsList.self, AppsGet.self, AppsAuthenticate.self, AppsRotateKey.self, AppsRotateReadKey.self,
         AppsConfigure.self,
         AttributesSet.self, AttributesList.self, UsersMerge.self, UsersDelete.self,

@@ -127,6 +127,8 @@ public enum AppsConfigure: RPCMethod {
         public var earliest_event_time: String?
         /// How far past receipt an event time may lie: `24h`, `7d`, …
         public var future_allowance: String?
+        /// How long events are kept: `90d`, `13mo`, `2y`, …; `forever` keeps them all.
+        public var retention: String?
 
         public init(app: String) { self.app = app }
     }

@@ -197,6 +197,15 @@ public struct CairnMetric: Sendable, Hashable {
         "Trigger webhook deliveries: `delivered`, or `parked` (attempts used up, or refused for good; `cairn triggers retry` re-sends them)."
     )
 
+    // MARK: - Retention
+
+    public static let retentionRemoved = CairnMetric(
+        "cairn_retention_removed_events_total",
+        .counter,
+        labels: ["method"],
+        "Events the retention job removed: `drop` (a run that dropped whole partitions, and deleted the rest) or `delete` (app by app only)."
+    )
+
     /// Every metric, in the order the docs list them.
     public static let all: [CairnMetric] = [
         serviceUp, serviceRestarts, scrapeFailures,
@@ -205,7 +214,7 @@ public struct CairnMetric: Sendable, Hashable {
         batches, events, appEvents, writeDuration, foldDuration, deadLetters,
         spoolDepth, spoolAge, appSpoolDepth, appSpoolAge, spoolHighWaterMark, spoolGroupCommits, spoolGroupCommitRequests, ingestDegraded,
         followerLagEvents, followerLagSeconds, destinationLagEvents, destinationLagSeconds,
-        triggerDeliveries,
+        triggerDeliveries, retentionRemoved,
     ]
 
     /// `docs/metrics.md`: every metric with its kind, labels and meaning (`make rpc-docs`).

@@ -123,6 +123,9 @@ extension CairnCommand.Apps {
         @Option(name: .long, help: "How far after receipt an event time may lie, e.g. 48h (default 24h).")
         var futureAllowance: String?
 
+        @Option(name: .long, help: "How long events are kept, e.g. 90d, 13mo or 2y; forever keeps them all (the default).")
+        var retention: String?
+
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
@@ -133,13 +136,15 @@ extension CairnCommand.Apps {
             params.identify_userlike_by_email = identifyUserlikeByEmail
             params.earliest_event_time = earliestEventTime
             params.future_allowance = futureAllowance
+            params.retention = retention
             let result = try await connection.call(AppsConfigure.self, params)
             try await connection.refreshApp(app)
             print(
                 "\(result["name"]?.stringValue ?? app): personal data \(result["personal_data"]?.stringValue ?? ""), "
                     + "sessions end after \(result["session_inactivity_s"]?.intValue ?? 0) s idle or \(result["session_max_length_s"]?.intValue ?? 0) s long, "
                     + "Userlike email identifies: \(result["identify_userlike_by_email"]?.boolValue ?? false), "
-                    + "event times from \(result["event_time_earliest"]?.stringValue ?? "") to \((result["event_time_future_s"]?.intValue ?? 0) / 3600)h after receipt"
+                    + "event times from \(result["event_time_earliest"]?.stringValue ?? "") to \((result["event_time_future_s"]?.intValue ?? 0) / 3600)h after receipt, "
+                    + "events kept \(result["retention"]?.stringValue.map { "for " + $0 } ?? "forever")"
             )
         }
     }

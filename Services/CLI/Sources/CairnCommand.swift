@@ -12,7 +12,7 @@ public struct CairnCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Ingest.self, Apps.self, Attributes.self, DeadLetters.self, Users.self, Companies.self, Report.self, Export.self, Triggers.self,
-            Status.self,
+            Retention.self, Status.self,
         ]
     )
 

@@ -48,36 +48,23 @@ public enum IdentityService {
                     try connection.inTransaction { () throws -> IdentityRefresh.Result in
                         try Rollups.lock(app: app, on: connection)
                         let through = try FollowerCheckpoint.read(app: app, on: connection)
-                        let context = try IdentityContext.load(.init(app_token: app, user_ids: persons, through: through), on: connection)
-                        let sessionizer = Sessionizer(
-                            inactivity: .seconds(context["inactivity_s"]?.intValue ?? 1800),
-                            maximumLength: .seconds(context["max_length_s"]?.intValue ?? 86400)
-                        )
-                        var rows: [JSON] = forget.map { ["app_token": .string(app), "person": .string($0), "sessions": .array([])] }
-                        var histories: [String: SessionHistory] = [:]
-                        for person in persons {
-                            let history = SessionHistory(
-                                points: (context["histories"]?[person]?.arrayValue ?? []).compactMap(\.intValue).map(Sessionizer.Point.init(packed:))
-                            )
-                            histories[person] = history
-                            rows.append([
-                                "app_token": .string(app), "person": .string(person),
-                                "sessions": .array(sessionizer.sessions(of: history.points).map(\.json)),
-                            ])
-                        }
-                        try IdentityWriter(app: app, connection: connection).replaceSessions(rows)
+                        let histories = try SessionRecompute.recompute(app: app, persons: persons, forget: forget, through: through, on: connection)
                         cache.commit(app: app, histories, forget: [])
-                        return IdentityRefresh.Result(persons: rows.count)
+                        return IdentityRefresh.Result(persons: persons.count + forget.count)
                     }
                 }
             }
         }
+        let retention = Retention(pool: pool, cache: cache, gate: gate, logger: context.logger)
+        router.register(RetentionRun.self) { params in try await retention.run(params) }
+        // Both series exist from the start, at 0 until a run removes something.
+        for method in ["drop", "delete"] { CairnMetric.retentionRemoved.increment(by: 0, method) }
         router.register(IdentityFollowers.self) { _ in
             IdentityFollowers.Result(followers: try await pool.withConnection { connection in try Self.lag(on: connection) })
         }
         return ServiceParts(
             router: router,
-            background: [notifications, loop],
+            background: [notifications, loop, RetentionSchedule(retention: retention, logger: context.logger)],
             healthProblem: { await pool.healthProblem() },
             statusDetails: {
                 var details = JSONObject()

@@ -13,7 +13,7 @@ import CairnWire
 /// - `apps.list` → `{rows}`; `apps.get {app}` (name or token) → the app with its attributes;
 /// - `apps.authenticate {write_key_hash}` → the app whose write key has that SHA-256;
 /// - `apps.rotate_key {app}` → `{name, token, write_key}`; `apps.rotate_read_key {app}` → `{name, token, read_key}`; `apps.configure {app, personal_data?,
-///   session_inactivity?, session_max_length?, identify_userlike_by_email?, earliest_event_time?, future_allowance?}`;
+///   session_inactivity?, session_max_length?, identify_userlike_by_email?, earliest_event_time?, future_allowance?, retention?}`;
 /// - `attributes.set {app, name, type}`; `attributes.list {app}` → `{rows}`.
 public enum AppRegistry {
     /// Looks an app up by token or name.
@@ -32,7 +32,9 @@ public enum AppRegistry {
             """
             SELECT token, name, personal_data, created_at, session_inactivity_s, session_max_length_s, identify_userlike_by_email,
                    to_char(event_time_earliest AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_time_earliest,
-                   event_time_future_s
+                   event_time_future_s,
+                   (extract(year FROM retention) * 12 + extract(month FROM retention))::int AS retention_months,
+                   extract(day FROM retention)::int AS retention_days
             FROM apps WHERE \(condition) LIMIT 1
             """,
             [value]
@@ -50,6 +52,9 @@ public enum AppRegistry {
             "identify_userlike_by_email": .bool(row["identify_userlike_by_email", as: Bool.self] ?? false),
             "event_time_earliest": .optional(row["event_time_earliest"]),
             "event_time_future_s": .int(row["event_time_future_s", as: Int64.self] ?? 86400), "attributes": .object(attributes),
+            "retention": .optional(
+                RetentionWindow(months: row["retention_months", as: Int.self] ?? 0, days: row["retention_days", as: Int.self] ?? 0)?.description
+            ),
         ]
     }
 
@@ -156,6 +161,20 @@ public enum AppRegistry {
                 )
             }
             try connection.execute("UPDATE apps SET event_time_future_s = $2 WHERE token = $1", [app.token, String(seconds)])
+        }
+        if let text = params.retention {
+            let forever = ["forever", "none", "off"].contains(text.lowercased())
+            guard forever || RetentionWindow(text) != nil else {
+                throw StorageError(
+                    .invalidSetting,
+                    field: "retention",
+                    "must be a number of days, weeks, months or years such as 90d, 12w, 13mo or 2y (at most 100y), or forever; found '\(text)'"
+                )
+            }
+            try connection.execute(
+                "UPDATE apps SET retention = $2::interval WHERE token = $1",
+                [app.token, forever ? nil : RetentionWindow(text)?.interval]
+            )
         }
         if let flag = params.identify_userlike_by_email {
             try connection.execute("UPDATE apps SET identify_userlike_by_email = $2 WHERE token = $1", [app.token, flag ? "true" : "false"])
