@@ -63,6 +63,7 @@ install: deps
 	scripts/install.sh --prefix $(PREFIX) --from .build/release --destdir "$(DESTDIR)"
 
 bench: deps
+	@scripts/ensure-python-clients.sh
 	$(SWIFT) build -c release
 	BENCH_EVENTS=$(BENCH_EVENTS) python3 bench/bench.py
 

@@ -178,7 +178,7 @@ let package = Package(
             executable: "cairn-export",
             dependencies: [
                 "CairnCore", "CairnCondition", "CairnWire", "CairnMethods", "CairnPostgres", "CairnRollups", "CairnService", "CairnGzip", httpClient,
-                logging, serviceLifecycle,
+                logging, serviceLifecycle, crypto,
             ]
         )
         + service(

@@ -49,6 +49,8 @@ SCALE_EVENTS = int(os.environ.get("BENCH_SCALE_EVENTS", "200000"))
 TRIGGER_PINGS = 50
 TRIGGER_LOAD = int(os.environ.get("BENCH_TRIGGER_EVENTS", "20000"))
 OPEN_SECONDS = int(os.environ.get("BENCH_OPEN_SECONDS", "60"))
+# The object-store row: a backlog of this many events written to moto's S3 server.
+OBJECT_STORE_EVENTS = int(os.environ.get("BENCH_OBJECT_STORE_EVENTS", "200000"))
 COLUMNS = ["app_token", "inserted_at", "internal_event_id", "event_type", "event_name", "user_id", "company_id",
            "anonymous_id", "source", "hostname", "pathname", "screen_width", "screen_height", "device_type", "user_agent",
            "operating_system", "browser", "browser_language", "session", "country_code", "metadata", "message_id",
@@ -126,18 +128,21 @@ class Stack:
     """The release-built stack on a database of the bench server; `ingests` instances of ingest
     (README, "Scale"): `ingest`, then `ingest-2`, …, each with its own spool and HTTP port."""
 
-    def __init__(self, work, name, database, ingests=1):
+    def __init__(self, work, name, database, ingests=1, export_settings=None, environment=None):
         self.dir = os.path.join(work, name)
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
-        self.env = dict(os.environ, CAIRN_DATA_DIR=os.path.join(self.dir, "var"), CAIRN_DATABASE_URL=database, CAIRN_HTTP_ADDR="127.0.0.1:0", CAIRN_CONSOLE_ADDR="127.0.0.1:0", CAIRN_METRICS_ADDR="127.0.0.1:0")
+        self.env = dict(os.environ, **(environment or {}), CAIRN_DATA_DIR=os.path.join(self.dir, "var"), CAIRN_DATABASE_URL=database, CAIRN_HTTP_ADDR="127.0.0.1:0", CAIRN_CONSOLE_ADDR="127.0.0.1:0", CAIRN_METRICS_ADDR="127.0.0.1:0")
         self.env.pop("CAIRN_RUN_DIR", None)
         self.log = open(os.path.join(self.dir, "supervisor.log"), "w")
         stack_file = os.path.join(ROOT, "compose", "default.json")
         self.ingests = ["ingest"] + [f"ingest-{n}" for n in range(2, ingests + 1)]
-        if ingests > 1:
+        if ingests > 1 or export_settings:
             stack = json.load(open(stack_file))
             stack["services"] += [{"name": name, "executable": "cairn-ingest", "depends_on": ["storage"]} for name in self.ingests[1:]]
+            for service in stack["services"]:
+                if service["name"] == "export" and export_settings:
+                    service["settings"] = export_settings
             stack_file = os.path.join(self.dir, "stack.json")
             json.dump(stack, open(stack_file, "w"))
         self.supervisor = subprocess.Popen([os.path.join(BIN, "cairn-supervisor"), "--stack", stack_file],
@@ -229,6 +234,53 @@ def sampled(stack, server):
             last[0] = time.perf_counter()
             stack.record_peaks(server)
     return sample
+
+
+def object_store_run(work, server, dataset, limit):
+    """The S3 destination against moto's server: `limit` events stored first, then a stack with
+    the destination started on them; events per second from its start until the last object is
+    confirmed (nothing pending)."""
+    python = os.path.join(ROOT, ".build", "python-clients", "bin", "python")
+    script = os.path.join(ROOT, "Tests", "Clients", "s3_store.py")
+    port = 30000 + os.getpid() % 20000
+    moto = subprocess.Popen([python, script, "serve", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        moto.stdout.readline()  # "ready"
+        run([python, script, "create", str(port), "lake"])
+        records = os.path.join(work, "s3-records.jsonl")
+        with open(dataset) as source, open(records, "w") as out:
+            for index, line in enumerate(source):
+                if index >= limit:
+                    break
+                out.write(line)
+        database = server.fresh("s3bench")
+        loader = Stack(work, "s3-load", database)
+        loader.cairn("apps", "create", APP)
+        new = int(loader.cairn("ingest", records, "--app", APP, "--batch-size", "2000").stdout.split(": ")[1].split()[0])
+        wait_committed(loader, server, "s3bench", new, lambda: None)
+        loader.stop()
+        settings = {"destinations": [{"name": "lake", "app": APP, "type": "s3", "endpoint": f"http://127.0.0.1:{port}", "bucket": "lake",
+                                      "format": "segment", "access_key_id": "bench", "secret_access_key": "bench-secret",
+                                      "max_object_age_s": 1}]}
+        began = time.perf_counter()
+        stack = Stack(work, "s3-export", database, export_settings=settings)
+        delivered = 0
+        while time.perf_counter() - began < 1800:
+            rows = json.loads(stack.cairn("export", "status", "--format", "json").stdout or "{}").get("rows", [])
+            row = rows[0] if rows else {}
+            delivered = row.get("delivered", 0)
+            if delivered >= new and row.get("pending", 1) == 0:
+                break
+            time.sleep(0.5)
+        took = time.perf_counter() - began
+        objects = len(run([python, script, "read", str(port), "lake"]).stdout.splitlines())
+        stack.stop()
+        server.drop("s3bench")
+        log(f"bench: object store: {new:,} events as {objects} objects to moto in {took:.1f} s ({new / took:,.0f}/s)")
+        return {"events": new, "seconds": took, "events_per_s": new / took, "objects": objects}
+    finally:
+        moto.terminate()
+        moto.wait(timeout=30)
 
 
 def time_retention(stack, drop):
@@ -736,6 +788,7 @@ def main():
             os.remove(half)
 
         triggers = trigger_run(work, server, TRIGGER_PINGS, min(EVENTS, TRIGGER_LOAD))
+        object_store = object_store_run(work, server, dataset, min(EVENTS, OBJECT_STORE_EVENTS))
         log("bench: the idle stack's CPU over 60 s")
         idle_cpu = idle.measure(60)
 
@@ -802,6 +855,8 @@ def main():
             add(f"console page {name}: p50 of 5", f"{p50:.0f} ms", "-", "≤ 150 ms", p50 <= 150)
         add("idle: whole stack's CPU over 60 s (embedded default)", f"{idle_cpu['cpu_seconds']:.2f} s ({idle_cpu['percent_of_one_core']:.2f}% of a core)",
             "-", "< 1% of a core", idle_cpu["percent_of_one_core"] < 1)
+        add(f"object store: {object_store['events']:,} events to moto (S3), segment format", f"{object_store['events_per_s']:,.0f} events/s",
+            "-", "-", None)
         for method, figure in retention.items():
             add(f"retention: remove {figure['events']:,} events ({'drop the partition' if method == 'drop' else 'delete app by app'})",
                 f"{figure['seconds']:.1f} s", "-", "-", None)
@@ -819,7 +874,7 @@ def main():
                      "reports_p50_ms": {k: v[0] for k, v in report_p50.items()}, "export_events_per_s": export_rate,
                      "report_api_p50_ms": {k: v[0] for k, v in api_p50.items()}, "console_pages_p50_ms": page_p50,
                      "peak_resident_mb": {k: v / 1024 for k, v in peaks.items()}, "postgres_peak_pss_mb": pg_peak / 1024,
-                     "canonical_rows": copied, "triggers": triggers, "idle_cpu": idle_cpu, "retention": retention,
+                     "canonical_rows": copied, "triggers": triggers, "idle_cpu": idle_cpu, "retention": retention, "object_store": object_store,
                      "scale": {"records": min(EVENTS, SCALE_EVENTS),
                                "one_ingest": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[1]],
                                "two_ingests": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[2]]},

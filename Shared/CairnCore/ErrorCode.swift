@@ -104,6 +104,8 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, CustomStringConve
     public static let invalidCondition = ErrorCode(rawValue: "invalid_condition")
     /// A destination is refused.
     public static let invalidDestination = ErrorCode(rawValue: "invalid_destination")
+    /// An S3-compatible store refused or failed a request (the status and its answer follow).
+    public static let objectStoreFailed = ErrorCode(rawValue: "object_store_failed")
     /// The engagement entity is not one Cairn knows.
     public static let invalidEntity = ErrorCode(rawValue: "invalid_entity")
     /// The record is JSON but not an event of any supported shape, or gives no event.

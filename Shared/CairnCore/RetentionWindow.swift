@@ -22,14 +22,15 @@ public struct RetentionWindow: Sendable, Equatable, CustomStringConvertible {
         guard !digits.isEmpty, digits.count <= 6, let count = Int(digits), count >= 1,
             let unit = Unit(rawValue: String(text.dropFirst(digits.count)).lowercased())
         else { return nil }
-        let days =
+        // At most 100 years, in any unit.
+        let limit =
             switch unit {
-            case .day: count
-            case .week: count * 7
-            case .month: count * 31
-            case .year: count * 366
+            case .day: 36_525
+            case .week: 5_218
+            case .month: 1_200
+            case .year: 100
             }
-        guard days <= 36_600 else { return nil }
+        guard count <= limit else { return nil }
         self.count = count
         self.unit = unit
     }

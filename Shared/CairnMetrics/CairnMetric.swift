@@ -31,7 +31,7 @@ public struct CairnMetric: Sendable, Hashable {
         "cairn_service_up",
         .gauge,
         labels: ["child"],
-        "1 while the supervisor's child service runs and answers, else 0."
+        "1 while the supervisor's child service runs and sent its metrics for this scrape (PostgreSQL: while its process runs), else 0."
     )
     public static let serviceRestarts = CairnMetric(
         "cairn_service_restarts_total",

@@ -4,7 +4,8 @@ import Testing
 @Suite struct RetentionWindowTests {
     @Test(arguments: [
         ("90d", "90 days", "90d"), ("12w", "84 days", "12w"), ("13mo", "13 months", "13mo"), ("2y", "2 years", "2y"),
-        ("24MO", "24 months", "24mo"), ("1d", "1 days", "1d"),
+        ("24MO", "24 months", "24mo"), ("1d", "1 days", "1d"), ("1200mo", "1200 months", "1200mo"), ("100y", "100 years", "100y"),
+        ("36525d", "36525 days", "36525d"),
     ])
     func parsesDaysWeeksMonthsAndYears(_ text: String, _ interval: String, _ shown: String) throws {
         let window = try #require(RetentionWindow(text))
@@ -13,7 +14,7 @@ import Testing
     }
 
     /// Minutes or months? `m` is refused; so are zero, negatives, fractions, spaces and centuries.
-    @Test(arguments: ["13m", "0d", "-3d", "1.5y", "13 mo", "", "mo", "101y", "9999999d", "13mo ", "１３mo"])
+    @Test(arguments: ["13m", "0d", "-3d", "1.5y", "13 mo", "", "mo", "101y", "1201mo", "36526d", "5219w", "9999999d", "13mo ", "１３mo"])
     func refusesAnythingElse(_ text: String) {
         #expect(RetentionWindow(text) == nil)
     }

@@ -30,15 +30,18 @@ import Testing
         let unit = try await Self.run("\(prefix)/bin/cairn-supervisor", ["--print-systemd-unit"])
         #expect(unit.status == 0)
         let lines = Set(unit.output.split(separator: "\n").map(String.init))
-        #expect(lines.contains("ExecStart=\(prefix)/bin/cairn-supervisor --stack \(prefix)/etc/cairn/stack.json --data-dir /var/lib/cairn"))
+        #expect(lines.contains(#"ExecStart="\#(prefix)/bin/cairn-supervisor" --stack "\#(prefix)/etc/cairn/stack.json" --data-dir "/var/lib/cairn""#))
         #expect(lines.contains("User=cairn"))
         #expect(lines.contains("StateDirectory=cairn"))
-        #expect(lines.contains("Environment=CAIRN_DATA_DIR=/var/lib/cairn"))
+        #expect(lines.contains(#"Environment="CAIRN_DATA_DIR=/var/lib/cairn""#))
         #expect(lines.contains("EnvironmentFile=-\(prefix)/etc/cairn/cairn.env"))
         let other = try await Self.run("\(prefix)/bin/cairn-supervisor", ["--print-systemd-unit", "--user", "events", "--data-dir", "/srv/cairn"])
         #expect(other.output.contains("User=events\n"))
         #expect(other.output.contains("WorkingDirectory=/srv/cairn\n"))
         #expect(!other.output.contains("StateDirectory="))
+        // An account name is one word: nothing a newline could add to the unit.
+        let injected = try await Self.run("\(prefix)/bin/cairn-supervisor", ["--print-systemd-unit", "--user", "cairn\nExecStartPre=/bin/true"])
+        #expect(injected.status != 0 && !injected.output.contains("[Service]"))
 
         // The installed stack, on the installed stack file (no --stack), with the installed CLI.
         let stack = try await TestStack(installation: prefix + "/bin")

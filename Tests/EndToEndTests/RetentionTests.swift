@@ -169,13 +169,19 @@ import Testing
             let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
             func sessions(_ app: String) throws -> [[String?]] {
                 try connection.execute(
-                    "SELECT person, started_at::text, ended_at::text, events FROM user_sessions WHERE app_token = $1 ORDER BY 1, 2",
+                    "SELECT person, session, started_at::text, ended_at::text, events FROM user_sessions WHERE app_token = $1 ORDER BY 1, 2",
                     [app]
                 ).rows
             }
             #expect(try sessions("shared") == sessions("shared-control"))
             #expect(try sessions("alone") == sessions("alone-control"))
             #expect(try !sessions("shared").isEmpty)
+            // First seen at the first kept event, as the control saw them.
+            func firstSeen(_ app: String) throws -> [[String?]] {
+                try connection.execute("SELECT user_id, first_seen::text FROM users WHERE app_token = $1 ORDER BY 1", [app]).rows
+            }
+            #expect(try firstSeen("shared") == firstSeen("shared-control"))
+            #expect(try firstSeen("alone") == firstSeen("alone-control"))
             let remaining = try connection.execute("SELECT count(*) FROM pg_class WHERE relname = $1", [partitions.first ?? ""]).rows
             #expect(remaining == [["0"]])
             let again = try await stack.cli(["retention", "run", "--format", "json"])

@@ -37,6 +37,10 @@ extension CairnCommand.Retention {
 
         @OptionGroup var connection: ConnectionOptions
 
+        func validate() throws {
+            guard format != .csv else { throw ValidationError("--format must be table or json") }
+        }
+
         func run() async throws {
             let result = try await connection.call(RetentionRun.self, .init(app: app, dry_run: dryRun, drop_partitions: !noDrop))
             guard format == .table else {

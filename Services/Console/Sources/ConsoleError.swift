@@ -114,7 +114,9 @@ struct HTTPMetrics<Context: RequestContext>: RouterMiddleware {
 
     private func record(_ context: Context, status: Int, since started: ContinuousClock.Instant) {
         let route = context.endpointPath ?? "other"
-        CairnMetric.httpRequests.increment(route, String(status), "")
+        // The app is named only once its key was good: a refused request names nobody's app.
+        let app = (200..<300).contains(status) ? context.parameters.get("app") ?? "" : ""
+        CairnMetric.httpRequests.increment(route, String(status), app)
         CairnMetric.httpDuration.record(ContinuousClock.now - started, route)
     }
 }

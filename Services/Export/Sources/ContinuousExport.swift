@@ -20,10 +20,31 @@ import Synchronization
 ///    "max_backoff_ms": 60000, "attempt_timeout_ms": 30000}}]}
 /// ```
 public struct ContinuousDestination: Sendable {
+    /// Where the messages go.
+    public enum Target: Sendable {
+        /// A Segment-compatible batch endpoint (`type: "segment"`, the default).
+        case segment(SegmentHTTPDestination)
+        /// Gzip JSON lines in an S3-compatible bucket (`type: "s3"`).
+        case objectStore(ObjectStoreDestination)
+    }
+
     /// Names the checkpoint: renaming a destination starts it over.
     public var name: String
     public var app: String
-    public var endpoint: SegmentHTTPDestination
+    public var target: Target
+    /// The endpoint's URL, or `s3://bucket/prefix`: for the status and the logs.
+    public var url: String {
+        switch target {
+        case .segment(let endpoint): endpoint.url
+        case .objectStore(let store): store.url
+        }
+    }
+    public var retry: RetryPolicy {
+        switch target {
+        case .segment(let endpoint): endpoint.retry
+        case .objectStore(let store): store.bucket.retry
+        }
+    }
     /// Where a destination without a checkpoint starts: the app's first stored event, or the
     /// first one committed after it starts.
     public var startsAtBeginning: Bool
@@ -51,9 +72,14 @@ public struct ContinuousDestination: Sendable {
             }
             guard !destinations.contains(where: { $0.name == name }) else { throw invalid("\(path).name '\(name)' is used twice") }
             guard let app = entry["app"]?.stringValue, !app.isEmpty else { throw invalid("\(path).app must name the app to export") }
-            guard let url = entry["url"]?.stringValue else { throw invalid("\(path).url must be the endpoint's URL") }
+            let type = entry["type"]?.stringValue ?? "segment"
+            guard ["segment", "s3"].contains(type) else { throw invalid("\(path).type must be \"segment\" or \"s3\"") }
+            let url = entry["url"]?.stringValue ?? ""
+            guard type == "s3" || !url.isEmpty else { throw invalid("\(path).url must be the endpoint's URL") }
             let writeKey: String
-            if let variable = entry["write_key_env"]?.stringValue {
+            if type == "s3" {
+                writeKey = ""
+            } else if let variable = entry["write_key_env"]?.stringValue {
                 guard let value = environment[variable], !value.isEmpty else {
                     throw invalid("\(path).write_key_env names \(variable), which is not set in the export service's environment")
                 }
@@ -90,23 +116,86 @@ public struct ContinuousDestination: Sendable {
                 retry.maximumBackoff = try milliseconds(object, "max_backoff_ms", at: "\(path).retry", minimum: 1) ?? retry.maximumBackoff
                 retry.attemptTimeout = try milliseconds(object, "attempt_timeout_ms", at: "\(path).retry", minimum: 10) ?? retry.attemptTimeout
             }
-            let endpoint: SegmentHTTPDestination
-            do {
-                endpoint = try SegmentHTTPDestination(url: url, writeKey: writeKey, gzip: try flag("gzip") ?? false, retry: retry)
-            } catch {
-                throw invalid("\(path).url '\(url)' is not an http:// or https:// URL")
+            let target: Target
+            if type == "s3" {
+                target = .objectStore(try objectStore(entry, at: path, retry: retry, environment: environment))
+            } else {
+                do {
+                    target = .segment(try SegmentHTTPDestination(url: url, writeKey: writeKey, gzip: try flag("gzip") ?? false, retry: retry))
+                } catch {
+                    throw invalid("\(path).url '\(url)' is not an http:// or https:// URL")
+                }
             }
             destinations.append(
                 ContinuousDestination(
                     name: name,
                     app: app,
-                    endpoint: endpoint,
+                    target: target,
                     startsAtBeginning: start == "beginning",
                     pollInterval: try milliseconds(entry, "poll_interval_ms", at: path, minimum: 10) ?? .seconds(1)
                 )
             )
         }
         return destinations
+    }
+
+    /// An `s3` entry: `endpoint`, `bucket`, `region`, `prefix`, `format`, the credentials (from
+    /// the variables `access_key_id_env` and `secret_access_key_env` name, by default the AWS
+    /// ones), and the object limits.
+    private static func objectStore(
+        _ entry: JSON,
+        at path: String,
+        retry: RetryPolicy,
+        environment: [String: String]
+    ) throws(ExportError) -> ObjectStoreDestination {
+        func text(_ key: String) -> String? { entry[key]?.stringValue }
+        guard let bucket = text("bucket"), !bucket.isEmpty, bucket.utf8.count <= 63,
+            bucket.unicodeScalars.allSatisfy({
+                CharacterSet.lowercaseLetters.contains($0) || CharacterSet.decimalDigits.contains($0) || "-.".unicodeScalars.contains($0)
+            })
+        else {
+            throw invalid("\(path).bucket must be a bucket name (3 to 63 of a-z, 0-9, '-' and '.')")
+        }
+        let region = text("region") ?? "us-east-1"
+        let endpoint = text("endpoint") ?? "https://s3.\(region).amazonaws.com"
+        var prefix = text("prefix") ?? ""
+        if !prefix.isEmpty && !prefix.hasSuffix("/") { prefix += "/" }
+        guard prefix.utf8.count <= 512, !prefix.hasPrefix("/"), !prefix.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
+            throw invalid("\(path).prefix must be a key prefix such as \"cairn/\" (no leading '/', no control characters)")
+        }
+        guard let format = ObjectStoreDestination.Format(rawValue: text("format") ?? "segment") else {
+            throw invalid("\(path).format must be \"segment\" or \"canonical\"")
+        }
+        /// A credential from the variable `env` names (by default AWS's own), or for a local store given inline.
+        func credential(_ key: String, env: String, default variable: String) throws(ExportError) -> String {
+            if let value = text(key), !value.isEmpty { return value }
+            let name = text(env) ?? variable
+            guard let value = environment[name], !value.isEmpty else {
+                throw invalid("\(path).\(env) names \(name), which is not set in the export service's environment")
+            }
+            return value
+        }
+        let signer = SignatureV4(
+            accessKeyId: try credential("access_key_id", env: "access_key_id_env", default: "AWS_ACCESS_KEY_ID"),
+            secretAccessKey: try credential("secret_access_key", env: "secret_access_key_env", default: "AWS_SECRET_ACCESS_KEY"),
+            region: region
+        )
+        var store = ObjectStoreDestination(
+            bucket: try S3Bucket(endpoint: endpoint, bucket: bucket, signer: signer, retry: retry),
+            prefix: prefix,
+            format: format
+        )
+        func whole(_ key: String, minimum: Int, maximum: Int) throws(ExportError) -> Int? {
+            guard let value = entry[key] else { return nil }
+            guard let number = value.intValue, number >= minimum, number <= maximum else {
+                throw invalid("\(path).\(key) must be a whole number from \(minimum) to \(maximum)")
+            }
+            return Int(number)
+        }
+        store.partBytes = try whole("part_bytes", minimum: ObjectStoreDestination.minimumPartBytes, maximum: 1 << 30) ?? store.partBytes
+        store.maximumObjectBytes = try whole("max_object_bytes", minimum: 1024, maximum: 5 << 30) ?? store.maximumObjectBytes
+        store.maximumObjectAge = .seconds(try whole("max_object_age_s", minimum: 1, maximum: 86_400) ?? 300)
+        return store
     }
 
     private static func invalid(_ message: String) -> ExportError {
@@ -156,14 +245,14 @@ enum ExportCheckpoints {
                        CASE WHEN $4 THEN '-infinity'::timestamptz ELSE 'infinity'::timestamptz END
                 ON CONFLICT (app_token, destination) DO NOTHING
                 """,
-                [token, destination.name, destination.endpoint.url, destination.startsAtBeginning ? "true" : "false"]
+                [token, destination.name, destination.url, destination.startsAtBeginning ? "true" : "false"]
             )
             row = try connection.execute(select, [token, destination.name]).firstRow
-        } else if row?["url"] != destination.endpoint.url {
+        } else if row?["url"] != destination.url {
             // The same destination moved to another URL: the checkpoint stays, the status shows where it goes.
             try connection.execute(
                 "UPDATE export_checkpoints SET url = $3 WHERE app_token = $1 AND destination = $2",
-                [token, destination.name, destination.endpoint.url]
+                [token, destination.name, destination.url]
             )
         }
         guard let row, let xid = row["after_xid", as: Int64.self], let at = row["after_at"], let eventId = row["after_event_id", as: Int64.self]
@@ -306,7 +395,7 @@ enum FollowerPhase: Sendable, Equatable {
     /// The phase after one snapshot with this outcome.
     func after(_ outcome: Follower.Outcome, lastFailure: String?) -> FollowerPhase {
         switch outcome {
-        case .caughtUp: .following(lastFailure: lastFailure)
+        case .caughtUp, .holding: .following(lastFailure: lastFailure)
         case .more: .catchingUp(lastFailure: lastFailure)
         case .unavailable: .retrying(lastFailure)
         case .waitingForApp: self
@@ -390,9 +479,15 @@ struct Follower: Sendable {
         /// The endpoint stayed unavailable through a whole retry round.
         case unavailable
         case waitingForApp
+        /// An object store's last object is not due yet: it was not written, and is read again
+        /// from the checkpoint at this time (or sooner, should it fill).
+        case holding(until: Timestamp)
     }
 
     func run() async {
+        if case .objectStore(let store) = destination.target {
+            await store.abortIncompleteUploads(app: destination.app, logger: logger)
+        }
         var databaseBackoff: Duration = .seconds(1)
         /// A commit can be announced while an older transaction still hides it (the log's
         /// horizon): after a wake-up the follower looks once more at its poll interval.
@@ -410,7 +505,11 @@ struct Follower: Sendable {
                     sleepUntilCommit = !settling
                     settling = false
                 case .more: pause = .zero
-                case .unavailable: pause = destination.endpoint.retry.maximumBackoff
+                case .unavailable: pause = destination.retry.maximumBackoff
+                case .holding(let until):
+                    // Read again when the object falls due, or after a poll's worth of new events.
+                    let due = Duration.microseconds(max(0, until.microseconds - Timestamp.now().microseconds))
+                    pause = max(.milliseconds(100), min(due, max(destination.pollInterval, .seconds(5))))
                 }
             } catch {
                 if Task.isCancelled { return }
@@ -479,6 +578,8 @@ struct DeliveryRun {
     let pool: PostgresPool
     let logger: Logger
     private var batch = BatchAssembler()
+    /// The object being written, for an object-store destination.
+    private var object: OpenObject?
     /// The last message taken into a batch or skipped.
     private var consumed: StreamPosition
     private var checkpointed: StreamPosition
@@ -544,40 +645,64 @@ struct DeliveryRun {
                 while linksBefore(xid, time) {
                     let link = links[nextLink]
                     nextLink += 1
-                    guard try await take(JSON.object(SegmentMapper.message(for: link.alias)).serialized(), at: link.position) else {
-                        return .unavailable
-                    }
+                    guard try await take(.link(link), at: link.position) else { return .unavailable }
                 }
                 let position = StreamPosition.event(xid: xid, at: at, id: id)
-                let message: [UInt8]?
+                let item: Item
                 do throws(EventError) {
-                    let event = try StoredEvents.event(from: row)
-                    message = SegmentMapper.fitted(SegmentMapper.message(for: event))?.bytes
-                    if message == nil {
-                        logger.warning(
-                            "skipping a message larger than 32000 bytes even without properties",
-                            metadata: ["destination": "\(destination.name)", "internal_event_id": "\(event.internalEventIdHex)"]
-                        )
-                    }
+                    item = .event(try StoredEvents.event(from: row))
                 } catch {
                     logger.error(
                         "skipping unreadable stored event",
                         metadata: ["destination": "\(destination.name)", "internal_event_id": "\(id)", "error": "\(error)"]
                     )
-                    message = nil
+                    item = .unreadable
                 }
-                guard try await take(message, at: position) else { return .unavailable }
+                guard try await take(item, at: position) else { return .unavailable }
             }
         }
         if !eventsCapped {
             while nextLink < links.count {
                 let link = links[nextLink]
                 nextLink += 1
-                guard try await take(JSON.object(SegmentMapper.message(for: link.alias)).serialized(), at: link.position) else { return .unavailable }
+                guard try await take(.link(link), at: link.position) else { return .unavailable }
             }
+        }
+        if case .objectStore(let store) = destination.target {
+            return try await finishObjects(store, capped: eventsCapped || linksCapped)
         }
         guard try await flush() else { return .unavailable }
         return eventsCapped || linksCapped ? .more : .caughtUp
+    }
+
+    /// What the stream hands on: an event, an identity link, or a stored row that no longer reads.
+    enum Item {
+        case event(CanonicalEvent)
+        case link(Link)
+        case unreadable
+    }
+
+    /// Takes one item into the destination's batch or object; false when it is unavailable.
+    private mutating func take(_ item: Item, at position: StreamPosition) async throws -> Bool {
+        switch destination.target {
+        case .segment:
+            let message: [UInt8]?
+            switch item {
+            case .event(let event):
+                message = SegmentMapper.fitted(SegmentMapper.message(for: event))?.bytes
+                if message == nil {
+                    logger.warning(
+                        "skipping a message larger than 32000 bytes even without properties",
+                        metadata: ["destination": "\(destination.name)", "internal_event_id": "\(event.internalEventIdHex)"]
+                    )
+                }
+            case .link(let link): message = JSON.object(SegmentMapper.message(for: link.alias)).serialized()
+            case .unreadable: message = nil
+            }
+            return try await take(message, at: position)
+        case .objectStore(let store):
+            return try await takeIntoObject(store, item, at: position)
+        }
     }
 
     /// Adds one message (nil: skipped) to the batch, sending the batch first when it is full;
@@ -605,8 +730,9 @@ struct DeliveryRun {
     /// Sends the pending batch and moves the checkpoint past it once the endpoint answered for
     /// good: accepted, or refused with a final status (the batch is then kept, with the answer).
     private mutating func ship() async throws -> Bool {
+        guard case .segment(let endpoint) = destination.target else { return false }
         let (body, count) = batch.take(sentAt: .now())
-        let delivery = await destination.endpoint.send(body)
+        let delivery = await endpoint.send(body)
         if Task.isCancelled { throw CancellationError() }
         if delivery.delivered {
             try await moveCheckpoint(ExportCheckpoints.Progress(delivered: count, skipped: skipped))
@@ -635,6 +761,125 @@ struct DeliveryRun {
         checkpointed = position
         skipped = 0
         return true
+    }
+
+    // MARK: - Objects
+
+    /// Adds an item's line to the open object (opening one after the checkpoint), closing the
+    /// object first when the item belongs to another hour, and after it when it is full.
+    private mutating func takeIntoObject(_ store: ObjectStoreDestination, _ item: Item, at position: StreamPosition) async throws -> Bool {
+        let line: [UInt8]?
+        let received: Timestamp
+        switch item {
+        case .event(let event):
+            line = store.format == .canonical ? event.json.serialized() : JSON.object(SegmentMapper.message(for: event)).serialized()
+            received = event.receivedAt
+        case .link(let link):
+            // Canonical rows are events: the links are Segment's `alias` messages only.
+            line = store.format == .canonical ? nil : JSON.object(SegmentMapper.message(for: link.alias)).serialized()
+            received = link.time
+        case .unreadable:
+            line = nil
+            received = .now()
+        }
+        guard let line else {
+            skipped += 1
+            consumed = position
+            return true
+        }
+        let hour = ObjectStoreDestination.hour(of: received)
+        if let open = object, open.hour != hour {
+            guard try await closeObject(store) else { return false }
+        }
+        if object == nil {
+            object = OpenObject(key: store.key(app: destination.app, hour: hour, after: checkpointed), hour: hour, firstReceived: received)
+        }
+        try object?.append(line)
+        consumed = position
+        if let open = object, open.pending.count >= store.partBytes {
+            guard await uploadPending(store, final: false) else { return false }
+        }
+        if let open = object, open.compressedBytes + open.raw.count / 8 >= store.maximumObjectBytes {
+            try object?.compressRaw()
+            if let open = object, open.compressedBytes >= store.maximumObjectBytes {
+                guard try await closeObject(store) else { return false }
+            }
+        }
+        return true
+    }
+
+    /// At a snapshot's end: the open object is written when it is due (old enough, or the
+    /// snapshot stopped at its limit), and otherwise left for a later read from the checkpoint.
+    private mutating func finishObjects(_ store: ObjectStoreDestination, capped: Bool) async throws -> Follower.Outcome {
+        if let open = object {
+            if capped || open.isDue(now: .now(), maximumAge: store.maximumObjectAge) {
+                guard try await closeObject(store) else { return .unavailable }
+            } else {
+                if let uploadId = open.uploadId { await store.bucket.abortMultipartUpload(key: open.key, uploadId: uploadId) }
+                object = nil
+                let seconds = store.maximumObjectAge.components.seconds
+                return .holding(until: Timestamp(microseconds: open.firstReceived.microseconds + seconds * 1_000_000))
+            }
+        } else if consumed != checkpointed {
+            try await moveCheckpoint(ExportCheckpoints.Progress(skipped: skipped))
+        }
+        return capped ? .more : .caughtUp
+    }
+
+    /// Uploads the compressed members not yet up as the next part (the last, with `final`).
+    private mutating func uploadPending(_ store: ObjectStoreDestination, final: Bool) async -> Bool {
+        guard var open = object else { return true }
+        do {
+            if final { try open.compressRaw() }
+            if open.uploadId == nil {
+                open.uploadId = try await store.bucket.createMultipartUpload(key: open.key, contentType: "application/x-ndjson")
+            }
+            if !open.pending.isEmpty || open.parts.isEmpty {
+                let tag = try await store.bucket.uploadPart(
+                    key: open.key,
+                    uploadId: open.uploadId!,
+                    number: open.parts.count + 1,
+                    bytes: open.pending
+                )
+                open.parts.append(tag)
+                open.pending.removeAll(keepingCapacity: true)
+            }
+            object = open
+            return true
+        } catch {
+            object = open
+            return await failObject(store, "\(error)")
+        }
+    }
+
+    /// Completes the open object and moves the checkpoint past its last message: only after
+    /// the store confirmed it.
+    private mutating func closeObject(_ store: ObjectStoreDestination) async throws -> Bool {
+        guard await uploadPending(store, final: true), let open = object, let uploadId = open.uploadId else { return false }
+        do {
+            try await store.bucket.completeMultipartUpload(key: open.key, uploadId: uploadId, parts: open.parts)
+        } catch {
+            return await failObject(store, "\(error)")
+        }
+        if Task.isCancelled { throw CancellationError() }
+        object = nil
+        try await moveCheckpoint(ExportCheckpoints.Progress(delivered: open.messages, skipped: skipped))
+        CairnMetric.batches.increment("destination", "ok")
+        CairnMetric.events.increment(by: open.messages, "destination", "delivered")
+        return true
+    }
+
+    /// The store failed: the object is abandoned (its parts aborted) and read again later
+    /// from the checkpoint, under the same name.
+    private mutating func failObject(_ store: ObjectStoreDestination, _ description: String) async -> Bool {
+        CairnMetric.batches.increment("destination", "failed")
+        lastFailure = description
+        logger.error("object store failed; will retry", metadata: ["destination": "\(destination.name)", "error": "\(description)"])
+        if let open = object, let uploadId = open.uploadId { await store.bucket.abortMultipartUpload(key: open.key, uploadId: uploadId) }
+        object = nil
+        let (name, token) = (destination.name, token)
+        try? await pool.withConnection { try ExportCheckpoints.recordError(name, token: token, description, on: $0) }
+        return false
     }
 
     private mutating func moveCheckpoint(_ progress: ExportCheckpoints.Progress) async throws {

@@ -87,7 +87,7 @@ public enum ExportService {
             for follower in followers where !rows.contains(where: { $0["destination"]?.stringValue == follower.destination.name }) {
                 var row: JSONObject = [
                     "destination": .string(follower.destination.name), "app": .string(follower.destination.app),
-                    "url": .string(follower.destination.endpoint.url), "checkpoint": "none yet",
+                    "url": .string(follower.destination.url), "checkpoint": "none yet",
                 ]
                 for (key, value) in follower.state.json { row[key] = value }
                 rows.append(row)
@@ -97,7 +97,7 @@ public enum ExportService {
         for destination in destinations {
             logger.info(
                 "continuous export",
-                metadata: ["destination": "\(destination.name)", "app": "\(destination.app)", "url": "\(destination.endpoint.url)"]
+                metadata: ["destination": "\(destination.name)", "app": "\(destination.app)", "url": "\(destination.url)"]
             )
         }
         TriggerMethods.register(in: &router, pool: pool)

@@ -97,15 +97,18 @@ public struct DeliveryOutcome: Sendable {
     /// Whether giving up was for a retryable reason: the destination is unavailable, so
     /// later batches would fare no better.
     public var unavailable: Bool
+    /// The last response's headers (an S3 part's `ETag`).
+    public var headers: [(String, String)] = []
 }
 
-/// The one delivery loop of Segment batches and trigger webhooks: POST, and on a network
-/// error, `408`, `429` or `5xx`, wait as ``RetryPolicy`` says and POST again.
+/// The one delivery loop of Segment batches, trigger webhooks and object-store requests: send,
+/// and on a network error, `408`, `429` or `5xx`, wait as ``RetryPolicy`` says and send again.
 enum HTTPPoster {
     /// `headers` gives each attempt's headers (numbered from 1): a signature can be fresh.
     static func post(
         _ payload: [UInt8],
         to url: String,
+        method: HTTPMethod = .POST,
         retry: RetryPolicy,
         using client: HTTPClient,
         headers: (Int) -> [(String, String)]
@@ -114,7 +117,7 @@ enum HTTPPoster {
         while true {
             attempt += 1
             var request = HTTPClientRequest(url: url)
-            request.method = .POST
+            request.method = method
             for (name, value) in headers(attempt) { request.headers.add(name: name, value: value) }
             request.body = .bytes(ByteBuffer(bytes: payload))
             var retryAfter: Duration?
@@ -124,7 +127,14 @@ enum HTTPPoster {
                 let status = Int(response.status.code)
                 let text = String(buffer: try await response.body.collect(upTo: 1 << 20)).prefix(2048)
                 if (200...299).contains(status) {
-                    return DeliveryOutcome(delivered: true, attempts: attempt, status: status, detail: String(text), unavailable: false)
+                    return DeliveryOutcome(
+                        delivered: true,
+                        attempts: attempt,
+                        status: status,
+                        detail: String(text),
+                        unavailable: false,
+                        headers: response.headers.map { ($0.name, $0.value) }
+                    )
                 }
                 outcome = DeliveryOutcome(
                     delivered: false,

@@ -231,10 +231,8 @@ struct Retention: Sendable {
             var plan = plans[index]
             let through = try FollowerCheckpoint.read(app: plan.token, on: connection)
             try Rollups.refresh(app: plan.token, persons: plan.persons, through: through, on: connection)
-            try connection.execute(
-                "DELETE FROM user_sessions WHERE app_token = $1 AND ended_at < $2::timestamptz",
-                [plan.token, plan.cutoff]
-            )
+            try Self.removeEndedSessions(app: plan.token, cutoff: plan.cutoff, on: connection)
+            try Self.moveFirstSeen(app: plan.token, cutoff: plan.cutoff, on: connection)
             plan.histories = try SessionRecompute.recompute(app: plan.token, persons: plan.spanningPersons, through: through, on: connection)
             try connection.execute(
                 """
@@ -247,6 +245,50 @@ struct Retention: Sendable {
             plans[index] = plan
         }
         return (plans, dropped)
+    }
+
+    /// Removes the sessions that ended before the cutoff and numbers each person's remaining
+    /// sessions from 1 again, as if the removed ones had never been.
+    static func removeEndedSessions(app: String, cutoff: String, on connection: PostgresConnection) throws {
+        let removed = try connection.execute(
+            """
+            WITH gone AS (DELETE FROM user_sessions WHERE app_token = $1 AND ended_at < $2::timestamptz RETURNING person)
+            SELECT person, count(*) AS n FROM gone GROUP BY person
+            """,
+            [app, cutoff]
+        ).namedRows
+        guard !removed.isEmpty else { return }
+        // The removed sessions were each person's first ones: the rest move down by their number.
+        try connection.execute(
+            """
+            UPDATE user_sessions s SET session = s.session - c.n
+            FROM unnest($2::text[], $3::int[]) AS c(person, n)
+            WHERE s.app_token = $1 AND s.person = c.person
+            """,
+            [app, PostgresArray.text(removed.compactMap { $0["person"] }), PostgresArray.text(removed.compactMap { $0["n"] })]
+        )
+    }
+
+    /// A user first seen before the cutoff is first seen at their earliest remaining event: one
+    /// of their own id, or of an id aliased to them. One who has none left keeps the old time.
+    static func moveFirstSeen(app: String, cutoff: String, on connection: PostgresConnection) throws {
+        try connection.execute(
+            """
+            UPDATE users u SET first_seen = f.first
+            FROM (
+                SELECT v.user_id, LEAST(
+                    (SELECT min(e.inserted_at) FROM events e WHERE e.app_token = $1 AND e.user_id = v.user_id),
+                    (SELECT min(e.inserted_at) FROM identity_aliases a JOIN events e ON e.app_token = a.app_token
+                         AND ((a.alias_kind = 'user' AND e.user_id = a.alias_id)
+                              OR (a.alias_kind = 'anonymous' AND e.user_id IS NULL AND e.anonymous_id = a.alias_id))
+                     WHERE a.app_token = $1 AND a.user_id = v.user_id)
+                ) AS first
+                FROM users v WHERE v.app_token = $1 AND v.first_seen < $2::timestamptz
+            ) f
+            WHERE u.app_token = $1 AND u.user_id = f.user_id AND f.first IS NOT NULL
+            """,
+            [app, cutoff]
+        )
     }
 
     /// The apps with a retention window (or the one asked for), each with its cutoff.

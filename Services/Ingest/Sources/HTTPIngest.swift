@@ -81,7 +81,8 @@ public struct HTTPIngest: Sendable {
                 self = .vendor(format)
             } else if parts == ["health"] {
                 self = .health
-            } else if parts == ["metrics"] {
+            } else if path == "/metrics" {
+                // Exactly this path: a proxy that blocks `/metrics` must not be passed by `/metrics/` or `//metrics`.
                 self = .metrics
             } else {
                 return nil

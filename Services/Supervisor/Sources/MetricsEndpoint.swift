@@ -41,6 +41,17 @@ enum MetricsEndpoint {
                 body: ResponseBody(byteBuffer: ByteBuffer(string: text))
             )
         }
+        // Any other method: 405 naming GET, as ingest answers.
+        for method in [HTTPRequest.Method.post, .put, .delete, .patch, .head] {
+            router.on("/metrics", method: method) { _, _ -> Response in
+                let body: JSON = ["code": "method_not_allowed", "message": "use GET"]
+                return Response(
+                    status: .methodNotAllowed,
+                    headers: [.contentType: "application/json", .allow: "GET"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: body.serialized()))
+                )
+            }
+        }
         let application = Application(
             router: router,
             server: .http1(configuration: .init(idleTimeout: .seconds(30))),

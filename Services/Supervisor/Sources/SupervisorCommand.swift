@@ -38,6 +38,9 @@ public struct SupervisorCommand: AsyncParsableCommand {
         let layout = InstallLayout.current()
         let stack = absolute(self.stack ?? layout.defaultStack)
         if printSystemdUnit {
+            guard SystemdUnit.isAccountName(user) else {
+                throw ValidationError("--user must be an account name (a-z, 0-9, '_' and '-', starting with a letter or '_'); found '\(user)'")
+            }
             print(
                 SystemdUnit(supervisor: layout.supervisor, stack: stack, dataDirectory: absolute(dataDir ?? SystemdUnit.dataDirectory), user: user)
                     .text,

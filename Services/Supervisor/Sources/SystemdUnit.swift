@@ -41,6 +41,25 @@ struct SystemdUnit: Sendable {
     var dataDirectory: String
     var user: String
 
+    /// A POSIX account name, as `useradd` takes it: the unit names it twice, and a newline in it
+    /// would add lines of its own.
+    static func isAccountName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.utf8.count <= 32 else { return false }
+        let lower = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz_")
+        let rest = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyz0123456789_-")
+        return lower.contains(first) && name.unicodeScalars.allSatisfy { rest.contains($0) }
+    }
+
+    /// A value as systemd reads a quoted word: in double quotes, with `\` and `"` escaped, and `%`
+    /// doubled (systemd's specifier character).
+    static func quoted(_ value: String) -> String {
+        "\""
+            + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(
+                of: "%",
+                with: "%%"
+            ) + "\""
+    }
+
     var text: String {
         let stateDirectory = dataDirectory.hasPrefix("/var/lib/") ? String(dataDirectory.dropFirst("/var/lib/".count)) : nil
         let environmentFile = URL(fileURLWithPath: stack).deletingLastPathComponent().appendingPathComponent("cairn.env").path
@@ -65,10 +84,11 @@ struct SystemdUnit: Sendable {
             lines += ["StateDirectory=\(stateDirectory)", "StateDirectoryMode=0700"]
         }
         lines += [
-            "WorkingDirectory=\(dataDirectory)",
-            "Environment=CAIRN_DATA_DIR=\(dataDirectory)",
-            "EnvironmentFile=-\(environmentFile)",
-            "ExecStart=\(supervisor) --stack \(stack) --data-dir \(dataDirectory)",
+            // A path setting takes the rest of the line as it is; only `%` needs escaping.
+            "WorkingDirectory=\(dataDirectory.replacingOccurrences(of: "%", with: "%%"))",
+            "Environment=\(Self.quoted("CAIRN_DATA_DIR=" + dataDirectory))",
+            "EnvironmentFile=-\(environmentFile.replacingOccurrences(of: "%", with: "%%"))",
+            "ExecStart=\(Self.quoted(supervisor)) --stack \(Self.quoted(stack)) --data-dir \(Self.quoted(dataDirectory))",
             // The supervisor stops its services in order on SIGTERM; systemd kills what is left.
             "KillMode=mixed",
             "KillSignal=SIGTERM",
@@ -81,7 +101,7 @@ struct SystemdUnit: Sendable {
             "ProtectSystem=strict",
             "ProtectHome=yes",
             "PrivateTmp=yes",
-            "ReadWritePaths=\(dataDirectory)",
+            "ReadWritePaths=\(Self.quoted(dataDirectory))",
             "",
             "[Install]",
             "WantedBy=multi-user.target",
