@@ -41,10 +41,18 @@ import Testing
         )
         let store = ObjectStoreDestination(bucket: bucket, prefix: "lake/", format: .canonical)
         let start = StreamPosition.event(xid: 812, at: "2026-12-03 14:05:00+00", id: 42)
-        let key = store.key(app: "acme", hour: "2026-12-03/14", after: start)
-        #expect(key.hasPrefix("lake/app=acme/date=2026-12-03/hour=14/812-") && key.hasSuffix(".jsonl.gz"))
-        #expect(store.key(app: "acme", hour: "2026-12-03/14", after: start) == key)
-        #expect(store.key(app: "acme", hour: "2026-12-03/14", after: .event(xid: 812, at: "2026-12-03 14:05:00+00", id: 43)) != key)
+        let key = store.key(destination: "lake", app: "acme", hour: "2026-12-03/14", after: start)
+        #expect(key.hasPrefix("lake/app=acme/date=2026-12-03/hour=14/lake-812-") && key.hasSuffix(".jsonl.gz"))
+        #expect(store.key(destination: "lake", app: "acme", hour: "2026-12-03/14", after: start) == key)
+        // The same instant written in another session time zone, or with its fraction spelt out: the same name.
+        for same in ["2026-12-03 09:05:00-05", "2026-12-03 14:05:00.000000+00", "2026-12-03T14:05:00Z"] {
+            #expect(store.key(destination: "lake", app: "acme", hour: "2026-12-03/14", after: .event(xid: 812, at: same, id: 42)) == key)
+        }
+        #expect(
+            store.key(destination: "lake", app: "acme", hour: "2026-12-03/14", after: .event(xid: 812, at: "2026-12-03 14:05:00+00", id: 43)) != key
+        )
+        // Another destination writing to the same place never takes this one's names.
+        #expect(store.key(destination: "lake-2", app: "acme", hour: "2026-12-03/14", after: start) != key)
         #expect(ObjectStoreDestination.hour(of: Timestamp(parsing: "2026-12-03T14:59:59.999Z")!) == "2026-12-03/14")
         #expect(S3Bucket.element("UploadId", in: "<a><UploadId>x&amp;y</UploadId><UploadId>z</UploadId></a>") == ["x&y", "z"])
     }
@@ -69,5 +77,17 @@ import Testing
         #expect(throws: ExportError.self) { try parse(["part_bytes": 1024]) }
         #expect(throws: ExportError.self) { try parse(["prefix": "/abs"]) }
         #expect(throws: ExportError.self) { try parse(["type": "gcs"]) }
+        // Names that a path-normalising proxy, or the store, would read otherwise.
+        for bucket in ["..", ".", "a", "évents", "-events", "ev..ents"] {
+            #expect(throws: ExportError.self, "\(bucket)") { try parse(["bucket": .string(bucket)]) }
+        }
+        for prefix in ["../other/", "a/../../x/", "a?b", "a#c", "a%d", "./x"] {
+            #expect(throws: ExportError.self, "\(prefix)") { try parse(["prefix": .string(prefix)]) }
+        }
+        #expect(throws: ExportError.self) { try parse(["region": "../x"]) }
+        #expect(throws: ExportError.self) { try parse(["region": ""]) }
+        #expect(throws: ExportError.self) { try parse(["endpoint": "http://user:pw@127.0.0.1:9000"]) }
+        #expect(throws: ExportError.self) { try parse(["app": "ac/me"]) }
+        #expect(throws: Never.self) { try parse(["prefix": "lake/cairn-events=1/", "region": "eu-west-1"]) }
     }
 }

@@ -143,7 +143,7 @@ import Testing
                 #expect(mismatched.isEmpty, "\(mismatched.prefix(2))")
                 // Partitioned by app, date and hour of receipt; several objects, multipart.
                 #expect(canonical.count > 3)
-                let pattern = #/^cairn-canonical/app=acme/date=\d{4}-\d{2}-\d{2}/hour=\d{2}/\d+-[0-9a-f]{16}\.jsonl\.gz$/#
+                let pattern = #/^cairn-canonical/app=acme/date=\d{4}-\d{2}-\d{2}/hour=\d{2}/lake-\d+-[0-9a-f]{16}\.jsonl\.gz$/#
                 #expect(canonical.allSatisfy { $0.key.wholeMatch(of: pattern) != nil }, "\(canonical.prefix(3).map(\.key))")
                 // Segment messages: one per event (the identity links ride along as alias messages).
                 let segmentDeadline = ContinuousClock.now + .seconds(60)

@@ -118,7 +118,7 @@ public struct ContinuousDestination: Sendable {
             }
             let target: Target
             if type == "s3" {
-                target = .objectStore(try objectStore(entry, at: path, retry: retry, environment: environment))
+                target = .objectStore(try objectStore(entry, app: app, at: path, retry: retry, environment: environment))
             } else {
                 do {
                     target = .segment(try SegmentHTTPDestination(url: url, writeKey: writeKey, gzip: try flag("gzip") ?? false, retry: retry))
@@ -144,24 +144,43 @@ public struct ContinuousDestination: Sendable {
     /// ones), and the object limits.
     private static func objectStore(
         _ entry: JSON,
+        app destinationApp: String,
         at path: String,
         retry: RetryPolicy,
         environment: [String: String]
     ) throws(ExportError) -> ObjectStoreDestination {
         func text(_ key: String) -> String? { entry[key]?.stringValue }
-        guard let bucket = text("bucket"), !bucket.isEmpty, bucket.utf8.count <= 63,
-            bucket.unicodeScalars.allSatisfy({
-                CharacterSet.lowercaseLetters.contains($0) || CharacterSet.decimalDigits.contains($0) || "-.".unicodeScalars.contains($0)
-            })
+        /// Every scalar of `text` is one of `allowed` (ASCII only).
+        func only(_ text: String, _ allowed: String) -> Bool {
+            text.unicodeScalars.allSatisfy { $0.isASCII && allowed.unicodeScalars.contains($0) }
+        }
+        let lower = "abcdefghijklmnopqrstuvwxyz0123456789"
+        guard let bucket = text("bucket"), (3...63).contains(bucket.utf8.count), only(bucket, lower + "-."),
+            let first = bucket.first, let last = bucket.last, first.isLetter || first.isNumber, last.isLetter || last.isNumber,
+            !bucket.contains("..")
         else {
-            throw invalid("\(path).bucket must be a bucket name (3 to 63 of a-z, 0-9, '-' and '.')")
+            throw invalid("\(path).bucket must be a bucket name (3 to 63 of a-z, 0-9, '-' and '.', starting and ending with a letter or digit)")
         }
         let region = text("region") ?? "us-east-1"
+        guard !region.isEmpty, region.utf8.count <= 64, only(region, lower + "-") else {
+            throw invalid("\(path).region must be a region name such as eu-west-1")
+        }
         let endpoint = text("endpoint") ?? "https://s3.\(region).amazonaws.com"
+        guard URL(string: endpoint)?.user == nil else {
+            throw invalid("\(path).endpoint must not hold credentials; give them in access_key_id_env and secret_access_key_env")
+        }
+        guard only(destinationApp, lower + "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_.") else {
+            throw invalid("\(path).app must be an app's name or token (letters, digits, '-', '_' and '.') to name the objects' keys")
+        }
         var prefix = text("prefix") ?? ""
         if !prefix.isEmpty && !prefix.hasSuffix("/") { prefix += "/" }
-        guard prefix.utf8.count <= 512, !prefix.hasPrefix("/"), !prefix.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
-            throw invalid("\(path).prefix must be a key prefix such as \"cairn/\" (no leading '/', no control characters)")
+        // S3's safe key characters only: no '..' segment, '?', '#' or '%' a proxy could read as a path or a query.
+        guard prefix.utf8.count <= 512, !prefix.hasPrefix("/"), only(prefix, lower + "ABCDEFGHIJKLMNOPQRSTUVWXYZ!-_.*'()/="),
+            !prefix.split(separator: "/").contains(where: { $0 == ".." || $0 == "." })
+        else {
+            throw invalid(
+                "\(path).prefix must be a key prefix such as \"cairn/\" (letters, digits and !-_.*'()=/, no leading '/', no '.' or '..' segment)"
+            )
         }
         guard let format = ObjectStoreDestination.Format(rawValue: text("format") ?? "segment") else {
             throw invalid("\(path).format must be \"segment\" or \"canonical\"")
@@ -486,7 +505,7 @@ struct Follower: Sendable {
 
     func run() async {
         if case .objectStore(let store) = destination.target {
-            await store.abortIncompleteUploads(app: destination.app, logger: logger)
+            await store.abortIncompleteUploads(destination: destination.name, app: destination.app, logger: logger)
         }
         var databaseBackoff: Duration = .seconds(1)
         /// A commit can be announced while an older transaction still hides it (the log's
@@ -507,9 +526,9 @@ struct Follower: Sendable {
                 case .more: pause = .zero
                 case .unavailable: pause = destination.retry.maximumBackoff
                 case .holding(let until):
-                    // Read again when the object falls due, or after a poll's worth of new events.
-                    let due = Duration.microseconds(max(0, until.microseconds - Timestamp.now().microseconds))
-                    pause = max(.milliseconds(100), min(due, max(destination.pollInterval, .seconds(5))))
+                    // Read again when the object falls due: reading it sooner would only read,
+                    // compress and drop it again. One that fills meanwhile closes at its size then.
+                    pause = max(.milliseconds(100), .microseconds(max(0, until.microseconds - Timestamp.now().microseconds)))
                 }
             } catch {
                 if Task.isCancelled { return }
@@ -792,7 +811,11 @@ struct DeliveryRun {
             guard try await closeObject(store) else { return false }
         }
         if object == nil {
-            object = OpenObject(key: store.key(app: destination.app, hour: hour, after: checkpointed), hour: hour, firstReceived: received)
+            object = OpenObject(
+                key: store.key(destination: destination.name, app: destination.app, hour: hour, after: checkpointed),
+                hour: hour,
+                firstReceived: received
+            )
         }
         try object?.append(line)
         consumed = position

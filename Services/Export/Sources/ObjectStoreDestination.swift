@@ -6,7 +6,7 @@ import Logging
 /// A continuous destination that writes gzip JSON lines to an S3-compatible store: Segment
 /// messages (`format: "segment"`, the default) or Cairn's canonical rows (`"canonical"`, events
 /// only), in objects under `prefix` partitioned by app, date and hour of receipt:
-/// `{prefix}app={app}/date=2026-12-03/hour=14/{xid}-{hash}.jsonl.gz`.
+/// `{prefix}app={app}/date=2026-12-03/hour=14/{destination}-{xid}-{hash}.jsonl.gz`.
 ///
 /// An object closes at `max_object_bytes` (compressed) or once its first message is
 /// `max_object_age_s` old, and at each hour's end. It is uploaded in parts (multipart, every
@@ -34,18 +34,23 @@ public struct ObjectStoreDestination: Sendable {
     /// The smallest part S3 takes (but for the last).
     static let minimumPartBytes = 5 << 20
 
-    /// The object that starts after `checkpoint`, in the hour `hour` (`2026-12-03/14`).
-    func key(app: String, hour: String, after checkpoint: StreamPosition) -> String {
+    /// The object of destination `destination` that starts after `checkpoint`, in the hour
+    /// `hour` (`2026-12-03/14`). The checkpoint's time counts as an instant, not as text: the
+    /// same position read back in another session time zone names the same object.
+    func key(destination: String, app: String, hour: String, after checkpoint: StreamPosition) -> String {
         let day = hour.prefix(10)
-        let identity = "\(checkpoint.xid)\u{1F}\(checkpoint.at)\u{1F}\(checkpoint.eventId)\u{1F}\(checkpoint.aliasKind)\u{1F}\(checkpoint.aliasId)"
-        return
-            "\(prefix)app=\(app)/date=\(day)/hour=\(hour.suffix(2))/\(max(checkpoint.xid, 0))-\(SHA256.hex(Array(identity.utf8)).prefix(16)).jsonl.gz"
+        let instant = Timestamp(parsing: checkpoint.at).map { String($0.microseconds) } ?? checkpoint.at
+        let identity = "\(checkpoint.xid)\u{1F}\(instant)\u{1F}\(checkpoint.eventId)\u{1F}\(checkpoint.aliasKind)\u{1F}\(checkpoint.aliasId)"
+        let hash = SHA256.hex(Array(identity.utf8)).prefix(16)
+        return "\(prefix)app=\(app)/date=\(day)/hour=\(hour.suffix(2))/\(destination)-\(max(checkpoint.xid, 0))-\(hash).jsonl.gz"
     }
 
-    /// Aborts the uploads a killed run left under the app's prefix: they never became objects.
-    func abortIncompleteUploads(app: String, logger: Logger) async {
+    /// Aborts the uploads a killed run of this destination left: they never became objects.
+    /// Another destination's (or another stack's) uploads under the same prefix are left alone.
+    func abortIncompleteUploads(destination: String, app: String, logger: Logger) async {
         do {
-            for upload in try await bucket.incompleteUploads(prefix: "\(prefix)app=\(app)/") {
+            for upload in try await bucket.incompleteUploads(prefix: "\(prefix)app=\(app)/")
+            where upload.key.split(separator: "/").last?.hasPrefix("\(destination)-") == true {
                 await bucket.abortMultipartUpload(key: upload.key, uploadId: upload.uploadId)
                 logger.info("aborted an upload a stopped run left", metadata: ["key": "\(upload.key)"])
             }

@@ -103,9 +103,11 @@ struct S3Bucket: Sendable {
     }
 
     static func failure(_ doing: String, _ outcome: DeliveryOutcome) -> ExportError {
-        ExportError(
+        // One line, whatever the store answered (an HTML error page, indented XML).
+        let answer = outcome.detail.prefix(500).split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return ExportError(
             .objectStoreFailed,
-            "\(doing): \(outcome.status.map { "HTTP \($0)" } ?? "no response") after \(outcome.attempts) attempt\(outcome.attempts == 1 ? "" : "s"): \(outcome.detail.prefix(500))"
+            "\(doing): \(outcome.status.map { "HTTP \($0)" } ?? "no response") after \(outcome.attempts) attempt\(outcome.attempts == 1 ? "" : "s"): \(answer)"
         )
     }
 }
