@@ -21,8 +21,11 @@ def client(port):
 def main():
     command, port = sys.argv[1], int(sys.argv[2])
     if command == "serve":
-        from moto.server import ThreadedMotoServer
+        import signal
         import time
+        from moto.server import ThreadedMotoServer
+        # Started from a test process that blocks signals: unblock them, or SIGTERM never lands.
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
         server.start()
         print("ready", flush=True)

@@ -22,7 +22,8 @@ import Testing
             server.standardError = FileHandle(forWritingAtPath: log)
             try server.run()
             defer {
-                server.terminate()
+                // SIGKILL: the server is a throwaway, and a child of the test process may start with signals blocked.
+                kill(server.processIdentifier, SIGKILL)
                 try? FileManager.default.removeItem(atPath: log)
             }
             let deadline = ContinuousClock.now + .seconds(30)
