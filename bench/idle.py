@@ -21,27 +21,21 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 def descendants(root):
     """Every process under `root`, `root` included: pid -> (name, cpu ticks)."""
-    children = {}
+    stats, children = {}, {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             stat = open(f"/proc/{pid}/stat").read()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2:].split()
-        children.setdefault(int(fields[1]), []).append((int(pid), name, int(fields[11]) + int(fields[12])))
+        stats[int(pid)] = (stat[stat.index("(") + 1:stat.rindex(")")], int(fields[11]) + int(fields[12]))
+        children.setdefault(int(fields[1]), []).append(int(pid))
     found, queue = {}, [root]
-    try:
-        fields = open(f"/proc/{root}/stat").read()
-        name = fields[fields.index("(") + 1:fields.rindex(")")]
-        rest = fields[fields.rindex(")") + 2:].split()
-        found[root] = (name, int(rest[11]) + int(rest[12]))
-    except OSError:
-        return found
     while queue:
-        for pid, name, ticks in children.get(queue.pop(), []):
-            found[pid] = (name, ticks)
-            queue.append(pid)
+        pid = queue.pop()
+        if pid in stats:
+            found[pid] = stats[pid]
+            queue += children.get(pid, [])
     return found
 
 

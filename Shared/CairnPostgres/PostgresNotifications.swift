@@ -157,3 +157,31 @@ extension PostgresConnection {
         }
     }
 }
+
+/// How a follower that has caught up waits for more: until a commit is announced, except that
+/// after each announcement it looks once more at its poll interval, because a commit can stay
+/// hidden for a moment behind an older transaction (the log's horizon).
+public struct CommitWait: Sendable {
+    public let bell: Doorbell
+    let notifications: PostgresNotifications
+    private var settling = true
+
+    public init(bell: Doorbell, notifications: PostgresNotifications) {
+        self.bell = bell
+        self.notifications = notifications
+    }
+
+    /// Read before looking for work; handed to ``idle(after:poll:)`` when the look found none.
+    public var rings: UInt64 { bell.rings }
+
+    /// Sleeps after a look that found nothing: `poll` when the last wake was a ring, else until
+    /// the next ring (or, with notifications down, `poll`).
+    public mutating func idle(after seen: UInt64, poll: Duration) async {
+        if settling {
+            try? await Task.sleep(for: poll)
+            settling = false
+        } else {
+            settling = await bell.wait(after: seen, timeout: notifications.timeout(poll: poll))
+        }
+    }
+}

@@ -74,20 +74,18 @@ public struct ContinuousDestination: Sendable {
             guard let app = entry["app"]?.stringValue, !app.isEmpty else { throw invalid("\(path).app must name the app to export") }
             let type = entry["type"]?.stringValue ?? "segment"
             guard ["segment", "s3"].contains(type) else { throw invalid("\(path).type must be \"segment\" or \"s3\"") }
-            let url = entry["url"]?.stringValue ?? ""
-            guard type == "s3" || !url.isEmpty else { throw invalid("\(path).url must be the endpoint's URL") }
-            let writeKey: String
-            if type == "s3" {
-                writeKey = ""
-            } else if let variable = entry["write_key_env"]?.stringValue {
-                guard let value = environment[variable], !value.isEmpty else {
-                    throw invalid("\(path).write_key_env names \(variable), which is not set in the export service's environment")
+            /// A Segment destination's write key: from the variable `write_key_env` names, or inline.
+            func writeKey() throws(ExportError) -> String {
+                if let variable = entry["write_key_env"]?.stringValue {
+                    guard let value = environment[variable], !value.isEmpty else {
+                        throw invalid("\(path).write_key_env names \(variable), which is not set in the export service's environment")
+                    }
+                    return value
                 }
-                writeKey = value
-            } else if let value = entry["write_key"]?.stringValue {
-                writeKey = value
-            } else {
-                throw invalid("\(path) needs write_key_env (the variable holding the write key) or write_key")
+                guard let value = entry["write_key"]?.stringValue else {
+                    throw invalid("\(path) needs write_key_env (the variable holding the write key) or write_key")
+                }
+                return value
             }
             func flag(_ key: String) throws(ExportError) -> Bool? {
                 guard let value = entry[key] else { return nil }
@@ -120,8 +118,10 @@ public struct ContinuousDestination: Sendable {
             if type == "s3" {
                 target = .objectStore(try objectStore(entry, app: app, at: path, retry: retry, environment: environment))
             } else {
+                guard let url = entry["url"]?.stringValue, !url.isEmpty else { throw invalid("\(path).url must be the endpoint's URL") }
+                let key = try writeKey()
                 do {
-                    target = .segment(try SegmentHTTPDestination(url: url, writeKey: writeKey, gzip: try flag("gzip") ?? false, retry: retry))
+                    target = .segment(try SegmentHTTPDestination(url: url, writeKey: key, gzip: try flag("gzip") ?? false, retry: retry))
                 } catch {
                     throw invalid("\(path).url '\(url)' is not an http:// or https:// URL")
                 }
@@ -508,21 +508,18 @@ struct Follower: Sendable {
             await store.abortIncompleteUploads(destination: destination.name, app: destination.app, logger: logger)
         }
         var databaseBackoff: Duration = .seconds(1)
-        /// A commit can be announced while an older transaction still hides it (the log's
-        /// horizon): after a wake-up the follower looks once more at its poll interval.
-        var settling = true
+        var wait = CommitWait(bell: committed, notifications: wakeups)
         while !Task.isCancelled {
-            let seen = committed.rings
+            let seen = wait.rings
             var pause: Duration
-            var sleepUntilCommit = false
+            var caughtUp = false
             do {
                 let outcome = try await followOnce()
                 databaseBackoff = .seconds(1)
                 switch outcome {
                 case .caughtUp, .waitingForApp:
                     pause = outcome == .caughtUp ? destination.pollInterval : max(destination.pollInterval, .seconds(1))
-                    sleepUntilCommit = !settling
-                    settling = false
+                    caughtUp = true
                 case .more: pause = .zero
                 case .unavailable: pause = destination.retry.maximumBackoff
                 case .holding(let until):
@@ -537,8 +534,8 @@ struct Follower: Sendable {
                 pause = databaseBackoff
                 databaseBackoff = min(databaseBackoff * 2, .seconds(30))
             }
-            if sleepUntilCommit {
-                settling = await committed.wait(after: seen, timeout: wakeups.timeout(poll: pause))
+            if caughtUp {
+                await wait.idle(after: seen, poll: pause)
             } else if pause > .zero {
                 try? await Task.sleep(for: pause)
             }

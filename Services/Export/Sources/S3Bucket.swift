@@ -21,8 +21,8 @@ struct S3Bucket: Sendable {
         else {
             throw ExportError(.invalidDestination, field: "endpoint", "'\(endpoint)' is not an http:// or https:// origin (no path)")
         }
-        self.endpoint = "\(scheme)://\(host)" + (url.port.map { ":\($0)" } ?? "")
         self.host = host + (url.port.map { ":\($0)" } ?? "")
+        self.endpoint = "\(scheme)://\(self.host)"
         self.bucket = bucket
         self.signer = signer
         self.retry = retry

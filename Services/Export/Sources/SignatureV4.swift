@@ -1,3 +1,4 @@
+import CairnCore
 import Crypto
 import Foundation
 
@@ -11,8 +12,8 @@ struct SignatureV4: Sendable {
     var service = "s3"
 
     /// The SHA-256 of a payload, as `x-amz-content-sha256` carries it.
-    static func payloadHash(_ payload: some Sequence<UInt8>) -> String {
-        hex(SHA256.hash(data: Array(payload)))
+    static func payloadHash(_ payload: [UInt8]) -> String {
+        hex(Crypto.SHA256.hash(data: payload))
     }
 
     /// The headers to send: `headers` (lower-case names) plus `x-amz-date`,
@@ -46,12 +47,12 @@ struct SignatureV4: Sendable {
             method, Self.encode(path, keepingSlashes: true), canonicalQuery, canonicalHeaders, signedHeaders, payloadHash,
         ].joined(separator: "\n")
         let scope = "\(day)/\(region)/\(service)/aws4_request"
-        let stringToSign = ["AWS4-HMAC-SHA256", amzDate, scope, Self.hex(SHA256.hash(data: Array(canonicalRequest.utf8)))].joined(separator: "\n")
+        let stringToSign = ["AWS4-HMAC-SHA256", amzDate, scope, Self.payloadHash(Array(canonicalRequest.utf8))].joined(separator: "\n")
         var key = SymmetricKey(data: Array("AWS4\(secretAccessKey)".utf8))
         for part in [day, region, service, "aws4_request"] {
-            key = SymmetricKey(data: Array(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
+            key = SymmetricKey(data: Array(HMAC<Crypto.SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
         }
-        let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
+        let signature = Self.hex(HMAC<Crypto.SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
         all["authorization"] = "AWS4-HMAC-SHA256 Credential=\(accessKeyId)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
         return all
     }
@@ -75,6 +76,6 @@ struct SignatureV4: Sendable {
     }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        CairnCore.SHA256.hexString(Array(bytes))
     }
 }

@@ -106,21 +106,18 @@ final class TriggerLane: Sendable {
     func run() async {
         defer { flags.withLock { $0.finished = true } }
         var backoff: Duration = .seconds(1)
-        /// After a wake-up, one more look at the poll interval: the commit announced may still
-        /// have been hidden behind an older transaction (the log's horizon).
-        var settling = true
+        var wait = CommitWait(bell: committed, notifications: wakeups)
         while !isStopped && !Task.isCancelled {
-            let seen = committed.rings
+            let seen = wait.rings
             do {
                 let more = try await step()
                 backoff = .seconds(1)
                 if !more {
                     // An absence trigger has decisions falling due with time alone: it keeps polling.
-                    if settling || trigger.isAbsence {
+                    if trigger.isAbsence {
                         try? await Task.sleep(for: pollInterval)
-                        settling = false
                     } else {
-                        settling = await committed.wait(after: seen, timeout: wakeups.timeout(poll: pollInterval))
+                        await wait.idle(after: seen, poll: pollInterval)
                     }
                 }
             } catch let error as ConditionError {

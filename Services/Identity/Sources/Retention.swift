@@ -295,8 +295,7 @@ struct Retention: Sendable {
     private func windows(app key: String?, on connection: PostgresConnection) throws -> [AppPlan] {
         let rows = try connection.execute(
             """
-            SELECT token, name, (extract(year FROM retention) * 12 + extract(month FROM retention))::int AS months,
-                   extract(day FROM retention)::int AS days,
+            SELECT token, name, \(RetentionColumns.sql),
                    to_char(date_trunc('day', now() - retention), 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS cutoff
             FROM apps WHERE retention IS NOT NULL AND ($1::text IS NULL OR token = $1 OR name = $1)
             ORDER BY token
@@ -313,31 +312,21 @@ struct Retention: Sendable {
         }
         return rows.compactMap { row in
             guard let token = row["token"], let cutoff = row["cutoff"] else { return nil }
-            let window = RetentionWindow(months: row["months", as: Int.self] ?? 0, days: row["days", as: Int.self] ?? 0)
-            return AppPlan(token: token, name: row["name"] ?? token, window: window?.description ?? "?", cutoff: cutoff)
+            return AppPlan(token: token, name: row["name"] ?? token, window: RetentionColumns.window(in: row)?.description ?? "?", cutoff: cutoff)
         }
     }
 
     /// Partitions that end by every cutoff and hold rows only of apps whose cutoff they end by.
     private func droppablePartitions(cutoffs: [String: String], on connection: PostgresConnection) throws -> [Partition] {
         guard let latest = cutoffs.values.max() else { return [] }
-        let candidates = try connection.execute(
-            """
-            SELECT c.oid::regclass::text AS name,
-                   to_char(b[1]::timestamptz, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS start, to_char(b[2]::timestamptz, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS "end"
-            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
-                 regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS b
-            WHERE i.inhparent = 'events'::regclass AND b[2]::timestamptz <= $1::timestamptz
-            ORDER BY b[1]::timestamptz
-            """,
-            [latest]
-        ).namedRows
+        // Cutoffs and bounds as the same ISO 8601 UTC text, which compares as the times do.
+        let candidates = try EventPartitions.list(on: connection).map {
+            (name: $0.name, start: $0.start.format(fractionDigits: 0), end: $0.end.format(fractionDigits: 0))
+        }.filter { $0.end <= latest }
         var droppable: [Partition] = []
-        for row in candidates {
-            guard let name = row["name"], let start = row["start"], let end = row["end"] else { continue }
+        for (name, start, end) in candidates {
             // The partition's name comes from the catalog (regclass quotes it), never from a client.
             let apps = Set(try connection.execute("SELECT DISTINCT app_token FROM \(name)").rows.compactMap { $0[0] })
-            // ISO 8601 UTC texts of one form compare as times.
             if apps.allSatisfy({ app in cutoffs[app].map { end <= $0 } ?? false }) {
                 droppable.append(Partition(name: name, start: start, end: end, apps: apps))
             }

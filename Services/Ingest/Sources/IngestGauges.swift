@@ -10,12 +10,6 @@ struct IngestGauges: Sendable {
     let backpressure: Backpressure
     let degradation: @Sendable () async -> String?
 
-    init(spool: Spool, backpressure: Backpressure, degradation: @escaping @Sendable () async -> String?) {
-        self.spool = spool
-        self.backpressure = backpressure
-        self.degradation = degradation
-    }
-
     func refresh() async {
         let spool = self.spool
         let backlog = (try? await NIOThreadPool.singleton.runIfActive { try spool.backlog() }) ?? []

@@ -32,9 +32,7 @@ public enum AppRegistry {
             """
             SELECT token, name, personal_data, created_at, session_inactivity_s, session_max_length_s, identify_userlike_by_email,
                    to_char(event_time_earliest AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS event_time_earliest,
-                   event_time_future_s,
-                   (extract(year FROM retention) * 12 + extract(month FROM retention))::int AS retention_months,
-                   extract(day FROM retention)::int AS retention_days
+                   event_time_future_s, \(RetentionColumns.sql)
             FROM apps WHERE \(condition) LIMIT 1
             """,
             [value]
@@ -53,7 +51,7 @@ public enum AppRegistry {
             "event_time_earliest": .optional(row["event_time_earliest"]),
             "event_time_future_s": .int(row["event_time_future_s", as: Int64.self] ?? 86400), "attributes": .object(attributes),
             "retention": .optional(
-                RetentionWindow(months: row["retention_months", as: Int.self] ?? 0, days: row["retention_days", as: Int.self] ?? 0)?.description
+                RetentionColumns.window(in: row)?.description
             ),
         ]
     }

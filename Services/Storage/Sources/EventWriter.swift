@@ -138,18 +138,7 @@ public final class EventWriter: Sendable {
 
     /// The partitions of `events` from PostgreSQL's catalog (whatever made them).
     static func readPartitions(on connection: PostgresConnection) throws(PostgresError) -> [PartitionRange] {
-        try connection.execute(
-            """
-            SELECT to_char(b[1]::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS start,
-                   to_char(b[2]::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "end"
-            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,
-                 regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS b
-            WHERE i.inhparent = 'events'::regclass
-            """
-        ).namedRows.compactMap { row in
-            guard let start = row["start", as: Timestamp.self], let end = row["end", as: Timestamp.self] else { return nil }
-            return PartitionRange(start: start, end: end)
-        }
+        try EventPartitions.list(on: connection).map { PartitionRange(start: $0.start, end: $0.end) }
     }
 
     static func monthStart(_ time: Timestamp, offset: Int64) -> Timestamp {
