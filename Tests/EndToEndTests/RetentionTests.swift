@@ -196,3 +196,39 @@ import Testing
         }
     }
 }
+
+extension RetentionTests {
+    /// An app without a window writing old events into a partition that another app's window
+    /// empties: what it was acknowledged stays, whether the run empties the partition first, or
+    /// the write lands first (the partition then is not emptied). Three rounds, each racing the two.
+    @Test func aPartitionIsNeverEmptiedUnderAnotherAppsWrites() async throws {
+        try await TestStack.with { stack in
+            for app in ["old", "keeps"] { #expect(try await stack.cli(["apps", "create", app]).status == 0) }
+            #expect(try await stack.cli(["apps", "configure", "--app", "old", "--retention", "1d"]).status == 0)
+            var acknowledged = 0
+            for (round, year) in [1991, 1992, 1993].enumerated() {
+                let file = stack.directory + "/old-\(year).jsonl"
+                try Self.write(
+                    (0..<500).map { #"{"type":"track","event":"Old","userId":"u\#($0)","timestamp":"\#(year)-06-15T10:00:00Z"}"# },
+                    to: file
+                )
+                #expect(try await stack.cli(["ingest", file, "--app", "old"]).status == 0)
+                #expect(try await stack.waitForCount(app: "old", 500) == 500)
+                try await stack.waitForFollowers()
+                async let run = stack.cli(["retention", "run", "--app", "old"])
+                for batch in 0..<6 {
+                    let lines = (0..<5).map {
+                        #"{"type":"track","event":"Kept","userId":"k\#($0)","messageId":"r\#(round)-b\#(batch)-\#($0)","timestamp":"\#(year)-06-15T11:00:00Z"}"#
+                    }
+                    let keptFile = stack.directory + "/keeps-\(round)-\(batch).jsonl"
+                    try Self.write(lines, to: keptFile)
+                    if try await stack.cli(["ingest", keptFile, "--app", "keeps"]).status == 0 { acknowledged += lines.count }
+                }
+                #expect(try await run.status == 0)
+            }
+            #expect(acknowledged == 90)
+            #expect(try await stack.waitForCount(app: "keeps", Int64(acknowledged)) == Int64(acknowledged))
+            #expect(try await stack.storedCount(app: "old") == 0)
+        }
+    }
+}

@@ -97,14 +97,18 @@ struct Retention: Sendable {
         // Only what the database committed enters the cache.
         if !dryRun {
             for plan in plans { cache.commit(app: plan.token, plan.histories, forget: plan.persons) }
-            // The emptied partitions go now, each in a moment's lock; one still in use stays, empty,
+            // The emptied partitions go now, each in a moment's lock, and only while still empty: an
+            // old event written into one since the commit stays. One still in use stays too, empty,
             // and storage writes into it again should an old event arrive.
             for partition in dropped {
                 do {
                     try await pool.withConnection { connection in
                         try connection.transaction { () throws(PostgresError) in
                             try connection.execute("SET LOCAL lock_timeout = '\(Self.dropLockTimeout)'")
-                            try connection.execute("DROP TABLE IF EXISTS \(partition.name)")
+                            try connection.execute("LOCK TABLE \(partition.name) IN ACCESS EXCLUSIVE MODE")
+                            if try connection.execute("SELECT 1 FROM \(partition.name) LIMIT 1").rows.isEmpty {
+                                try connection.execute("DROP TABLE \(partition.name)")
+                            }
                         }
                     }
                 } catch {
@@ -146,7 +150,7 @@ struct Retention: Sendable {
             for plan in plans { try Rollups.lock(app: plan.token, on: connection) }
         }
         let cutoffs = Dictionary(plans.map { ($0.token, $0.cutoff) }, uniquingKeysWith: { first, _ in first })
-        let dropped = dropPartitions ? try droppablePartitions(cutoffs: cutoffs, on: connection) : []
+        let dropped = dropPartitions ? try droppablePartitions(cutoffs: cutoffs, holding: !dryRun, on: connection) : []
         // Rows in a partition that goes whole are not deleted one by one: `$1` the app, `$2` its
         // cutoff, then each dropped partition's bounds.
         let outsideDropped = dropped.indices.map { index in
@@ -317,7 +321,10 @@ struct Retention: Sendable {
     }
 
     /// Partitions that end by every cutoff and hold rows only of apps whose cutoff they end by.
-    private func droppablePartitions(cutoffs: [String: String], on connection: PostgresConnection) throws -> [Partition] {
+    /// With `holding`, each candidate is locked against writes (`EXCLUSIVE`: readers go on)
+    /// before its apps are read, until the run commits: an app without a window writing an old
+    /// event into it meanwhile waits, instead of committing a row the run would then empty.
+    private func droppablePartitions(cutoffs: [String: String], holding: Bool, on connection: PostgresConnection) throws -> [Partition] {
         guard let latest = cutoffs.values.max() else { return [] }
         // Cutoffs and bounds as the same ISO 8601 UTC text, which compares as the times do.
         let candidates = try EventPartitions.list(on: connection).map {
@@ -326,6 +333,11 @@ struct Retention: Sendable {
         var droppable: [Partition] = []
         for (name, start, end) in candidates {
             // The partition's name comes from the catalog (regclass quotes it), never from a client.
+            if holding {
+                try connection.execute("SET LOCAL lock_timeout = '\(Self.dropLockTimeout)'")
+                try connection.execute("LOCK TABLE \(name) IN EXCLUSIVE MODE")
+                try connection.execute("SET LOCAL lock_timeout = 0")
+            }
             let apps = Set(try connection.execute("SELECT DISTINCT app_token FROM \(name)").rows.compactMap { $0[0] })
             if apps.allSatisfy({ app in cutoffs[app].map { end <= $0 } ?? false }) {
                 droppable.append(Partition(name: name, start: start, end: end, apps: apps))
