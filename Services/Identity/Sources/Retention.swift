@@ -37,6 +37,11 @@ struct Retention: Sendable {
     /// the run yields first.
     static let dropLockTimeout = "500ms"
 
+    /// How long locking a candidate partition against writes waits for a write or an `ANALYZE`
+    /// in progress. Nothing that holds such a lock waits on the run's own locks, so this wait
+    /// cannot be part of a deadlock and may be longer.
+    static let partitionLockTimeout = "5s"
+
     /// One app's window and what a run did (or would do) to it.
     struct AppPlan {
         var token: String
@@ -334,7 +339,7 @@ struct Retention: Sendable {
         for (name, start, end) in candidates {
             // The partition's name comes from the catalog (regclass quotes it), never from a client.
             if holding {
-                try connection.execute("SET LOCAL lock_timeout = '\(Self.dropLockTimeout)'")
+                try connection.execute("SET LOCAL lock_timeout = '\(Self.partitionLockTimeout)'")
                 try connection.execute("LOCK TABLE \(name) IN EXCLUSIVE MODE")
                 try connection.execute("SET LOCAL lock_timeout = 0")
             }
