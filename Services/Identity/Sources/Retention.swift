@@ -42,6 +42,9 @@ struct Retention: Sendable {
     /// cannot be part of a deadlock and may be longer.
     static let partitionLockTimeout = "5s"
 
+    /// Runs that try the fast path before the fallback.
+    static let dropAttempts = 5
+
     /// One app's window and what a run did (or would do) to it.
     struct AppPlan {
         var token: String
@@ -79,15 +82,21 @@ struct Retention: Sendable {
     func run(_ params: RetentionRun.Params) async throws -> JSON {
         let dryRun = params.dry_run ?? false
         let dropPartitions = params.drop_partitions ?? true
-        do {
-            return try await runOnce(app: params.app, dryRun: dryRun, dropPartitions: dropPartitions)
-        } catch let error as PostgresError where dropPartitions && !dryRun && error.sqlState == "55P03" {
-            logger.warning(
-                "retention: a partition to drop stayed in use by running queries; deleting app by app instead",
-                metadata: ["error": "\(error.message)"]
-            )
-            return try await runOnce(app: params.app, dryRun: dryRun, dropPartitions: false)
+        // A partition in use by a query that outlasts the lock timeout is tried again a few
+        // times (a busy moment passes), then the run deletes app by app.
+        for attempt in 1...(dropPartitions && !dryRun ? Self.dropAttempts : 1) {
+            do {
+                return try await runOnce(app: params.app, dryRun: dryRun, dropPartitions: dropPartitions)
+            } catch let error as PostgresError where dropPartitions && !dryRun && error.sqlState == "55P03" {
+                logger.warning(
+                    "retention: a partition to drop stayed in use by running queries",
+                    metadata: ["error": "\(error.message)", "attempt": "\(attempt)"]
+                )
+                try await Task.sleep(for: .milliseconds(250 * attempt))
+            }
         }
+        logger.warning("retention: deleting app by app instead of dropping partitions")
+        return try await runOnce(app: params.app, dryRun: dryRun, dropPartitions: false)
     }
 
     private func runOnce(app: String?, dryRun: Bool, dropPartitions: Bool) async throws -> JSON {
