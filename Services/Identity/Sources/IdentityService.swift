@@ -64,7 +64,14 @@ public enum IdentityService {
         }
         return ServiceParts(
             router: router,
-            background: [notifications, loop, RetentionSchedule(retention: retention, logger: context.logger)],
+            background: [
+                notifications, loop,
+                RetentionSchedule(
+                    retention: retention,
+                    logger: context.logger,
+                    firstRunAfter: .seconds((try context.environment.settings())["retention_first_run_s"]?.intValue ?? 60)
+                ),
+            ],
             healthProblem: { await pool.healthProblem() },
             statusDetails: {
                 var details = JSONObject()
