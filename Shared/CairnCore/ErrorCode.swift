@@ -118,6 +118,8 @@ public struct ErrorCode: RawRepresentable, Sendable, Hashable, CustomStringConve
     public static let invalidParams = ErrorCode(rawValue: "invalid_params")
     /// The number of periods is out of range.
     public static let invalidPeriods = ErrorCode(rawValue: "invalid_periods")
+    /// A report's `source` is not one it reads (sessions: server or sender).
+    public static let invalidSource = ErrorCode(rawValue: "invalid_source")
     /// A setting's value is refused.
     public static let invalidSetting = ErrorCode(rawValue: "invalid_setting")
     /// A time is neither RFC 3339 nor relative.

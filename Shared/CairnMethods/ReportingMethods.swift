@@ -140,7 +140,14 @@ public enum ReportTimeline: ReportMethod {
 public enum ReportSessions: ReportMethod {
     public static let name = "report.sessions"
     public static let summary = "Sessions, people, median and p90 length, events per session and bounce rate."
-    public typealias Options = NoParams
+
+    public struct Options: Codable, Sendable {
+        /// `server` (the default): the sessions identity computes from inactivity; `sender`:
+        /// the events' own session ids (Userpilot's `session`, Userlike's `session_id`,
+        /// Segment's `context.sessionId`).
+        public var source: String?
+        public init(source: String? = nil) { self.source = source }
+    }
 }
 
 public enum ReportCompanies: ReportMethod {

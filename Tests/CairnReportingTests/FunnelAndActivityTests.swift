@@ -191,3 +191,73 @@ extension FunnelAndActivityTests {
         #expect(message(["app": "shop"])?.contains("--did or traits must be given") == true)
     }
 }
+
+extension FunnelAndActivityTests {
+    /// `--source sender`: the events' own session ids, per person. ada's session "1" starts on
+    /// her anonymous device and goes on once she is known (one session, not two); the same id
+    /// for another person is another session; events without an id are in none.
+    @Test func senderSessionsGroupEachPersonsEventsByTheirOwnSessionId() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try Schema.migrate(connection)
+        _ = try AppRegistry.create(["name": "shop"], on: connection)
+        func event(_ name: String, _ user: String?, _ at: String, session: String?, anonymous: String? = nil) -> CanonicalEvent {
+            CanonicalEvent(
+                appToken: "shop",
+                eventType: .track,
+                eventName: name,
+                userId: user,
+                companyId: nil,
+                anonymousId: anonymous,
+                source: "web-client",
+                insertedAt: Timestamp(parsing: at)!,
+                session: session,
+                receivedAt: Timestamp(parsing: at)!,
+                origin: .userpilot
+            )
+        }
+        let events = [
+            event("viewed", nil, "2024-05-01T08:00:00Z", session: "1", anonymous: "device-A"),
+            event("signed_up", "ada", "2024-05-01T08:05:00Z", session: "1", anonymous: "device-A"),
+            event("purchase", "ada", "2024-05-01T08:20:00Z", session: "1"),
+            // Two hours idle: the server would start a new session; the sender says it is still "1".
+            event("purchase", "ada", "2024-05-01T10:20:00Z", session: "1"),
+            event("viewed", "ada", "2024-05-02T09:00:00Z", session: "2"),
+            event("viewed", "bob", "2024-05-01T09:00:00Z", session: "1"),
+            event("viewed", "bob", "2024-05-01T09:00:30Z", session: nil),
+            event("viewed", "carol", "2024-05-03T09:00:00Z", session: ""),
+        ]
+        _ = try EventWriter().write(
+            events: events,
+            users: [],
+            companies: [],
+            memberships: [],
+            aliases: [["app_token": "shop", "alias_id": "device-A", "user_id": "ada", "aliased_at": "2024-05-01T08:05:00Z"]],
+            sessions: [],
+            on: connection
+        )
+        func row(_ params: JSON) throws -> [String: JSON] {
+            let table = try SessionsReport(params: params).run(on: connection)
+            return Dictionary(uniqueKeysWithValues: zip(table.columns, table.rows[0]))
+        }
+        // ada "1": 08:00 to 10:20 (8400 s, 4 events); ada "2": one event; bob "1": one event.
+        let all = try row(["app": "shop", "source": "sender"])
+        #expect(all["sessions"] == .int(3), "\(all)")
+        #expect(all["people"] == .int(2))
+        #expect(all["median_seconds"] == .int(0))
+        #expect(all["p90_seconds"]?.doubleValue == 0.8 * 8400, "\(all)")
+        #expect(all["events_per_session"] == .double(2), "\(all)")
+        #expect(all["bounce_rate_percent"] == .double(66.67))
+        // A session belongs to the period it starts in: ada's "1" started before May 1st 09:00.
+        let later = try row(["app": "shop", "source": "sender", "since": "2024-05-01T09:00:00Z", "until": "2024-05-03T00:00:00Z"])
+        #expect(later["sessions"] == .int(2), "\(later)")
+        #expect(later["events_per_session"] == .double(1), "\(later)")
+        // A period that ends before a session's last event still counts the whole session.
+        let morning = try row(["app": "shop", "source": "sender", "since": "2024-05-01T00:00:00Z", "until": "2024-05-01T09:00:00Z"])
+        #expect(morning["sessions"] == .int(1), "\(morning)")
+        #expect(morning["median_seconds"] == .int(8400) && morning["events_per_session"] == .double(4), "\(morning)")
+        // The default is the server's sessions (none were computed here).
+        #expect(try row(["app": "shop"])["sessions"] == .int(0))
+        #expect(try row(["app": "shop", "source": "server"])["sessions"] == .int(0))
+        #expect(throws: ReportError.self) { try SessionsReport(params: ["app": "shop", "source": "client"]) }
+    }
+}

@@ -171,10 +171,16 @@ extension CairnCommand.Report {
         )
 
         @OptionGroup var report: ReportOptions
+        @Option(
+            name: .long,
+            help:
+                "server: sessions computed from inactivity (the default); sender: the events' own session ids (Userpilot's session, Userlike's session_id, Segment's context.sessionId)."
+        )
+        var source: String?
         @OptionGroup var connection: ConnectionOptions
 
         func run() async throws {
-            try await report.show(ReportSessions.self, NoParams(), via: connection)
+            try await report.show(ReportSessions.self, .init(source: source), via: connection)
         }
     }
 

@@ -380,21 +380,29 @@ enum ConsolePage {
     static func sessions(_ context: PageContext, _ view: inout PageView) async throws {
         view.title = "Sessions"
         view.period = context.periodView()
-        let (table, query) = try await context.report("sessions", [])
         let labels = [
             "sessions": "Sessions", "people": "People", "median_seconds": "Median length (s)", "p90_seconds": "p90 length (s)",
             "events_per_session": "Events per session", "median_events": "Median events", "bounce_rate_percent": "Bounce rate (%)",
         ]
-        let row = table.rows.first ?? JSONObject()
-        view.sections.append(
-            SectionView(
-                heading: "Sessions that started in the period",
-                note:
-                    "A session ends after the app's inactivity limit (30 minutes unless configured). CSV: /api/v1/apps/\(context.app)/reports/sessions?\(query)&format=csv",
-                tiles: table.columns.map { TileView(label: labels[$0] ?? $0, value: TableText.cell(row[$0])) },
-                table: TableView(table)
+        let sources = [
+            ("server", "Sessions that started in the period", "A session ends after the app's inactivity limit (30 minutes unless configured)."),
+            (
+                "sender", "Sessions as the sender numbered them",
+                "Each person's events grouped by the session id they carried (Userpilot's session, Userlike's session_id, Segment's context.sessionId); events without one are in none."
+            ),
+        ]
+        for (source, heading, note) in sources {
+            let (table, query) = try await context.report("sessions", [("source", source)])
+            let row = table.rows.first ?? JSONObject()
+            view.sections.append(
+                SectionView(
+                    heading: heading,
+                    note: note + " CSV: /api/v1/apps/\(context.app)/reports/sessions?\(query)&format=csv",
+                    tiles: table.columns.map { TileView(label: labels[$0] ?? $0, value: TableText.cell(row[$0])) },
+                    table: TableView(table)
+                )
             )
-        )
+        }
     }
 
     static func engagement(_ context: PageContext, _ view: inout PageView) async throws {

@@ -140,6 +140,7 @@ struct ReportParameter: Sendable, Equatable {
         "where": "A condition on the did event's attributes, e.g. price > 150.",
         "times": "How often did happened: 3 (exactly), >5, >=2, <3, !=0.",
         "entity": "flow, checklist, survey, nps, resource_center, experiment, hotspot, banner or chat.",
+        "source": "Sessions: server (computed from inactivity, the default) or sender (the events' own session ids).",
         "id": "One entity id (for a survey: its answer distribution per question).",
     ]
 }

@@ -60,6 +60,8 @@ public struct HTTPIngest: Sendable {
         case vendor(EventNormalizer.FormatChoice)
         case health
         case metrics
+        /// The browser script (``BrowserScript``).
+        case script
 
         static let singleTypes = [
             "track": "track", "identify": "identify", "group": "group", "page": "page", "screen": "screen", "alias": "alias",
@@ -81,6 +83,8 @@ public struct HTTPIngest: Sendable {
                 self = .vendor(format)
             } else if parts == ["health"] {
                 self = .health
+            } else if parts == ["cairn.js"] {
+                self = .script
             } else if path == "/metrics" {
                 // Exactly this path: a proxy that blocks `/metrics` must not be passed by `/metrics/` or `//metrics`.
                 self = .metrics
@@ -97,6 +101,7 @@ public struct HTTPIngest: Sendable {
             case .vendor(let format): "/\(format.rawValue)"
             case .health: "/health"
             case .metrics: "/metrics"
+            case .script: "/cairn.js"
             }
         }
     }
@@ -170,6 +175,9 @@ public struct HTTPIngest: Sendable {
                 headers: [.contentType: "text/plain; version=0.0.4"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: await renderMetrics()))
             )
+        case .script:
+            guard request.method == .get || request.method == .head else { throw Self.methodNotAllowed("GET") }
+            return Self.script(for: request)
         case .batch, .single, .vendor:
             guard request.method == .post else { throw Self.methodNotAllowed("POST") }
             return try await ingest(request, route: route, app: &app)
@@ -267,7 +275,7 @@ public struct HTTPIngest: Sendable {
             }
             records = cleaned
             format = vendor
-        case .health, .metrics:
+        case .health, .metrics, .script:
             throw Refusal(status: .notFound, code: .notFound, message: "not an ingest route")
         }
         key = key ?? request.uri.queryParameters["writeKey"].map(String.init) ?? request.uri.queryParameters["write_key"].map(String.init)
@@ -393,6 +401,37 @@ public struct HTTPIngest: Sendable {
         var headers = headers
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSON.object(object).serialized())))
+    }
+
+    /// `GET /cairn.js`: cacheable for an hour and revalidated by its ETag, gzipped for a
+    /// client that takes it.
+    static func script(for request: Request) -> Response {
+        var headers: HTTPFields = [
+            .contentType: "text/javascript; charset=utf-8", .cacheControl: "public, max-age=3600",
+            .eTag: BrowserScript.etag, HTTPField.Name("X-Content-Type-Options")!: "nosniff", .vary: "Accept-Encoding",
+        ]
+        if let tags = request.headers[.ifNoneMatch],
+            tags.split(separator: ",").contains(where: {
+                $0.trimmingCharacters(in: .whitespaces) == BrowserScript.etag || $0.trimmingCharacters(in: .whitespaces) == "*"
+            })
+        {
+            return Response(status: .notModified, headers: headers)
+        }
+        var body = BrowserScript.bytes
+        let accepted =
+            request.headers[.acceptEncoding]?.lowercased().split(separator: ",").map {
+                $0.split(separator: ";")[0].trimmingCharacters(in: .whitespaces)
+            } ?? []
+        if accepted.contains("gzip") {
+            body = BrowserScript.gzipped
+            headers[.contentEncoding] = "gzip"
+        }
+        headers[.contentLength] = String(body.count)
+        return Response(
+            status: .ok,
+            headers: headers,
+            body: request.method == .head ? ResponseBody() : ResponseBody(byteBuffer: ByteBuffer(bytes: body))
+        )
     }
 
     /// Ingest's own metrics (the supervisor's address serves the whole stack's).

@@ -4,15 +4,34 @@ import CairnPostgres
 import CairnRollups
 import CairnWire
 
-/// `report.sessions`: the server-computed sessions that start in the period: how many, their
-/// median and p90 length, events per session, and the bounce rate (one-event sessions).
+/// `report.sessions`: the sessions that start in the period: how many, their median and p90
+/// length, events per session, and the bounce rate (one-event sessions).
+///
+/// The sessions are identity's, computed from the app's inactivity limit (`server`), or the
+/// sender's (`sender`): each person's events grouped by the session id the event carried, a
+/// session lasting from its first event to its last. Events without one are not in any.
 public struct SessionsReport: Report {
     public typealias Method = ReportSessions
 
+    /// Whose sessions are counted.
+    public enum Source: String, Sendable, CaseIterable {
+        case server, sender
+    }
+
     public var scope: ReportScope
+    public var source: Source
 
     public init(params: ReportSessions.Params, now: Timestamp = .now()) throws(ReportError) {
         scope = try ReportScope(params.scope, now: now)
+        let name = params.options.source ?? Source.server.rawValue
+        guard let source = Source(rawValue: name) else {
+            throw ReportError(
+                .invalidSource,
+                field: "source",
+                "must be server (sessions computed from inactivity) or sender (the events' own session ids); found '\(name)'"
+            )
+        }
+        self.source = source
     }
 
     public func run(on connection: PostgresConnection) throws -> ReportTable {
@@ -22,6 +41,19 @@ public struct SessionsReport: Report {
             let time = scope.timeFilter(startingAt: 2, column: "started_at")
             conditions += time.clauses
             parameters += time.parameters
+            let sessions: String
+            switch source {
+            case .server:
+                sessions = "user_sessions"
+            case .sender:
+                // Whole sessions, as identity's are: one that starts in the period is counted to
+                // its last event, even one after the period, so no event is left out by time.
+                sessions = """
+                    (SELECT app_token, person, session, min(inserted_at) AS started_at, max(inserted_at) AS ended_at, count(*) AS events
+                     FROM events_resolved WHERE app_token = $1 AND session IS NOT NULL AND session <> '' AND person IS NOT NULL
+                     GROUP BY app_token, person, session) AS sender_sessions
+                    """
+            }
             let row = try connection.execute(
                 """
                 SELECT count(*) AS sessions, count(DISTINCT person) AS people,
@@ -30,7 +62,7 @@ public struct SessionsReport: Report {
                        round(avg(events), 2) AS events_per_session,
                        percentile_cont(0.5) WITHIN GROUP (ORDER BY events) AS median_events,
                        round(100.0 * count(*) FILTER (WHERE events = 1) / NULLIF(count(*), 0), 2) AS bounce_rate_percent
-                FROM user_sessions WHERE \(conditions.joined(separator: " AND "))
+                FROM \(sessions) WHERE \(conditions.joined(separator: " AND "))
                 """,
                 parameters
             ).firstRow
