@@ -78,18 +78,38 @@ public struct OptionalAppParams: Codable, Sendable {
     public init(app: String? = nil) { self.app = app }
 }
 
+/// An e-mail trigger's message: Mustache templates over the event, its person and company.
+public struct TriggerEmail: Codable, Sendable, Equatable {
+    /// The recipient; `{{user.traits.email}}` when absent.
+    public var to: String?
+    public var subject: String
+    /// The text body.
+    public var text: String
+    /// An HTML body sent beside the text one (`multipart/alternative`).
+    public var html: String?
+
+    public init(to: String? = nil, subject: String, text: String, html: String? = nil) {
+        self.to = to
+        self.subject = subject
+        self.text = text
+        self.html = html
+    }
+}
+
 public enum TriggersAdd: RPCMethod {
     public static let name = "triggers.add"
     public static let service = ServiceName.export
     public static let summary =
-        "Define a trigger: a webhook POSTed for each stored event that matches (or, with `unless`, that is not followed in time)."
+        "Define a trigger: a webhook POSTed, or an e-mail sent, for each stored event that matches (or, with `unless`, that is not followed in time)."
 
     public struct Params: Codable, Sendable {
         public var app: String
         public var name: String
         /// An event name, or a pattern with `*`.
         public var event: String
-        public var url: String
+        /// The webhook's URL; or `email`, not both.
+        public var url: String?
+        public var email: TriggerEmail?
         /// A condition on the event's attributes: `price > 10 and plan = "pro"`.
         public var `where`: String?
         /// A condition on the user's stored traits.
@@ -102,11 +122,12 @@ public enum TriggersAdd: RPCMethod {
         public var max_attempts: Int?
         public var timeout: String?
 
-        public init(app: String, name: String, event: String, url: String) {
+        public init(app: String, name: String, event: String, url: String? = nil, email: TriggerEmail? = nil) {
             self.app = app
             self.name = name
             self.event = event
             self.url = url
+            self.email = email
         }
     }
 

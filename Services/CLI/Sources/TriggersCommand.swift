@@ -21,6 +21,10 @@ extension CairnCommand.Triggers {
             discussion: """
                 Example: cairn triggers add --app shop --name cart-left --event 'Added to cart' --where 'price > 100' \
                 --unless Purchase --within 1h --url https://hooks.example.com/cart --secret "$SECRET"
+
+                By e-mail instead of a webhook (the export service's SMTP server, docs/triggers.md):
+                cairn triggers add --app shop --name cart-mail --event 'Product Added' --unless 'Order Completed' --within 1h \
+                --email-subject 'You left {{event.attributes.name}} in your cart' --email-text-file cart.txt --email-html-file cart.html
                 """
         )
 
@@ -45,8 +49,26 @@ extension CairnCommand.Triggers {
         @Option(name: .long, help: "Absence trigger: the window, in event time (30m, 1h, 2d).")
         var within: String?
 
-        @Option(name: .long, help: "The webhook's http:// or https:// URL.")
-        var url: String
+        @Option(name: .long, help: "The webhook's http:// or https:// URL (or send an e-mail with --email-subject and --email-text).")
+        var url: String?
+
+        @Option(name: .long, help: "E-mail: the recipient, a Mustache template (default '{{user.traits.email}}').")
+        var emailTo: String?
+
+        @Option(name: .long, help: "E-mail: the subject, a Mustache template ('You left {{event.attributes.name}} in your cart').")
+        var emailSubject: String?
+
+        @Option(name: .long, help: "E-mail: the text body, a Mustache template (or --email-text-file).")
+        var emailText: String?
+
+        @Option(name: .long, help: "E-mail: a file holding the text body's template.", completion: .file())
+        var emailTextFile: String?
+
+        @Option(name: .long, help: "E-mail: an HTML body's template, sent beside the text one (or --email-html-file).")
+        var emailHtml: String?
+
+        @Option(name: .long, help: "E-mail: a file holding the HTML body's template.", completion: .file())
+        var emailHtmlFile: String?
 
         @Option(name: .long, help: "A shared secret: bodies are signed with HMAC-SHA256 in X-Cairn-Signature.")
         var secret: String?
@@ -60,6 +82,18 @@ extension CairnCommand.Triggers {
         @OptionGroup var connection: ConnectionOptions
 
         func validate() throws {
+            let email = [emailTo, emailSubject, emailText, emailTextFile, emailHtml, emailHtmlFile].contains { $0 != nil }
+            guard (url != nil) != email else {
+                throw ValidationError(
+                    url == nil
+                        ? "give --url (a webhook) or --email-subject with --email-text (an e-mail)"
+                        : "--url and the --email options exclude each other: a trigger POSTs a webhook or sends an e-mail"
+                )
+            }
+            guard emailText == nil || emailTextFile == nil, emailHtml == nil || emailHtmlFile == nil else {
+                throw ValidationError("give a body inline or in a file, not both")
+            }
+            if email, secret != nil { throw ValidationError("--secret signs webhooks; an e-mail trigger has none") }
             guard (unless == nil) == (within == nil) else {
                 throw ValidationError(
                     "--unless and --within go together: the follow-up event, and how long it has (e.g. --unless Purchase --within 1h)"
@@ -69,6 +103,18 @@ extension CairnCommand.Triggers {
 
         func run() async throws {
             var params = TriggersAdd.Params(app: app, name: name, event: event, url: url)
+            if url == nil {
+                func read(_ path: String) throws -> String {
+                    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
+                    return String(decoding: data, as: UTF8.self)
+                }
+                params.email = TriggerEmail(
+                    to: emailTo,
+                    subject: emailSubject ?? "",
+                    text: try emailText ?? emailTextFile.map(read) ?? "",
+                    html: try emailHtml ?? emailHtmlFile.map(read)
+                )
+            }
             params.where = `where`
             params.trait = trait
             params.unless = unless
@@ -100,7 +146,7 @@ extension CairnCommand.Triggers {
                 app: app,
                 format: format,
                 columns: [
-                    "app", "name", "event", "where", "trait", "unless", "within_s", "url", "secret", "max_attempts", "timeout_ms", "state",
+                    "app", "name", "event", "where", "trait", "unless", "within_s", "url", "email", "secret", "max_attempts", "timeout_ms", "state",
                     "state_reason",
                 ]
             )
@@ -126,7 +172,7 @@ extension CairnCommand.Triggers {
 
     struct Test: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Dry run: whether the event in a file would match, and the body and headers it would be sent with.",
+            abstract: "Dry run: whether the event in a file would match, and the body and headers (or the e-mail) it would be sent with.",
             discussion: "The file holds one record in any input format (a JSON object, or the first line of JSON lines). Nothing is stored or sent."
         )
 
@@ -163,10 +209,20 @@ extension CairnCommand.Triggers {
             print("trigger \(name): the event \(matches ? "matches" : "does not match")")
             for reason in result["reasons"]?.arrayValue ?? [] { print("  - " + (reason.stringValue ?? "")) }
             if let absence = result["absence"]?.stringValue { print("  (absence trigger: \(absence))") }
-            print("POST \(result["url"]?.stringValue ?? "")")
-            for (header, value) in result["headers"]?.objectValue ?? JSONObject() { print("\(header): \(value.stringValue ?? "")") }
-            print("")
-            print((result["body"] ?? .null).serializedString())
+            if let email = result["email"] {
+                if let error = email["error"]?.stringValue {
+                    print("e-mail: not sendable: \(error)")
+                } else {
+                    print("e-mail to \(email["to"]?.stringValue ?? "")")
+                    print("")
+                    print(email["message"]?.stringValue ?? "")
+                }
+            } else {
+                print("POST \(result["url"]?.stringValue ?? "")")
+                for (header, value) in result["headers"]?.objectValue ?? JSONObject() { print("\(header): \(value.stringValue ?? "")") }
+                print("")
+                print((result["body"] ?? .null).serializedString())
+            }
             if !matches { throw ExitCode(3) }
         }
     }
@@ -253,5 +309,8 @@ private func describeTrigger(_ trigger: JSON) -> String {
     if let condition = trigger["where"]?.stringValue { text += " where \(condition)" }
     if let condition = trigger["trait"]?.stringValue { text += " with traits \(condition)" }
     if let unless = trigger["unless"]?.stringValue { text += " unless '\(unless)' follows within \(trigger["within_s"]?.intValue ?? 0)s" }
+    if let email = trigger["email"], email != .null {
+        return text + " → e-mail to \(email["to"]?.stringValue ?? "?"): \(email["subject"]?.stringValue ?? "")"
+    }
     return text + " → POST \(trigger["url"]?.stringValue ?? "?")" + (trigger["secret"]?.stringValue == "set" ? " (signed)" : "")
 }

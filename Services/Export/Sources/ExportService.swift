@@ -100,8 +100,16 @@ public enum ExportService {
                 metadata: ["destination": "\(destination.name)", "app": "\(destination.app)", "url": "\(destination.url)"]
             )
         }
-        TriggerMethods.register(in: &router, pool: pool)
+        let smtp = try SMTPSettings.parse(settings: try context.environment.settings(), environment: ProcessInfo.processInfo.environment)
+        TriggerMethods.register(in: &router, pool: pool, smtp: smtp)
         var runner = TriggerRunner(pool: pool, wakeups: notifications, logger: logger)
+        if let smtp {
+            runner.mail = try TriggerMail(settings: smtp)
+            logger.info(
+                "e-mail triggers send through SMTP",
+                metadata: ["host": "\(smtp.host)", "port": "\(smtp.port)", "security": "\(smtp.security.rawValue)", "from": "\(smtp.from)"]
+            )
+        }
         if let interval = try context.environment.settings()["trigger_poll_interval_ms"] {
             guard let milliseconds = interval.intValue, milliseconds >= 10 else {
                 throw ExportError(.configuration, "settings.trigger_poll_interval_ms must be a whole number of at least 10")

@@ -4,9 +4,9 @@ import CairnMethods
 import CairnWire
 import Foundation
 
-/// A trigger (README, "Triggers"): it watches one app's newly stored events and POSTs a
-/// webhook for each one that matches, or, as an absence trigger, for each one that no
-/// follow-up event answers within a window.
+/// A trigger (docs/triggers.md): it watches one app's newly stored events and POSTs a webhook
+/// or sends an e-mail for each one that matches, or, as an absence trigger, for each one that
+/// no follow-up event answers within a window.
 public struct TriggerDefinition: Sendable, Equatable {
     public var appToken: String
     /// The app's name, for bodies and listings (the token when the app has none to show).
@@ -21,14 +21,32 @@ public struct TriggerDefinition: Sendable, Equatable {
     /// An absence trigger's follow-up event, and the window it has, in event time.
     public var unless: String?
     public var withinSeconds: Int64?
-    public var url: String
-    /// The shared secret of the HMAC signature; never listed or logged.
-    public var secret: String?
+    public var action: TriggerAction
     public var maximumAttempts: Int
     public var timeout: Duration
     public var state: TriggerState
 
     public var isAbsence: Bool { unless != nil }
+
+    /// The webhook's URL, or nil for an e-mail trigger.
+    public var url: String? {
+        if case .webhook(let url, _) = action { return url }
+        return nil
+    }
+
+    /// The webhook's signing secret.
+    public var secret: String? {
+        if case .webhook(_, let secret) = action { return secret }
+        return nil
+    }
+
+    /// Where deliveries go, for listings and logs: the URL, or `email` and the recipient template.
+    public var target: String {
+        switch action {
+        case .webhook(let url, _): url
+        case .email(let templates): "email to \(templates.to)"
+        }
+    }
 
     /// Whether `event` is a pattern rather than one name.
     public var isPattern: Bool { event.contains("*") }
@@ -105,9 +123,19 @@ enum TriggerInput {
         }
         var withinSeconds: Int64?
         if let within { withinSeconds = try seconds(within, field: "within") }
-        let url = params.url
-        try checkURL(url)
-        let secret = nonEmpty(params.secret)
+        let action: TriggerAction
+        switch (nonEmpty(params.url), params.email) {
+        case (let url?, nil):
+            try checkURL(url)
+            action = .webhook(url: url, secret: nonEmpty(params.secret))
+        case (nil, let email?):
+            guard params.secret == nil else { throw invalid("secret", "signs webhooks; an e-mail trigger has none") }
+            action = .email(try TriggerEmailTemplates(email))
+        case (nil, nil):
+            throw invalid("url", "or email is needed: a webhook's URL, or an e-mail's subject and body")
+        case (_?, _?):
+            throw invalid("email", "goes instead of url: a trigger either POSTs a webhook or sends an e-mail")
+        }
         var attempts = 10
         if let count = params.max_attempts {
             guard (1...100).contains(count) else { throw invalid("max_attempts", "must be a whole number from 1 to 100") }
@@ -128,8 +156,7 @@ enum TriggerInput {
             traitCondition: traitCondition,
             unless: unless,
             withinSeconds: withinSeconds,
-            url: url,
-            secret: secret,
+            action: action,
             maximumAttempts: attempts,
             timeout: timeout,
             state: .active
@@ -209,6 +236,14 @@ enum TriggerInput {
     static func invalid(_ field: String, _ reason: String) -> ExportError {
         ExportError(.invalidTrigger, field: field, reason)
     }
+}
+
+/// What a trigger does with each match.
+public enum TriggerAction: Sendable, Equatable {
+    /// POSTs the event to `url`, signed with `secret` (never listed or logged) when set.
+    case webhook(url: String, secret: String?)
+    /// Sends an e-mail over the export service's SMTP server.
+    case email(TriggerEmailTemplates)
 }
 
 /// Whether a trigger delivers. Stored as the `state` and `state_reason` columns of `triggers`.

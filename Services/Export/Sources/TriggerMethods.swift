@@ -5,15 +5,23 @@ import CairnWire
 import Foundation
 
 /// The export service's trigger methods, which `cairn triggers` calls:
-/// - `triggers.add {app, name, event, where?, trait?, unless?, within?, url, secret?, max_attempts?, timeout?}`
+/// - `triggers.add {app, name, event, where?, trait?, unless?, within?, url | email, secret?, max_attempts?, timeout?}`
 ///   → `{trigger, warnings}`;
 /// - `triggers.list {app?}`, `triggers.status {app?}`, `triggers.remove {app?, name}`;
 /// - `triggers.test {app?, name, record, format?}`: a dry run of one input record;
 /// - `triggers.retry {app?, name, event_ids?}`: re-sends parked deliveries, resumes a disabled trigger.
 enum TriggerMethods {
-    static func register(in router: inout RPCRouter, pool: PostgresPool) {
+    /// - Parameter smtp: the SMTP server; without one, e-mail triggers are refused.
+    static func register(in router: inout RPCRouter, pool: PostgresPool, smtp: SMTPSettings?) {
         router.register(TriggersAdd.self) { params in
             let input = try TriggerInput.definition(from: params)
+            if case .email = input.action, smtp == nil {
+                throw ExportError(
+                    .invalidTrigger,
+                    field: "email",
+                    "needs an SMTP server: set settings.smtp in the export service's stack file entry (or CAIRN_SMTP_HOST and CAIRN_SMTP_FROM) and restart"
+                )
+            }
             let app = params.app
             let (definition, warnings) = try await ExportService.guarded {
                 try await pool.withConnection { connection -> (TriggerDefinition, [String]) in
@@ -82,7 +90,7 @@ enum TriggerMethods {
                         """
                         SELECT internal_event_id, inserted_at::text AS inserted_at, person, state, attempts, last_error, updated_at::text AS updated_at
                         FROM trigger_deliveries
-                        WHERE app_token = $1 AND trigger = $2 AND state <> 'waiting' ORDER BY inserted_at, internal_event_id LIMIT 1000
+                        WHERE app_token = $1 AND trigger = $2 AND state IN ('failed', 'retry') ORDER BY inserted_at, internal_event_id LIMIT 1000
                         """,
                         [trigger.appToken, trigger.name]
                     ).namedRows
@@ -122,7 +130,7 @@ enum TriggerMethods {
                     else {
                         throw ExportError(.invalidEvent, "the event file's record gives no event")
                     }
-                    return try dryRun(trigger, event: event, on: connection)
+                    return try dryRun(trigger, event: event, smtp: smtp, on: connection)
                 }
             }
         }
@@ -131,7 +139,12 @@ enum TriggerMethods {
     /// Whether `event` matches, part by part, and the body and headers it would get. The
     /// matching is the trigger's own SQL (``TriggerDefinition/matchSQL(event:user:parameters:)``),
     /// run on the event and on the stored traits of its user.
-    static func dryRun(_ trigger: TriggerDefinition, event: CanonicalEvent, on connection: PostgresConnection) throws -> JSON {
+    static func dryRun(
+        _ trigger: TriggerDefinition,
+        event: CanonicalEvent,
+        smtp: SMTPSettings?,
+        on connection: PostgresConnection
+    ) throws -> JSON {
         let person = event.userId ?? event.anonymousId.map { "anonymous:" + $0 } ?? ""
         var parameters: [String?] = [trigger.appToken, event.eventName, event.json["metadata"]?.serializedString() ?? "{}", person, event.companyId]
         let match = try trigger.matchSQL(event: "e", user: "u", parameters: &parameters)
@@ -164,16 +177,33 @@ enum TriggerMethods {
             userTraits: object("user_traits"),
             companyTraits: object("company_traits")
         )
-        let body = TriggerWebhook.body(for: trigger, item)
-        let headers = TriggerWebhook.headers(for: trigger, body: body, deliveryId: TriggerWebhook.deliveryId(trigger, item), attempt: 1)
-        var headerObject = JSONObject()
-        for (name, value) in headers { headerObject.append(name, .string(value)) }
-        return [
+        var answer: JSONObject = [
             "trigger": .string(trigger.name), "app": .string(trigger.appName), "matches": .bool(reasons.isEmpty),
             "reasons": .array(reasons),
             "absence": .optional(trigger.unless.map { "fires only if no '\($0)' follows within \(trigger.withinSeconds ?? 0)s" }),
-            "url": .string(trigger.url), "headers": .object(headerObject), "body": (try? JSONParser.parse(body)) ?? .null,
         ]
+        switch trigger.action {
+        case .webhook(let url, _):
+            let body = TriggerWebhook.body(for: trigger, item)
+            let headers = TriggerWebhook.headers(for: trigger, body: body, deliveryId: TriggerWebhook.deliveryId(trigger, item), attempt: 1)
+            var headerObject = JSONObject()
+            for (name, value) in headers { headerObject.append(name, .string(value)) }
+            answer["url"] = .string(url)
+            answer["headers"] = .object(headerObject)
+            answer["body"] = (try? JSONParser.parse(body)) ?? .null
+        case .email(let templates):
+            do throws(SMTPFailure) {
+                let message = try TriggerEmailComposer.compose(templates, trigger: trigger, item: item, from: smtp?.from ?? "cairn@localhost")
+                answer["email"] = [
+                    "to": .string(message.recipient), "subject": .string(message.subject),
+                    "message": .string(String(decoding: message.bytes, as: UTF8.self)),
+                ]
+            } catch {
+                answer["email"] = ["error": .string(error.message)]
+            }
+            answer["context"] = TriggerEmailComposer.context(for: trigger, item)
+        }
+        return .object(answer)
     }
 
     /// A trigger as listed: everything but the secret, which is only said to be set.
@@ -182,9 +212,17 @@ enum TriggerMethods {
             "app": .string(trigger.appName), "name": .string(trigger.name), "event": .string(trigger.event),
             "where": .optional(trigger.condition), "trait": .optional(trigger.traitCondition),
             "unless": .optional(trigger.unless), "within_s": trigger.withinSeconds.map { .int($0) } ?? .null,
-            "url": .string(trigger.url), "secret": .string(trigger.secret == nil ? "none" : "set"),
+            "url": .optional(trigger.url), "secret": .string(trigger.url == nil ? "none" : trigger.secret == nil ? "none" : "set"),
+            "email": emailListing(trigger),
             "max_attempts": .int(Int64(trigger.maximumAttempts)), "timeout_ms": .int(TriggerStore.milliseconds(trigger.timeout)),
             "state": .string(trigger.state.name), "state_reason": .optional(trigger.state.reason),
+        ]
+    }
+
+    private static func emailListing(_ trigger: TriggerDefinition) -> JSON {
+        guard case .email(let templates) = trigger.action else { return .null }
+        return [
+            "to": .string(templates.to), "subject": .string(templates.subject), "text": .string(templates.text), "html": .optional(templates.html),
         ]
     }
 

@@ -18,6 +18,8 @@ struct TriggerRunner: Service {
     let pool: PostgresPool
     let wakeups: PostgresNotifications
     let logger: Logger
+    /// Where e-mail triggers send, and its TLS context (made once).
+    var mail: TriggerMail?
     /// How often a caught-up trigger looks for new events. Defaults to 250 ms.
     var pollInterval: Duration = .milliseconds(250)
     /// How often the table of triggers is read again.
@@ -46,11 +48,18 @@ struct TriggerRunner: Service {
                         // A changed trigger's new lane starts once the old one has finished its step,
                         // so that two never move one checkpoint.
                         for (key, trigger) in wanted where lanes[key] == nil && retiring[key] == nil {
-                            let lane = TriggerLane(trigger: trigger, pool: pool, wakeups: wakeups, logger: logger, pollInterval: pollInterval)
+                            let lane = TriggerLane(
+                                trigger: trigger,
+                                pool: pool,
+                                wakeups: wakeups,
+                                logger: logger,
+                                pollInterval: pollInterval,
+                                mail: mail
+                            )
                             lanes[key] = lane
                             logger.info(
                                 "trigger running",
-                                metadata: ["trigger": "\(trigger.name)", "app": "\(trigger.appName)", "url": "\(trigger.url)"]
+                                metadata: ["trigger": "\(trigger.name)", "app": "\(trigger.appName)", "target": "\(trigger.target)"]
                             )
                             group.addTask { await lane.run() }
                         }
@@ -71,8 +80,9 @@ struct TriggerRunner: Service {
 /// Follows one trigger: reads the matching events committed after its checkpoint, delivers
 /// each (or, for an absence trigger, starts its wait), and moves the checkpoint in the same
 /// transaction that records what became of them. Killed at any moment, it repeats at most the
-/// page in flight: delivery is at least once, and each delivery carries a stable
-/// `X-Cairn-Delivery` id.
+/// page in flight: a webhook is delivered at least once, with a stable `X-Cairn-Delivery` id;
+/// an e-mail is recorded as sent before the SMTP server is told the message is complete, so
+/// it is never sent twice (``TriggerLane/email(_:_:mail:)``).
 final class TriggerLane: Sendable {
     let trigger: TriggerDefinition
     let pool: PostgresPool
@@ -81,14 +91,23 @@ final class TriggerLane: Sendable {
     let committed: Doorbell
     let logger: Logger
     let pollInterval: Duration
+    let mail: TriggerMail?
     /// Events read and acted on per step.
     let pageSize = 200
     /// Persons whose deliveries go out side by side; one person's go one after another.
     let concurrency = 8
-    private let flags = Mutex<(stopped: Bool, finished: Bool)>((false, false))
+    private let flags = Mutex<(stopped: Bool, finished: Bool, leftoversSettled: Bool)>((false, false, false))
 
-    init(trigger: TriggerDefinition, pool: PostgresPool, wakeups: PostgresNotifications, logger: Logger, pollInterval: Duration) {
+    init(
+        trigger: TriggerDefinition,
+        pool: PostgresPool,
+        wakeups: PostgresNotifications,
+        logger: Logger,
+        pollInterval: Duration,
+        mail: TriggerMail? = nil
+    ) {
         self.trigger = trigger
+        self.mail = mail
         self.pool = pool
         self.wakeups = wakeups
         committed = wakeups.doorbell(
@@ -141,6 +160,10 @@ final class TriggerLane: Sendable {
     /// Re-sends what `cairn triggers retry` queued, acts on the next page of matching events,
     /// and decides the absences that are due. True when there may be more to read at once.
     func step() async throws -> Bool {
+        if case .email = trigger.action, !flags.withLock({ $0.leftoversSettled }) {
+            try await settleSentLeftovers()
+            flags.withLock { $0.leftoversSettled = true }
+        }
         try await resendQueued()
         let (page, next) = try await readPage()
         if trigger.isAbsence {
@@ -241,7 +264,11 @@ final class TriggerLane: Sendable {
 
     /// Sends `items`: each person's in order, up to ``concurrency`` persons at once. A
     /// delivery that runs out of attempts, or is refused for good, is parked.
-    func send(_ items: [TriggerEvent]) async -> Results {
+    ///
+    /// - Parameter prior: the state the deliveries' rows had (`waiting` for an absence that
+    ///   fires, `retry` for a queued re-send, nil for a new match): an e-mail refused after it
+    ///   was marked sent goes back to it.
+    func send(_ items: [TriggerEvent], prior: String? = nil) async -> Results {
         var byPerson: [String: [TriggerEvent]] = [:]
         var order: [String] = []
         for item in items {
@@ -261,15 +288,14 @@ final class TriggerLane: Sendable {
                 group.addTask {
                     var results = Results()
                     for item in queue {
-                        let outcome = await TriggerWebhook.send(trigger, item)
-                        if outcome.delivered {
+                        let attempt = await self.deliverOne(item, prior: prior)
+                        if attempt.delivered {
                             results.delivered.append(item.key)
                             continue
                         }
-                        let description = ExportCheckpoints.describe(outcome)
-                        results.lastError = description
-                        if outcome.status == 410 { results.gone = description }
-                        results.parked.append((item, outcome.attempts, description))
+                        results.lastError = attempt.description
+                        if attempt.gone { results.gone = attempt.description }
+                        results.parked.append((item, attempt.attempts, attempt.description))
                     }
                     return results
                 }
@@ -284,7 +310,9 @@ final class TriggerLane: Sendable {
     func deliver(_ page: [TriggerEvent], next: StreamPosition?) async throws {
         guard !page.isEmpty || next != nil else { return }
         let results = await send(page)
-        try await record(results, matched: page.count, next: next)
+        // E-mail deliveries were marked sent one by one; the marks go with the checkpoint's move.
+        let isEmail = if case .email = trigger.action { true } else { false }
+        try await record(results, matched: page.count, settled: isEmail ? results.delivered : [], next: next)
     }
 
     private func record(_ results: Results, matched: Int, cancelled: Int = 0, settled: [TriggerEventKey] = [], next: StreamPosition?) async throws {
@@ -356,9 +384,165 @@ final class TriggerLane: Sendable {
                 vanished.append(key)  // the event is gone (erased)
             }
         }
-        let results = await send(items)
+        let results = await send(items, prior: "retry")
         // A parked delivery that fails again stays parked (park updates it); the rest leave the list.
         try await record(results, matched: 0, settled: results.delivered + vanished, next: nil)
+    }
+
+    /// One delivery's end: sent, or not, after how many attempts and why.
+    struct Attempt: Sendable {
+        var delivered: Bool
+        var attempts: Int
+        var description: String = ""
+        /// A webhook's receiver answered 410 Gone.
+        var gone = false
+    }
+
+    func deliverOne(_ item: TriggerEvent, prior: String?) async -> Attempt {
+        switch trigger.action {
+        case .webhook:
+            let outcome = await TriggerWebhook.send(trigger, item)
+            if outcome.delivered { return Attempt(delivered: true, attempts: outcome.attempts) }
+            let description = ExportCheckpoints.describe(outcome)
+            return Attempt(delivered: false, attempts: outcome.attempts, description: description, gone: outcome.status == 410)
+        case .email(let templates):
+            return await email(item, templates, prior: prior)
+        }
+    }
+
+    // MARK: - E-mail
+
+    /// Sends one e-mail, exactly once. Before the server is told the message is complete (the
+    /// final `.`), the delivery is marked `sent` in its own transaction: a run killed before the
+    /// mark leaves a message the server discards and sends it again; one killed after finds the
+    /// mark and does not. Only a kill in the instant between the mark's commit and the `.`
+    /// loses the message, which is never sent twice. Refusals (4xx: retried; 5xx: parked) take
+    /// the mark back.
+    func email(_ item: TriggerEvent, _ templates: TriggerEmailTemplates, prior: String?) async -> Attempt {
+        do {
+            if try await isMarkedSent(item) { return Attempt(delivered: true, attempts: 0) }
+        } catch {
+            return Attempt(delivered: false, attempts: 0, description: "cannot read the delivery's state: \(error)")
+        }
+        guard let mail else {
+            return Attempt(delivered: false, attempts: 0, description: "no SMTP server is configured (settings.smtp or CAIRN_SMTP_HOST)")
+        }
+        let message: ComposedEmail
+        do {
+            message = try TriggerEmailComposer.compose(templates, trigger: trigger, item: item, from: mail.settings.from)
+        } catch {
+            return Attempt(delivered: false, attempts: 1, description: error.description)
+        }
+        var retry = RetryPolicy()
+        retry.maximumAttempts = trigger.maximumAttempts
+        retry.maximumBackoff = .seconds(30)
+        var attempt = 0
+        while true {
+            attempt += 1
+            var marked = false
+            do {
+                let session = try await SMTPSession.open(mail.settings, tls: mail.tls)
+                let confirmed = try await session.send(message.bytes, from: mail.settings.fromAddress, to: message.recipient) {
+                    try await self.markSent(item)
+                    marked = true
+                }
+                await session.quit()
+                if !confirmed {
+                    logger.warning(
+                        "the SMTP server's answer to a complete message was lost; it is counted as sent, not sent again",
+                        metadata: ["trigger": "\(trigger.name)", "delivery": "\(TriggerWebhook.deliveryId(trigger, item))"]
+                    )
+                }
+                return Attempt(delivered: true, attempts: attempt)
+            } catch {
+                if marked { try? await unmarkSent(item, prior: prior) }
+                let failure = error as? SMTPFailure ?? SMTPFailure.network("\(error)")
+                let description = "\(failure) (attempt \(attempt) of \(retry.maximumAttempts))"
+                if failure.permanent || attempt >= retry.maximumAttempts || Task.isCancelled || isStopped {
+                    return Attempt(delivered: false, attempts: attempt, description: description)
+                }
+                logger.notice("e-mail not sent; will retry", metadata: ["trigger": "\(trigger.name)", "error": "\(description)"])
+                try? await Task.sleep(for: retry.delay(afterAttempt: attempt, retryAfter: nil))
+            }
+        }
+    }
+
+    private func isMarkedSent(_ item: TriggerEvent) async throws -> Bool {
+        let trigger = self.trigger
+        return try await pool.withConnection { connection in
+            try connection.execute(
+                """
+                SELECT 1 FROM trigger_deliveries
+                WHERE app_token = $1 AND trigger = $2 AND internal_event_id = $3::bigint AND inserted_at = $4::timestamptz AND state = 'sent'
+                """,
+                [trigger.appToken, trigger.name, String(item.internalEventId), item.insertedAtText]
+            ).firstRow != nil
+        }
+    }
+
+    private func markSent(_ item: TriggerEvent) async throws {
+        let trigger = self.trigger
+        try await pool.withConnection { connection in
+            try connection.execute(
+                """
+                INSERT INTO trigger_deliveries (app_token, trigger, internal_event_id, inserted_at, person, state)
+                VALUES ($1, $2, $3::bigint, $4::timestamptz, $5, 'sent')
+                ON CONFLICT (app_token, trigger, internal_event_id, inserted_at) DO UPDATE SET state = 'sent', updated_at = now()
+                """,
+                [trigger.appToken, trigger.name, String(item.internalEventId), item.insertedAtText, item.person]
+            )
+        }
+    }
+
+    private func unmarkSent(_ item: TriggerEvent, prior: String?) async throws {
+        let trigger = self.trigger
+        let key = [trigger.appToken, trigger.name, String(item.internalEventId), item.insertedAtText]
+        try await pool.withConnection { connection in
+            if let prior {
+                try connection.execute(
+                    """
+                    UPDATE trigger_deliveries SET state = $5, updated_at = now()
+                    WHERE app_token = $1 AND trigger = $2 AND internal_event_id = $3::bigint AND inserted_at = $4::timestamptz
+                    """,
+                    key + [prior]
+                )
+            } else {
+                try connection.execute(
+                    """
+                    DELETE FROM trigger_deliveries
+                    WHERE app_token = $1 AND trigger = $2 AND internal_event_id = $3::bigint AND inserted_at = $4::timestamptz AND state = 'sent'
+                    """,
+                    key
+                )
+            }
+        }
+    }
+
+    /// Marks a killed run left behind for deliveries that will not be read again (their event
+    /// is at or before the checkpoint, or gone): counted as delivered and taken off the list,
+    /// once, when the lane starts. Marks of the page in flight stay, so that reading it again
+    /// skips them.
+    func settleSentLeftovers() async throws {
+        let trigger = self.trigger
+        try await pool.withConnection { connection in
+            try connection.transaction { () throws(PostgresError) in
+                let settled = try connection.execute(
+                    """
+                    DELETE FROM trigger_deliveries d USING triggers t
+                    WHERE d.app_token = $1 AND d.trigger = $2 AND d.state = 'sent' AND t.app_token = d.app_token AND t.name = d.trigger
+                      AND NOT EXISTS (
+                          SELECT 1 FROM events e
+                          WHERE e.app_token = d.app_token AND e.internal_event_id = d.internal_event_id AND e.inserted_at = d.inserted_at
+                            AND (e.stored_xid, e.inserted_at, e.internal_event_id) > (t.after_xid, t.after_at, t.after_event_id)
+                      )
+                    """,
+                    [trigger.appToken, trigger.name]
+                ).affectedRows
+                if settled > 0 {
+                    try TriggerStore.advance(trigger, to: nil, TriggerStore.Progress(delivered: settled), on: connection)
+                }
+            }
+        }
     }
 
     // MARK: - Absence
@@ -436,7 +620,7 @@ final class TriggerLane: Sendable {
                 answered.append(key)  // the event is gone (erased): nothing to say
             }
         }
-        let results = await send(firing)
+        let results = await send(firing, prior: "waiting")
         try await record(results, matched: 0, cancelled: answered.count, settled: answered + results.delivered, next: nil)
     }
 }

@@ -9,12 +9,27 @@ import Foundation
 enum TriggerStore {
     static let definitionColumns = """
         t.app_token, COALESCE(a.name, t.app_token) AS app_name, t.name, t.event, t.condition, t.trait_condition, t.unless_event, t.within_s,
-        t.url, t.secret, t.max_attempts, t.timeout_ms, t.state, t.state_reason
+        t.url, t.secret, t.email_to, t.email_subject, t.email_text, t.email_html, t.max_attempts, t.timeout_ms, t.state, t.state_reason
         """
 
     /// The trigger in a row that selects ``definitionColumns``.
     static func definition(from row: PostgresRow) -> TriggerDefinition? {
-        guard let token = row["app_token"], let name = row["name"], let event = row["event"], let url = row["url"] else { return nil }
+        guard let token = row["app_token"], let name = row["name"], let event = row["event"] else { return nil }
+        let action: TriggerAction
+        if let url = row["url"] {
+            action = .webhook(url: url, secret: row["secret"])
+        } else if let subject = row["email_subject"], let text = row["email_text"] {
+            action = .email(
+                TriggerEmailTemplates(
+                    to: row["email_to"] ?? TriggerEmailTemplates.defaultRecipient,
+                    subject: subject,
+                    text: text,
+                    html: row["email_html"]
+                )
+            )
+        } else {
+            return nil
+        }
         return TriggerDefinition(
             appToken: token,
             appName: row["app_name"] ?? token,
@@ -24,8 +39,7 @@ enum TriggerStore {
             traitCondition: row["trait_condition"],
             unless: row["unless_event"],
             withinSeconds: row["within_s", as: Int64.self],
-            url: url,
-            secret: row["secret"],
+            action: action,
             maximumAttempts: row["max_attempts", as: Int.self] ?? 10,
             timeout: .milliseconds(row["timeout_ms", as: Int64.self] ?? 10_000),
             state: TriggerState(stored: row["state"], reason: row["state_reason"])
@@ -74,17 +88,19 @@ enum TriggerStore {
     /// Stores a new trigger, its checkpoint just before the oldest transaction still running:
     /// it sees every event committed from now on, and none from before. Returns warnings.
     static func add(_ trigger: TriggerDefinition, on connection: PostgresConnection) throws -> [String] {
+        var email: TriggerEmailTemplates?
+        if case .email(let templates) = trigger.action { email = templates }
         let inserted = try connection.execute(
             """
             INSERT INTO triggers (app_token, name, event, condition, trait_condition, unless_event, within_s, url, secret,
-                                  max_attempts, timeout_ms, after_xid)
-            SELECT $1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10::integer, $11::integer, (\(LogHorizon.sql))::bigint - 1
+                                  max_attempts, timeout_ms, email_to, email_subject, email_text, email_html, after_xid)
+            SELECT $1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10::integer, $11::integer, $12, $13, $14, $15, (\(LogHorizon.sql))::bigint - 1
             ON CONFLICT (app_token, name) DO NOTHING
             """,
             [
                 trigger.appToken, trigger.name, trigger.event, trigger.condition, trigger.traitCondition, trigger.unless,
                 trigger.withinSeconds.map(String.init), trigger.url, trigger.secret, String(trigger.maximumAttempts),
-                String(milliseconds(trigger.timeout)),
+                String(milliseconds(trigger.timeout)), email?.to, email?.subject, email?.text, email?.html,
             ]
         ).affectedRows
         guard inserted == 1 else {
@@ -247,11 +263,11 @@ enum TriggerStore {
             SELECT COALESCE(a.name, t.app_token) AS app_name, t.name, t.event, t.state, t.state_reason, t.matched, t.delivered,
                    t.failed, t.cancelled, d.waiting, d.parked, round(extract(epoch FROM now() - e.oldest)::numeric, 3)::text AS lag_s,
                    e.pending, t.last_delivered_at::text AS last_delivered_at, t.last_error, t.last_error_at::text AS last_error_at,
-                   t.url, t.unless_event, t.within_s
+                   COALESCE(t.url, 'email to ' || t.email_to) AS target, t.unless_event, t.within_s
             FROM triggers t
             LEFT JOIN apps a ON a.token = t.app_token
             CROSS JOIN LATERAL (
-                SELECT count(*) FILTER (WHERE state = 'waiting') AS waiting, count(*) FILTER (WHERE state <> 'waiting') AS parked
+                SELECT count(*) FILTER (WHERE state = 'waiting') AS waiting, count(*) FILTER (WHERE state IN ('failed', 'retry')) AS parked
                 FROM trigger_deliveries WHERE app_token = t.app_token AND trigger = t.name
             ) d
             CROSS JOIN LATERAL (
@@ -272,7 +288,7 @@ enum TriggerStore {
                 "waiting": int("waiting"), "parked": int("parked"),
                 "pending_events": int("pending"), "lag_s": row["lag_s", as: Double.self].map { .double($0) } ?? .double(0),
                 "last_delivered_at": .optional(row["last_delivered_at"]), "last_error": .optional(row["last_error"]),
-                "last_error_at": .optional(row["last_error_at"]), "url": .optional(row["url"]),
+                "last_error_at": .optional(row["last_error_at"]), "target": .optional(row["target"]),
             ]
         }
     }

@@ -130,7 +130,7 @@ enum TriggerWebhook {
         retry.maximumAttempts = trigger.maximumAttempts
         retry.attemptTimeout = trigger.timeout
         retry.maximumBackoff = .seconds(30)
-        return await HTTPPoster.post(body, to: trigger.url, retry: retry, using: client) { attempt in
+        return await HTTPPoster.post(body, to: trigger.url ?? "", retry: retry, using: client) { attempt in
             headers(for: trigger, body: body, deliveryId: id, attempt: attempt)
         }
     }
