@@ -13,25 +13,14 @@ import Testing
         var lastError = ""
         for _ in 0..<5 {
             let port = Int.random(in: 20_000...40_000)
-            let server = Process()
-            server.executableURL = URL(fileURLWithPath: python)
-            server.arguments = [script, "serve", String(port)]
             let log = "/tmp/cairn-moto-\(getpid())-\(port).log"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            server.standardOutput = FileHandle(forWritingAtPath: log)
-            server.standardError = FileHandle(forWritingAtPath: log)
-            try server.run()
+            let server = try HelperProcess(python, [script, "serve", String(port)], logPath: log)
             defer {
-                // SIGKILL: the server is a throwaway, and a child of the test process may start with signals blocked.
-                kill(server.processIdentifier, SIGKILL)
+                server.stop()
                 try? FileManager.default.removeItem(atPath: log)
             }
-            let deadline = ContinuousClock.now + .seconds(30)
-            while server.isRunning, ContinuousClock.now < deadline, (try? String(contentsOfFile: log, encoding: .utf8))?.contains("ready") != true {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            guard server.isRunning else {
-                lastError = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            guard try await server.wait(upTo: .seconds(30), until: { server.log.contains("ready") }) else {
+                lastError = server.log
                 continue
             }
             try await body(port)

@@ -17,25 +17,14 @@ import Testing
         }
         let directory = "/tmp/cairn-smtp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: python)
-        server.arguments = [script, directory, "cairn-mailer", "s3cret-pass", String(delay)]
-        let log = directory + "/server.log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        server.standardOutput = FileHandle(forWritingAtPath: log)
-        server.standardError = FileHandle(forWritingAtPath: log)
-        try server.run()
+        let server = try HelperProcess(python, [script, directory, "cairn-mailer", "s3cret-pass", String(delay)], logPath: directory + "/server.log")
         defer {
-            // SIGKILL: a child of the test process may start with signals blocked.
-            kill(server.processIdentifier, SIGKILL)
+            server.stop()
             try? FileManager.default.removeItem(atPath: directory)
         }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while server.isRunning, ContinuousClock.now < deadline, !FileManager.default.fileExists(atPath: directory + "/port") {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        _ = try await server.wait(upTo: .seconds(30)) { FileManager.default.fileExists(atPath: directory + "/port") }
         guard let port = Int((try? String(contentsOfFile: directory + "/port", encoding: .utf8)) ?? "") else {
-            throw TestStackError("smtp_sink.py did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            throw TestStackError("smtp_sink.py did not start: \(server.log)")
         }
         try await body(port, directory)
     }
