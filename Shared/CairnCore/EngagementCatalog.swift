@@ -20,6 +20,10 @@
 ///
 /// Userpilot statuses map as: SEEN → seen; STARTED, ENGAGED, SUBMITTED_* → started;
 /// COMPLETED → completed (and started); DISMISSED → dismissed. Every stage implies seen.
+///
+/// A `checklist_task`, `survey_module` or `resource_center_article` with a `parent_id` is a
+/// part of its parent (``userpilotParts``): classified under the parent's id, with `part`
+/// naming it (migration 19's `cairn_engagement_id` and `cairn_engagement_part`).
 public enum EngagementCatalog {
     public enum Entity: String, Sendable, CaseIterable {
         case flow, checklist, survey, nps, resource_center, experiment, hotspot, banner, chat
@@ -30,6 +34,12 @@ public enum EngagementCatalog {
         ("experience", .flow), ("experience_step", .flow), ("checklist", .checklist), ("checklist_task", .checklist),
         ("survey_module", .survey), ("nps", .nps), ("resource_center", .resource_center),
         ("resource_center_article", .resource_center), ("experiment", .experiment),
+    ]
+
+    /// Userpilot prefixes whose interactions are parts of another entity, named in `parent_id`
+    /// as the parent's prefix, `_`, and its id (`checklist_10`).
+    public static let userpilotParts: [(prefix: String, parentPrefix: String)] = [
+        ("checklist_task", "checklist"), ("survey_module", "survey"), ("resource_center_article", "resource_center"),
     ]
 
     /// The stages of a Userpilot interaction status; any status not listed means started.

@@ -263,16 +263,18 @@ public enum Rollups {
         )
         try connection.execute(
             """
-            INSERT INTO rollup_engagement_people (app_token, entity, tool, id, stage, person)
+            INSERT INTO rollup_engagement_people (app_token, entity, tool, id, part, stage, person)
             SELECT DISTINCT d.app_token, g.entity, cairn_engagement_tool(g.entity, d.event_type),
-                   cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata), s.stage, d.person
+                   cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata),
+                   cairn_engagement_part(d.event_type, d.event_name, d.metadata), s.stage, d.person
             FROM cairn_fold_delta d
             CROSS JOIN unnest(cairn_engagement_entities()) AS g(entity)
             CROSS JOIN LATERAL unnest(cairn_engagement_stages(g.entity, d.event_type, d.event_name, d.metadata)) AS s(stage)
             WHERE cairn_engagement_candidate(d.event_type, d.event_name)
               -- An id longer than this cannot be indexed; were it folded, every later span would fail.
               AND octet_length(cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata)) <= \(maximumEngagementIdBytes)
-            ORDER BY 1, 2, 3, 4, 5, 6
+              AND octet_length(cairn_engagement_part(d.event_type, d.event_name, d.metadata)) <= \(maximumEngagementIdBytes)
+            ORDER BY 1, 2, 3, 4, 5, 6, 7
             ON CONFLICT DO NOTHING
             """
         )

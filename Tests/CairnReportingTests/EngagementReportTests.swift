@@ -91,7 +91,7 @@ import Testing
         let table = try EngagementReport(params: params).run(on: connection)
         return Dictionary(
             uniqueKeysWithValues: table.rows.map { row in
-                (row.prefix(3).map { $0.stringValue ?? "" }.joined(separator: "/"), row)
+                (row.prefix(4).map { $0.stringValue ?? "" }.joined(separator: "/"), row)
             }
         )
     }
@@ -101,20 +101,21 @@ import Testing
         let table = try EngagementReport(params: ["app": "app", "entity": "flow"]).run(on: connection)
         #expect(
             table.columns == [
-                "entity", "tool", "id", "seen", "started", "completed", "dismissed", "started_percent", "completed_percent", "dismissed_percent",
+                "entity", "tool", "id", "part", "seen", "started", "completed", "dismissed", "started_percent", "completed_percent",
+                "dismissed_percent",
             ]
         )
         let flows = Dictionary(uniqueKeysWithValues: table.rows.map { ($0[1].stringValue ?? "", $0) })
         // Userpilot flow 7: seen by 3; p1 completed (so started); p2 dismissed.
-        #expect(Array(flows["userpilot"]![3...9]) == [3, 1, 1, 1, .double(33.33), .double(33.33), .double(33.33)])
+        #expect(Array(flows["userpilot"]![4...10]) == [3, 1, 1, 1, .double(33.33), .double(33.33), .double(33.33)])
         // UserGuiding guide 7: p4 started and completed, p5 dismissed (its "next" click is not a stage).
-        #expect(Array(flows["userguiding"]![3...6]) == [2, 1, 1, 1])
+        #expect(Array(flows["userguiding"]![4...7]) == [2, 1, 1, 1])
         // Over a period the counts come from the events rather than the rollup, and agree with it.
         let ranged = try EngagementReport(params: ["app": "app", "entity": "flow", "since": "2024-05-01", "until": "2024-05-02"]).run(on: connection)
         #expect(ranged.rows == table.rows)
         // The first three and a half minutes: p1 saw and completed flow 7, p2 only saw it.
         let early = try EngagementReport(params: ["app": "app", "entity": "flow", "until": "2024-05-01T00:03:30Z"]).run(on: connection)
-        #expect(early.rows.map { Array($0[1...6]) } == [["userpilot", "7", 2, 1, 1, 0]])
+        #expect(early.rows.map { Array($0[1...7]) } == [["userpilot", "7", "", 2, 1, 1, 0]])
     }
 
     @Test func npsFromEachPersonsLatestAnswer() throws {
@@ -129,7 +130,12 @@ import Testing
     @Test func experimentsSplitByVariantWithCompletion() throws {
         let connection = try seeded()
         let table = try EngagementReport(params: ["app": "app", "entity": "experiment"]).run(on: connection)
-        #expect(table.rows == [["9", "A", 2, .double(66.67), 1, .double(50)], ["9", "B", 1, .double(33.33), 0, .double(0)]])
+        // Its experiment events came minutes after the flow's: no experience is linked.
+        #expect(
+            table.rows == [
+                ["9", "A", 2, .double(66.67), 1, .double(50), nil, nil, nil], ["9", "B", 1, .double(33.33), 0, .double(0), nil, nil, nil],
+            ]
+        )
     }
 
     @Test func surveyAnswersAndTheChatFunnel() throws {
@@ -138,7 +144,208 @@ import Testing
         #expect(answers.rows == [["Why?", "A", 2, .double(66.67)], ["Why?", "B", 1, .double(33.33)]])
         let chat = try rows(["app": "app", "entity": "chat"], connection)
         // Shown to 3, requested by 2, started by 1, rated by 1.
-        #expect(Array(chat["chat/userlike/1"]![3...7]) == [3, 2, 1, 0, 1])
+        #expect(Array(chat["chat/userlike/1/"]![4...8]) == [3, 2, 1, 0, 1])
         #expect(throws: ReportError.self) { try EngagementReport(params: ["app": "app", "entity": "flows"]) }
+    }
+}
+
+/// The Userpilot event schema's own examples and the links it documents: checklist 10 with its
+/// tasks 11 and 12 (`parent_id: "checklist_10"`), survey 13 with its modules 49 and 50
+/// (`parent_id: "survey_13"`), a task without a parent, and experiment 9 running flow 493
+/// ("both `experiment:*` and `experience:*` events are generated").
+@Suite struct EngagementLinkTests {
+    static let start = Timestamp(parsing: "2024-05-01T00:00:00Z")!
+
+    static func event(_ name: String, _ user: String, _ metadata: JSONObject = [:], at seconds: Int64) -> CanonicalEvent {
+        let time = Timestamp(microseconds: start.microseconds + seconds * 1_000_000)
+        return CanonicalEvent(
+            appToken: "app",
+            eventType: .interaction,
+            eventName: name,
+            userId: user,
+            companyId: nil,
+            source: "web-client",
+            insertedAt: time,
+            metadata: metadata,
+            receivedAt: time,
+            origin: .userpilot
+        )
+    }
+
+    static var events: [CanonicalEvent] {
+        func task(_ id: Int, _ status: String, _ user: String, parent: String = "checklist_10", at seconds: Int64) -> CanonicalEvent {
+            event(
+                "checklist_task:\(id):\(status)",
+                user,
+                [
+                    "interaction_id": .string("checklist_task_\(id)"), "is_dismissed": status == "DISMISSED" ? "1" : "0",
+                    "parent_id": .string(parent), "status": .string(status),
+                ],
+                at: seconds
+            )
+        }
+        func module(_ id: Int, _ status: String, _ user: String, question: String, feedback: String?, at seconds: Int64) -> CanonicalEvent {
+            var attributes: JSONObject = [
+                "interaction_id": .string("survey_module_\(id)"), "is_dismissed": status == "DISMISSED" ? "1" : "0", "parent_id": "survey_13",
+                "status": .string(status), "survey_question": .string(question), "variant": "multiple_choice",
+            ]
+            if let feedback { attributes["feedback"] = .string(feedback) }
+            return event("survey_module:\(id):\(status)", user, attributes, at: seconds)
+        }
+        let checklist: JSONObject = ["interaction_id": "checklist_10", "is_dismissed": "", "parent_id": "", "status": "SEEN"]
+        return [
+            event("checklist:10:SEEN", "q1", checklist, at: 10), task(11, "SEEN", "q1", at: 20), task(11, "COMPLETED", "q1", at: 30),
+            task(12, "COMPLETED", "q1", at: 40), event("checklist:10:COMPLETED", "q1", at: 50),
+            event("checklist:10:SEEN", "q2", checklist, at: 60), task(11, "DISMISSED", "q2", at: 70),
+            task(12, "SEEN", "q3", at: 80),
+            task(99, "COMPLETED", "q4", parent: "", at: 90),
+            module(49, "COMPLETED", "q1", question: "How did you hear about us?", feedback: "Friend", at: 100),
+            module(50, "COMPLETED", "q1", question: "Anything else?", feedback: "no", at: 110),
+            module(49, "COMPLETED", "q2", question: "How did you hear about us?", feedback: "Ad", at: 120),
+            module(50, "DISMISSED", "q2", question: "Anything else?", feedback: nil, at: 130),
+            module(49, "SEEN", "q3", question: "How did you hear about us?", feedback: nil, at: 140),
+            event("experiment:9:SEEN", "q1", ["interaction_id": "experiment_9", "variant": "B", "status": "SEEN"], at: 200),
+            event("experience:493:SEEN", "q1", ["interaction_id": "experience_493", "status": "SEEN"], at: 200),
+            event("experience:493:COMPLETED", "q1", ["interaction_id": "experience_493", "status": "COMPLETED"], at: 260),
+            event("experiment:9:SEEN", "q2", ["interaction_id": "experiment_9", "variant": "A", "status": "SEEN"], at: 300),
+            event("experience:493:SEEN", "q2", ["interaction_id": "experience_493", "status": "SEEN"], at: 301),
+            event(
+                "experience:493:DISMISSED",
+                "q2",
+                ["interaction_id": "experience_493", "is_dismissed": "1", "status": "DISMISSED", "total_dismissed": "1"],
+                at: 330
+            ),
+            event("experiment:9:SEEN", "q3", ["interaction_id": "experiment_9", "variant": "B", "status": "SEEN"], at: 400),
+            // Another flow, minutes later: not the experiment's.
+            event("experience:7:SEEN", "q3", ["interaction_id": "experience_7", "status": "SEEN"], at: 700),
+        ]
+    }
+
+    func seeded() throws -> PostgresConnection {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try Schema.migrate(connection)
+        _ = try AppRegistry.create(["name": "app"], on: connection)
+        _ = try EventWriter().write(events: Self.events, users: .array([]), companies: .array([]), on: connection)
+        return connection
+    }
+
+    /// Rows keyed `tool/id/part`, each its seen, started, completed and dismissed people.
+    func stages(_ params: JSON, _ connection: PostgresConnection) throws -> [String: [JSON]] {
+        let table = try EngagementReport(params: params).run(on: connection)
+        #expect(Array(table.columns.prefix(8)) == ["entity", "tool", "id", "part", "seen", "started", "completed", "dismissed"])
+        return Dictionary(
+            uniqueKeysWithValues: table.rows.map { row in (row[1...3].map { $0.stringValue ?? "" }.joined(separator: "/"), Array(row[4...7])) }
+        )
+    }
+
+    @Test func checklistTasksRollUpUnderTheirChecklist() throws {
+        let connection = try seeded()
+        let checklists = try stages(["app": "app", "entity": "checklist"], connection)
+        // Checklist 10 as a whole: seen by q1, q2 and q3 (q3 only through task 12); started by q1
+        // (tasks completed); completed by q1's own event; a dismissed task does not dismiss it.
+        #expect(checklists["userpilot/10/"] == [3, 1, 1, 0], "\(checklists)")
+        #expect(checklists["userpilot/10/checklist_task:11"] == [2, 1, 1, 1])
+        #expect(checklists["userpilot/10/checklist_task:12"] == [2, 1, 1, 0])
+        // A task without a parent stands alone, under a name no checklist can have.
+        #expect(checklists["userpilot/checklist_task:99/"] == [1, 1, 1, 0])
+        #expect(checklists.keys.allSatisfy { !$0.hasPrefix("userpilot/11/") && !$0.hasPrefix("userpilot/12/") }, "\(checklists.keys.sorted())")
+        #expect(checklists.count == 4)
+        // Over a period the events say the same.
+        #expect(try stages(["app": "app", "entity": "checklist", "since": "2024-05-01", "until": "2024-05-02"], connection) == checklists)
+        // One id: the checklist and its tasks.
+        #expect(try stages(["app": "app", "entity": "checklist", "id": "10"], connection).count == 3)
+    }
+
+    @Test func surveyModulesRollUpUnderTheirSurvey() throws {
+        let connection = try seeded()
+        let surveys = try stages(["app": "app", "entity": "survey"], connection)
+        // Survey 13: seen by 3, started by q1 and q2; completed by q1 alone, who completed both
+        // modules; dismissed by q2, who dismissed module 50.
+        #expect(surveys["userpilot/13/"] == [3, 2, 1, 1], "\(surveys)")
+        #expect(surveys["userpilot/13/survey_module:49"] == [3, 2, 2, 0])
+        #expect(surveys["userpilot/13/survey_module:50"] == [2, 1, 1, 1])
+        #expect(surveys.count == 3)
+        #expect(try stages(["app": "app", "entity": "survey", "since": "2024-05-01", "until": "2024-05-02"], connection) == surveys)
+        // Its answers, question by question, across its modules.
+        let answers = try EngagementReport(params: ["app": "app", "entity": "survey", "id": "13"]).run(on: connection)
+        #expect(
+            answers.rows == [
+                ["Anything else?", "no", 1, .double(100)], ["How did you hear about us?", "Ad", 1, .double(50)],
+                ["How did you hear about us?", "Friend", 1, .double(50)],
+            ],
+            "\(answers.rows)"
+        )
+    }
+
+    @Test func anExperimentShowsTheFlowItRan() throws {
+        let connection = try seeded()
+        let table = try EngagementReport(params: ["app": "app", "entity": "experiment"]).run(on: connection)
+        #expect(Array(table.columns.suffix(3)) == ["experience", "experience_completed", "experience_completed_percent"])
+        // Variant A: q2, who dismissed flow 493. Variant B: q1, who completed it, and q3, whose
+        // only flow came minutes later.
+        #expect(
+            table.rows == [
+                ["9", "A", 1, .double(33.33), 0, .double(0), "493", 0, .double(0)],
+                ["9", "B", 2, .double(66.67), 0, .double(0), "493", 1, .double(50)],
+            ],
+            "\(table.rows)"
+        )
+        let one = try EngagementReport(params: ["app": "app", "entity": "experiment", "id": "9", "since": "2024-05-01", "until": "2024-05-02"])
+            .run(on: connection)
+        #expect(one.rows == table.rows)
+    }
+
+    /// The classifier's SQL reads parents as the catalog names them.
+    @Test func theClassifierFollowsTheCatalogsParts() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        try Schema.migrate(connection)
+        for (prefix, parent) in EngagementCatalog.userpilotParts {
+            let entity = EngagementCatalog.userpilotPrefixes.first { $0.prefix == prefix }?.entity.rawValue
+            let row = try connection.execute(
+                """
+                SELECT cairn_engagement_id($1, 'interaction', $2, $3::jsonb) AS id, cairn_engagement_part('interaction', $2, $3::jsonb) AS part,
+                       cairn_engagement_id($1, 'interaction', $2, '{"parent_id": ""}') AS alone
+                """,
+                [entity, prefix + ":5:SEEN", #"{"parent_id": "\#(parent)_7"}"#]
+            ).firstRow
+            #expect(row?["id"] == "7" && row?["part"] == prefix + ":5" && row?["alone"] == prefix + ":5", "\(prefix)")
+        }
+    }
+
+    /// A database that folded checklist tasks as checklists before version 19 is derived again.
+    @Test func theUpgradeDerivesTheRollupAgain() throws {
+        let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
+        #expect(try Schema.migrate(connection, upTo: 18) == 18)
+        _ = try AppRegistry.create(["name": "app"], on: connection)
+        // Stored as version 18 stored them (its writer folds with version 19's rollup).
+        try connection.execute(
+            "CREATE TABLE events_y2024m05 PARTITION OF events FOR VALUES FROM ('2024-05-01T00:00:00Z') TO ('2024-06-01T00:00:00Z')"
+        )
+        for (index, event) in Self.events.enumerated() {
+            try connection.execute(
+                """
+                INSERT INTO events (app_token, inserted_at, internal_event_id, event_type, event_name, user_id, source, metadata, received_at, origin)
+                VALUES ('app', $1::timestamptz, $2::bigint, 'interaction', $3, $4, 'web-client', $5::jsonb, $1::timestamptz, 'userpilot')
+                """,
+                [event.insertedAt.description, String(index + 1), event.eventName, event.userId, JSON.object(event.metadata).serializedString()]
+            )
+        }
+        // What version 18's fold stored: task 11 as checklist 11.
+        try connection.execute(
+            """
+            INSERT INTO rollup_engagement_people (app_token, entity, tool, id, stage, person)
+            VALUES ('app', 'checklist', 'userpilot', '11', 'seen', 'q1'), ('app', 'checklist', 'userpilot', '10', 'seen', 'q1'),
+                   ('app', 'flow', 'userpilot', '493', 'seen', 'q1')
+            """
+        )
+        #expect(try Schema.migrate(connection) == Schema.migrations.count)
+        let rows = try connection.execute(
+            "SELECT entity, id, part, count(*) FROM rollup_engagement_people GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).rows.map { $0.map { $0 ?? "" } }
+        #expect(!rows.contains { $0[0] == "checklist" && $0[1] == "11" }, "\(rows)")
+        #expect(rows.contains { $0[0] == "checklist" && $0[1] == "10" && $0[2] == "checklist_task:11" }, "\(rows)")
+        #expect(rows.contains { $0[0] == "survey" && $0[1] == "13" && $0[2] == "survey_module:49" }, "\(rows)")
+        // Other entities are left as they were.
+        #expect(rows.contains { $0 == ["flow", "493", "", "1"] }, "\(rows)")
     }
 }

@@ -465,9 +465,12 @@ enum ConsolePage {
                 },
                 draw: { table in
                     // The stages are the report's count columns between `id` and the rates: seen, started, completed, …
-                    let stages = table.columns.filter { !["entity", "tool", "id"].contains($0) && !$0.hasSuffix("_percent") }
+                    let stages = table.columns.filter { !["entity", "tool", "id", "part"].contains($0) && !$0.hasSuffix("_percent") }
                     return Chart.stages(
-                        table.rows.map { row in ("\(TableText.cell(row["tool"])) \(TableText.cell(row["id"]))", stages.map { table.number(row, $0) })
+                        table.rows.map { row in
+                            let part = TableText.cell(row["part"])
+                            let label = "\(TableText.cell(row["tool"])) \(TableText.cell(row["id"]))" + (part.isEmpty ? "" : " › \(part)")
+                            return (label, stages.map { table.number(row, $0) })
                         },
                         stages: stages,
                         title: heading

@@ -52,7 +52,8 @@ public struct EngagementReport: Report {
         try scope.run(on: connection) { token in
             switch entity {
             case .nps: return nps(try sightings(token: token, on: connection))
-            case .experiment: return experiment(try sightings(token: token, on: connection))
+            case .experiment:
+                return experiment(try sightings(token: token, on: connection), runs: try experiences(token: token, on: connection))
             case .survey where id != nil: return answers(try sightings(token: token, on: connection))
             default: return funnel(try stagePeople(token: token, on: connection))
             }
@@ -81,10 +82,12 @@ public struct EngagementReport: Report {
             [
                 "r.app_token = $1", "r.person IS NOT NULL", "(" + alternatives.joined(separator: " OR ") + ")",
                 "octet_length(cairn_engagement_id($2, r.event_type, r.event_name, r.metadata)) <= \(Rollups.maximumEngagementIdBytes)",
+                "octet_length(cairn_engagement_part(r.event_type, r.event_name, r.metadata)) <= \(Rollups.maximumEngagementIdBytes)",
             ] + time.clauses
             + (after.map { ["r.stored_xid > \($0)"] } ?? [])
         let sql = """
             (SELECT r.person, cairn_engagement_tool($2, r.event_type) AS tool, cairn_engagement_id($2, r.event_type, r.event_name, r.metadata) AS id,
+                    cairn_engagement_part(r.event_type, r.event_name, r.metadata) AS part,
                     cairn_engagement_stages($2, r.event_type, r.event_name, r.metadata) AS stages\(extra)
              FROM events_resolved r
              WHERE \(conditions.joined(separator: " AND "))) AS classified
@@ -96,45 +99,94 @@ public struct EngagementReport: Report {
     /// beside the resolved events' correlated subquery (docs/scale.md). Catalog constants only.
     static let stageRows = "(VALUES " + EngagementCatalog.allStages.map { "('\($0)')" }.joined(separator: ", ") + ") AS stages(stage)"
 
-    /// People per (tool, id, stage).
-    private func stagePeople(token: String, on connection: PostgresConnection) throws -> [(tool: String, id: String, stage: String, people: Int)] {
-        var parameters: [String?] = [token, entity.rawValue, id]
+    /// People per stage of an entity (`part` empty) or of one part of it (a checklist's task).
+    typealias StageCount = (tool: String, id: String, part: String, stage: String, people: Int)
+
+    /// People per (tool, id, part, stage). The counts of an entity with parts are of everyone
+    /// who had a sighting of it or of any of its parts (``wholes(of:token:on:)``).
+    private func stagePeople(token: String, on connection: PostgresConnection) throws -> [StageCount] {
+        let allTime = scope.since == nil && scope.until == nil
+        // All time: counted ahead, plus the people of the unfolded tail not counted there yet.
+        let events =
+            allTime
+            ? classifiedEvents(token: token, after: try FollowerCheckpoint.read(app: token, on: connection)) : classifiedEvents(token: token)
+        let classifiedPeople = """
+            SELECT DISTINCT tool, id, part, stage, person FROM \(events.sql) JOIN \(Self.stageRows) ON stages.stage = ANY(classified.stages)
+            WHERE $3::text IS NULL OR id = $3
+            """
         let sql: String
-        if scope.since == nil && scope.until == nil {
-            // Counted ahead, plus the people of the unfolded tail not counted there yet.
-            let events = classifiedEvents(token: token, after: try FollowerCheckpoint.read(app: token, on: connection))
-            parameters = events.parameters
+        if allTime {
             // The rollup holds each person once per stage: it is counted as it stands, and a
             // person of the tail only when the rollup lacks them (no hash of every person).
             sql = """
-                SELECT tool, id, stage, sum(people)::bigint AS people FROM (
-                    SELECT tool, id, stage, count(*) AS people FROM rollup_engagement_people
+                SELECT tool, id, part, stage, sum(people)::bigint AS people FROM (
+                    SELECT tool, id, part, stage, count(*) AS people FROM rollup_engagement_people
                     WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
-                    GROUP BY 1, 2, 3
+                    GROUP BY 1, 2, 3, 4
                     UNION ALL
-                    SELECT t.tool, t.id, t.stage, count(*) FROM (
-                        SELECT DISTINCT tool, id, stage, person FROM \(events.sql) JOIN \(Self.stageRows) ON stages.stage = ANY(classified.stages)
-                        WHERE $3::text IS NULL OR id = $3
-                    ) t
+                    SELECT t.tool, t.id, t.part, t.stage, count(*) FROM (\(classifiedPeople)) t
                     WHERE NOT EXISTS (
                         SELECT 1 FROM rollup_engagement_people p
-                        WHERE p.app_token = $1 AND p.entity = $2 AND p.tool = t.tool AND p.id = t.id AND p.stage = t.stage AND p.person = t.person
+                        WHERE p.app_token = $1 AND p.entity = $2 AND p.tool = t.tool AND p.id = t.id AND p.part = t.part AND p.stage = t.stage
+                          AND p.person = t.person
                     )
-                    GROUP BY 1, 2, 3
+                    GROUP BY 1, 2, 3, 4
                 ) AS folded_and_tail
-                GROUP BY 1, 2, 3
+                GROUP BY 1, 2, 3, 4
                 """
         } else {
-            let events = classifiedEvents(token: token)
-            parameters = events.parameters
-            sql = """
-                SELECT tool, id, stage, count(DISTINCT person) AS people FROM \(events.sql) JOIN \(Self.stageRows) ON stages.stage = ANY(classified.stages)
-                WHERE $3::text IS NULL OR id = $3
-                GROUP BY 1, 2, 3
-                """
+            sql = "SELECT tool, id, part, stage, count(*) AS people FROM (\(classifiedPeople)) t GROUP BY 1, 2, 3, 4"
         }
+        var counts: [StageCount] = try connection.execute(sql, events.parameters).namedRows.map { row in
+            (row["tool"] ?? "", row["id"] ?? "", row["part"] ?? "", row["stage"] ?? "", row["people", as: Int.self] ?? 0)
+        }
+        guard counts.contains(where: { !$0.part.isEmpty }) else { return counts }
+        let people =
+            allTime
+            ? """
+            SELECT tool, id, part, stage, person FROM rollup_engagement_people WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
+            UNION \(classifiedPeople)
+            """ : classifiedPeople
+        let wholes = try wholes(of: people, parameters: events.parameters, on: connection)
+        let replaced = Set(wholes.map { $0.tool + "\u{1F}" + $0.id })
+        counts.removeAll { $0.part.isEmpty && replaced.contains($0.tool + "\u{1F}" + $0.id) }
+        return counts + wholes
+    }
+
+    /// The whole of each entity that has parts (Userpilot's `parent_id`: a checklist's tasks, a
+    /// survey's modules, a resource center's articles): a person counts once per stage across
+    /// the entity and its parts. A part seen counts as the whole seen; a part started or
+    /// completed, as the whole started (a checklist is completed by its own event, not by one
+    /// task). A survey has no events of its own: it is completed by a person who completed
+    /// every one of its modules, and dismissed with any of them.
+    private func wholes(of people: String, parameters: [String?], on connection: PostgresConnection) throws -> [StageCount] {
+        let dismissedPart = entity == .survey ? "'dismissed'" : "NULL"
+        let surveyCompleted =
+            entity == .survey
+            ? """
+            UNION
+            SELECT tool, id, 'completed', person FROM members m WHERE part <> '' AND stage = 'completed'
+            GROUP BY tool, id, person
+            HAVING count(DISTINCT part) = (SELECT count(DISTINCT x.part) FROM members x WHERE x.tool = m.tool AND x.id = m.id AND x.part <> '')
+            """ : ""
+        let sql = """
+            WITH people AS (\(people)),
+            members AS (
+                SELECT p.tool, p.id, p.part, p.stage, p.person FROM people p
+                JOIN (SELECT DISTINCT tool, id FROM people WHERE part <> '') parented ON parented.tool = p.tool AND parented.id = p.id
+            ),
+            whole AS (
+                SELECT tool, id,
+                       CASE WHEN part = '' THEN stage WHEN stage = 'completed' THEN 'started' WHEN stage = 'dismissed' THEN \(dismissedPart) ELSE stage END
+                           AS stage,
+                       person
+                FROM members
+                \(surveyCompleted)
+            )
+            SELECT tool, id, stage, count(DISTINCT person) AS people FROM whole WHERE stage IS NOT NULL GROUP BY 1, 2, 3
+            """
         return try connection.execute(sql, parameters).namedRows.map { row in
-            (row["tool"] ?? "", row["id"] ?? "", row["stage"] ?? "", row["people", as: Int.self] ?? 0)
+            (row["tool"] ?? "", row["id"] ?? "", "", row["stage"] ?? "", row["people", as: Int.self] ?? 0)
         }
     }
 
@@ -164,22 +216,22 @@ public struct EngagementReport: Report {
         .double(whole == 0 ? 0 : (Double(part) * 10_000 / Double(whole)).rounded() / 100)
     }
 
-    /// Seen, started, completed and dismissed people per id, with rates against seen.
-    private func funnel(_ counts: [(tool: String, id: String, stage: String, people: Int)]) -> ReportTable {
-        var people: [String: [String: Int]] = [:]
-        for count in counts { people[count.tool + "\u{1F}" + count.id, default: [:]][count.stage] = count.people }
+    /// Seen, started, completed and dismissed people per id, with rates against seen; an
+    /// entity with parts is followed by a row per part (`part`: `checklist_task:11`).
+    private func funnel(_ counts: [StageCount]) -> ReportTable {
+        var people: [[String]: [String: Int]] = [:]
+        for count in counts { people[[count.tool, count.id, count.part], default: [:]][count.stage] = count.people }
         let extra = entity == .chat ? ["rated"] : []
         let stages = ["seen", "started", "completed", "dismissed"] + extra
         var rows: [[JSON]] = []
-        for id in people.keys.sorted() {
-            let seen = people[id]?["seen"] ?? 0
-            let parts = id.split(separator: "\u{1F}", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            var row: [JSON] = [.string(entity.rawValue), .string(parts[0]), .string(parts.count > 1 ? parts[1] : "")]
-            for stage in stages { row.append(.int(Int64(people[id]?[stage] ?? 0))) }
-            for stage in stages.dropFirst() { row.append(rate(people[id]?[stage] ?? 0, seen)) }
+        for key in people.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            let seen = people[key]?["seen"] ?? 0
+            var row: [JSON] = [.string(entity.rawValue), .string(key[0]), .string(key[1]), .string(key[2])]
+            for stage in stages { row.append(.int(Int64(people[key]?[stage] ?? 0))) }
+            for stage in stages.dropFirst() { row.append(rate(people[key]?[stage] ?? 0, seen)) }
             rows.append(row)
         }
-        return ReportTable(columns: ["entity", "tool", "id"] + stages + stages.dropFirst().map { "\($0)_percent" }, rows: rows)
+        return ReportTable(columns: ["entity", "tool", "id", "part"] + stages + stages.dropFirst().map { "\($0)_percent" }, rows: rows)
     }
 
     /// From each person's latest score per NPS id: promoters, passives, detractors and the score.
@@ -208,8 +260,70 @@ public struct EngagementReport: Report {
         return ReportTable(columns: ["tool", "id", "respondents", "promoters", "passives", "detractors", "nps"], rows: rows)
     }
 
-    /// People per experiment and variant, and how many of them completed.
-    private func experiment(_ sightings: [Sighting]) -> ReportTable {
+    /// The flow (Userpilot experience) each experiment ran, and who completed it.
+    struct ExperimentRuns {
+        /// Per experiment id: the experience whose events came with its own for the most people.
+        var experience: [String: String] = [:]
+        /// Per experience id: the people who completed it.
+        var completed: [String: Set<String>] = [:]
+    }
+
+    /// Userpilot sends a flow's `experience:*` events together with the `experiment:*` events of
+    /// the experiment it is part of; the documents name no other link. A person's experience
+    /// event within 10 seconds of their experiment event is taken as its run; each experiment
+    /// is linked to the experience most of its people ran (the lowest id on a tie).
+    private func experiences(token: String, on connection: PostgresConnection) throws -> ExperimentRuns {
+        var parameters: [String?] = [token]
+        let time = scope.timeFilter(startingAt: 2, column: "r.inserted_at")
+        parameters += time.parameters
+        if let id { parameters.append(id) }
+        let period = time.clauses.map { " AND " + $0 }.joined()
+        func interactions(_ prefix: String, _ extra: String = "") -> String {
+            """
+            SELECT r.person, split_part(r.event_name, ':', 2) AS id, split_part(r.event_name, ':', 3) AS status, r.inserted_at FROM events_resolved r
+            WHERE r.app_token = $1 AND r.event_type = 'interaction' AND r.event_name LIKE '\(prefix):%' AND r.person IS NOT NULL\(period)\(extra)
+            """
+        }
+        let experimentFilter = id == nil ? "" : " AND split_part(r.event_name, ':', 2) = $\(parameters.count)"
+        let rows = try connection.execute(
+            """
+            WITH x AS (\(interactions("experiment", experimentFilter))), f AS (\(interactions("experience")))
+            SELECT x.id AS experiment, f.id AS experience, count(DISTINCT x.person) AS people
+            FROM x JOIN f ON f.person = x.person AND f.inserted_at BETWEEN x.inserted_at - interval '10 seconds' AND x.inserted_at + interval '10 seconds'
+            GROUP BY 1, 2
+            """,
+            parameters
+        ).namedRows
+        var runs = ExperimentRuns()
+        var best: [String: (people: Int, experience: String)] = [:]
+        for row in rows {
+            guard let experiment = row["experiment"], let experience = row["experience"], let people = row["people", as: Int.self] else { continue }
+            if let current = best[experiment], current.people > people || (current.people == people && current.experience <= experience) { continue }
+            best[experiment] = (people, experience)
+        }
+        runs.experience = best.mapValues(\.experience)
+        let linked = Set(runs.experience.values)
+        guard !linked.isEmpty else { return runs }
+        var completedParameters: [String?] = [token]
+        completedParameters += time.parameters
+        completedParameters.append(PostgresArray.text(linked.sorted()))
+        let completions = try connection.execute(
+            """
+            SELECT DISTINCT person, id FROM (\(interactions("experience"))) f
+            WHERE f.status = 'COMPLETED' AND f.id = ANY($\(completedParameters.count)::text[])
+            """,
+            completedParameters
+        ).namedRows
+        for row in completions {
+            guard let person = row["person"], let experience = row["id"] else { continue }
+            runs.completed[experience, default: []].insert(person)
+        }
+        return runs
+    }
+
+    /// People per experiment and variant, and how many of them completed the experiment; with
+    /// the experience (flow) it ran, and how many of each variant completed that flow.
+    private func experiment(_ sightings: [Sighting], runs: ExperimentRuns) -> ReportTable {
         var variant: [String: [String: String]] = [:]
         for sighting in sightings {
             if let name = sighting.metadata["variant"]?.stringValue { variant[sighting.id, default: [:]][sighting.person] = name }
@@ -225,15 +339,24 @@ public struct EngagementReport: Report {
         var rows: [[JSON]] = []
         for id in people.keys.sorted() {
             let total = people[id]!.values.reduce(0) { $0 + $1.seen.count }
+            let experience = runs.experience[id]
             for group in people[id]!.keys.sorted() {
                 let entry = people[id]![group]!
+                let ran = experience.map { entry.seen.intersection(runs.completed[$0] ?? []).count } ?? 0
                 rows.append([
                     .string(id), .string(group), .int(Int64(entry.seen.count)), rate(entry.seen.count, total),
                     .int(Int64(entry.completed.count)), rate(entry.completed.count, entry.seen.count),
+                    .optional(experience), experience == nil ? .null : .int(Int64(ran)), experience == nil ? .null : rate(ran, entry.seen.count),
                 ])
             }
         }
-        return ReportTable(columns: ["id", "variant", "people", "split_percent", "completed", "completed_percent"], rows: rows)
+        return ReportTable(
+            columns: [
+                "id", "variant", "people", "split_percent", "completed", "completed_percent", "experience", "experience_completed",
+                "experience_completed_percent",
+            ],
+            rows: rows
+        )
     }
 
     /// The answer distribution per question of one survey.

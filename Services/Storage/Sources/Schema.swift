@@ -12,7 +12,7 @@ public enum Schema {
     public static let migrations: [Migration] = [
         .events, .apps, .identityGraph, .sessions, .suppressions, .resolvedCompany, .tryTimestamp,
         .rollups, .continuousExport, .rollupWritePath, .triggers, .admissionWindow, .numericWithinRange, .logFirst, .linearTraitMerge,
-        .readKeys, .retention, .emailTriggers,
+        .readKeys, .retention, .emailTriggers, .engagementParts,
     ]
 
     /// Applies the migrations not yet applied, each in its own transaction, serialised
