@@ -16,14 +16,16 @@
 /// | experiment | `experiment` (with `variant`) | — |
 /// | hotspot | — | Hotspot Interacted (seen), Hotspot Button Click (started; dismissed for dismiss/close) |
 /// | banner | — | Banner Button Click (seen, started) |
-/// | chat | — | Userlike: button_displayed, chat_requested, chat_started, rating_submit |
+/// | chat | — | Userlike: button_displayed, chat_connected_proactive (seen), chat_requested, chat_started, chat_started_proactive (completed), rating_submit |
 ///
 /// Userpilot statuses map as: SEEN → seen; STARTED, ENGAGED, SUBMITTED_* → started;
 /// COMPLETED → completed (and started); DISMISSED → dismissed. Every stage implies seen.
 ///
 /// A `checklist_task`, `survey_module` or `resource_center_article` with a `parent_id` is a
 /// part of its parent (``userpilotParts``): classified under the parent's id, with `part`
-/// naming it (migration 19's `cairn_engagement_id` and `cairn_engagement_part`).
+/// naming it (migration 19's `cairn_engagement_id` and `cairn_engagement_part`). One without
+/// a parent, and every `experience_step` (which names none), is an entity of its own named with
+/// its prefix (`experience_step:12`), never taken for the flow or checklist of that number.
 public enum EngagementCatalog {
     public enum Entity: String, Sendable, CaseIterable {
         case flow, checklist, survey, nps, resource_center, experiment, hotspot, banner, chat
@@ -85,8 +87,9 @@ public enum EngagementCatalog {
             "Resource Center Checklist Item Url Click", "Resource Center External URL Click", "Resource Center Article Link Click",
         ]
         let chat: [(String, [String])] = [
-            ("button_displayed", ["seen"]), ("chat_requested", ["seen", "started"]),
-            ("chat_started", ["seen", "started", "completed"]), ("rating_submit", ["rated"]),
+            ("button_displayed", ["seen"]), ("chat_connected_proactive", ["seen"]), ("chat_requested", ["seen", "started"]),
+            ("chat_started", ["seen", "started", "completed"]), ("chat_started_proactive", ["seen", "started", "completed"]),
+            ("rating_submit", ["rated"]),
         ]
         return [
             guiding(.flow, "Guide Started", "guide_id", ["seen", "started"]),

@@ -11,7 +11,8 @@ import Testing
 /// experiment 9 shows variant A to p1 and p2 (p1 completes) and B to p3.
 /// UserGuiding: p4 starts and completes guide 7 (another tool's flow 7), p5 dismisses it.
 /// NPS: p1 answers 9 then 6 (latest counts), p2 answers 10, p3 answers 7, p4 answers 3 in UserGuiding.
-/// Userlike: widget 1 shown to p1, p2 and p3; p1 and p2 request a chat; p1 chats and rates.
+/// Userlike: widget 1 shown to p1, p2 and p3; p1 and p2 request a chat; p1 chats and rates; p3
+/// is offered a chat proactively and takes it.
 @Suite struct EngagementReportTests {
     func seeded() throws -> PostgresConnection {
         let connection = try PostgresConnection(conninfo: try TestPostgres.freshDatabase())
@@ -82,6 +83,8 @@ import Testing
             event(.track, "chat_requested", "p2", ["widget_id": 1], origin: .userlike),
             event(.track, "chat_started", "p1", ["widget_id": 1], origin: .userlike),
             event(.track, "rating_submit", "p1", ["widget_id": 1], origin: .userlike),
+            event(.track, "chat_connected_proactive", "p3", ["widget_id": 1], origin: .userlike),
+            event(.track, "chat_started_proactive", "p3", ["widget_id": 1], origin: .userlike),
         ]
         _ = try EventWriter().write(events: events, users: .array([]), companies: .array([]), on: connection)
         return connection
@@ -143,8 +146,8 @@ import Testing
         let answers = try EngagementReport(params: ["app": "app", "entity": "survey", "id": "2"]).run(on: connection)
         #expect(answers.rows == [["Why?", "A", 2, .double(66.67)], ["Why?", "B", 1, .double(33.33)]])
         let chat = try rows(["app": "app", "entity": "chat"], connection)
-        // Shown to 3, requested by 2, started by 1, rated by 1.
-        #expect(Array(chat["chat/userlike/1/"]![4...8]) == [3, 2, 1, 0, 1])
+        // Shown to 3, requested by 2 and proactively started with p3, so 3 started and 2 chatted; rated by 1.
+        #expect(Array(chat["chat/userlike/1/"]![4...8]) == [3, 3, 2, 0, 1])
         #expect(throws: ReportError.self) { try EngagementReport(params: ["app": "app", "entity": "flows"]) }
     }
 }
@@ -200,10 +203,12 @@ import Testing
             task(12, "SEEN", "q3", at: 80),
             task(99, "COMPLETED", "q4", parent: "", at: 90),
             module(49, "COMPLETED", "q1", question: "How did you hear about us?", feedback: "Friend", at: 100),
-            module(50, "COMPLETED", "q1", question: "Anything else?", feedback: "no", at: 110),
+            // The schema's own example leaves the question empty.
+            module(50, "COMPLETED", "q1", question: "", feedback: "no", at: 110),
             module(49, "COMPLETED", "q2", question: "How did you hear about us?", feedback: "Ad", at: 120),
-            module(50, "DISMISSED", "q2", question: "Anything else?", feedback: nil, at: 130),
+            module(50, "DISMISSED", "q2", question: "", feedback: nil, at: 130),
             module(49, "SEEN", "q3", question: "How did you hear about us?", feedback: nil, at: 140),
+            event("experience_step:12:COMPLETED", "q4", ["interaction_id": "experience_step_12", "status": "COMPLETED"], at: 150),
             event("experiment:9:SEEN", "q1", ["interaction_id": "experiment_9", "variant": "B", "status": "SEEN"], at: 200),
             event("experience:493:SEEN", "q1", ["interaction_id": "experience_493", "status": "SEEN"], at: 200),
             event("experience:493:COMPLETED", "q1", ["interaction_id": "experience_493", "status": "COMPLETED"], at: 260),
@@ -266,12 +271,12 @@ import Testing
         #expect(surveys["userpilot/13/survey_module:50"] == [2, 1, 1, 1])
         #expect(surveys.count == 3)
         #expect(try stages(["app": "app", "entity": "survey", "since": "2024-05-01", "until": "2024-05-02"], connection) == surveys)
-        // Its answers, question by question, across its modules.
+        // Its answers, question by question (by module where the question is empty), across its modules.
         let answers = try EngagementReport(params: ["app": "app", "entity": "survey", "id": "13"]).run(on: connection)
         #expect(
             answers.rows == [
-                ["Anything else?", "no", 1, .double(100)], ["How did you hear about us?", "Ad", 1, .double(50)],
-                ["How did you hear about us?", "Friend", 1, .double(50)],
+                ["How did you hear about us?", "Ad", 1, .double(50)], ["How did you hear about us?", "Friend", 1, .double(50)],
+                ["survey_module:50", "no", 1, .double(100)],
             ],
             "\(answers.rows)"
         )
@@ -293,6 +298,15 @@ import Testing
         let one = try EngagementReport(params: ["app": "app", "entity": "experiment", "id": "9", "since": "2024-05-01", "until": "2024-05-02"])
             .run(on: connection)
         #expect(one.rows == table.rows)
+    }
+
+    /// A flow step names no flow: it is an entity of its own, never flow 12.
+    @Test func flowStepsAreNotFlows() throws {
+        let connection = try seeded()
+        let flows = try stages(["app": "app", "entity": "flow"], connection)
+        #expect(flows["userpilot/experience_step:12/"] == [1, 1, 1, 0], "\(flows)")
+        #expect(flows["userpilot/493/"] == [2, 1, 1, 1] && flows["userpilot/7/"] == [1, 0, 0, 0], "\(flows)")
+        #expect(flows["userpilot/12/"] == nil && flows.count == 3)
     }
 
     /// The classifier's SQL reads parents as the catalog names them.
@@ -335,7 +349,7 @@ import Testing
             """
             INSERT INTO rollup_engagement_people (app_token, entity, tool, id, stage, person)
             VALUES ('app', 'checklist', 'userpilot', '11', 'seen', 'q1'), ('app', 'checklist', 'userpilot', '10', 'seen', 'q1'),
-                   ('app', 'flow', 'userpilot', '493', 'seen', 'q1')
+                   ('app', 'flow', 'userpilot', '12', 'seen', 'q4'), ('app', 'flow', 'userguiding', '7', 'seen', 'q1')
             """
         )
         #expect(try Schema.migrate(connection) == Schema.migrations.count)
@@ -345,7 +359,8 @@ import Testing
         #expect(!rows.contains { $0[0] == "checklist" && $0[1] == "11" }, "\(rows)")
         #expect(rows.contains { $0[0] == "checklist" && $0[1] == "10" && $0[2] == "checklist_task:11" }, "\(rows)")
         #expect(rows.contains { $0[0] == "survey" && $0[1] == "13" && $0[2] == "survey_module:49" }, "\(rows)")
-        // Other entities are left as they were.
-        #expect(rows.contains { $0 == ["flow", "493", "", "1"] }, "\(rows)")
+        // Flow step 12 was flow 12; UserGuiding's rows are left as they were.
+        #expect(!rows.contains { $0[0] == "flow" && $0[1] == "12" } && rows.contains { $0 == ["flow", "experience_step:12", "", "3"] }, "\(rows)")
+        #expect(rows.contains { $0 == ["flow", "7", "", "2"] }, "\(rows)")
     }
 }

@@ -43,6 +43,8 @@ public struct EngagementReport: Report {
         /// The tool the entity lives in: its ids are that tool's, so ids never mix across tools.
         var tool: String
         var id: String
+        /// The part of the entity it is a sighting of (`survey_module:49`), or empty.
+        var part: String
         var stages: Set<String>
         var time: Int64
         var metadata: JSONObject
@@ -198,7 +200,7 @@ public struct EngagementReport: Report {
         )
         let rows = try connection.execute(
             """
-            SELECT person, tool, id, array_to_string(stages, ',') AS stages, time, metadata FROM \(events.sql)
+            SELECT person, tool, id, part, array_to_string(stages, ',') AS stages, time, metadata FROM \(events.sql)
             WHERE stages IS NOT NULL AND ($3::text IS NULL OR id = $3)
             ORDER BY time, internal_event_id
             """,
@@ -208,7 +210,15 @@ public struct EngagementReport: Report {
             guard let person = row["person"], let time = row["time", as: Int64.self] else { return nil }
             let stages = Set((row["stages"] ?? "").split(separator: ",").map(String.init))
             let metadata = row["metadata", as: JSON.self]?.objectValue ?? JSONObject()
-            return Sighting(person: person, tool: row["tool"] ?? "", id: row["id"] ?? "", stages: stages, time: time, metadata: metadata)
+            return Sighting(
+                person: person,
+                tool: row["tool"] ?? "",
+                id: row["id"] ?? "",
+                part: row["part"] ?? "",
+                stages: stages,
+                time: time,
+                metadata: metadata
+            )
         }
     }
 
@@ -363,7 +373,10 @@ public struct EngagementReport: Report {
     private func answers(_ sightings: [Sighting]) -> ReportTable {
         var counts: [String: [String: Int]] = [:]
         for sighting in sightings where sighting.stages.contains("started") {
-            let question = sighting.metadata["survey_question"]?.stringValue ?? sighting.metadata["question_id"]?.stringValue ?? ""
+            // Userpilot's own example leaves `survey_question` empty: the module names the question then.
+            let question =
+                [sighting.metadata["survey_question"]?.stringValue, sighting.metadata["question_id"]?.stringValue, sighting.part]
+                .compactMap { $0 }.first { !$0.isEmpty } ?? ""
             let answer =
                 ["score", "emoji_score", "choices", "feedback"].lazy.compactMap { sighting.metadata[$0] }.first.map(ScalarText.of) ?? "(none)"
             counts[question, default: [:]][answer, default: 0] += 1
