@@ -192,7 +192,8 @@ public enum Rollups {
     static let anonymousPrefix = "anonymous:"
 
     /// The longest engagement id (a guide, survey or checklist id from the event's attributes)
-    /// that engagement reports count; the engagement report applies the same bound.
+    /// with its part (`checklist_task:11`) that engagement reports count, so that the rollup's
+    /// key fits an index row beside the person; the engagement report applies the same bound.
     public static let maximumEngagementIdBytes = 1024
 
     /// The events matching `condition` (on `events e`) as the person rollups count them: the
@@ -272,8 +273,8 @@ public enum Rollups {
             CROSS JOIN LATERAL unnest(cairn_engagement_stages(g.entity, d.event_type, d.event_name, d.metadata)) AS s(stage)
             WHERE cairn_engagement_candidate(d.event_type, d.event_name)
               -- An id longer than this cannot be indexed; were it folded, every later span would fail.
-              AND octet_length(cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata)) <= \(maximumEngagementIdBytes)
-              AND octet_length(cairn_engagement_part(d.event_type, d.event_name, d.metadata)) <= \(maximumEngagementIdBytes)
+              AND octet_length(cairn_engagement_id(g.entity, d.event_type, d.event_name, d.metadata))
+                  + octet_length(cairn_engagement_part(d.event_type, d.event_name, d.metadata)) <= \(maximumEngagementIdBytes)
             ORDER BY 1, 2, 3, 4, 5, 6, 7
             ON CONFLICT DO NOTHING
             """

@@ -7,8 +7,8 @@ site). It holds User.com's pre-load stub with one call made before the script lo
   - a Userlike callback sequence through window.userlikeTrackingEvent (whose earlier page-defined
     function must still be called);
   - hostile calls (no name, a cyclic object, a huge attribute), none of which may throw;
-  - in a second tab, a userengage call right before the tab is closed: only the pagehide beacon
-    can deliver it.
+  - in a second tab, 150 calls of 1 KB and one more right before the tab is closed: the pagehide
+    beacon carries what fits, and a third tab of the site sends the rest from localStorage.
 
 Usage: browser_script_check.py INGEST_URL WRITE_KEY USER_ID
 The Swift test (BrowserScriptTests) asserts on what ingest stored; this script only drives.
@@ -32,7 +32,7 @@ PAGE = """<!doctype html>
   // The closing tab's batch would wait a minute: only the pagehide beacon can deliver it.
   window.cairnSettings = {flushInterval: %(flush)d};
   window.userlikeTrackingEvent = function (name) { window.userlikeCalls.push(name); };
-  window.userengage = window.userengage || function () { (window.userengage.q = window.userengage.q || []).push(arguments); };
+  window.userengage = window.userengage || function () { (window.userengage.q = window.userengage.q || []).push([Date.now(), arguments]); };
   userengage("event.page_opened", {"page": "%(tag)s"});
 </script>
 <script src="%(ingest)s/cairn.js" data-write-key="%(key)s" data-user-id="%(user)s"></script>
@@ -84,6 +84,9 @@ def main():
             "userengage('event.purchase', {'sku': '7', 'size': 39, 'color': 'teal', 'price': '39.5', 'express': 'true'})",
             "userengage('event.app_created', {'sku': 7, 'price': 39})",
             "userengage('event.no_attributes')",
+            # What is sent is the call as it was: later changes, even a cycle, do not reach it.
+            "var a = {'step': 1}; userengage('event.step', a); a.step = 2; userengage('event.step', a);",
+            "var cart = {'items': [{'sku': 7}]}; userengage('event.cart_viewed', {'cart': cart}); cart.items[0].cart = cart;",
             "userlikeTrackingEvent('button_displayed', {'client_uuid': 'visitor-1', 'widget_id': 42, 'widget_lang': 'en'}, {})",
             "userlikeTrackingEvent('chat_requested', {'client_uuid': 'visitor-1', 'widget_id': 42}, {'session_id': 's-1'})",
             "userlikeTrackingEvent('chat_started', {'client_uuid': 'visitor-1', 'widget_id': 42}, "
@@ -111,8 +114,18 @@ def main():
         deadline = time.time() + 10
         while not driver.execute_script("return !!(window.cairn && window.cairn.version)") and time.time() < deadline:
             time.sleep(0.05)
+        # 150 events of 1 KB: more than one beacon can carry (64 KiB); the rest waits in localStorage.
+        driver.execute_script("for (var i = 0; i < 150; i++) userengage('event.bulk', {'n': i, 'pad': 'x'.repeat(1000)});")
         driver.execute_script("userengage('event.last_before_close', {'price': 12, 'sku': 'last'})")
         report["closing_errors"] = driver.execute_script("return window.pageErrors")
+        driver.close()
+        driver.switch_to.window(driver.window_handles[0])
+        time.sleep(2)
+        # The next page of the site sends what the closed one left.
+        driver.switch_to.new_window("tab")
+        driver.get(site + "/reopened")
+        time.sleep(3)
+        report["reopened_errors"] = driver.execute_script("return window.pageErrors")
         driver.close()
         driver.switch_to.window(driver.window_handles[0])
         time.sleep(3)  # the main tab's retries, if any, have their time

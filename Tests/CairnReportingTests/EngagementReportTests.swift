@@ -300,6 +300,22 @@ import Testing
         #expect(one.rows == table.rows)
     }
 
+    /// Hostile parents: a bare prefix is no parent, and an id with its part too long for the
+    /// rollup's key is left out of the reports instead of stopping the fold.
+    @Test func oddParentsAndLongIds() throws {
+        let connection = try seeded()
+        let long = String(repeating: "x", count: 990)
+        let events = [
+            Self.event("checklist_task:22:COMPLETED", "b1", ["parent_id": "checklist_"], at: 900),
+            Self.event("checklist_task:\(long):SEEN", String(repeating: "u", count: 1000), ["parent_id": .string("checklist_" + long)], at: 901),
+        ]
+        _ = try EventWriter().write(events: events, users: .array([]), companies: .array([]), on: connection)
+        let checklists = try stages(["app": "app", "entity": "checklist"], connection)
+        #expect(checklists["userpilot/checklist_task:22/"] == [1, 1, 1, 0], "\(checklists)")
+        #expect(!checklists.keys.contains { $0.contains("/checklist_task:22/checklist_task") || $0.contains(long) }, "\(checklists.keys.sorted())")
+        #expect(try stages(["app": "app", "entity": "checklist", "since": "2024-05-01", "until": "2024-05-02"], connection) == checklists)
+    }
+
     /// A flow step names no flow: it is an entity of its own, never flow 12.
     @Test func flowStepsAreNotFlows() throws {
         let connection = try seeded()

@@ -30,7 +30,7 @@ import Testing
         16: "c72a5e1631201ddcabe6a677c0375dd7fa60058fd83075ec3ee9b1c2c1de2858",
         17: "5365c6ba7c08fb47fa766a7e9f0ac39a6a87d3d6fd2893aabcb7997d96f9b6dc",
         18: "c05eb60f806df23d69412195172894688a081a4093a58776ad39f9d50362008f",
-        19: "6a5c9bae3844d85c793b6149f2a2deb067c922a770802033db620df228abcef7",
+        19: "7ceadf1678560b727213a4ea081b0a1c9acdade22fed623138d00de5ca42cbc5",
     ]
 
     @Test func everyShippedMigrationIsUnchanged() {

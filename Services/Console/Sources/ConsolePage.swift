@@ -380,29 +380,30 @@ enum ConsolePage {
     static func sessions(_ context: PageContext, _ view: inout PageView) async throws {
         view.title = "Sessions"
         view.period = context.periodView()
+        let source = context.value("source") == "sender" ? "sender" : "server"
+        view.filters = context.form([.select("Sessions", "source", ["server", "sender"], selected: source)], submit: "Show")
         let labels = [
             "sessions": "Sessions", "people": "People", "median_seconds": "Median length (s)", "p90_seconds": "p90 length (s)",
             "events_per_session": "Events per session", "median_events": "Median events", "bounce_rate_percent": "Bounce rate (%)",
         ]
-        let sources = [
-            ("server", "Sessions that started in the period", "A session ends after the app's inactivity limit (30 minutes unless configured)."),
-            (
-                "sender", "Sessions as the sender numbered them",
+        // The sender's sessions read every event with a session id: asked for, not run on every visit.
+        let (heading, note) =
+            source == "sender"
+            ? (
+                "Sessions as the sender numbered them",
                 "Each person's events grouped by the session id they carried (Userpilot's session, Userlike's session_id, Segment's context.sessionId); events without one are in none."
-            ),
-        ]
-        for (source, heading, note) in sources {
-            let (table, query) = try await context.report("sessions", [("source", source)])
-            let row = table.rows.first ?? JSONObject()
-            view.sections.append(
-                SectionView(
-                    heading: heading,
-                    note: note + " CSV: /api/v1/apps/\(context.app)/reports/sessions?\(query)&format=csv",
-                    tiles: table.columns.map { TileView(label: labels[$0] ?? $0, value: TableText.cell(row[$0])) },
-                    table: TableView(table)
-                )
             )
-        }
+            : ("Sessions that started in the period", "A session ends after the app's inactivity limit (30 minutes unless configured).")
+        let (table, query) = try await context.report("sessions", [("source", source)])
+        let row = table.rows.first ?? JSONObject()
+        view.sections.append(
+            SectionView(
+                heading: heading,
+                note: note + " CSV: /api/v1/apps/\(context.app)/reports/sessions?\(query)&format=csv",
+                tiles: table.columns.map { TileView(label: labels[$0] ?? $0, value: TableText.cell(row[$0])) },
+                table: TableView(table)
+            )
+        )
     }
 
     static func engagement(_ context: PageContext, _ view: inout PageView) async throws {
@@ -468,8 +469,12 @@ enum ConsolePage {
                     let stages = table.columns.filter { !["entity", "tool", "id", "part"].contains($0) && !$0.hasSuffix("_percent") }
                     return Chart.stages(
                         table.rows.map { row in
-                            let part = TableText.cell(row["part"])
-                            let label = "\(TableText.cell(row["tool"])) \(TableText.cell(row["id"]))" + (part.isEmpty ? "" : " › \(part)")
+                            // A part as short as it can be said, so that labels cut to fit still differ.
+                            let part = ["checklist_task:": "task ", "survey_module:": "module ", "resource_center_article:": "article "]
+                                .reduce(TableText.cell(row["part"])) { $0.replacingOccurrences(of: $1.key, with: $1.value) }
+                            let label =
+                                part.isEmpty
+                                ? "\(TableText.cell(row["tool"])) \(TableText.cell(row["id"]))" : "\(TableText.cell(row["id"])) › \(part)"
                             return (label, stages.map { table.number(row, $0) })
                         },
                         stages: stages,

@@ -79,11 +79,12 @@ public struct HTTPIngest: Sendable {
                 self = .batch
             } else if parent == "v1", let type = Self.singleTypes[last] {
                 self = .single(type: type)
-            } else if parts.count == 1, let format = Self.vendors[last] {
+            } else if let format = Self.vendors[last], parent != "v1" {
+                // At the end of the path, as Segment's: /cairn.js loaded through a prefix posts under it.
                 self = .vendor(format)
             } else if parts == ["health"] {
                 self = .health
-            } else if parts == ["cairn.js"] {
+            } else if last == "cairn.js" {
                 self = .script
             } else if path == "/metrics" {
                 // Exactly this path: a proxy that blocks `/metrics` must not be passed by `/metrics/` or `//metrics`.
@@ -131,8 +132,9 @@ public struct HTTPIngest: Sendable {
         } catch {
             response = Self.json(.internalServerError, ["code": "internal", "message": .string("\(error)")])
         }
-        // Browsers (analytics.js, a forwarded Userlike callback) read the answer cross-origin.
+        // Browsers (analytics.js, /cairn.js) read the answer cross-origin, and /cairn.js its Retry-After.
         response.headers[.accessControlAllowOrigin] = "*"
+        response.headers[.accessControlExposeHeaders] = "Retry-After"
         let elapsed = ContinuousClock.now - started
         let label = route?.label ?? "other"
         CairnMetric.httpRequests.increment(label, String(response.status.code), app ?? "")
@@ -403,29 +405,31 @@ public struct HTTPIngest: Sendable {
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSON.object(object).serialized())))
     }
 
-    /// `GET /cairn.js`: cacheable for an hour and revalidated by its ETag, gzipped for a
-    /// client that takes it.
+    /// `GET /cairn.js`: cacheable for an hour and revalidated by its ETag (each encoding its
+    /// own), gzipped for a client that takes it.
     static func script(for request: Request) -> Response {
+        let gzip = (request.headers[.acceptEncoding] ?? "").lowercased().split(separator: ",").contains { item in
+            let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            let refused = parts.dropFirst().contains {
+                $0.replacingOccurrences(of: " ", with: "").hasPrefix("q=0") && Double($0.split(separator: "=").last ?? "") == 0
+            }
+            return (parts.first == "gzip" || parts.first == "x-gzip") && !refused
+        }
+        let etag = gzip ? BrowserScript.gzippedETag : BrowserScript.etag
         var headers: HTTPFields = [
             .contentType: "text/javascript; charset=utf-8", .cacheControl: "public, max-age=3600",
-            .eTag: BrowserScript.etag, HTTPField.Name("X-Content-Type-Options")!: "nosniff", .vary: "Accept-Encoding",
+            .eTag: etag, HTTPField.Name("X-Content-Type-Options")!: "nosniff", .vary: "Accept-Encoding",
         ]
+        // Weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
         if let tags = request.headers[.ifNoneMatch],
-            tags.split(separator: ",").contains(where: {
-                $0.trimmingCharacters(in: .whitespaces) == BrowserScript.etag || $0.trimmingCharacters(in: .whitespaces) == "*"
+            tags.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }).contains(where: { tag in
+                tag == "*" || (tag.hasPrefix("W/") ? String(tag.dropFirst(2)) : tag) == etag
             })
         {
             return Response(status: .notModified, headers: headers)
         }
-        var body = BrowserScript.bytes
-        let accepted =
-            request.headers[.acceptEncoding]?.lowercased().split(separator: ",").map {
-                $0.split(separator: ";")[0].trimmingCharacters(in: .whitespaces)
-            } ?? []
-        if accepted.contains("gzip") {
-            body = BrowserScript.gzipped
-            headers[.contentEncoding] = "gzip"
-        }
+        let body = gzip ? BrowserScript.gzipped : BrowserScript.bytes
+        if gzip { headers[.contentEncoding] = "gzip" }
         headers[.contentLength] = String(body.count)
         return Response(
             status: .ok,

@@ -83,8 +83,7 @@ public struct EngagementReport: Report {
         let conditions =
             [
                 "r.app_token = $1", "r.person IS NOT NULL", "(" + alternatives.joined(separator: " OR ") + ")",
-                "octet_length(cairn_engagement_id($2, r.event_type, r.event_name, r.metadata)) <= \(Rollups.maximumEngagementIdBytes)",
-                "octet_length(cairn_engagement_part(r.event_type, r.event_name, r.metadata)) <= \(Rollups.maximumEngagementIdBytes)",
+                "octet_length(cairn_engagement_id($2, r.event_type, r.event_name, r.metadata)) + octet_length(cairn_engagement_part(r.event_type, r.event_name, r.metadata)) <= \(Rollups.maximumEngagementIdBytes)",
             ] + time.clauses
             + (after.map { ["r.stored_xid > \($0)"] } ?? [])
         let sql = """
@@ -167,9 +166,10 @@ public struct EngagementReport: Report {
             entity == .survey
             ? """
             UNION
-            SELECT tool, id, 'completed', person FROM members m WHERE part <> '' AND stage = 'completed'
-            GROUP BY tool, id, person
-            HAVING count(DISTINCT part) = (SELECT count(DISTINCT x.part) FROM members x WHERE x.tool = m.tool AND x.id = m.id AND x.part <> '')
+            SELECT m.tool, m.id, 'completed', m.person FROM members m JOIN parts ON parts.tool = m.tool AND parts.id = m.id
+            WHERE m.part <> '' AND m.stage = 'completed'
+            GROUP BY m.tool, m.id, m.person, parts.n
+            HAVING count(DISTINCT m.part) = parts.n
             """ : ""
         let sql = """
             WITH people AS (\(people)),
@@ -177,6 +177,7 @@ public struct EngagementReport: Report {
                 SELECT p.tool, p.id, p.part, p.stage, p.person FROM people p
                 JOIN (SELECT DISTINCT tool, id FROM people WHERE part <> '') parented ON parented.tool = p.tool AND parented.id = p.id
             ),
+            parts AS (SELECT tool, id, count(DISTINCT part) AS n FROM members WHERE part <> '' GROUP BY 1, 2),
             whole AS (
                 SELECT tool, id,
                        CASE WHEN part = '' THEN stage WHEN stage = 'completed' THEN 'started' WHEN stage = 'dismissed' THEN \(dismissedPart) ELSE stage END
@@ -308,7 +309,10 @@ public struct EngagementReport: Report {
         var best: [String: (people: Int, experience: String)] = [:]
         for row in rows {
             guard let experiment = row["experiment"], let experience = row["experience"], let people = row["people", as: Int.self] else { continue }
-            if let current = best[experiment], current.people > people || (current.people == people && current.experience <= experience) { continue }
+            if let current = best[experiment], current.people > people || (current.people == people && !Self.idOrder(experience, current.experience))
+            {
+                continue
+            }
             best[experiment] = (people, experience)
         }
         runs.experience = best.mapValues(\.experience)
@@ -329,6 +333,12 @@ public struct EngagementReport: Report {
             runs.completed[experience, default: []].insert(person)
         }
         return runs
+    }
+
+    /// Whether id `a` comes before `b`: numerically when both are numbers (9 before 10), else as text.
+    static func idOrder(_ a: String, _ b: String) -> Bool {
+        if let x = Int64(a), let y = Int64(b) { return x < y }
+        return a < b
     }
 
     /// People per experiment and variant, and how many of them completed the experiment; with

@@ -9,7 +9,8 @@ extension Migration {
     /// checklist of the same number; so is a flow step (`experience_step:12`), which names no
     /// parent. Userlike's proactive chats join the chat funnel (`chat_connected_proactive` seen,
     /// `chat_started_proactive` completed). The rollup gains `part`, and Userpilot's flows,
-    /// checklists, surveys and resource centers, and every chat, are derived again.
+    /// checklists, surveys and resource centers, and every chat, are derived again. An id and its
+    /// part together stay within the 1,024 bytes an id alone had, so the key still fits an index row.
     static let engagementParts = Migration(
         version: 19,
         name: "engagement_parts",
@@ -30,8 +31,10 @@ extension Migration {
             #"""
             CREATE FUNCTION cairn_engagement_part(event_type text, event_name text, metadata jsonb) RETURNS text IMMUTABLE LANGUAGE sql AS $$
                 SELECT CASE WHEN event_type = 'interaction'
-                                 AND split_part(event_name, ':', 1) IN ('checklist_task', 'survey_module', 'resource_center_article')
-                                 AND COALESCE(metadata ->> 'parent_id', '') <> ''
+                                 AND NULLIF(regexp_replace(COALESCE(metadata ->> 'parent_id', ''),
+                                                           CASE split_part(event_name, ':', 1) WHEN 'checklist_task' THEN '^checklist_'
+                                                                WHEN 'survey_module' THEN '^survey_' WHEN 'resource_center_article' THEN '^resource_center_' END,
+                                                           ''), '') IS NOT NULL
                             THEN split_part(event_name, ':', 1) || ':' || split_part(event_name, ':', 2) ELSE '' END
             $$
             """#,
@@ -94,8 +97,8 @@ extension Migration {
             WHERE r.person IS NOT NULL
               AND ((r.event_type = 'interaction' AND split_part(r.event_name, ':', 1) IN ('experience', 'experience_step', 'checklist', 'checklist_task', 'survey_module', 'resource_center', 'resource_center_article'))
                    OR (r.event_type <> 'interaction' AND r.event_name IN ('button_displayed', 'chat_connected_proactive', 'chat_requested', 'chat_started', 'chat_started_proactive', 'rating_submit')))
-              AND octet_length(cairn_engagement_id(g.entity, r.event_type, r.event_name, r.metadata)) <= 1024
-              AND octet_length(cairn_engagement_part(r.event_type, r.event_name, r.metadata)) <= 1024
+              AND octet_length(cairn_engagement_id(g.entity, r.event_type, r.event_name, r.metadata))
+                  + octet_length(cairn_engagement_part(r.event_type, r.event_name, r.metadata)) <= 1024
             ON CONFLICT DO NOTHING
             """#,
         ]
