@@ -111,7 +111,8 @@ struct CLIError: Error, CustomStringConvertible {
     static func flag(for field: String) -> String {
         let name = field.split(separator: "[").first.map(String.init) ?? field
         let renamed = ["traits": "trait", "attr": "attr", "app_token": "app", "event_ids": "id", "steps": "step"][name] ?? name
-        return "--" + renamed.replacingOccurrences(of: "_", with: "-")
+        // A nested field (`email.subject`) is set by a flag of both names (`--email-subject`).
+        return "--" + renamed.replacingOccurrences(of: "_", with: "-").replacingOccurrences(of: ".", with: "-")
     }
 }
 

@@ -97,6 +97,9 @@ public struct SMTPSettings: Sendable, Equatable {
         if username != nil, security == .none, !["localhost", "127.0.0.1", "::1"].contains(host) {
             throw refuse("security", "is none, so the credentials would cross the network in clear; use starttls or tls")
         }
+        if let helo = given["helo"], helo.isEmpty || !helo.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) || helo.utf8.count > 255 {
+            throw refuse("helo", "must be one host name; found '\(helo)'")
+        }
         if let file = given["ca_file"], !FileManager.default.isReadableFile(atPath: file) {
             throw refuse("ca_file", "'\(file)' cannot be read")
         }
@@ -136,10 +139,10 @@ enum EmailAddress {
         return isAddress(candidate) ? candidate : nil
     }
 
-    /// One `local@domain`, at most 254 bytes, printable, without spaces, angle brackets,
-    /// commas or quotes.
+    /// One `local@domain`, at most 254 bytes, printable ASCII (no SMTPUTF8), without spaces,
+    /// angle brackets, commas or quotes.
     static func isAddress(_ text: String) -> Bool {
-        guard text.utf8.count <= 254, text.utf8.count >= 3 else { return false }
+        guard text.utf8.count <= 254, text.utf8.count >= 3, text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return false }
         let forbidden: Set<Character> = ["<", ">", ",", ";", "\"", "(", ")", "[", "]", "\\", ":"]
         guard text.allSatisfy({ !$0.isWhitespace && !$0.isNewline && !forbidden.contains($0) && $0.unicodeScalars.allSatisfy { $0.value >= 0x21 } })
         else { return false }
@@ -167,7 +170,7 @@ struct SMTPFailure: Error, CustomStringConvertible {
 /// One connection to an SMTP server (RFC 5321), spoken one command at a time.
 final class SMTPSession: Sendable {
     private let channel: any Channel
-    private let inbox: ReplyInbox
+    fileprivate let inbox: ReplyInbox
     private let timeout: Duration
     /// The extensions `EHLO` listed (upper-cased keywords with their parameters).
     private let extensions = Mutex<[String]>([])
@@ -193,7 +196,7 @@ final class SMTPSession: Sendable {
                         if let implicit {
                             try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: implicit, serverHostname: serverName))
                         }
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineBasedFrameDecoder()))
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SMTPLineDecoder()), name: SMTPLineDecoder.name)
                         try channel.pipeline.syncOperations.addHandler(ReplyLineHandler(inbox: inbox))
                     }
                 }
@@ -218,14 +221,25 @@ final class SMTPSession: Sendable {
                 _ = try await session.command("STARTTLS", expecting: 220)
                 let serverName = Self.serverName(settings.host)
                 do {
+                    // What the server sent in clear after its 220 must not be read as an answer
+                    // given over TLS: the old decoder hands any bytes it holds on, and they fail the session.
                     try await channel.eventLoop.submit {
-                        try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: tls, serverHostname: serverName),
-                            position: .first
-                        )
+                        let pipeline = channel.pipeline.syncOperations
+                        let decoder = try pipeline.context(name: SMTPLineDecoder.name)
+                        pipeline.removeHandler(context: decoder, promise: nil)
+                        let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverName)
+                        try pipeline.addHandler(handler, position: .first)
+                        try pipeline.addHandler(ByteToMessageHandler(SMTPLineDecoder()), name: SMTPLineDecoder.name, position: .after(handler))
                     }.get()
                 } catch {
                     throw SMTPFailure.network("STARTTLS failed: \(error)")
+                }
+                guard session.inbox.isEmpty else {
+                    throw SMTPFailure(
+                        code: nil,
+                        message: "the server sent more after its answer to STARTTLS, in clear; refused (an injection)",
+                        permanent: false
+                    )
                 }
                 try await session.hello(settings.heloName)
             }
@@ -286,21 +300,24 @@ final class SMTPSession: Sendable {
         to: String,
         beforeEnd: () async throws -> Void
     ) async throws -> Bool {
-        _ = try await command("MAIL FROM:<\(from)>", expecting: 250)
-        _ = try await command("RCPT TO:<\(to)>", expecting: 250...251)
+        // Errors name the command, not the address: they are stored with parked deliveries and logged.
+        _ = try await command("MAIL FROM:<\(from)>", expecting: 250, echo: "MAIL FROM")
+        _ = try await command("RCPT TO:<\(to)>", expecting: 250...251, echo: "RCPT TO")
         _ = try await command("DATA", expecting: 354)
         try await write(Self.dotStuffed(message))
+        // A server gone during the data never gets the end: the message is not marked sent.
+        guard channel.isActive, inbox.isEmpty, !inbox.hasFailed else {
+            close()
+            throw SMTPFailure.network("the connection ended while the message was being sent")
+        }
         do {
             try await beforeEnd()
         } catch {
             close()
             throw error
         }
-        do {
-            try await write(Array(".\r\n".utf8))
-        } catch {
-            return false
-        }
+        // A write that fails never handed the end to the network: not sent, and the caller takes the mark back.
+        try await write(Array(".\r\n".utf8))
         do throws(SMTPFailure) {
             _ = try await reply(expecting: 250)
         } catch {
@@ -342,7 +359,13 @@ final class SMTPSession: Sendable {
         try await command(line, expecting: code...code, echo: echo)
     }
 
+    /// Writes within the command timeout: a server that stops reading has the connection closed.
     private func write(_ bytes: [UInt8]) async throws(SMTPFailure) {
+        let channel = self.channel
+        let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) {
+            channel.close(promise: nil)
+        }
+        defer { deadline.cancel() }
         do {
             try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
         } catch {
@@ -376,16 +399,27 @@ final class SMTPSession: Sendable {
             let characters = Array(line.utf8)
             guard characters.count >= 3, let code = Int(String(decoding: characters[0..<3], as: UTF8.self)), lines.count < 200 else {
                 close()
-                throw SMTPFailure(code: nil, message: "the server's answer is not SMTP: '\(line.prefix(120))'", permanent: false)
+                throw SMTPFailure(
+                    code: nil,
+                    message: "the server's answer is not SMTP: '\(Self.printable(String(line.prefix(120))))'",
+                    permanent: false
+                )
             }
-            lines.append(String(decoding: characters.dropFirst(4), as: UTF8.self))
+            lines.append(Self.printable(String(String(decoding: characters.dropFirst(4), as: UTF8.self).prefix(300))))
             if characters.count == 3 || characters[3] != UInt8(ascii: "-") {
                 guard expected.contains(code) else {
-                    throw SMTPFailure(code: code, message: lines.joined(separator: " "), permanent: (500...599).contains(code))
+                    close()
+                    throw SMTPFailure(code: code, message: String(lines.joined(separator: " ").prefix(1000)), permanent: (500...599).contains(code))
                 }
                 return Reply(code: code, lines: lines)
             }
         }
+    }
+
+    /// A server's words as errors show and parked deliveries store them: control characters (a
+    /// NUL, which PostgreSQL refuses in text) become `?`.
+    static func printable(_ text: String) -> String {
+        String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
     }
 
     /// CRLF line ends, and a leading `.` doubled (RFC 5321 4.5.2), ending with CRLF.
@@ -438,6 +472,9 @@ final class ReplyInbox: Sendable {
         waiter?.resume(throwing: error)
     }
 
+    var isEmpty: Bool { state.withLock { $0.lines.isEmpty } }
+    var hasFailed: Bool { state.withLock { $0.failure != nil } }
+
     func next() async throws -> String {
         try await withCheckedThrowingContinuation { continuation in
             let ready: Result<String, any Error>? = state.withLock { state in
@@ -448,6 +485,36 @@ final class ReplyInbox: Sendable {
             }
             if let ready { continuation.resume(with: ready) }
         }
+    }
+}
+
+/// Lines of at most 8 KiB (RFC 5321 allows 512 bytes a reply line): a server that never ends
+/// one fails the session instead of growing a buffer.
+struct SMTPLineDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+    static let name = "smtp-lines"
+    static let maximumLineBytes = 8192
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
+            if buffer.readableBytes > Self.maximumLineBytes { throw SMTPFailure.network("the server sent a line over 8 KiB") }
+            return .needMoreData
+        }
+        let length = newline - buffer.readerIndex
+        guard length <= Self.maximumLineBytes, let line = buffer.readSlice(length: length) else {
+            throw SMTPFailure.network("the server sent a line over 8 KiB")
+        }
+        buffer.moveReaderIndex(forwardBy: 1)
+        context.fireChannelRead(wrapInboundOut(line))
+        return .continue
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        // What is left when the decoder goes (STARTTLS) or the connection ends is handed on whole.
+        if buffer.readableBytes > 0, let rest = buffer.readSlice(length: buffer.readableBytes) {
+            context.fireChannelRead(wrapInboundOut(rest))
+        }
+        return .needMoreData
     }
 }
 

@@ -25,6 +25,9 @@ public struct TriggerDefinition: Sendable, Equatable {
     public var maximumAttempts: Int
     public var timeout: Duration
     public var state: TriggerState
+    /// When this trigger was added (its row's `created_at`): a trigger removed and added again
+    /// under the same name is another trigger, whose checkpoint the old one's lane never moves.
+    public var generation: String? = nil
 
     public var isAbsence: Bool { unless != nil }
 

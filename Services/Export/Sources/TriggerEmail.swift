@@ -17,6 +17,10 @@ public struct TriggerEmailTemplates: Sendable, Equatable {
     public static let defaultRecipient = "{{user.traits.email}}"
     /// A template may be this long (the body of a message, not an attachment).
     public static let maximumTemplateBytes = 100_000
+    /// How deep its sections (`{{#…}}`) may nest.
+    public static let maximumSectionDepth = 20
+    /// The largest message composed: a template looping over an event's list cannot make more.
+    public static let maximumMessageBytes = 10 << 20
 
     /// Parses every template now, so that a broken one is refused when the trigger is added.
     init(_ given: TriggerEmail) throws(ExportError) {
@@ -33,11 +37,30 @@ public struct TriggerEmailTemplates: Sendable, Equatable {
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw TriggerInput.invalid("email.text", "must be given: the text body (a template); an HTML body may come beside it")
         }
+        if !to.contains("{{"), !EmailAddress.isAddress(to.trimmingCharacters(in: .whitespaces)) {
+            throw TriggerInput.invalid("email.to", "'\(to)' is neither an address nor a template that gives one (e.g. {{user.traits.email}})")
+        }
         for (field, template) in [("email.to", to), ("email.subject", subject), ("email.text", text)] + (html.map { [("email.html", $0)] } ?? []) {
             guard template.utf8.count <= Self.maximumTemplateBytes else {
                 throw TriggerInput.invalid(field, "is \(template.utf8.count) bytes; a template may be \(Self.maximumTemplateBytes)")
             }
             guard !template.contains("\u{0}") else { throw TriggerInput.invalid(field, "holds a NUL character") }
+            // Sections nest by recursion in the parser: a deep nest would overflow its stack.
+            var depth = 0
+            var deepest = 0
+            var rest = Substring(template)
+            while let open = rest.range(of: "{{") {
+                rest = rest[open.upperBound...]
+                if rest.hasPrefix("#") || rest.hasPrefix("^") {
+                    depth += 1
+                    deepest = max(deepest, depth)
+                } else if rest.hasPrefix("/") {
+                    depth -= 1
+                }
+            }
+            guard deepest <= Self.maximumSectionDepth else {
+                throw TriggerInput.invalid(field, "nests sections \(deepest) deep; a template may nest \(Self.maximumSectionDepth)")
+            }
             do {
                 _ = try MustacheTemplate(string: template)
             } catch {
@@ -121,12 +144,19 @@ enum TriggerEmailComposer {
         let text = render(templates.text, html: false)
         let html = templates.html.map { render($0, html: true) }
         let deliveryId = TriggerWebhook.deliveryId(trigger, item)
-        let domain = from.split(separator: "@").last.map(String.init) ?? "cairn.invalid"
+        let address = EmailAddress.mailbox(in: from) ?? from
+        let domain = address.split(separator: "@").last.map(String.init) ?? "cairn.invalid"
+        // Only a display name is encoded: the address stays as it is, or no one can read it.
+        var fromHeader = address
+        if let open = from.lastIndex(of: "<") {
+            let name = from[..<open].trimmingCharacters(in: .whitespaces)
+            if !name.isEmpty { fromHeader = encodedHeader(name) + " <\(address)>" }
+        }
         var headers = [
-            ("From", encodedHeader(from)), ("To", recipient), ("Subject", encodedHeader(subject)), ("Date", rfc5322Date(now)),
+            ("From", fromHeader), ("To", recipient), ("Subject", encodedHeader(subject)), ("Date", rfc5322Date(now)),
             // The same for every attempt of one delivery: a receiving system can drop a repeat.
             ("Message-ID", "<\(SHA256.hex(Array((trigger.appToken + "\u{1F}" + deliveryId).utf8)).prefix(32))@\(domain)>"),
-            ("MIME-Version", "1.0"), ("X-Cairn-Trigger", trigger.name), ("X-Cairn-Delivery", deliveryId),
+            ("MIME-Version", "1.0"), ("X-Cairn-Trigger", encodedHeader(trigger.name)), ("X-Cairn-Delivery", encodedHeader(deliveryId)),
         ]
         var body: [String] = []
         if let html {
@@ -142,7 +172,15 @@ enum TriggerEmailComposer {
             body = [base64Lines(text)]
         }
         let message = headers.map { "\($0.0): \($0.1)" }.joined(separator: "\r\n") + "\r\n\r\n" + body.joined(separator: "\r\n") + "\r\n"
-        return ComposedEmail(recipient: recipient, subject: subject, bytes: Array(message.utf8))
+        let bytes = Array(message.utf8)
+        guard bytes.count <= TriggerEmailTemplates.maximumMessageBytes else {
+            throw SMTPFailure(
+                code: nil,
+                message: "the message is \(bytes.count) bytes; a trigger's message may be \(TriggerEmailTemplates.maximumMessageBytes >> 20) MB",
+                permanent: true
+            )
+        }
+        return ComposedEmail(recipient: recipient, subject: subject, bytes: bytes)
     }
 
     /// A header value as is when it is printable ASCII; otherwise RFC 2047 encoded words.

@@ -189,7 +189,9 @@ final class TriggerLane: Sendable {
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             do {
                 try connection.execute("SET LOCAL TimeZone = 'UTC'")
-                let horizon = try LogHorizon.read(on: connection)
+                // Only events identity has folded: the person's traits (an e-mail address, a
+                // --trait condition) are those of the identify stored with or before the event.
+                let horizon = min(try LogHorizon.read(on: connection), try FollowerCheckpoint.read(app: trigger.appToken, on: connection) + 1)
                 var parameters: [String?] = [trigger.appToken, String(start.xid), start.at, String(start.eventId)]
                 let match = try trigger.matchSQL(event: "e", user: "u", parameters: &parameters)
                 let rows = try connection.execute(
@@ -439,14 +441,24 @@ final class TriggerLane: Sendable {
         var attempt = 0
         while true {
             attempt += 1
+            // An erased person is not written to again, whatever attempts are left.
+            if attempt > 1, (try? await eventExists(item)) == false {
+                return Attempt(
+                    delivered: false,
+                    attempts: attempt - 1,
+                    description: "the event was erased (cairn users delete) before it could be sent"
+                )
+            }
             var marked = false
+            var session: SMTPSession?
             do {
-                let session = try await SMTPSession.open(mail.settings, tls: mail.tls)
-                let confirmed = try await session.send(message.bytes, from: mail.settings.fromAddress, to: message.recipient) {
+                let open = try await SMTPSession.open(mail.settings, tls: mail.tls)
+                session = open
+                let confirmed = try await open.send(message.bytes, from: mail.settings.fromAddress, to: message.recipient) {
                     try await self.markSent(item)
                     marked = true
                 }
-                await session.quit()
+                await open.quit()
                 if !confirmed {
                     logger.warning(
                         "the SMTP server's answer to a complete message was lost; it is counted as sent, not sent again",
@@ -455,6 +467,7 @@ final class TriggerLane: Sendable {
                 }
                 return Attempt(delivered: true, attempts: attempt)
             } catch {
+                session?.close()
                 if marked { try? await unmarkSent(item, prior: prior) }
                 let failure = error as? SMTPFailure ?? SMTPFailure.network("\(error)")
                 let description = "\(failure) (attempt \(attempt) of \(retry.maximumAttempts))"
@@ -464,6 +477,16 @@ final class TriggerLane: Sendable {
                 logger.notice("e-mail not sent; will retry", metadata: ["trigger": "\(trigger.name)", "error": "\(description)"])
                 try? await Task.sleep(for: retry.delay(afterAttempt: attempt, retryAfter: nil))
             }
+        }
+    }
+
+    private func eventExists(_ item: TriggerEvent) async throws -> Bool {
+        let token = trigger.appToken
+        return try await pool.withConnection { connection in
+            try connection.execute(
+                "SELECT 1 FROM events WHERE app_token = $1 AND internal_event_id = $2::bigint AND inserted_at = $3::timestamptz",
+                [token, String(item.internalEventId), item.insertedAtText]
+            ).firstRow != nil
         }
     }
 

@@ -9,7 +9,8 @@ import Foundation
 enum TriggerStore {
     static let definitionColumns = """
         t.app_token, COALESCE(a.name, t.app_token) AS app_name, t.name, t.event, t.condition, t.trait_condition, t.unless_event, t.within_s,
-        t.url, t.secret, t.email_to, t.email_subject, t.email_text, t.email_html, t.max_attempts, t.timeout_ms, t.state, t.state_reason
+        t.url, t.secret, t.email_to, t.email_subject, t.email_text, t.email_html, t.max_attempts, t.timeout_ms, t.state, t.state_reason,
+        t.created_at::text AS generation
         """
 
     /// The trigger in a row that selects ``definitionColumns``.
@@ -42,7 +43,8 @@ enum TriggerStore {
             action: action,
             maximumAttempts: row["max_attempts", as: Int.self] ?? 10,
             timeout: .milliseconds(row["timeout_ms", as: Int64.self] ?? 10_000),
-            state: TriggerState(stored: row["state"], reason: row["state_reason"])
+            state: TriggerState(stored: row["state"], reason: row["state_reason"]),
+            generation: row["generation"]
         )
     }
 
@@ -169,7 +171,7 @@ enum TriggerStore {
         _ progress: Progress,
         on connection: PostgresConnection
     ) throws(PostgresError) {
-        try connection.execute(
+        let updated = try connection.execute(
             """
             UPDATE triggers SET
                 after_xid = COALESCE($3::bigint, after_xid), after_at = COALESCE($4::timestamptz, after_at),
@@ -178,13 +180,19 @@ enum TriggerStore {
                 last_delivered_at = CASE WHEN $7::bigint > 0 THEN now() ELSE last_delivered_at END,
                 last_error = COALESCE($10, last_error), last_error_at = CASE WHEN $10::text IS NULL THEN last_error_at ELSE now() END,
                 updated_at = now()
-            WHERE app_token = $1 AND name = $2
+            WHERE app_token = $1 AND name = $2 AND ($11::timestamptz IS NULL OR created_at = $11::timestamptz)
             """,
             [
                 trigger.appToken, trigger.name, position.map { String($0.xid) }, position?.at, position.map { String($0.eventId) },
                 String(progress.matched), String(progress.delivered), String(progress.failed), String(progress.cancelled), progress.lastError,
+                trigger.generation,
             ]
-        )
+        ).affectedRows
+        // A lane of a trigger since removed, or removed and added again under its name, must
+        // not move the new one's checkpoint: its whole transaction is undone.
+        if updated == 0, trigger.generation != nil {
+            throw PostgresError(.queryFailed, "trigger '\(trigger.name)' was removed or replaced while it ran")
+        }
     }
 
     /// A receiver answered 410 Gone: the trigger stops until `cairn triggers retry` resumes it.
@@ -208,7 +216,9 @@ enum TriggerStore {
         try connection.execute(
             """
             INSERT INTO trigger_deliveries (app_token, trigger, internal_event_id, inserted_at, person, state, attempts, last_error)
-            VALUES ($1, $2, $3::bigint, $4::timestamptz, $5, 'failed', $6::integer, $7)
+            SELECT $1, $2, $3::bigint, $4::timestamptz, $5, 'failed', $6::integer, $7
+            -- An event erased while it was being delivered leaves nothing of its person behind.
+            WHERE EXISTS (SELECT 1 FROM events WHERE app_token = $1 AND internal_event_id = $3::bigint AND inserted_at = $4::timestamptz)
             ON CONFLICT (app_token, trigger, internal_event_id, inserted_at) DO UPDATE SET
                 state = 'failed', due_at = NULL, attempts = trigger_deliveries.attempts + EXCLUDED.attempts,
                 last_error = EXCLUDED.last_error, updated_at = now()
