@@ -1,8 +1,11 @@
 """A plain-text SMTP server that misbehaves on purpose, for the e-mail trigger tests.
 
-Usage: smtp_faults.py DIRECTORY
+Usage: smtp_faults.py DIRECTORY [inject-after-starttls]
 Writes DIRECTORY/port once listening and DIRECTORY/messages.jsonl (one {"rcpt": …, "data": …}
-per message it accepts). The recipient's local part picks the fault:
+per message it accepts). With inject-after-starttls it offers STARTTLS (DIRECTORY/cert.pem is
+its certificate) and sends, in the same write as its 220, the answers to the commands a client
+would send next, in clear: a client must not read them as answers given over TLS. Otherwise the
+recipient's local part picks the fault:
   drop-*    the first time: the connection is closed as the message body starts, before its
             final "."; later: accepted.
   nul-*     RCPT is refused with 550 and a NUL byte in the reply text.
@@ -12,10 +15,18 @@ Runs until killed.
 import json
 import os
 import socketserver
+import ssl
 import sys
 import threading
 
 directory = sys.argv[1]
+inject = len(sys.argv) > 2 and sys.argv[2] == "inject-after-starttls"
+tls = None
+if inject:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from smtp_sink import make_certificate
+
+    tls = make_certificate(directory)
 dropped = set()
 lock = threading.Lock()
 
@@ -35,7 +46,15 @@ class Session(socketserver.StreamRequestHandler):
             command = line.strip().upper()
             if command.startswith(b"EHLO") or command.startswith(b"HELO"):
                 self.send(b"250-faults")
+                if inject and not isinstance(self.connection, ssl.SSLSocket):
+                    self.send(b"250-STARTTLS")
                 self.send(b"250 8BITMIME")
+            elif command == b"STARTTLS" and inject:
+                self.wfile.write(b"220 go ahead\r\n250-faults\r\n250 8BITMIME\r\n250 ok\r\n250 ok\r\n354 go on\r\n")
+                self.wfile.flush()
+                self.connection = tls.wrap_socket(self.connection, server_side=True)
+                self.rfile = self.connection.makefile("rb")
+                self.wfile = self.connection.makefile("wb")
             elif command.startswith(b"MAIL FROM"):
                 self.send(b"250 ok")
             elif command.startswith(b"RCPT TO"):

@@ -222,12 +222,13 @@ import Testing
     /// A server that closes the connection as the message body starts has not got the message:
     /// it is sent again, once, not counted as sent. A refusal whose text holds a NUL parks the
     /// delivery with the text made printable, instead of failing to record it for ever.
-    @Test func aConnectionLostBeforeTheEndIsNotASend() async throws {
+    /// `smtp_faults.py` in a directory of its own, stopped when `body` returns.
+    static func withFaultServer(_ arguments: [String] = [], _ body: (_ port: Int, _ directory: String) async throws -> Void) async throws {
         let directory = "/tmp/cairn-smtp-faults-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let server = try HelperProcess(
-            Self.python,
-            [TestStack.repositoryRoot + "/Tests/Clients/smtp_faults.py", directory],
+            python,
+            [TestStack.repositoryRoot + "/Tests/Clients/smtp_faults.py", directory] + arguments,
             logPath: directory + "/server.log"
         )
         defer {
@@ -236,38 +237,78 @@ import Testing
         }
         _ = try await server.wait(upTo: .seconds(30)) { FileManager.default.fileExists(atPath: directory + "/port") }
         let port = try #require(Int((try? String(contentsOfFile: directory + "/port", encoding: .utf8)) ?? ""), "\(server.log)")
-        let environment = [
-            "CAIRN_SMTP_HOST": "localhost", "CAIRN_SMTP_PORT": String(port), "CAIRN_SMTP_SECURITY": "none", "CAIRN_SMTP_FROM": "shop@example.com",
-        ]
-        try await TestStack.with(environment: environment) { stack in
-            #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
-            let added = try await stack.cli([
-                "triggers", "add", "--app", "shop", "--name", "welcome", "--event", "Signed Up", "--email-to", "{{event.attributes.to}}",
-                "--email-subject", "Welcome", "--email-text", "Hello", "--max-attempts", "5",
-            ])
-            #expect(added.status == 0, "\(added.stderr)")
-            let file = stack.directory + "/events.jsonl"
-            try """
-            {"type":"track","userId":"u1","event":"Signed Up","properties":{"to":"drop-1@example.com"}}
-            {"type":"track","userId":"u2","event":"Signed Up","properties":{"to":"nul-2@example.com"}}
+        try await body(port, directory)
+    }
 
-            """.write(toFile: file, atomically: true, encoding: .utf8)
-            #expect(try await stack.cli(["ingest", file, "--app", "shop"]).status == 0)
-            var parked = JSON.null
-            let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline {
-                parked = try await stack.call("export", "triggers.parked", ["app": "shop", "name": "welcome"])
-                let messages = (try? String(contentsOfFile: directory + "/messages.jsonl", encoding: .utf8)) ?? ""
-                if parked["deliveries"]?.arrayValue?.count == 1, messages.contains("drop-1@") { break }
-                try await Task.sleep(for: .milliseconds(200))
+    /// A server that sends, in clear and in the same write as its 220 to STARTTLS, the answers to
+    /// what the client says next: they are not taken as answers given over TLS, and nothing is sent.
+    @Test func answersSentInClearAfterStartTLSAreRefused() async throws {
+        try await Self.withFaultServer(["inject-after-starttls"]) { port, directory in
+            let environment = [
+                "CAIRN_SMTP_HOST": "localhost", "CAIRN_SMTP_PORT": String(port), "CAIRN_SMTP_SECURITY": "starttls",
+                "CAIRN_SMTP_FROM": "shop@example.com", "CAIRN_SMTP_CA_FILE": directory + "/cert.pem",
+            ]
+            try await TestStack.with(environment: environment) { stack in
+                #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
+                let added = try await stack.cli([
+                    "triggers", "add", "--app", "shop", "--name", "welcome", "--event", "Signed Up", "--email-to", "a@example.com",
+                    "--email-subject", "Welcome", "--email-text", "Hello", "--max-attempts", "2",
+                ])
+                #expect(added.status == 0, "\(added.stderr)")
+                let file = stack.directory + "/events.jsonl"
+                try #"{"type":"track","userId":"u1","event":"Signed Up"}"#.write(toFile: file, atomically: true, encoding: .utf8)
+                #expect(try await stack.cli(["ingest", file, "--app", "shop"]).status == 0)
+                var parked = JSON.null
+                let deadline = ContinuousClock.now + .seconds(60)
+                repeat {
+                    parked = try await stack.call("export", "triggers.parked", ["app": "shop", "name": "welcome"])
+                    if parked["deliveries"]?.arrayValue?.count == 1 { break }
+                    try await Task.sleep(for: .milliseconds(200))
+                } while ContinuousClock.now < deadline
+                #expect(parked["deliveries"]?.arrayValue?.first?["last_error"]?.stringValue?.contains("injection") == true, "\(parked)")
+                #expect(!FileManager.default.fileExists(atPath: directory + "/messages.jsonl"))
             }
-            let messages = ((try? String(contentsOfFile: directory + "/messages.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
-            #expect(messages.count == 1 && messages.first?.contains("drop-1@example.com") == true, "\(messages)")
-            let deliveries = parked["deliveries"]?.arrayValue ?? []
-            #expect(deliveries.count == 1 && deliveries.first?["person"] == "u2", "\(parked)")
-            #expect(deliveries.first?["last_error"]?.stringValue?.hasPrefix("SMTP 550 RCPT TO: 5.1.1 no?such user") == true, "\(parked)")
-            let status = try await stack.call("export", "triggers.status", ["app": "shop"])
-            #expect(status["triggers"]?.arrayValue?.first?["delivered"] == 1, "\(status)")
+        }
+    }
+
+    /// A server that closes the connection as the message body starts has not got the message:
+    /// it is sent again, once, not counted as sent. A refusal whose text holds a NUL parks the
+    /// delivery with the text made printable, instead of failing to record it for ever.
+    @Test func aConnectionLostBeforeTheEndIsNotASend() async throws {
+        try await Self.withFaultServer { port, directory in
+            let environment = [
+                "CAIRN_SMTP_HOST": "localhost", "CAIRN_SMTP_PORT": String(port), "CAIRN_SMTP_SECURITY": "none", "CAIRN_SMTP_FROM": "shop@example.com",
+            ]
+            try await TestStack.with(environment: environment) { stack in
+                #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
+                let added = try await stack.cli([
+                    "triggers", "add", "--app", "shop", "--name", "welcome", "--event", "Signed Up", "--email-to", "{{event.attributes.to}}",
+                    "--email-subject", "Welcome", "--email-text", "Hello", "--max-attempts", "5",
+                ])
+                #expect(added.status == 0, "\(added.stderr)")
+                let file = stack.directory + "/events.jsonl"
+                try """
+                {"type":"track","userId":"u1","event":"Signed Up","properties":{"to":"drop-1@example.com"}}
+                {"type":"track","userId":"u2","event":"Signed Up","properties":{"to":"nul-2@example.com"}}
+
+                """.write(toFile: file, atomically: true, encoding: .utf8)
+                #expect(try await stack.cli(["ingest", file, "--app", "shop"]).status == 0)
+                var parked = JSON.null
+                let deadline = ContinuousClock.now + .seconds(60)
+                while ContinuousClock.now < deadline {
+                    parked = try await stack.call("export", "triggers.parked", ["app": "shop", "name": "welcome"])
+                    let messages = (try? String(contentsOfFile: directory + "/messages.jsonl", encoding: .utf8)) ?? ""
+                    if parked["deliveries"]?.arrayValue?.count == 1, messages.contains("drop-1@") { break }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                let messages = ((try? String(contentsOfFile: directory + "/messages.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+                #expect(messages.count == 1 && messages.first?.contains("drop-1@example.com") == true, "\(messages)")
+                let deliveries = parked["deliveries"]?.arrayValue ?? []
+                #expect(deliveries.count == 1 && deliveries.first?["person"] == "u2", "\(parked)")
+                #expect(deliveries.first?["last_error"]?.stringValue?.hasPrefix("SMTP 550 RCPT TO: 5.1.1 no?such user") == true, "\(parked)")
+                let status = try await stack.call("export", "triggers.status", ["app": "shop"])
+                #expect(status["triggers"]?.arrayValue?.first?["delivered"] == 1, "\(status)")
+            }
         }
     }
 }
