@@ -116,6 +116,9 @@ public enum TriggersAdd: RPCMethod {
         public var trait: String?
         /// With `within`: fire when this event does not follow in time.
         public var unless: String?
+        /// With `unless`: only a follow-up whose attribute of this name equals the event's
+        /// answers it (the same product: `sku`).
+        public var unless_same: String?
         public var within: String?
         /// Signs each body with HMAC-SHA256.
         public var secret: String?

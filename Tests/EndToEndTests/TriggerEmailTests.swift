@@ -311,4 +311,46 @@ import Testing
             }
         }
     }
+
+    /// User.com's cart example per product: with `--unless-same sku`, ordering one product
+    /// answers its own cart event only; the other product's reminder still goes.
+    @Test func aFollowUpAnswersOnlyTheSameProduct() async throws {
+        try await Self.withFaultServer { port, directory in
+            let environment = [
+                "CAIRN_SMTP_HOST": "localhost", "CAIRN_SMTP_PORT": String(port), "CAIRN_SMTP_SECURITY": "none", "CAIRN_SMTP_FROM": "shop@example.com",
+            ]
+            try await TestStack.with(environment: environment) { stack in
+                #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
+                let added = try await stack.cli([
+                    "triggers", "add", "--app", "shop", "--name", "cart", "--event", "Product Added", "--unless", "Order Completed", "--unless-same",
+                    "sku",
+                    "--within", "30m", "--email-to", "ada@example.com", "--email-subject", "{{event.attributes.sku}}", "--email-text", "still yours",
+                ])
+                #expect(added.status == 0, "\(added.stderr)")
+                let start = Timestamp.now().microseconds - 3 * 3_600_000_000
+                func time(_ seconds: Int64) -> String { Timestamp(microseconds: start + seconds * 1_000_000).description }
+                let lines = [
+                    #"{"type":"track","userId":"ada","event":"Order Completed","properties":{"sku":"A"},"timestamp":"\#(time(600))"}"#,
+                    #"{"type":"track","userId":"ada","event":"Product Added","properties":{"sku":"A"},"timestamp":"\#(time(0))"}"#,
+                    #"{"type":"track","userId":"ada","event":"Product Added","properties":{"sku":"B"},"timestamp":"\#(time(1))"}"#,
+                ]
+                let file = stack.directory + "/events.jsonl"
+                try (lines.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+                #expect(try await stack.cli(["ingest", file, "--app", "shop"]).status == 0)
+                var messages: [Substring] = []
+                let deadline = ContinuousClock.now + .seconds(60)
+                repeat {
+                    messages = ((try? String(contentsOfFile: directory + "/messages.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+                    let status = try await stack.call("export", "triggers.status", ["app": "shop"])
+                    if status["triggers"]?.arrayValue?.first?["waiting"] == 0, !messages.isEmpty { break }
+                    try await Task.sleep(for: .milliseconds(200))
+                } while ContinuousClock.now < deadline
+                try await Task.sleep(for: .seconds(1))
+                messages = ((try? String(contentsOfFile: directory + "/messages.jsonl", encoding: .utf8)) ?? "").split(separator: "\n")
+                #expect(messages.count == 1 && messages.first?.contains("Subject: B") == true, "\(messages)")
+                let status = try await stack.call("export", "triggers.status", ["app": "shop"])
+                #expect(status["triggers"]?.arrayValue?.first?["cancelled"] == 1, "\(status)")
+            }
+        }
+    }
 }

@@ -49,6 +49,9 @@ extension CairnCommand.Triggers {
         @Option(name: .long, help: "Absence trigger: the window, in event time (30m, 1h, 2d).")
         var within: String?
 
+        @Option(name: .long, help: "Absence trigger: only a follow-up with the same value of this attribute answers the event (e.g. sku).")
+        var unlessSame: String?
+
         @Option(name: .long, help: "The webhook's http:// or https:// URL (or send an e-mail with --email-subject and --email-text).")
         var url: String?
 
@@ -119,6 +122,7 @@ extension CairnCommand.Triggers {
             params.trait = trait
             params.unless = unless
             params.within = within
+            params.unless_same = unlessSame
             params.secret = secret
             params.max_attempts = maxAttempts
             params.timeout = timeout
@@ -308,7 +312,10 @@ private func describeTrigger(_ trigger: JSON) -> String {
     var text = "on '\(trigger["event"]?.stringValue ?? "?")'"
     if let condition = trigger["where"]?.stringValue { text += " where \(condition)" }
     if let condition = trigger["trait"]?.stringValue { text += " with traits \(condition)" }
-    if let unless = trigger["unless"]?.stringValue { text += " unless '\(unless)' follows within \(trigger["within_s"]?.intValue ?? 0)s" }
+    if let unless = trigger["unless"]?.stringValue {
+        let same = trigger["unless_same"]?.stringValue.map { " with the same \($0)" } ?? ""
+        text += " unless '\(unless)'\(same) follows within \(trigger["within_s"]?.intValue ?? 0)s"
+    }
     if let email = trigger["email"], email != .null {
         return text + " → e-mail to \(email["to"]?.stringValue ?? "?"): \(email["subject"]?.stringValue ?? "")"
     }

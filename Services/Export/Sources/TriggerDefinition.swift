@@ -21,6 +21,8 @@ public struct TriggerDefinition: Sendable, Equatable {
     /// An absence trigger's follow-up event, and the window it has, in event time.
     public var unless: String?
     public var withinSeconds: Int64?
+    /// The attribute a follow-up must share with the event to answer it (`sku`), or nil: any follow-up does.
+    public var unlessSame: String? = nil
     public var action: TriggerAction
     public var maximumAttempts: Int
     public var timeout: Duration
@@ -126,6 +128,11 @@ enum TriggerInput {
         }
         var withinSeconds: Int64?
         if let within { withinSeconds = try seconds(within, field: "within") }
+        let unlessSame = nonEmpty(params.unless_same)
+        if let unlessSame {
+            guard unless != nil else { throw invalid("unless_same", "goes with unless: the follow-up must share this attribute with the event") }
+            guard unlessSame.count <= 200, !unlessSame.contains("\u{0}") else { throw invalid("unless_same", "must be an attribute name") }
+        }
         let action: TriggerAction
         switch (nonEmpty(params.url), params.email) {
         case (let url?, nil):
@@ -159,6 +166,7 @@ enum TriggerInput {
             traitCondition: traitCondition,
             unless: unless,
             withinSeconds: withinSeconds,
+            unlessSame: unlessSame,
             action: action,
             maximumAttempts: attempts,
             timeout: timeout,

@@ -180,7 +180,11 @@ enum TriggerMethods {
         var answer: JSONObject = [
             "trigger": .string(trigger.name), "app": .string(trigger.appName), "matches": .bool(reasons.isEmpty),
             "reasons": .array(reasons),
-            "absence": .optional(trigger.unless.map { "fires only if no '\($0)' follows within \(trigger.withinSeconds ?? 0)s" }),
+            "absence": .optional(
+                trigger.unless.map {
+                    "fires only if no '\($0)'\(trigger.unlessSame.map { " with the same \($0)" } ?? "") follows within \(trigger.withinSeconds ?? 0)s"
+                }
+            ),
         ]
         switch trigger.action {
         case .webhook(let url, _):
@@ -211,7 +215,8 @@ enum TriggerMethods {
         [
             "app": .string(trigger.appName), "name": .string(trigger.name), "event": .string(trigger.event),
             "where": .optional(trigger.condition), "trait": .optional(trigger.traitCondition),
-            "unless": .optional(trigger.unless), "within_s": trigger.withinSeconds.map { .int($0) } ?? .null,
+            "unless": .optional(trigger.unless), "unless_same": .optional(trigger.unlessSame),
+            "within_s": trigger.withinSeconds.map { .int($0) } ?? .null,
             "url": .optional(trigger.url), "secret": .string(trigger.url == nil ? "none" : trigger.secret == nil ? "none" : "set"),
             "email": emailListing(trigger),
             "max_attempts": .int(Int64(trigger.maximumAttempts)), "timeout_ms": .int(TriggerStore.milliseconds(trigger.timeout)),

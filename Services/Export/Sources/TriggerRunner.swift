@@ -606,6 +606,15 @@ final class TriggerLane: Sendable {
             try connection.execute("SET TimeZone = 'UTC'")
             var parameters: [String?] = [trigger.appToken, trigger.name, String(within)]
             let followUp = TriggerDefinition.eventNameSQL(unless, on: "f.event_name", parameters: &parameters)
+            // `--unless-same sku`: the follow-up answers only the event with its sku (an event without one, any follow-up).
+            var same = ""
+            if let attribute = trigger.unlessSame {
+                parameters.append(attribute)
+                let key = "$\(parameters.count)"
+                same = """
+                    AND (s.metadata ->> \(key) IS NULL OR f.metadata ->> \(key) = s.metadata ->> \(key))
+                    """
+            }
             return try connection.execute(
                 """
                 WITH watermark AS (
@@ -617,7 +626,7 @@ final class TriggerLane: Sendable {
                 )
                 SELECT d.internal_event_id, d.inserted_at::text AS inserted_at, d.person, EXISTS (
                     SELECT 1 FROM events f
-                    WHERE f.app_token = $1 AND \(followUp) AND f.inserted_at >= d.inserted_at AND f.inserted_at <= d.due_at
+                    WHERE f.app_token = $1 AND \(followUp) AND f.inserted_at >= d.inserted_at AND f.inserted_at <= d.due_at \(same)
                       AND (f.user_id = d.person
                            OR f.user_id IN (SELECT alias_id FROM identity_aliases WHERE app_token = $1 AND alias_kind = 'user' AND user_id = d.person)
                            OR (f.user_id IS NULL AND f.anonymous_id IN (
@@ -625,6 +634,7 @@ final class TriggerLane: Sendable {
                            OR (f.user_id IS NULL AND d.person = 'anonymous:' || f.anonymous_id))
                 ) AS answered
                 FROM due d
+                LEFT JOIN events s ON s.app_token = $1 AND s.internal_event_id = d.internal_event_id AND s.inserted_at = d.inserted_at
                 """,
                 parameters
             ).namedRows

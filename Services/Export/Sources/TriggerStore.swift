@@ -8,7 +8,7 @@ import Foundation
 /// `triggers` and `trigger_deliveries`, migration 11).
 enum TriggerStore {
     static let definitionColumns = """
-        t.app_token, COALESCE(a.name, t.app_token) AS app_name, t.name, t.event, t.condition, t.trait_condition, t.unless_event, t.within_s,
+        t.app_token, COALESCE(a.name, t.app_token) AS app_name, t.name, t.event, t.condition, t.trait_condition, t.unless_event, t.within_s, t.unless_same,
         t.url, t.secret, t.email_to, t.email_subject, t.email_text, t.email_html, t.max_attempts, t.timeout_ms, t.state, t.state_reason,
         t.created_at::text AS generation
         """
@@ -40,6 +40,7 @@ enum TriggerStore {
             traitCondition: row["trait_condition"],
             unless: row["unless_event"],
             withinSeconds: row["within_s", as: Int64.self],
+            unlessSame: row["unless_same"],
             action: action,
             maximumAttempts: row["max_attempts", as: Int.self] ?? 10,
             timeout: .milliseconds(row["timeout_ms", as: Int64.self] ?? 10_000),
@@ -95,14 +96,14 @@ enum TriggerStore {
         let inserted = try connection.execute(
             """
             INSERT INTO triggers (app_token, name, event, condition, trait_condition, unless_event, within_s, url, secret,
-                                  max_attempts, timeout_ms, email_to, email_subject, email_text, email_html, after_xid)
-            SELECT $1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10::integer, $11::integer, $12, $13, $14, $15, (\(LogHorizon.sql))::bigint - 1
+                                  max_attempts, timeout_ms, email_to, email_subject, email_text, email_html, unless_same, after_xid)
+            SELECT $1, $2, $3, $4, $5, $6, $7::bigint, $8, $9, $10::integer, $11::integer, $12, $13, $14, $15, $16, (\(LogHorizon.sql))::bigint - 1
             ON CONFLICT (app_token, name) DO NOTHING
             """,
             [
                 trigger.appToken, trigger.name, trigger.event, trigger.condition, trigger.traitCondition, trigger.unless,
                 trigger.withinSeconds.map(String.init), trigger.url, trigger.secret, String(trigger.maximumAttempts),
-                String(milliseconds(trigger.timeout)), email?.to, email?.subject, email?.text, email?.html,
+                String(milliseconds(trigger.timeout)), email?.to, email?.subject, email?.text, email?.html, trigger.unlessSame,
             ]
         ).affectedRows
         guard inserted == 1 else {
@@ -273,7 +274,7 @@ enum TriggerStore {
             SELECT COALESCE(a.name, t.app_token) AS app_name, t.name, t.event, t.state, t.state_reason, t.matched, t.delivered,
                    t.failed, t.cancelled, d.waiting, d.parked, round(extract(epoch FROM now() - e.oldest)::numeric, 3)::text AS lag_s,
                    e.pending, t.last_delivered_at::text AS last_delivered_at, t.last_error, t.last_error_at::text AS last_error_at,
-                   COALESCE(t.url, 'email to ' || t.email_to) AS target, t.unless_event, t.within_s
+                   COALESCE(t.url, 'email to ' || t.email_to) AS target, t.unless_event, t.within_s, t.unless_same
             FROM triggers t
             LEFT JOIN apps a ON a.token = t.app_token
             CROSS JOIN LATERAL (
@@ -292,7 +293,11 @@ enum TriggerStore {
             func int(_ column: String) -> JSON { .int(row[column, as: Int64.self] ?? 0) }
             return [
                 "app": .optional(row["app_name"]), "trigger": .optional(row["name"]), "event": .optional(row["event"]),
-                "absence": .optional(row["unless_event"].map { "unless \($0) within \(row["within_s"] ?? "?")s" }),
+                "absence": .optional(
+                    row["unless_event"].map {
+                        "unless \($0)\(row["unless_same"].map { " with the same \($0)" } ?? "") within \(row["within_s"] ?? "?")s"
+                    }
+                ),
                 "state": .optional(row["state"]), "state_reason": .optional(row["state_reason"]),
                 "matched": int("matched"), "delivered": int("delivered"), "failed": int("failed"), "cancelled": int("cancelled"),
                 "waiting": int("waiting"), "parked": int("parked"),
