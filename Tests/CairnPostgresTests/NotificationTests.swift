@@ -34,7 +34,9 @@ import Testing
         let onlyB = notifications.doorbell(channels: ["cairn_b"])
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await notifications.run() }
-            let readyBy = ContinuousClock.now + .seconds(20)
+            // Generous: under the full suite the shared test server can be short of connections
+            // for a while, and the listener retries with a backoff of up to 5 s.
+            let readyBy = ContinuousClock.now + .seconds(90)
             while !notifications.isListening {
                 guard ContinuousClock.now < readyBy else { throw PostgresError(.unavailable, "never listened") }
                 try await Task.sleep(for: .milliseconds(20))
