@@ -342,7 +342,6 @@ final class SMTPSession: Sendable {
     struct Reply {
         var code: Int
         var lines: [String]
-        var text: String { lines.joined(separator: " ") }
     }
 
     /// - Parameter echo: what an error shows of the command (never a credential).

@@ -75,8 +75,6 @@ public struct TriggerEmailTemplates: Sendable, Equatable {
         self.text = text
         self.html = html
     }
-
-    var wire: TriggerEmail { TriggerEmail(to: to, subject: subject, text: text, html: html) }
 }
 
 /// A message composed for one delivery, ready for SMTP.
