@@ -20,7 +20,7 @@ import Glibc
         let clock = ContinuousClock()
         let started = clock.now
         let status = try await stack.call("supervisor", "supervisor.status")
-        #expect(clock.now - started < .seconds(5))
+        #expect(clock.now - started < .seconds(15))
         #expect(
             status["services"]?.arrayValue?.allSatisfy { $0["name"] == "postgres" || $0["status"]?["health"] == "ok" } == true,
             "\(status.serializedString().prefix(500))"
@@ -72,8 +72,11 @@ import Glibc
         }
     }
 
-    /// A hung storage does not hang HTTP: a known key is served from the cache within the
-    /// deadline. A rotated key is refused at once, even while storage is away.
+    /// A hung storage does not hang HTTP: a known key is served from the cache once ingest's 1 s
+    /// deadline on storage passes. A rotated key is refused at once, even while storage is away.
+    /// Storage stays stopped until every answer is in, so an answer at all proves the deadline; the
+    /// bound only tells it from the client's own 30 s timeout, leaving room for a loaded CI run
+    /// (one answered in 6.3 s there, with the fault suite beside it).
     @Test func aHungStorageNeitherHangsHTTPNorRevivesARotatedKey() async throws {
         try await TestStack.with { stack in
             let key = try await HTTPIngestTests.createApp("web", on: stack)
@@ -88,7 +91,7 @@ import Glibc
                 let started = clock.now
                 let answer = try await HTTPIngestTests.post(base + "/v1/track", event, key: key)
                 #expect(answer.status == 200, "\(answer.body)")
-                #expect(clock.now - started < .seconds(3))
+                #expect(clock.now - started < .seconds(20))
             }
             kill(storage, SIGCONT)
 
@@ -202,7 +205,10 @@ import Glibc
         try await TestStack.with(stack: try TestStack.defaultStack(settings: ["metrics_token": "s3cret"], for: "ingest")) { stack in
             let url = try await stack.httpURL() + "/metrics"
             let anonymous = try await HTTPIngestTests.post(url, [], method: .GET)
-            #expect(anonymous.status == 401 && !anonymous.body.contains("cairn_spool_depth"))
+            #expect(
+                anonymous.status == 401 && !anonymous.body.contains("cairn_spool_depth"),
+                "\(url): \(anonymous.status) \(anonymous.headers) \(anonymous.body.prefix(300))"
+            )
             var request = HTTPClientRequest(url: url)
             request.headers.add(name: "Authorization", value: "Bearer s3cret")
             let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
