@@ -18,7 +18,8 @@ public enum IngestSubmit: RPCMethod {
         public var lines: [Int]?
         /// Where the records came from, kept with dead letters: `cli`, `rpc`, …
         public var source: String?
-        /// Indices of records whose bytes were not UTF-8 (sent as placeholders).
+        /// The line numbers (as in `lines`) of records whose bytes were not UTF-8. Each is sent
+        /// as a string holding its bytes in base64, and its dead letter keeps those bytes.
         public var invalid_utf8: [Int]?
 
         public init(app: String, format: String? = nil, records: [JSON], lines: [Int]? = nil, source: String? = nil, invalid_utf8: [Int]? = nil) {

@@ -1,11 +1,12 @@
 """A plain-text SMTP server that misbehaves on purpose, for the e-mail trigger tests.
 
-Usage: smtp_faults.py DIRECTORY [inject-after-starttls]
+Usage: smtp_faults.py DIRECTORY [inject-after-starttls | echo-auth]
 Writes DIRECTORY/port once listening and DIRECTORY/messages.jsonl (one {"rcpt": …, "data": …}
 per message it accepts). With inject-after-starttls it offers STARTTLS (DIRECTORY/cert.pem is
 its certificate) and sends, in the same write as its 220, the answers to the commands a client
-would send next, in clear: a client must not read them as answers given over TLS. Otherwise the
-recipient's local part picks the fault:
+would send next, in clear: a client must not read them as answers given over TLS. With echo-auth
+it offers AUTH and refuses every login with a 535 that repeats the command it was sent, the
+credentials included. Otherwise the recipient's local part picks the fault:
   drop-*    the first time: the connection is closed as the message body starts, before its
             final "."; later: accepted.
   nul-*     RCPT is refused with 550 and a NUL byte in the reply text.
@@ -21,6 +22,7 @@ import threading
 
 directory = sys.argv[1]
 inject = len(sys.argv) > 2 and sys.argv[2] == "inject-after-starttls"
+echo_auth = len(sys.argv) > 2 and sys.argv[2] == "echo-auth"
 tls = None
 if inject:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +50,8 @@ class Session(socketserver.StreamRequestHandler):
                 self.send(b"250-faults")
                 if inject and not isinstance(self.connection, ssl.SSLSocket):
                     self.send(b"250-STARTTLS")
+                if echo_auth:
+                    self.send(b"250-AUTH PLAIN LOGIN")
                 self.send(b"250 8BITMIME")
             elif command == b"STARTTLS" and inject:
                 self.wfile.write(b"220 go ahead\r\n250-faults\r\n250 8BITMIME\r\n250 ok\r\n250 ok\r\n354 go on\r\n")
@@ -55,6 +59,8 @@ class Session(socketserver.StreamRequestHandler):
                 self.connection = tls.wrap_socket(self.connection, server_side=True)
                 self.rfile = self.connection.makefile("rb")
                 self.wfile = self.connection.makefile("wb")
+            elif command.startswith(b"AUTH") and echo_auth:
+                self.send(b"535 5.7.8 refused: " + line.strip())
             elif command.startswith(b"MAIL FROM"):
                 self.send(b"250 ok")
             elif command.startswith(b"RCPT TO"):

@@ -112,6 +112,13 @@ import Glibc
             // Limits and malformed bodies: 400 with the limit named.
             answer = try await Self.post(base + "/v1/batch", Array(#"{"batch":[{"type":"track""#.utf8), key: key)
             #expect(answer.status == 400 && answer.json?["code"] == "invalid_json")
+            let deep =
+                #"{"batch":[{"type":"track","event":"E","userId":"u","properties":"# + String(repeating: "[", count: 40)
+                + String(repeating: "]", count: 40) + "}]}"
+            answer = try await Self.post(base + "/v1/batch", Array(deep.utf8), key: key)
+            #expect(answer.status == 400 && answer.json?["code"] == "too_deep", "\(answer.body)")
+            answer = try await Self.post(base + "/v1/track", Array(#"{"event":"Caf"#.utf8) + [0xE9] + Array(#"","userId":"u"}"#.utf8), key: key)
+            #expect(answer.status == 400 && answer.json?["code"] == "invalid_utf8", "\(answer.body)")
             answer = try await Self.post(base + "/v1/batch", [0x1F, 0x8B, 1, 2, 3], key: key, contentType: "application/json")
             #expect(answer.status == 400)
             var gzipped = HTTPClientRequest(url: base + "/v1/batch")

@@ -65,6 +65,33 @@ import Glibc
         }
     }
 
+    /// A line whose bytes are not UTF-8 is a dead letter that keeps those bytes exactly; replaying
+    /// it refuses it again instead of storing an event altered by a lossy decoding.
+    @Test func aLineThatIsNotUTF8IsKeptAsItWasAndNeverStoredAltered() async throws {
+        try await TestStack.with { stack in
+            #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
+            let good = Array(#"{"type":"track","event":"Good","userId":"u1","timestamp":"2024-05-01T09:00:00Z"}"#.utf8)
+            let broken =
+                Array(#"{"type":"track","event":"Caf"#.utf8) + [0xE9, 0xFF] + Array(#"","userId":"u2","timestamp":"2024-05-01T09:00:00Z"}"#.utf8)
+            let file = stack.directory + "/latin1.jsonl"
+            try Data(good + [0x0A] + broken + [0x0A]).write(to: URL(fileURLWithPath: file))
+            let ingested = try await stack.cli(["ingest", file, "--app", "shop"])
+            #expect(ingested.status == 2 && ingested.stdout.contains("1 new, 0 duplicates, 1 rejected"), "\(ingested.stdout)")
+            #expect(ingested.stderr.contains(":2:") && ingested.stderr.contains("invalid_utf8"), "\(ingested.stderr)")
+            let letters = try await Self.deadLetters("shop", on: stack)
+            #expect(letters.count == 1 && letters.first?["record"] == 2 && letters.first?["code"] == "invalid_utf8", "\(letters)")
+            let original = letters.first?["raw_base64"]?.stringValue.flatMap { Data(base64Encoded: $0) }.map { Array($0) }
+            #expect(original == broken, "\(letters)")
+            let replayed = try await stack.cli(["deadletters", "replay", "--app", "shop"])
+            #expect(replayed.status == 2 && replayed.stdout.contains("0 new, 0 duplicates; 1 still rejected"), "\(replayed.stdout)")
+            #expect(replayed.stderr.contains("invalid_utf8"), "\(replayed.stderr)")
+            #expect(try await Self.deadLetters("shop", on: stack).count == 1)
+            #expect(try await stack.waitForCount(app: "shop", 1) == 1)
+            let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
+            #expect(try connection.execute("SELECT event_name FROM events WHERE app_token = 'shop'").rows == [["Good"]])
+        }
+    }
+
     @Test func hostileEventsAmongGoodOnesOfTwoApps() async throws {
         try await TestStack.with { stack in
             let goodKey = try await HTTPIngestTests.createApp("good", on: stack)

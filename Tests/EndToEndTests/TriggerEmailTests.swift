@@ -230,9 +230,6 @@ import Testing
         }
     }
 
-    /// A server that closes the connection as the message body starts has not got the message:
-    /// it is sent again, once, not counted as sent. A refusal whose text holds a NUL parks the
-    /// delivery with the text made printable, instead of failing to record it for ever.
     /// `smtp_faults.py` in a directory of its own, stopped when `body` returns.
     static func withFaultServer(_ arguments: [String] = [], _ body: (_ port: Int, _ directory: String) async throws -> Void) async throws {
         let directory = "/tmp/cairn-smtp-faults-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -277,6 +274,42 @@ import Testing
                     try await Task.sleep(for: .milliseconds(200))
                 } while ContinuousClock.now < deadline
                 #expect(parked["deliveries"]?.arrayValue?.first?["last_error"]?.stringValue?.contains("injection") == true, "\(parked)")
+                #expect(!FileManager.default.fileExists(atPath: directory + "/messages.jsonl"))
+            }
+        }
+    }
+
+    /// A server whose refusal of the login repeats what it was sent: the parked delivery's reason
+    /// says the login was refused, and holds neither the password nor the encoded credentials.
+    @Test func aRefusedLoginNeverStoresTheCredentials() async throws {
+        try await Self.withFaultServer(["echo-auth"]) { port, directory in
+            let password = "hunter2-\(UInt32.random(in: 0...UInt32.max))"
+            let environment = [
+                "CAIRN_SMTP_HOST": "127.0.0.1", "CAIRN_SMTP_PORT": String(port), "CAIRN_SMTP_SECURITY": "none",
+                "CAIRN_SMTP_FROM": "shop@example.com", "CAIRN_SMTP_USERNAME": "mailer", "CAIRN_SMTP_PASSWORD": password,
+            ]
+            try await TestStack.with(environment: environment) { stack in
+                #expect(try await stack.cli(["apps", "create", "shop"]).status == 0)
+                let added = try await stack.cli([
+                    "triggers", "add", "--app", "shop", "--name", "welcome", "--event", "Signed Up", "--email-to", "a@example.com",
+                    "--email-subject", "Welcome", "--email-text", "Hello", "--max-attempts", "1",
+                ])
+                #expect(added.status == 0, "\(added.stderr)")
+                let file = stack.directory + "/events.jsonl"
+                try #"{"type":"track","userId":"u1","event":"Signed Up"}"#.write(toFile: file, atomically: true, encoding: .utf8)
+                #expect(try await stack.cli(["ingest", file, "--app", "shop"]).status == 0)
+                var parked = JSON.null
+                let deadline = ContinuousClock.now + .seconds(60)
+                repeat {
+                    parked = try await stack.call("export", "triggers.parked", ["app": "shop", "name": "welcome"])
+                    if parked["deliveries"]?.arrayValue?.count == 1 { break }
+                    try await Task.sleep(for: .milliseconds(200))
+                } while ContinuousClock.now < deadline
+                let reason = parked["deliveries"]?.arrayValue?.first?["last_error"]?.stringValue ?? ""
+                let token = Data(([0] + Array("mailer".utf8) + [0] + Array(password.utf8))).base64EncodedString()
+                #expect(reason.contains("login refused") && reason.contains("(redacted)"), "\(parked)")
+                #expect(!reason.contains(token) && !reason.contains(password), "\(reason)")
+                #expect(!stack.log.contains(token) && !stack.log.contains(password))
                 #expect(!FileManager.default.fileExists(atPath: directory + "/messages.jsonl"))
             }
         }

@@ -139,9 +139,14 @@ extension CairnCommand {
                             continue
                         }
                         bytes += record.text.utf8.count
-                        records.append(.string(record.text))
+                        if let original = record.invalidBytes {
+                            // JSON cannot carry bytes that are not UTF-8: they travel in base64.
+                            records.append(.string(Data(original).base64EncodedString()))
+                            invalid.append(record.number)
+                        } else {
+                            records.append(.string(record.text))
+                        }
                         lines.append(record.number)
-                        if !record.isValidUTF8 { invalid.append(record.number) }
                     }
                     if records.isEmpty { break }
                     let params = IngestSubmit.Params(app: app, format: format, records: records, lines: lines, source: source, invalid_utf8: invalid)

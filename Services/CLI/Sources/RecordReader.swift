@@ -9,8 +9,9 @@ struct RecordReader {
         /// The 1-based line number (JSON lines) or element number (JSON array).
         var number: Int
         var text: String
-        /// False when the line's bytes are not UTF-8; `text` then holds a lossy decoding.
-        var isValidUTF8: Bool
+        /// The line's bytes when they are not UTF-8 (`text` then holds a lossy decoding), so
+        /// that its dead letter keeps them as they were.
+        var invalidBytes: [UInt8]? = nil
     }
 
     let handle: FileHandle
@@ -53,7 +54,7 @@ struct RecordReader {
         if let records = arrayRecords {
             guard arrayIndex < records.count else { return nil }
             defer { arrayIndex += 1 }
-            return Record(number: arrayIndex + 1, text: records[arrayIndex].serializedString(), isValidUTF8: true)
+            return Record(number: arrayIndex + 1, text: records[arrayIndex].serializedString())
         }
         while true {
             if let newline = buffer[offset...].firstIndex(of: 0x0A) {
@@ -79,8 +80,8 @@ struct RecordReader {
         while let last = slice.last, last == 0x0D || last == 0x20 || last == 0x09 { slice.removeLast() }
         guard slice.contains(where: { $0 != 0x20 && $0 != 0x09 }) else { return nil }
         if let text = String(validating: slice, as: UTF8.self) {
-            return Record(number: lineNumber, text: text, isValidUTF8: true)
+            return Record(number: lineNumber, text: text)
         }
-        return Record(number: lineNumber, text: String(decoding: slice, as: UTF8.self), isValidUTF8: false)
+        return Record(number: lineNumber, text: String(decoding: slice, as: UTF8.self), invalidBytes: Array(slice))
     }
 }

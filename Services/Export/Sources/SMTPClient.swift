@@ -268,23 +268,36 @@ final class SMTPSession: Sendable {
     }
 
     /// `AUTH PLAIN`, or `AUTH LOGIN` for a server that offers only that. The credentials are
-    /// never part of an error.
+    /// never part of an error, not even when the server's refusal echoes what it was sent.
     private func logIn(username: String, password: String) async throws(SMTPFailure) {
         let mechanisms = extensions.withLock { list in
             list.first { $0.hasPrefix("AUTH ") || $0.hasPrefix("AUTH=") }.map { $0.dropFirst(5).split(separator: " ").map(String.init) } ?? []
         }
+        let plainToken = Data(([0] + Array(username.utf8) + [0] + Array(password.utf8))).base64EncodedString()
+        let encodedUsername = Data(username.utf8).base64EncodedString()
+        let encodedPassword = Data(password.utf8).base64EncodedString()
         do throws(SMTPFailure) {
             if mechanisms.contains("PLAIN") || !mechanisms.contains("LOGIN") {
-                let token = Data(([0] + Array(username.utf8) + [0] + Array(password.utf8))).base64EncodedString()
-                _ = try await command("AUTH PLAIN " + token, expecting: 235, echo: "AUTH PLAIN")
+                _ = try await command("AUTH PLAIN " + plainToken, expecting: 235, echo: "AUTH PLAIN")
             } else {
                 _ = try await command("AUTH LOGIN", expecting: 334)
-                _ = try await command(Data(username.utf8).base64EncodedString(), expecting: 334, echo: "(username)")
-                _ = try await command(Data(password.utf8).base64EncodedString(), expecting: 235, echo: "(password)")
+                _ = try await command(encodedUsername, expecting: 334, echo: "(username)")
+                _ = try await command(encodedPassword, expecting: 235, echo: "(password)")
             }
         } catch {
-            throw SMTPFailure(code: error.code, message: "login refused: \(error.message)", permanent: error.permanent)
+            let message = Self.redacting([plainToken, encodedPassword, password], in: error.message)
+            throw SMTPFailure(code: error.code, message: "login refused: \(message)", permanent: error.permanent)
         }
+    }
+
+    /// `text` with every occurrence of a secret replaced: the longest first, so that a secret
+    /// inside another is not left half shown.
+    static func redacting(_ secrets: [String], in text: String) -> String {
+        var text = text
+        for secret in secrets.filter({ !$0.isEmpty }).sorted(by: { $0.utf8.count > $1.utf8.count }) {
+            text = text.replacingOccurrences(of: secret, with: "(redacted)")
+        }
+        return text
     }
 
     /// Sends `message` from `from` to `to`, all but its end; `beforeEnd` runs once the server

@@ -202,7 +202,9 @@ public struct HTTPIngest: Sendable {
         do {
             value = try JSONParser.parse(body, maximumDepth: EventNormalizer.maximumDepth)
         } catch {
-            throw Refusal(status: .badRequest, code: .invalidJSON, message: "the body is not valid JSON: \(error)")
+            // The same codes as a record the CLI sends: nesting and encoding are named as such.
+            let code: ErrorCode = error.isDepthExceeded ? .tooDeep : error.isInvalidUTF8 ? .invalidUTF8 : .invalidJSON
+            throw Refusal(status: .badRequest, code: code, message: "the body is not valid JSON: \(error)")
         }
         var key = HTTPAuthorization.basicUsername(request.headers[.authorization])
         let records: [JSON]

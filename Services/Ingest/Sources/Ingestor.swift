@@ -4,6 +4,7 @@ import CairnMetrics
 import CairnSQLite
 import CairnService
 import CairnWire
+import Foundation
 import NIOPosix
 
 /// Validates, normalises, deduplicates and spools submitted records before answering.
@@ -145,9 +146,11 @@ public struct Ingestor: Sendable {
             let line = recordNumber(index)
             let outcome: EventNormalizer.Outcome
             switch record {
-            case .string where invalidUTF8.contains(line):
+            case .string(let encoded) where invalidUTF8.contains(line):
+                // The original bytes, so that the dead letter (and a replay) sees the record as it was.
+                let original = Data(base64Encoded: encoded).map { Array($0) } ?? Array(encoded.utf8)
                 outcome = EventNormalizer.Outcome(rejections: [
-                    .init(message: nil, error: EventError(.invalidUTF8, field: nil, "the record is not valid UTF-8"), raw: Self.raw(record))
+                    .init(message: nil, error: EventError(.invalidUTF8, field: nil, "the record is not valid UTF-8"), raw: original)
                 ])
             case .string(let text):
                 outcome = EventNormalizer.normalize(recordBytes: Array(text.utf8), format: format, context: context)

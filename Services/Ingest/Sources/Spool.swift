@@ -298,13 +298,16 @@ public final class Spool: Sendable {
         public var receivedAt: String
         public var letter: DeadLetter
 
+        /// `raw` as text; a record whose bytes are not UTF-8 also gets them exactly, as `raw_base64`.
         public var json: JSON {
-            [
+            var object: JSONObject = [
                 "id": .int(id), "received_at": .string(receivedAt), "app": .string(letter.app), "format": .string(letter.format),
                 "source": .string(letter.source), "record": .optional(letter.record), "message": .optional(letter.message),
                 "code": .string(letter.error.code.rawValue), "field": .optional(letter.error.field), "error": .string(letter.error.message),
                 "raw": .string(String(decoding: letter.raw, as: UTF8.self)),
             ]
+            if String(validating: letter.raw, as: UTF8.self) == nil { object["raw_base64"] = .string(Data(letter.raw).base64EncodedString()) }
+            return .object(object)
         }
     }
 
