@@ -49,6 +49,9 @@ SCALE_EVENTS = int(os.environ.get("BENCH_SCALE_EVENTS", "200000"))
 TRIGGER_PINGS = 50
 TRIGGER_LOAD = int(os.environ.get("BENCH_TRIGGER_EVENTS", "20000"))
 OPEN_SECONDS = int(os.environ.get("BENCH_OPEN_SECONDS", "60"))
+# The e-mail trigger rows: the same pings, then this many matching events, each a message over
+# STARTTLS with AUTH to a local aiosmtpd (one connection per message).
+EMAIL_LOAD = int(os.environ.get("BENCH_EMAIL_EVENTS", "1000"))
 # The object-store row: a backlog of this many events written to moto's S3 server.
 OBJECT_STORE_EVENTS = int(os.environ.get("BENCH_OBJECT_STORE_EVENTS", "200000"))
 COLUMNS = ["app_token", "inserted_at", "internal_event_id", "event_type", "event_name", "user_id", "company_id",
@@ -389,10 +392,10 @@ def limit_run(work, server, copy_file, months, index, triggers=True):
     return rows / took
 
 
-def http_stack(work, server, name, ingests=1):
+def http_stack(work, server, name, ingests=1, environment=None):
     """A fresh stack with the bench app; returns it, its database and the app's write key."""
     database = server.fresh(name)
-    stack = Stack(work, name, database, ingests=ingests)
+    stack = Stack(work, name, database, ingests=ingests, environment=environment)
     created = stack.cairn("apps", "create", APP).stdout
     key = next(line.split()[-1] for line in created.splitlines() if line.startswith("write key"))
     stack.cairn("attributes", "set", "--app", APP, "--name", "price", "--type", "number")
@@ -557,6 +560,89 @@ def trigger_run(work, server, pings, load):
               "load_events": load, "load_delivered": len(loads), "deliveries_per_s": rate, "status": json.loads(status)}
     log(f"bench: triggers: delay p50 {result['delay_p50_ms'] or 0:.0f} ms, p99 {result['delay_p99_ms'] or 0:.0f} ms over {len(delays)} pings; "
         f"{len(loads):,} of {load:,} load deliveries at {rate:,.0f}/s")
+    return result
+
+
+def email_trigger_run(work, pings, load, server):
+    """The e-mail trigger rows, as the webhook's: the delay from acknowledgement to the message
+    being stored by a local SMTP server (aiosmtpd, STARTTLS and AUTH required), one event at a
+    time, then messages per second while `load` matching events are stored."""
+    import base64
+    import urllib.request
+    python = os.path.join(ROOT, ".build", "python-clients", "bin", "python")
+    directory = os.path.join(work, "smtp")
+    os.makedirs(directory)
+    sink = subprocess.Popen([python, os.path.join(ROOT, "Tests", "Clients", "smtp_sink.py"), directory, "bench", "bench-secret", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    name = "email"
+    try:
+        deadline = time.perf_counter() + 30
+        while not os.path.exists(os.path.join(directory, "port")) and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        port = open(os.path.join(directory, "port")).read().strip()
+        environment = {"CAIRN_SMTP_HOST": "localhost", "CAIRN_SMTP_PORT": port, "CAIRN_SMTP_SECURITY": "starttls",
+                       "CAIRN_SMTP_CA_FILE": os.path.join(directory, "cert.pem"), "CAIRN_SMTP_FROM": "bench@example.com",
+                       "CAIRN_SMTP_USERNAME": "bench", "CAIRN_SMTP_PASSWORD": "bench-secret"}
+        stack, key = http_stack(work, server, name, environment=environment)
+        messages = os.path.join(directory, "messages.jsonl")
+
+        def arrivals(prefix):
+            """When the server stored each message whose subject names a `ref` with this prefix (wall clock)."""
+            found = {}
+            if os.path.exists(messages):
+                for line in open(messages):
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue  # a line being written
+                    ref = record["subject"].removeprefix("Ref ")
+                    if ref.startswith(prefix):
+                        found.setdefault(ref, record["received_at"])
+            return found
+
+        mail = ["--email-to", "reader@example.com", "--email-subject", "Ref {{event.attributes.ref}}", "--email-text", "Event {{event.name}}"]
+        stack.cairn("triggers", "add", "--app", APP, "--name", "ping", "--event", "Bench Ping", *mail)
+        time.sleep(1.5)
+        address = stack.http_addresses()[0]
+        auth = "Basic " + base64.b64encode((key + ":").encode()).decode()
+        acknowledged = {}
+        for n in range(pings):
+            body = json.dumps({"type": "track", "event": "Bench Ping", "userId": f"pinger-{n % 5}", "messageId": f"ping-{n}",
+                               "properties": {"ref": f"ping-{n}"}}).encode()
+            request = urllib.request.Request(f"http://{address}/v1/track", data=body, headers={"Content-Type": "application/json", "Authorization": auth})
+            urllib.request.urlopen(request, timeout=30).read()
+            acknowledged[f"ping-{n}"] = time.time()
+            time.sleep(0.1)
+        deadline = time.perf_counter() + 60
+        while len(arrivals("ping-")) < pings and time.perf_counter() < deadline:
+            time.sleep(0.1)
+        stored = arrivals("ping-")
+        delays = sorted((stored[m] - t) * 1000 for m, t in acknowledged.items() if m in stored)
+        stack.cairn("triggers", "add", "--app", APP, "--name", "load", "--event", "Load *", *mail)
+        time.sleep(1.5)
+        file = os.path.join(work, "email-load.jsonl")
+        with open(file, "w") as out:
+            for n in range(load):
+                out.write(json.dumps({"type": "track", "event": f"Load {n % 7}", "userId": f"user-{n % 997}", "messageId": f"load-{n}",
+                                      "properties": {"ref": f"load-{n}"}, "timestamp": f"2024-05-01T{(n // 3600) % 24:02d}:{(n // 60) % 60:02d}:{n % 60:02d}Z"}) + "\n")
+        stack.cairn("ingest", file, "--app", APP)
+        deadline = time.perf_counter() + 900
+        while len(arrivals("load-")) < load and time.perf_counter() < deadline:
+            time.sleep(0.5)
+        loads = sorted(arrivals("load-").values())
+        rate = (len(loads) - 1) / (loads[-1] - loads[0]) if len(loads) > 1 else 0
+        stack.stop()
+        server.drop(name)
+        os.remove(file)
+    finally:
+        sink.terminate()
+        sink.wait(timeout=30)
+    result = {"pings": pings, "delivered_pings": len(delays),
+              "delay_p50_ms": statistics.median(delays) if delays else None,
+              "delay_p99_ms": delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
+              "load_events": load, "load_delivered": len(loads), "messages_per_s": rate}
+    log(f"bench: e-mail triggers: delay p50 {result['delay_p50_ms'] or 0:.0f} ms, p99 {result['delay_p99_ms'] or 0:.0f} ms over {len(delays)} pings; "
+        f"{len(loads):,} of {load:,} load messages at {rate:,.1f}/s")
     return result
 
 
@@ -788,6 +874,7 @@ def main():
             os.remove(half)
 
         triggers = trigger_run(work, server, TRIGGER_PINGS, min(EVENTS, TRIGGER_LOAD))
+        email = email_trigger_run(work, TRIGGER_PINGS, min(EVENTS, EMAIL_LOAD), server)
         object_store = object_store_run(work, server, dataset, min(EVENTS, OBJECT_STORE_EVENTS))
         log("bench: the idle stack's CPU over 60 s")
         idle_cpu = idle.measure(60)
@@ -836,6 +923,10 @@ def main():
             add("triggers: acknowledged → webhook, p50 / p99 (light load)", f"{triggers['delay_p50_ms']:.0f} / {triggers['delay_p99_ms']:.0f} ms",
                 "-", "p50 < 2,000 ms", triggers["delay_p50_ms"] < 2000)
         add("triggers: deliveries to a local receiver", f"{triggers['deliveries_per_s']:,.0f} /s", "-", "-", None)
+        if email["delay_p50_ms"] is not None:
+            add("e-mail triggers: acknowledged → stored by SMTP, p50 / p99", f"{email['delay_p50_ms']:.0f} / {email['delay_p99_ms']:.0f} ms",
+                "-", "-", None)
+        add("e-mail triggers: messages to a local SMTP server (STARTTLS, AUTH)", f"{email['messages_per_s']:,.1f} /s", "-", "-", None)
         identity_figures = json.loads(identity)
         add("identity: resolver, warm state, one core", f"{identity_figures['events_per_s']:,.0f} events/s", "-", "≥ 200,000",
             identity_figures["events_per_s"] >= 200_000)
@@ -874,7 +965,7 @@ def main():
                      "reports_p50_ms": {k: v[0] for k, v in report_p50.items()}, "export_events_per_s": export_rate,
                      "report_api_p50_ms": {k: v[0] for k, v in api_p50.items()}, "console_pages_p50_ms": page_p50,
                      "peak_resident_mb": {k: v / 1024 for k, v in peaks.items()}, "postgres_peak_pss_mb": pg_peak / 1024,
-                     "canonical_rows": copied, "triggers": triggers, "idle_cpu": idle_cpu, "retention": retention, "object_store": object_store,
+                     "canonical_rows": copied, "triggers": triggers, "email_triggers": email, "idle_cpu": idle_cpu, "retention": retention, "object_store": object_store,
                      "scale": {"records": min(EVENTS, SCALE_EVENTS),
                                "one_ingest": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[1]],
                                "two_ingests": [dict(zip(["acknowledged_per_s", "committed_per_s", "stored"], r)) for r in scale[2]]},

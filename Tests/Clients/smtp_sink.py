@@ -1,7 +1,7 @@
 """A real SMTP server for the e-mail trigger tests: aiosmtpd with STARTTLS (a self-signed
 certificate for localhost, made here) and AUTH PLAIN/LOGIN required, that appends every message
 it accepts to a JSON-lines file before it answers 250, decoded by Python's e-mail parser (subject,
-text and HTML parts, the headers the tests check).
+text and HTML parts, the headers the tests check, and the wall-clock time it was stored).
 
 Usage: smtp_sink.py DIRECTORY USERNAME PASSWORD DELAY_S
 Writes DIRECTORY/cert.pem (the CA the client must trust), DIRECTORY/port once listening, and
@@ -20,6 +20,7 @@ import signal
 import socket
 import ssl
 import sys
+import time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -87,6 +88,7 @@ class Sink:
             "tls": session.ssl is not None,
             "auth": session.authenticated,
             "login": str(session.auth_data),
+            "received_at": time.time(),
         }
         with open(self.path, "a") as out:
             out.write(json.dumps(record) + "\n")

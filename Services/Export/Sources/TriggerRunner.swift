@@ -277,7 +277,6 @@ final class TriggerLane: Sendable {
             if byPerson[item.person] == nil { order.append(item.person) }
             byPerson[item.person, default: []].append(item)
         }
-        let trigger = self.trigger
         return await withTaskGroup(of: Results.self) { group in
             var results = Results()
             var running = 0
@@ -490,37 +489,41 @@ final class TriggerLane: Sendable {
         }
     }
 
+    /// The delivery row's key, `$1` to `$4` in each query on `trigger_deliveries` below.
+    private func deliveryKey(_ item: TriggerEvent) -> [String] {
+        [trigger.appToken, trigger.name, String(item.internalEventId), item.insertedAtText]
+    }
+
     private func isMarkedSent(_ item: TriggerEvent) async throws -> Bool {
-        let trigger = self.trigger
+        let key = deliveryKey(item)
         return try await pool.withConnection { connection in
             try connection.execute(
                 """
                 SELECT 1 FROM trigger_deliveries
                 WHERE app_token = $1 AND trigger = $2 AND internal_event_id = $3::bigint AND inserted_at = $4::timestamptz AND state = 'sent'
                 """,
-                [trigger.appToken, trigger.name, String(item.internalEventId), item.insertedAtText]
+                key
             ).firstRow != nil
         }
     }
 
     private func markSent(_ item: TriggerEvent) async throws {
-        let trigger = self.trigger
-        try await pool.withConnection { connection in
+        let key = deliveryKey(item)
+        _ = try await pool.withConnection { connection in
             try connection.execute(
                 """
                 INSERT INTO trigger_deliveries (app_token, trigger, internal_event_id, inserted_at, person, state)
                 VALUES ($1, $2, $3::bigint, $4::timestamptz, $5, 'sent')
                 ON CONFLICT (app_token, trigger, internal_event_id, inserted_at) DO UPDATE SET state = 'sent', updated_at = now()
                 """,
-                [trigger.appToken, trigger.name, String(item.internalEventId), item.insertedAtText, item.person]
+                key + [item.person]
             )
         }
     }
 
     private func unmarkSent(_ item: TriggerEvent, prior: String?) async throws {
-        let trigger = self.trigger
-        let key = [trigger.appToken, trigger.name, String(item.internalEventId), item.insertedAtText]
-        try await pool.withConnection { connection in
+        let key = deliveryKey(item)
+        _ = try await pool.withConnection { connection in
             if let prior {
                 try connection.execute(
                     """
