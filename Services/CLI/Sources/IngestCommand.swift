@@ -130,22 +130,20 @@ extension CairnCommand {
                     var bytes = 0
                     // A batch also stops at a few MiB, well inside the 16 MiB frame cap.
                     while records.count < batchSize, bytes < Self.batchBytes, let record = try reader.next() {
-                        guard record.text.utf8.count <= Self.maximumRecordBytes else {
+                        let size = record.invalidBytes?.count ?? record.text.utf8.count
+                        guard size <= Self.maximumRecordBytes else {
                             rejected += 1
                             errors.append([
                                 "record": .int(Int64(record.number)), "code": "record_too_large",
-                                "error": .string("is \(record.text.utf8.count) bytes; the most one request may carry is \(Self.maximumRecordBytes)"),
+                                "error": .string("is \(size) bytes; the most one request may carry is \(Self.maximumRecordBytes)"),
                             ])
                             continue
                         }
-                        bytes += record.text.utf8.count
-                        if let original = record.invalidBytes {
-                            // JSON cannot carry bytes that are not UTF-8: they travel in base64.
-                            records.append(.string(Data(original).base64EncodedString()))
-                            invalid.append(record.number)
-                        } else {
-                            records.append(.string(record.text))
-                        }
+                        // JSON cannot carry bytes that are not UTF-8: they travel in base64.
+                        let sent = record.invalidBytes.map { Data($0).base64EncodedString() } ?? record.text
+                        if record.invalidBytes != nil { invalid.append(record.number) }
+                        bytes += sent.utf8.count
+                        records.append(.string(sent))
                         lines.append(record.number)
                     }
                     if records.isEmpty { break }
