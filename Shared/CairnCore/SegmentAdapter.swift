@@ -52,7 +52,8 @@ public enum SegmentAdapter {
         let type = try fields.oneOf("type", types, required: true)!
         let userId = try fields.identifier("userId")
         let anonymousId = try fields.identifier("anonymousId")
-        let messageId = try fields.string("messageId")
+        // A whole number is taken as its digits, as for the other ids.
+        let messageId = try fields.identifier("messageId")
         if let messageId, messageId.count >= 100 {
             throw EventError(.invalidField, field: "messageId", "must be fewer than 100 characters, found \(messageId.count)")
         }

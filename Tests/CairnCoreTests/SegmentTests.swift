@@ -130,6 +130,11 @@ import Testing
     @Test func numericIdsBecomeStringsAndLongMessageIdsAreRefused() throws {
         let numeric = try event(#"{"type":"track","event":"A","userId":42,"timestamp":"2024-05-01T00:00:00Z"}"#)
         #expect(numeric.userId == "42")
+        let numericMessage = try event(#"{"type":"track","event":"A","userId":"u","messageId":7,"timestamp":"2024-05-01T00:00:00Z"}"#)
+        #expect(numericMessage.messageId == "7")
+        let sameAsText = try event(#"{"type":"track","event":"A","userId":"u","messageId":"7","timestamp":"2024-05-01T00:00:01Z"}"#)
+        #expect(sameAsText.internalEventId == numericMessage.internalEventId)
+        #expect(failure(#"{"type":"track","event":"A","userId":"u","messageId":7.5}"#)?.field == "messageId")
         let long = String(repeating: "m", count: 100)
         #expect(failure(#"{"type":"track","event":"A","userId":"u","messageId":""# + long + #""}"#)?.field == "messageId")
     }
