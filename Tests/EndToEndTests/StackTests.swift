@@ -309,6 +309,37 @@ import Glibc
         try await stack.stop()
     }
 
+    /// A second supervisor started on a running stack's data directory is refused at once, and
+    /// the running stack keeps its services (it used to take them for a dead supervisor's
+    /// leftovers and stop them, PostgreSQL included).
+    @Test func aSecondSupervisorOnTheSameDirectoryIsRefused() async throws {
+        try await TestStack.with { stack in
+            let before = try #require(try await stack.servicePID("storage"))
+            let second = Process()
+            second.executableURL = URL(fileURLWithPath: stack.binDirectory + "/cairn-supervisor")
+            second.arguments = ["--stack", TestStack.repositoryRoot + "/compose/default.json"]
+            var environment = ProcessInfo.processInfo.environment
+            environment["CAIRN_DATA_DIR"] = stack.directory + "/var"
+            environment.removeValue(forKey: "CAIRN_RUN_DIR")
+            for variable in ["CAIRN_HTTP_ADDR", "CAIRN_CONSOLE_ADDR", "CAIRN_METRICS_ADDR"] { environment[variable] = "127.0.0.1:0" }
+            second.environment = environment
+            let output = Pipe()
+            second.standardOutput = output
+            second.standardError = output
+            try second.run()
+            let deadline = ContinuousClock.now + .seconds(30)
+            while second.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            if second.isRunning { kill(second.processIdentifier, SIGKILL) }
+            second.waitUntilExit()
+            let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(second.terminationStatus != 0, "\(said)")
+            #expect(said.contains("another supervisor (pid \(stack.supervisor.processIdentifier)) runs a stack on"), "\(said)")
+            #expect(try await stack.servicePID("storage") == before)
+            #expect(!stack.log.contains("left running by a supervisor that died"))
+            #expect(try await stack.cli(["status"]).status == 0)
+        }
+    }
+
     /// An HTTP address another process holds is a configuration error too.
     @Test func anHTTPAddressInUseStopsTheStartAtOnce() async throws {
         let holder = try await TestReceiver()

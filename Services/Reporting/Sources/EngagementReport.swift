@@ -104,7 +104,7 @@ public struct EngagementReport: Report {
     typealias StageCount = (tool: String, id: String, part: String, stage: String, people: Int)
 
     /// People per (tool, id, part, stage). The counts of an entity with parts are of everyone
-    /// who had a sighting of it or of any of its parts (``wholes(of:token:on:)``).
+    /// who had a sighting of it or of any of its parts (``wholeCTEs``).
     private func stagePeople(token: String, on connection: PostgresConnection) throws -> [StageCount] {
         let allTime = scope.since == nil && scope.until == nil
         // All time: counted ahead, plus the people of the unfolded tail not counted there yet.
@@ -115,52 +115,89 @@ public struct EngagementReport: Report {
             SELECT DISTINCT tool, id, part, stage, person FROM \(events.sql) JOIN \(Self.stageRows) ON stages.stage = ANY(classified.stages)
             WHERE $3::text IS NULL OR id = $3
             """
-        let sql: String
+        let rows: [(count: StageCount, whole: Bool)]
         if allTime {
             // The rollup holds each person once per stage: it is counted as it stands, and a
             // person of the tail only when the rollup lacks them (no hash of every person).
-            sql = """
-                SELECT tool, id, part, stage, sum(people)::bigint AS people FROM (
-                    SELECT tool, id, part, stage, count(*) AS people FROM rollup_engagement_people
-                    WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
+            let counts = try Self.stageCounts(
+                connection.execute(
+                    """
+                    SELECT tool, id, part, stage, sum(people)::bigint AS people, false AS whole FROM (
+                        SELECT tool, id, part, stage, count(*) AS people FROM rollup_engagement_people
+                        WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
+                        GROUP BY 1, 2, 3, 4
+                        UNION ALL
+                        SELECT t.tool, t.id, t.part, t.stage, count(*) FROM (\(classifiedPeople)) t
+                        WHERE NOT EXISTS (
+                            SELECT 1 FROM rollup_engagement_people p
+                            WHERE p.app_token = $1 AND p.entity = $2 AND p.tool = t.tool AND p.id = t.id AND p.part = t.part AND p.stage = t.stage
+                              AND p.person = t.person
+                        )
+                        GROUP BY 1, 2, 3, 4
+                    ) AS folded_and_tail
                     GROUP BY 1, 2, 3, 4
-                    UNION ALL
-                    SELECT t.tool, t.id, t.part, t.stage, count(*) FROM (\(classifiedPeople)) t
-                    WHERE NOT EXISTS (
-                        SELECT 1 FROM rollup_engagement_people p
-                        WHERE p.app_token = $1 AND p.entity = $2 AND p.tool = t.tool AND p.id = t.id AND p.part = t.part AND p.stage = t.stage
-                          AND p.person = t.person
+                    """,
+                    events.parameters
+                )
+            )
+            // Wholes need every person of the rollup: read only when some entity has parts.
+            guard counts.contains(where: { !$0.count.part.isEmpty }) else { return counts.map(\.count) }
+            rows =
+                counts
+                + (try Self.stageCounts(
+                    connection.execute(
+                        """
+                        WITH people AS (
+                            SELECT tool, id, part, stage, person FROM rollup_engagement_people
+                            WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
+                            UNION \(classifiedPeople)
+                        ), \(wholeCTEs)
+                        \(Self.wholeRows)
+                        """,
+                        events.parameters
                     )
-                    GROUP BY 1, 2, 3, 4
-                ) AS folded_and_tail
-                GROUP BY 1, 2, 3, 4
-                """
+                ))
         } else {
-            sql = "SELECT tool, id, part, stage, count(*) AS people FROM (\(classifiedPeople)) t GROUP BY 1, 2, 3, 4"
+            // A period: the events are classified once, for the entities' own rows and their wholes.
+            rows = try Self.stageCounts(
+                connection.execute(
+                    """
+                    WITH people AS MATERIALIZED (\(classifiedPeople)), \(wholeCTEs)
+                    SELECT tool, id, part, stage, count(*) AS people, false AS whole FROM people GROUP BY 1, 2, 3, 4
+                    UNION ALL
+                    \(Self.wholeRows)
+                    """,
+                    events.parameters
+                )
+            )
         }
-        var counts: [StageCount] = try connection.execute(sql, events.parameters).namedRows.map { row in
-            (row["tool"] ?? "", row["id"] ?? "", row["part"] ?? "", row["stage"] ?? "", row["people", as: Int.self] ?? 0)
-        }
-        guard counts.contains(where: { !$0.part.isEmpty }) else { return counts }
-        let people =
-            allTime
-            ? """
-            SELECT tool, id, part, stage, person FROM rollup_engagement_people WHERE app_token = $1 AND entity = $2 AND ($3::text IS NULL OR id = $3)
-            UNION \(classifiedPeople)
-            """ : classifiedPeople
-        let wholes = try wholes(of: people, parameters: events.parameters, on: connection)
-        let replaced = Set(wholes.map { $0.tool + "\u{1F}" + $0.id })
-        counts.removeAll { $0.part.isEmpty && replaced.contains($0.tool + "\u{1F}" + $0.id) }
-        return counts + wholes
+        // An entity's whole replaces its own row.
+        let replaced = Set(rows.filter(\.whole).map { $0.count.tool + "\u{1F}" + $0.count.id })
+        return rows.filter { $0.whole || !($0.count.part.isEmpty && replaced.contains($0.count.tool + "\u{1F}" + $0.count.id)) }.map(\.count)
     }
 
-    /// The whole of each entity that has parts (Userpilot's `parent_id`: a checklist's tasks, a
-    /// survey's modules, a resource center's articles): a person counts once per stage across
-    /// the entity and its parts. A part seen counts as the whole seen; a part started or
-    /// completed, as the whole started (a checklist is completed by its own event, not by one
-    /// task). A survey has no events of its own: it is completed by a person who completed
-    /// every one of its modules, and dismissed with any of them.
-    private func wholes(of people: String, parameters: [String?], on connection: PostgresConnection) throws -> [StageCount] {
+    /// Rows of `tool, id, part, stage, people, whole`.
+    private static func stageCounts(_ result: PostgresResult) -> [(count: StageCount, whole: Bool)] {
+        result.namedRows.map { row in
+            (
+                (row["tool"] ?? "", row["id"] ?? "", row["part"] ?? "", row["stage"] ?? "", row["people", as: Int.self] ?? 0),
+                row["whole"] == "t"
+            )
+        }
+    }
+
+    /// Per stage, the people of each entity's whole (``wholeCTEs``), as rows of ``stageCounts(_:)``.
+    private static let wholeRows =
+        "SELECT tool, id, '' AS part, stage, count(DISTINCT person) AS people, true AS whole FROM whole WHERE stage IS NOT NULL GROUP BY 1, 2, 4"
+
+    /// The CTEs that give the whole of each entity that has parts, over a CTE `people` of
+    /// (tool, id, part, stage, person) (Userpilot's `parent_id`: a checklist's tasks, a survey's
+    /// modules, a resource center's articles): a person counts once per stage across the entity
+    /// and its parts. A part seen counts as the whole seen; a part started or completed, as the
+    /// whole started (a checklist is completed by its own event, not by one task). A survey has
+    /// no events of its own: it is completed by a person who completed every one of its
+    /// modules, and dismissed with any of them.
+    private var wholeCTEs: String {
         let dismissedPart = entity == .survey ? "'dismissed'" : "NULL"
         let surveyCompleted =
             entity == .survey
@@ -171,8 +208,7 @@ public struct EngagementReport: Report {
             GROUP BY m.tool, m.id, m.person, parts.n
             HAVING count(DISTINCT m.part) = parts.n
             """ : ""
-        let sql = """
-            WITH people AS (\(people)),
+        return """
             members AS (
                 SELECT p.tool, p.id, p.part, p.stage, p.person FROM people p
                 JOIN (SELECT DISTINCT tool, id FROM people WHERE part <> '') parented ON parented.tool = p.tool AND parented.id = p.id
@@ -186,11 +222,7 @@ public struct EngagementReport: Report {
                 FROM members
                 \(surveyCompleted)
             )
-            SELECT tool, id, stage, count(DISTINCT person) AS people FROM whole WHERE stage IS NOT NULL GROUP BY 1, 2, 3
             """
-        return try connection.execute(sql, parameters).namedRows.map { row in
-            (row["tool"] ?? "", row["id"] ?? "", "", row["stage"] ?? "", row["people", as: Int.self] ?? 0)
-        }
     }
 
     /// Every sighting of the entity in the period, oldest first, with its attributes.

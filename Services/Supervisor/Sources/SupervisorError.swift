@@ -9,6 +9,10 @@ public struct SupervisorError: Error, Sendable, CustomStringConvertible {
         public static let spawnFailed = Code(rawValue: "spawn_failed")
         public static let unhealthy = Code(rawValue: "unhealthy")
         public static let database = Code(rawValue: "database")
+        /// Another live supervisor runs a stack on the same data directory.
+        public static let alreadyRunning = Code(rawValue: "already_running")
+        /// The data directory's lock file could not be opened or locked.
+        public static let lockFailed = Code(rawValue: "lock_failed")
     }
 
     public var code: Code
