@@ -22,6 +22,7 @@
 """
 import datetime
 import glob
+import base64
 import json
 import re
 import os
@@ -506,26 +507,43 @@ class Receiver:
         self.server.shutdown()
 
 
-def trigger_run(work, server, pings, load):
-    """The trigger rows: the delay from acknowledgement to delivery under a light load (one event
-    at a time, 10 a second: an upper bound on the delay from commit), then deliveries per
-    second while `load` matching events are stored."""
-    import urllib.request
-    name = "triggers"
-    stack, key = http_stack(work, server, name)
-    receiver = Receiver()
-    stack.cairn("triggers", "add", "--app", APP, "--name", "ping", "--event", "Bench Ping", "--url", receiver.url)
-    time.sleep(1.5)  # the export service picks new triggers up within a second
+def send_pings(stack, key, pings, clock):
+    """The trigger rows' light load: `pings` matching events over HTTP, one at a time, 10 a
+    second, each named by `properties.ref`; when each was acknowledged, by `clock`."""
     address = stack.http_addresses()[0]
-    auth = "Basic " + __import__("base64").b64encode((key + ":").encode()).decode()
+    auth = "Basic " + base64.b64encode((key + ":").encode()).decode()
     acknowledged = {}
     for n in range(pings):
         body = json.dumps({"type": "track", "event": "Bench Ping", "userId": f"pinger-{n % 5}", "messageId": f"ping-{n}",
                            "properties": {"ref": f"ping-{n}"}}).encode()
         request = urllib.request.Request(f"http://{address}/v1/track", data=body, headers={"Content-Type": "application/json", "Authorization": auth})
         urllib.request.urlopen(request, timeout=30).read()
-        acknowledged[f"ping-{n}"] = time.perf_counter()
+        acknowledged[f"ping-{n}"] = clock()
         time.sleep(0.1)
+    return acknowledged
+
+
+def write_load(work, name, load):
+    """The trigger rows' load: `load` events that match `Load *`, named by `properties.ref`."""
+    file = os.path.join(work, name)
+    with open(file, "w") as out:
+        for n in range(load):
+            out.write(json.dumps({"type": "track", "event": f"Load {n % 7}", "userId": f"user-{n % 997}", "messageId": f"load-{n}",
+                                  "properties": {"ref": f"load-{n}"},
+                                  "timestamp": f"2024-05-01T{(n // 3600) % 24:02d}:{(n // 60) % 60:02d}:{n % 60:02d}Z"}) + "\n")
+    return file
+
+
+def trigger_run(work, server, pings, load):
+    """The trigger rows: the delay from acknowledgement to delivery under a light load (one event
+    at a time, 10 a second: an upper bound on the delay from commit), then deliveries per
+    second while `load` matching events are stored."""
+    name = "triggers"
+    stack, key = http_stack(work, server, name)
+    receiver = Receiver()
+    stack.cairn("triggers", "add", "--app", APP, "--name", "ping", "--event", "Bench Ping", "--url", receiver.url)
+    time.sleep(1.5)  # the export service picks new triggers up within a second
+    acknowledged = send_pings(stack, key, pings, time.perf_counter)
     deadline = time.perf_counter() + 60
     while receiver.count() < pings and time.perf_counter() < deadline:
         time.sleep(0.05)
@@ -533,12 +551,7 @@ def trigger_run(work, server, pings, load):
     # Throughput: every Load event of a generated file matches.
     stack.cairn("triggers", "add", "--app", APP, "--name", "load", "--event", "Load *", "--url", receiver.url)
     time.sleep(1.5)
-    file = os.path.join(work, "trigger-load.jsonl")
-    with open(file, "w") as out:
-        for n in range(load):
-            out.write(json.dumps({"type": "track", "event": f"Load {n % 7}", "userId": f"user-{n % 997}", "messageId": f"load-{n}",
-                                  "properties": {"ref": f"load-{n}"},
-                                  "timestamp": f"2024-05-01T{(n // 3600) % 24:02d}:{(n // 60) % 60:02d}:{n % 60:02d}Z"}) + "\n")
+    file = write_load(work, "trigger-load.jsonl", load)
     stack.cairn("ingest", file, "--app", APP)
     began = None
     deadline = time.perf_counter() + 600
@@ -567,8 +580,6 @@ def email_trigger_run(work, pings, load, server):
     """The e-mail trigger rows, as the webhook's: the delay from acknowledgement to the message
     being stored by a local SMTP server (aiosmtpd, STARTTLS and AUTH required), one event at a
     time, then messages per second while `load` matching events are stored."""
-    import base64
-    import urllib.request
     python = os.path.join(ROOT, ".build", "python-clients", "bin", "python")
     directory = os.path.join(work, "smtp")
     os.makedirs(directory)
@@ -603,16 +614,8 @@ def email_trigger_run(work, pings, load, server):
         mail = ["--email-to", "reader@example.com", "--email-subject", "Ref {{event.attributes.ref}}", "--email-text", "Event {{event.name}}"]
         stack.cairn("triggers", "add", "--app", APP, "--name", "ping", "--event", "Bench Ping", *mail)
         time.sleep(1.5)
-        address = stack.http_addresses()[0]
-        auth = "Basic " + base64.b64encode((key + ":").encode()).decode()
-        acknowledged = {}
-        for n in range(pings):
-            body = json.dumps({"type": "track", "event": "Bench Ping", "userId": f"pinger-{n % 5}", "messageId": f"ping-{n}",
-                               "properties": {"ref": f"ping-{n}"}}).encode()
-            request = urllib.request.Request(f"http://{address}/v1/track", data=body, headers={"Content-Type": "application/json", "Authorization": auth})
-            urllib.request.urlopen(request, timeout=30).read()
-            acknowledged[f"ping-{n}"] = time.time()
-            time.sleep(0.1)
+        # The server records wall-clock times: the pings are stamped the same way.
+        acknowledged = send_pings(stack, key, pings, time.time)
         deadline = time.perf_counter() + 60
         while len(arrivals("ping-")) < pings and time.perf_counter() < deadline:
             time.sleep(0.1)
@@ -620,11 +623,7 @@ def email_trigger_run(work, pings, load, server):
         delays = sorted((stored[m] - t) * 1000 for m, t in acknowledged.items() if m in stored)
         stack.cairn("triggers", "add", "--app", APP, "--name", "load", "--event", "Load *", *mail)
         time.sleep(1.5)
-        file = os.path.join(work, "email-load.jsonl")
-        with open(file, "w") as out:
-            for n in range(load):
-                out.write(json.dumps({"type": "track", "event": f"Load {n % 7}", "userId": f"user-{n % 997}", "messageId": f"load-{n}",
-                                      "properties": {"ref": f"load-{n}"}, "timestamp": f"2024-05-01T{(n // 3600) % 24:02d}:{(n // 60) % 60:02d}:{n % 60:02d}Z"}) + "\n")
+        file = write_load(work, "email-load.jsonl", load)
         stack.cairn("ingest", file, "--app", APP)
         deadline = time.perf_counter() + 900
         while len(arrivals("load-")) < load and time.perf_counter() < deadline:

@@ -34,13 +34,22 @@ public struct JSONParser {
 
     static func parseBuffer(_ buffer: UnsafeRawBufferPointer, maximumDepth: Int) throws(JSONParseError) -> JSON {
         var parser = JSONParser(buffer: buffer, maximumDepth: maximumDepth)
-        parser.skipWhitespace()
-        let value = try parser.parseValue(depth: 0)
-        parser.skipWhitespace()
-        if parser.index != buffer.count {
-            throw parser.error("unexpected data after the JSON value")
+        do throws(JSONParseError) {
+            parser.skipWhitespace()
+            let value = try parser.parseValue(depth: 0)
+            parser.skipWhitespace()
+            if parser.index != buffer.count {
+                throw parser.error("unexpected data after the JSON value")
+            }
+            return value
+        } catch {
+            // Strings are checked as they are read; a document whose other bytes are not UTF-8
+            // is named as such too, not as a syntax error (checked only once it has failed).
+            if !error.isInvalidUTF8, !error.isDepthExceeded, String(validating: buffer, as: UTF8.self) == nil {
+                throw JSONParseError(offset: error.offset, message: "invalid UTF-8 in the document")
+            }
+            throw error
         }
-        return value
     }
 
     private let buffer: UnsafeRawBufferPointer

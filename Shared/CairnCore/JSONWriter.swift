@@ -99,7 +99,7 @@ public struct JSONWriter {
     }
 
     /// How many bytes ``writeString(_:)`` writes for `string`.
-    static func stringByteCount(_ string: String) -> Int {
+    public static func stringByteCount(_ string: String) -> Int {
         var count = 2
         for byte in string.utf8 {
             switch byte {

@@ -26,6 +26,15 @@ import Testing
         let invalid: [UInt8] = Array(#"{"event_type":"track","event_name":""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)
         let outcome = EventNormalizer.normalize(recordBytes: invalid, format: .auto, context: testContext)
         #expect(outcome.rejections.first?.error.code == .invalidUTF8)
+        // Outside a string too: before the value, after it, as a value, or a UTF-16 document.
+        let record = Array(#"{"event_type":"track","event_name":"A"}"#.utf8)
+        for bytes in [[0xFF] + record, record + [0xFF], Array(#"{"event_type":"#.utf8) + [0xFF] + [0x7D], [0xFF, 0xFE, 0x7B, 0x00, 0x7D, 0x00]] {
+            let refused = EventNormalizer.normalize(recordBytes: bytes, format: .auto, context: testContext)
+            #expect(refused.rejections.first?.error.code == .invalidUTF8, "\(bytes.prefix(8))")
+        }
+        // A byte-order mark is UTF-8, just not JSON.
+        let marked = EventNormalizer.normalize(recordBytes: [0xEF, 0xBB, 0xBF] + record, format: .auto, context: testContext)
+        #expect(marked.rejections.first?.error.code == .invalidJSON)
     }
 
     @Test func aBatchMayExceedOneRecordButNotItsMessages() {

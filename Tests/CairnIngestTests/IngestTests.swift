@@ -163,6 +163,59 @@ final class RegistryServer: Sendable {
         }
     }
 
+    /// A record named in `invalid_utf8` keeps the bytes its base64 carries; one whose letter holds
+    /// only a lossy decoding (not base64: an older client, or a letter kept before the bytes were)
+    /// is never stored by a replay, though the text parses as an event.
+    @Test func aLetterThatIsNotUTF8KeepsItsBytesAndALossyCopyIsNeverReplayed() async throws {
+        let (spool, path) = try temporarySpool()
+        defer { cleanUp(path) }
+        try await RegistryServer().run { storage in
+            let ingestor = Ingestor(spool: spool, apps: AppDirectory(storage: storage, spool: spool), counters: Counters())
+            let original = Array(#"{"event_type":"track","event_name":"Caf"#.utf8) + [0xE9] + Array(#"","user_id":"u1"}"#.utf8)
+            let lossy = #"{"event_type":"track","event_name":"Caf\#u{FFFD}","user_id":"u1","inserted_at":"2024-05-01T00:00:00Z"}"#
+            let result = try await ingestor.submit([
+                "app": "acme", "records": [.string(Data(original).base64EncodedString()), .string(lossy)], "invalid_utf8": [1, 2],
+            ])
+            #expect(result["rejected"] == .int(2))
+            let letters = try spool.deadLetters(app: "acme", limit: 10).sorted { ($0.letter.record ?? 0) < ($1.letter.record ?? 0) }
+            #expect(letters.map(\.letter.raw) == [original, Array(lossy.utf8)])
+            #expect(letters.first?.json["raw_base64"] == .string(Data(original).base64EncodedString()))
+            let again = try await ingestor.replay(["app": "acme"])
+            #expect(again["accepted"] == .int(0) && again["still_rejected"] == .int(2), "\(again)")
+            #expect(try spool.depth() == 0)
+            #expect(try spool.deadLetters(app: "acme", limit: 10).allSatisfy { $0.letter.error.code == .invalidUTF8 })
+        }
+    }
+
+    /// A listing fits one answer: a letter too large to show whole (8 MiB of bytes that are not
+    /// UTF-8 would be 35 MB of JSON) is a preview with its size, and the rows stop at the budget.
+    @Test func theDeadLetterListingFitsOneAnswer() {
+        func letter(_ id: Int64, _ raw: [UInt8]) -> Spool.StoredDeadLetter {
+            Spool.StoredDeadLetter(
+                id: id,
+                receivedAt: "2024-05-01T00:00:00Z",
+                letter: Spool.DeadLetter(
+                    app: "acme",
+                    format: "auto",
+                    source: "cli",
+                    record: Int(id),
+                    error: EventError(.invalidUTF8, field: nil, "x"),
+                    raw: raw
+                )
+            )
+        }
+        let huge = letter(1, [UInt8](repeating: 0xFD, count: 8 << 20))
+        let small = letter(2, [0x7B, 0xFF, 0x7D])
+        let listing = Spool.StoredDeadLetter.listing([huge, small])
+        #expect(listing.complete)
+        #expect(listing.rows.reduce(0) { $0 + $1.serialized().count } < 1 << 20)
+        #expect(listing.rows[0]["raw_truncated"] == true && listing.rows[0]["raw_bytes"] == .int(8 << 20) && listing.rows[0]["raw_base64"] == nil)
+        #expect(listing.rows[1]["raw_base64"] == .string(Data([0x7B, 0xFF, 0x7D]).base64EncodedString()))
+        let many = (1...40).map { letter(Int64($0), [UInt8](repeating: 0x41, count: 1 << 20)) }
+        let cut = Spool.StoredDeadLetter.listing(many)
+        #expect(!cut.complete && cut.rows.count == 7, "\(cut.rows.count)")
+    }
+
     @Test func knownAppsStillResolveWhenStorageIsAway() async throws {
         let (spool, path) = try temporarySpool()
         defer { cleanUp(path) }

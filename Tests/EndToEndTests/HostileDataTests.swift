@@ -89,6 +89,29 @@ import Glibc
             #expect(try await stack.waitForCount(app: "shop", 1) == 1)
             let connection = try PostgresConnection(conninfo: stack.databaseConninfo)
             #expect(try connection.execute("SELECT event_name FROM events WHERE app_token = 'shop'").rows == [["Good"]])
+
+            // What a crash-truncated log holds: 3 MiB of NUL bytes between good lines. Written as a
+            // JSON string it is 18 MiB, over one frame: refused alone, the lines around it sent.
+            let around = (0..<10).map { #"{"type":"track","event":"Around","userId":"u\#($0)","timestamp":"2024-05-01T09:00:00Z"}"# }
+            let truncated = stack.directory + "/truncated.jsonl"
+            let nul = [UInt8](repeating: 0, count: 3 << 20)
+            try Data(
+                Array((around[..<5].joined(separator: "\n") + "\n").utf8) + nul + Array(("\n" + around[5...].joined(separator: "\n") + "\n").utf8)
+            )
+            .write(to: URL(fileURLWithPath: truncated))
+            let cut = try await stack.cli(["ingest", truncated, "--app", "shop"])
+            #expect(cut.status == 2 && cut.stdout.contains("10 new, 0 duplicates, 1 rejected"), "\(cut.stdout) \(cut.stderr)")
+            #expect(cut.stderr.contains(":6:") && cut.stderr.contains("written as a JSON string"), "\(cut.stderr)")
+            #expect(try await stack.waitForCount(app: "shop", 11) == 11)
+
+            // A dead letter holding terminal escapes is listed with them made harmless.
+            let escapes = stack.directory + "/escapes.jsonl"
+            try Data(Array(#"{"type":"track","event":""#.utf8) + [0x1B] + Array("]2;owned".utf8) + [0x07] + Array(#"","userId":"u"}"#.utf8) + [0x0A])
+                .write(to: URL(fileURLWithPath: escapes))
+            #expect(try await stack.cli(["ingest", escapes, "--app", "shop"]).status == 2)
+            let table = try await stack.cli(["deadletters", "list", "--app", "shop"])
+            #expect(table.status == 0 && table.stdout.contains("?]2;owned?"), "\(table.stdout)")
+            #expect(!table.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 })
         }
     }
 

@@ -212,8 +212,10 @@ extension CairnCommand.DeadLetters {
             let params = IngestDeadLettersList.Params(app: app, limit: limit)
             let instances = await connection.ingestInstances(only: ingest)
             var rows: [JSON] = []
+            var complete = true
             for instance in instances {
                 let result = try await connection.call(IngestDeadLettersList.self, params, on: instance)
+                if result["complete"] == false { complete = false }
                 rows += (result["rows"]?.arrayValue ?? []).map { row in
                     guard instances.count > 1, var object = row.objectValue else { return row }
                     object["ingest"] = .string(instance)
@@ -230,6 +232,9 @@ extension CairnCommand.DeadLetters {
                     "id", "received_at", "app", "source", "record", "message", "code", "field", "error", "raw",
                 ]
             print(TableRenderer.render(["columns": .array(columns), "rows": .array(rows)], format: format))
+            if !complete {
+                printError("only the newest dead letters that fit one answer (8 MiB) are listed; narrow the list with --app or --limit")
+            }
         }
     }
 

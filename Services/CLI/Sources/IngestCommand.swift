@@ -33,10 +33,14 @@ extension CairnCommand {
 
         @OptionGroup var connection: ConnectionOptions
 
-        /// Records are sent in requests of at most this many bytes.
+        /// Records are sent in requests of at most this many bytes (as JSON), or one record alone.
         static let batchBytes = 4 << 20
-        /// A record larger than this could not travel in one frame; it is refused here.
+        /// A record larger than this is refused here, before sending.
         static let maximumRecordBytes = 8 << 20
+        /// A record that takes more than this written as a JSON string (a control byte takes six
+        /// bytes, a record that is not UTF-8 travels in base64) could not travel in one 16 MiB
+        /// frame; it is refused here.
+        static let maximumEncodedRecordBytes = 12 << 20
 
         func validate() throws {
             guard batchSize > 0, batchSize <= 50_000 else { throw ValidationError("--batch-size must be between 1 and 50000") }
@@ -123,26 +127,36 @@ extension CairnCommand {
                         printError("\r\u{1B}[K\(accepted + duplicates + rejected) events, \(rejected) rejected", terminator: "")
                     }
                 }
+                /// A record read that did not fit the last batch: the first of the next.
+                var held: RecordReader.Record?
                 while true {
                     var records: [JSON] = []
                     var lines: [Int] = []
                     var invalid: [Int] = []
                     var bytes = 0
-                    // A batch also stops at a few MiB, well inside the 16 MiB frame cap.
-                    while records.count < batchSize, bytes < Self.batchBytes, let record = try reader.next() {
+                    // A batch stops at a few MiB of JSON, or is one record alone, so that it always
+                    // fits the 16 MiB frame.
+                    while records.count < batchSize, let record = try held ?? reader.next() {
+                        held = nil
                         let size = record.invalidBytes?.count ?? record.text.utf8.count
-                        guard size <= Self.maximumRecordBytes else {
-                            rejected += 1
-                            errors.append([
-                                "record": .int(Int64(record.number)), "code": "record_too_large",
-                                "error": .string("is \(size) bytes; the most one request may carry is \(Self.maximumRecordBytes)"),
-                            ])
-                            continue
-                        }
                         // JSON cannot carry bytes that are not UTF-8: they travel in base64.
                         let sent = record.invalidBytes.map { Data($0).base64EncodedString() } ?? record.text
+                        let encoded = JSONWriter.stringByteCount(sent)
+                        guard size <= Self.maximumRecordBytes, encoded <= Self.maximumEncodedRecordBytes else {
+                            rejected += 1
+                            let limit =
+                                size > Self.maximumRecordBytes
+                                ? "is \(size) bytes; the most one request may carry is \(Self.maximumRecordBytes)"
+                                : "is \(encoded) bytes written as a JSON string (\(size) bytes as read); the most one request may carry is \(Self.maximumEncodedRecordBytes)"
+                            errors.append(["record": .int(Int64(record.number)), "code": "record_too_large", "error": .string(limit)])
+                            continue
+                        }
+                        if !records.isEmpty, bytes + encoded > Self.batchBytes {
+                            held = record
+                            break
+                        }
                         if record.invalidBytes != nil { invalid.append(record.number) }
-                        bytes += sent.utf8.count
+                        bytes += encoded
                         records.append(.string(sent))
                         lines.append(record.number)
                     }

@@ -40,7 +40,18 @@ enum TableRenderer {
         }
     }
 
-    static func text(_ value: JSON?) -> String { TableText.cell(value) }
+    /// A cell as the terminal shows it: control characters (an event name or a dead letter a
+    /// client chose may hold ESC sequences) become `?`, so that they cannot drive the terminal
+    /// or break the table's lines.
+    static func text(_ value: JSON?) -> String {
+        let cell = TableText.cell(value)
+        guard cell.unicodeScalars.contains(where: isControl) else { return cell }
+        return String(String.UnicodeScalarView(cell.unicodeScalars.map { isControl($0) ? "?" : $0 }))
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
 }
 
 extension String {

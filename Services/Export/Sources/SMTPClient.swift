@@ -161,6 +161,8 @@ struct SMTPFailure: Error, CustomStringConvertible {
     var message: String
     /// A 5xx reply, or a problem resending cannot fix: parked at once, not retried.
     var permanent: Bool
+    /// `message` holds the server's own words (its reply, or what it sent instead of one).
+    var quotesServer = false
 
     var description: String { code.map { "SMTP \($0) \(message)" } ?? message }
 
@@ -268,7 +270,8 @@ final class SMTPSession: Sendable {
     }
 
     /// `AUTH PLAIN`, or `AUTH LOGIN` for a server that offers only that. The credentials are
-    /// never part of an error, not even when the server's refusal echoes what it was sent.
+    /// never part of an error: a server may echo what it was sent, cut, split across lines or
+    /// re-encoded, so its words during the login are never kept, only its reply code.
     private func logIn(username: String, password: String) async throws(SMTPFailure) {
         let mechanisms = extensions.withLock { list in
             list.first { $0.hasPrefix("AUTH ") || $0.hasPrefix("AUTH=") }.map { $0.dropFirst(5).split(separator: " ").map(String.init) } ?? []
@@ -285,19 +288,9 @@ final class SMTPSession: Sendable {
                 _ = try await command(encodedPassword, expecting: 235, echo: "(password)")
             }
         } catch {
-            let message = Self.redacting([plainToken, encodedPassword, password], in: error.message)
-            throw SMTPFailure(code: error.code, message: "login refused: \(message)", permanent: error.permanent)
+            let detail = error.quotesServer ? "the server's words are not kept, as they may repeat the credentials" : error.message
+            throw SMTPFailure(code: error.code, message: "login refused (\(detail))", permanent: error.permanent)
         }
-    }
-
-    /// `text` with every occurrence of a secret replaced: the longest first, so that a secret
-    /// inside another is not left half shown.
-    static func redacting(_ secrets: [String], in text: String) -> String {
-        var text = text
-        for secret in secrets.filter({ !$0.isEmpty }).sorted(by: { $0.utf8.count > $1.utf8.count }) {
-            text = text.replacingOccurrences(of: secret, with: "(redacted)")
-        }
-        return text
     }
 
     /// Sends `message` from `from` to `to`, all but its end; `beforeEnd` runs once the server
@@ -363,7 +356,12 @@ final class SMTPSession: Sendable {
         do throws(SMTPFailure) {
             return try await reply(expecting: expected)
         } catch {
-            throw SMTPFailure(code: error.code, message: "\(echo ?? line): \(error.message)", permanent: error.permanent)
+            throw SMTPFailure(
+                code: error.code,
+                message: "\(echo ?? line): \(error.message)",
+                permanent: error.permanent,
+                quotesServer: error.quotesServer
+            )
         }
     }
 
@@ -414,14 +412,20 @@ final class SMTPSession: Sendable {
                 throw SMTPFailure(
                     code: nil,
                     message: "the server's answer is not SMTP: '\(Self.printable(String(line.prefix(120))))'",
-                    permanent: false
+                    permanent: false,
+                    quotesServer: true
                 )
             }
             lines.append(Self.printable(String(String(decoding: characters.dropFirst(4), as: UTF8.self).prefix(300))))
             if characters.count == 3 || characters[3] != UInt8(ascii: "-") {
                 guard expected.contains(code) else {
                     close()
-                    throw SMTPFailure(code: code, message: String(lines.joined(separator: " ").prefix(1000)), permanent: (500...599).contains(code))
+                    throw SMTPFailure(
+                        code: code,
+                        message: String(lines.joined(separator: " ").prefix(1000)),
+                        permanent: (500...599).contains(code),
+                        quotesServer: true
+                    )
                 }
                 return Reply(code: code, lines: lines)
             }

@@ -85,7 +85,8 @@ public enum IngestService {
             let app = params.app
             let limit = params.limit ?? 100
             let rows = try await NIOThreadPool.singleton.runIfActive { try spool.deadLetters(app: app, limit: max(1, min(limit, 10_000))) }
-            return ["rows": .array(rows.map(\.json))]
+            let listing = Spool.StoredDeadLetter.listing(rows)
+            return ["rows": .array(listing.rows), "complete": .bool(listing.complete)]
         }
         router.register(IngestDeadLettersReplay.self) { params in try await ingestor.replay(params) }
         router.register(IngestSuppress.self) { params in try await ingestor.suppress(params) }

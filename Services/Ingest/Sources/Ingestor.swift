@@ -80,7 +80,7 @@ public struct Ingestor: Sendable {
                         source: source,
                         record: number(index),
                         error: EventError(.unknownApp, field: "app", error.message),
-                        raw: Self.raw(record)
+                        raw: Self.raw(record, notUTF8: invalidUTF8.contains(number(index)))
                     )
                 }
                 try await store(events: [], deadLetters: letters)
@@ -146,11 +146,13 @@ public struct Ingestor: Sendable {
             let line = recordNumber(index)
             let outcome: EventNormalizer.Outcome
             switch record {
-            case .string(let encoded) where invalidUTF8.contains(line):
-                // The original bytes, so that the dead letter (and a replay) sees the record as it was.
-                let original = Data(base64Encoded: encoded).map { Array($0) } ?? Array(encoded.utf8)
+            case .string where invalidUTF8.contains(line):
                 outcome = EventNormalizer.Outcome(rejections: [
-                    .init(message: nil, error: EventError(.invalidUTF8, field: nil, "the record is not valid UTF-8"), raw: original)
+                    .init(
+                        message: nil,
+                        error: EventError(.invalidUTF8, field: nil, "the record is not valid UTF-8"),
+                        raw: Self.raw(record, notUTF8: true)
+                    )
                 ])
             case .string(let text):
                 outcome = EventNormalizer.normalize(recordBytes: Array(text.utf8), format: format, context: context)
@@ -234,7 +236,17 @@ public struct Ingestor: Sendable {
             }
             let context = app.context(receivedAt: receivedAt)
             let outcome: EventNormalizer.Outcome
-            if stored.letter.format == Self.canonicalFormat {
+            if stored.letter.error.code == .invalidUTF8, String(validating: stored.letter.raw, as: UTF8.self) != nil {
+                // A record that was not UTF-8 and of which only a lossy decoding was kept (by a
+                // version before the bytes were, or a client that did not send them): never
+                // stored as if it were the record.
+                let error = EventError(
+                    .invalidUTF8,
+                    field: nil,
+                    "the record was not UTF-8 and this dead letter holds only a lossy copy of it; send it again from its source"
+                )
+                outcome = EventNormalizer.Outcome(rejections: [.init(message: nil, error: error, raw: stored.letter.raw)])
+            } else if stored.letter.format == Self.canonicalFormat {
                 // Refused by storage after its acknowledgement: the canonical event itself, as it was.
                 outcome = EventNormalizer.normalize(canonicalBytes: stored.letter.raw, context: context)
             } else {
@@ -286,6 +298,14 @@ public struct Ingestor: Sendable {
 
     /// A record as it was sent: a line's own text, or the object's JSON.
     static func raw(_ record: JSON) -> [UInt8] { record.stringValue.map { Array($0.utf8) } ?? record.serialized() }
+
+    /// A record as its dead letter keeps it. One named in `invalid_utf8` is its original bytes,
+    /// sent in base64 (``IngestSubmit/Params/invalid_utf8``), so that the letter, and a replay,
+    /// sees the record as it was; text that is not base64 is kept as it came.
+    static func raw(_ record: JSON, notUTF8: Bool) -> [UInt8] {
+        if notUTF8, let encoded = record.stringValue, let original = Data(base64Encoded: encoded) { return Array(original) }
+        return raw(record)
+    }
 
     /// The same words on the wire as on the CLI: `{record, message?, code, field, error}`.
     static func errorJSON(record: Int, message: Int?, _ error: EventError) -> JSON {

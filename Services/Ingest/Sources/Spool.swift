@@ -299,15 +299,45 @@ public final class Spool: Sendable {
         public var letter: DeadLetter
 
         /// `raw` as text; a record whose bytes are not UTF-8 also gets them exactly, as `raw_base64`.
-        public var json: JSON {
+        public var json: JSON { json(preview: nil) }
+
+        /// With `preview`, `raw` is only the first that many bytes of the record (`raw_truncated`,
+        /// with its size in `raw_bytes`), for a letter too large to list whole.
+        func json(preview: Int?) -> JSON {
             var object: JSONObject = [
                 "id": .int(id), "received_at": .string(receivedAt), "app": .string(letter.app), "format": .string(letter.format),
                 "source": .string(letter.source), "record": .optional(letter.record), "message": .optional(letter.message),
                 "code": .string(letter.error.code.rawValue), "field": .optional(letter.error.field), "error": .string(letter.error.message),
-                "raw": .string(String(decoding: letter.raw, as: UTF8.self)),
             ]
-            if String(validating: letter.raw, as: UTF8.self) == nil { object["raw_base64"] = .string(Data(letter.raw).base64EncodedString()) }
+            if let preview, letter.raw.count > preview {
+                object["raw"] = .string(String(decoding: letter.raw.prefix(preview), as: UTF8.self))
+                object["raw_truncated"] = true
+                object["raw_bytes"] = .int(Int64(letter.raw.count))
+            } else {
+                object["raw"] = .string(String(decoding: letter.raw, as: UTF8.self))
+                if String(validating: letter.raw, as: UTF8.self) == nil { object["raw_base64"] = .string(Data(letter.raw).base64EncodedString()) }
+            }
             return .object(object)
+        }
+
+        /// Listing rows that fit one answer (`budget` bytes of JSON, well inside a frame): a letter
+        /// over a quarter of it is shown by a 64 KiB preview, and the rows stop at the budget.
+        /// - Returns: the rows, and whether every letter is among them.
+        public static func listing(_ letters: [StoredDeadLetter], budget: Int = 8 << 20) -> (rows: [JSON], complete: Bool) {
+            var rows: [JSON] = []
+            var total = 0
+            for letter in letters {
+                var row = letter.json
+                var size = row.serialized().count
+                if size > budget / 4 {
+                    row = letter.json(preview: 64 << 10)
+                    size = row.serialized().count
+                }
+                guard total + size <= budget else { return (rows, false) }
+                total += size
+                rows.append(row)
+            }
+            return (rows, true)
         }
     }
 
