@@ -189,31 +189,28 @@ final class RegistryServer: Sendable {
 
     /// A listing fits one answer: a letter too large to show whole (8 MiB of bytes that are not
     /// UTF-8 would be 35 MB of JSON) is a preview with its size, and the rows stop at the budget.
+    /// Shown at a 64 KiB budget, the same proportions as the 8 MiB one.
     @Test func theDeadLetterListingFitsOneAnswer() {
         func letter(_ id: Int64, _ raw: [UInt8]) -> Spool.StoredDeadLetter {
             Spool.StoredDeadLetter(
                 id: id,
                 receivedAt: "2024-05-01T00:00:00Z",
-                letter: Spool.DeadLetter(
-                    app: "acme",
-                    format: "auto",
-                    source: "cli",
-                    record: Int(id),
-                    error: EventError(.invalidUTF8, field: nil, "x"),
-                    raw: raw
-                )
+                letter: Spool.DeadLetter(app: "acme", format: "auto", source: "cli", record: Int(id), error: EventError(.invalidUTF8, field: nil, "x"), raw: raw)
             )
         }
-        let huge = letter(1, [UInt8](repeating: 0xFD, count: 8 << 20))
+        let budget = 64 << 10
+        let huge = letter(1, [UInt8](repeating: 0xFD, count: 64 << 10))
         let small = letter(2, [0x7B, 0xFF, 0x7D])
-        let listing = Spool.StoredDeadLetter.listing([huge, small])
+        let listing = Spool.StoredDeadLetter.listing([huge, small], budget: budget)
         #expect(listing.complete)
-        #expect(listing.rows.reduce(0) { $0 + $1.serialized().count } < 1 << 20)
-        #expect(listing.rows[0]["raw_truncated"] == true && listing.rows[0]["raw_bytes"] == .int(8 << 20) && listing.rows[0]["raw_base64"] == nil)
+        #expect(listing.rows.reduce(0) { $0 + $1.serialized().count } < budget)
+        #expect(listing.rows[0]["raw_truncated"] == true && listing.rows[0]["raw_bytes"] == .int(64 << 10) && listing.rows[0]["raw_base64"] == nil)
         #expect(listing.rows[1]["raw_base64"] == .string(Data([0x7B, 0xFF, 0x7D]).base64EncodedString()))
-        let many = (1...40).map { letter(Int64($0), [UInt8](repeating: 0x41, count: 1 << 20)) }
-        let cut = Spool.StoredDeadLetter.listing(many)
-        #expect(!cut.complete && cut.rows.count == 7, "\(cut.rows.count)")
+        let many = (1...40).map { letter(Int64($0), [UInt8](repeating: 0x41, count: 3 << 10)) }
+        let cut = Spool.StoredDeadLetter.listing(many, budget: budget)
+        let listed = cut.rows.reduce(0) { $0 + $1.serialized().count }
+        #expect(!cut.complete && cut.rows.count > 10 && cut.rows.count < 40, "\(cut.rows.count)")
+        #expect(listed <= budget && listed + many[cut.rows.count].json.serialized().count > budget)
     }
 
     @Test func knownAppsStillResolveWhenStorageIsAway() async throws {

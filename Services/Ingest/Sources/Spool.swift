@@ -321,18 +321,15 @@ public final class Spool: Sendable {
         }
 
         /// Listing rows that fit one answer (`budget` bytes of JSON, well inside a frame): a letter
-        /// over a quarter of it is shown by a 64 KiB preview, and the rows stop at the budget.
+        /// over a sixteenth of it (512 KiB by default, which as JSON may take seven times its size)
+        /// is shown by a preview of a 128th (64 KiB), and the rows stop at the budget.
         /// - Returns: the rows, and whether every letter is among them.
         public static func listing(_ letters: [StoredDeadLetter], budget: Int = 8 << 20) -> (rows: [JSON], complete: Bool) {
             var rows: [JSON] = []
             var total = 0
             for letter in letters {
-                var row = letter.json
-                var size = row.serialized().count
-                if size > budget / 4 {
-                    row = letter.json(preview: 64 << 10)
-                    size = row.serialized().count
-                }
+                let row = letter.letter.raw.count > budget / 16 ? letter.json(preview: budget / 128) : letter.json
+                let size = row.serialized().count
                 guard total + size <= budget else { return (rows, false) }
                 total += size
                 rows.append(row)
