@@ -195,7 +195,14 @@ final class RegistryServer: Sendable {
             Spool.StoredDeadLetter(
                 id: id,
                 receivedAt: "2024-05-01T00:00:00Z",
-                letter: Spool.DeadLetter(app: "acme", format: "auto", source: "cli", record: Int(id), error: EventError(.invalidUTF8, field: nil, "x"), raw: raw)
+                letter: Spool.DeadLetter(
+                    app: "acme",
+                    format: "auto",
+                    source: "cli",
+                    record: Int(id),
+                    error: EventError(.invalidUTF8, field: nil, "x"),
+                    raw: raw
+                )
             )
         }
         let budget = 64 << 10
