@@ -213,6 +213,10 @@ final class RegistryServer: Sendable {
         #expect(listing.rows.reduce(0) { $0 + $1.serialized().count } < budget)
         #expect(listing.rows[0]["raw_truncated"] == true && listing.rows[0]["raw_bytes"] == .int(64 << 10) && listing.rows[0]["raw_base64"] == nil)
         #expect(listing.rows[1]["raw_base64"] == .string(Data([0x7B, 0xFF, 0x7D]).base64EncodedString()))
+        // A preview cut inside a character ends before it, not in a U+FFFD of its own.
+        let euros = Spool.StoredDeadLetter.listing([letter(3, Array(String(repeating: "€", count: 20_000).utf8))], budget: budget)
+        let preview = euros.rows.first?["raw"]?.stringValue ?? ""
+        #expect(!preview.isEmpty && preview.allSatisfy { $0 == "€" } && preview.utf8.count <= budget / 128, "\(preview.suffix(3))")
         let many = (1...40).map { letter(Int64($0), [UInt8](repeating: 0x41, count: 3 << 10)) }
         let cut = Spool.StoredDeadLetter.listing(many, budget: budget)
         let listed = cut.rows.reduce(0) { $0 + $1.serialized().count }

@@ -108,7 +108,8 @@ import Glibc
             let escapes = stack.directory + "/escapes.jsonl"
             try Data(Array(#"{"type":"track","event":""#.utf8) + [0x1B] + Array("]2;owned".utf8) + [0x07] + Array(#"","userId":"u"}"#.utf8) + [0x0A])
                 .write(to: URL(fileURLWithPath: escapes))
-            #expect(try await stack.cli(["ingest", escapes, "--app", "shop"]).status == 2)
+            let escaped = try await stack.cli(["ingest", escapes, "--app", "shop"])
+            #expect(escaped.status == 2 && !escaped.stderr.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 }, "\(escaped.stderr)")
             let table = try await stack.cli(["deadletters", "list", "--app", "shop"])
             #expect(table.status == 0 && table.stdout.contains("?]2;owned?"), "\(table.stdout)")
             #expect(!table.stdout.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 })
@@ -150,7 +151,7 @@ import Glibc
             #expect(ingested.stdout.contains("5 new, 1 duplicates, 9 rejected"), "\(ingested.stdout) \(ingested.stderr)")
             // Each refusal names the line, the field and what was expected.
             for (line, field, code) in [
-                (2, "properties.note", "forbidden_character"), (3, "properties.a\u{0}", "forbidden_character"),
+                (2, "properties.note", "forbidden_character"), (3, "properties.a?", "forbidden_character"),
                 (4, "userId", "forbidden_character"), (5, "event_name", "field_too_long"), (6, "user_id", "field_too_long"),
                 (8, "timestamp", "time_out_of_range"), (9, nil, "invalid_json"), (10, nil, "invalid_json"),
             ] as [(Int, String?, String)] {

@@ -333,10 +333,47 @@ import Glibc
             second.waitUntilExit()
             let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             #expect(second.terminationStatus != 0, "\(said)")
-            #expect(said.contains("another supervisor (pid \(stack.supervisor.processIdentifier)) runs a stack on"), "\(said)")
+            #expect(said.contains("another supervisor (pid \(stack.supervisor.processIdentifier)) runs a stack with the data directory"), "\(said)")
+            #expect(try await stack.servicePID("storage") == before)
+
+            // Another data directory with the same socket directory: refused too.
+            let other = stack.directory + "/other"
+            second.arguments! += ["--data-dir", other, "--run-dir", stack.runDirectory]
+            let third = Process()
+            third.executableURL = second.executableURL
+            third.arguments = second.arguments
+            third.environment = environment
+            let thirdOutput = Pipe()
+            third.standardOutput = thirdOutput
+            third.standardError = thirdOutput
+            try third.run()
+            let thirdDeadline = ContinuousClock.now + .seconds(30)
+            while third.isRunning, ContinuousClock.now < thirdDeadline { try await Task.sleep(for: .milliseconds(100)) }
+            if third.isRunning { kill(third.processIdentifier, SIGKILL) }
+            third.waitUntilExit()
+            let thirdSaid = String(decoding: thirdOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(third.terminationStatus != 0 && thirdSaid.contains("with the socket directory \(stack.runDirectory)"), "\(thirdSaid)")
             #expect(try await stack.servicePID("storage") == before)
             #expect(!stack.log.contains("left running by a supervisor that died"))
             #expect(try await stack.cli(["status"]).status == 0)
+
+            // No child holds a socket of the supervisor's (its listeners would outlive it).
+            func sockets(_ pid: pid_t) -> Set<String> {
+                let directory = "/proc/\(pid)/fd"
+                let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+                return Set(
+                    entries.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/" + $0) }.filter {
+                        $0.hasPrefix("socket:")
+                    }
+                )
+            }
+            let own = sockets(stack.supervisor.processIdentifier)
+            #expect(!own.isEmpty)
+            let status = try await stack.call("supervisor", "supervisor.status")
+            for service in status["services"]?.arrayValue ?? [] {
+                guard let pid = service["pid"]?.intValue else { continue }
+                #expect(sockets(pid_t(pid)).isDisjoint(with: own), "\(service["name"] ?? .null) holds a socket of the supervisor's")
+            }
         }
     }
 

@@ -197,7 +197,10 @@ extension CairnCommand {
 func describe(_ error: JSON) -> String {
     let message = error["message"]?.intValue.map { " message \($0)" } ?? ""
     let field = error["field"]?.stringValue.map { " field '\($0)'" } ?? ""
-    return "\(error["record"]?.intValue ?? 0):\(message) \(error["code"]?.stringValue ?? "error"):\(field) \(error["error"]?.stringValue ?? "")"
+    // Field names and messages quote what the client sent: no terminal escapes reach stderr.
+    return TableRenderer.visible(
+        "\(error["record"]?.intValue ?? 0):\(message) \(error["code"]?.stringValue ?? "error"):\(field) \(error["error"]?.stringValue ?? "")"
+    )
 }
 
 func printError(_ text: String, terminator: String) {

@@ -43,10 +43,12 @@ enum TableRenderer {
     /// A cell as the terminal shows it: control characters (an event name or a dead letter a
     /// client chose may hold ESC sequences) become `?`, so that they cannot drive the terminal
     /// or break the table's lines.
-    static func text(_ value: JSON?) -> String {
-        let cell = TableText.cell(value)
-        guard cell.unicodeScalars.contains(where: isControl) else { return cell }
-        return String(String.UnicodeScalarView(cell.unicodeScalars.map { isControl($0) ? "?" : $0 }))
+    static func text(_ value: JSON?) -> String { visible(TableText.cell(value)) }
+
+    /// `text` with control characters shown as `?`, for whatever a client chose that reaches the terminal.
+    static func visible(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        return String(String.UnicodeScalarView(text.unicodeScalars.map { isControl($0) ? "?" : $0 }))
     }
 
     private static func isControl(_ scalar: Unicode.Scalar) -> Bool {

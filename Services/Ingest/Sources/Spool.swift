@@ -310,7 +310,10 @@ public final class Spool: Sendable {
                 "code": .string(letter.error.code.rawValue), "field": .optional(letter.error.field), "error": .string(letter.error.message),
             ]
             if let preview, letter.raw.count > preview {
-                object["raw"] = .string(String(decoding: letter.raw.prefix(preview), as: UTF8.self))
+                // Cut before a character's continuation bytes, so that the cut adds no U+FFFD of its own.
+                var cut = preview
+                while cut > 0, letter.raw[cut] & 0xC0 == 0x80, preview - cut < 3 { cut -= 1 }
+                object["raw"] = .string(String(decoding: letter.raw.prefix(cut), as: UTF8.self))
                 object["raw_truncated"] = true
                 object["raw_bytes"] = .int(Int64(letter.raw.count))
             } else {

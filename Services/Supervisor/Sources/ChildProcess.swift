@@ -97,6 +97,7 @@ public final class ChildProcess: Sendable {
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
         posix_spawn_file_actions_addclose(&actions, writeEnd)
+        closeOnExec()
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -122,6 +123,19 @@ public final class ChildProcess: Sendable {
             return .failure(SupervisorError(.spawnFailed, "\(name): cannot start \(arguments[0]): \(String(cString: strerror(status)))"))
         }
         return .success(childPID)
+    }
+
+    /// Marks every descriptor past stderr close-on-exec, so that a child gets nothing else of the
+    /// supervisor's: its listening sockets (metrics, `supervisor.sock`) held by children would
+    /// outlive it and keep a successor from binding them, and other children's pipes would not
+    /// see their end. (glibc's `posix_spawn_file_actions_addclosefrom_np` is not visible to Swift.)
+    private static func closeOnExec() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for entry in entries {
+            guard let descriptor = Int32(entry), descriptor > 2 else { continue }
+            let flags = fcntl(descriptor, F_GETFD)
+            if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     private static func forwardLines(from descriptor: Int32, to output: @Sendable (String) -> Void) {

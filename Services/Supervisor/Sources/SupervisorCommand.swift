@@ -61,8 +61,10 @@ public struct SupervisorCommand: AsyncParsableCommand {
         // The supervisor is nobody's child in the stack.
         unsetenv("CAIRN_SUPERVISOR_PID")
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        // Before anything else touches the directory or its sockets: one supervisor per directory.
-        _ = try StackLock.acquire(dataDirectory: dataDirectory)
+        // Before anything else touches the directories: one supervisor per data and socket directory.
+        _ = try StackLock.acquire(dataDirectory, role: "data directory")
+        try RunDirectory.prepare(runDirectory)
+        _ = try StackLock.acquire(runDirectory, role: "socket directory")
         let binDirectory = layout.executables
         await ServiceHost.run(name: "supervisor") { context in
             let runner = StackRunner(stack: stackFile, environment: context.environment, binDirectory: binDirectory, logger: context.logger)
