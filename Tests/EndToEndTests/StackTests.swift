@@ -315,44 +315,37 @@ import Glibc
     @Test func aSecondSupervisorOnTheSameDirectoryIsRefused() async throws {
         try await TestStack.with { stack in
             let before = try #require(try await stack.servicePID("storage"))
-            let second = Process()
-            second.executableURL = URL(fileURLWithPath: stack.binDirectory + "/cairn-supervisor")
-            second.arguments = ["--stack", TestStack.repositoryRoot + "/compose/default.json"]
             var environment = ProcessInfo.processInfo.environment
             environment["CAIRN_DATA_DIR"] = stack.directory + "/var"
             environment.removeValue(forKey: "CAIRN_RUN_DIR")
             for variable in ["CAIRN_HTTP_ADDR", "CAIRN_CONSOLE_ADDR", "CAIRN_METRICS_ADDR"] { environment[variable] = "127.0.0.1:0" }
-            second.environment = environment
-            let output = Pipe()
-            second.standardOutput = output
-            second.standardError = output
-            try second.run()
-            let deadline = ContinuousClock.now + .seconds(30)
-            while second.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
-            if second.isRunning { kill(second.processIdentifier, SIGKILL) }
-            second.waitUntilExit()
-            let said = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            #expect(second.terminationStatus != 0, "\(said)")
-            #expect(said.contains("another supervisor (pid \(stack.supervisor.processIdentifier)) runs a stack with the data directory"), "\(said)")
+            /// Another supervisor with `arguments`, given 30 s to give up: its exit status and what it said.
+            func another(_ arguments: [String]) async throws -> (status: Int32, said: String) {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: stack.binDirectory + "/cairn-supervisor")
+                process.arguments = ["--stack", TestStack.repositoryRoot + "/compose/default.json"] + arguments
+                process.environment = environment
+                let output = Pipe()
+                process.standardOutput = output
+                process.standardError = output
+                try process.run()
+                let deadline = ContinuousClock.now + .seconds(30)
+                while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                process.waitUntilExit()
+                return (process.terminationStatus, String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+            }
+            let second = try await another([])
+            #expect(second.status != 0, "\(second.said)")
+            #expect(
+                second.said.contains("another supervisor (pid \(stack.supervisor.processIdentifier)) runs a stack with the data directory"),
+                "\(second.said)"
+            )
             #expect(try await stack.servicePID("storage") == before)
 
             // Another data directory with the same socket directory: refused too.
-            let other = stack.directory + "/other"
-            second.arguments! += ["--data-dir", other, "--run-dir", stack.runDirectory]
-            let third = Process()
-            third.executableURL = second.executableURL
-            third.arguments = second.arguments
-            third.environment = environment
-            let thirdOutput = Pipe()
-            third.standardOutput = thirdOutput
-            third.standardError = thirdOutput
-            try third.run()
-            let thirdDeadline = ContinuousClock.now + .seconds(30)
-            while third.isRunning, ContinuousClock.now < thirdDeadline { try await Task.sleep(for: .milliseconds(100)) }
-            if third.isRunning { kill(third.processIdentifier, SIGKILL) }
-            third.waitUntilExit()
-            let thirdSaid = String(decoding: thirdOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            #expect(third.terminationStatus != 0 && thirdSaid.contains("with the socket directory \(stack.runDirectory)"), "\(thirdSaid)")
+            let third = try await another(["--data-dir", stack.directory + "/other", "--run-dir", stack.runDirectory])
+            #expect(third.status != 0 && third.said.contains("with the socket directory \(stack.runDirectory)"), "\(third.said)")
             #expect(try await stack.servicePID("storage") == before)
             #expect(!stack.log.contains("left running by a supervisor that died"))
             #expect(try await stack.cli(["status"]).status == 0)
