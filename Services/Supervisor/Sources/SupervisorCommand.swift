@@ -63,7 +63,8 @@ public struct SupervisorCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         // Before anything else touches the directories: one supervisor per data and socket directory.
         _ = try StackLock.acquire(dataDirectory, role: "data directory")
-        try RunDirectory.prepare(runDirectory)
+        // Created if missing; its permissions are checked as the supervisor's service starts.
+        try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         _ = try StackLock.acquire(runDirectory, role: "socket directory")
         let binDirectory = layout.executables
         await ServiceHost.run(name: "supervisor") { context in
