@@ -190,7 +190,7 @@ final class RegistryServer: Sendable {
     /// A listing fits one answer: a letter too large to show whole (8 MiB of bytes that are not
     /// UTF-8 would be 35 MB of JSON) is a preview with its size, and the rows stop at the budget.
     /// Shown at a 64 KiB budget, the same proportions as the 8 MiB one.
-    @Test func theDeadLetterListingFitsOneAnswer() {
+    @Test func theDeadLetterListingFitsOneAnswer() throws {
         func letter(_ id: Int64, _ raw: [UInt8]) -> Spool.StoredDeadLetter {
             Spool.StoredDeadLetter(
                 id: id,
@@ -217,6 +217,15 @@ final class RegistryServer: Sendable {
         let euros = Spool.StoredDeadLetter.listing([letter(3, Array(String(repeating: "€", count: 20_000).utf8))], budget: budget)
         let preview = euros.rows.first?["raw"]?.stringValue ?? ""
         #expect(!preview.isEmpty && preview.allSatisfy { $0 == "€" } && preview.utf8.count <= budget / 128, "\(preview.suffix(3))")
+        // Read from the spool for a listing, a large letter comes shortened, with its whole size.
+        let (spool, path) = try temporarySpool()
+        defer { cleanUp(path) }
+        try spool.append(events: [], deadLetters: [huge.letter, small.letter])
+        let read = try spool.deadLetters(app: "acme", limit: 10, shortenOver: budget / 16, shortenTo: budget / 128 + 4)
+        #expect(read.map(\.letter.raw.count).sorted() == [3, budget / 128 + 4] && read.map(\.rawBytes).sorted() == [3, 64 << 10])
+        let fromSpool = Spool.StoredDeadLetter.listing(read, budget: budget)
+        #expect(fromSpool.rows.contains { $0["raw_truncated"] == true && $0["raw_bytes"] == .int(64 << 10) })
+        #expect(try spool.deadLetters(app: "acme", limit: 10).map(\.letter.raw.count).sorted() == [3, 64 << 10])
         let many = (1...40).map { letter(Int64($0), [UInt8](repeating: 0x41, count: 3 << 10)) }
         let cut = Spool.StoredDeadLetter.listing(many, budget: budget)
         let listed = cut.rows.reduce(0) { $0 + $1.serialized().count }

@@ -84,7 +84,15 @@ public enum IngestService {
         router.register(IngestDeadLettersList.self) { params in
             let app = params.app
             let limit = params.limit ?? 100
-            let rows = try await NIOThreadPool.singleton.runIfActive { try spool.deadLetters(app: app, limit: max(1, min(limit, 10_000))) }
+            // Large letters are read by their first bytes only: a listing shows no more of them.
+            let rows = try await NIOThreadPool.singleton.runIfActive {
+                try spool.deadLetters(
+                    app: app,
+                    limit: max(1, min(limit, 10_000)),
+                    shortenOver: Spool.StoredDeadLetter.previewOver,
+                    shortenTo: Spool.StoredDeadLetter.previewBytes + 4
+                )
+            }
             let listing = Spool.StoredDeadLetter.listing(rows)
             return ["rows": .array(listing.rows), "complete": .bool(listing.complete)]
         }

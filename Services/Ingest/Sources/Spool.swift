@@ -297,6 +297,21 @@ public final class Spool: Sendable {
         public var id: Int64
         public var receivedAt: String
         public var letter: DeadLetter
+        /// The record's whole size: more than `letter.raw` holds when it was read shortened.
+        public var rawBytes: Int
+
+        public init(id: Int64, receivedAt: String, letter: DeadLetter, rawBytes: Int? = nil) {
+            self.id = id
+            self.receivedAt = receivedAt
+            self.letter = letter
+            self.rawBytes = rawBytes ?? letter.raw.count
+        }
+
+        /// What a listing shows of a letter (``listing(_:budget:)`` at its default budget): a
+        /// letter over `previewOver` bytes, by its first `previewBytes`.
+        public static let listingBudget = 8 << 20
+        public static let previewOver = listingBudget / 16
+        public static let previewBytes = listingBudget / 128
 
         /// `raw` as text; a record whose bytes are not UTF-8 also gets them exactly, as `raw_base64`.
         public var json: JSON { json(preview: nil) }
@@ -309,13 +324,13 @@ public final class Spool: Sendable {
                 "source": .string(letter.source), "record": .optional(letter.record), "message": .optional(letter.message),
                 "code": .string(letter.error.code.rawValue), "field": .optional(letter.error.field), "error": .string(letter.error.message),
             ]
-            if let preview, letter.raw.count > preview {
+            if let preview, rawBytes > preview {
                 // Cut before a character's continuation bytes, so that the cut adds no U+FFFD of its own.
-                var cut = preview
-                while cut > 0, letter.raw[cut] & 0xC0 == 0x80, preview - cut < 3 { cut -= 1 }
+                var cut = min(preview, letter.raw.count)
+                while cut > 0, cut < letter.raw.count, letter.raw[cut] & 0xC0 == 0x80, preview - cut < 3 { cut -= 1 }
                 object["raw"] = .string(String(decoding: letter.raw.prefix(cut), as: UTF8.self))
                 object["raw_truncated"] = true
-                object["raw_bytes"] = .int(Int64(letter.raw.count))
+                object["raw_bytes"] = .int(Int64(rawBytes))
             } else {
                 object["raw"] = .string(String(decoding: letter.raw, as: UTF8.self))
                 if String(validating: letter.raw, as: UTF8.self) == nil { object["raw_base64"] = .string(Data(letter.raw).base64EncodedString()) }
@@ -327,11 +342,11 @@ public final class Spool: Sendable {
         /// over a sixteenth of it (512 KiB by default, which as JSON may take seven times its size)
         /// is shown by a preview of a 128th (64 KiB), and the rows stop at the budget.
         /// - Returns: the rows, and whether every letter is among them.
-        public static func listing(_ letters: [StoredDeadLetter], budget: Int = 8 << 20) -> (rows: [JSON], complete: Bool) {
+        public static func listing(_ letters: [StoredDeadLetter], budget: Int = listingBudget) -> (rows: [JSON], complete: Bool) {
             var rows: [JSON] = []
             var total = 0
             for letter in letters {
-                let row = letter.letter.raw.count > budget / 16 ? letter.json(preview: budget / 128) : letter.json
+                let row = letter.rawBytes > budget / 16 ? letter.json(preview: budget / 128) : letter.json
                 let size = row.serialized().count
                 guard total + size <= budget else { return (rows, false) }
                 total += size
@@ -342,17 +357,31 @@ public final class Spool: Sendable {
     }
 
     /// Dead letters, newest first, optionally for one app and/or only the given ids.
-    public func deadLetters(app: String?, ids: [Int64]? = nil, limit: Int) throws(SQLiteError) -> [StoredDeadLetter] {
+    /// - Parameter shortenOver: when given, a letter over that many bytes comes with only its
+    ///   first `shortenTo` (``StoredDeadLetter/rawBytes`` keeps its size), so that a listing
+    ///   never reads large letters whole.
+    public func deadLetters(
+        app: String?,
+        ids: [Int64]? = nil,
+        limit: Int,
+        shortenOver: Int? = nil,
+        shortenTo: Int = 0
+    ) throws(SQLiteError) -> [StoredDeadLetter] {
         try database.withConnection { (connection) throws(SQLiteError) -> [StoredDeadLetter] in
             var rows: [StoredDeadLetter] = []
             let idList = ids.map { JSON.array($0.map(JSON.int)).serializedString() }
             let sql = """
-                SELECT id, received_at, app, format, source, record, message, error_code, error_field, error_message, raw
+                SELECT id, received_at, app, format, source, record, message, error_code, error_field, error_message,
+                       CASE WHEN ?4 IS NOT NULL AND length(raw) > ?4 THEN substr(raw, 1, ?5) ELSE raw END AS raw, length(raw) AS raw_bytes
                 FROM dead_letters
                 WHERE (?1 IS NULL OR app = ?1) AND (?2 IS NULL OR id IN (SELECT value FROM json_each(?2)))
                 ORDER BY id DESC LIMIT ?3
                 """
-            try connection.query(sql, [app.map(SQLiteValue.text) ?? .null, idList.map(SQLiteValue.text) ?? .null, .integer(Int64(limit))]) { row in
+            let parameters: [SQLiteValue] = [
+                app.map(SQLiteValue.text) ?? .null, idList.map(SQLiteValue.text) ?? .null, .integer(Int64(limit)),
+                shortenOver.map { .integer(Int64($0)) } ?? .null, .integer(Int64(shortenTo)),
+            ]
+            try connection.query(sql, parameters) { row in
                 let error = EventError(
                     EventError.Code(rawValue: row.text("error_code") ?? ""),
                     field: row.text("error_field"),
@@ -370,7 +399,8 @@ public final class Spool: Sendable {
                             message: row.isNull("message") ? nil : Int(row.integer("message")),
                             error: error,
                             raw: row.blob("raw")
-                        )
+                        ),
+                        rawBytes: Int(row.integer("raw_bytes"))
                     )
                 )
             }
