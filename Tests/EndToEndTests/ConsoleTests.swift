@@ -208,8 +208,16 @@ import Testing
             #expect(answer.status == 400 && answer.headers.first(name: "Content-Type")?.hasPrefix("text/html") == true)
 
             // Replaying dead letters: a POST with the session's CSRF token and the app's write key.
+            // One of them holds terminal escapes: the page shows none of its control characters.
+            let escapes = stack.directory + "/escapes.jsonl"
+            try Data(Array(#"{"type":"track","event":""#.utf8) + [0x1B, 0x07, 0x00] + Array(#"","userId":"u"}"#.utf8) + [0x0A])
+                .write(to: URL(fileURLWithPath: escapes))
+            #expect(try await stack.cli(["ingest", escapes, "--app", "acme"]).status == 2)
             let pipeline = try await Self.request(.GET, base + "/apps/acme/pipeline", cookie: cookie)
             #expect(pipeline.status == 200)
+            #expect(!pipeline.body.unicodeScalars.contains { $0.value < 0x09 || $0.value == 0x1B }, "control characters on the page")
+            let listedCount = try await stack.call("ingest", "ingest.deadletters.list", ["app": "acme"])["rows"]?.arrayValue?.count ?? 0
+            #expect(pipeline.body.contains("The newest \(listedCount) records ingest refused"), "\(pipeline.body.prefix(3000))")
             let csrf = try #require(
                 pipeline.body.components(separatedBy: "name=\"csrf\" value=\"").dropFirst().first?.split(separator: "\"").first.map(String.init)
             )

@@ -301,8 +301,18 @@ struct Console: Sendable {
     // MARK: Rendering
 
     func render(_ template: String, _ value: Any, status: HTTPResponse.Status) -> Response {
-        let html = library.render(value, withTemplate: template) ?? "template \(template) is missing"
+        var html = library.render(value, withTemplate: template) ?? "template \(template) is missing"
+        // Mustache escapes markup, not control characters, and values a client chose (event
+        // names, dead letters) may hold them: they become U+FFFD, as in charts.
+        if html.unicodeScalars.contains(where: Self.isControl) {
+            html = String(String.UnicodeScalarView(html.unicodeScalars.map { Self.isControl($0) ? "\u{FFFD}" : $0 }))
+        }
         return Response(status: status, headers: Self.pageHeaders, body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    /// Controls other than tab, newline and carriage return: none belongs in a page.
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        (scalar.value < 0x20 && scalar != "\t" && scalar != "\n" && scalar != "\r") || scalar.value == 0x7F
     }
 
     /// Pages load nothing from elsewhere and no inline script or style: a strict policy holds.

@@ -53,11 +53,19 @@ extension ConsolePage {
         view.sections.append(SectionView(heading: "Write path", note: tiles.isEmpty ? "ingest and identity do not answer." : nil, tiles: tiles))
 
         do {
-            let letters = try await services.ingest.call(IngestDeadLettersList.self, .init(app: token, limit: 100))["rows"]?.arrayValue ?? []
+            let listed = try await services.ingest.call(IngestDeadLettersList.self, .init(app: token, limit: 100))
+            // A letter too large to list whole is a preview: say how large it is.
+            let letters: [JSON] = (listed["rows"]?.arrayValue ?? []).map { row in
+                guard row["raw_truncated"] == true, var object = row.objectValue else { return row }
+                object["raw"] = .string((row["raw"]?.stringValue ?? "") + " … (\(TableText.cell(row["raw_bytes"])) bytes in all)")
+                return .object(object)
+            }
+            let cut = listed["complete"] == false ? ", as many as fit one page" : ""
             var section = SectionView(
                 heading: "Dead letters",
                 note: letters.isEmpty
-                    ? "None: every record this app sent was accepted." : "The newest 100 records ingest refused, with the field and the reason.",
+                    ? "None: every record this app sent was accepted."
+                    : "The newest \(letters.count) records ingest refused\(cut), with the field and the reason.",
                 table: letters.isEmpty ? nil : table(letters, columns: ["id", "received_at", "source", "record", "code", "field", "error", "raw"])
             )
             if !letters.isEmpty {
