@@ -35,8 +35,10 @@ final class RegistryServer: Sendable {
             group.addTask { try await server.run() }
             // The registry is up for the whole body: a call that misses its deadline here would be the machine's load, not ingest.
             let client = ReconnectingClient(socketPath: path, deadlineScale: 20)
-            // Ready when a call answers; a loaded machine (tests run in parallel) may take seconds.
-            let readyBy = ContinuousClock.now + .seconds(30)
+            // Ready when a call answers. The fuzzers run synchronously on the two cooperative
+            // threads at the start of the suite and held every other test for 31 s in one run, so
+            // this waits for a broken registry, not a busy one.
+            let readyBy = ContinuousClock.now + .seconds(120)
             while (try? await client.call(AppsGet.self, AppParams(app: "acme"))) == nil {
                 guard ContinuousClock.now < readyBy else { throw IngestError(.storageUnavailable, "the test registry never answered") }
                 try await Task.sleep(for: .milliseconds(10))
