@@ -276,16 +276,14 @@ final class SMTPSession: Sendable {
         let mechanisms = extensions.withLock { list in
             list.first { $0.hasPrefix("AUTH ") || $0.hasPrefix("AUTH=") }.map { $0.dropFirst(5).split(separator: " ").map(String.init) } ?? []
         }
-        let plainToken = Data(([0] + Array(username.utf8) + [0] + Array(password.utf8))).base64EncodedString()
-        let encodedUsername = Data(username.utf8).base64EncodedString()
-        let encodedPassword = Data(password.utf8).base64EncodedString()
         do throws(SMTPFailure) {
             if mechanisms.contains("PLAIN") || !mechanisms.contains("LOGIN") {
-                _ = try await command("AUTH PLAIN " + plainToken, expecting: 235, echo: "AUTH PLAIN")
+                let token = Data(([0] + Array(username.utf8) + [0] + Array(password.utf8))).base64EncodedString()
+                _ = try await command("AUTH PLAIN " + token, expecting: 235, echo: "AUTH PLAIN")
             } else {
                 _ = try await command("AUTH LOGIN", expecting: 334)
-                _ = try await command(encodedUsername, expecting: 334, echo: "(username)")
-                _ = try await command(encodedPassword, expecting: 235, echo: "(password)")
+                _ = try await command(Data(username.utf8).base64EncodedString(), expecting: 334, echo: "(username)")
+                _ = try await command(Data(password.utf8).base64EncodedString(), expecting: 235, echo: "(password)")
             }
         } catch {
             let detail = error.quotesServer ? "the server's words are not kept, as they may repeat the credentials" : error.message
